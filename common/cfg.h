@@ -1,0 +1,81 @@
+/* cfg: the one YAML configuration file (libyaml), with defaults for every key.
+ *
+ * The struct is plain data that every stage reads, so its fields are public.
+ * Sizes are bytes, durations milliseconds, times unix seconds. A bad file is
+ * refused whole with one line naming file, line, column and key; nothing is
+ * half-applied.
+ */
+#ifndef VIGIL_CFG_H
+#define VIGIL_CFG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CFG_ERR_MAX 512
+
+enum cfg_role {
+	CFG_ROLE_SENTINEL = 0,
+	CFG_ROLE_PROCTOR,
+	CFG_ROLE_ARCHIVIST,
+	CFG_ROLE_OPERATOR,
+	CFG_ROLE_COUNT,
+};
+
+struct cfg_listen {
+	char host[64];   /* "0.0.0.0", "127.0.0.1", "::" (brackets removed) */
+	uint16_t port;   /* 0 lets the kernel choose (tests) */
+};
+
+struct cfg_token {
+	char *name;
+	enum cfg_role role;
+	char *token;      /* the secret, read from token_file when that was given */
+	char *token_file; /* NULL when the token was inline */
+	int64_t expires;  /* unix seconds, 0 = never */
+};
+
+struct cfg {
+	char *path;       /* the file it was loaded from, "" for defaults */
+	char *instance;   /* [A-Za-z0-9_-]{1,32}: names the shm ring /vigil-<instance> */
+	char *run_dir;
+	char *data_dir;
+	struct cfg_listen listen_ingest, listen_relay, listen_http;
+	char *tls_cert, *tls_key; /* NULL when TLS is off */
+	int64_t buffer_seconds;
+	uint64_t ring_size;
+	int64_t max_sentinels, max_proctors;
+	uint64_t max_message_bytes;
+	int64_t proctor_queue_seconds;
+	int64_t timeout_register_ms, timeout_idle_ms, timeout_heartbeat_ms;
+	bool sentinel_auth;  /* auth.sentinel: required (true) | none (false) */
+	struct cfg_token *tokens;
+	size_t n_tokens;
+	int64_t retention_days;
+	uint64_t archive_max_bytes;
+	char *log_level;     /* "info" unless set */
+};
+
+/* Loads path ("" or NULL: the defaults alone). On failure returns -EINVAL
+ * (or -errno when the file cannot be read) and writes one line into err:
+ * "FILE:LINE:COL: KEY: what was expected". */
+int cfg_load(const char *path, struct cfg **ret_cfg, char *err, size_t errlen);
+void cfg_free(struct cfg *cfg);
+
+/* "sentinel", "proctor", ... */
+const char *cfg_role_name(enum cfg_role role);
+int cfg_role_parse(const char *name, enum cfg_role *ret_role);
+
+/* Value parsers shared with the command lines: "512MiB", "8MiB", "1024",
+ * "200GiB"; "5s", "500ms", "2m", "1h"; "2026-12-01T00:00:00Z". */
+int cfg_parse_size(const char *s, uint64_t *ret_bytes);
+int cfg_parse_duration(const char *s, int64_t *ret_ms);
+int cfg_parse_time(const char *s, int64_t *ret_unix);
+int cfg_parse_listen(const char *s, struct cfg_listen *ret_listen);
+
+/* The effective configuration as a JSON object (jansson json_t *, returned
+ * as void * to keep jansson out of this header), with every secret replaced
+ * by "***" when redact is set. Caller json_decref()s it. */
+void *cfg_to_json(const struct cfg *cfg, bool redact);
+
+#endif

@@ -1,0 +1,33 @@
+/* log: stage-tagged logging to stderr.
+ *
+ * Every line is "TIME STAGE[PID] LEVEL: message", one line per call, written
+ * with a single write(2) so lines from several processes never interleave.
+ * vigild captures each stage's stderr and keeps the last lines for vigilctl.
+ */
+#ifndef VIGIL_LOG_H
+#define VIGIL_LOG_H
+
+enum log_level {
+	LOG_LVL_ERROR = 0,
+	LOG_LVL_WARN,
+	LOG_LVL_INFO,
+	LOG_LVL_DEBUG,
+};
+
+/* Names the process in every line ("vigild", "ingest", ...). Not copied. */
+void log_open(const char *stage);
+void log_set_level(enum log_level level);
+enum log_level log_get_level(void);
+/* Parses "error", "warn", "info", "debug"; returns -EINVAL otherwise. */
+int log_level_parse(const char *name, enum log_level *ret_level);
+
+/* err is a negative errno (or 0): its text is appended as ": strerror". */
+void log_msg(enum log_level level, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#define log_error(err, ...) log_msg(LOG_LVL_ERROR, (err), __VA_ARGS__)
+#define log_warn(err, ...)  log_msg(LOG_LVL_WARN, (err), __VA_ARGS__)
+#define log_info(...)       log_msg(LOG_LVL_INFO, 0, __VA_ARGS__)
+#define log_debug(...)      log_msg(LOG_LVL_DEBUG, 0, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,36 @@
+/* mp: small helpers over msgpack-c objects and packers, shared by the bus and
+ * envelope codecs. Lookups return -ENOENT for a missing key and -EINVAL for a
+ * key of the wrong type; ret_* stay untouched on failure. */
+#ifndef VIGIL_MP_H
+#define VIGIL_MP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+const msgpack_object *mp_map_get(const msgpack_object *map, const char *key);
+bool mp_str_eq(const msgpack_object *obj, const char *s);
+
+int mp_get_str(const msgpack_object *map, const char *key, const char **ret_str,
+	       size_t *ret_len);
+/* Copies a string value into buf, NUL-terminated; -ENAMETOOLONG when it does not fit. */
+int mp_get_strbuf(const msgpack_object *map, const char *key, char *buf, size_t size);
+int mp_get_int(const msgpack_object *map, const char *key, int64_t *ret_val);
+/* Accepts integers and floats. */
+int mp_get_double(const msgpack_object *map, const char *key, double *ret_val);
+int mp_get_bool(const msgpack_object *map, const char *key, bool *ret_val);
+int mp_get_bin(const msgpack_object *map, const char *key, const void **ret_data,
+	       size_t *ret_len);
+int mp_get_map(const msgpack_object *map, const char *key, const msgpack_object **ret_map);
+int mp_get_array(const msgpack_object *map, const char *key, const msgpack_object **ret_array);
+
+void mp_pack_str(msgpack_packer *pk, const char *s);
+void mp_pack_kv_str(msgpack_packer *pk, const char *key, const char *val);
+void mp_pack_kv_int(msgpack_packer *pk, const char *key, int64_t val);
+void mp_pack_kv_double(msgpack_packer *pk, const char *key, double val);
+void mp_pack_kv_bool(msgpack_packer *pk, const char *key, bool val);
+void mp_pack_kv_bin(msgpack_packer *pk, const char *key, const void *data, size_t len);
+
+#endif
