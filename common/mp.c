@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "mp.h"
 
 bool
@@ -200,4 +202,58 @@ mp_pack_kv_bin(msgpack_packer *pk, const char *key, const void *data, size_t len
 	mp_pack_str(pk, key);
 	msgpack_pack_bin(pk, len);
 	msgpack_pack_bin_body(pk, data, len);
+}
+
+void *
+mp_to_json(const msgpack_object *obj)
+{
+	json_t *j = NULL, *v;
+
+	switch (obj->type) {
+	case MSGPACK_OBJECT_NIL:
+		return json_null();
+	case MSGPACK_OBJECT_BOOLEAN:
+		return json_boolean(obj->via.boolean);
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+		return json_integer(obj->via.u64 > INT64_MAX ? INT64_MAX : (json_int_t)obj->via.u64);
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+		return json_integer(obj->via.i64);
+	case MSGPACK_OBJECT_FLOAT32:
+	case MSGPACK_OBJECT_FLOAT64:
+		return json_real(obj->via.f64);
+	case MSGPACK_OBJECT_STR:
+		return json_stringn_nocheck(obj->via.str.ptr, obj->via.str.size);
+	case MSGPACK_OBJECT_BIN:
+		/* Bus bodies carry no bytes; show the size rather than dump them. */
+		return json_integer((json_int_t)obj->via.bin.size);
+	case MSGPACK_OBJECT_ARRAY:
+		j = json_array();
+		for (uint32_t i = 0; j != NULL && i < obj->via.array.size; i++) {
+			v = mp_to_json(&obj->via.array.ptr[i]);
+			if (v == NULL || json_array_append_new(j, v) < 0)
+				goto err_free;
+		}
+		return j;
+	case MSGPACK_OBJECT_MAP:
+		j = json_object();
+		for (uint32_t i = 0; j != NULL && i < obj->via.map.size; i++) {
+			const msgpack_object_kv *kv = &obj->via.map.ptr[i];
+			char key[128];
+
+			if (kv->key.type != MSGPACK_OBJECT_STR || kv->key.via.str.size >= sizeof(key))
+				continue;
+			memcpy(key, kv->key.via.str.ptr, kv->key.via.str.size);
+			key[kv->key.via.str.size] = '\0';
+			v = mp_to_json(&kv->val);
+			if (v == NULL || json_object_set_new(j, key, v) < 0)
+				goto err_free;
+		}
+		return j;
+	default:
+		return json_null();
+	}
+
+err_free:
+	json_decref(j);
+	return NULL;
 }

@@ -1,0 +1,1199 @@
+/* cfg: loads the YAML configuration (libyaml document API) over built-in defaults.
+ *
+ * A table of keys drives the walk: each entry says where a value lands, how it
+ * is parsed and what bounds it has. The first fault stops the load with one
+ * "FILE:LINE:COL: KEY: message" line; the caller never sees a half-filled cfg.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <yaml.h>
+
+#include "cfg.h"
+
+#define CFG_KIB            1024ULL
+#define CFG_MIB            (1024ULL * CFG_KIB)
+#define CFG_GIB            (1024ULL * CFG_MIB)
+#define CFG_TIB            (1024ULL * CFG_GIB)
+#define CFG_SEC_MS         1000LL
+#define CFG_DAY_MS         (86400LL * CFG_SEC_MS)
+#define CFG_FILE_MAX       (1024 * 1024) /* a config file beyond this is a mistake */
+#define CFG_TOKEN_FILE_MAX 4096
+#define CFG_KEY_MAX        160 /* dotted key paths in messages */
+#define CFG_FOUND_MAX      64  /* quoted values in messages */
+#define CFG_FOUND_CHARS    40
+
+/* How a key's value is parsed and stored. */
+enum cfg_kind {
+	CFG_K_MAP,      /* a nested map: sub[] */
+	CFG_K_TOKENS,   /* auth.tokens: a list of maps */
+	CFG_K_NAME,     /* char *, [A-Za-z0-9_-]{1,32} */
+	CFG_K_STR,      /* char *, non-empty */
+	CFG_K_OPTSTR,   /* char *, non-empty or null (NULL) */
+	CFG_K_LISTEN,   /* struct cfg_listen */
+	CFG_K_INT,      /* int64_t in min..max */
+	CFG_K_SIZE,     /* uint64_t bytes in min..max */
+	CFG_K_DURATION, /* int64_t ms in min..max */
+	CFG_K_TIME,     /* int64_t unix seconds */
+	CFG_K_LEVEL,    /* char *, one of cfg_levels */
+	CFG_K_SENTINEL, /* bool, required | none */
+	CFG_K_ROLE,     /* enum cfg_role */
+};
+
+/* Nodes kept for the checks that involve more than one key. */
+enum cfg_slot {
+	CFG_SLOT_NONE = 0,
+	CFG_SLOT_RING,
+	CFG_SLOT_MSG,
+	CFG_SLOT_CERT,
+	CFG_SLOT_KEY,
+	CFG_SLOT_TOKEN,
+	CFG_SLOT_TOKEN_FILE,
+	CFG_SLOT_COUNT,
+};
+
+struct cfg_key {
+	const char *name;
+	enum cfg_kind kind;
+	size_t off; /* into struct cfg, or struct cfg_token below auth.tokens */
+	int64_t min, max;
+	bool zero_ok; /* sizes: 0 means unlimited */
+	enum cfg_slot slot;
+	const struct cfg_key *sub;
+};
+
+struct cfg_ctx {
+	const char *file;
+	char *err;
+	size_t errlen;
+	yaml_document_t *doc;
+	struct cfg *cfg;
+	yaml_node_t *where[CFG_SLOT_COUNT];
+};
+
+static const char *const cfg_role_names[CFG_ROLE_COUNT] = {
+	[CFG_ROLE_SENTINEL] = "sentinel",
+	[CFG_ROLE_PROCTOR] = "proctor",
+	[CFG_ROLE_ARCHIVIST] = "archivist",
+	[CFG_ROLE_OPERATOR] = "operator",
+};
+static const char *const cfg_levels[] = { "error", "warn", "info", "debug" };
+static const char *const cfg_sentinel_modes[] = { "required", "none" };
+
+#define C(field) offsetof(struct cfg, field)
+#define T(field) offsetof(struct cfg_token, field)
+
+static const struct cfg_key cfg_keys_listen[] = {
+	{ .name = "ingest", .kind = CFG_K_LISTEN, .off = C(listen_ingest) },
+	{ .name = "relay", .kind = CFG_K_LISTEN, .off = C(listen_relay) },
+	{ .name = "http", .kind = CFG_K_LISTEN, .off = C(listen_http) },
+	{ 0 },
+};
+static const struct cfg_key cfg_keys_tls[] = {
+	{ .name = "cert", .kind = CFG_K_OPTSTR, .off = C(tls_cert), .slot = CFG_SLOT_CERT },
+	{ .name = "key", .kind = CFG_K_OPTSTR, .off = C(tls_key), .slot = CFG_SLOT_KEY },
+	{ 0 },
+};
+static const struct cfg_key cfg_keys_ring[] = {
+	{ .name = "size", .kind = CFG_K_SIZE, .off = C(ring_size), .min = (int64_t)CFG_MIB,
+	  .max = (int64_t)(64 * CFG_GIB), .slot = CFG_SLOT_RING },
+	{ 0 },
+};
+static const struct cfg_key cfg_keys_limits[] = {
+	{ .name = "max_sentinels", .kind = CFG_K_INT, .off = C(max_sentinels), .min = 1,
+	  .max = 10000 },
+	{ .name = "max_proctors", .kind = CFG_K_INT, .off = C(max_proctors), .min = 1,
+	  .max = 100000 },
+	{ .name = "max_message_bytes", .kind = CFG_K_SIZE, .off = C(max_message_bytes),
+	  .min = (int64_t)CFG_KIB, .max = (int64_t)(256 * CFG_MIB), .slot = CFG_SLOT_MSG },
+	{ .name = "proctor_queue_seconds", .kind = CFG_K_INT, .off = C(proctor_queue_seconds),
+	  .min = 1, .max = 600 },
+	{ 0 },
+};
+static const struct cfg_key cfg_keys_timeouts[] = {
+	{ .name = "register", .kind = CFG_K_DURATION, .off = C(timeout_register_ms), .min = 1,
+	  .max = CFG_DAY_MS },
+	{ .name = "idle", .kind = CFG_K_DURATION, .off = C(timeout_idle_ms), .min = 1,
+	  .max = CFG_DAY_MS },
+	/* The watchdog ticks in seconds: a shorter heartbeat would only add noise. */
+	{ .name = "stage_heartbeat", .kind = CFG_K_DURATION, .off = C(timeout_heartbeat_ms),
+	  .min = CFG_SEC_MS, .max = CFG_DAY_MS },
+	{ 0 },
+};
+static const struct cfg_key cfg_keys_token[] = {
+	{ .name = "name", .kind = CFG_K_STR, .off = T(name) },
+	{ .name = "role", .kind = CFG_K_ROLE, .off = T(role) },
+	{ .name = "token", .kind = CFG_K_STR, .off = T(token), .slot = CFG_SLOT_TOKEN },
+	{ .name = "token_file", .kind = CFG_K_STR, .off = T(token_file),
+	  .slot = CFG_SLOT_TOKEN_FILE },
+	{ .name = "expires", .kind = CFG_K_TIME, .off = T(expires) },
+	{ 0 },
+};
+static const struct cfg_key cfg_keys_auth[] = {
+	{ .name = "sentinel", .kind = CFG_K_SENTINEL, .off = C(sentinel_auth) },
+	{ .name = "tokens", .kind = CFG_K_TOKENS },
+	{ 0 },
+};
+static const struct cfg_key cfg_keys_archive[] = {
+	{ .name = "retention_days", .kind = CFG_K_INT, .off = C(retention_days), .min = 0,
+	  .max = 36500 },
+	{ .name = "max_bytes", .kind = CFG_K_SIZE, .off = C(archive_max_bytes),
+	  .min = (int64_t)CFG_MIB, .max = INT64_MAX, .zero_ok = true },
+	{ 0 },
+};
+static const struct cfg_key cfg_keys_top[] = {
+	{ .name = "instance", .kind = CFG_K_NAME, .off = C(instance) },
+	{ .name = "run_dir", .kind = CFG_K_STR, .off = C(run_dir) },
+	{ .name = "data_dir", .kind = CFG_K_STR, .off = C(data_dir) },
+	{ .name = "log_level", .kind = CFG_K_LEVEL, .off = C(log_level) },
+	{ .name = "listen", .kind = CFG_K_MAP, .sub = cfg_keys_listen },
+	{ .name = "tls", .kind = CFG_K_MAP, .sub = cfg_keys_tls },
+	{ .name = "buffer_seconds", .kind = CFG_K_INT, .off = C(buffer_seconds), .min = 1,
+	  .max = 3600 },
+	{ .name = "ring", .kind = CFG_K_MAP, .sub = cfg_keys_ring },
+	{ .name = "limits", .kind = CFG_K_MAP, .sub = cfg_keys_limits },
+	{ .name = "timeouts", .kind = CFG_K_MAP, .sub = cfg_keys_timeouts },
+	{ .name = "auth", .kind = CFG_K_MAP, .sub = cfg_keys_auth },
+	{ .name = "archive", .kind = CFG_K_MAP, .sub = cfg_keys_archive },
+	{ 0 },
+};
+
+#undef C
+#undef T
+
+/* ---- value parsers ---- */
+
+/* One or more decimal digits; *ret_end points past them. */
+static int
+cfg_digits(const char *s, uint64_t *ret_value, const char **ret_end)
+{
+	uint64_t v = 0;
+	const char *p;
+
+	for (p = s; *p >= '0' && *p <= '9'; p++) {
+		if (v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
+			return -ERANGE;
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	if (p == s)
+		return -EINVAL;
+	*ret_value = v;
+	*ret_end = p;
+	return 0;
+}
+
+/* A number, an optional space, then a unit from the table (NULL-terminated). */
+static int
+cfg_parse_unit(const char *s, const char *const *units, const uint64_t *mults, uint64_t max,
+	       uint64_t *ret_value)
+{
+	const char *end;
+	uint64_t n;
+	int r;
+
+	r = cfg_digits(s, &n, &end);
+	if (r < 0)
+		return r;
+	if (*end == ' ' && end[1] != '\0')
+		end++;
+	for (size_t i = 0; units[i]; i++) {
+		if (strcmp(end, units[i]) != 0)
+			continue;
+		if (n > max / mults[i])
+			return -ERANGE;
+		*ret_value = n * mults[i];
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int
+cfg_parse_size(const char *s, uint64_t *ret_bytes)
+{
+	static const char *const units[] = { "", "B", "KiB", "MiB", "GiB", "TiB", "KB", "MB",
+					     "GB", "TB", "k", "K", "M", "G", NULL };
+	static const uint64_t mults[] = { 1, 1, CFG_KIB, CFG_MIB, CFG_GIB, CFG_TIB,
+					  1000ULL, 1000000ULL, 1000000000ULL, 1000000000000ULL,
+					  CFG_KIB, CFG_KIB, CFG_MIB, CFG_GIB };
+
+	return cfg_parse_unit(s, units, mults, UINT64_MAX, ret_bytes);
+}
+
+int
+cfg_parse_duration(const char *s, int64_t *ret_ms)
+{
+	static const char *const units[] = { "", "ms", "s", "m", "h", "d", NULL };
+	static const uint64_t mults[] = { 1000, 1, 1000, 60000, 3600000, 86400000 };
+	uint64_t ms;
+	int r;
+
+	r = cfg_parse_unit(s, units, mults, INT64_MAX, &ms);
+	if (r < 0)
+		return r;
+	*ret_ms = (int64_t)ms;
+	return 0;
+}
+
+/* Exactly n digits. */
+static int
+cfg_fixed(const char **p, int n, int *ret_value)
+{
+	int v = 0;
+
+	for (int i = 0; i < n; i++) {
+		if ((*p)[i] < '0' || (*p)[i] > '9')
+			return -EINVAL;
+		v = v * 10 + ((*p)[i] - '0');
+	}
+	*p += n;
+	*ret_value = v;
+	return 0;
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm). */
+static int64_t
+cfg_days(int y, int m, int d)
+{
+	int64_t era, yoe, doy;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	return era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
+}
+
+int
+cfg_parse_time(const char *s, int64_t *ret_unix)
+{
+	static const int mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	int y, mo, d, h, mi, sec, oh = 0, om = 0, sign = 0;
+	const char *p = s;
+	bool leap;
+	int64_t t;
+
+	if (cfg_fixed(&p, 4, &y) < 0 || *p++ != '-' || cfg_fixed(&p, 2, &mo) < 0 || *p++ != '-' ||
+	    cfg_fixed(&p, 2, &d) < 0 || *p++ != 'T' || cfg_fixed(&p, 2, &h) < 0 || *p++ != ':' ||
+	    cfg_fixed(&p, 2, &mi) < 0 || *p++ != ':' || cfg_fixed(&p, 2, &sec) < 0)
+		return -EINVAL;
+	if (*p == '.') { /* fractions of a second are dropped */
+		if (*++p < '0' || *p > '9')
+			return -EINVAL;
+		while (*p >= '0' && *p <= '9')
+			p++;
+	}
+	if (*p == 'Z') {
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		sign = *p++ == '+' ? 1 : -1;
+		if (cfg_fixed(&p, 2, &oh) < 0 || *p++ != ':' || cfg_fixed(&p, 2, &om) < 0)
+			return -EINVAL;
+	} else {
+		return -EINVAL;
+	}
+	if (*p != '\0')
+		return -EINVAL;
+	leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+	if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] + (mo == 2 && leap) ||
+	    h > 23 || mi > 59 || sec > 59 || oh > 23 || om > 59)
+		return -EINVAL;
+	t = cfg_days(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - sign * (oh * 3600 + om * 60);
+	if (t < 0)
+		return -ERANGE;
+	*ret_unix = t;
+	return 0;
+}
+
+int
+cfg_parse_listen(const char *s, struct cfg_listen *ret_listen)
+{
+	struct cfg_listen l = { 0 };
+	const char *colon, *port, *end;
+	unsigned char addr[16];
+	size_t hostlen;
+	uint64_t n;
+	int r;
+
+	if (s[0] == '[') {
+		colon = strchr(s, ']');
+		if (!colon || colon[1] != ':')
+			return -EINVAL;
+		hostlen = (size_t)(colon - s - 1);
+		port = colon + 2;
+		if (hostlen == 0 || hostlen >= sizeof(l.host))
+			return -EINVAL;
+		memcpy(l.host, s + 1, hostlen);
+		if (inet_pton(AF_INET6, l.host, addr) != 1)
+			return -EINVAL;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon)
+			return -EINVAL;
+		hostlen = (size_t)(colon - s);
+		port = colon + 1;
+		if (hostlen == 0 || hostlen >= sizeof(l.host) || s[0] == '-' || s[0] == '.')
+			return -EINVAL;
+		memcpy(l.host, s, hostlen);
+		/* A host name, or an IPv4 address when it is only digits and dots. */
+		if (strspn(l.host, "0123456789.") == hostlen) {
+			if (inet_pton(AF_INET, l.host, addr) != 1)
+				return -EINVAL;
+		} else if (strspn(l.host, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+					  "0123456789.-") != hostlen) {
+			return -EINVAL; /* an IPv6 address without brackets lands here too */
+		}
+	}
+	r = cfg_digits(port, &n, &end);
+	if (r < 0 || *end != '\0')
+		return r < 0 ? r : -EINVAL;
+	if (n > 65535)
+		return -ERANGE;
+	l.port = (uint16_t)n;
+	*ret_listen = l;
+	return 0;
+}
+
+static int
+cfg_parse_int(const char *s, int64_t *ret_value)
+{
+	bool neg = s[0] == '-';
+	const char *end;
+	uint64_t n;
+	int r;
+
+	r = cfg_digits(s + neg, &n, &end);
+	if (r < 0)
+		return r;
+	if (*end != '\0')
+		return -EINVAL;
+	if (n > (uint64_t)INT64_MAX)
+		return -ERANGE;
+	*ret_value = neg ? -(int64_t)n : (int64_t)n;
+	return 0;
+}
+
+const char *
+cfg_role_name(enum cfg_role role)
+{
+	if ((unsigned)role >= CFG_ROLE_COUNT)
+		return "unknown";
+	return cfg_role_names[role];
+}
+
+int
+cfg_role_parse(const char *name, enum cfg_role *ret_role)
+{
+	for (int i = 0; i < CFG_ROLE_COUNT; i++) {
+		if (strcmp(name, cfg_role_names[i]) == 0) {
+			*ret_role = (enum cfg_role)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/* ---- message helpers ---- */
+
+static void
+cfg_fmt_size(char *buf, size_t size, uint64_t v)
+{
+	static const char *const units[] = { "TiB", "GiB", "MiB", "KiB" };
+	static const uint64_t mults[] = { CFG_TIB, CFG_GIB, CFG_MIB, CFG_KIB };
+
+	for (size_t i = 0; i < 4; i++) {
+		if (v != 0 && v % mults[i] == 0) {
+			snprintf(buf, size, "%" PRIu64 "%s", v / mults[i], units[i]);
+			return;
+		}
+	}
+	snprintf(buf, size, "%" PRIu64 "B", v);
+}
+
+static void
+cfg_fmt_ms(char *buf, size_t size, int64_t v)
+{
+	static const char *const units[] = { "d", "h", "m", "s" };
+	static const int64_t mults[] = { CFG_DAY_MS, 3600000, 60000, 1000 };
+
+	for (size_t i = 0; i < 4; i++) {
+		if (v != 0 && v % mults[i] == 0) {
+			snprintf(buf, size, "%" PRId64 "%s", v / mults[i], units[i]);
+			return;
+		}
+	}
+	snprintf(buf, size, "%" PRId64 "ms", v);
+}
+
+/* What a node is, for "found ...": a map, a list, or the quoted scalar on one line. */
+static const char *
+cfg_found(const yaml_node_t *node, char *buf, size_t size)
+{
+	const char *s;
+	size_t n = 0, i;
+
+	if (node->type == YAML_MAPPING_NODE)
+		return "a map";
+	if (node->type == YAML_SEQUENCE_NODE)
+		return "a list";
+	s = (const char *)node->data.scalar.value;
+	buf[n++] = '"';
+	for (i = 0; s[i] && i < CFG_FOUND_CHARS && n + 8 < size; i++) {
+		if (s[i] == '"' || s[i] == '\\')
+			buf[n++] = '\\';
+		if (s[i] == '\n') {
+			buf[n++] = '\\';
+			buf[n++] = 'n';
+		} else {
+			buf[n++] = (unsigned char)s[i] < 0x20 ? '?' : s[i];
+		}
+	}
+	if (s[i]) {
+		memcpy(buf + n, "...", 3);
+		n += 3;
+	}
+	buf[n++] = '"';
+	buf[n] = '\0';
+	return buf;
+}
+
+/* Writes the one error line; returns -EINVAL so callers can return it. */
+static int cfg_fail(struct cfg_ctx *ctx, yaml_mark_t mark, const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int
+cfg_fail(struct cfg_ctx *ctx, yaml_mark_t mark, const char *key, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (!ctx->err || ctx->errlen == 0)
+		return -EINVAL;
+	n = snprintf(ctx->err, ctx->errlen, "%s:%zu:%zu: %s: ", ctx->file, mark.line + 1,
+		     mark.column + 1, key);
+	if (n >= 0 && (size_t)n < ctx->errlen) {
+		va_start(ap, fmt);
+		vsnprintf(ctx->err + n, ctx->errlen - (size_t)n, fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+static int
+cfg_oom(struct cfg_ctx *ctx)
+{
+	if (ctx->err && ctx->errlen > 0)
+		snprintf(ctx->err, ctx->errlen, "%s: out of memory", ctx->file);
+	return -ENOMEM;
+}
+
+/* "prefix.name" with control characters from the file made visible. */
+static void
+cfg_key_join(char *buf, size_t size, const char *prefix, const char *name)
+{
+	int n = snprintf(buf, size, "%s%s%s", prefix, prefix[0] ? "." : "", name);
+
+	for (int i = 0; i < n && (size_t)i < size - 1; i++) {
+		if ((unsigned char)buf[i] < 0x20)
+			buf[i] = '?';
+	}
+}
+
+/* "a, b or c" */
+static void
+cfg_fmt_choices(char *buf, size_t size, const char *const *names, size_t n)
+{
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < n && len < size; i++) {
+		len += (size_t)snprintf(buf + len, size - len, "%s%s",
+					i == 0 ? "" : i + 1 == n ? " or " : ", ", names[i]);
+	}
+}
+
+/* ---- the walk ---- */
+
+static bool
+cfg_is_null(const yaml_node_t *node)
+{
+	const char *s;
+
+	if (node->type != YAML_SCALAR_NODE || node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return false;
+	s = (const char *)node->data.scalar.value;
+	return s[0] == '\0' || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 ||
+	       strcmp(s, "Null") == 0 || strcmp(s, "NULL") == 0;
+}
+
+static int
+cfg_choice(struct cfg_ctx *ctx, yaml_node_t *node, const char *key, const char *const *names,
+	   size_t n, size_t *ret_index)
+{
+	char list[96], found[CFG_FOUND_MAX];
+
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp((const char *)node->data.scalar.value, names[i]) == 0) {
+			*ret_index = i;
+			return 0;
+		}
+	}
+	cfg_fmt_choices(list, sizeof(list), names, n);
+	return cfg_fail(ctx, node->start_mark, key, "expected %s, found %s", list,
+			cfg_found(node, found, sizeof(found)));
+}
+
+static int
+cfg_set_str(struct cfg_ctx *ctx, char **field, const char *s)
+{
+	char *copy = strdup(s);
+
+	if (!copy)
+		return cfg_oom(ctx);
+	free(*field);
+	*field = copy;
+	return 0;
+}
+
+static int
+cfg_apply_size(struct cfg_ctx *ctx, yaml_node_t *node, const char *key, const struct cfg_key *k,
+	       uint64_t *field)
+{
+	char found[CFG_FOUND_MAX], lo[32], hi[32];
+	uint64_t v;
+
+	cfg_found(node, found, sizeof(found));
+	if (cfg_parse_size((const char *)node->data.scalar.value, &v) < 0)
+		return cfg_fail(ctx, node->start_mark, key,
+				"expected a size such as 512MiB (units B KiB MiB GiB TiB KB MB GB "
+				"TB), found %s",
+				found);
+	cfg_fmt_size(lo, sizeof(lo), (uint64_t)k->min);
+	cfg_fmt_size(hi, sizeof(hi), (uint64_t)k->max);
+	if (k->zero_ok && v == 0) {
+		*field = 0;
+		return 0;
+	}
+	if (k->zero_ok && (v < (uint64_t)k->min || v > (uint64_t)k->max))
+		return cfg_fail(ctx, node->start_mark, key,
+				"expected 0 (unlimited) or a size of at least %s, found %s", lo,
+				found);
+	if (v < (uint64_t)k->min || v > (uint64_t)k->max)
+		return cfg_fail(ctx, node->start_mark, key, "expected a size in %s..%s, found %s",
+				lo, hi, found);
+	*field = v;
+	return 0;
+}
+
+static int
+cfg_apply_number(struct cfg_ctx *ctx, yaml_node_t *node, const char *key,
+		 const struct cfg_key *k, int64_t *field)
+{
+	const char *s = (const char *)node->data.scalar.value;
+	char found[CFG_FOUND_MAX], lo[32], hi[32];
+	int64_t v;
+	int r;
+
+	cfg_found(node, found, sizeof(found));
+	if (k->kind == CFG_K_INT) {
+		r = cfg_parse_int(s, &v);
+		if (r < 0 || v < k->min || v > k->max)
+			return cfg_fail(ctx, node->start_mark, key,
+					"expected an integer in %" PRId64 "..%" PRId64
+					", found %s",
+					k->min, k->max, found);
+		*field = v;
+		return 0;
+	}
+	if (cfg_parse_duration(s, &v) < 0)
+		return cfg_fail(ctx, node->start_mark, key,
+				"expected a duration such as 5s (plain seconds or units ms s m h "
+				"d), found %s",
+				found);
+	cfg_fmt_ms(lo, sizeof(lo), k->min);
+	cfg_fmt_ms(hi, sizeof(hi), k->max);
+	if (v < k->min || v > k->max)
+		return cfg_fail(ctx, node->start_mark, key,
+				"expected a duration in %s..%s, found %s", lo, hi, found);
+	*field = v;
+	return 0;
+}
+
+static int cfg_walk_map(struct cfg_ctx *ctx, yaml_node_t *node, const char *prefix,
+			const struct cfg_key *keys, void *base);
+static int cfg_walk_tokens(struct cfg_ctx *ctx, yaml_node_t *node, const char *key);
+
+static int
+cfg_apply(struct cfg_ctx *ctx, yaml_node_t *node, const char *key, const struct cfg_key *k,
+	  void *base)
+{
+	static const char *const what[] = {
+		[CFG_K_NAME] = "an instance name", [CFG_K_STR] = "a string",
+		[CFG_K_OPTSTR] = "a file path or null", [CFG_K_LISTEN] = "HOST:PORT",
+		[CFG_K_INT] = "an integer", [CFG_K_SIZE] = "a size",
+		[CFG_K_DURATION] = "a duration", [CFG_K_TIME] = "a time",
+		[CFG_K_LEVEL] = "a log level", [CFG_K_SENTINEL] = "required or none",
+		[CFG_K_ROLE] = "a role",
+	};
+	void *field = (char *)base + k->off;
+	char found[CFG_FOUND_MAX];
+	size_t idx = 0;
+	const char *s;
+	int r;
+
+	if (k->slot != CFG_SLOT_NONE)
+		ctx->where[k->slot] = node;
+	if (k->kind == CFG_K_MAP)
+		return cfg_walk_map(ctx, node, key, k->sub, base);
+	if (k->kind == CFG_K_TOKENS)
+		return cfg_walk_tokens(ctx, node, key);
+	cfg_found(node, found, sizeof(found));
+	if (node->type != YAML_SCALAR_NODE)
+		return cfg_fail(ctx, node->start_mark, key, "expected %s, found %s", what[k->kind],
+				found);
+	s = (const char *)node->data.scalar.value;
+	if (strlen(s) != node->data.scalar.length)
+		return cfg_fail(ctx, node->start_mark, key, "expected text without NUL bytes");
+	if (cfg_is_null(node)) {
+		/* null keeps the default; for the TLS paths the default is "off". */
+		if (k->kind == CFG_K_OPTSTR) {
+			free(*(char **)field);
+			*(char **)field = NULL;
+		}
+		return 0;
+	}
+
+	switch (k->kind) {
+	case CFG_K_NAME:
+		if (s[0] == '\0' || strlen(s) > 32 || strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+					       "0123456789_-") != strlen(s))
+			return cfg_fail(ctx, node->start_mark, key,
+					"expected 1..32 characters from [A-Za-z0-9_-], found %s",
+					found);
+		return cfg_set_str(ctx, field, s);
+	case CFG_K_STR:
+	case CFG_K_OPTSTR:
+		if (s[0] == '\0')
+			return cfg_fail(ctx, node->start_mark, key,
+					"expected a non-empty string, found \"\"");
+		return cfg_set_str(ctx, field, s);
+	case CFG_K_LISTEN:
+		r = cfg_parse_listen(s, field);
+		if (r == -ERANGE)
+			return cfg_fail(ctx, node->start_mark, key,
+					"expected a port in 0..65535, found %s", found);
+		if (r < 0)
+			return cfg_fail(ctx, node->start_mark, key,
+					"expected HOST:PORT such as 0.0.0.0:8080 (IPv6 as "
+					"[::1]:8080), found %s",
+					found);
+		return 0;
+	case CFG_K_INT:
+	case CFG_K_DURATION:
+		return cfg_apply_number(ctx, node, key, k, field);
+	case CFG_K_SIZE:
+		return cfg_apply_size(ctx, node, key, k, field);
+	case CFG_K_TIME:
+		if (cfg_parse_time(s, field) < 0)
+			return cfg_fail(ctx, node->start_mark, key,
+					"expected an ISO-8601 time such as 2026-12-01T00:00:00Z "
+					"(Z or +HH:MM offset), found %s",
+					found);
+		return 0;
+	case CFG_K_LEVEL:
+		r = cfg_choice(ctx, node, key, cfg_levels, 4, &idx);
+		return r < 0 ? r : cfg_set_str(ctx, field, cfg_levels[idx]);
+	case CFG_K_SENTINEL:
+		r = cfg_choice(ctx, node, key, cfg_sentinel_modes, 2, &idx);
+		if (r == 0)
+			*(bool *)field = idx == 0;
+		return r;
+	case CFG_K_ROLE:
+		r = cfg_choice(ctx, node, key, cfg_role_names, CFG_ROLE_COUNT, &idx);
+		if (r == 0)
+			*(enum cfg_role *)field = (enum cfg_role)idx;
+		return r;
+	default:
+		break;
+	}
+	return -EINVAL;
+}
+
+static int
+cfg_walk_map(struct cfg_ctx *ctx, yaml_node_t *node, const char *prefix,
+	     const struct cfg_key *keys, void *base)
+{
+	char key[CFG_KEY_MAX], found[CFG_FOUND_MAX], list[160];
+	const char *names[16];
+	const struct cfg_key *e;
+	yaml_node_pair_t *pair, *other;
+	yaml_node_t *k, *prev;
+	const char *name;
+	size_t n;
+	int r;
+
+	if (cfg_is_null(node)) /* "auth:" with everything commented out */
+		return 0;
+	if (node->type != YAML_MAPPING_NODE)
+		return cfg_fail(ctx, node->start_mark, prefix, "expected a map, found %s",
+				cfg_found(node, found, sizeof(found)));
+	for (pair = node->data.mapping.pairs.start; pair < node->data.mapping.pairs.top; pair++) {
+		k = yaml_document_get_node(ctx->doc, pair->key);
+		if (k->type != YAML_SCALAR_NODE)
+			return cfg_fail(ctx, k->start_mark, prefix[0] ? prefix : "-",
+					"expected a plain key, found %s",
+					cfg_found(k, found, sizeof(found)));
+		name = (const char *)k->data.scalar.value;
+		cfg_key_join(key, sizeof(key), prefix, name);
+		for (other = node->data.mapping.pairs.start; other < pair; other++) {
+			prev = yaml_document_get_node(ctx->doc, other->key);
+			if (prev->type == YAML_SCALAR_NODE &&
+			    strcmp((const char *)prev->data.scalar.value, name) == 0)
+				return cfg_fail(ctx, k->start_mark, key,
+						"duplicate key (first at line %zu)",
+						prev->start_mark.line + 1);
+		}
+		for (e = keys; e->name && strcmp(e->name, name) != 0; e++)
+			;
+		if (!e->name) {
+			for (n = 0; keys[n].name && n < 16; n++)
+				names[n] = keys[n].name;
+			cfg_fmt_choices(list, sizeof(list), names, n);
+			return cfg_fail(ctx, k->start_mark, key, "unknown key (expected %s)", list);
+		}
+		r = cfg_apply(ctx, yaml_document_get_node(ctx->doc, pair->value), key, e, base);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Reads a whole file of at most max bytes, NUL-terminated. */
+static int
+cfg_slurp(const char *path, size_t max, char **ret_buf, size_t *ret_len, bool *ret_opened)
+{
+	size_t len = 0;
+	ssize_t n;
+	char *buf;
+	int fd, r;
+
+	*ret_opened = false;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	*ret_opened = true;
+	buf = malloc(max + 2);
+	if (!buf) {
+		r = -ENOMEM;
+		goto close_fd;
+	}
+	while (len <= max) {
+		n = read(fd, buf + len, max + 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			goto free_buf;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	if (len > max) {
+		r = -EFBIG;
+		goto free_buf;
+	}
+	buf[len] = '\0';
+	close(fd);
+	*ret_buf = buf;
+	*ret_len = len;
+	return 0;
+
+free_buf:
+	free(buf);
+close_fd:
+	close(fd);
+	return r;
+}
+
+/* Checks one token entry after its keys were applied; reads token_file. */
+static int
+cfg_check_token(struct cfg_ctx *ctx, yaml_node_t *node, const char *key, size_t i)
+{
+	struct cfg_token *t = &ctx->cfg->tokens[i];
+	yaml_node_t *file_node = ctx->where[CFG_SLOT_TOKEN_FILE];
+	char file_key[CFG_KEY_MAX];
+	size_t len;
+	bool opened;
+	int r;
+
+	if (!t->name)
+		return cfg_fail(ctx, node->start_mark, key, "expected a name, found none");
+	if (t->role == CFG_ROLE_COUNT)
+		return cfg_fail(ctx, node->start_mark, key, "expected a role, found none");
+	if (!t->token == !t->token_file)
+		return cfg_fail(ctx, node->start_mark, key,
+				"expected exactly one of token or token_file, found %s",
+				t->token ? "both" : "neither");
+	if (t->token_file) {
+		cfg_key_join(file_key, sizeof(file_key), key, "token_file");
+		r = cfg_slurp(t->token_file, CFG_TOKEN_FILE_MAX, &t->token, &len, &opened);
+		if (r == -EFBIG)
+			return cfg_fail(ctx, file_node->start_mark, file_key,
+					"token file %s is larger than %d bytes", t->token_file,
+					CFG_TOKEN_FILE_MAX);
+		if (r == -ENOMEM)
+			return cfg_oom(ctx);
+		if (r < 0)
+			return cfg_fail(ctx, file_node->start_mark, file_key,
+					"cannot read token file %s: %s", t->token_file,
+					strerror(-r));
+		while (len > 0 && strchr(" \t\r\n\v\f", t->token[len - 1]))
+			t->token[--len] = '\0';
+		if (len == 0)
+			return cfg_fail(ctx, file_node->start_mark, file_key,
+					"expected a token in %s, found an empty file",
+					t->token_file);
+	}
+	for (size_t j = 0; j < i; j++) {
+		if (strcmp(ctx->cfg->tokens[j].name, t->name) == 0)
+			return cfg_fail(ctx, node->start_mark, key,
+					"duplicate token name \"%s\" (first at auth.tokens[%zu])",
+					ctx->cfg->tokens[j].name, j);
+		if (strcmp(ctx->cfg->tokens[j].token, t->token) == 0)
+			return cfg_fail(ctx, node->start_mark, key,
+					"same secret as auth.tokens[%zu]", j);
+	}
+	return 0;
+}
+
+static int
+cfg_walk_tokens(struct cfg_ctx *ctx, yaml_node_t *node, const char *key)
+{
+	char item_key[CFG_KEY_MAX], found[CFG_FOUND_MAX];
+	struct cfg *cfg = ctx->cfg;
+	yaml_node_item_t *item;
+	yaml_node_t *entry;
+	size_t n;
+	int r;
+
+	if (cfg_is_null(node))
+		return 0;
+	if (node->type != YAML_SEQUENCE_NODE)
+		return cfg_fail(ctx, node->start_mark, key, "expected a list of tokens, found %s",
+				cfg_found(node, found, sizeof(found)));
+	n = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
+	if (n == 0)
+		return 0;
+	cfg->tokens = calloc(n, sizeof(*cfg->tokens));
+	if (!cfg->tokens)
+		return cfg_oom(ctx);
+	item = node->data.sequence.items.start;
+	for (size_t i = 0; i < n; i++, item++) {
+		entry = yaml_document_get_node(ctx->doc, *item);
+		if (snprintf(item_key, sizeof(item_key), "%s[%zu]", key, i) >= CFG_KEY_MAX)
+			item_key[CFG_KEY_MAX - 1] = '\0'; /* cannot happen: key is auth.tokens */
+		cfg->n_tokens = i + 1; /* so cfg_free() sees what is half-filled */
+		cfg->tokens[i].role = CFG_ROLE_COUNT;
+		if (entry->type != YAML_MAPPING_NODE)
+			return cfg_fail(ctx, entry->start_mark, item_key,
+					"expected a map with name, role and token or token_file, "
+					"found %s",
+					cfg_found(entry, found, sizeof(found)));
+		ctx->where[CFG_SLOT_TOKEN] = ctx->where[CFG_SLOT_TOKEN_FILE] = NULL;
+		r = cfg_walk_map(ctx, entry, item_key, cfg_keys_token, &cfg->tokens[i]);
+		if (r < 0)
+			return r;
+		r = cfg_check_token(ctx, entry, item_key, i);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Rules between keys, checked once the whole document is applied. */
+static int
+cfg_check(struct cfg_ctx *ctx)
+{
+	struct cfg *cfg = ctx->cfg;
+	yaml_node_t *ring = ctx->where[CFG_SLOT_RING], *msg = ctx->where[CFG_SLOT_MSG];
+	char found[CFG_FOUND_MAX], limit[32];
+
+	/* A message must fit the ring several times over, or one sentinel starves the rest. */
+	if (cfg->max_message_bytes > cfg->ring_size / 4) {
+		if (msg && !cfg_is_null(msg)) {
+			cfg_fmt_size(limit, sizeof(limit), cfg->ring_size / 4);
+			return cfg_fail(ctx, msg->start_mark, "limits.max_message_bytes",
+					"expected at most ring.size/4 = %s, found %s", limit,
+					cfg_found(msg, found, sizeof(found)));
+		}
+		cfg_fmt_size(limit, sizeof(limit), cfg->max_message_bytes * 4);
+		return cfg_fail(ctx, ring->start_mark, "ring.size",
+				"expected at least 4 x limits.max_message_bytes = %s, found %s",
+				limit, cfg_found(ring, found, sizeof(found)));
+	}
+	if (cfg->tls_cert && !cfg->tls_key)
+		return cfg_fail(ctx, ctx->where[CFG_SLOT_CERT]->start_mark, "tls.cert",
+				"expected tls.key as well (TLS needs both), found only tls.cert");
+	if (cfg->tls_key && !cfg->tls_cert)
+		return cfg_fail(ctx, ctx->where[CFG_SLOT_KEY]->start_mark, "tls.key",
+				"expected tls.cert as well (TLS needs both), found only tls.key");
+	return 0;
+}
+
+/* Reader errors carry a byte offset instead of a mark. */
+static yaml_mark_t
+cfg_mark_at(const char *text, size_t len, size_t offset)
+{
+	yaml_mark_t mark = { 0 };
+
+	for (size_t i = 0; i < offset && i < len; i++) {
+		if (text[i] == '\n') {
+			mark.line++;
+			mark.column = 0;
+		} else {
+			mark.column++;
+		}
+	}
+	return mark;
+}
+
+static int
+cfg_syntax(struct cfg_ctx *ctx, const yaml_parser_t *parser, const char *text, size_t len)
+{
+	const char *problem = parser->problem ? parser->problem : "unknown problem";
+
+	if (parser->error == YAML_MEMORY_ERROR)
+		return cfg_oom(ctx);
+	if (parser->error == YAML_READER_ERROR) {
+		if (parser->problem_value < 0)
+			return cfg_fail(ctx, cfg_mark_at(text, len, parser->problem_offset), "-",
+					"syntax error: %s", problem);
+		return cfg_fail(ctx, cfg_mark_at(text, len, parser->problem_offset), "-",
+				"syntax error: %s (byte 0x%02X)", problem,
+				(unsigned)parser->problem_value);
+	}
+	if (parser->context)
+		return cfg_fail(ctx, parser->problem_mark, "-", "syntax error: %s %s at line %zu",
+				problem, parser->context, parser->context_mark.line + 1);
+	return cfg_fail(ctx, parser->problem_mark, "-", "syntax error: %s", problem);
+}
+
+static int
+cfg_parse_text(struct cfg_ctx *ctx, const char *text, size_t len)
+{
+	char found[CFG_FOUND_MAX];
+	yaml_document_t doc, extra;
+	yaml_parser_t parser;
+	yaml_node_t *root, *next;
+	int r;
+
+	if (!yaml_parser_initialize(&parser))
+		return cfg_oom(ctx);
+	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+	if (!yaml_parser_load(&parser, &doc)) {
+		r = cfg_syntax(ctx, &parser, text, len);
+		goto delete_parser;
+	}
+	ctx->doc = &doc;
+	root = yaml_document_get_root_node(&doc);
+	r = 0;
+	if (!root || cfg_is_null(root)) /* empty, or only comments */
+		goto delete_doc;
+	if (!yaml_parser_load(&parser, &extra)) {
+		r = cfg_syntax(ctx, &parser, text, len);
+		goto delete_doc;
+	}
+	next = yaml_document_get_root_node(&extra);
+	if (next)
+		r = cfg_fail(ctx, next->start_mark, "-",
+			     "expected one YAML document, found a second one");
+	yaml_document_delete(&extra);
+	if (r < 0)
+		goto delete_doc;
+	if (root->type != YAML_MAPPING_NODE) {
+		r = cfg_fail(ctx, root->start_mark, "-", "expected a map at the top level, found %s",
+			     cfg_found(root, found, sizeof(found)));
+		goto delete_doc;
+	}
+	r = cfg_walk_map(ctx, root, "", cfg_keys_top, ctx->cfg);
+	if (r >= 0)
+		r = cfg_check(ctx);
+
+delete_doc:
+	ctx->doc = NULL;
+	yaml_document_delete(&doc);
+delete_parser:
+	yaml_parser_delete(&parser);
+	return r;
+}
+
+static int
+cfg_defaults(struct cfg *cfg, const char *path)
+{
+	static const struct cfg_listen ingest = { "0.0.0.0", 8082 }, relay = { "0.0.0.0", 8081 },
+				       http = { "0.0.0.0", 8080 };
+
+	cfg->path = strdup(path);
+	cfg->instance = strdup("default");
+	cfg->run_dir = strdup("/run/vigil");
+	cfg->data_dir = strdup("/var/lib/vigil");
+	cfg->log_level = strdup("info");
+	if (!cfg->path || !cfg->instance || !cfg->run_dir || !cfg->data_dir || !cfg->log_level)
+		return -ENOMEM;
+	cfg->listen_ingest = ingest;
+	cfg->listen_relay = relay;
+	cfg->listen_http = http;
+	cfg->buffer_seconds = 20;
+	cfg->ring_size = 512 * CFG_MIB;
+	cfg->max_sentinels = 200;
+	cfg->max_proctors = 500;
+	cfg->max_message_bytes = 8 * CFG_MIB;
+	cfg->proctor_queue_seconds = 5;
+	cfg->timeout_register_ms = 5 * CFG_SEC_MS;
+	cfg->timeout_idle_ms = 30 * CFG_SEC_MS;
+	cfg->timeout_heartbeat_ms = 5 * CFG_SEC_MS;
+	cfg->sentinel_auth = true;
+	cfg->retention_days = 30;
+	cfg->archive_max_bytes = 200 * CFG_GIB;
+	return 0;
+}
+
+int
+cfg_load(const char *path, struct cfg **ret_cfg, char *err, size_t errlen)
+{
+	struct cfg_ctx ctx = { .file = path ? path : "", .err = err, .errlen = errlen };
+	struct cfg *cfg;
+	char *text;
+	size_t len;
+	bool opened;
+	int r;
+
+	if (err && errlen > 0)
+		err[0] = '\0';
+	cfg = calloc(1, sizeof(*cfg));
+	if (!cfg)
+		return cfg_oom(&ctx);
+	ctx.cfg = cfg;
+	r = cfg_defaults(cfg, ctx.file);
+	if (r < 0) {
+		r = cfg_oom(&ctx);
+		goto free_cfg;
+	}
+	if (ctx.file[0] != '\0') {
+		r = cfg_slurp(ctx.file, CFG_FILE_MAX, &text, &len, &opened);
+		if (r < 0) {
+			if (err && errlen > 0)
+				snprintf(err, errlen, "%s: cannot %s: %s", ctx.file,
+					 opened ? "read" : "open", strerror(-r));
+			goto free_cfg;
+		}
+		r = cfg_parse_text(&ctx, text, len);
+		free(text);
+		if (r < 0)
+			goto free_cfg;
+	}
+	*ret_cfg = cfg;
+	return 0;
+
+free_cfg:
+	cfg_free(cfg);
+	return r;
+}
+
+void
+cfg_free(struct cfg *cfg)
+{
+	if (!cfg)
+		return;
+	for (size_t i = 0; i < cfg->n_tokens; i++) {
+		if (cfg->tokens[i].token)
+			explicit_bzero(cfg->tokens[i].token, strlen(cfg->tokens[i].token));
+		free(cfg->tokens[i].token);
+		free(cfg->tokens[i].name);
+		free(cfg->tokens[i].token_file);
+	}
+	free(cfg->tokens);
+	free(cfg->path);
+	free(cfg->instance);
+	free(cfg->run_dir);
+	free(cfg->data_dir);
+	free(cfg->tls_cert);
+	free(cfg->tls_key);
+	free(cfg->log_level);
+	free(cfg);
+}
+
+static void
+cfg_fmt_listen(char *buf, size_t size, const struct cfg_listen *l)
+{
+	snprintf(buf, size, strchr(l->host, ':') ? "[%s]:%u" : "%s:%u", l->host, l->port);
+}
+
+void *
+cfg_to_json(const struct cfg *cfg, bool redact)
+{
+	char ingest[80], relay[80], http[80], when[32] = "";
+	json_t *tokens, *entry, *root = NULL;
+	const struct cfg_token *t;
+	struct tm tm;
+	time_t at;
+
+	if (!cfg) {
+		errno = EINVAL;
+		return NULL;
+	}
+	tokens = json_array();
+	if (!tokens)
+		goto fail;
+	for (size_t i = 0; i < cfg->n_tokens; i++) {
+		t = &cfg->tokens[i];
+		at = (time_t)t->expires;
+		if (t->expires != 0 && gmtime_r(&at, &tm))
+			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		entry = json_pack("{s:s, s:s, s:s, s:s?, s:s?}", "name", t->name, "role",
+				  cfg_role_name(t->role), "token", redact ? "***" : t->token,
+				  "token_file", t->token_file, "expires",
+				  t->expires != 0 ? when : NULL);
+		if (!entry || json_array_append_new(tokens, entry) < 0)
+			goto decref_tokens;
+	}
+	cfg_fmt_listen(ingest, sizeof(ingest), &cfg->listen_ingest);
+	cfg_fmt_listen(relay, sizeof(relay), &cfg->listen_relay);
+	cfg_fmt_listen(http, sizeof(http), &cfg->listen_http);
+	root = json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s}, s:{s:s?, s:s?}, s:I, s:{s:I},"
+			 " s:{s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I}, s:{s:s, s:O},"
+			 " s:{s:I, s:I}}",
+			 "instance", cfg->instance, "run_dir", cfg->run_dir, "data_dir",
+			 cfg->data_dir, "log_level", cfg->log_level,
+			 "listen", "ingest", ingest, "relay", relay, "http", http,
+			 "tls", "cert", cfg->tls_cert, "key", cfg->tls_key,
+			 "buffer_seconds", (json_int_t)cfg->buffer_seconds,
+			 "ring", "size", (json_int_t)cfg->ring_size,
+			 "limits", "max_sentinels", (json_int_t)cfg->max_sentinels,
+			 "max_proctors", (json_int_t)cfg->max_proctors,
+			 "max_message_bytes", (json_int_t)cfg->max_message_bytes,
+			 "proctor_queue_seconds", (json_int_t)cfg->proctor_queue_seconds,
+			 "timeouts", "register", (json_int_t)cfg->timeout_register_ms,
+			 "idle", (json_int_t)cfg->timeout_idle_ms,
+			 "stage_heartbeat", (json_int_t)cfg->timeout_heartbeat_ms,
+			 "auth", "sentinel", cfg->sentinel_auth ? "required" : "none",
+			 "tokens", tokens,
+			 "archive", "retention_days", (json_int_t)cfg->retention_days,
+			 "max_bytes", (json_int_t)cfg->archive_max_bytes);
+
+decref_tokens:
+	json_decref(tokens);
+fail:
+	if (!root)
+		errno = ENOMEM;
+	return root;
+}

@@ -1,0 +1,375 @@
+/* stage: command line, config, bus hello/heartbeat and signals for every stage program. */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mp.h"
+#include "net.h"
+#include "proc.h"
+#include "stage.h"
+
+struct stage {
+	enum bus_stage which;
+	struct cfg *cfg;
+	int bus_fd;
+	int sig_fd;
+	int listen_fd;
+	bool stopping;
+	bool reload;
+	int64_t started_ms;
+	int64_t last_beat_ms;
+	struct proc_sample last_sample;
+	struct stage_metrics metrics;
+	stage_msg_fn on_msg;
+	void *on_msg_ctx;
+};
+
+static void
+stage_usage(FILE *f, const char *prog)
+{
+	fprintf(f,
+		"Usage: %s [--config FILE]\n"
+		"A vigil stage, normally started by vigild, which hands it its listening socket.\n"
+		"\n"
+		"  -c, --config FILE  configuration file (default: built-in defaults)\n"
+		"  -h, --help         show this help and exit\n"
+		"  -V, --version      show the version and exit\n"
+		"\n"
+		"Exit status: 0 stopped cleanly, 1 runtime failure, 2 usage or config error.\n",
+		prog);
+}
+
+static const char *
+stage_parse_args(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *config = NULL;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'h':
+			stage_usage(stdout, argv[0]);
+			exit(0);
+		case 'V':
+			printf("%s %s\n", argv[0], VIGIL_VERSION);
+			exit(0);
+		default:
+			stage_usage(stderr, argv[0]);
+			exit(2);
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "%s: unexpected argument '%s'\n", argv[0], argv[optind]);
+		exit(2);
+	}
+	return config;
+}
+
+static int
+stage_send_hello(struct stage *st)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	int r;
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	bus_pack_begin(&pk, "hello", bus_stage_name(st->which), "vigild");
+	msgpack_pack_map(&pk, 3);
+	mp_pack_kv_str(&pk, "stage", bus_stage_name(st->which));
+	mp_pack_kv_int(&pk, "pid", getpid());
+	mp_pack_kv_str(&pk, "version", VIGIL_VERSION);
+	r = bus_send(st->bus_fd, sb.data, sb.size);
+	msgpack_sbuffer_destroy(&sb);
+	return r;
+}
+
+static int
+stage_open_signals(struct stage *st)
+{
+	sigset_t set;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	/* Blocked before any thread exists, so threads (GStreamer, ring waiters) inherit it. */
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -errno;
+	st->sig_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	return st->sig_fd < 0 ? -errno : 0;
+}
+
+struct stage *
+stage_new(enum bus_stage which, int argc, char **argv)
+{
+	char err[CFG_ERR_MAX], path[512];
+	const char *config;
+	enum log_level level;
+	struct stage *st;
+	int r;
+
+	config = stage_parse_args(argc, argv);
+	log_open(bus_stage_name(which));
+	st = calloc(1, sizeof(*st));
+	if (st == NULL)
+		return NULL;
+	st->which = which;
+	st->bus_fd = -1;
+	st->sig_fd = -1;
+	st->listen_fd = -1;
+	r = cfg_load(config, &st->cfg, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "%s\n", err);
+		exit(2);
+	}
+	if (log_level_parse(st->cfg->log_level, &level) == 0)
+		log_set_level(level);
+	r = stage_open_signals(st);
+	if (r < 0) {
+		log_error(r, "signalfd() failed");
+		goto err_free;
+	}
+	st->started_ms = proc_mono_ms();
+	proc_sample(&st->last_sample);
+	st->last_beat_ms = st->started_ms;
+	snprintf(path, sizeof(path), "%s/bus.sock", st->cfg->run_dir);
+	st->bus_fd = bus_connect(path);
+	if (st->bus_fd < 0) {
+		log_warn(st->bus_fd, "bus_connect(%s) failed, running without vigild", path);
+		st->bus_fd = -1;
+	} else if ((r = stage_send_hello(st)) < 0) {
+		log_error(r, "sending hello on the bus failed");
+		goto err_free;
+	}
+	log_info("started (version %s, pid %d)", VIGIL_VERSION, (int)getpid());
+	return st;
+
+err_free:
+	stage_free(st);
+	errno = -r;
+	return NULL;
+}
+
+void
+stage_free(struct stage *st)
+{
+	if (st == NULL)
+		return;
+	if (st->listen_fd >= 0)
+		close(st->listen_fd);
+	if (st->bus_fd >= 0)
+		close(st->bus_fd);
+	if (st->sig_fd >= 0)
+		close(st->sig_fd);
+	cfg_free(st->cfg);
+	free(st);
+}
+
+const struct cfg *
+stage_cfg(const struct stage *st)
+{
+	return st->cfg;
+}
+
+struct stage_metrics *
+stage_metrics(struct stage *st)
+{
+	return &st->metrics;
+}
+
+void
+stage_on_message(struct stage *st, stage_msg_fn fn, void *ctx)
+{
+	st->on_msg = fn;
+	st->on_msg_ctx = ctx;
+}
+
+int
+stage_listen_fd(struct stage *st, const struct cfg_listen *addr)
+{
+	const char *fds = getenv("LISTEN_FDS"), *pid = getenv("LISTEN_PID");
+
+	if (st->listen_fd >= 0)
+		return st->listen_fd;
+	/* The socket activation convention: LISTEN_PID names us, the socket is fd 3. */
+	if (fds != NULL && pid != NULL && atoi(fds) >= 1 && atoi(pid) == (int)getpid()) {
+		st->listen_fd = 3;
+		unsetenv("LISTEN_FDS");
+		unsetenv("LISTEN_PID");
+		unsetenv("LISTEN_FDNAMES");
+		return st->listen_fd;
+	}
+	st->listen_fd = net_listen(addr);
+	return st->listen_fd;
+}
+
+int
+stage_bus_fd(const struct stage *st)
+{
+	return st->bus_fd;
+}
+
+int
+stage_signal_fd(const struct stage *st)
+{
+	return st->sig_fd;
+}
+
+bool
+stage_stopping(const struct stage *st)
+{
+	return st->stopping;
+}
+
+bool
+stage_take_reload(struct stage *st)
+{
+	bool r = st->reload;
+
+	st->reload = false;
+	return r;
+}
+
+static void
+stage_service_signals(struct stage *st)
+{
+	struct signalfd_siginfo si;
+
+	while (read(st->sig_fd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGHUP) {
+			st->reload = true;
+		} else {
+			log_info("signal %d: stopping", (int)si.ssi_signo);
+			st->stopping = true;
+		}
+	}
+}
+
+static void
+stage_service_bus(struct stage *st)
+{
+	static char buf[BUS_MSG_MAX];
+	struct bus_msg msg;
+	int n;
+
+	while (st->bus_fd >= 0 && (n = bus_recv(st->bus_fd, buf, sizeof(buf))) != -EAGAIN) {
+		if (n <= 0) {
+			log_error(n, "bus connection to vigild lost: stopping");
+			close(st->bus_fd);
+			st->bus_fd = -1;
+			st->stopping = true;
+			return;
+		}
+		if (bus_decode(buf, (size_t)n, &msg) < 0) {
+			log_warn(0, "malformed bus message ignored (%d bytes)", n);
+			continue;
+		}
+		if (strcmp(msg.type, "stop") == 0) {
+			log_info("vigild asked to stop");
+			st->stopping = true;
+		} else if (strcmp(msg.type, "config.reload") == 0) {
+			st->reload = true;
+		} else if (st->on_msg != NULL) {
+			st->on_msg(st->on_msg_ctx, &msg);
+		}
+		bus_msg_release(&msg);
+	}
+}
+
+void
+stage_service(struct stage *st)
+{
+	stage_service_signals(st);
+	stage_service_bus(st);
+}
+
+int
+stage_send(struct stage *st, const char *type, const char *to, const void *body, size_t body_len)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	int r;
+
+	if (st->bus_fd < 0)
+		return -ENOTCONN;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	bus_pack_begin(&pk, type, bus_stage_name(st->which), to);
+	msgpack_sbuffer_write(&sb, body, body_len);
+	r = bus_send(st->bus_fd, sb.data, sb.size);
+	msgpack_sbuffer_destroy(&sb);
+	return r;
+}
+
+void
+stage_tick(struct stage *st)
+{
+	struct proc_sample now;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	int64_t mono = proc_mono_ms();
+	int r;
+
+	if (mono - st->last_beat_ms < 1000 || st->bus_fd < 0)
+		return;
+	st->last_beat_ms = mono;
+	if (proc_sample(&now) < 0)
+		now = st->last_sample;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 8);
+	mp_pack_kv_int(&pk, "pid", getpid());
+	mp_pack_kv_double(&pk, "cpuPercent", proc_cpu_percent(&st->last_sample, &now));
+	mp_pack_kv_int(&pk, "memBytes", proc_rss_bytes());
+	mp_pack_kv_int(&pk, "connections", st->metrics.connections);
+	mp_pack_kv_double(&pk, "loopAvgS", st->metrics.loop_avg_s);
+	mp_pack_kv_double(&pk, "loopMaxS", st->metrics.loop_max_s);
+	mp_pack_kv_double(&pk, "loopMinS", st->metrics.loop_min_s);
+	mp_pack_kv_int(&pk, "uptimeMs", mono - st->started_ms);
+	st->last_sample = now;
+	r = stage_send(st, "heartbeat", "vigild", sb.data, sb.size);
+	if (r < 0 && r != -EAGAIN)
+		log_warn(r, "heartbeat not sent");
+	msgpack_sbuffer_destroy(&sb);
+}
+
+int
+stage_run(struct stage *st)
+{
+	struct pollfd pfd[2];
+
+	stage_tick(st);
+	while (!st->stopping) {
+		int64_t wait = 1000 - (proc_mono_ms() - st->last_beat_ms);
+
+		pfd[0] = (struct pollfd){ .fd = st->sig_fd, .events = POLLIN };
+		pfd[1] = (struct pollfd){ .fd = st->bus_fd, .events = POLLIN };
+		if (poll(pfd, 2, wait < 0 ? 0 : (int)wait) < 0 && errno != EINTR)
+			return -errno;
+		stage_service(st);
+		if (stage_take_reload(st))
+			log_info("config reload: nothing to apply in this stage yet");
+		stage_tick(st);
+	}
+	log_info("stopped");
+	return 0;
+}

@@ -1,0 +1,62 @@
+/* stage: what every stage program shares: the command line, the config, the
+ * log, the bus connection with hello and heartbeats, the inherited listening
+ * socket, and stop/reload signals.
+ *
+ * The stage's own event loop owns the fds: it polls stage_bus_fd() and
+ * stage_signal_fd() and calls stage_service() when either is readable, and
+ * stage_tick() about once a second. stage_run() is that loop for a stage with
+ * no sockets of its own.
+ */
+#ifndef VIGIL_STAGE_H
+#define VIGIL_STAGE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bus.h"
+#include "cfg.h"
+
+struct stage;
+
+/* The stage's loop figures, reported in heartbeats; the stage updates them. */
+struct stage_metrics {
+	int64_t connections;
+	double loop_avg_s, loop_max_s, loop_min_s;
+};
+
+/* Called in the stage process for every bus message that is not stop or
+ * config.reload. */
+typedef void (*stage_msg_fn)(void *ctx, const struct bus_msg *msg);
+
+/* Parses "--config FILE", "--help", "--version" (printing and exiting 0 for the
+ * last two, exiting 2 on a usage or config error after one clear line), opens
+ * the log under the stage's name and connects to the bus (a stage started by
+ * hand without vigild runs standalone). Returns NULL with errno on failure. */
+struct stage *stage_new(enum bus_stage which, int argc, char **argv);
+void stage_free(struct stage *st);
+
+const struct cfg *stage_cfg(const struct stage *st);
+struct stage_metrics *stage_metrics(struct stage *st);
+void stage_on_message(struct stage *st, stage_msg_fn fn, void *ctx);
+
+/* The listening socket vigild handed down (LISTEN_FDS, fd 3), or a socket the
+ * stage opens on the configured address when started by hand. -errno on failure. */
+int stage_listen_fd(struct stage *st, const struct cfg_listen *addr);
+
+int stage_bus_fd(const struct stage *st);     /* -1 when standalone */
+int stage_signal_fd(const struct stage *st);
+/* Handles what is readable on the bus and signal fds. */
+void stage_service(struct stage *st);
+/* Sends the heartbeat when a second has passed since the last one. */
+void stage_tick(struct stage *st);
+/* Sends a message with a body packed by the caller (msgpack map bytes) to a stage or "*". */
+int stage_send(struct stage *st, const char *type, const char *to, const void *body,
+	       size_t body_len);
+bool stage_stopping(const struct stage *st);
+/* Set by config.reload or SIGHUP; the stage clears it after re-reading. */
+bool stage_take_reload(struct stage *st);
+
+/* A loop for a stage that only needs the bus: returns 0 when told to stop. */
+int stage_run(struct stage *st);
+
+#endif

@@ -1,0 +1,56 @@
+/* tok: the access tokens of the configuration, checked in constant time.
+ *
+ * The store keeps only SHA-256 digests of the secrets. A check hashes the
+ * presented secret and compares it with every entry, so its timing reveals
+ * neither which entry matched nor how long any stored secret is.
+ * Revocation marks the entry's digest in this store only: it lasts as long as
+ * the store, and a store rebuilt from the configuration has forgotten it. */
+#ifndef VIGIL_TOK_H
+#define VIGIL_TOK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cfg.h"
+
+#define TOK_ROLE(r) (1u << (r))
+
+struct tok_store;
+
+/* Valid as long as the store; never holds the secret. */
+struct tok_info {
+	const char *name;
+	enum cfg_role role;
+	int64_t expires; /* unix seconds, 0 = never */
+	bool revoked;
+};
+
+/* NULL with errno ENOMEM. */
+struct tok_store *tok_store_new(void);
+void tok_store_free(struct tok_store *store);
+
+/* name may be NULL (stored as ""). -EINVAL for an empty secret or a bad role,
+ * -EEXIST when the store already holds this secret, -ENOMEM. */
+int tok_store_add(struct tok_store *store, const char *name, enum cfg_role role,
+		  const char *secret, int64_t expires);
+/* Adds every cfg->tokens entry, or none of them: on failure the store is as it
+ * was. Errors as tok_store_add. */
+int tok_store_load(struct tok_store *store, const struct cfg *cfg);
+
+/* The roles that may do what need may (PROTOCOL.md section 6): operator may do
+ * everything, archivist everything proctor may. 0 for an unknown role. */
+unsigned tok_mask_for(enum cfg_role need);
+
+/* 0 when secret is a known token whose role is in need_mask (TOK_ROLE bits,
+ * usually tok_mask_for()), not revoked and not expired at now (unix seconds).
+ * Otherwise, checked in this order: -EACCES unknown or empty, -EKEYREVOKED,
+ * -EKEYEXPIRED (now >= expires), -EPERM wrong role; -ENOMEM if hashing failed.
+ * *ret_info (may be NULL) is set on success only. */
+int tok_check(const struct tok_store *store, const char *secret, size_t len,
+	      unsigned need_mask, int64_t now, const struct tok_info **ret_info);
+
+/* Marks the token revoked (again is fine). -ENOENT if unknown, -ENOMEM. */
+int tok_revoke(struct tok_store *store, const char *secret, size_t len);
+
+#endif

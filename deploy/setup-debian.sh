@@ -1,0 +1,36 @@
+#!/bin/sh
+# Installs every Debian 12 package vigil needs to build, test and run its demo.
+# Idempotent: when everything is already installed it changes nothing and asks
+# no mirror. Run as root.
+set -eu
+
+PACKAGES="
+    gcc clang meson ninja-build pkg-config
+    libwebsockets-dev libmsgpack-dev libyaml-dev libjansson-dev uuid-dev libssl-dev check
+    libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+    gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+    gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
+    ffmpeg python3 procps
+"
+
+missing=""
+for p in $PACKAGES; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+
+if [ -z "$missing" ]; then
+    echo "setup: all $(echo $PACKAGES | wc -w) packages already installed"
+    exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+    echo "setup: missing packages:$missing" >&2
+    echo "setup: run this script as root to install them" >&2
+    exit 1
+fi
+echo "setup: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends $missing
+echo "setup: done"

@@ -1,0 +1,692 @@
+/* vigild: the watchdog parent. Takes the instance lock, creates the ring, the
+ * bus and the listening sockets, starts the four stages and keeps them
+ * running; answers vigilctl on ctl.sock. Signals arrive through a signalfd
+ * read in the one poll loop. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mp.h"
+#include "net.h"
+#include "proc.h"
+#include "ring.h"
+#include "wd.h"
+
+#define VIGILD_READY_TIMEOUT_MS 15000
+
+/* Stop order: no new media first, archive last so it stores all ingest wrote. */
+static const enum bus_stage vigild_stop_order[BUS_N_STAGES] = {
+	BUS_INGEST, BUS_RELAY, BUS_HTTPD, BUS_ARCHIVE,
+};
+
+struct vigild_opts {
+	const char *config;
+	bool foreground;
+	bool check_config;
+};
+
+static void
+vigild_usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: vigild --config FILE [--foreground]\n"
+		"The vigil supervisor: creates the segment ring and the control bus, opens the\n"
+		"listening sockets, starts vigil-ingest, -relay, -archive and -httpd and restarts\n"
+		"them when they fail. Operators talk to it with vigilctl.\n"
+		"\n"
+		"  -c, --config FILE   configuration file (default /etc/vigil/vigil.yaml if it exists)\n"
+		"  -f, --foreground    stay in the foreground and log to stderr\n"
+		"      --check-config  print the effective configuration as JSON and exit\n"
+		"  -h, --help          show this help and exit\n"
+		"  -V, --version       show the version and exit\n"
+		"\n"
+		"Signals: TERM/INT stop every stage in order and exit; HUP reloads the config.\n"
+		"Exit status: 0 clean stop, 1 runtime failure (e.g. already running),\n"
+		"2 usage or config error.\n");
+}
+
+static void
+vigild_parse_args(int argc, char **argv, struct vigild_opts *o)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "check-config", no_argument, NULL, 'C' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "c:fhV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			o->config = optarg;
+			break;
+		case 'f':
+			o->foreground = true;
+			break;
+		case 'C':
+			o->check_config = true;
+			break;
+		case 'h':
+			vigild_usage(stdout);
+			exit(0);
+		case 'V':
+			printf("vigild %s\n", VIGIL_VERSION);
+			exit(0);
+		default:
+			vigild_usage(stderr);
+			exit(2);
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "vigild: unexpected argument '%s'\n", argv[optind]);
+		exit(2);
+	}
+	if (o->config == NULL && access("/etc/vigil/vigil.yaml", F_OK) == 0)
+		o->config = "/etc/vigil/vigil.yaml";
+}
+
+/* Programs live beside vigild when installed, in build/<folder>/ in the build tree. */
+static int
+vigild_find_stages(struct wd *wd)
+{
+	char exe[PATH_MAX], *slash;
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	if (n < 0)
+		return -errno;
+	exe[n] = '\0';
+	slash = strrchr(exe, '/');
+	*slash = '\0';
+	for (int i = 0; i < BUS_N_STAGES; i++) {
+		const char *name = bus_stage_name(i);
+		char *path = wd->stage_path[i];
+		const char *dir = getenv("VIGIL_STAGE_DIR");
+
+		int n1 = snprintf(path, sizeof(wd->stage_path[i]), "%s/vigil-%s",
+				  dir != NULL ? dir : exe, name);
+
+		if (n1 > 0 && (size_t)n1 < sizeof(wd->stage_path[i]) && access(path, X_OK) == 0)
+			continue;
+		n1 = snprintf(path, sizeof(wd->stage_path[i]), "%s/../%s/vigil-%s", exe, name, name);
+		if (n1 < 0 || (size_t)n1 >= sizeof(wd->stage_path[i]) || access(path, X_OK) != 0) {
+			fprintf(stderr, "vigild: vigil-%s not found beside %s\n", name, exe);
+			return -ENOENT;
+		}
+	}
+	return 0;
+}
+
+/* The instance lock: an abstract Unix socket named after the instance, so it
+ * vanishes with the process and leaves no file behind. A second vigild learns
+ * the holder's pid from SO_PEERCRED. */
+static int
+vigild_lock(const char *instance)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	socklen_t len;
+	struct ucred cred;
+	socklen_t clen = sizeof(cred);
+	int fd, probe;
+
+	snprintf(addr.sun_path + 1, sizeof(addr.sun_path) - 1, "vigil-%s.lock", instance);
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(addr.sun_path + 1));
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&addr, len) == 0 && listen(fd, 4) == 0)
+		return fd;
+	close(fd);
+	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (probe >= 0 && connect(probe, (struct sockaddr *)&addr, len) == 0 &&
+	    getsockopt(probe, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0)
+		fprintf(stderr, "vigild: instance '%s' is already running (vigild pid %d); "
+			"not starting a second one\n", instance, (int)cred.pid);
+	else
+		fprintf(stderr, "vigild: instance '%s' is already running; "
+			"not starting a second one\n", instance);
+	if (probe >= 0)
+		close(probe);
+	return -EADDRINUSE;
+}
+
+static int
+vigild_mkdir_p(const char *path)
+{
+	char buf[4096];
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *p = buf + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int
+vigild_open_listeners(struct wd *wd)
+{
+	const struct cfg_listen *addr[BUS_N_STAGES] = {
+		[BUS_INGEST] = &wd->cfg->listen_ingest,
+		[BUS_RELAY] = &wd->cfg->listen_relay,
+		[BUS_HTTPD] = &wd->cfg->listen_http,
+	};
+	static const char *const key[BUS_N_STAGES] = {
+		[BUS_INGEST] = "listen.ingest", [BUS_RELAY] = "listen.relay",
+		[BUS_HTTPD] = "listen.http",
+	};
+
+	for (int i = 0; i < BUS_N_STAGES; i++) {
+		int fd = -1;
+
+		if (addr[i] != NULL) {
+			fd = net_listen(addr[i]);
+			if (fd < 0) {
+				fprintf(stderr, "vigild: cannot listen on %s:%u (%s): %s\n",
+					addr[i]->host, addr[i]->port, key[i], strerror(-fd));
+				return fd;
+			}
+			net_local_name(fd, wd->listen_name[i], sizeof(wd->listen_name[i]), NULL);
+		}
+		wd_init_child(&wd->child[i], i, fd);
+	}
+	return 0;
+}
+
+static int
+vigild_create_ring(struct wd *wd)
+{
+	struct ring_params p = {
+		.data_size = wd->cfg->ring_size,
+		.n_sentinels = (uint32_t)wd->cfg->max_sentinels,
+		.max_segment_bytes = (uint32_t)wd->cfg->max_message_bytes,
+	};
+	int r;
+
+	snprintf(wd->ring_name, sizeof(wd->ring_name), "/vigil-%s", wd->cfg->instance);
+	/* We hold the instance lock: a ring left behind is from a vigild that died. */
+	ring_unlink(wd->ring_name);
+	r = ring_create(wd->ring_name, &p);
+	if (r < 0)
+		fprintf(stderr, "vigild: ring_create(%s, %llu bytes) failed: %s\n", wd->ring_name,
+			(unsigned long long)p.data_size, strerror(-r));
+	return r;
+}
+
+/* "http://127.0.0.1:8080/" for a printable bound address; wildcards become loopback. */
+static void
+vigild_url(const char *name, const char *scheme, const char *path, char *buf, size_t size)
+{
+	const char *colon = strrchr(name, ':');
+
+	if (strncmp(name, "0.0.0.0:", 8) == 0 || strncmp(name, "[::]:", 5) == 0)
+		snprintf(buf, size, "%s://127.0.0.1%s%s", scheme, colon, path);
+	else
+		snprintf(buf, size, "%s://%s%s", scheme, name, path);
+}
+
+static void
+vigild_print_ready(struct wd *wd, FILE *f)
+{
+	char ingest[128], relay[128], http[128];
+
+	vigild_url(wd->listen_name[BUS_INGEST], "ws", "/sentinel", ingest, sizeof(ingest));
+	vigild_url(wd->listen_name[BUS_RELAY], "ws", "/proctor", relay, sizeof(relay));
+	vigild_url(wd->listen_name[BUS_HTTPD], "http", "/", http, sizeof(http));
+	fprintf(f, "vigil '%s' is up (vigild pid %d)\n"
+		"  sentinels connect to  %s\n"
+		"  proctors connect to   %s\n"
+		"  web app and HTTP API  %s\n",
+		wd->cfg->instance, (int)getpid(), ingest, relay, http);
+	fflush(f);
+}
+
+void
+vigild_state_changed(struct wd *wd, struct wd_child *c)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	json_t *event;
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	bus_pack_begin(&pk, "stage.state", "vigild", "*");
+	msgpack_pack_map(&pk, 3);
+	mp_pack_kv_str(&pk, "stage", bus_stage_name(c->which));
+	mp_pack_kv_str(&pk, "state", wd_state_name(c->state));
+	mp_pack_kv_int(&pk, "pid", c->pid);
+	for (int i = 0; i < BUS_N_STAGES; i++) {
+		if (wd->child[i].bus_fd >= 0)
+			bus_send(wd->child[i].bus_fd, sb.data, sb.size);
+	}
+	msgpack_sbuffer_destroy(&sb);
+	event = json_pack("{s:s, s:s, s:s, s:i, s:I}", "event", "stage",
+			  "stage", bus_stage_name(c->which), "state", wd_state_name(c->state),
+			  "pid", (int)c->pid, "restarts", (json_int_t)c->restarts);
+	if (event != NULL)
+		wd_ctl_broadcast(wd, event);
+	json_decref(event);
+}
+
+int
+vigild_reload(struct wd *wd, char *err, size_t errlen)
+{
+	struct cfg *cfg;
+	int r;
+
+	r = cfg_load(wd->config_path, &cfg, err, errlen);
+	if (r < 0) {
+		log_error(0, "reload refused, keeping the running config: %s", err);
+		return r;
+	}
+	if (strcmp(cfg->instance, wd->cfg->instance) != 0 ||
+	    strcmp(cfg->run_dir, wd->cfg->run_dir) != 0 || cfg->ring_size != wd->cfg->ring_size ||
+	    memcmp(&cfg->listen_ingest, &wd->cfg->listen_ingest, sizeof(cfg->listen_ingest)) ||
+	    memcmp(&cfg->listen_relay, &wd->cfg->listen_relay, sizeof(cfg->listen_relay)) ||
+	    memcmp(&cfg->listen_http, &wd->cfg->listen_http, sizeof(cfg->listen_http)))
+		log_warn(0, "instance, run_dir, ring.size and listen take effect at the next "
+			 "vigild start");
+	cfg_free(wd->cfg);
+	wd->cfg = cfg;
+	for (int i = 0; i < BUS_N_STAGES; i++) {
+		msgpack_sbuffer sb;
+		msgpack_packer pk;
+
+		if (wd->child[i].bus_fd < 0)
+			continue;
+		msgpack_sbuffer_init(&sb);
+		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+		bus_pack_begin(&pk, "config.reload", "vigild", bus_stage_name(i));
+		msgpack_pack_map(&pk, 0);
+		bus_send(wd->child[i].bus_fd, sb.data, sb.size);
+		msgpack_sbuffer_destroy(&sb);
+	}
+	log_info("configuration reloaded from %s", wd->config_path);
+	return 0;
+}
+
+static int
+vigild_open_signals(struct wd *wd)
+{
+	sigset_t set;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGCHLD);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -errno;
+	wd->sig_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	return wd->sig_fd < 0 ? -errno : 0;
+}
+
+static void
+vigild_reap(struct wd *wd)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (int i = 0; i < BUS_N_STAGES; i++) {
+			if (wd->child[i].pid == pid)
+				wd_on_exit(wd, &wd->child[i], status);
+		}
+	}
+}
+
+static void
+vigild_service_signals(struct wd *wd)
+{
+	struct signalfd_siginfo si;
+	char err[CFG_ERR_MAX];
+
+	while (read(wd->sig_fd, &si, sizeof(si)) == sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGCHLD:
+			vigild_reap(wd);
+			break;
+		case SIGHUP:
+			vigild_reload(wd, err, sizeof(err));
+			break;
+		default:
+			if (!wd->shutdown)
+				log_info("signal %d: stopping the stages in order", (int)si.ssi_signo);
+			wd->shutdown = true;
+			break;
+		}
+	}
+}
+
+/* During shutdown: stop the first stage in order that still runs. True once all are down. */
+static bool
+vigild_shutdown_step(struct wd *wd)
+{
+	for (int i = 0; i < BUS_N_STAGES; i++) {
+		struct wd_child *c = &wd->child[vigild_stop_order[i]];
+
+		if (c->state == WD_BACKOFF)
+			wd_stop(wd, c, false);
+		if (c->state == WD_STARTING || c->state == WD_RUNNING)
+			wd_stop(wd, c, false);
+		if (c->state == WD_STOPPING)
+			return false;
+	}
+	return true;
+}
+
+static bool
+vigild_all_up(const struct wd *wd)
+{
+	for (int i = 0; i < BUS_N_STAGES; i++) {
+		if (wd->child[i].state != WD_RUNNING)
+			return false;
+	}
+	return true;
+}
+
+enum {
+	PFD_SIG = 0,
+	PFD_BUS,
+	PFD_CTL,
+	PFD_FIXED,
+};
+
+static int
+vigild_loop(struct wd *wd, int ready_fd)
+{
+	struct pollfd pfd[PFD_FIXED + 2 * WD_MAX_CONNS + 2 * BUS_N_STAGES];
+	int owner[sizeof(pfd) / sizeof(pfd[0])];
+	int64_t ready_deadline = proc_mono_ms() + VIGILD_READY_TIMEOUT_MS;
+	bool ready_pending = true;
+
+	for (;;) {
+		nfds_t n = PFD_FIXED;
+		int timeout = wd_tick(wd);
+
+		if (wd->shutdown && vigild_shutdown_step(wd))
+			return 0;
+		if (ready_pending && (vigild_all_up(wd) || proc_mono_ms() > ready_deadline)) {
+			char ok = vigild_all_up(wd) ? 'y' : 'n';
+
+			ready_pending = false;
+			if (wd->foreground) {
+				vigild_print_ready(wd, stdout);
+			} else {
+				if (write(ready_fd, &ok, 1) < 0)
+					log_warn(-errno, "readiness pipe");
+				close(ready_fd);
+			}
+		}
+		pfd[PFD_SIG] = (struct pollfd){ .fd = wd->sig_fd, .events = POLLIN };
+		pfd[PFD_BUS] = (struct pollfd){ .fd = wd->bus_listen_fd, .events = POLLIN };
+		pfd[PFD_CTL] = (struct pollfd){ .fd = wd->ctl_listen_fd, .events = POLLIN };
+		/* owner: 0..15 new bus conns, 100+ ctl conns, 200+ stage bus, 300+ stage logs */
+		for (int i = 0; i < WD_MAX_CONNS; i++) {
+			if (wd->bus_conn[i] >= 0) {
+				owner[n] = i;
+				pfd[n++] = (struct pollfd){ .fd = wd->bus_conn[i], .events = POLLIN };
+			}
+			if (wd->ctl_conn[i] >= 0) {
+				owner[n] = 100 + i;
+				pfd[n++] = (struct pollfd){ .fd = wd->ctl_conn[i], .events = POLLIN };
+			}
+		}
+		for (int i = 0; i < BUS_N_STAGES; i++) {
+			if (wd->child[i].bus_fd >= 0) {
+				owner[n] = 200 + i;
+				pfd[n++] = (struct pollfd){ .fd = wd->child[i].bus_fd, .events = POLLIN };
+			}
+			if (wd->child[i].log_fd >= 0) {
+				owner[n] = 300 + i;
+				pfd[n++] = (struct pollfd){ .fd = wd->child[i].log_fd, .events = POLLIN };
+			}
+		}
+		if (ready_pending && timeout > 100)
+			timeout = 100;
+		if (poll(pfd, n, timeout) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_error(-errno, "poll() failed");
+			return -errno;
+		}
+		if (pfd[PFD_SIG].revents)
+			vigild_service_signals(wd);
+		if (pfd[PFD_BUS].revents)
+			wd_bus_accept(wd);
+		if (pfd[PFD_CTL].revents)
+			wd_ctl_accept(wd);
+		for (nfds_t i = PFD_FIXED; i < n; i++) {
+			int o = owner[i];
+
+			if (pfd[i].revents == 0)
+				continue;
+			if (o < 100)
+				wd_bus_service_new(wd, o);
+			else if (o < 200)
+				wd_ctl_service(wd, o - 100);
+			else if (o < 300)
+				wd_bus_service(wd, &wd->child[o - 200]);
+			else
+				wd_read_log(wd, &wd->child[o - 300]);
+		}
+	}
+}
+
+/* Forks; the parent waits until the stages are up, prints where vigil listens and exits. */
+static int
+vigild_detach(struct wd *wd, int *ret_ready_fd)
+{
+	char path[4200], ok = 'n';
+	int pipefd[2], logfd, devnull;
+	pid_t pid;
+
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0) {
+		close(pipefd[1]);
+		if (read(pipefd[0], &ok, 1) != 1 || ok != 'y') {
+			fprintf(stderr, "vigild: the stages did not all come up; see %s/vigild.log "
+				"and 'vigilctl status'\n", wd->run_dir);
+			exit(1);
+		}
+		vigild_print_ready(wd, stdout);
+		exit(0);
+	}
+	close(pipefd[0]);
+	setsid();
+	snprintf(path, sizeof(path), "%s/vigild.log", wd->run_dir);
+	logfd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (logfd < 0 || devnull < 0 || dup2(devnull, 0) < 0 || dup2(devnull, 1) < 0 ||
+	    dup2(logfd, 2) < 0)
+		return -errno;
+	close(logfd);
+	close(devnull);
+	*ret_ready_fd = pipefd[1];
+	return 0;
+}
+
+static void
+vigild_cleanup(struct wd *wd)
+{
+	char path[4200];
+
+	for (int i = 0; i < BUS_N_STAGES; i++)
+		wd_free_child(&wd->child[i]);
+	for (int i = 0; i < WD_MAX_CONNS; i++) {
+		if (wd->bus_conn[i] >= 0)
+			close(wd->bus_conn[i]);
+		if (wd->ctl_conn[i] >= 0)
+			close(wd->ctl_conn[i]);
+	}
+	snprintf(path, sizeof(path), "%s/bus.sock", wd->run_dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/ctl.sock", wd->run_dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/vigild.pid", wd->run_dir);
+	unlink(path);
+	if (wd->ring_name[0] != '\0')
+		ring_unlink(wd->ring_name);
+}
+
+static int
+vigild_write_pidfile(struct wd *wd)
+{
+	char path[4200];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/vigild.pid", wd->run_dir);
+	f = fopen(path, "we");
+	if (f == NULL)
+		return -errno;
+	fprintf(f, "%d\n", (int)getpid());
+	return fclose(f) == 0 ? 0 : -errno;
+}
+
+static int
+vigild_open_sockets(struct wd *wd)
+{
+	char path[4200];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/bus.sock", wd->run_dir);
+	wd->bus_listen_fd = bus_listen(path);
+	if (wd->bus_listen_fd < 0) {
+		fprintf(stderr, "vigild: bus_listen(%s) failed: %s\n", path,
+			strerror(-wd->bus_listen_fd));
+		return wd->bus_listen_fd;
+	}
+	snprintf(path, sizeof(path), "%s/ctl.sock", wd->run_dir);
+	unlink(path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd >= 0) {
+		struct sockaddr_un addr = { .sun_family = AF_UNIX };
+
+		if (strlen(path) >= sizeof(addr.sun_path)) {
+			close(fd);
+			errno = ENAMETOOLONG;
+			fd = -1;
+			goto out_err;
+		}
+		memcpy(addr.sun_path, path, strlen(path) + 1);
+		if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 16) < 0) {
+			close(fd);
+			fd = -1;
+		}
+	}
+out_err:
+	if (fd < 0) {
+		fprintf(stderr, "vigild: cannot listen on %s: %s\n", path, strerror(errno));
+		return -errno;
+	}
+	chmod(path, 0660);
+	wd->ctl_listen_fd = fd;
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static struct wd wd;
+	struct vigild_opts opts = { 0 };
+	char err[CFG_ERR_MAX];
+	int lock_fd, ready_fd = -1, r, ret = 1;
+	enum log_level level;
+
+	vigild_parse_args(argc, argv, &opts);
+	log_open("vigild");
+	memset(wd.bus_conn, -1, sizeof(wd.bus_conn));
+	memset(wd.ctl_conn, -1, sizeof(wd.ctl_conn));
+	wd.bus_listen_fd = wd.ctl_listen_fd = wd.sig_fd = -1;
+	wd.foreground = opts.foreground;
+	wd.started_ms = proc_mono_ms();
+	if (cfg_load(opts.config, &wd.cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		return 2;
+	}
+	if (opts.check_config) {
+		json_t *j = cfg_to_json(wd.cfg, true);
+
+		json_dumpf(j, stdout, JSON_INDENT(2));
+		putchar('\n');
+		json_decref(j);
+		cfg_free(wd.cfg);
+		return 0;
+	}
+	if (log_level_parse(wd.cfg->log_level, &level) == 0)
+		log_set_level(level);
+	if (opts.config != NULL && realpath(opts.config, wd.config_path) == NULL) {
+		fprintf(stderr, "vigild: %s: %s\n", opts.config, strerror(errno));
+		goto out_cfg;
+	}
+	if (vigild_find_stages(&wd) < 0)
+		goto out_cfg;
+	if (realpath(wd.cfg->run_dir, wd.run_dir) == NULL) {
+		r = vigild_mkdir_p(wd.cfg->run_dir);
+		if (r < 0 || realpath(wd.cfg->run_dir, wd.run_dir) == NULL) {
+			fprintf(stderr, "vigild: cannot create run_dir %s: %s\n", wd.cfg->run_dir,
+				strerror(r < 0 ? -r : errno));
+			goto out_cfg;
+		}
+	}
+	lock_fd = vigild_lock(wd.cfg->instance);
+	if (lock_fd < 0)
+		goto out_cfg;
+	if (vigild_open_listeners(&wd) < 0 || vigild_create_ring(&wd) < 0 ||
+	    vigild_open_sockets(&wd) < 0)
+		goto out_clean;
+	if (!opts.foreground && vigild_detach(&wd, &ready_fd) < 0)
+		goto out_clean;
+	if (vigild_open_signals(&wd) < 0 || vigild_write_pidfile(&wd) < 0) {
+		log_error(-errno, "startup failed");
+		goto out_clean;
+	}
+	log_info("instance '%s': ring %s (%llu bytes), run_dir %s, config %s", wd.cfg->instance,
+		 wd.ring_name, (unsigned long long)wd.cfg->ring_size, wd.run_dir,
+		 wd.config_path[0] != '\0' ? wd.config_path : "(built-in defaults)");
+	for (int i = 0; i < BUS_N_STAGES; i++) {
+		r = wd_start(&wd, &wd.child[i]);
+		if (r < 0)
+			log_error(r, "%s: could not be started", bus_stage_name(i));
+	}
+	ret = vigild_loop(&wd, ready_fd) < 0 ? 1 : 0;
+	log_info("all stages stopped; exiting");
+out_clean:
+	vigild_cleanup(&wd);
+	if (wd.sig_fd >= 0)
+		close(wd.sig_fd);
+	if (wd.bus_listen_fd >= 0)
+		close(wd.bus_listen_fd);
+	if (wd.ctl_listen_fd >= 0)
+		close(wd.ctl_listen_fd);
+	close(lock_fd);
+out_cfg:
+	cfg_free(wd.cfg);
+	return ret;
+}
