@@ -644,9 +644,9 @@ cfg_apply(struct cfg_ctx *ctx, yaml_node_t *node, const char *key, const struct 
 		[CFG_K_ROLE] = "a role",
 	};
 	void *field = (char *)base + k->off;
-	char found[CFG_FOUND_MAX];
+	char buf[CFG_FOUND_MAX];
+	const char *s, *found;
 	size_t idx = 0;
-	const char *s;
 	int r;
 
 	if (k->slot != CFG_SLOT_NONE)
@@ -655,7 +655,7 @@ cfg_apply(struct cfg_ctx *ctx, yaml_node_t *node, const char *key, const struct 
 		return cfg_walk_map(ctx, node, key, k->sub, base);
 	if (k->kind == CFG_K_TOKENS)
 		return cfg_walk_tokens(ctx, node, key);
-	cfg_found(node, found, sizeof(found));
+	found = cfg_found(node, buf, sizeof(buf));
 	if (node->type != YAML_SCALAR_NODE)
 		return cfg_fail(ctx, node->start_mark, key, "expected %s, found %s", what[k->kind],
 				found);

@@ -1,0 +1,169 @@
+"""Test harness: a real vigild with a temporary config, run_dir and data_dir on
+127.0.0.1, driven through vigilctl and its control socket. Waits on events
+(vigild's "is up" line, the ctl watch stream), never on sleeps."""
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+BUILD = os.environ.get("VIGIL_BUILD_DIR") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "build")
+VIGILD = os.path.join(BUILD, "deploy", "vigild")
+VIGILCTL = os.path.join(BUILD, "deploy", "vigilctl")
+STAGES = ("ingest", "relay", "archive", "httpd")
+_count = 0
+
+
+class Watch:
+    """vigild's stream of stage events (ctl.sock {"cmd":"watch"})."""
+
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(path)
+        self.buf = b""
+        self.sock.sendall(b'{"cmd":"watch"}\n')
+        assert self._line(10)["ok"]
+
+    def _line(self, timeout):
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no event from vigild in %.1fs" % timeout)
+            self.sock.settimeout(left)
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("vigild closed the watch socket")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def wait(self, pred, timeout=15, what="event"):
+        deadline = time.monotonic() + timeout
+        seen = []
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                ev = self._line(max(left, 0.01))
+            except TimeoutError:
+                raise AssertionError("timed out waiting for %s; saw %s" % (what, seen))
+            seen.append(ev)
+            if pred(ev):
+                return ev
+
+    def wait_state(self, stage, state, timeout=15, not_pid=None):
+        return self.wait(lambda e: e.get("stage") == stage and e.get("state") == state and
+                         (not_pid is None or e.get("pid") != not_pid),
+                         timeout, "%s %s" % (stage, state))
+
+    def close(self):
+        self.sock.close()
+
+
+class Vigil:
+    def __init__(self, heartbeat="2s", extra=""):
+        global _count
+        _count += 1
+        self.instance = "it-%d-%d" % (os.getpid(), _count)
+        self.dir = tempfile.mkdtemp(prefix="vigil-it-")
+        self.run_dir = os.path.join(self.dir, "run")
+        self.config = os.path.join(self.dir, "vigil.yaml")
+        self.proc = None
+        self.write_config(heartbeat, extra)
+
+    def write_config(self, heartbeat="2s", extra=""):
+        with open(self.config, "w") as f:
+            f.write("instance: %s\nrun_dir: %s\ndata_dir: %s\n" % (
+                self.instance, self.run_dir, os.path.join(self.dir, "data")))
+            f.write('listen: { ingest: "127.0.0.1:0", relay: "127.0.0.1:0", '
+                    'http: "127.0.0.1:0" }\n')
+            f.write("ring: { size: 16MiB }\nlimits: { max_message_bytes: 2MiB }\n")
+            f.write("timeouts: { stage_heartbeat: %s }\n" % heartbeat)
+            f.write(extra)
+
+    @property
+    def ctl_path(self):
+        return os.path.join(self.run_dir, "ctl.sock")
+
+    def start(self, timeout=20):
+        self.stderr = open(os.path.join(self.dir, "vigild.stderr"), "w+")
+        self.proc = subprocess.Popen([VIGILD, "--config", self.config, "--foreground"],
+                                     stdout=subprocess.PIPE, stderr=self.stderr)
+        out = b""
+        deadline = time.monotonic() + timeout
+        while b"is up" not in out:
+            left = deadline - time.monotonic()
+            r, _, _ = select.select([self.proc.stdout], [], [], max(left, 0))
+            if not r:
+                raise AssertionError("vigild not up in %ds: %s" % (timeout, self.log()))
+            chunk = os.read(self.proc.stdout.fileno(), 4096)
+            if not chunk:
+                raise AssertionError("vigild exited: %s" % self.log())
+            out += chunk
+        self.banner = out.decode()
+        return self
+
+    def log(self):
+        self.stderr.flush()
+        with open(self.stderr.name) as f:
+            return f.read()
+
+    def ctl(self, *args, check=True):
+        res = subprocess.run([VIGILCTL, "--config", self.config] + list(args),
+                             capture_output=True, text=True, timeout=90)
+        if check and res.returncode != 0:
+            raise AssertionError("vigilctl %s: %d %s" % (args, res.returncode, res.stderr))
+        return res
+
+    def request(self, **req):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(self.ctl_path)
+        s.sendall((json.dumps(req) + "\n").encode())
+        f = s.makefile("r")
+        ans = json.loads(f.readline())
+        s.close()
+        return ans
+
+    def status(self):
+        return json.loads(self.ctl("status", "--json").stdout)
+
+    def stage(self, name):
+        return next(s for s in self.status()["stages"] if s["name"] == name)
+
+    def pids(self):
+        return {s["name"]: s["pid"] for s in self.status()["stages"]}
+
+    def watch(self):
+        return Watch(self.ctl_path)
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc is not None:
+            self.proc.stdout.close()
+            self.stderr.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purposes.
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    return True
