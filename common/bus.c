@@ -37,14 +37,14 @@ bus_stage_parse(const char *name)
 int
 bus_decode(const void *buf, size_t len, struct bus_msg *ret_msg)
 {
-	size_t off = 0;
 	const msgpack_object *root, *body;
 	struct bus_msg msg;
 	int r;
 
 	memset(&msg, 0, sizeof(msg));
 	msgpack_unpacked_init(&msg.unp);
-	if (msgpack_unpack_next(&msg.unp, buf, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len)
+	/* Checked before unpacking: a hostile count must not make msgpack-c allocate. */
+	if (mp_unpack(&msg.unp, buf, len, NULL) < 0)
 		goto err_bad;
 	root = &msg.unp.data;
 	if (root->type != MSGPACK_OBJECT_MAP)

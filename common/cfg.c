@@ -31,6 +31,7 @@
 #define CFG_KEY_MAX        160 /* dotted key paths in messages */
 #define CFG_FOUND_MAX      64  /* quoted values in messages */
 #define CFG_FOUND_CHARS    40
+#define CFG_ALNUM          "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 /* How a key's value is parsed and stored. */
 enum cfg_kind {
@@ -56,6 +57,7 @@ enum cfg_slot {
 	CFG_SLOT_MSG,
 	CFG_SLOT_CERT,
 	CFG_SLOT_KEY,
+	CFG_SLOT_NAME,
 	CFG_SLOT_TOKEN,
 	CFG_SLOT_TOKEN_FILE,
 	CFG_SLOT_COUNT,
@@ -130,7 +132,7 @@ static const struct cfg_key cfg_keys_timeouts[] = {
 	{ 0 },
 };
 static const struct cfg_key cfg_keys_token[] = {
-	{ .name = "name", .kind = CFG_K_STR, .off = T(name) },
+	{ .name = "name", .kind = CFG_K_STR, .off = T(name), .slot = CFG_SLOT_NAME },
 	{ .name = "role", .kind = CFG_K_ROLE, .off = T(role) },
 	{ .name = "token", .kind = CFG_K_STR, .off = T(token), .slot = CFG_SLOT_TOKEN },
 	{ .name = "token_file", .kind = CFG_K_STR, .off = T(token_file),
@@ -147,7 +149,7 @@ static const struct cfg_key cfg_keys_archive[] = {
 	{ .name = "retention_days", .kind = CFG_K_INT, .off = C(retention_days), .min = 0,
 	  .max = 36500 },
 	{ .name = "max_bytes", .kind = CFG_K_SIZE, .off = C(archive_max_bytes),
-	  .min = (int64_t)CFG_MIB, .max = INT64_MAX, .zero_ok = true },
+	  .min = (int64_t)CFG_MIB, .max = (int64_t)(1024 * 1024 * CFG_TIB), .zero_ok = true },
 	{ 0 },
 };
 static const struct cfg_key cfg_keys_top[] = {
@@ -347,8 +349,7 @@ cfg_parse_listen(const char *s, struct cfg_listen *ret_listen)
 		if (strspn(l.host, "0123456789.") == hostlen) {
 			if (inet_pton(AF_INET, l.host, addr) != 1)
 				return -EINVAL;
-		} else if (strspn(l.host, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-					  "0123456789.-") != hostlen) {
+		} else if (strspn(l.host, CFG_ALNUM ".-") != hostlen) {
 			return -EINVAL; /* an IPv6 address without brackets lands here too */
 		}
 	}
@@ -465,6 +466,16 @@ cfg_found(const yaml_node_t *node, char *buf, size_t size)
 	return buf;
 }
 
+/* Keeps the message on one line whatever names and paths the file held. */
+static void
+cfg_one_line(char *err)
+{
+	for (; *err; err++) {
+		if ((unsigned char)*err < 0x20)
+			*err = '?';
+	}
+}
+
 /* Writes the one error line; returns -EINVAL so callers can return it. */
 static int cfg_fail(struct cfg_ctx *ctx, yaml_mark_t mark, const char *key, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -484,6 +495,7 @@ cfg_fail(struct cfg_ctx *ctx, yaml_mark_t mark, const char *key, const char *fmt
 		vsnprintf(ctx->err + n, ctx->errlen - (size_t)n, fmt, ap);
 		va_end(ap);
 	}
+	cfg_one_line(ctx->err);
 	return -EINVAL;
 }
 
@@ -569,9 +581,13 @@ cfg_apply_size(struct cfg_ctx *ctx, yaml_node_t *node, const char *key, const st
 {
 	char found[CFG_FOUND_MAX], lo[32], hi[32];
 	uint64_t v;
+	int r;
 
 	cfg_found(node, found, sizeof(found));
-	if (cfg_parse_size((const char *)node->data.scalar.value, &v) < 0)
+	r = cfg_parse_size((const char *)node->data.scalar.value, &v);
+	if (r == -ERANGE)
+		v = UINT64_MAX; /* above every bound: reported as out of range below */
+	else if (r < 0)
 		return cfg_fail(ctx, node->start_mark, key,
 				"expected a size such as 512MiB (units B KiB MiB GiB TiB KB MB GB "
 				"TB), found %s",
@@ -584,7 +600,7 @@ cfg_apply_size(struct cfg_ctx *ctx, yaml_node_t *node, const char *key, const st
 	}
 	if (k->zero_ok && (v < (uint64_t)k->min || v > (uint64_t)k->max))
 		return cfg_fail(ctx, node->start_mark, key,
-				"expected 0 (unlimited) or a size of at least %s, found %s", lo,
+				"expected 0 (unlimited) or a size in %s..%s, found %s", lo, hi,
 				found);
 	if (v < (uint64_t)k->min || v > (uint64_t)k->max)
 		return cfg_fail(ctx, node->start_mark, key, "expected a size in %s..%s, found %s",
@@ -613,7 +629,10 @@ cfg_apply_number(struct cfg_ctx *ctx, yaml_node_t *node, const char *key,
 		*field = v;
 		return 0;
 	}
-	if (cfg_parse_duration(s, &v) < 0)
+	r = cfg_parse_duration(s, &v);
+	if (r == -ERANGE)
+		v = INT64_MAX;
+	else if (r < 0)
 		return cfg_fail(ctx, node->start_mark, key,
 				"expected a duration such as 5s (plain seconds or units ms s m h "
 				"d), found %s",
@@ -673,8 +692,7 @@ cfg_apply(struct cfg_ctx *ctx, yaml_node_t *node, const char *key, const struct 
 
 	switch (k->kind) {
 	case CFG_K_NAME:
-		if (s[0] == '\0' || strlen(s) > 32 || strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-					       "0123456789_-") != strlen(s))
+		if (s[0] == '\0' || strlen(s) > 32 || strspn(s, CFG_ALNUM "_-") != strlen(s))
 			return cfg_fail(ctx, node->start_mark, key,
 					"expected 1..32 characters from [A-Za-z0-9_-], found %s",
 					found);
@@ -830,7 +848,8 @@ cfg_check_token(struct cfg_ctx *ctx, yaml_node_t *node, const char *key, size_t 
 {
 	struct cfg_token *t = &ctx->cfg->tokens[i];
 	yaml_node_t *file_node = ctx->where[CFG_SLOT_TOKEN_FILE];
-	char file_key[CFG_KEY_MAX];
+	yaml_node_t *name_node = ctx->where[CFG_SLOT_NAME], *secret_node;
+	char file_key[CFG_KEY_MAX], sub_key[CFG_KEY_MAX], found[CFG_FOUND_MAX];
 	size_t len;
 	bool opened;
 	int r;
@@ -863,14 +882,25 @@ cfg_check_token(struct cfg_ctx *ctx, yaml_node_t *node, const char *key, size_t 
 					"expected a token in %s, found an empty file",
 					t->token_file);
 	}
+	/* Names identify a credential in logs and revocations; a shared secret would make the
+	 * role ambiguous. */
 	for (size_t j = 0; j < i; j++) {
-		if (strcmp(ctx->cfg->tokens[j].name, t->name) == 0)
-			return cfg_fail(ctx, node->start_mark, key,
-					"duplicate token name \"%s\" (first at auth.tokens[%zu])",
-					ctx->cfg->tokens[j].name, j);
-		if (strcmp(ctx->cfg->tokens[j].token, t->token) == 0)
-			return cfg_fail(ctx, node->start_mark, key,
-					"same secret as auth.tokens[%zu]", j);
+		if (strcmp(ctx->cfg->tokens[j].name, t->name) == 0) {
+			cfg_key_join(sub_key, sizeof(sub_key), key, "name");
+			return cfg_fail(ctx, name_node->start_mark, sub_key,
+					"expected a unique name, found %s again (first at "
+					"auth.tokens[%zu])",
+					cfg_found(name_node, found, sizeof(found)), j);
+		}
+		if (strcmp(ctx->cfg->tokens[j].token, t->token) == 0) {
+			secret_node = t->token_file ? file_node : ctx->where[CFG_SLOT_TOKEN];
+			cfg_key_join(sub_key, sizeof(sub_key), key,
+				     t->token_file ? "token_file" : "token");
+			return cfg_fail(ctx, secret_node->start_mark, sub_key,
+					"expected a secret of its own, found the one of "
+					"auth.tokens[%zu]",
+					j);
+		}
 	}
 	return 0;
 }
@@ -908,6 +938,7 @@ cfg_walk_tokens(struct cfg_ctx *ctx, yaml_node_t *node, const char *key)
 					"expected a map with name, role and token or token_file, "
 					"found %s",
 					cfg_found(entry, found, sizeof(found)));
+		ctx->where[CFG_SLOT_NAME] = NULL;
 		ctx->where[CFG_SLOT_TOKEN] = ctx->where[CFG_SLOT_TOKEN_FILE] = NULL;
 		r = cfg_walk_map(ctx, entry, item_key, cfg_keys_token, &cfg->tokens[i]);
 		if (r < 0)
@@ -981,6 +1012,10 @@ cfg_syntax(struct cfg_ctx *ctx, const yaml_parser_t *parser, const char *text, s
 				"syntax error: %s (byte 0x%02X)", problem,
 				(unsigned)parser->problem_value);
 	}
+	/* The commonest YAML mistake gets named. */
+	if (parser->problem_mark.index < len && text[parser->problem_mark.index] == '\t')
+		return cfg_fail(ctx, parser->problem_mark, "-",
+				"syntax error: %s (a tab; indent with spaces)", problem);
 	if (parser->context)
 		return cfg_fail(ctx, parser->problem_mark, "-", "syntax error: %s %s at line %zu",
 				problem, parser->context, parser->context_mark.line + 1);
@@ -1094,6 +1129,8 @@ cfg_load(const char *path, struct cfg **ret_cfg, char *err, size_t errlen)
 			if (err && errlen > 0)
 				snprintf(err, errlen, "%s: cannot %s: %s", ctx.file,
 					 opened ? "read" : "open", strerror(-r));
+			if (err && errlen > 0)
+				cfg_one_line(err);
 			goto free_cfg;
 		}
 		r = cfg_parse_text(&ctx, text, len);

@@ -13,15 +13,14 @@
 #include <string.h>
 
 #include <jansson.h>
-#include <msgpack/unpack_define.h>
 
 #include "b64.h"
 #include "env.h"
 #include "mp.h"
 
-/* msgpack-c unpacks at most this deep and calls anything deeper out of
- * memory; env_mp_scan() refuses deeper input first. */
-_Static_assert(MSGPACK_EMBED_STACK_SIZE >= ENV_DEPTH_MAX, "msgpack-c's stack is too small");
+/* mp_unpack() refuses what is deeper than the envelope allows, and the JSON
+ * conversion checks the same limit. */
+_Static_assert(ENV_DEPTH_MAX == MP_DEPTH_MAX, "envelope and unpacker depths differ");
 
 /* Maps below this size are checked for repeated keys pair by pair. */
 #define ENV_DUP_PAIRWISE 16
@@ -103,7 +102,14 @@ env_path_format(const struct env_ctx *ctx, char *buf, size_t size)
 	buf[pos] = '\0';
 }
 
-static int __attribute__((format(printf, 3, 0)))
+static int env_vfail(struct env_ctx *ctx, bool with_path, const char *fmt, va_list ap)
+        __attribute__((format(printf, 3, 0)));
+static int env_fail(struct env_ctx *ctx, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+static int env_fail_whole(struct env_ctx *ctx, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+
+static int
 env_vfail(struct env_ctx *ctx, bool with_path, const char *fmt, va_list ap)
 {
 	char path[256], msg[256];
@@ -121,7 +127,7 @@ env_vfail(struct env_ctx *ctx, bool with_path, const char *fmt, va_list ap)
 }
 
 /* Writes "PATH: message" into the error line; returns -EBADMSG. */
-static int __attribute__((format(printf, 2, 3)))
+static int
 env_fail(struct env_ctx *ctx, const char *fmt, ...)
 {
 	va_list ap;
@@ -134,7 +140,7 @@ env_fail(struct env_ctx *ctx, const char *fmt, ...)
 }
 
 /* The same for errors that are not about one value. */
-static int __attribute__((format(printf, 2, 3)))
+static int
 env_fail_whole(struct env_ctx *ctx, const char *fmt, ...)
 {
 	va_list ap;
@@ -150,14 +156,14 @@ static void
 env_push_key(struct env_ctx *ctx, const char *key, size_t len)
 {
 	assert(ctx->depth < ENV_DEPTH_MAX + 1);
-	ctx->path[ctx->depth++] = (struct env_step){ .key = key, .len = len };
+	ctx->path[ctx->depth++] = (struct env_step){.key = key, .len = len};
 }
 
 static void
 env_push_index(struct env_ctx *ctx, uint32_t index)
 {
 	assert(ctx->depth < ENV_DEPTH_MAX + 1);
-	ctx->path[ctx->depth++] = (struct env_step){ .key = NULL, .index = index };
+	ctx->path[ctx->depth++] = (struct env_step){.key = NULL, .index = index};
 }
 
 static bool
@@ -166,192 +172,21 @@ env_is_data_key(const char *key, size_t len)
 	return len == 4 && memcmp(key, "data", 4) == 0;
 }
 
-/* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF.
- * jansson checks its own input but offers no such function. */
-static bool
-env_utf8_ok(const char *str, size_t n)
-{
-	const unsigned char *s = (const unsigned char *)str;
-	size_t i = 0;
-
-	while (i < n) {
-		unsigned char c = s[i];
-		uint32_t cp, min;
-		size_t more;
-
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			more = 1, cp = c & 0x1f, min = 0x80;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			more = 2, cp = c & 0x0f, min = 0x800;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			more = 3, cp = c & 0x07, min = 0x10000;
-		} else {
-			return false;
-		}
-		if (n - i - 1 < more)
-			return false;
-		for (size_t k = 1; k <= more; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = cp << 6 | (s[i + k] & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += more + 1;
-	}
-	return true;
-}
-
-/* Walks one MessagePack object without building it and sets *ret_end to the
- * offset after it. msgpack-c's C API has no limits: it allocates every map and
- * array for the count in its header before reading any element (a 5-byte
- * message could ask for gigabytes), and it reports nesting deeper than its
- * stack as out of memory. Checking here that every count fits in the bytes
- * left (each element takes at least one) and that nesting stays within
- * ENV_DEPTH_MAX bounds what msgpack-c allocates by the input's size, and
- * leaves its out-of-memory errors meaning just that. */
-static int
-env_mp_scan(struct env_ctx *ctx, const uint8_t *p, size_t len, size_t *ret_end)
-{
-	uint64_t left[ENV_DEPTH_MAX + 1]; /* elements still to read at each level */
-	unsigned depth = 0;
-	size_t off = 0;
-
-	if (len == 0)
-		return env_fail_whole(ctx, "empty message");
-	left[0] = 1;
-	for (;;) {
-		uint64_t skip = 0, count = 0;
-		size_t width = 0; /* of a length or count field */
-		bool container = false, is_map = false;
-		uint8_t b;
-
-		if (off >= len)
-			goto truncated;
-		b = p[off++];
-		switch (b) {
-		case 0x00 ... 0x7f: /* positive fixint */
-		case 0xe0 ... 0xff: /* negative fixint */
-		case 0xc0:          /* nil */
-		case 0xc2 ... 0xc3: /* false, true */
-			break;
-		case 0x80 ... 0x8f: /* fixmap */
-			container = is_map = true;
-			count = b & 0x0f;
-			break;
-		case 0x90 ... 0x9f: /* fixarray */
-			container = true;
-			count = b & 0x0f;
-			break;
-		case 0xa0 ... 0xbf: /* fixstr */
-			skip = b & 0x1f;
-			break;
-		case 0xc4 ... 0xc6: /* bin 8, 16, 32 */
-			width = (size_t)1 << (b - 0xc4);
-			break;
-		case 0xc7 ... 0xc9: /* ext 8, 16, 32: length, then a type byte */
-			width = (size_t)1 << (b - 0xc7);
-			skip = 1;
-			break;
-		case 0xca: /* float 32 */
-			skip = 4;
-			break;
-		case 0xcb: /* float 64 */
-			skip = 8;
-			break;
-		case 0xcc ... 0xcf: /* uint 8 to 64 */
-			skip = (uint64_t)1 << (b - 0xcc);
-			break;
-		case 0xd0 ... 0xd3: /* int 8 to 64 */
-			skip = (uint64_t)1 << (b - 0xd0);
-			break;
-		case 0xd4 ... 0xd8: /* fixext 1 to 16, after a type byte */
-			skip = 1 + ((uint64_t)1 << (b - 0xd4));
-			break;
-		case 0xd9 ... 0xdb: /* str 8, 16, 32 */
-			width = (size_t)1 << (b - 0xd9);
-			break;
-		case 0xdc ... 0xdd: /* array 16, 32 */
-			container = true;
-			width = (size_t)2 << (b - 0xdc);
-			break;
-		case 0xde ... 0xdf: /* map 16, 32 */
-			container = is_map = true;
-			width = (size_t)2 << (b - 0xde);
-			break;
-		default: /* 0xc1, never used */
-			return env_fail_whole(ctx, "invalid MessagePack: byte 0x%02x at offset %zu",
-					      b, off - 1);
-		}
-		if (width > 0) {
-			uint64_t n = 0;
-
-			if (len - off < width)
-				goto truncated;
-			for (size_t k = 0; k < width; k++)
-				n = n << 8 | p[off + k];
-			off += width;
-			if (container)
-				count = n;
-			else
-				skip += n;
-		}
-		left[depth]--;
-		if (container) {
-			if (is_map)
-				count *= 2;
-			if (depth == ENV_DEPTH_MAX)
-				return env_fail_whole(ctx, "nesting deeper than %d levels",
-						      ENV_DEPTH_MAX);
-			if (count > len - off)
-				goto truncated;
-			left[++depth] = count;
-		} else {
-			if (skip > len - off)
-				goto truncated;
-			off += skip;
-		}
-		while (left[depth] == 0) {
-			if (depth == 0) {
-				*ret_end = off;
-				return 0;
-			}
-			depth--;
-		}
-	}
-
-truncated:
-	return env_fail_whole(ctx, "truncated MessagePack");
-}
-
-/* Unpacks exactly one object from p into *ret (in a zone the caller frees
- * with msgpack_zone_free). */
+/* Unpacks exactly one object from p into *ret_obj, in a zone the caller
+ * frees with msgpack_zone_free(). */
 static int
 env_mp_unpack(struct env_ctx *ctx, const void *p, size_t len, msgpack_object *ret_obj,
-	      msgpack_zone **ret_zone)
+              msgpack_zone **ret_zone)
 {
 	msgpack_unpacked u;
-	size_t end = 0, off = 0;
-	msgpack_unpack_return ur;
+	const char *why = "";
 	int r;
 
-	r = env_mp_scan(ctx, p, len, &end);
-	if (r < 0)
-		return r;
-	if (end != len)
-		return env_fail_whole(ctx, "%zu trailing bytes after the MessagePack object",
-				      len - end);
 	msgpack_unpacked_init(&u);
-	ur = msgpack_unpack_next(&u, p, len, &off);
-	if (ur != MSGPACK_UNPACK_SUCCESS || off != len) {
+	r = mp_unpack(&u, p, len, &why);
+	if (r < 0) {
 		msgpack_unpacked_destroy(&u);
-		if (ur == MSGPACK_UNPACK_NOMEM_ERROR)
-			return -ENOMEM;
-		return env_fail_whole(ctx, "invalid MessagePack");
+		return r == -EBADMSG ? env_fail_whole(ctx, "%s", why) : r;
 	}
 	*ret_obj = u.data;
 	*ret_zone = msgpack_unpacked_release_zone(&u);
@@ -415,7 +250,7 @@ env_check_dups(struct env_ctx *ctx, const msgpack_object_map *map)
 
 /* Checks an unpacked tree against what JSON input would have produced: string
  * keys, no repeated key, UTF-8 strings, int64 integers, no ext, and bytes under
- * "data" as bin. The depth was checked by env_mp_scan(). */
+ * "data" as bin. The depth was checked by mp_unpack(). */
 static int
 env_check_mp(struct env_ctx *ctx, const msgpack_object *o)
 {
@@ -423,7 +258,7 @@ env_check_mp(struct env_ctx *ctx, const msgpack_object *o)
 
 	switch (o->type) {
 	case MSGPACK_OBJECT_STR:
-		if (!env_utf8_ok(o->via.str.ptr, o->via.str.size))
+		if (!mp_utf8_valid(o->via.str.ptr, o->via.str.size))
 			return env_fail(ctx, "invalid UTF-8");
 		return 0;
 	case MSGPACK_OBJECT_POSITIVE_INTEGER:
@@ -447,7 +282,7 @@ env_check_mp(struct env_ctx *ctx, const msgpack_object *o)
 
 			if (k->type != MSGPACK_OBJECT_STR)
 				return env_fail(ctx, "map key %" PRIu32 " is not a string", i);
-			if (!env_utf8_ok(k->via.str.ptr, k->via.str.size)) {
+			if (!mp_utf8_valid(k->via.str.ptr, k->via.str.size)) {
 				env_push_key(ctx, k->via.str.ptr, k->via.str.size);
 				return env_fail(ctx, "key is not valid UTF-8");
 			}
@@ -487,8 +322,8 @@ env_zone_dup(msgpack_zone *zone, const char *s, size_t n)
 	return p;
 }
 
-static int
-env_from_json(struct env_ctx *ctx, json_t *j, msgpack_object *o, unsigned depth, bool is_data);
+static int env_from_json(struct env_ctx *ctx, json_t *j, msgpack_object *o, unsigned depth,
+                         bool is_data);
 
 static int
 env_from_json_object(struct env_ctx *ctx, json_t *j, msgpack_object *o, unsigned depth)
@@ -514,7 +349,7 @@ env_from_json_object(struct env_ctx *ctx, json_t *j, msgpack_object *o, unsigned
 			return -ENOMEM;
 		env_push_key(ctx, key, len);
 		r = env_from_json(ctx, json_object_iter_value(it), &kv[i].val, depth,
-				  env_is_data_key(key, len));
+		                  env_is_data_key(key, len));
 		if (r < 0)
 			return r;
 		ctx->depth--;
@@ -630,7 +465,7 @@ env_new_in(msgpack_zone *zone)
 
 	if (env == NULL)
 		return NULL;
-	*env = (struct env){ .zone = zone };
+	*env = (struct env){.zone = zone};
 	env->empty.type = MSGPACK_OBJECT_MAP;
 	return env;
 }
@@ -679,12 +514,12 @@ env_decode_json(struct env_ctx *ctx, const void *buf, size_t len, struct env **r
 	/* JSON_ALLOW_NUL: MessagePack strings may hold NUL too; JSON_DECODE_ANY
 	 * so that a non-object root gets the same error as in MessagePack. */
 	root = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL,
-			  &jerr);
+	                  &jerr);
 	if (root == NULL) {
 		if (json_error_code(&jerr) == json_error_out_of_memory)
 			return -ENOMEM;
 		return env_fail_whole(ctx, "invalid JSON at line %d column %d: %s", jerr.line,
-				      jerr.column, jerr.text);
+		                      jerr.column, jerr.text);
 	}
 	if (!json_is_object(root)) {
 		r = env_fail(ctx, "expected a map");
@@ -769,9 +604,9 @@ env_read_header(struct env_ctx *ctx, struct env *env)
 
 int
 env_decode(const void *buf, size_t len, enum env_enc enc, struct env **ret_env, char *err,
-	   size_t errlen)
+           size_t errlen)
 {
-	struct env_ctx ctx = { .err = err, .errlen = errlen };
+	struct env_ctx ctx = {.err = err, .errlen = errlen};
 	struct env *env = NULL;
 	int r;
 
@@ -843,8 +678,7 @@ env_pack_header(msgpack_packer *pk, const char *type, int64_t timestamp)
 	mp_pack_str(pk, "payload");
 }
 
-static int
-env_to_json(const msgpack_object *o, unsigned depth, json_t **ret_json);
+static int env_to_json(const msgpack_object *o, unsigned depth, json_t **ret_json);
 
 static int
 env_to_json_map(const msgpack_object_map *map, unsigned depth, json_t **ret_json)
@@ -859,7 +693,7 @@ env_to_json_map(const msgpack_object_map *map, unsigned depth, json_t **ret_json
 		const msgpack_object *k = &map->ptr[i].key;
 
 		if (k->type != MSGPACK_OBJECT_STR ||
-		    !env_utf8_ok(k->via.str.ptr, k->via.str.size) ||
+		    !mp_utf8_valid(k->via.str.ptr, k->via.str.size) ||
 		    json_object_getn(obj, k->via.str.ptr, k->via.str.size) != NULL) {
 			r = -EBADMSG;
 			goto decref_obj;
@@ -943,10 +777,10 @@ env_to_json(const msgpack_object *o, unsigned depth, json_t **ret_json)
 	case MSGPACK_OBJECT_BIN:
 		return env_to_json_bin(&o->via.bin, ret_json);
 	case MSGPACK_OBJECT_STR:
-		if (!env_utf8_ok(o->via.str.ptr, o->via.str.size))
+		if (!mp_utf8_valid(o->via.str.ptr, o->via.str.size))
 			return -EBADMSG;
 		j = json_stringn_nocheck(o->via.str.size > 0 ? o->via.str.ptr : env_nothing,
-					 o->via.str.size);
+		                         o->via.str.size);
 		break;
 	case MSGPACK_OBJECT_POSITIVE_INTEGER:
 		if (o->via.u64 > INT64_MAX)
@@ -993,7 +827,7 @@ env_dump_json(json_t *j, char **ret_json, size_t *ret_len)
 int
 env_msgpack_to_json(const void *mp, size_t len, char **ret_json, size_t *ret_len)
 {
-	struct env_ctx ctx = { .errlen = 0 };
+	struct env_ctx ctx = {.errlen = 0};
 	msgpack_object root;
 	msgpack_zone *zone;
 	json_t *j;

@@ -1,10 +1,14 @@
-/* mp: lookups in msgpack maps and key/value packing shorthands. */
+/* mp: lookups in msgpack maps, key/value packing shorthands, and bounded
+ * unpacking of untrusted input. */
 #include <errno.h>
 #include <string.h>
 
 #include <jansson.h>
+#include <msgpack/unpack_define.h>
 
 #include "mp.h"
+
+_Static_assert(MSGPACK_EMBED_STACK_SIZE >= MP_DEPTH_MAX, "msgpack-c unpacks less deep");
 
 bool
 mp_str_eq(const msgpack_object *obj, const char *s)
@@ -256,4 +260,198 @@ mp_to_json(const msgpack_object *obj)
 err_free:
 	json_decref(j);
 	return NULL;
+}
+
+#define MP_STR(x)  #x
+#define MP_XSTR(x) MP_STR(x)
+
+/* Walks one object from p without building it; *ret_end is the offset after it. */
+static int
+mp_scan(const uint8_t *p, size_t len, size_t *ret_end, const char **ret_why)
+{
+	uint64_t left[MP_DEPTH_MAX + 1]; /* elements still to read at each level */
+	unsigned depth = 0;
+	size_t off = 0;
+
+	if (len == 0) {
+		*ret_why = "empty message";
+		return -EBADMSG;
+	}
+	left[0] = 1;
+	for (;;) {
+		uint64_t skip = 0, count = 0;
+		size_t width = 0; /* of a length or count field */
+		bool container = false, is_map = false;
+		uint8_t b;
+
+		if (off >= len)
+			goto truncated;
+		b = p[off++];
+		switch (b) {
+		case 0x00 ... 0x7f: /* positive fixint */
+		case 0xe0 ... 0xff: /* negative fixint */
+		case 0xc0:          /* nil */
+		case 0xc2 ... 0xc3: /* false, true */
+			break;
+		case 0x80 ... 0x8f: /* fixmap */
+			container = is_map = true;
+			count = b & 0x0f;
+			break;
+		case 0x90 ... 0x9f: /* fixarray */
+			container = true;
+			count = b & 0x0f;
+			break;
+		case 0xa0 ... 0xbf: /* fixstr */
+			skip = b & 0x1f;
+			break;
+		case 0xc4 ... 0xc6: /* bin 8, 16, 32 */
+			width = (size_t)1 << (b - 0xc4);
+			break;
+		case 0xc7 ... 0xc9: /* ext 8, 16, 32: length, then a type byte */
+			width = (size_t)1 << (b - 0xc7);
+			skip = 1;
+			break;
+		case 0xca: /* float 32 */
+			skip = 4;
+			break;
+		case 0xcb: /* float 64 */
+			skip = 8;
+			break;
+		case 0xcc ... 0xcf: /* uint 8 to 64 */
+			skip = (uint64_t)1 << (b - 0xcc);
+			break;
+		case 0xd0 ... 0xd3: /* int 8 to 64 */
+			skip = (uint64_t)1 << (b - 0xd0);
+			break;
+		case 0xd4 ... 0xd8: /* fixext 1 to 16, after a type byte */
+			skip = 1 + ((uint64_t)1 << (b - 0xd4));
+			break;
+		case 0xd9 ... 0xdb: /* str 8, 16, 32 */
+			width = (size_t)1 << (b - 0xd9);
+			break;
+		case 0xdc ... 0xdd: /* array 16, 32 */
+			container = true;
+			width = (size_t)2 << (b - 0xdc);
+			break;
+		case 0xde ... 0xdf: /* map 16, 32 */
+			container = is_map = true;
+			width = (size_t)2 << (b - 0xde);
+			break;
+		default: /* 0xc1 */
+			*ret_why = "invalid MessagePack: the never-used byte 0xc1";
+			return -EBADMSG;
+		}
+		if (width > 0) {
+			uint64_t n = 0;
+
+			if (len - off < width)
+				goto truncated;
+			for (size_t k = 0; k < width; k++)
+				n = n << 8 | p[off + k];
+			off += width;
+			if (container)
+				count = n;
+			else
+				skip += n;
+		}
+		left[depth]--;
+		if (container) {
+			if (is_map)
+				count *= 2;
+			if (depth == MP_DEPTH_MAX) {
+				*ret_why = "nesting deeper than " MP_XSTR(MP_DEPTH_MAX) " levels";
+				return -EBADMSG;
+			}
+			/* Every element takes at least one byte. */
+			if (count > len - off)
+				goto truncated;
+			left[++depth] = count;
+		} else {
+			if (skip > len - off)
+				goto truncated;
+			off += skip;
+		}
+		while (left[depth] == 0) {
+			if (depth == 0) {
+				*ret_end = off;
+				return 0;
+			}
+			depth--;
+		}
+	}
+
+truncated:
+	*ret_why = "truncated MessagePack";
+	return -EBADMSG;
+}
+
+int
+mp_unpack(msgpack_unpacked *unp, const void *buf, size_t len, const char **ret_why)
+{
+	const char *why = NULL;
+	size_t end = 0, off = 0;
+	msgpack_unpack_return ur;
+	int r;
+
+	r = mp_scan(buf, len, &end, &why);
+	if (r < 0)
+		goto fail;
+	if (end != len) {
+		why = "trailing bytes after the MessagePack object";
+		r = -EBADMSG;
+		goto fail;
+	}
+	ur = msgpack_unpack_next(unp, buf, len, &off);
+	if (ur == MSGPACK_UNPACK_NOMEM_ERROR)
+		return -ENOMEM;
+	if (ur != MSGPACK_UNPACK_SUCCESS || off != len) {
+		/* mp_scan() accepted it: msgpack-c should have too. */
+		why = "invalid MessagePack";
+		r = -EBADMSG;
+		goto fail;
+	}
+	return 0;
+
+fail:
+	if (ret_why != NULL)
+		*ret_why = why;
+	return r;
+}
+
+bool
+mp_utf8_valid(const char *str, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i = 0;
+
+	while (i < len) {
+		unsigned char c = s[i];
+		uint32_t cp, min;
+		size_t more;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			more = 1, cp = c & 0x1f, min = 0x80;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			more = 2, cp = c & 0x0f, min = 0x800;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			more = 3, cp = c & 0x07, min = 0x10000;
+		} else {
+			return false;
+		}
+		if (len - i - 1 < more)
+			return false;
+		for (size_t k = 1; k <= more; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (s[i + k] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += more + 1;
+	}
+	return true;
 }

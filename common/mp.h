@@ -38,4 +38,21 @@ void mp_pack_kv_bin(msgpack_packer *pk, const char *key, const void *data, size_
  * NULL on allocation failure. Depth is bounded by msgpack-c's unpacker. */
 void *mp_to_json(const msgpack_object *obj);
 
+/* Deepest nesting of maps and arrays mp_unpack() accepts (the outermost
+ * container is 1): msgpack-c's own stack, MSGPACK_EMBED_STACK_SIZE. */
+#define MP_DEPTH_MAX 32
+
+/* msgpack_unpack_next() for untrusted input. msgpack-c's C API has no limits:
+ * it allocates each map and array for the count in its header before reading
+ * an element, and calls nesting beyond its stack "out of memory". So buf is
+ * first walked without allocating: it must hold exactly one object, no byte
+ * after it, every count must fit in the bytes left, nesting at most
+ * MP_DEPTH_MAX. Then it is unpacked into unp (msgpack_unpacked_init()ed by
+ * the caller, who msgpack_unpacked_destroy()s it); strings and bins point into
+ * buf. -EBADMSG with a static reason in *ret_why (may be NULL), -ENOMEM. */
+int mp_unpack(msgpack_unpacked *unp, const void *buf, size_t len, const char **ret_why);
+
+/* Strict UTF-8: no overlong forms, surrogates or code points past U+10FFFF. */
+bool mp_utf8_valid(const char *s, size_t len);
+
 #endif

@@ -20,22 +20,36 @@
 #define GIB     (1024ULL * MIB)
 #define DEC2026 1796083200 /* 2026-12-01T00:00:00Z */
 
-static char dir[256]; /* the mkdtemp() directory of the running test */
+/* base belongs to the TCase and is removed by the parent process even when a forked test
+ * fails half-way; dir is the fresh directory of one test inside it. */
+static char base[200], dir[256];
 
 static void
-setup(void)
+setup_base(void)
 {
 	const char *tmp = getenv("TMPDIR");
 
-	ck_assert_int_lt(snprintf(dir, sizeof(dir), "%s/test_cfg.XXXXXX", tmp && *tmp ? tmp : "/tmp"),
-			 sizeof(dir));
-	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(base, sizeof(base), "%s/test_cfg.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	ck_assert_ptr_nonnull(mkdtemp(base));
 }
 
 static int
 remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	return remove(path);
+}
+
+static void
+teardown_base(void)
+{
+	nftw(base, remove_one, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+static void
+setup(void)
+{
+	snprintf(dir, sizeof(dir), "%s/t.XXXXXX", base);
+	ck_assert_ptr_nonnull(mkdtemp(dir));
 }
 
 static void
@@ -166,7 +180,7 @@ START_TEST(test_open_errors)
 {
 	struct cfg *cfg = (struct cfg *)&cfg;
 	char err[CFG_ERR_MAX], want[CFG_ERR_MAX + PATH_MAX];
-	char path[PATH_MAX + 16];
+	char path[PATH_MAX + 16], *big;
 
 	snprintf(path, sizeof(path), "%s/missing.yaml", dir);
 	ck_assert_int_eq(cfg_load(path, &cfg, err, sizeof(err)), -ENOENT);
@@ -177,6 +191,36 @@ START_TEST(test_open_errors)
 	ck_assert_int_eq(cfg_load(dir, &cfg, err, sizeof(err)), -EISDIR);
 	snprintf(want, sizeof(want), "%s: cannot read: Is a directory", dir);
 	ck_assert_str_eq(err, want);
+	ck_assert_ptr_eq(cfg, (struct cfg *)&cfg);
+
+	/* A config file has no business being above 1 MiB. */
+	big = malloc(1024 * 1024 + 2);
+	ck_assert_ptr_nonnull(big);
+	memset(big, '#', 1024 * 1024 + 1);
+	big[1024 * 1024 + 1] = '\0';
+	snprintf(path, sizeof(path), "%s", write_file("big.yaml", big));
+	free(big);
+	ck_assert_int_eq(cfg_load(path, &cfg, err, sizeof(err)), -EFBIG);
+	snprintf(want, sizeof(want), "%s: cannot read: File too large", path);
+	ck_assert_str_eq(err, want);
+	ck_assert_ptr_eq(cfg, (struct cfg *)&cfg);
+}
+END_TEST
+
+START_TEST(test_err_buffer)
+{
+	const char *path = write_file("bad.yaml", "limits: { max_sentinels: 0 }\n");
+	struct cfg *cfg = (struct cfg *)&cfg;
+	char err[16];
+
+	/* No buffer, or a short one: same result, nothing written past the end. */
+	ck_assert_int_eq(cfg_load(path, &cfg, NULL, 0), -EINVAL);
+	memset(err, 'x', sizeof(err));
+	ck_assert_int_eq(cfg_load(path, &cfg, err, 8), -EINVAL);
+	ck_assert_uint_eq(strlen(err), 7);
+	ck_assert_int_eq(err[8], 'x');
+	ck_assert_int_eq(cfg_load(path, &cfg, err, 1), -EINVAL);
+	ck_assert_str_eq(err, "");
 	ck_assert_ptr_eq(cfg, (struct cfg *)&cfg);
 }
 END_TEST
@@ -574,6 +618,9 @@ static const struct bad_file bad_syntax[] = {
 	  "2:10: -: syntax error: mapping values are not allowed in this context" },
 	{ "instance: \xff\n", "1:11: -: syntax error: invalid leading UTF-8 octet (byte 0xFF)" },
 	{ "instance: *nope\n", "1:11: -: syntax error: found undefined alias" },
+	{ "limits:\n\tmax_sentinels: 5\n",
+	  "2:1: -: syntax error: found character that cannot start any token (a tab; indent with "
+	  "spaces)" },
 };
 
 static const struct bad_file bad_keys[] = {
@@ -645,8 +692,10 @@ static const struct bad_file bad_ranges[] = {
 	  "1:15: ring.size: expected a size such as 512MiB (units B KiB MiB GiB TiB KB MB GB TB), "
 	  "found \"-1MiB\"" },
 	{ "ring: { size: 99999999999999999999 }\n",
-	  "1:15: ring.size: expected a size such as 512MiB (units B KiB MiB GiB TiB KB MB GB TB), "
-	  "found \"99999999999999999999\"" },
+	  "1:15: ring.size: expected a size in 1MiB..64GiB, found \"99999999999999999999\"" },
+	{ "archive: { max_bytes: 16777216TiB }\n",
+	  "1:23: archive.max_bytes: expected 0 (unlimited) or a size in 1MiB..1048576TiB, found "
+	  "\"16777216TiB\"" },
 	{ "limits: { max_message_bytes: 512 }\n",
 	  "1:30: limits.max_message_bytes: expected a size in 1KiB..256MiB, found \"512\"" },
 	{ "limits: { max_message_bytes: 300MiB }\nring: { size: 4GiB }\n",
@@ -676,6 +725,8 @@ static const struct bad_file bad_ranges[] = {
 	  "1:19: timeouts.idle: expected a duration in 1ms..1d, found \"25h\"" },
 	{ "timeouts: { stage_heartbeat: 500ms }\n",
 	  "1:30: timeouts.stage_heartbeat: expected a duration in 1s..1d, found \"500ms\"" },
+	{ "timeouts: { idle: 99999999999999999999ms }\n",
+	  "1:19: timeouts.idle: expected a duration in 1ms..1d, found \"99999999999999999999ms\"" },
 	{ "timeouts: { register: -1s }\n",
 	  "1:23: timeouts.register: expected a duration such as 5s (plain seconds or units ms s m "
 	  "h d), found \"-1s\"" },
@@ -684,7 +735,7 @@ static const struct bad_file bad_ranges[] = {
 	{ "archive: { retention_days: 36501 }\n",
 	  "1:28: archive.retention_days: expected an integer in 0..36500, found \"36501\"" },
 	{ "archive: { max_bytes: 512KiB }\n",
-	  "1:23: archive.max_bytes: expected 0 (unlimited) or a size of at least 1MiB, found "
+	  "1:23: archive.max_bytes: expected 0 (unlimited) or a size in 1MiB..1048576TiB, found "
 	  "\"512KiB\"" },
 };
 
@@ -747,10 +798,12 @@ static const struct bad_file bad_tokens[] = {
 	  "(Z or +HH:MM offset), found \"2026-12-01T00:00:00\"" },
 	{ "auth:\n  tokens:\n    - { name: a, role: proctor, token: x }\n"
 	  "    - { name: a, role: operator, token: y }\n",
-	  "4:7: auth.tokens[1]: duplicate token name \"a\" (first at auth.tokens[0])" },
+	  "4:15: auth.tokens[1].name: expected a unique name, found \"a\" again (first at "
+	  "auth.tokens[0])" },
 	{ "auth:\n  tokens:\n    - { name: a, role: proctor, token: x }\n"
 	  "    - { name: b, role: operator, token: x }\n",
-	  "4:7: auth.tokens[1]: same secret as auth.tokens[0]" },
+	  "4:41: auth.tokens[1].token: expected a secret of its own, found the one of "
+	  "auth.tokens[0]" },
 };
 
 static const struct bad_file bad_documents[] = {
@@ -872,6 +925,23 @@ START_TEST(test_token_file_errors)
 		 "3:46: auth.tokens[0].token_file: token file %s is larger than 4096 bytes", path);
 	load_bad(yaml, expect);
 
+	/* A newline in the path still gives one line. */
+	snprintf(yaml, sizeof(yaml), "%s\"%s/a\\nb\" }\n", head, dir);
+	snprintf(expect, sizeof(expect),
+		 "3:46: auth.tokens[0].token_file: cannot read token file %s/a?b: No such file or "
+		 "directory",
+		 dir);
+	load_bad(yaml, expect);
+
+	/* The same secret inline and in a file. */
+	snprintf(path, sizeof(path), "%s", write_file("dup.token", "same\n"));
+	snprintf(yaml, sizeof(yaml),
+		 "auth:\n  tokens:\n    - { name: a, role: proctor, token: same }\n"
+		 "    - { name: b, role: sentinel, token_file: %s }\n",
+		 path);
+	load_bad(yaml, "4:46: auth.tokens[1].token_file: expected a secret of its own, found the "
+		       "one of auth.tokens[0]");
+
 	/* Exactly 4 KiB is fine. */
 	big[4096] = '\0';
 	snprintf(path, sizeof(path), "%s", write_file("max.token", big));
@@ -986,6 +1056,7 @@ add_loop(Suite *s, const char *name, const TTest *test, size_t n)
 {
 	TCase *tc = tcase_create(name);
 
+	tcase_add_unchecked_fixture(tc, setup_base, teardown_base);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_loop_test(tc, test, 0, (int)n);
 	suite_add_tcase(s, tc);
@@ -1004,6 +1075,7 @@ cfg_suite(void)
 
 	add_one(s, "defaults", test_defaults);
 	add_one(s, "open_errors", test_open_errors);
+	add_one(s, "err_buffer", test_err_buffer);
 	add_one(s, "example", test_example);
 	add_one(s, "styles", test_styles);
 	add_one(s, "parse_size", test_parse_size);
