@@ -1,6 +1,7 @@
 /* net: listening sockets and their printable local addresses. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <sys/socket.h>
@@ -11,33 +12,31 @@
 int
 net_listen(const struct cfg_listen *addr)
 {
-	struct sockaddr_in6 sa6 = { .sin6_family = AF_INET6, .sin6_port = htons(addr->port) };
-	struct sockaddr_in sa4 = { .sin_family = AF_INET, .sin_port = htons(addr->port) };
-	struct sockaddr *sa;
-	socklen_t len;
+	struct addrinfo hints = { .ai_flags = AI_PASSIVE | AI_NUMERICSERV,
+				  .ai_socktype = SOCK_STREAM };
+	struct addrinfo *ai;
+	char port[8];
 	int fd, one = 1, r;
 
-	if (inet_pton(AF_INET, addr->host, &sa4.sin_addr) == 1) {
-		sa = (struct sockaddr *)&sa4;
-		len = sizeof(sa4);
-	} else if (inet_pton(AF_INET6, addr->host, &sa6.sin6_addr) == 1) {
-		sa = (struct sockaddr *)&sa6;
-		len = sizeof(sa6);
-	} else {
-		return -EINVAL;
-	}
-	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    bind(fd, sa, len) < 0 || listen(fd, SOMAXCONN) < 0) {
+	/* Names such as "localhost" are resolved once, to their first address. */
+	snprintf(port, sizeof(port), "%u", addr->port);
+	r = getaddrinfo(addr->host, port, &hints, &ai);
+	if (r != 0)
+		return r == EAI_SYSTEM ? -errno : -EADDRNOTAVAIL;
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
 		r = -errno;
-		goto err_close;
+		goto out_free;
 	}
-	return fd;
-
-err_close:
-	close(fd);
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, SOMAXCONN) < 0) {
+		r = -errno;
+		close(fd);
+		goto out_free;
+	}
+	r = fd;
+out_free:
+	freeaddrinfo(ai);
 	return r;
 }
 

@@ -8,7 +8,7 @@
 #include "cfg.h"
 
 /* Binds and listens (SO_REUSEADDR, backlog SOMAXCONN); close-on-exec and
- * non-blocking. -errno on failure, -EINVAL for a host that is not an address. */
+ * non-blocking. -errno on failure, -EADDRNOTAVAIL for a host that does not resolve. */
 int net_listen(const struct cfg_listen *addr);
 /* "127.0.0.1:8082" or "[::1]:8082": where fd is bound (the real port when 0 was asked). */
 int net_local_name(int fd, char *buf, size_t size, unsigned *ret_port);
