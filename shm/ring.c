@@ -797,7 +797,8 @@ ring_wait(const struct ring *ring, uint64_t index, int timeout_ms)
 	for (;;) {
 		uint32_t v = __atomic_load_n(&w->futex, __ATOMIC_ACQUIRE);
 
-		if (ring_head(ring) > index || __atomic_load_n(&w->kicks, __ATOMIC_ACQUIRE) != kicks)
+		if (ring_head(ring) > index ||
+		    __atomic_load_n(&w->kicks, __ATOMIC_ACQUIRE) != kicks)
 			return 0;
 		if (timeout_ms >= 0 && timespec_left(&deadline, &left) < 0)
 			return -ETIMEDOUT;
@@ -817,6 +818,10 @@ ring_wait(const struct ring *ring, uint64_t index, int timeout_ms)
 		/* A signal: the caller has a flag to look at. */
 		if (r < 0 && err == EINTR)
 			return 0;
+		/* EAGAIN (the word moved), ETIMEDOUT and wake-ups loop to look
+		 * again; anything else would spin. */
+		if (r < 0 && err != EAGAIN && err != ETIMEDOUT)
+			return -err;
 	}
 }
 

@@ -159,7 +159,8 @@ uint64_t ring_tail(const struct ring *ring);
 
 /* Copies segment index into buf. -EAGAIN: not written yet; -ESTALE: overwritten
  * before or during the copy (buf then holds garbage); -ENOBUFS: size < len (a
- * buffer of max_segment_bytes, see ring_get_stats, always fits). */
+ * buffer of max_segment_bytes, see ring_get_stats, always fits); -EPROTO: a
+ * descriptor that cannot be right (a bug, not a race). */
 int ring_read(const struct ring *ring, uint64_t index, struct ring_seg *ret_meta, void *buf,
 	      size_t size);
 /* Zero copy: *ret_data points into the mapping, valid as memory until ring_close
