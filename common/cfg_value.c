@@ -244,3 +244,4 @@ cfg_role_parse(const char *name, enum cfg_role *ret_role)
 		}
 	}
 	return -EINVAL;
+}
