@@ -13,8 +13,10 @@
  *   type             from -> to         body
  *   hello            stage -> vigild    { stage, pid, version }
  *   heartbeat        stage -> vigild    { pid, cpuPercent, memBytes, connections,
- *                                         loopAvgS, loopMaxS, loopMinS, ... }
- *   stop             vigild -> stage    { reason }          exit cleanly now
+ *                                         loopAvgS, loopMaxS, loopMinS, uptimeMs,
+ *                                         stats: { the stage's own figures } }
+ *   stop             vigild -> stage    { reason }          exit cleanly now; reason
+ *                                                        "restart" or "shutdown"
  *   config.reload    vigild -> stage    { }                 re-read the config file
  *   stage.state      vigild -> *        { stage, state, pid }
  *

@@ -23,6 +23,7 @@ struct stage {
 	int sig_fd;
 	int listen_fd;
 	bool stopping;
+	bool restarting;
 	bool reload;
 	int64_t started_ms;
 	int64_t last_beat_ms;
@@ -30,6 +31,8 @@ struct stage {
 	struct stage_metrics metrics;
 	stage_msg_fn on_msg;
 	void *on_msg_ctx;
+	stage_stats_fn on_stats;
+	void *on_stats_ctx;
 };
 
 static void
@@ -184,6 +187,19 @@ stage_free(struct stage *st)
 	free(st);
 }
 
+void
+stage_on_stats(struct stage *st, stage_stats_fn fn, void *ctx)
+{
+	st->on_stats = fn;
+	st->on_stats_ctx = ctx;
+}
+
+bool
+stage_restarting(const struct stage *st)
+{
+	return st->restarting;
+}
+
 const struct cfg *
 stage_cfg(const struct stage *st)
 {
@@ -284,7 +300,12 @@ stage_service_bus(struct stage *st)
 			continue;
 		}
 		if (strcmp(msg.type, "stop") == 0) {
-			log_info("vigild asked to stop");
+			const char *why = "";
+			size_t n_why = 0;
+
+			mp_get_str(msg.body, "reason", &why, &n_why);
+			st->restarting = n_why == 7 && memcmp(why, "restart", 7) == 0;
+			log_info("vigild asked to stop (%.*s)", (int)n_why, why);
 			st->stopping = true;
 		} else if (strcmp(msg.type, "config.reload") == 0) {
 			st->reload = true;
@@ -336,7 +357,7 @@ stage_tick(struct stage *st)
 		now = st->last_sample;
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 8);
+	msgpack_pack_map(&pk, st->on_stats != NULL ? 9 : 8);
 	mp_pack_kv_int(&pk, "pid", getpid());
 	mp_pack_kv_double(&pk, "cpuPercent", proc_cpu_percent(&st->last_sample, &now));
 	mp_pack_kv_int(&pk, "memBytes", proc_rss_bytes());
@@ -345,6 +366,10 @@ stage_tick(struct stage *st)
 	mp_pack_kv_double(&pk, "loopMaxS", st->metrics.loop_max_s);
 	mp_pack_kv_double(&pk, "loopMinS", st->metrics.loop_min_s);
 	mp_pack_kv_int(&pk, "uptimeMs", mono - st->started_ms);
+	if (st->on_stats != NULL) {
+		mp_pack_str(&pk, "stats");
+		st->on_stats(st->on_stats_ctx, &pk);
+	}
 	st->last_sample = now;
 	r = stage_send(st, "heartbeat", "vigild", sb.data, sb.size);
 	if (r < 0 && r != -EAGAIN)

@@ -27,6 +27,8 @@ struct stage_metrics {
 /* Called in the stage process for every bus message that is not stop or
  * config.reload. */
 typedef void (*stage_msg_fn)(void *ctx, const struct bus_msg *msg);
+/* Packs one msgpack map of the stage's own figures into each heartbeat ("stats"). */
+typedef void (*stage_stats_fn)(void *ctx, msgpack_packer *pk);
 
 /* Parses "--config FILE", "--help", "--version" (printing and exiting 0 for the
  * last two, exiting 2 on a usage or config error after one clear line), opens
@@ -38,6 +40,7 @@ void stage_free(struct stage *st);
 const struct cfg *stage_cfg(const struct stage *st);
 struct stage_metrics *stage_metrics(struct stage *st);
 void stage_on_message(struct stage *st, stage_msg_fn fn, void *ctx);
+void stage_on_stats(struct stage *st, stage_stats_fn fn, void *ctx);
 
 /* The listening socket vigild handed down (LISTEN_FDS, fd 3), or a socket the
  * stage opens on the configured address when started by hand. -errno on failure. */
@@ -53,6 +56,9 @@ void stage_tick(struct stage *st);
 int stage_send(struct stage *st, const char *type, const char *to, const void *body,
 	       size_t body_len);
 bool stage_stopping(const struct stage *st);
+/* True when vigild stops the stage to restart it (clients should reconnect:
+ * WebSocket close 1012), false for a shutdown (1001). */
+bool stage_restarting(const struct stage *st);
 /* Set by config.reload or SIGHUP; the stage clears it after re-reading. */
 bool stage_take_reload(struct stage *st);
 

@@ -228,7 +228,7 @@ wd_start(struct wd *wd, struct wd_child *c)
 }
 
 static void
-wd_send_stop(struct wd_child *c)
+wd_send_stop(struct wd_child *c, bool restart)
 {
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
@@ -238,7 +238,7 @@ wd_send_stop(struct wd_child *c)
 		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 		bus_pack_begin(&pk, "stop", "vigild", bus_stage_name(c->which));
 		msgpack_pack_map(&pk, 1);
-		mp_pack_kv_str(&pk, "reason", "asked by vigild");
+		mp_pack_kv_str(&pk, "reason", restart ? "restart" : "shutdown");
 		if (bus_send(c->bus_fd, sb.data, sb.size) == 0) {
 			msgpack_sbuffer_destroy(&sb);
 			return;
@@ -255,7 +255,7 @@ wd_stop(struct wd *wd, struct wd_child *c, bool restart)
 	case WD_STARTING:
 	case WD_RUNNING:
 		log_info("%s: stopping (pid %d)", bus_stage_name(c->which), (int)c->pid);
-		wd_send_stop(c);
+		wd_send_stop(c, restart && !wd->shutdown);
 		c->deadline_ms = proc_mono_ms() + WD_STOP_GRACE_MS;
 		c->restart_after_stop = restart;
 		wd_set_state(wd, c, WD_STOPPING);

@@ -510,6 +510,7 @@ ring_attach(struct ring *ring)
 int
 ring_open(const char *name, bool writer, struct ring **ret_ring)
 {
+	struct ring_layout l;
 	struct ring_hdr h;
 	struct ring *ring;
 	struct stat st;
@@ -538,18 +539,19 @@ ring_open(const char *name, bool writer, struct ring **ret_ring)
 		r = -errno;
 		goto close_fd;
 	}
+	if ((size_t)n != sizeof(h)) {
+		r = -EPROTO;
+		goto close_fd;
+	}
+	r = ring_hdr_check(&h, (uint64_t)st.st_size, &l);
+	if (r < 0)
+		goto close_fd;
 	ring = calloc(1, sizeof(*ring));
 	if (!ring) {
 		r = -ENOMEM;
 		goto close_fd;
 	}
-	if ((size_t)n != sizeof(h)) {
-		r = -EPROTO;
-		goto free_ring;
-	}
-	r = ring_hdr_check(&h, (uint64_t)st.st_size, &ring->l);
-	if (r < 0)
-		goto free_ring;
+	ring->l = l;
 	r = ring_map(ring, fd, writer);
 	if (r < 0)
 		goto free_ring;
