@@ -64,6 +64,13 @@ wd_bus_route(struct wd *wd, struct wd_child *from, const struct bus_msg *msg, si
 	int to;
 
 	if (strcmp(msg->to, "*") == 0) {
+		json_t *ev = json_pack("{s:s, s:s, s:s, s:o*}", "event", "bus", "type", msg->type,
+				       "from", msg->from, "body", mp_to_json(msg->body));
+
+		/* Operators (vigilctl watch) and tests see every broadcast as it passes. */
+		if (ev != NULL)
+			wd_ctl_broadcast(wd, ev);
+		json_decref(ev);
 		for (int i = 0; i < BUS_N_STAGES; i++) {
 			if (&wd->child[i] != from && wd->child[i].bus_fd >= 0)
 				bus_send(wd->child[i].bus_fd, wd_bus_buf, len);

@@ -6,7 +6,8 @@
  *   {"cmd":"reload"}                          -> {"ok":true} or {"ok":false, "error":"FILE:L:C: ..."}
  *   {"cmd":"logs", "stage":NAME, "lines":N}   -> {"ok":true, "lines":[...]}
  *   {"cmd":"shutdown"}                        -> {"ok":true}, then vigild stops every stage and exits
- *   {"cmd":"watch"}                           -> {"ok":true}, then one {"event":"stage",...} per change
+ *   {"cmd":"watch"}                           -> {"ok":true}, then one {"event":"stage",...} per
+ *                                                change and {"event":"bus",...} per broadcast
  * Runs in vigild only.
  */
 #include <errno.h>

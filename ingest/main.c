@@ -1,20 +1,26 @@
-/* vigil-ingest: sequencing only. The stage's own work lands with its issue; until
- * then it holds its place under vigild: hello, heartbeats, clean stop. */
-#include <errno.h>
-
+/* vigil-ingest: the sentinels' WebSocket server and the ring's only writer.
+ * main only sequences: stage runtime, server, loop, teardown. */
+#include "ingest.h"
 #include "log.h"
-#include "stage.h"
 
 int
 main(int argc, char **argv)
 {
 	struct stage *st;
+	struct ingest *ing;
 	int r;
 
 	st = stage_new(BUS_INGEST, argc, argv);
 	if (st == NULL)
 		return 1;
-	r = stage_run(st);
+	ing = ingest_new(st);
+	if (ing == NULL) {
+		stage_free(st);
+		return 1;
+	}
+	r = ingest_run(ing);
+	ingest_free(ing);
+	log_info("stopped");
 	stage_free(st);
 	return r < 0 ? 1 : 0;
 }

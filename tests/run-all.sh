@@ -35,6 +35,6 @@ for variant in plain asan; do
         --num-processes 2 || status=1
 done
 
-python3 tests/summarize.py build/meson-logs/testlog.json build-asan/meson-logs/testlog.json
+/usr/bin/python3 tests/summarize.py build/meson-logs/testlog.json build-asan/meson-logs/testlog.json
 summary=$?
 [ $status = 0 ] && [ $summary = 0 ]

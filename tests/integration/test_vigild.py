@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Integration tests of vigild and vigilctl with the four real stage programs."""
 import os
 import signal

@@ -15,6 +15,8 @@ BUILD = os.environ.get("VIGIL_BUILD_DIR") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build")
 VIGILD = os.path.join(BUILD, "deploy", "vigild")
 VIGILCTL = os.path.join(BUILD, "deploy", "vigilctl")
+RINGDUMP = os.environ.get("VIGIL_RINGDUMP") or os.path.join(BUILD, "tests", "ringdump")
+SOURCE = os.environ.get("VIGIL_SOURCE_DIR") or os.path.join(os.path.dirname(__file__), "..", "..")
 STAGES = ("ingest", "relay", "archive", "httpd")
 _count = 0
 
@@ -66,7 +68,8 @@ class Watch:
 
 
 class Vigil:
-    def __init__(self, heartbeat="2s", extra=""):
+    def __init__(self, heartbeat="2s", extra="", limits="max_message_bytes: 2MiB",
+                 timeouts=""):
         global _count
         _count += 1
         self.instance = "it-%d-%d" % (os.getpid(), _count)
@@ -74,6 +77,8 @@ class Vigil:
         self.run_dir = os.path.join(self.dir, "run")
         self.config = os.path.join(self.dir, "vigil.yaml")
         self.proc = None
+        self.limits = limits
+        self.timeouts = timeouts
         self.write_config(heartbeat, extra)
 
     def write_config(self, heartbeat="2s", extra=""):
@@ -82,8 +87,9 @@ class Vigil:
                 self.instance, self.run_dir, os.path.join(self.dir, "data")))
             f.write('listen: { ingest: "127.0.0.1:0", relay: "127.0.0.1:0", '
                     'http: "127.0.0.1:0" }\n')
-            f.write("ring: { size: 16MiB }\nlimits: { max_message_bytes: 2MiB }\n")
-            f.write("timeouts: { stage_heartbeat: %s }\n" % heartbeat)
+            f.write("ring: { size: 16MiB }\nlimits: { %s }\n" % self.limits)
+            f.write("timeouts: { stage_heartbeat: %s%s }\n" % (
+                heartbeat, ", " + self.timeouts if self.timeouts else ""))
             f.write(extra)
 
     @property
@@ -140,6 +146,19 @@ class Vigil:
 
     def watch(self):
         return Watch(self.ctl_path)
+
+    def url(self, stage, path):
+        return "ws://%s%s" % (self.stage(stage)["listen"], path)
+
+    def ring_dump(self, wait=0, out=None):
+        """The ring's sentinel table and segments, read back by a separate reader."""
+        args = [RINGDUMP, "/vigil-" + self.instance, "--wait", str(wait)]
+        if out:
+            args += ["--out", out]
+        res = subprocess.run(args, capture_output=True, text=True, timeout=90)
+        if res.returncode != 0:
+            raise AssertionError("ringdump: %s" % res.stderr)
+        return [json.loads(line) for line in res.stdout.splitlines()]
 
     def stop(self):
         if self.proc is not None and self.proc.poll() is None:

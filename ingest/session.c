@@ -1,0 +1,486 @@
+/* session: PROTOCOL.md section 4 for one sentinel connection: registration,
+ * init and segment validation into the ring, ping, bye, legacy frames.
+ * Runs in the lws service thread. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "ingest.h"
+#include "log.h"
+#include "mp.h"
+#include "proc.h"
+
+struct sess_msg {
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+};
+
+/* Starts a server envelope whose payload map has n entries. */
+static void
+sess_begin(struct sess_msg *m, const char *type, uint32_t n)
+{
+	msgpack_sbuffer_init(&m->sb);
+	msgpack_packer_init(&m->pk, &m->sb, msgpack_sbuffer_write);
+	env_pack_header(&m->pk, type, time(NULL));
+	msgpack_pack_map(&m->pk, n);
+}
+
+static void
+sess_send(struct ingest_conn *c, struct sess_msg *m)
+{
+	int r = ingest_conn_send(c, m->sb.data, m->sb.size);
+
+	if (r < 0 && r != -ENOBUFS)
+		log_warn(r, "reply not queued");
+	msgpack_sbuffer_destroy(&m->sb);
+}
+
+void
+ingest_send_error(struct ingest_conn *c, int code, const char *reason, const char *ref)
+{
+	struct sess_msg m;
+
+	sess_begin(&m, "server.error", 3);
+	mp_pack_kv_int(&m.pk, "code", code);
+	mp_pack_kv_str(&m.pk, "reason", reason);
+	mp_pack_kv_str(&m.pk, "ref", ref);
+	sess_send(c, &m);
+}
+
+static void
+sess_error(struct ingest *ing, struct ingest_conn *c, int code, const char *ref,
+	   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void
+sess_error(struct ingest *ing, struct ingest_conn *c, int code, const char *ref,
+	   const char *fmt, ...)
+{
+	char reason[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	ing->stats.errors++;
+	log_debug("sentinel %s: server.error %d %s", ingest_conn_sess(c)->id_str, code, reason);
+	ingest_send_error(c, code, reason, ref);
+}
+
+/* Refuses a registration: the reject message, then the close with the same reason. */
+static void
+sess_reject(struct ingest *ing, struct ingest_conn *c, int code, const char *reason)
+{
+	struct sess_msg m;
+
+	ing->stats.rejected_total++;
+	sess_begin(&m, "server.registration.reject", 1);
+	mp_pack_kv_str(&m.pk, "reason", reason);
+	sess_send(c, &m);
+	log_info("registration refused (%d): %s", code, reason);
+	ingest_conn_close(c, code, reason);
+}
+
+/* Copies a display name, cut to the field at a UTF-8 boundary. */
+static void
+sess_copy_name(char *dst, size_t size, const char *src, size_t len)
+{
+	if (len >= size) {
+		len = size - 1;
+		while (len > 0 && ((unsigned char)src[len] & 0xc0) == 0x80)
+			len--;
+	}
+	memcpy(dst, src, len);
+	dst[len] = '\0';
+}
+
+static int
+sess_check_token(struct ingest *ing, struct ingest_conn *c, const msgpack_object *p)
+{
+	struct ingest_sess *s = ingest_conn_sess(c);
+	const struct tok_info *info;
+	const char *tok;
+	size_t n;
+	int r;
+
+	if (!ing->cfg->sentinel_auth)
+		return 0;
+	r = mp_get_str(p, "token", &tok, &n);
+	if (r == -ENOENT) {
+		sess_reject(ing, c, 3001, "Missing token");
+		return r;
+	}
+	if (r == 0)
+		r = tok_check(ing->tokens, tok, n, tok_mask_for(CFG_ROLE_SENTINEL), time(NULL), &info);
+	switch (r) {
+	case 0:
+		s->token_expires = info->expires;
+		return 0;
+	case -EPERM:
+		sess_reject(ing, c, 3001, "Token not valid for sentinels");
+		return r;
+	case -EKEYEXPIRED:
+		sess_reject(ing, c, 3001, "Token expired");
+		return r;
+	case -EKEYREVOKED:
+		sess_reject(ing, c, 3001, "Token revoked");
+		return r;
+	default:
+		sess_reject(ing, c, 3001, "Invalid token");
+		return r;
+	}
+}
+
+static void
+sess_register(struct ingest *ing, struct ingest_conn *c, const msgpack_object *p)
+{
+	struct ingest_sess *s = ingest_conn_sess(c);
+	struct sess_msg m;
+	char idbuf[64], reason[96];
+	const char *name;
+	size_t n;
+	int64_t version;
+	int r;
+
+	r = mp_get_int(p, "version", &version);
+	if (r != -ENOENT && (r < 0 || version != 1)) {
+		if (r == 0)
+			snprintf(reason, sizeof(reason), "Unsupported version %lld (this server "
+				 "speaks 1)", (long long)version);
+		else
+			snprintf(reason, sizeof(reason), "version must be the integer 1");
+		sess_reject(ing, c, 3002, reason);
+		return;
+	}
+	if (sess_check_token(ing, c, p) < 0)
+		return;
+	r = mp_get_strbuf(p, "sentinelId", idbuf, sizeof(idbuf));
+	if (r == 0 && id_parse(idbuf, s->id) == 0) {
+		id_format(s->id, s->id_str);
+	} else if (r == -ENOENT) {
+		id_new(s->id_str);
+		id_parse(s->id_str, s->id);
+	} else {
+		sess_reject(ing, c, 3006, "sentinelId must be a UUID this server assigned");
+		return;
+	}
+	if (mp_get_str(p, "name", &name, &n) == 0 && n > 0)
+		sess_copy_name(s->entry.name, sizeof(s->entry.name), name, n);
+	else
+		snprintf(s->entry.name, sizeof(s->entry.name), "sentinel-%.8s", s->id_str);
+	id_new(s->session_str);
+	id_parse(s->session_str, s->session);
+	s->started_ms = proc_now_ms();
+	r = ingest_reg_online(ing, c);
+	if (r == -EBUSY) {
+		sess_reject(ing, c, 3007, "Server busy");
+		return;
+	}
+	if (r < 0) {
+		log_error(r, "registering sentinel %s failed", s->id_str);
+		sess_reject(ing, c, 3005, "Server error");
+		return;
+	}
+	ing->stats.registered_total++;
+	sess_begin(&m, "server.registration.ack", 4);
+	mp_pack_kv_str(&m.pk, "sentinelId", s->id_str);
+	mp_pack_kv_str(&m.pk, "sessionId", s->session_str);
+	/* Ping at a third of the idle timeout: two may be lost before the close. */
+	mp_pack_kv_int(&m.pk, "heartbeatSeconds",
+		       ing->cfg->timeout_idle_ms >= 3000 ? ing->cfg->timeout_idle_ms / 3000 : 1);
+	mp_pack_kv_int(&m.pk, "maxMessageBytes", (int64_t)ing->cfg->max_message_bytes);
+	sess_send(c, &m);
+	ingest_conn_registered(c);
+	log_info("sentinel %s '%s' registered, session %s", s->id_str, s->entry.name,
+		 s->session_str);
+}
+
+int
+ingest_sess_put_init(struct ingest *ing, struct ingest_conn *c, const void *data, size_t len,
+		     char *err, size_t errlen)
+{
+	struct ingest_sess *s = ingest_conn_sess(c);
+	struct ring_stats rs;
+	struct fmp4_init init;
+	int r;
+
+	ring_get_stats(ing->ring, &rs);
+	if (len > rs.max_init_bytes) {
+		snprintf(err, errlen, "init of %zu bytes is larger than the %u bytes kept", len,
+			 rs.max_init_bytes);
+		return -EMSGSIZE;
+	}
+	r = fmp4_parse_init(data, len, &init, err, errlen);
+	if (r < 0)
+		return r;
+	s->entry.init_gen++;
+	snprintf(s->entry.codec, sizeof(s->entry.codec), "%s", init.codec);
+	s->entry.width = init.width;
+	s->entry.height = init.height;
+	s->entry.timescale = init.timescale;
+	r = ring_sentinel_put(ing->ring, s->slot, &s->entry, data, (uint32_t)len);
+	if (r < 0) {
+		s->entry.init_gen--;
+		ing->stats.ring_errors++;
+		snprintf(err, errlen, "the ring refused the init (%s)", strerror(-r));
+		return r;
+	}
+	s->init = init;
+	s->has_init = true;
+	ing->stats.inits++;
+	log_info("sentinel %s: init %u: %s %ux%u, timescale %u", s->id_str, s->entry.init_gen,
+		 init.codec, init.width, init.height, init.timescale);
+	return 0;
+}
+
+static void
+sess_record_latency(struct ingest *ing, int64_t rx_done_us)
+{
+	struct ingest_stats *st = &ing->stats;
+	struct timespec ts;
+	int64_t now;
+
+	if (rx_done_us <= 0 || st->n_lat >= sizeof(st->lat_us) / sizeof(st->lat_us[0]))
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	st->lat_us[st->n_lat++] = (uint32_t)(now - rx_done_us);
+}
+
+int
+ingest_sess_put_segment(struct ingest *ing, struct ingest_conn *c, int64_t sequence,
+			const void *data, size_t len, int64_t start_ms, int64_t duration_ms,
+			int keyframe, char *err, size_t errlen)
+{
+	struct ingest_sess *s = ingest_conn_sess(c);
+	struct ring_seg meta = { 0 };
+	struct fmp4_seg seg;
+	int r;
+
+	if (!s->has_init) {
+		snprintf(err, errlen, "segment %lld before any sentinel.init", (long long)sequence);
+		return -EPROTO;
+	}
+	if (sequence < 0 || (s->has_seq && sequence <= s->last_seq)) {
+		if (sequence < 0)
+			snprintf(err, errlen, "sequence %lld is negative", (long long)sequence);
+		else
+			snprintf(err, errlen, "sequence %lld is not above the last one (%lld)",
+				 (long long)sequence, (long long)s->last_seq);
+		return -ERANGE;
+	}
+	r = fmp4_parse_segment(data, len, &s->init, &seg, err, errlen);
+	if (r < 0)
+		return -EBADMSG;
+	meta.sentinel = s->slot;
+	memcpy(meta.session, s->session, sizeof(meta.session));
+	meta.sequence = sequence;
+	meta.start_ms = start_ms >= 0 ? start_ms : proc_now_ms();
+	meta.duration_ms = duration_ms >= 0 ? (uint32_t)duration_ms : seg.duration_ms;
+	meta.flags = (keyframe >= 0 ? keyframe : seg.keyframe) ? RING_SEG_KEYFRAME : 0;
+	meta.init_gen = s->entry.init_gen;
+	r = ring_write(ing->ring, &meta, data, (uint32_t)len, NULL);
+	if (r < 0) {
+		ing->stats.ring_errors++;
+		snprintf(err, errlen, "the ring refused the segment (%s)", strerror(-r));
+		return r;
+	}
+	s->last_seq = sequence;
+	s->has_seq = true;
+	s->entry.last_sequence = sequence;
+	ring_sentinel_put(ing->ring, s->slot, &s->entry, NULL, 0);
+	ing->stats.segments++;
+	ing->stats.segment_bytes += len;
+	return 0;
+}
+
+static void
+sess_init(struct ingest *ing, struct ingest_conn *c, const msgpack_object *p)
+{
+	char err[200];
+	const void *data;
+	size_t len;
+	int r;
+
+	if (ingest_conn_sess(c)->legacy) {
+		sess_error(ing, c, INGEST_ERR_CONFLICT, "sentinel.init",
+			   "this session streams JPEG frames; sentinel.init is refused");
+		return;
+	}
+	if (mp_get_bin(p, "data", &data, &len) < 0) {
+		sess_error(ing, c, INGEST_ERR_BAD_REQUEST, "sentinel.init",
+			   "sentinel.init needs data (bytes)");
+		return;
+	}
+	r = ingest_sess_put_init(ing, c, data, len, err, sizeof(err));
+	if (r < 0)
+		sess_error(ing, c, r == -EMSGSIZE ? INGEST_ERR_TOO_LARGE :
+			   r == -EBADMSG ? INGEST_ERR_BAD_REQUEST : INGEST_ERR_INTERNAL,
+			   "sentinel.init", "init refused: %s", err);
+}
+
+/* An optional field: absent is fine (-1 returned), present with the wrong type is not. */
+static int
+sess_opt_int(const msgpack_object *p, const char *key, int64_t *ret)
+{
+	int r = mp_get_int(p, key, ret);
+
+	if (r == -ENOENT) {
+		*ret = -1;
+		return 0;
+	}
+	return r == 0 && *ret < 0 ? -ERANGE : r;
+}
+
+static void
+sess_segment(struct ingest *ing, struct ingest_conn *c, const msgpack_object *p,
+	     int64_t rx_done_us)
+{
+	int64_t seq, start, duration;
+	bool key;
+	int keyframe = -1, r;
+	const void *data;
+	size_t len;
+	char err[200];
+
+	if (ingest_conn_sess(c)->legacy) {
+		sess_error(ing, c, INGEST_ERR_CONFLICT, "sentinel.segment",
+			   "this session streams JPEG frames; sentinel.segment is refused");
+		return;
+	}
+	if (mp_get_int(p, "sequence", &seq) < 0 || mp_get_bin(p, "data", &data, &len) < 0) {
+		sess_error(ing, c, INGEST_ERR_BAD_REQUEST, "sentinel.segment",
+			   "sentinel.segment needs an integer sequence and data (bytes)");
+		return;
+	}
+	if (sess_opt_int(p, "startTime", &start) < 0 || sess_opt_int(p, "duration", &duration) < 0) {
+		sess_error(ing, c, INGEST_ERR_BAD_REQUEST, "sentinel.segment",
+			   "startTime and duration must be non-negative integers (ms)");
+		return;
+	}
+	r = mp_get_bool(p, "keyframe", &key);
+	if (r == 0)
+		keyframe = key;
+	else if (r != -ENOENT) {
+		sess_error(ing, c, INGEST_ERR_BAD_REQUEST, "sentinel.segment",
+			   "keyframe must be a boolean");
+		return;
+	}
+	r = ingest_sess_put_segment(ing, c, seq, data, len, start, duration, keyframe, err,
+				    sizeof(err));
+	if (r == 0) {
+		sess_record_latency(ing, rx_done_us);
+		return;
+	}
+	sess_error(ing, c, r == -EPROTO ? INGEST_ERR_PRECONDITION :
+		   r == -ERANGE ? INGEST_ERR_CONFLICT :
+		   r == -EBADMSG ? INGEST_ERR_BAD_REQUEST : INGEST_ERR_INTERNAL,
+		   "sentinel.segment", "segment refused: %s", err);
+}
+
+static void
+sess_frame(struct ingest *ing, struct ingest_conn *c, const msgpack_object *p)
+{
+	struct ingest_sess *s = ingest_conn_sess(c);
+	const msgpack_object *frames;
+	const void *data;
+	size_t len;
+
+	if (s->has_init && !s->legacy) {
+		sess_error(ing, c, INGEST_ERR_CONFLICT, "sentinel.frame",
+			   "this session streams fMP4; sentinel.frame is refused");
+		return;
+	}
+	if (mp_get_array(p, "frames", &frames) < 0) {
+		sess_error(ing, c, INGEST_ERR_BAD_REQUEST, "sentinel.frame",
+			   "sentinel.frame needs frames (an array)");
+		return;
+	}
+	if (s->jpeg == NULL) {
+		s->legacy = true;
+		s->jpeg = ingest_jpeg_new(ing, c);
+		if (s->jpeg == NULL) {
+			sess_error(ing, c, INGEST_ERR_INTERNAL, "sentinel.frame",
+				   "the JPEG encoder could not be started");
+			return;
+		}
+	}
+	for (uint32_t i = 0; i < frames->via.array.size; i++) {
+		if (mp_get_bin(&frames->via.array.ptr[i], "data", &data, &len) < 0) {
+			sess_error(ing, c, INGEST_ERR_BAD_REQUEST, "sentinel.frame",
+				   "frames[%u] needs data (JPEG bytes)", i);
+			continue;
+		}
+		if (ingest_jpeg_push(s->jpeg, data, len) < 0)
+			sess_error(ing, c, INGEST_ERR_INTERNAL, "sentinel.frame",
+				   "frames[%u] could not be queued for encoding", i);
+		ing->stats.frames++;
+	}
+}
+
+static void
+sess_pong(struct ingest_conn *c)
+{
+	struct sess_msg m;
+
+	sess_begin(&m, "server.pong", 1);
+	mp_pack_kv_int(&m.pk, "time", proc_now_ms());
+	sess_send(c, &m);
+}
+
+void
+ingest_sess_message(struct ingest *ing, struct ingest_conn *c, const void *buf, size_t len,
+		    bool binary, int64_t rx_done_us)
+{
+	struct ingest_sess *s = ingest_conn_sess(c);
+	char err[160], reason[124];
+	const msgpack_object *p;
+	struct env *env;
+	const char *type;
+	int r;
+
+	r = env_decode(buf, len, binary ? ENV_MSGPACK : ENV_JSON, &env, err, sizeof(err));
+	if (r < 0) {
+		ing->stats.closes_3006++;
+		/* A close reason holds 123 bytes: the error is cut to fit. */
+		snprintf(reason, sizeof(reason), "Malformed envelope: %.100s", err);
+		ingest_conn_close(c, r == -ENOMEM ? 3005 : 3006, reason);
+		return;
+	}
+	type = env_type(env);
+	p = env_payload(env);
+	if (!s->registered) {
+		if (strcmp(type, "sentinel.register") == 0)
+			sess_register(ing, c, p);
+		else
+			sess_reject(ing, c, 3001, "The first message must be sentinel.register");
+	} else if (strcmp(type, "sentinel.segment") == 0) {
+		sess_segment(ing, c, p, rx_done_us);
+	} else if (strcmp(type, "sentinel.init") == 0) {
+		sess_init(ing, c, p);
+	} else if (strcmp(type, "sentinel.frame") == 0) {
+		sess_frame(ing, c, p);
+	} else if (strcmp(type, "sentinel.ping") == 0) {
+		sess_pong(c);
+	} else if (strcmp(type, "sentinel.bye") == 0) {
+		ingest_conn_close(c, 1000, "Session ended by the sentinel");
+	} else if (strcmp(type, "sentinel.register") == 0) {
+		sess_error(ing, c, INGEST_ERR_CONFLICT, type, "already registered");
+	} else {
+		sess_error(ing, c, INGEST_ERR_NOT_FOUND, type, "unknown message type '%s'", type);
+	}
+	env_free(env);
+}
+
+void
+ingest_sess_closed(struct ingest *ing, struct ingest_conn *c)
+{
+	struct ingest_sess *s = ingest_conn_sess(c);
+
+	ingest_jpeg_free(s->jpeg);
+	s->jpeg = NULL;
+	if (s->registered)
+		log_info("sentinel %s: session %s ended", s->id_str, s->session_str);
+	ingest_reg_offline(ing, c, "disconnected");
+}
