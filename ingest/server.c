@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <gst/gst.h>
+
 #include "ingest.h"
 #include "log.h"
 #include "mp.h"
@@ -485,6 +487,9 @@ ingest_free(struct ingest *ing)
 	tok_store_free(ing->tokens);
 	ring_close(ing->ring);
 	pthread_mutex_destroy(&ing->jpeg_lock);
+	/* GStreamer's globals, if a JPEG sentinel made us start it. */
+	if (gst_is_initialized())
+		gst_deinit();
 	free(ing);
 }
 

@@ -160,7 +160,12 @@ class Vigil:
             raise AssertionError("ringdump: %s" % res.stderr)
         return [json.loads(line) for line in res.stdout.splitlines()]
 
+    SANITIZER = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                 "WARNING: ThreadSanitizer")
+
     def stop(self):
+        """Stops vigild; raises if any process under it reported a sanitizer error."""
+        report = None
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -170,8 +175,13 @@ class Vigil:
                 self.proc.wait()
         if self.proc is not None:
             self.proc.stdout.close()
+            log = self.log()
             self.stderr.close()
+            if any(s in log for s in self.SANITIZER):
+                report = log
         shutil.rmtree(self.dir, ignore_errors=True)
+        if report is not None:
+            raise AssertionError("sanitizer report in vigild's log:\n" + report[-6000:])
 
 
 def alive(pid):
