@@ -383,6 +383,49 @@ ingest_adopt_fd(struct ingest *ing, int fd, enum ingest_fd_kind kind)
 	return 0;
 }
 
+static int
+ingest_cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The heartbeat's "stats": counters since start, and the latency from a
+ * segment's last byte received to its being visible in the ring over the
+ * segments since the previous heartbeat (microseconds). */
+static void
+ingest_pack_stats(void *ctx, msgpack_packer *pk)
+{
+	struct ingest *ing = ctx;
+	struct ingest_stats *st = &ing->stats;
+	uint32_t n = st->n_lat;
+
+	qsort(st->lat_us, n, sizeof(st->lat_us[0]), ingest_cmp_u32);
+	msgpack_pack_map(pk, 15);
+	mp_pack_kv_int(pk, "sentinelsOnline", ing->online);
+	mp_pack_kv_int(pk, "connectionsTotal", (int64_t)st->connections_total);
+	mp_pack_kv_int(pk, "registeredTotal", (int64_t)st->registered_total);
+	mp_pack_kv_int(pk, "rejectedTotal", (int64_t)st->rejected_total);
+	mp_pack_kv_int(pk, "replacedTotal", (int64_t)st->replaced_total);
+	mp_pack_kv_int(pk, "segments", (int64_t)st->segments);
+	mp_pack_kv_int(pk, "segmentBytes", (int64_t)st->segment_bytes);
+	mp_pack_kv_int(pk, "inits", (int64_t)st->inits);
+	mp_pack_kv_int(pk, "frames", (int64_t)st->frames);
+	mp_pack_kv_int(pk, "errors", (int64_t)st->errors);
+	mp_pack_kv_int(pk, "closes1009", (int64_t)st->closes_1009);
+	mp_pack_kv_int(pk, "closes3006", (int64_t)st->closes_3006);
+	mp_pack_kv_int(pk, "ringErrors", (int64_t)st->ring_errors);
+	mp_pack_str(pk, "ringLatencyUs");
+	msgpack_pack_map(pk, 4);
+	mp_pack_kv_int(pk, "samples", n);
+	mp_pack_kv_int(pk, "p50", n > 0 ? st->lat_us[n / 2] : 0);
+	mp_pack_kv_int(pk, "p99", n > 0 ? st->lat_us[(uint64_t)n * 99 / 100] : 0);
+	mp_pack_kv_int(pk, "max", n > 0 ? st->lat_us[n - 1] : 0);
+	mp_pack_kv_int(pk, "idleCloses", (int64_t)st->idle_closes);
+	st->n_lat = 0;
+}
+
 static void
 ingest_tick(lws_sorted_usec_list_t *sul)
 {
@@ -464,6 +507,7 @@ ingest_new(struct stage *st)
 	if (r < 0)
 		goto err_free;
 	stage_on_message(st, ingest_reg_bus, ing);
+	stage_on_stats(st, ingest_pack_stats, ing);
 	r = ingest_lws_open(ing);
 	if (r < 0) {
 		log_error(r, "libwebsockets setup failed");
