@@ -920,6 +920,26 @@ START_TEST(test_b64_large)
 }
 END_TEST
 
+/* Found by fuzz_env: two empty keys (memcmp of a NULL pointer under UBSan), and
+ * a key with a NUL byte, which no JSON object can hold. */
+START_TEST(test_fuzz_found_keys)
+{
+	static const char empty_keys[] = { (char)0x82, (char)0xa0, (char)0xa0, (char)0xa0,
+					    (char)0xa0 };
+	static const char nul_key[] = { (char)0x82, (char)0xa4, 't', 'y', 'p', 'e', (char)0xa1,
+					'x', (char)0xa2, 'a', 0, (char)0xc0 };
+	struct env *env = NULL;
+	char err[ERR_LEN];
+
+	ck_assert_int_eq(env_decode(empty_keys, sizeof(empty_keys), ENV_MSGPACK, &env, err,
+				    sizeof(err)), -EBADMSG);
+	ck_assert_msg(strstr(err, "duplicate") != NULL, "%s", err);
+	ck_assert_int_eq(env_decode(nul_key, sizeof(nul_key), ENV_MSGPACK, &env, err, sizeof(err)),
+			 -EBADMSG);
+	ck_assert_msg(strstr(err, "NUL") != NULL, "%s", err);
+}
+END_TEST
+
 static void
 add(Suite *s, const char *name, const TTest *test)
 {
@@ -947,6 +967,7 @@ env_suite(void)
 	add(s, "zero_copy", test_zero_copy_segment);
 	add(s, "large_json", test_large_json_data);
 	add(s, "msgpack_to_json", test_msgpack_to_json);
+	add(s, "fuzz_found_keys", test_fuzz_found_keys);
 	return s;
 }
 
