@@ -5,7 +5,7 @@
 set -eu
 
 PACKAGES="
-    gcc clang meson ninja-build pkg-config
+    gcc clang libclang-rt-14-dev clang-format meson ninja-build pkg-config
     libwebsockets-dev libmsgpack-dev libyaml-dev libjansson-dev uuid-dev libssl-dev check
     libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
     gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs what is missing, builds vigil twice (warnings as errors; then with
-# AddressSanitizer + UBSan) and runs every unit and integration test in both.
+# AddressSanitizer + UBSan) and runs every unit and integration test in both,
+# then each libFuzzer target for FUZZ_SECONDS (default 60) in a clang build.
 # Ends with one line "N passed, M failed" over every test case it ran.
 set -u
 cd "$(dirname "$0")/.."
@@ -35,6 +36,17 @@ for variant in plain asan; do
         --num-processes 2 || status=1
 done
 
-/usr/bin/python3 tests/summarize.py build/meson-logs/testlog.json build-asan/meson-logs/testlog.json
+echo "== fuzz (${FUZZ_SECONDS:-60} s per target)"
+fuzz_results=build-fuzz/fuzz-results.txt
+if [ -f build-fuzz/build.ninja ] || CC=clang meson setup build-fuzz -Dfuzz=true -Dtests=disabled >/dev/null; then
+    meson compile -C build-fuzz >/dev/null || status=1
+    tests/fuzz/run.sh build-fuzz "${FUZZ_SECONDS:-60}" | tee "$fuzz_results" || status=1
+else
+    echo "fuzz: setup failed" | tee "$fuzz_results"
+    status=1
+fi
+
+/usr/bin/python3 tests/summarize.py --fuzz "$fuzz_results" \
+    build/meson-logs/testlog.json build-asan/meson-logs/testlog.json
 summary=$?
 [ $status = 0 ] && [ $summary = 0 ]

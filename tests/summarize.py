@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Counts test cases over meson test logs: Check programs and Python unittest
 scripts report their own case counts; any other test counts as one. A program
-that crashed before reporting counts as one failure. Prints the closing line
+that crashed before reporting counts as one failure; each fuzz target (--fuzz
+FILE, the output of tests/fuzz/run.sh) counts as one. Prints the closing line
 "N passed, M failed" and exits 1 when anything failed."""
 import json
 import re
@@ -34,9 +35,31 @@ def count(entry):
     return (1, 0) if ok else (0, 1)
 
 
+def fuzz_counts(path):
+    """tests/fuzz/run.sh prints one line per target: "fuzz_X: N runs, no crash" or a crash."""
+    passed = failed = 0
+    try:
+        lines = open(path).read().splitlines()
+    except OSError:
+        return 0, 1
+    for line in lines:
+        if not line.startswith("fuzz"):
+            continue
+        if "no crash" in line:
+            passed += 1
+        else:
+            failed += 1
+            print("FAILED: %s" % line)
+    return (passed, failed) if passed + failed else (0, 1)
+
+
 def main():
     passed = failed = 0
-    for path in sys.argv[1:]:
+    args = sys.argv[1:]
+    if args[:1] == ["--fuzz"]:
+        passed, failed = fuzz_counts(args[1])
+        args = args[2:]
+    for path in args:
         try:
             lines = open(path).read().splitlines()
         except OSError as e:
