@@ -30,7 +30,7 @@
 
 #include <msgpack.h>
 
-#define BUS_MSG_MAX 65536
+#define BUS_MSG_MAX  65536
 #define BUS_NAME_MAX 16
 
 enum bus_stage {
@@ -49,7 +49,7 @@ int bus_stage_parse(const char *name);
 struct bus_msg {
 	char type[48];
 	char from[BUS_NAME_MAX];
-	char to[BUS_NAME_MAX]; /* "" when absent */
+	char to[BUS_NAME_MAX];      /* "" when absent */
 	const msgpack_object *body; /* always a map */
 	msgpack_unpacked unp;
 };

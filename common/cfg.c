@@ -95,36 +95,64 @@ static const struct cfg_key cfg_keys_tls[] = {
 	{ 0 },
 };
 static const struct cfg_key cfg_keys_ring[] = {
-	{ .name = "size", .kind = CFG_K_SIZE, .off = C(ring_size), .min = (int64_t)CFG_MIB,
-	  .max = (int64_t)(64 * CFG_GIB), .slot = CFG_SLOT_RING },
+	{ .name = "size",
+	  .kind = CFG_K_SIZE,
+	  .off = C(ring_size),
+	  .min = (int64_t)CFG_MIB,
+	  .max = (int64_t)(64 * CFG_GIB),
+	  .slot = CFG_SLOT_RING },
 	{ 0 },
 };
 static const struct cfg_key cfg_keys_limits[] = {
-	{ .name = "max_sentinels", .kind = CFG_K_INT, .off = C(max_sentinels), .min = 1,
+	{ .name = "max_sentinels",
+	  .kind = CFG_K_INT,
+	  .off = C(max_sentinels),
+	  .min = 1,
 	  .max = 10000 },
-	{ .name = "max_proctors", .kind = CFG_K_INT, .off = C(max_proctors), .min = 1,
+	{ .name = "max_proctors",
+	  .kind = CFG_K_INT,
+	  .off = C(max_proctors),
+	  .min = 1,
 	  .max = 100000 },
-	{ .name = "max_message_bytes", .kind = CFG_K_SIZE, .off = C(max_message_bytes),
-	  .min = (int64_t)CFG_KIB, .max = (int64_t)(256 * CFG_MIB), .slot = CFG_SLOT_MSG },
-	{ .name = "proctor_queue_seconds", .kind = CFG_K_INT, .off = C(proctor_queue_seconds),
-	  .min = 1, .max = 600 },
+	{ .name = "max_message_bytes",
+	  .kind = CFG_K_SIZE,
+	  .off = C(max_message_bytes),
+	  .min = (int64_t)CFG_KIB,
+	  .max = (int64_t)(256 * CFG_MIB),
+	  .slot = CFG_SLOT_MSG },
+	{ .name = "proctor_queue_seconds",
+	  .kind = CFG_K_INT,
+	  .off = C(proctor_queue_seconds),
+	  .min = 1,
+	  .max = 600 },
 	{ 0 },
 };
 static const struct cfg_key cfg_keys_timeouts[] = {
-	{ .name = "register", .kind = CFG_K_DURATION, .off = C(timeout_register_ms), .min = 1,
+	{ .name = "register",
+	  .kind = CFG_K_DURATION,
+	  .off = C(timeout_register_ms),
+	  .min = 1,
 	  .max = CFG_DAY_MS },
-	{ .name = "idle", .kind = CFG_K_DURATION, .off = C(timeout_idle_ms), .min = 1,
+	{ .name = "idle",
+	  .kind = CFG_K_DURATION,
+	  .off = C(timeout_idle_ms),
+	  .min = 1,
 	  .max = CFG_DAY_MS },
 	/* The watchdog ticks in seconds: a shorter heartbeat would only add noise. */
-	{ .name = "stage_heartbeat", .kind = CFG_K_DURATION, .off = C(timeout_heartbeat_ms),
-	  .min = CFG_SEC_MS, .max = CFG_DAY_MS },
+	{ .name = "stage_heartbeat",
+	  .kind = CFG_K_DURATION,
+	  .off = C(timeout_heartbeat_ms),
+	  .min = CFG_SEC_MS,
+	  .max = CFG_DAY_MS },
 	{ 0 },
 };
 static const struct cfg_key cfg_keys_token[] = {
 	{ .name = "name", .kind = CFG_K_STR, .off = T(name), .slot = CFG_SLOT_NAME },
 	{ .name = "role", .kind = CFG_K_ROLE, .off = T(role) },
 	{ .name = "token", .kind = CFG_K_STR, .off = T(token), .slot = CFG_SLOT_TOKEN },
-	{ .name = "token_file", .kind = CFG_K_STR, .off = T(token_file),
+	{ .name = "token_file",
+	  .kind = CFG_K_STR,
+	  .off = T(token_file),
 	  .slot = CFG_SLOT_TOKEN_FILE },
 	{ .name = "expires", .kind = CFG_K_TIME, .off = T(expires) },
 	{ 0 },
@@ -135,10 +163,17 @@ static const struct cfg_key cfg_keys_auth[] = {
 	{ 0 },
 };
 static const struct cfg_key cfg_keys_archive[] = {
-	{ .name = "retention_days", .kind = CFG_K_INT, .off = C(retention_days), .min = 0,
+	{ .name = "retention_days",
+	  .kind = CFG_K_INT,
+	  .off = C(retention_days),
+	  .min = 0,
 	  .max = 36500 },
-	{ .name = "max_bytes", .kind = CFG_K_SIZE, .off = C(archive_max_bytes),
-	  .min = (int64_t)CFG_MIB, .max = (int64_t)(1024 * 1024 * CFG_TIB), .zero_ok = true },
+	{ .name = "max_bytes",
+	  .kind = CFG_K_SIZE,
+	  .off = C(archive_max_bytes),
+	  .min = (int64_t)CFG_MIB,
+	  .max = (int64_t)(1024 * 1024 * CFG_TIB),
+	  .zero_ok = true },
 	{ 0 },
 };
 static const struct cfg_key cfg_keys_top[] = {
@@ -148,7 +183,10 @@ static const struct cfg_key cfg_keys_top[] = {
 	{ .name = "log_level", .kind = CFG_K_LEVEL, .off = C(log_level) },
 	{ .name = "listen", .kind = CFG_K_MAP, .sub = cfg_keys_listen },
 	{ .name = "tls", .kind = CFG_K_MAP, .sub = cfg_keys_tls },
-	{ .name = "buffer_seconds", .kind = CFG_K_INT, .off = C(buffer_seconds), .min = 1,
+	{ .name = "buffer_seconds",
+	  .kind = CFG_K_INT,
+	  .off = C(buffer_seconds),
+	  .min = 1,
 	  .max = 3600 },
 	{ .name = "ring", .kind = CFG_K_MAP, .sub = cfg_keys_ring },
 	{ .name = "limits", .kind = CFG_K_MAP, .sub = cfg_keys_limits },
@@ -287,7 +325,10 @@ cfg_fmt_choices(char *buf, size_t size, const char *const *names, size_t n)
 	buf[0] = '\0';
 	for (size_t i = 0; i < n && len < size; i++) {
 		len += (size_t)snprintf(buf + len, size - len, "%s%s",
-					i == 0 ? "" : i + 1 == n ? " or " : ", ", names[i]);
+					i == 0       ? ""
+					: i + 1 == n ? " or "
+						     : ", ",
+					names[i]);
 	}
 }
 
@@ -369,8 +410,8 @@ cfg_apply_size(struct cfg_ctx *ctx, yaml_node_t *node, const char *key, const st
 }
 
 static int
-cfg_apply_number(struct cfg_ctx *ctx, yaml_node_t *node, const char *key,
-		 const struct cfg_key *k, int64_t *field)
+cfg_apply_number(struct cfg_ctx *ctx, yaml_node_t *node, const char *key, const struct cfg_key *k,
+		 int64_t *field)
 {
 	const char *s = (const char *)node->data.scalar.value;
 	char found[CFG_FOUND_MAX], lo[32], hi[32];
@@ -382,8 +423,7 @@ cfg_apply_number(struct cfg_ctx *ctx, yaml_node_t *node, const char *key,
 		r = cfg_parse_int(s, &v);
 		if (r < 0 || v < k->min || v > k->max)
 			return cfg_fail(ctx, node->start_mark, key,
-					"expected an integer in %" PRId64 "..%" PRId64
-					", found %s",
+					"expected an integer in %" PRId64 "..%" PRId64 ", found %s",
 					k->min, k->max, found);
 		*field = v;
 		return 0;
@@ -414,11 +454,16 @@ cfg_apply(struct cfg_ctx *ctx, yaml_node_t *node, const char *key, const struct 
 	  void *base)
 {
 	static const char *const what[] = {
-		[CFG_K_NAME] = "an instance name", [CFG_K_STR] = "a string",
-		[CFG_K_OPTSTR] = "a file path or null", [CFG_K_LISTEN] = "HOST:PORT",
-		[CFG_K_INT] = "an integer", [CFG_K_SIZE] = "a size",
-		[CFG_K_DURATION] = "a duration", [CFG_K_TIME] = "a time",
-		[CFG_K_LEVEL] = "a log level", [CFG_K_SENTINEL] = "required or none",
+		[CFG_K_NAME] = "an instance name",
+		[CFG_K_STR] = "a string",
+		[CFG_K_OPTSTR] = "a file path or null",
+		[CFG_K_LISTEN] = "HOST:PORT",
+		[CFG_K_INT] = "an integer",
+		[CFG_K_SIZE] = "a size",
+		[CFG_K_DURATION] = "a duration",
+		[CFG_K_TIME] = "a time",
+		[CFG_K_LEVEL] = "a log level",
+		[CFG_K_SENTINEL] = "required or none",
 		[CFG_K_ROLE] = "a role",
 	};
 	void *field = (char *)base + k->off;
@@ -505,8 +550,8 @@ cfg_apply(struct cfg_ctx *ctx, yaml_node_t *node, const char *key, const struct 
 }
 
 static int
-cfg_walk_map(struct cfg_ctx *ctx, yaml_node_t *node, const char *prefix,
-	     const struct cfg_key *keys, void *base)
+cfg_walk_map(struct cfg_ctx *ctx, yaml_node_t *node, const char *prefix, const struct cfg_key *keys,
+	     void *base)
 {
 	char key[CFG_KEY_MAX], found[CFG_FOUND_MAX], list[160];
 	const char *names[16];
@@ -814,7 +859,8 @@ cfg_parse_text(struct cfg_ctx *ctx, const char *text, size_t len)
 	if (r < 0)
 		goto delete_doc;
 	if (root->type != YAML_MAPPING_NODE) {
-		r = cfg_fail(ctx, root->start_mark, "-", "expected a map at the top level, found %s",
+		r = cfg_fail(ctx, root->start_mark, "-",
+			     "expected a map at the top level, found %s",
 			     cfg_found(root, found, sizeof(found)));
 		goto delete_doc;
 	}
@@ -969,22 +1015,20 @@ cfg_to_json(const struct cfg *cfg, bool redact)
 			 " s:{s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I}, s:{s:s, s:O},"
 			 " s:{s:I, s:I}}",
 			 "instance", cfg->instance, "run_dir", cfg->run_dir, "data_dir",
-			 cfg->data_dir, "log_level", cfg->log_level,
-			 "listen", "ingest", ingest, "relay", relay, "http", http,
-			 "tls", "cert", cfg->tls_cert, "key", cfg->tls_key,
-			 "buffer_seconds", (json_int_t)cfg->buffer_seconds,
-			 "ring", "size", (json_int_t)cfg->ring_size,
-			 "limits", "max_sentinels", (json_int_t)cfg->max_sentinels,
-			 "max_proctors", (json_int_t)cfg->max_proctors,
-			 "max_message_bytes", (json_int_t)cfg->max_message_bytes,
-			 "proctor_queue_seconds", (json_int_t)cfg->proctor_queue_seconds,
-			 "timeouts", "register", (json_int_t)cfg->timeout_register_ms,
-			 "idle", (json_int_t)cfg->timeout_idle_ms,
-			 "stage_heartbeat", (json_int_t)cfg->timeout_heartbeat_ms,
-			 "auth", "sentinel", cfg->sentinel_auth ? "required" : "none",
-			 "tokens", tokens,
-			 "archive", "retention_days", (json_int_t)cfg->retention_days,
-			 "max_bytes", (json_int_t)cfg->archive_max_bytes);
+			 cfg->data_dir, "log_level", cfg->log_level, "listen", "ingest", ingest,
+			 "relay", relay, "http", http, "tls", "cert", cfg->tls_cert, "key",
+			 cfg->tls_key, "buffer_seconds", (json_int_t)cfg->buffer_seconds, "ring",
+			 "size", (json_int_t)cfg->ring_size, "limits", "max_sentinels",
+			 (json_int_t)cfg->max_sentinels, "max_proctors",
+			 (json_int_t)cfg->max_proctors, "max_message_bytes",
+			 (json_int_t)cfg->max_message_bytes, "proctor_queue_seconds",
+			 (json_int_t)cfg->proctor_queue_seconds, "timeouts", "register",
+			 (json_int_t)cfg->timeout_register_ms, "idle",
+			 (json_int_t)cfg->timeout_idle_ms, "stage_heartbeat",
+			 (json_int_t)cfg->timeout_heartbeat_ms, "auth", "sentinel",
+			 cfg->sentinel_auth ? "required" : "none", "tokens", tokens, "archive",
+			 "retention_days", (json_int_t)cfg->retention_days, "max_bytes",
+			 (json_int_t)cfg->archive_max_bytes);
 
 decref_tokens:
 	json_decref(tokens);

@@ -23,8 +23,8 @@ enum cfg_role {
 };
 
 struct cfg_listen {
-	char host[64];   /* "0.0.0.0", "127.0.0.1", "::" (brackets removed) */
-	uint16_t port;   /* 0 lets the kernel choose (tests) */
+	char host[64]; /* "0.0.0.0", "127.0.0.1", "::" (brackets removed) */
+	uint16_t port; /* 0 lets the kernel choose (tests) */
 };
 
 struct cfg_token {
@@ -36,8 +36,8 @@ struct cfg_token {
 };
 
 struct cfg {
-	char *path;       /* the file it was loaded from, "" for defaults */
-	char *instance;   /* [A-Za-z0-9_-]{1,32}: names the shm ring /vigil-<instance> */
+	char *path;     /* the file it was loaded from, "" for defaults */
+	char *instance; /* [A-Za-z0-9_-]{1,32}: names the shm ring /vigil-<instance> */
 	char *run_dir;
 	char *data_dir;
 	struct cfg_listen listen_ingest, listen_relay, listen_http;
@@ -48,12 +48,12 @@ struct cfg {
 	uint64_t max_message_bytes;
 	int64_t proctor_queue_seconds;
 	int64_t timeout_register_ms, timeout_idle_ms, timeout_heartbeat_ms;
-	bool sentinel_auth;  /* auth.sentinel: required (true) | none (false) */
+	bool sentinel_auth; /* auth.sentinel: required (true) | none (false) */
 	struct cfg_token *tokens;
 	size_t n_tokens;
 	int64_t retention_days;
 	uint64_t archive_max_bytes;
-	char *log_level;     /* "info" unless set */
+	char *log_level; /* "info" unless set */
 };
 
 /* Loads path ("" or NULL: the defaults alone). On failure returns -EINVAL

@@ -65,11 +65,13 @@ cfg_parse_unit(const char *s, const char *const *units, const uint64_t *mults, u
 int
 cfg_parse_size(const char *s, uint64_t *ret_bytes)
 {
-	static const char *const units[] = { "", "B", "KiB", "MiB", "GiB", "TiB", "KB", "MB",
-					     "GB", "TB", "k", "K", "M", "G", NULL };
-	static const uint64_t mults[] = { 1, 1, CFG_KIB, CFG_MIB, CFG_GIB, CFG_TIB,
-					  1000ULL, 1000000ULL, 1000000000ULL, 1000000000000ULL,
-					  CFG_KIB, CFG_KIB, CFG_MIB, CFG_GIB };
+	static const char *const units[] = { "",   "B",  "KiB", "MiB", "GiB", "TiB", "KB", "MB",
+					     "GB", "TB", "k",   "K",   "M",   "G",   NULL };
+	static const uint64_t mults[] = {
+		1,       1,       CFG_KIB,    CFG_MIB,       CFG_GIB,
+		CFG_TIB, 1000ULL, 1000000ULL, 1000000000ULL, 1000000000000ULL,
+		CFG_KIB, CFG_KIB, CFG_MIB,    CFG_GIB
+	};
 
 	return cfg_parse_unit(s, units, mults, UINT64_MAX, ret_bytes);
 }

@@ -103,11 +103,11 @@ env_path_format(const struct env_ctx *ctx, char *buf, size_t size)
 }
 
 static int env_vfail(struct env_ctx *ctx, bool with_path, const char *fmt, va_list ap)
-        __attribute__((format(printf, 3, 0)));
+	__attribute__((format(printf, 3, 0)));
 static int env_fail(struct env_ctx *ctx, const char *fmt, ...)
-        __attribute__((format(printf, 2, 3)));
+	__attribute__((format(printf, 2, 3)));
 static int env_fail_whole(struct env_ctx *ctx, const char *fmt, ...)
-        __attribute__((format(printf, 2, 3)));
+	__attribute__((format(printf, 2, 3)));
 
 static int
 env_vfail(struct env_ctx *ctx, bool with_path, const char *fmt, va_list ap)
@@ -156,14 +156,14 @@ static void
 env_push_key(struct env_ctx *ctx, const char *key, size_t len)
 {
 	assert(ctx->depth < ENV_DEPTH_MAX + 1);
-	ctx->path[ctx->depth++] = (struct env_step){.key = key, .len = len};
+	ctx->path[ctx->depth++] = (struct env_step){ .key = key, .len = len };
 }
 
 static void
 env_push_index(struct env_ctx *ctx, uint32_t index)
 {
 	assert(ctx->depth < ENV_DEPTH_MAX + 1);
-	ctx->path[ctx->depth++] = (struct env_step){.key = NULL, .index = index};
+	ctx->path[ctx->depth++] = (struct env_step){ .key = NULL, .index = index };
 }
 
 static bool
@@ -176,7 +176,7 @@ env_is_data_key(const char *key, size_t len)
  * frees with msgpack_zone_free(). */
 static int
 env_mp_unpack(struct env_ctx *ctx, const void *p, size_t len, msgpack_object *ret_obj,
-              msgpack_zone **ret_zone)
+	      msgpack_zone **ret_zone)
 {
 	msgpack_unpacked u;
 	const char *why = "";
@@ -331,7 +331,7 @@ env_zone_dup(msgpack_zone *zone, const char *s, size_t n)
 }
 
 static int env_from_json(struct env_ctx *ctx, json_t *j, msgpack_object *o, unsigned depth,
-                         bool is_data);
+			 bool is_data);
 
 static int
 env_from_json_object(struct env_ctx *ctx, json_t *j, msgpack_object *o, unsigned depth)
@@ -357,7 +357,7 @@ env_from_json_object(struct env_ctx *ctx, json_t *j, msgpack_object *o, unsigned
 			return -ENOMEM;
 		env_push_key(ctx, key, len);
 		r = env_from_json(ctx, json_object_iter_value(it), &kv[i].val, depth,
-		                  env_is_data_key(key, len));
+				  env_is_data_key(key, len));
 		if (r < 0)
 			return r;
 		ctx->depth--;
@@ -473,7 +473,7 @@ env_new_in(msgpack_zone *zone)
 
 	if (env == NULL)
 		return NULL;
-	*env = (struct env){.zone = zone};
+	*env = (struct env){ .zone = zone };
 	env->empty.type = MSGPACK_OBJECT_MAP;
 	return env;
 }
@@ -522,12 +522,12 @@ env_decode_json(struct env_ctx *ctx, const void *buf, size_t len, struct env **r
 	/* JSON_ALLOW_NUL: MessagePack strings may hold NUL too; JSON_DECODE_ANY
 	 * so that a non-object root gets the same error as in MessagePack. */
 	root = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL,
-	                  &jerr);
+			  &jerr);
 	if (root == NULL) {
 		if (json_error_code(&jerr) == json_error_out_of_memory)
 			return -ENOMEM;
 		return env_fail_whole(ctx, "invalid JSON at line %d column %d: %s", jerr.line,
-		                      jerr.column, jerr.text);
+				      jerr.column, jerr.text);
 	}
 	if (!json_is_object(root)) {
 		r = env_fail(ctx, "expected a map");
@@ -612,9 +612,9 @@ env_read_header(struct env_ctx *ctx, struct env *env)
 
 int
 env_decode(const void *buf, size_t len, enum env_enc enc, struct env **ret_env, char *err,
-           size_t errlen)
+	   size_t errlen)
 {
-	struct env_ctx ctx = {.err = err, .errlen = errlen};
+	struct env_ctx ctx = { .err = err, .errlen = errlen };
 	struct env *env = NULL;
 	int r;
 
@@ -788,7 +788,7 @@ env_to_json(const msgpack_object *o, unsigned depth, json_t **ret_json)
 		if (!mp_utf8_valid(o->via.str.ptr, o->via.str.size))
 			return -EBADMSG;
 		j = json_stringn_nocheck(o->via.str.size > 0 ? o->via.str.ptr : env_nothing,
-		                         o->via.str.size);
+					 o->via.str.size);
 		break;
 	case MSGPACK_OBJECT_POSITIVE_INTEGER:
 		if (o->via.u64 > INT64_MAX)
@@ -835,7 +835,7 @@ env_dump_json(json_t *j, char **ret_json, size_t *ret_len)
 int
 env_msgpack_to_json(const void *mp, size_t len, char **ret_json, size_t *ret_len)
 {
-	struct env_ctx ctx = {.errlen = 0};
+	struct env_ctx ctx = { .errlen = 0 };
 	msgpack_object root;
 	msgpack_zone *zone;
 	json_t *j;

@@ -40,7 +40,7 @@ struct env;
  * naming the place, e.g. "payload.frames[0].data: invalid base64";
  * -ENOMEM. */
 int env_decode(const void *buf, size_t len, enum env_enc enc, struct env **ret_env, char *err,
-               size_t errlen);
+	       size_t errlen);
 void env_free(struct env *env);
 
 /* NUL-terminated copy, valid until env_free(). */

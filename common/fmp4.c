@@ -24,8 +24,8 @@
 #define TRUN_FLAGS             0x000400u
 #define TRUN_PER_SAMPLE        0x000f00u /* the above and composition offsets */
 /* sample_flags: sample_depends_on (2 bits at 24), sample_is_non_sync_sample. */
-#define SAMPLE_DEPENDS_ON(f)   (((f) >> 24) & 3u)
-#define SAMPLE_NON_SYNC        0x00010000u
+#define SAMPLE_DEPENDS_ON(f) (((f) >> 24) & 3u)
+#define SAMPLE_NON_SYNC      0x00010000u
 
 /* Boxes whose body is only boxes, walked by check_tree() wherever they are. */
 #define CONTAINERS "moovtrakmdiaminfstblmvexedtsdinfmooftrafmfra"
@@ -106,7 +106,7 @@ fourcc(const uint8_t *type, char ret[5])
 }
 
 static int fail(struct ctx *ctx, const struct box *box, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
+	__attribute__((format(printf, 3, 4)));
 
 /* Writes "path/of/box: message" into err; box NULL names the open container. */
 static int
@@ -169,7 +169,7 @@ next(struct ctx *ctx, struct iter *it, struct box *ret)
 	}
 	if (size > left)
 		return fail(ctx, &box, "box size %" PRIu64 " past the end of the %s", size,
-		            ctx->depth > 0 ? "parent box" : "buffer");
+			    ctx->depth > 0 ? "parent box" : "buffer");
 	if (ctx->depth >= FMP4_DEPTH_MAX)
 		return fail(ctx, &box, "nesting deeper than %d boxes", FMP4_DEPTH_MAX);
 	box.off = it->pos;
@@ -208,7 +208,7 @@ enter(struct ctx *ctx, const struct box *box, size_t skip, struct iter *ret)
  * bytes (version and flags included). */
 static int
 full_box(struct ctx *ctx, const struct box *box, unsigned vmax, size_t need_v0, size_t need_v1,
-         unsigned *ret_version, uint32_t *ret_flags)
+	 unsigned *ret_version, uint32_t *ret_flags)
 {
 	const uint8_t *p = body(ctx, box);
 	int r = need(ctx, box, 4);
@@ -274,15 +274,14 @@ parse_avc(struct ctx *ctx, const struct box *entry, struct fmp4_init *init)
 	struct box avcc;
 	int r = enter(ctx, entry, 78, &it);
 
-	if (r < 0 || (r = find(ctx, it, "avcC", true, &avcc)) < 0 ||
-	    (r = need(ctx, &avcc, 4)) < 0)
+	if (r < 0 || (r = find(ctx, it, "avcC", true, &avcc)) < 0 || (r = need(ctx, &avcc, 4)) < 0)
 		return r;
 	c = body(ctx, &avcc);
 	if (c[0] != 1)
 		return fail(ctx, &avcc, "configurationVersion %u, not 1", c[0]);
 	/* profile_idc, the constraint flags byte, level_idc */
 	snprintf(init->codec, sizeof(init->codec), "%.4s.%02x%02x%02x", (const char *)entry->type,
-	         c[1], c[2], c[3]);
+		 c[1], c[2], c[3]);
 	init->width = (uint32_t)(p[24] << 8 | p[25]);
 	init->height = (uint32_t)(p[26] << 8 | p[27]);
 	ctx->depth--;
@@ -345,7 +344,7 @@ parse_trak(struct ctx *ctx, const struct box *trak, struct fmp4_init *init)
 	}
 	if (init->width == 0 || init->height == 0)
 		return fail(ctx, &tkhd, "no picture size in %.4s or tkhd",
-		            (const char *)entry.type);
+			    (const char *)entry.type);
 	ctx->depth = depth;
 	return 1;
 other:
@@ -378,7 +377,7 @@ parse_mvex(struct ctx *ctx, const struct box *mvex, struct fmp4_init *init)
 static int
 parse_moov(struct ctx *ctx, const struct box *moov, struct fmp4_init *init)
 {
-	struct box box, mvex = {0};
+	struct box box, mvex = { 0 };
 	struct iter it;
 	char name[5];
 	bool found = false;
@@ -394,7 +393,7 @@ parse_moov(struct ctx *ctx, const struct box *moov, struct fmp4_init *init)
 		return r;
 	if (!found && ctx->other_video != NULL)
 		return fail(ctx, NULL, "no H.264 video track (video in %s)",
-		            fourcc(ctx->other_video, name));
+			    fourcc(ctx->other_video, name));
 	if (!found)
 		return fail(ctx, NULL, "no H.264 video track");
 	if (mvex.type == NULL)
@@ -409,9 +408,9 @@ parse_moov(struct ctx *ctx, const struct box *moov, struct fmp4_init *init)
 int
 fmp4_parse_init(const void *buf, size_t len, struct fmp4_init *ret, char *err, size_t errlen)
 {
-	struct ctx ctx = {.buf = buf, .err = err, .errlen = errlen};
-	struct iter it = {0, len};
-	struct fmp4_init init = {.track_id = 0};
+	struct ctx ctx = { .buf = buf, .err = err, .errlen = errlen };
+	struct iter it = { 0, len };
+	struct fmp4_init init = { .track_id = 0 };
 	bool have_ftyp = false, have_moov = false;
 	struct box box;
 	int r = check_tree(&ctx, it);
@@ -452,16 +451,16 @@ struct seg_state {
 	const struct fmp4_init *init;
 	struct fmp4_seg seg;
 	uint64_t lo, hi;
-	uint64_t chain;   /* end of the data of the previous traf */
+	uint64_t chain; /* end of the data of the previous traf */
 	bool chain_known;
-	bool first_traf;  /* of the moof */
-	bool ours;        /* a traf of the init's track seen in the moof */
+	bool first_traf; /* of the moof */
+	bool ours;       /* a traf of the init's track seen in the moof */
 };
 
 /* One trun; *pos is where its data starts unless it has a data_offset. */
 static int
 parse_trun(struct ctx *ctx, const struct box *trun, const struct defaults *d, uint64_t base,
-           uint64_t *pos, struct seg_state *st)
+	   uint64_t *pos, struct seg_state *st)
 {
 	const uint8_t *p = body(ctx, trun) + 8, *end = body(ctx, trun) + body_len(trun);
 	uint64_t dur_sum = 0, size_sum = 0;
@@ -470,8 +469,9 @@ parse_trun(struct ctx *ctx, const struct box *trun, const struct defaults *d, ui
 	size_t per, size_at;
 	int r = full_box(ctx, trun, 1, 8, 8, NULL, &flags);
 
-	if (r < 0 || (r = need(ctx, trun, 8 + 4 * (size_t)__builtin_popcount(
-	                  flags & (TRUN_DATA_OFFSET | TRUN_FIRST_FLAGS)))) < 0)
+	if (r < 0 || (r = need(ctx, trun,
+			       8 + 4 * (size_t)__builtin_popcount(
+					       flags & (TRUN_DATA_OFFSET | TRUN_FIRST_FLAGS)))) < 0)
 		return r;
 	count = rd32(p - 4);
 	if (flags & TRUN_DATA_OFFSET) {
@@ -486,10 +486,10 @@ parse_trun(struct ctx *ctx, const struct box *trun, const struct defaults *d, ui
 	size_at = flags & TRUN_DURATION ? 4 : 0;
 	if (per > 0 && count > (size_t)(end - p) / per)
 		return fail(ctx, trun, "%" PRIu32 " samples need %" PRIu64 " bytes, %zu left",
-		            count, (uint64_t)count * per, (size_t)(end - p));
+			    count, (uint64_t)count * per, (size_t)(end - p));
 	if (count > FMP4_SAMPLES_MAX - st->seg.n_samples)
 		return fail(ctx, trun, "%" PRIu32 " more samples: over %d in the segment", count,
-		            FMP4_SAMPLES_MAX);
+			    FMP4_SAMPLES_MAX);
 	/* Per-sample flags win over first_sample_flags, as in FFmpeg. */
 	if (count > 0 && (flags & TRUN_FLAGS))
 		first_flags = rd32(p + size_at + (flags & TRUN_SIZE ? 4 : 0));
@@ -506,15 +506,18 @@ parse_trun(struct ctx *ctx, const struct box *trun, const struct defaults *d, ui
 	}
 	/* Empty samples have no data, wherever they point. */
 	if (size_sum > 0 && start < (int64_t)st->lo)
-		return fail(ctx, trun, "sample data at moof+%" PRId64 ", before the mdat "
-		            "payload at moof+%" PRIu64, start, st->lo);
+		return fail(ctx, trun,
+			    "sample data at moof+%" PRId64 ", before the mdat "
+			    "payload at moof+%" PRIu64,
+			    start, st->lo);
 	if (size_sum > 0 && (uint64_t)start + size_sum > st->hi)
-		return fail(ctx, trun, "%" PRIu32 " samples of %" PRIu64 " bytes at moof+%" PRId64
-		            " run past the end of the mdat (moof+%" PRIu64 ")", count, size_sum,
-		            start, st->hi);
+		return fail(ctx, trun,
+			    "%" PRIu32 " samples of %" PRIu64 " bytes at moof+%" PRId64
+			    " run past the end of the mdat (moof+%" PRIu64 ")",
+			    count, size_sum, start, st->hi);
 	if (count > 0 && st->seg.n_samples == 0)
-		st->seg.keyframe = (first_flags & SAMPLE_NON_SYNC) == 0 &&
-		                   SAMPLE_DEPENDS_ON(first_flags) != 1;
+		st->seg.keyframe =
+			(first_flags & SAMPLE_NON_SYNC) == 0 && SAMPLE_DEPENDS_ON(first_flags) != 1;
 	*pos = (uint64_t)start + size_sum;
 	st->seg.n_samples += count;
 	st->seg.duration += dur_sum;
@@ -524,9 +527,9 @@ parse_trun(struct ctx *ctx, const struct box *trun, const struct defaults *d, ui
 static int
 parse_traf(struct ctx *ctx, const struct box *traf, struct seg_state *st)
 {
-	struct defaults d = {st->init->default_sample_duration, st->init->default_sample_size,
-	                     st->init->default_sample_flags};
-	uint32_t *dst[3] = {&d.duration, &d.size, &d.flags}; /* in the tfhd's order */
+	struct defaults d = { st->init->default_sample_duration, st->init->default_sample_size,
+			      st->init->default_sample_flags };
+	uint32_t *dst[3] = { &d.duration, &d.size, &d.flags }; /* in the tfhd's order */
 	bool first = st->first_traf;
 	unsigned version;
 	uint32_t flags;
@@ -546,10 +549,12 @@ parse_traf(struct ctx *ctx, const struct box *traf, struct seg_state *st)
 		goto done;
 	}
 	if (flags & TFHD_BASE_DATA_OFFSET)
-		return fail(ctx, &tfhd, "base-data-offset (a file offset) is not supported: "
-		            "address sample data from the moof");
-	r = need(ctx, &tfhd, 8 + 4 * (size_t)__builtin_popcount(flags & (TFHD_SAMPLE_DESC_INDEX |
-	                                                                  TFHD_DEFAULTS)));
+		return fail(ctx, &tfhd,
+			    "base-data-offset (a file offset) is not supported: "
+			    "address sample data from the moof");
+	r = need(ctx, &tfhd,
+		 8 + 4 * (size_t)__builtin_popcount(flags &
+						    (TFHD_SAMPLE_DESC_INDEX | TFHD_DEFAULTS)));
 	if (r < 0)
 		return r;
 	p += flags & TFHD_SAMPLE_DESC_INDEX ? 8 : 4;
@@ -565,8 +570,9 @@ parse_traf(struct ctx *ctx, const struct box *traf, struct seg_state *st)
 	else if (st->chain_known)
 		base = st->chain;
 	else
-		return fail(ctx, &tfhd, "data follows a traf of another track: "
-		            "set default-base-is-moof");
+		return fail(ctx, &tfhd,
+			    "data follows a traf of another track: "
+			    "set default-base-is-moof");
 
 	has_tfdt = r = find(ctx, it, "tfdt", false, &tfdt);
 	if (r < 0 || (r > 0 && (r = full_box(ctx, &tfdt, 1, 8, 12, &version, NULL)) < 0))
@@ -620,12 +626,12 @@ parse_pair(struct ctx *ctx, const struct box *moof, const struct box *mdat, stru
 }
 
 int
-fmp4_parse_segment(const void *buf, size_t len, const struct fmp4_init *init,
-                   struct fmp4_seg *ret, char *err, size_t errlen)
+fmp4_parse_segment(const void *buf, size_t len, const struct fmp4_init *init, struct fmp4_seg *ret,
+		   char *err, size_t errlen)
 {
-	struct ctx ctx = {.buf = buf, .err = err, .errlen = errlen};
-	struct seg_state st = {.init = init};
-	struct iter it = {0, len};
+	struct ctx ctx = { .buf = buf, .err = err, .errlen = errlen };
+	struct seg_state st = { .init = init };
+	struct iter it = { 0, len };
 	struct box box, mdat;
 	uint64_t ms, ts;
 	int r;

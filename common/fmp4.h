@@ -27,11 +27,11 @@
  * untouched on failure. */
 
 struct fmp4_init {
-	char codec[64];          /* RFC 6381, "avc1.64001f": entry type, avcC profile,
+	char codec[64];         /* RFC 6381, "avc1.64001f": entry type, avcC profile,
 	                          * compatibility, level (lower-case hex) */
-	uint32_t width, height;  /* the avc1 sample entry's, else tkhd's */
-	uint32_t timescale;      /* mdhd of the video track, > 0 */
-	uint32_t track_id;       /* tkhd, > 0 */
+	uint32_t width, height; /* the avc1 sample entry's, else tkhd's */
+	uint32_t timescale;     /* mdhd of the video track, > 0 */
+	uint32_t track_id;      /* tkhd, > 0 */
 	/* trex of that track (moov/mvex), the last resort of the segment parser. */
 	uint32_t default_sample_duration, default_sample_size, default_sample_flags;
 };
@@ -41,17 +41,16 @@ struct fmp4_init {
  * trak with an hdlr 'vide' whose first sample entry is avc1 or avc3 with an
  * avcC; other traks (audio...) are ignored. moov must hold mvex with a trex
  * for that track: without it the file is not fragmented. */
-int fmp4_parse_init(const void *buf, size_t len, struct fmp4_init *ret, char *err,
-                    size_t errlen);
+int fmp4_parse_init(const void *buf, size_t len, struct fmp4_init *ret, char *err, size_t errlen);
 
 struct fmp4_seg {
-	uint32_t n_fragments;    /* moof+mdat pairs */
-	uint32_t n_samples;      /* of the init's track, >= 1 */
-	uint64_t decode_time;    /* tfdt of the first fragment, timescale units */
+	uint32_t n_fragments; /* moof+mdat pairs */
+	uint32_t n_samples;   /* of the init's track, >= 1 */
+	uint64_t decode_time; /* tfdt of the first fragment, timescale units */
 	bool has_decode_time;
-	uint64_t duration;       /* sum of sample durations, timescale units */
-	uint32_t duration_ms;    /* duration in ms, rounded to the nearest */
-	bool keyframe;           /* the first sample is a join point: sync
+	uint64_t duration;    /* sum of sample durations, timescale units */
+	uint32_t duration_ms; /* duration in ms, rounded to the nearest */
+	bool keyframe;        /* the first sample is a join point: sync
 	                          * (sample_is_non_sync_sample 0) and not marked as
 	                          * depending on other samples (sample_depends_on != 1) */
 };
@@ -67,6 +66,6 @@ struct fmp4_seg {
  * first traf's implicit base); tfhd base-data-offset, an absolute file
  * offset that means nothing in a segment sent on its own, is refused. */
 int fmp4_parse_segment(const void *buf, size_t len, const struct fmp4_init *init,
-                       struct fmp4_seg *ret, char *err, size_t errlen);
+		       struct fmp4_seg *ret, char *err, size_t errlen);
 
 #endif

@@ -63,8 +63,9 @@ log_msg(enum log_level level, int err, const char *fmt, ...)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-	n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03ldZ %s[%d] %s: ",
-			      ts.tv_nsec / 1000000, log_stage, (int)getpid(), log_level_names[level]);
+	n += (size_t)snprintf(line + n, sizeof(line) - n,
+			      ".%03ldZ %s[%d] %s: ", ts.tv_nsec / 1000000, log_stage, (int)getpid(),
+			      log_level_names[level]);
 	va_start(ap, fmt);
 	if (n < sizeof(line))
 		n += (size_t)vsnprintf(line + n, sizeof(line) - n, fmt, ap);

@@ -219,7 +219,8 @@ mp_to_json(const msgpack_object *obj)
 	case MSGPACK_OBJECT_BOOLEAN:
 		return json_boolean(obj->via.boolean);
 	case MSGPACK_OBJECT_POSITIVE_INTEGER:
-		return json_integer(obj->via.u64 > INT64_MAX ? INT64_MAX : (json_int_t)obj->via.u64);
+		return json_integer(obj->via.u64 > INT64_MAX ? INT64_MAX
+							     : (json_int_t)obj->via.u64);
 	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
 		return json_integer(obj->via.i64);
 	case MSGPACK_OBJECT_FLOAT32:
@@ -244,7 +245,8 @@ mp_to_json(const msgpack_object *obj)
 			const msgpack_object_kv *kv = &obj->via.map.ptr[i];
 			char key[128];
 
-			if (kv->key.type != MSGPACK_OBJECT_STR || kv->key.via.str.size >= sizeof(key))
+			if (kv->key.type != MSGPACK_OBJECT_STR ||
+			    kv->key.via.str.size >= sizeof(key))
 				continue;
 			memcpy(key, kv->key.via.str.ptr, kv->key.via.str.size);
 			key[kv->key.via.str.size] = '\0';

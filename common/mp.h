@@ -13,16 +13,14 @@
 const msgpack_object *mp_map_get(const msgpack_object *map, const char *key);
 bool mp_str_eq(const msgpack_object *obj, const char *s);
 
-int mp_get_str(const msgpack_object *map, const char *key, const char **ret_str,
-	       size_t *ret_len);
+int mp_get_str(const msgpack_object *map, const char *key, const char **ret_str, size_t *ret_len);
 /* Copies a string value into buf, NUL-terminated; -ENAMETOOLONG when it does not fit. */
 int mp_get_strbuf(const msgpack_object *map, const char *key, char *buf, size_t size);
 int mp_get_int(const msgpack_object *map, const char *key, int64_t *ret_val);
 /* Accepts integers and floats. */
 int mp_get_double(const msgpack_object *map, const char *key, double *ret_val);
 int mp_get_bool(const msgpack_object *map, const char *key, bool *ret_val);
-int mp_get_bin(const msgpack_object *map, const char *key, const void **ret_data,
-	       size_t *ret_len);
+int mp_get_bin(const msgpack_object *map, const char *key, const void **ret_data, size_t *ret_len);
 int mp_get_map(const msgpack_object *map, const char *key, const msgpack_object **ret_map);
 int mp_get_array(const msgpack_object *map, const char *key, const msgpack_object **ret_array);
 

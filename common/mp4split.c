@@ -8,7 +8,7 @@
 struct mp4split {
 	uint8_t *buf;
 	size_t len, cap, max;
-	size_t unit_start;   /* where the unit being collected begins in buf */
+	size_t unit_start; /* where the unit being collected begins in buf */
 	bool in_init;
 };
 

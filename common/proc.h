@@ -5,8 +5,8 @@
 #include <stdint.h>
 
 struct proc_sample {
-	uint64_t cpu_ticks;  /* utime + stime, in clock ticks */
-	int64_t mono_ns;     /* CLOCK_MONOTONIC when taken */
+	uint64_t cpu_ticks; /* utime + stime, in clock ticks */
+	int64_t mono_ns;    /* CLOCK_MONOTONIC when taken */
 };
 
 int proc_sample(struct proc_sample *ret_sample);
@@ -14,7 +14,7 @@ int proc_sample(struct proc_sample *ret_sample);
 double proc_cpu_percent(const struct proc_sample *a, const struct proc_sample *b);
 /* Resident set size in bytes; -errno on failure. */
 int64_t proc_rss_bytes(void);
-int64_t proc_now_ms(void);      /* CLOCK_REALTIME, unix milliseconds */
-int64_t proc_mono_ms(void);     /* CLOCK_MONOTONIC milliseconds */
+int64_t proc_now_ms(void);  /* CLOCK_REALTIME, unix milliseconds */
+int64_t proc_mono_ms(void); /* CLOCK_MONOTONIC milliseconds */
 
 #endif

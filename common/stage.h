@@ -46,7 +46,7 @@ void stage_on_stats(struct stage *st, stage_stats_fn fn, void *ctx);
  * stage opens on the configured address when started by hand. -errno on failure. */
 int stage_listen_fd(struct stage *st, const struct cfg_listen *addr);
 
-int stage_bus_fd(const struct stage *st);     /* -1 when standalone */
+int stage_bus_fd(const struct stage *st); /* -1 when standalone */
 int stage_signal_fd(const struct stage *st);
 /* Handles what is readable on the bus and signal fds. */
 void stage_service(struct stage *st);

@@ -45,7 +45,7 @@ tok_find(const struct tok_store *store, const uint8_t digest[TOK_DIGEST_LEN])
 
 	for (size_t i = 0; i < store->n; i++) {
 		uint32_t d =
-		        (uint32_t)CRYPTO_memcmp(store->entries[i]->digest, digest, TOK_DIGEST_LEN);
+			(uint32_t)CRYPTO_memcmp(store->entries[i]->digest, digest, TOK_DIGEST_LEN);
 		/* Bit 31 of ~d & (d - 1) is set exactly when d == 0. */
 		uintptr_t mask = (uintptr_t)0 - (uintptr_t)((~d & (d - 1)) >> 31);
 
@@ -77,7 +77,7 @@ tok_store_free(struct tok_store *store)
 
 int
 tok_store_add(struct tok_store *store, const char *name, enum cfg_role role, const char *secret,
-              int64_t expires)
+	      int64_t expires)
 {
 	uint8_t digest[TOK_DIGEST_LEN];
 	struct tok_entry *e;
@@ -109,10 +109,10 @@ tok_store_add(struct tok_store *store, const char *name, enum cfg_role role, con
 	memcpy(e->digest, digest, TOK_DIGEST_LEN);
 	memcpy(e->name, name, name_len + 1);
 	e->info = (struct tok_info){
-	        .name = e->name,
-	        .role = role,
-	        .expires = expires,
-	        .revoked = false,
+		.name = e->name,
+		.role = role,
+		.expires = expires,
+		.revoked = false,
 	};
 	store->entries[store->n++] = e;
 	return 0;
@@ -159,7 +159,7 @@ tok_mask_for(enum cfg_role need)
 
 int
 tok_check(const struct tok_store *store, const char *secret, size_t len, unsigned need_mask,
-          int64_t now, const struct tok_info **ret_info)
+	  int64_t now, const struct tok_info **ret_info)
 {
 	uint8_t digest[TOK_DIGEST_LEN];
 	const struct tok_entry *e;

@@ -33,7 +33,7 @@ void tok_store_free(struct tok_store *store);
 /* name may be NULL (stored as ""). -EINVAL for an empty secret or a bad role,
  * -EEXIST when the store already holds this secret, -ENOMEM. */
 int tok_store_add(struct tok_store *store, const char *name, enum cfg_role role, const char *secret,
-                  int64_t expires);
+		  int64_t expires);
 /* Adds every cfg->tokens entry, or none of them: on failure the store is as it
  * was. Errors as tok_store_add. */
 int tok_store_load(struct tok_store *store, const struct cfg *cfg);
@@ -48,7 +48,7 @@ unsigned tok_mask_for(enum cfg_role need);
  * -EKEYEXPIRED (now >= expires), -EPERM wrong role; -ENOMEM if hashing failed.
  * *ret_info (may be NULL) is set on success only. */
 int tok_check(const struct tok_store *store, const char *secret, size_t len, unsigned need_mask,
-              int64_t now, const struct tok_info **ret_info);
+	      int64_t now, const struct tok_info **ret_info);
 
 /* Marks the token revoked (again is fine). -ENOENT if unknown, -ENOMEM. */
 int tok_revoke(struct tok_store *store, const char *secret, size_t len);

@@ -29,7 +29,10 @@
 
 /* Stop order: no new media first, archive last so it stores all ingest wrote. */
 static const enum bus_stage vigild_stop_order[BUS_N_STAGES] = {
-	BUS_INGEST, BUS_RELAY, BUS_HTTPD, BUS_ARCHIVE,
+	BUS_INGEST,
+	BUS_RELAY,
+	BUS_HTTPD,
+	BUS_ARCHIVE,
 };
 
 struct vigild_opts {
@@ -123,7 +126,8 @@ vigild_find_stages(struct wd *wd)
 
 		if (n1 > 0 && (size_t)n1 < sizeof(wd->stage_path[i]) && access(path, X_OK) == 0)
 			continue;
-		n1 = snprintf(path, sizeof(wd->stage_path[i]), "%s/../%s/vigil-%s", exe, name, name);
+		n1 = snprintf(path, sizeof(wd->stage_path[i]), "%s/../%s/vigil-%s", exe, name,
+			      name);
 		if (n1 < 0 || (size_t)n1 >= sizeof(wd->stage_path[i]) || access(path, X_OK) != 0) {
 			fprintf(stderr, "vigild: vigil-%s not found beside %s\n", name, exe);
 			return -ENOENT;
@@ -155,11 +159,15 @@ vigild_lock(const char *instance)
 	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (probe >= 0 && connect(probe, (struct sockaddr *)&addr, len) == 0 &&
 	    getsockopt(probe, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0)
-		fprintf(stderr, "vigild: instance '%s' is already running (vigild pid %d); "
-			"not starting a second one\n", instance, (int)cred.pid);
+		fprintf(stderr,
+			"vigild: instance '%s' is already running (vigild pid %d); "
+			"not starting a second one\n",
+			instance, (int)cred.pid);
 	else
-		fprintf(stderr, "vigild: instance '%s' is already running; "
-			"not starting a second one\n", instance);
+		fprintf(stderr,
+			"vigild: instance '%s' is already running; "
+			"not starting a second one\n",
+			instance);
 	if (probe >= 0)
 		close(probe);
 	return -EADDRINUSE;
@@ -193,7 +201,8 @@ vigild_open_listeners(struct wd *wd)
 		[BUS_HTTPD] = &wd->cfg->listen_http,
 	};
 	static const char *const key[BUS_N_STAGES] = {
-		[BUS_INGEST] = "listen.ingest", [BUS_RELAY] = "listen.relay",
+		[BUS_INGEST] = "listen.ingest",
+		[BUS_RELAY] = "listen.relay",
 		[BUS_HTTPD] = "listen.http",
 	};
 
@@ -254,7 +263,8 @@ vigild_print_ready(struct wd *wd, FILE *f)
 	vigild_url(wd->listen_name[BUS_INGEST], "ws", "/sentinel", ingest, sizeof(ingest));
 	vigild_url(wd->listen_name[BUS_RELAY], "ws", "/proctor", relay, sizeof(relay));
 	vigild_url(wd->listen_name[BUS_HTTPD], "http", "/", http, sizeof(http));
-	fprintf(f, "vigil '%s' is up (vigild pid %d)\n"
+	fprintf(f,
+		"vigil '%s' is up (vigild pid %d)\n"
 		"  sentinels connect to  %s\n"
 		"  proctors connect to   %s\n"
 		"  web app and HTTP API  %s\n",
@@ -281,9 +291,9 @@ vigild_state_changed(struct wd *wd, struct wd_child *c)
 			bus_send(wd->child[i].bus_fd, sb.data, sb.size);
 	}
 	msgpack_sbuffer_destroy(&sb);
-	event = json_pack("{s:s, s:s, s:s, s:i, s:I}", "event", "stage",
-			  "stage", bus_stage_name(c->which), "state", wd_state_name(c->state),
-			  "pid", (int)c->pid, "restarts", (json_int_t)c->restarts);
+	event = json_pack("{s:s, s:s, s:s, s:i, s:I}", "event", "stage", "stage",
+			  bus_stage_name(c->which), "state", wd_state_name(c->state), "pid",
+			  (int)c->pid, "restarts", (json_int_t)c->restarts);
 	if (event != NULL)
 		wd_ctl_broadcast(wd, event);
 	json_decref(event);
@@ -306,7 +316,7 @@ vigild_reload(struct wd *wd, char *err, size_t errlen)
 	    memcmp(&cfg->listen_relay, &wd->cfg->listen_relay, sizeof(cfg->listen_relay)) ||
 	    memcmp(&cfg->listen_http, &wd->cfg->listen_http, sizeof(cfg->listen_http)))
 		log_warn(0, "instance, run_dir, ring.size and listen take effect at the next "
-			 "vigild start");
+			    "vigild start");
 	cfg_free(wd->cfg);
 	wd->cfg = cfg;
 	for (int i = 0; i < BUS_N_STAGES; i++) {
@@ -373,7 +383,8 @@ vigild_service_signals(struct wd *wd)
 			break;
 		default:
 			if (!wd->shutdown)
-				log_info("signal %d: stopping the stages in order", (int)si.ssi_signo);
+				log_info("signal %d: stopping the stages in order",
+					 (int)si.ssi_signo);
 			wd->shutdown = true;
 			break;
 		}
@@ -447,21 +458,25 @@ vigild_loop(struct wd *wd, int ready_fd)
 		for (int i = 0; i < WD_MAX_CONNS; i++) {
 			if (wd->bus_conn[i] >= 0) {
 				owner[n] = i;
-				pfd[n++] = (struct pollfd){ .fd = wd->bus_conn[i], .events = POLLIN };
+				pfd[n++] =
+					(struct pollfd){ .fd = wd->bus_conn[i], .events = POLLIN };
 			}
 			if (wd->ctl_conn[i] >= 0) {
 				owner[n] = 100 + i;
-				pfd[n++] = (struct pollfd){ .fd = wd->ctl_conn[i], .events = POLLIN };
+				pfd[n++] =
+					(struct pollfd){ .fd = wd->ctl_conn[i], .events = POLLIN };
 			}
 		}
 		for (int i = 0; i < BUS_N_STAGES; i++) {
 			if (wd->child[i].bus_fd >= 0) {
 				owner[n] = 200 + i;
-				pfd[n++] = (struct pollfd){ .fd = wd->child[i].bus_fd, .events = POLLIN };
+				pfd[n++] = (struct pollfd){ .fd = wd->child[i].bus_fd,
+							    .events = POLLIN };
 			}
 			if (wd->child[i].log_fd >= 0) {
 				owner[n] = 300 + i;
-				pfd[n++] = (struct pollfd){ .fd = wd->child[i].log_fd, .events = POLLIN };
+				pfd[n++] = (struct pollfd){ .fd = wd->child[i].log_fd,
+							    .events = POLLIN };
 			}
 		}
 		if (ready_pending && timeout > 100)
@@ -511,8 +526,10 @@ vigild_detach(struct wd *wd, int *ret_ready_fd)
 	if (pid > 0) {
 		close(pipefd[1]);
 		if (read(pipefd[0], &ok, 1) != 1 || ok != 'y') {
-			fprintf(stderr, "vigild: the stages did not all come up; see %s/vigild.log "
-				"and 'vigilctl status'\n", wd->run_dir);
+			fprintf(stderr,
+				"vigild: the stages did not all come up; see %s/vigild.log "
+				"and 'vigilctl status'\n",
+				wd->run_dir);
 			exit(1);
 		}
 		vigild_print_ready(wd, stdout);

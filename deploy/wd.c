@@ -16,12 +16,8 @@
 #include "wd.h"
 
 static const char *const wd_state_names[WD_N_STATES] = {
-	[WD_DOWN] = "down",
-	[WD_STARTING] = "starting",
-	[WD_RUNNING] = "running",
-	[WD_STOPPING] = "stopping",
-	[WD_BACKOFF] = "backoff",
-	[WD_FAILED] = "failed",
+	[WD_DOWN] = "down",         [WD_STARTING] = "starting", [WD_RUNNING] = "running",
+	[WD_STOPPING] = "stopping", [WD_BACKOFF] = "backoff",   [WD_FAILED] = "failed",
 };
 
 const char *
@@ -353,11 +349,10 @@ wd_on_exit(struct wd *wd, struct wd_child *c, int status)
 		wd_set_state(wd, c, WD_FAILED);
 		return;
 	}
-	log_warn(0, "%s: %s; restarting in %lld ms", name, c->last_exit,
-		 (long long)c->backoff_ms);
+	log_warn(0, "%s: %s; restarting in %lld ms", name, c->last_exit, (long long)c->backoff_ms);
 	c->deadline_ms = now + c->backoff_ms;
-	c->backoff_ms = c->backoff_ms * 2 > WD_BACKOFF_MAX_MS ? WD_BACKOFF_MAX_MS
-							      : c->backoff_ms * 2;
+	c->backoff_ms =
+		c->backoff_ms * 2 > WD_BACKOFF_MAX_MS ? WD_BACKOFF_MAX_MS : c->backoff_ms * 2;
 	wd_set_state(wd, c, WD_BACKOFF);
 }
 
@@ -446,13 +441,10 @@ wd_child_json(const struct wd *wd, const struct wd_child *c)
 	int64_t now = proc_mono_ms();
 	bool up = c->state == WD_STARTING || c->state == WD_RUNNING || c->state == WD_STOPPING;
 
-	return json_pack("{s:s, s:s, s:I, s:I, s:i, s:s, s:O?, s:s}",
-			 "name", bus_stage_name(c->which),
-			 "state", wd_state_name(c->state),
-			 "pid", (json_int_t)(up ? c->pid : 0),
-			 "uptimeMs", (json_int_t)(up ? now - c->started_ms : 0),
-			 "restarts", (int)c->restarts,
-			 "lastExit", c->last_exit,
-			 "heartbeat", c->heartbeat,
-			 "listen", wd->listen_name[c->which]);
+	return json_pack("{s:s, s:s, s:I, s:I, s:i, s:s, s:O?, s:s}", "name",
+			 bus_stage_name(c->which), "state", wd_state_name(c->state), "pid",
+			 (json_int_t)(up ? c->pid : 0), "uptimeMs",
+			 (json_int_t)(up ? now - c->started_ms : 0), "restarts", (int)c->restarts,
+			 "lastExit", c->last_exit, "heartbeat", c->heartbeat, "listen",
+			 wd->listen_name[c->which]);
 }

@@ -26,15 +26,15 @@
 #include "bus.h"
 #include "cfg.h"
 
-#define WD_LOG_LINES 1000
+#define WD_LOG_LINES      1000
 #define WD_BACKOFF_MIN_MS 100
 #define WD_BACKOFF_MAX_MS 10000
-#define WD_STABLE_MS 60000
-#define WD_FAIL_COUNT 5
+#define WD_STABLE_MS      60000
+#define WD_FAIL_COUNT     5
 #define WD_FAIL_WINDOW_MS 10000
-#define WD_STOP_GRACE_MS 5000   /* asked to stop -> SIGKILL */
-#define WD_ABORT_GRACE_MS 3000  /* SIGABRT for a hung stage -> SIGKILL */
-#define WD_MAX_CONNS 16
+#define WD_STOP_GRACE_MS  5000 /* asked to stop -> SIGKILL */
+#define WD_ABORT_GRACE_MS 3000 /* SIGABRT for a hung stage -> SIGKILL */
+#define WD_MAX_CONNS      16
 
 enum wd_state {
 	WD_DOWN = 0,
@@ -50,18 +50,18 @@ struct wd_child {
 	enum bus_stage which;
 	enum wd_state state;
 	pid_t pid;
-	int log_fd;            /* read end of the stage's stdout+stderr, -1 */
-	int bus_fd;            /* its bus connection once it said hello, -1 */
-	int listen_fd;         /* socket handed down as fd 3, -1 for archive */
+	int log_fd;    /* read end of the stage's stdout+stderr, -1 */
+	int bus_fd;    /* its bus connection once it said hello, -1 */
+	int listen_fd; /* socket handed down as fd 3, -1 for archive */
 	bool restart_after_stop;
-	bool aborting;         /* SIGABRT sent for missed heartbeats */
+	bool aborting;                                 /* SIGABRT sent for missed heartbeats */
 	int64_t started_ms, last_beat_ms, deadline_ms; /* monotonic ms */
 	int64_t backoff_ms;
 	int64_t fail_ms[WD_FAIL_COUNT];
 	unsigned n_fail;
 	unsigned restarts;
-	char last_exit[96];    /* "exited with status 1", "killed by signal 6" */
-	json_t *heartbeat;     /* last heartbeat body, NULL before the first */
+	char last_exit[96]; /* "exited with status 1", "killed by signal 6" */
+	json_t *heartbeat;  /* last heartbeat body, NULL before the first */
 	char *log[WD_LOG_LINES];
 	unsigned log_head, log_count;
 	char partial[1024];
@@ -70,14 +70,14 @@ struct wd_child {
 
 struct wd {
 	struct cfg *cfg;
-	char config_path[4096]; /* absolute, "" for built-in defaults */
+	char config_path[4096];              /* absolute, "" for built-in defaults */
 	char stage_path[BUS_N_STAGES][4096]; /* the vigil-<stage> programs */
 	char ring_name[64];
 	char run_dir[4096];
 	struct wd_child child[BUS_N_STAGES];
 	char listen_name[BUS_N_STAGES][64];
 	int bus_listen_fd, ctl_listen_fd, sig_fd;
-	int bus_conn[WD_MAX_CONNS];     /* connections that have not said hello yet */
+	int bus_conn[WD_MAX_CONNS]; /* connections that have not said hello yet */
 	int ctl_conn[WD_MAX_CONNS];
 	bool ctl_watch[WD_MAX_CONNS];
 	bool shutdown;

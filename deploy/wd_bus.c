@@ -49,8 +49,10 @@ wd_bus_service_new(struct wd *wd, int slot)
 	which = strcmp(msg.type, "hello") == 0 ? bus_stage_parse(msg.from) : -EINVAL;
 	mp_get_int(msg.body, "pid", &pid);
 	if (which < 0 || pid != wd->child[which].pid || pid == 0) {
-		log_warn(0, "bus: refused a connection from '%s' (pid %lld): not a stage vigild "
-			 "started", msg.from, (long long)pid);
+		log_warn(0,
+			 "bus: refused a connection from '%s' (pid %lld): not a stage vigild "
+			 "started",
+			 msg.from, (long long)pid);
 		close(fd);
 	} else {
 		wd_on_hello(wd, &wd->child[which], fd);
@@ -103,7 +105,8 @@ wd_bus_service(struct wd *wd, struct wd_child *c)
 			return;
 		}
 		if (bus_decode(wd_bus_buf, (size_t)n, &msg) < 0) {
-			log_warn(0, "bus: malformed message from %s ignored", bus_stage_name(c->which));
+			log_warn(0, "bus: malformed message from %s ignored",
+				 bus_stage_name(c->which));
 			continue;
 		}
 		if (msg.to[0] != '\0' && strcmp(msg.to, "vigild") != 0)

@@ -1,13 +1,15 @@
 /* wd_ctl: vigild's control socket, <run_dir>/ctl.sock, for vigilctl.
  *
- * One JSON object per line each way. Requests:
- *   {"cmd":"status"}                          -> {"ok":true, "instance", "pid", "uptimeMs", "stages":[...]}
- *   {"cmd":"start"|"stop"|"restart"|"kill", "stage":NAME}   (start without stage: all that are down)
- *   {"cmd":"reload"}                          -> {"ok":true} or {"ok":false, "error":"FILE:L:C: ..."}
- *   {"cmd":"logs", "stage":NAME, "lines":N}   -> {"ok":true, "lines":[...]}
- *   {"cmd":"shutdown"}                        -> {"ok":true}, then vigild stops every stage and exits
- *   {"cmd":"watch"}                           -> {"ok":true}, then one {"event":"stage",...} per
- *                                                change and {"event":"bus",...} per broadcast
+ * One JSON object per line each way. Requests and answers:
+ *   {"cmd":"status"}        {"ok":true, "instance", "pid", "uptimeMs", "stages":[...]}
+ *   {"cmd":"start"|"stop"|"restart"|"kill", "stage":NAME}
+ *                           {"ok":true}; "start" without a stage starts all that are down
+ *   {"cmd":"reload"}        {"ok":true} or {"ok":false, "error":"FILE:L:C: ..."}
+ *   {"cmd":"logs", "stage":NAME, "lines":N}
+ *                           {"ok":true, "lines":[...]}
+ *   {"cmd":"shutdown"}      {"ok":true}, then vigild stops every stage and exits
+ *   {"cmd":"watch"}         {"ok":true}, then one {"event":"stage",...} per change and
+ *                           one {"event":"bus",...} per broadcast on the bus
  * Runs in vigild only.
  */
 #include <errno.h>
@@ -87,10 +89,10 @@ wd_status_json(const struct wd *wd)
 
 	for (int i = 0; i < BUS_N_STAGES; i++)
 		json_array_append_new(stages, wd_child_json(wd, &wd->child[i]));
-	return json_pack("{s:b, s:s, s:i, s:I, s:s, s:s, s:o}", "ok", 1,
-			 "instance", wd->cfg->instance, "pid", (int)getpid(),
-			 "uptimeMs", (json_int_t)(proc_mono_ms() - wd->started_ms),
-			 "version", VIGIL_VERSION, "config", wd->config_path, "stages", stages);
+	return json_pack("{s:b, s:s, s:i, s:I, s:s, s:s, s:o}", "ok", 1, "instance",
+			 wd->cfg->instance, "pid", (int)getpid(), "uptimeMs",
+			 (json_int_t)(proc_mono_ms() - wd->started_ms), "version", VIGIL_VERSION,
+			 "config", wd->config_path, "stages", stages);
 }
 
 static json_t *wd_ctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

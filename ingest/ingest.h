@@ -34,11 +34,11 @@ struct ingest_jpeg;
 
 /* server.error codes (documented in docs/protocol.md) */
 enum ingest_err {
-	INGEST_ERR_BAD_REQUEST = 400,   /* bytes or fields that do not parse */
-	INGEST_ERR_NOT_FOUND = 404,     /* unknown message type */
-	INGEST_ERR_CONFLICT = 409,      /* sequence not above the last one, already registered */
-	INGEST_ERR_PRECONDITION = 412,  /* segment before any init */
-	INGEST_ERR_TOO_LARGE = 413,     /* init larger than the ring keeps */
+	INGEST_ERR_BAD_REQUEST = 400,  /* bytes or fields that do not parse */
+	INGEST_ERR_NOT_FOUND = 404,    /* unknown message type */
+	INGEST_ERR_CONFLICT = 409,     /* sequence not above the last one, already registered */
+	INGEST_ERR_PRECONDITION = 412, /* segment before any init */
+	INGEST_ERR_TOO_LARGE = 413,    /* init larger than the ring keeps */
 	INGEST_ERR_INTERNAL = 500,
 };
 
@@ -54,11 +54,11 @@ struct ingest_stats {
 /* The per-connection protocol state, owned by session.c. */
 struct ingest_sess {
 	bool registered;
-	bool legacy;              /* has sent sentinel.frame */
+	bool legacy; /* has sent sentinel.frame */
 	uint8_t id[16], session[16];
 	char id_str[ID_STR_LEN], session_str[ID_STR_LEN];
 	uint32_t slot;
-	struct ring_sentinel entry;   /* what the ring table says of us, kept in sync */
+	struct ring_sentinel entry; /* what the ring table says of us, kept in sync */
 	struct fmp4_init init;
 	bool has_init;
 	bool has_seq;
@@ -77,11 +77,11 @@ struct ingest {
 	struct lws_context *ctx;
 	struct lws_vhost *vh;
 	lws_sorted_usec_list_t sul_tick;
-	struct ingest_conn *conns;        /* every WebSocket connection */
+	struct ingest_conn *conns; /* every WebSocket connection */
 	struct ingest_stats stats;
 	/* registry.c */
-	struct ingest_conn **by_slot;     /* the registered connection of each ring slot */
-	int64_t *last_seen_ms;            /* when each slot's sentinel was last online */
+	struct ingest_conn **by_slot; /* the registered connection of each ring slot */
+	int64_t *last_seen_ms;        /* when each slot's sentinel was last online */
 	uint32_t n_slots;
 	unsigned online;
 	/* jpeg.c: encoders post their output here from their streaming threads */
@@ -104,13 +104,13 @@ void ingest_conn_registered(struct ingest_conn *c);
 
 /* session.c */
 /* Handles one complete message (buf stays valid until it returns). */
-void ingest_sess_message(struct ingest *ing, struct ingest_conn *c, const void *buf,
-			 size_t len, bool binary, int64_t rx_done_us);
+void ingest_sess_message(struct ingest *ing, struct ingest_conn *c, const void *buf, size_t len,
+			 bool binary, int64_t rx_done_us);
 void ingest_sess_closed(struct ingest *ing, struct ingest_conn *c);
 void ingest_send_error(struct ingest_conn *c, int code, const char *reason, const char *ref);
 /* Puts an accepted init (from the wire or from jpeg.c) into the ring. */
-int ingest_sess_put_init(struct ingest *ing, struct ingest_conn *c, const void *data,
-			 size_t len, char *err, size_t errlen);
+int ingest_sess_put_init(struct ingest *ing, struct ingest_conn *c, const void *data, size_t len,
+			 char *err, size_t errlen);
 /* Writes an accepted media segment into the ring. */
 int ingest_sess_put_segment(struct ingest *ing, struct ingest_conn *c, int64_t sequence,
 			    const void *data, size_t len, int64_t start_ms, int64_t duration_ms,

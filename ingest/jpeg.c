@@ -23,7 +23,7 @@
 #include "mp4split.h"
 #include "proc.h"
 
-#define JPEG_QUEUE_MAX 64   /* units waiting for the loop; the oldest go first when full */
+#define JPEG_QUEUE_MAX 64 /* units waiting for the loop; the oldest go first when full */
 
 struct jpeg_unit {
 	struct jpeg_unit *next;
@@ -33,14 +33,14 @@ struct jpeg_unit {
 };
 
 struct ingest_jpeg {
-	struct ingest_jpeg *next;   /* in ing->jpegs, under ing->jpeg_lock */
+	struct ingest_jpeg *next; /* in ing->jpegs, under ing->jpeg_lock */
 	struct ingest *ing;
 	struct ingest_conn *conn;
 	GstElement *pipeline, *src;
-	struct mp4split *split;     /* streaming thread only */
+	struct mp4split *split;        /* streaming thread only */
 	struct jpeg_unit *head, *tail; /* under ing->jpeg_lock */
 	unsigned queued;
-	int64_t seq;                /* service thread only */
+	int64_t seq; /* service thread only */
 	GstClockTime last_pts;
 	int64_t first_ms, last_ms;
 	uint64_t pushed;
@@ -192,7 +192,8 @@ ingest_jpeg_push(struct ingest_jpeg *j, const void *jpeg, size_t len)
 	/* Frames of one message arrive together: stamp them on arrival, one
 	 * millisecond apart at least, so that timestamps always increase. */
 	clock = gst_element_get_clock(j->pipeline);
-	now = clock != NULL ? gst_clock_get_time(clock) - gst_element_get_base_time(j->pipeline) : 0;
+	now = clock != NULL ? gst_clock_get_time(clock) - gst_element_get_base_time(j->pipeline)
+			    : 0;
 	if (clock != NULL)
 		gst_object_unref(clock);
 	pts = j->pushed > 0 && now <= j->last_pts + GST_MSECOND ? j->last_pts + GST_MSECOND : now;

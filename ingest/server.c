@@ -21,9 +21,9 @@
 #include "net.h"
 #include "proc.h"
 
-#define INGEST_TX_MAX 256           /* queued replies per connection */
-#define INGEST_RX_KEEP (1u << 20)   /* a larger receive buffer is freed after use */
-#define INGEST_DRAIN_MS 2000        /* at stop: time for clients to get their close */
+#define INGEST_TX_MAX   256        /* queued replies per connection */
+#define INGEST_RX_KEEP  (1u << 20) /* a larger receive buffer is freed after use */
+#define INGEST_DRAIN_MS 2000       /* at stop: time for clients to get their close */
 
 struct ingest_tx {
 	struct ingest_tx *next;
@@ -176,8 +176,10 @@ ingest_conn_rx(struct ingest_conn *c, const void *in, size_t len)
 	total = c->rx_len + len + remaining;
 	if (total > max) {
 		ing->stats.closes_1009++;
-		snprintf(reason, sizeof(reason), "Message of at least %zu bytes exceeds the limit of "
-			 "%llu bytes", total, (unsigned long long)max);
+		snprintf(reason, sizeof(reason),
+			 "Message of at least %zu bytes exceeds the limit of "
+			 "%llu bytes",
+			 total, (unsigned long long)max);
 		lws_close_reason(c->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
 				 (unsigned char *)reason, strlen(reason));
 		return -1;
@@ -355,12 +357,9 @@ static const struct lws_protocols ingest_protocols[] = {
 };
 
 /* Clients that name no subprotocol get the sentinel protocol. */
-static const struct lws_protocol_vhost_options ingest_pvo_default = {
-	NULL, NULL, "default", "1"
-};
-static const struct lws_protocol_vhost_options ingest_pvo = {
-	NULL, &ingest_pvo_default, "vigil-sentinel", ""
-};
+static const struct lws_protocol_vhost_options ingest_pvo_default = { NULL, NULL, "default", "1" };
+static const struct lws_protocol_vhost_options ingest_pvo = { NULL, &ingest_pvo_default,
+							      "vigil-sentinel", "" };
 
 static int
 ingest_adopt_fd(struct ingest *ing, int fd, enum ingest_fd_kind kind)

@@ -49,13 +49,12 @@ ingest_send_error(struct ingest_conn *c, int code, const char *reason, const cha
 	sess_send(c, &m);
 }
 
-static void
-sess_error(struct ingest *ing, struct ingest_conn *c, int code, const char *ref,
-	   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void sess_error(struct ingest *ing, struct ingest_conn *c, int code, const char *ref,
+		       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 static void
-sess_error(struct ingest *ing, struct ingest_conn *c, int code, const char *ref,
-	   const char *fmt, ...)
+sess_error(struct ingest *ing, struct ingest_conn *c, int code, const char *ref, const char *fmt,
+	   ...)
 {
 	char reason[256];
 	va_list ap;
@@ -112,7 +111,8 @@ sess_check_token(struct ingest *ing, struct ingest_conn *c, const msgpack_object
 		return r;
 	}
 	if (r == 0)
-		r = tok_check(ing->tokens, tok, n, tok_mask_for(CFG_ROLE_SENTINEL), time(NULL), &info);
+		r = tok_check(ing->tokens, tok, n, tok_mask_for(CFG_ROLE_SENTINEL), time(NULL),
+			      &info);
 	switch (r) {
 	case 0:
 		s->token_expires = info->expires;
@@ -146,8 +146,10 @@ sess_register(struct ingest *ing, struct ingest_conn *c, const msgpack_object *p
 	r = mp_get_int(p, "version", &version);
 	if (r != -ENOENT && (r < 0 || version != 1)) {
 		if (r == 0)
-			snprintf(reason, sizeof(reason), "Unsupported version %lld (this server "
-				 "speaks 1)", (long long)version);
+			snprintf(reason, sizeof(reason),
+				 "Unsupported version %lld (this server "
+				 "speaks 1)",
+				 (long long)version);
 		else
 			snprintf(reason, sizeof(reason), "version must be the integer 1");
 		sess_reject(ing, c, 3002, reason);
@@ -315,8 +317,10 @@ sess_init(struct ingest *ing, struct ingest_conn *c, const msgpack_object *p)
 	}
 	r = ingest_sess_put_init(ing, c, data, len, err, sizeof(err));
 	if (r < 0)
-		sess_error(ing, c, r == -EMSGSIZE ? INGEST_ERR_TOO_LARGE :
-			   r == -EBADMSG ? INGEST_ERR_BAD_REQUEST : INGEST_ERR_INTERNAL,
+		sess_error(ing, c,
+			   r == -EMSGSIZE  ? INGEST_ERR_TOO_LARGE
+			   : r == -EBADMSG ? INGEST_ERR_BAD_REQUEST
+					   : INGEST_ERR_INTERNAL,
 			   "sentinel.init", "init refused: %s", err);
 }
 
@@ -334,8 +338,7 @@ sess_opt_int(const msgpack_object *p, const char *key, int64_t *ret)
 }
 
 static void
-sess_segment(struct ingest *ing, struct ingest_conn *c, const msgpack_object *p,
-	     int64_t rx_done_us)
+sess_segment(struct ingest *ing, struct ingest_conn *c, const msgpack_object *p, int64_t rx_done_us)
 {
 	int64_t seq, start, duration;
 	bool key;
@@ -354,7 +357,8 @@ sess_segment(struct ingest *ing, struct ingest_conn *c, const msgpack_object *p,
 			   "sentinel.segment needs an integer sequence and data (bytes)");
 		return;
 	}
-	if (sess_opt_int(p, "startTime", &start) < 0 || sess_opt_int(p, "duration", &duration) < 0) {
+	if (sess_opt_int(p, "startTime", &start) < 0 ||
+	    sess_opt_int(p, "duration", &duration) < 0) {
 		sess_error(ing, c, INGEST_ERR_BAD_REQUEST, "sentinel.segment",
 			   "startTime and duration must be non-negative integers (ms)");
 		return;
@@ -373,9 +377,11 @@ sess_segment(struct ingest *ing, struct ingest_conn *c, const msgpack_object *p,
 		sess_record_latency(ing, rx_done_us);
 		return;
 	}
-	sess_error(ing, c, r == -EPROTO ? INGEST_ERR_PRECONDITION :
-		   r == -ERANGE ? INGEST_ERR_CONFLICT :
-		   r == -EBADMSG ? INGEST_ERR_BAD_REQUEST : INGEST_ERR_INTERNAL,
+	sess_error(ing, c,
+		   r == -EPROTO    ? INGEST_ERR_PRECONDITION
+		   : r == -ERANGE  ? INGEST_ERR_CONFLICT
+		   : r == -EBADMSG ? INGEST_ERR_BAD_REQUEST
+				   : INGEST_ERR_INTERNAL,
 		   "sentinel.segment", "segment refused: %s", err);
 }
 

@@ -22,12 +22,12 @@
 
 #include "ring.h"
 
-#define RING_SLOT_SIZE      128u
-#define RING_SENT_FIXED     320u
-#define RING_SENT_ALIGN     64u
-#define RING_SEGMENT_MAX    (1u << 31)
-#define RING_SENT_TRIES     200
-#define RING_SENT_SPINS     8
+#define RING_SLOT_SIZE   128u
+#define RING_SENT_FIXED  320u
+#define RING_SENT_ALIGN  64u
+#define RING_SEGMENT_MAX (1u << 31)
+#define RING_SENT_TRIES  200
+#define RING_SENT_SPINS  8
 
 /* Page 0. The first block never changes after ring_create; the rest is the
  * writer's, each group on its own cache line. */
@@ -149,16 +149,16 @@ struct ring_layout {
 /* Process-local. The sizes are copied from the validated header and never
  * re-read from the shared memory. */
 struct ring {
-	uint8_t *base;           /* the whole reservation */
+	uint8_t *base; /* the whole reservation */
 	size_t map_size;
 	struct ring_hdr *hdr;
 	struct ring_wake *wake;
 	struct ring_slot *slots;
 	uint8_t *sentinels;
-	uint8_t *data;           /* data_size bytes, then the same bytes again */
+	uint8_t *data; /* data_size bytes, then the same bytes again */
 	struct ring_layout l;
 	uint64_t slot_mask;
-	int fd;                  /* writer: holds the flock; reader: -1 */
+	int fd; /* writer: holds the flock; reader: -1 */
 	bool writer;
 	uint64_t w_head, w_pos, w_tail; /* writer's own copies of the shared positions */
 };
@@ -212,8 +212,9 @@ ring_layout_compute(const struct ring_params *p, uint64_t ps, struct ring_layout
 	l.max_init_bytes = p->max_init_bytes ? p->max_init_bytes : RING_INIT_DEFAULT;
 	l.max_segment_bytes = p->max_segment_bytes;
 	if (l.max_segment_bytes == 0)
-		l.max_segment_bytes = (uint32_t)(p->data_size / 4 < RING_SEGMENT_MAX ?
-						 p->data_size / 4 : RING_SEGMENT_MAX);
+		l.max_segment_bytes =
+			(uint32_t)(p->data_size / 4 < RING_SEGMENT_MAX ? p->data_size / 4
+								       : RING_SEGMENT_MAX);
 
 	if (p->n_slots == 0) {
 		uint64_t want = (p->data_size + RING_SLOT_BYTES_AUTO - 1) / RING_SLOT_BYTES_AUTO;
@@ -230,8 +231,8 @@ ring_layout_compute(const struct ring_params *p, uint64_t ps, struct ring_layout
 
 	/* No overflow below: every term is bounded by the limits above
 	 * (at most 2^24 slots, 2^16 sentinels of < 2^25 bytes, 2^36 data). */
-	l.sentinel_size = (uint32_t)round_up(RING_SENT_FIXED + (uint64_t)l.max_init_bytes,
-					     RING_SENT_ALIGN);
+	l.sentinel_size =
+		(uint32_t)round_up(RING_SENT_FIXED + (uint64_t)l.max_init_bytes, RING_SENT_ALIGN);
 	table = (uint64_t)l.n_sentinels * l.sentinel_size;
 	l.slots_off = 2 * ps;
 	l.sentinels_off = l.slots_off + round_up((uint64_t)l.n_slots * RING_SLOT_SIZE, ps);
@@ -399,8 +400,8 @@ ring_map(struct ring *ring, int fd, bool writer)
 	data = base + l->data_off;
 	if (mmap(data, (size_t)l->data_size, prot, flags, fd, (off_t)l->data_off) == MAP_FAILED)
 		goto fail_unmap;
-	if (mmap(data + l->data_size, (size_t)l->data_size, prot, flags, fd,
-		 (off_t)l->data_off) == MAP_FAILED)
+	if (mmap(data + l->data_size, (size_t)l->data_size, prot, flags, fd, (off_t)l->data_off) ==
+	    MAP_FAILED)
 		goto fail_unmap;
 
 	ring->base = base;
@@ -748,8 +749,7 @@ ring_read(const struct ring *ring, uint64_t index, struct ring_seg *ret_meta, vo
 }
 
 int
-ring_peek(const struct ring *ring, uint64_t index, struct ring_seg *ret_meta,
-	  const void **ret_data)
+ring_peek(const struct ring *ring, uint64_t index, struct ring_seg *ret_meta, const void **ret_data)
 {
 	struct ring_seg m;
 	int r;
@@ -863,8 +863,8 @@ ring_sentinel_slots(const struct ring *ring)
 }
 
 int
-ring_sentinel_put(struct ring *ring, uint32_t slot, const struct ring_sentinel *s,
-		  const void *init, uint32_t init_len)
+ring_sentinel_put(struct ring *ring, uint32_t slot, const struct ring_sentinel *s, const void *init,
+		  uint32_t init_len)
 {
 	struct ring_sent n = { 0 };
 	struct ring_sent *e;
@@ -906,8 +906,8 @@ ring_sentinel_put(struct ring *ring, uint32_t slot, const struct ring_sentinel *
 }
 
 int
-ring_sentinel_get(const struct ring *ring, uint32_t slot, struct ring_sentinel *ret,
-		  void *init_buf, size_t init_size)
+ring_sentinel_get(const struct ring *ring, uint32_t slot, struct ring_sentinel *ret, void *init_buf,
+		  size_t init_size)
 {
 	const struct ring_sent *e;
 	struct ring_sent c;

@@ -89,9 +89,9 @@
  * reused or its bytes are overwritten (reserve - pos > data_size).
  */
 
-#define RING_MAGIC       "VIGILRNG" /* 8 bytes, no NUL stored */
-#define RING_VERSION     1u
-#define RING_SLOT_EMPTY  UINT64_MAX
+#define RING_MAGIC      "VIGILRNG" /* 8 bytes, no NUL stored */
+#define RING_VERSION    1u
+#define RING_SLOT_EMPTY UINT64_MAX
 
 /* Limits checked by ring_create. */
 #define RING_DATA_MIN        (1ull << 20)
@@ -134,16 +134,16 @@ void ring_close(struct ring *ring);
 #define RING_SEG_KEYFRAME 1u /* a join point: a reader may start here */
 
 struct ring_seg {
-	uint64_t index;      /* filled by the ring */
-	uint32_t sentinel;   /* sentinel table slot */
+	uint64_t index;    /* filled by the ring */
+	uint32_t sentinel; /* sentinel table slot */
 	uint8_t session[16];
 	int64_t sequence;
-	int64_t start_ms;    /* unix ms */
+	int64_t start_ms; /* unix ms */
 	uint32_t duration_ms;
-	uint32_t flags;      /* RING_SEG_* */
-	uint32_t init_gen;   /* the sentinel's init generation the segment decodes with */
-	uint32_t len;        /* filled by the ring */
-	uint64_t pos;        /* filled by the ring: absolute byte position, for ring_check */
+	uint32_t flags;    /* RING_SEG_* */
+	uint32_t init_gen; /* the sentinel's init generation the segment decodes with */
+	uint32_t len;      /* filled by the ring */
+	uint64_t pos;      /* filled by the ring: absolute byte position, for ring_check */
 };
 
 /* Writer only (-EPERM otherwise). meta->index, len and pos are ignored.
@@ -188,13 +188,13 @@ void ring_wake_all(const struct ring *ring);
  * still intact; session NULL means any session. -ENOENT when there is none.
  * A scan of at most n_slots descriptors; the join point can still be overrun
  * before it is read (ring_read then says -ESTALE). */
-int ring_find_join(const struct ring *ring, uint32_t sentinel, const uint8_t *session,
-		   bool newest, uint64_t *ret_index);
+int ring_find_join(const struct ring *ring, uint32_t sentinel, const uint8_t *session, bool newest,
+		   uint64_t *ret_index);
 
 /* The per-sentinel table: identity, session, codec and the latest init
  * segment, which outlive the data window. */
 struct ring_sentinel {
-	uint8_t id[16];       /* all zero: a free entry */
+	uint8_t id[16]; /* all zero: a free entry */
 	char name[128];
 	uint8_t session[16];
 	char codec[64];
@@ -203,7 +203,7 @@ struct ring_sentinel {
 	int64_t last_sequence;
 	uint32_t init_gen;
 	int64_t session_start_ms;
-	uint32_t init_len;    /* filled by the ring on get; ignored by put */
+	uint32_t init_len; /* filled by the ring on get; ignored by put */
 };
 
 uint32_t ring_sentinel_slots(const struct ring *ring);
@@ -232,7 +232,7 @@ struct ring_stats {
 	uint32_t n_sentinels;
 	uint32_t max_segment_bytes;
 	uint32_t max_init_bytes;
-	uint32_t sleepers;     /* readers in ring_wait now (too high after a killed reader) */
+	uint32_t sleepers; /* readers in ring_wait now (too high after a killed reader) */
 };
 
 void ring_get_stats(const struct ring *ring, struct ring_stats *ret);

@@ -19,10 +19,10 @@
 
 #include "ring.h"
 
-#define MiB           (1u << 20)
-#define RUN_US        1500000
-#define LAT_SAMPLES   4000
-#define LAT_PAUSE_US  200
+#define MiB          (1u << 20)
+#define RUN_US       1500000
+#define LAT_SAMPLES  4000
+#define LAT_PAUSE_US 200
 
 static char name[64];
 

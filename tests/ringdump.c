@@ -78,19 +78,22 @@ main(int argc, char **argv)
 		struct ring_sentinel e;
 		char id[ID_STR_LEN], session[ID_STR_LEN], sha[65], name[64];
 
-		if (ring_sentinel_get(ring, slot, &e, init, rs.max_init_bytes) < 0 || id_is_nil(e.id))
+		if (ring_sentinel_get(ring, slot, &e, init, rs.max_init_bytes) < 0 ||
+		    id_is_nil(e.id))
 			continue;
 		id_format(e.id, id);
 		id_format(e.session, session);
 		sha256_hex(init, e.init_len, sha);
-		json_t *j = json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:i, s:i, s:i, s:b, s:I, s:i, "
-				      "s:I, s:i, s:s}", "kind", "sentinel", "slot", (int)slot,
-				      "sentinelId", id, "sessionId", session, "name", e.name,
-				      "codec", e.codec, "width", (int)e.width, "height",
-				      (int)e.height, "timescale", (int)e.timescale, "online", e.online,
-				      "lastSequence", (json_int_t)e.last_sequence, "initGen",
-				      (int)e.init_gen, "sessionStart", (json_int_t)e.session_start_ms,
-				      "initLen", (int)e.init_len, "initSha256", sha);
+		json_t *j =
+			json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:i, s:i, s:i, s:b, s:I, s:i, "
+				  "s:I, s:i, s:s}",
+				  "kind", "sentinel", "slot", (int)slot, "sentinelId", id,
+				  "sessionId", session, "name", e.name, "codec", e.codec, "width",
+				  (int)e.width, "height", (int)e.height, "timescale",
+				  (int)e.timescale, "online", e.online, "lastSequence",
+				  (json_int_t)e.last_sequence, "initGen", (int)e.init_gen,
+				  "sessionStart", (json_int_t)e.session_start_ms, "initLen",
+				  (int)e.init_len, "initSha256", sha);
 		json_dumpf(j, stdout, JSON_COMPACT);
 		putchar('\n');
 		json_decref(j);
@@ -112,13 +115,14 @@ main(int argc, char **argv)
 				      (int)m.sentinel, "sessionId", session, "sequence",
 				      (json_int_t)m.sequence, "startTime", (json_int_t)m.start_ms,
 				      "duration", (int)m.duration_ms, "keyframe",
-				      (m.flags & RING_SEG_KEYFRAME) != 0, "initGen", (int)m.init_gen,
-				      "len", (int)m.len, "sha256", sha);
+				      (m.flags & RING_SEG_KEYFRAME) != 0, "initGen",
+				      (int)m.init_gen, "len", (int)m.len, "sha256", sha);
 		json_dumpf(j, stdout, JSON_COMPACT);
 		putchar('\n');
 		json_decref(j);
 		if (out != NULL) {
-			snprintf(name, sizeof(name), "%u-%llu.m4s", m.sentinel, (unsigned long long)i);
+			snprintf(name, sizeof(name), "%u-%llu.m4s", m.sentinel,
+				 (unsigned long long)i);
 			save(out, name, buf, m.len);
 		}
 	}

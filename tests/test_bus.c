@@ -56,7 +56,8 @@ END_TEST
 START_TEST(test_malformed)
 {
 	static const char not_map[] = { (char)0x93, 1, 2, 3 };
-	static const char huge_map[] = { (char)0xdf, (char)0xff, (char)0xff, (char)0xff, (char)0xff };
+	static const char huge_map[] = { (char)0xdf, (char)0xff, (char)0xff, (char)0xff,
+					 (char)0xff };
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 	struct bus_msg msg;
@@ -73,7 +74,8 @@ START_TEST(test_malformed)
 	msgpack_sbuffer_destroy(&sb);
 
 	/* body not a map, missing from, empty type, overlong type */
-	const char *types[] = { "ok", "ok", "", "a-type-name-that-is-far-too-long-for-the-bus-field-x" };
+	const char *types[] = { "ok", "ok", "",
+				"a-type-name-that-is-far-too-long-for-the-bus-field-x" };
 	for (int i = 0; i < 4; i++) {
 		msgpack_sbuffer_init(&sb);
 		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);

@@ -436,15 +436,9 @@ START_TEST(test_parse_duration)
 		const char *s;
 		int64_t ms;
 	} good[] = {
-		{ "0", 0 },
-		{ "5", 5000 },
-		{ "500ms", 500 },
-		{ "5s", 5000 },
-		{ "30 s", 30000 },
-		{ "2m", 120000 },
-		{ "1h", 3600000 },
-		{ "1d", 86400000 },
-		{ "9223372036854775807ms", INT64_MAX },
+		{ "0", 0 },        { "5", 5000 },      { "500ms", 500 },
+		{ "5s", 5000 },    { "30 s", 30000 },  { "2m", 120000 },
+		{ "1h", 3600000 }, { "1d", 86400000 }, { "9223372036854775807ms", INT64_MAX },
 	};
 	static const struct {
 		const char *s;
@@ -484,12 +478,9 @@ START_TEST(test_parse_time)
 		const char *s;
 		int64_t t;
 	} good[] = {
-		{ "2026-12-01T00:00:00Z", DEC2026 },
-		{ "2026-12-01T02:00:00+02:00", DEC2026 },
-		{ "2026-11-30T21:30:00-02:30", DEC2026 },
-		{ "2026-12-01T00:00:00+00:00", DEC2026 },
-		{ "2026-12-01T00:00:00.750Z", DEC2026 },
-		{ "1970-01-01T00:00:01Z", 1 },
+		{ "2026-12-01T00:00:00Z", DEC2026 },      { "2026-12-01T02:00:00+02:00", DEC2026 },
+		{ "2026-11-30T21:30:00-02:30", DEC2026 }, { "2026-12-01T00:00:00+00:00", DEC2026 },
+		{ "2026-12-01T00:00:00.750Z", DEC2026 },  { "1970-01-01T00:00:01Z", 1 },
 		{ "2024-02-29T12:00:00Z", 1709208000 },
 	};
 	static const char *const bad[] = {
@@ -565,7 +556,8 @@ START_TEST(test_parse_listen)
 		{ "256.1.1.1:80", -EINVAL },
 		{ "host name:80", -EINVAL },
 		{ "-host:80", -EINVAL },
-		{ "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa:80", -EINVAL },
+		{ "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa:80",
+		  -EINVAL },
 	};
 	struct cfg_listen l;
 
@@ -633,7 +625,8 @@ static const struct bad_file bad_keys[] = {
 	  "1:13: timeouts.heartbeat: unknown key (expected register, idle or stage_heartbeat)" },
 	{ "buffer_seconds: 10\nbuffer_seconds: 20\n",
 	  "2:1: buffer_seconds: duplicate key (first at line 1)" },
-	{ "ring: { size: 1GiB, size: 2GiB }\n", "1:21: ring.size: duplicate key (first at line 1)" },
+	{ "ring: { size: 1GiB, size: 2GiB }\n",
+	  "1:21: ring.size: duplicate key (first at line 1)" },
 	{ "auth:\n  tokens:\n    - { name: a, role: proctor, token: x, name: b }\n",
 	  "3:43: auth.tokens[0].name: duplicate key (first at line 3)" },
 	{ "auth:\n  tokens:\n    - { name: a, role: proctor, token: x, colour: red }\n",
@@ -669,7 +662,8 @@ static const struct bad_file bad_types[] = {
 	{ "auth:\n  tokens:\n    - proctor\n",
 	  "3:7: auth.tokens[0]: expected a map with name, role and token or token_file, "
 	  "found \"proctor\"" },
-	{ "tls: { cert: [a], key: b }\n", "1:14: tls.cert: expected a file path or null, found a list" },
+	{ "tls: { cert: [a], key: b }\n",
+	  "1:14: tls.cert: expected a file path or null, found a list" },
 	{ "instance: \"a\\0b\"\n", "1:11: instance: expected text without NUL bytes" },
 	{ "timeouts:\n  idle: soon\n",
 	  "2:9: timeouts.idle: expected a duration such as 5s (plain seconds or units ms s m h d), "
@@ -770,7 +764,8 @@ static const struct bad_file bad_tls[] = {
 	  "1:14: tls.cert: expected tls.key as well (TLS needs both), found only tls.cert" },
 	{ "tls:\n  cert: null\n  key: /etc/k.pem\n",
 	  "3:8: tls.key: expected tls.cert as well (TLS needs both), found only tls.key" },
-	{ "tls: { cert: \"\", key: /k }\n", "1:14: tls.cert: expected a non-empty string, found \"\"" },
+	{ "tls: { cert: \"\", key: /k }\n",
+	  "1:14: tls.cert: expected a non-empty string, found \"\"" },
 };
 
 static const struct bad_file bad_tokens[] = {
@@ -894,7 +889,8 @@ END_TEST
 
 START_TEST(test_token_file_errors)
 {
-	static const char head[] = "auth:\n  tokens:\n    - { name: a, role: sentinel, token_file: ";
+	static const char head[] =
+		"auth:\n  tokens:\n    - { name: a, role: sentinel, token_file: ";
 	char yaml[2 * PATH_MAX], path[PATH_MAX], big[5000], expect[3 * PATH_MAX];
 
 	snprintf(path, sizeof(path), "%s/missing.token", dir);
@@ -973,8 +969,8 @@ START_TEST(test_json)
 	ck_assert_int_eq(json_integer_value(json_object_get(j, "buffer_seconds")), 45);
 	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j, "ring"), "size")),
 			 (json_int_t)GIB);
-	ck_assert_int_eq(json_integer_value(
-				 json_object_get(json_object_get(j, "limits"), "max_message_bytes")),
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j, "limits"),
+							    "max_message_bytes")),
 			 1024);
 	ck_assert_int_eq(json_integer_value(
 				 json_object_get(json_object_get(j, "limits"), "max_sentinels")),
@@ -982,8 +978,8 @@ START_TEST(test_json)
 	ck_assert_int_eq(json_integer_value(
 				 json_object_get(json_object_get(j, "timeouts"), "register")),
 			 1500);
-	ck_assert_int_eq(json_integer_value(
-				 json_object_get(json_object_get(j, "timeouts"), "stage_heartbeat")),
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j, "timeouts"),
+							    "stage_heartbeat")),
 			 86400000);
 	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "auth"), "sentinel")),
 			 "none");
@@ -1035,8 +1031,10 @@ START_TEST(test_json_token_file)
 	struct cfg *cfg;
 	json_t *j, *t;
 
-	snprintf(yaml, sizeof(yaml), "auth:\n  tokens:\n    - { name: p, role: proctor, "
-		 "token_file: %s }\n", path);
+	snprintf(yaml, sizeof(yaml),
+		 "auth:\n  tokens:\n    - { name: p, role: proctor, "
+		 "token_file: %s }\n",
+		 path);
 	cfg = load_ok(yaml);
 	j = cfg_to_json(cfg, true);
 	t = json_array_get(json_object_get(json_object_get(j, "auth"), "tokens"), 0);

@@ -58,7 +58,7 @@ refuse_json(const char *s, const char *want)
 	ck_assert_int_eq(decode_json(s, &env, err), -EBADMSG);
 	ck_assert_ptr_eq(env, (struct env *)&env);
 	ck_assert_msg(strstr(err, want) != NULL, "input %s: error \"%s\" lacks \"%s\"", s, err,
-	              want);
+		      want);
 	ck_assert_ptr_null(strchr(err, '\n'));
 }
 
@@ -69,7 +69,7 @@ refuse_mp(const msgpack_sbuffer *sb, const char *want)
 	char err[ERR_LEN];
 
 	ck_assert_int_eq(env_decode(sb->data, sb->size, ENV_MSGPACK, &env, err, sizeof(err)),
-	                 -EBADMSG);
+			 -EBADMSG);
 	ck_assert_ptr_eq(env, (struct env *)&env);
 	ck_assert_msg(strstr(err, want) != NULL, "error \"%s\" lacks \"%s\"", err, want);
 }
@@ -126,7 +126,7 @@ START_TEST(test_seed_register)
 
 	/* null payload is the empty map too; whitespace around is fine. */
 	ck_assert_int_eq(decode_json(" {\"type\":\"a.b\",\"payload\":null,\"x\":[1]}\n", &env, err),
-	                 0);
+			 0);
 	ck_assert_int_eq(env_payload(env)->type, MSGPACK_OBJECT_MAP);
 	ck_assert_uint_eq(env_payload(env)->via.map.size, 0);
 	env_free(env);
@@ -186,17 +186,17 @@ START_TEST(test_json_round_trip)
 	b_f0 = b64(f0, sizeof(f0));
 	b_f1 = b64(f1, sizeof(f1));
 	ck_assert_int_ge(
-	        asprintf(&json,
-	                 "{\"type\":\"sentinel.frame\",\"timestamp\":1700000000,"
-	                 "\"payload\":{\"data\":\"%s\",\"name\":\"Hall A / seat 14 \\u00e9\","
-	                 "\"neg\":-42,\"big\":9223372036854775807,\"small\":"
-	                 "-9223372036854775808,\"real\":0.25,\"yes\":true,\"no\":false,"
-	                 "\"nothing\":null,\"empty\":{},\"list\":[],\"nested\":{\"a\":[1,"
-	                 "[2,{\"b\":\"c\"}]]},\"frames\":[{\"sentinelId\":\"s\",\"index\":0,"
-	                 "\"data\":\"%s\"},{\"index\":1,\"data\":\"%s\"},{\"data\":\"\"}]},"
-	                 "\"extra\":\"kept\"}",
-	                 b_raw, b_f0, b_f1),
-	        0);
+		asprintf(&json,
+			 "{\"type\":\"sentinel.frame\",\"timestamp\":1700000000,"
+			 "\"payload\":{\"data\":\"%s\",\"name\":\"Hall A / seat 14 \\u00e9\","
+			 "\"neg\":-42,\"big\":9223372036854775807,\"small\":"
+			 "-9223372036854775808,\"real\":0.25,\"yes\":true,\"no\":false,"
+			 "\"nothing\":null,\"empty\":{},\"list\":[],\"nested\":{\"a\":[1,"
+			 "[2,{\"b\":\"c\"}]]},\"frames\":[{\"sentinelId\":\"s\",\"index\":0,"
+			 "\"data\":\"%s\"},{\"index\":1,\"data\":\"%s\"},{\"data\":\"\"}]},"
+			 "\"extra\":\"kept\"}",
+			 b_raw, b_f0, b_f1),
+		0);
 
 	/* JSON -> env: data fields are bin. */
 	ck_assert_msg(decode_json(json, &e1, err) == 0, "%s", err);
@@ -265,7 +265,7 @@ START_TEST(test_msgpack_round_trip)
 	mp_pack_kv_bin(&m.pk, "data", seg, 10);
 
 	ck_assert_msg(env_decode(m.sb.data, m.sb.size, ENV_MSGPACK, &e1, err, sizeof(err)) == 0,
-	              "%s", err);
+		      "%s", err);
 	ck_assert_int_eq(env_encode(e1, ENV_JSON, &json, &json_len), 0);
 	ck_assert_msg(decode_json(json, &e2, err) == 0, "%s", err);
 	ck_assert(msgpack_object_equal(*env_root(e1), *env_root(e2)));
@@ -311,7 +311,7 @@ START_TEST(test_pack_header)
 	j = json_loads(json, 0, NULL);
 	ck_assert_ptr_nonnull(j);
 	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "payload"), "data")),
-	                 "AAEC");
+			 "AAEC");
 	json_decref(j);
 	ck_assert_int_eq(decode_json(json, &env, err), 0);
 	ck_assert_int_eq(mp_get_bin(env_payload(env), "data", &bin, &bin_len), 0);
@@ -339,23 +339,23 @@ START_TEST(test_json_base64)
 	const void *bin;
 	size_t n;
 	static const char *const bad[] = {
-	        "QU*D",                           /* invalid character */
-	        "QUJD\n",                         /* whitespace */
-	        "QU JD",  " QUJD",    "QUJ",      /* wrong length */
-	        "QUJDQ",  "QQ=A",                 /* padding inside */
-	        "Q===",   "====",     "QQ==QUJD", /* padding before the end */
-	        "QR==",                           /* non-zero bits under the padding */
-	        "QUJ=",   "QUJD-_==",             /* url-safe alphabet */
+		"QU*D",                           /* invalid character */
+		"QUJD\n",                         /* whitespace */
+		"QU JD",  " QUJD",    "QUJ",      /* wrong length */
+		"QUJDQ",  "QQ=A",                 /* padding inside */
+		"Q===",   "====",     "QQ==QUJD", /* padding before the end */
+		"QR==",                           /* non-zero bits under the padding */
+		"QUJ=",   "QUJD-_==",             /* url-safe alphabet */
 	};
 
 	ck_assert_int_eq(decode_json("{\"type\":\"t\",\"payload\":{\"data\":\"QUJD\"}}", &env, err),
-	                 0);
+			 0);
 	ck_assert_int_eq(mp_get_bin(env_payload(env), "data", &bin, &n), 0);
 	ck_assert_uint_eq(n, 3);
 	ck_assert_mem_eq(bin, "ABC", 3);
 	env_free(env);
 	ck_assert_int_eq(decode_json("{\"type\":\"t\",\"payload\":{\"data\":\"QQ==\"}}", &env, err),
-	                 0);
+			 0);
 	ck_assert_int_eq(mp_get_bin(env_payload(env), "data", &bin, &n), 0);
 	ck_assert_uint_eq(n, 1);
 	ck_assert_mem_eq(bin, "A", 1);
@@ -372,15 +372,17 @@ START_TEST(test_json_base64)
 		json_decref(s);
 	}
 	refuse_json("{\"type\":\"t\",\"payload\":{\"frames\":[{\"data\":\"QUJD\"},{\"data\":\"QU*"
-	            "D\"}]}}",
-	            "payload.frames[1].data: invalid base64");
+		    "D\"}]}}",
+		    "payload.frames[1].data: invalid base64");
 	/* A string that is not under "data" is not base64. */
-	ck_assert_int_eq(
-	        decode_json("{\"type\":\"t\",\"payload\":{\"datum\":\"QU*D\"}}", &env, err), 0);
+	ck_assert_int_eq(decode_json("{\"type\":\"t\",\"payload\":{\"datum\":\"QU*D\"}}", &env,
+				     err),
+			 0);
 	env_free(env);
 	/* Other types under "data" are left alone. */
-	ck_assert_int_eq(
-	        decode_json("{\"type\":\"t\",\"payload\":{\"data\":{\"x\":1}}}", &env, err), 0);
+	ck_assert_int_eq(decode_json("{\"type\":\"t\",\"payload\":{\"data\":{\"x\":1}}}", &env,
+				     err),
+			 0);
 	ck_assert_int_eq(mp_map_get(env_payload(env), "data")->type, MSGPACK_OBJECT_MAP);
 	env_free(env);
 }
@@ -416,7 +418,7 @@ START_TEST(test_malformed_json)
 	env_free(env);
 
 	refuse_json("{\"type\":\"t\",\"timestamp\":\"1696969420\"}",
-	            "timestamp: expected an integer");
+		    "timestamp: expected an integer");
 	refuse_json("{\"type\":\"t\",\"timestamp\":1.5}", "timestamp: expected an integer");
 	refuse_json("{\"type\":\"t\",\"timestamp\":null}", "timestamp: expected an integer");
 	refuse_json("{\"type\":\"t\",\"payload\":[]}", "payload: expected a map");
@@ -489,7 +491,7 @@ START_TEST(test_depth)
 	mpbuf_init(&m);
 	pack_nested(&m.pk, ENV_DEPTH_MAX);
 	ck_assert_msg(env_decode(m.sb.data, m.sb.size, ENV_MSGPACK, &env, err, sizeof(err)) == 0,
-	              "%s", err);
+		      "%s", err);
 	env_free(env);
 	mpbuf_reset(&m);
 	pack_nested(&m.pk, ENV_DEPTH_MAX + 1);
@@ -669,9 +671,9 @@ START_TEST(test_msgpack_framing)
 	char *json;
 	size_t json_len;
 	/* map32 announcing 2^32-1 entries, array32 2^28: must not allocate that. */
-	static const uint8_t huge_map[] = {0xdf, 0xff, 0xff, 0xff, 0xff, 0xa1, 'a'};
-	static const uint8_t huge_arr[] = {0x81, 0xa1, 'a', 0xdd, 0x0f, 0xff, 0xff, 0xff};
-	static const uint8_t never_used[] = {0x81, 0xa4, 't', 'y', 'p', 'e', 0xc1};
+	static const uint8_t huge_map[] = { 0xdf, 0xff, 0xff, 0xff, 0xff, 0xa1, 'a' };
+	static const uint8_t huge_arr[] = { 0x81, 0xa1, 'a', 0xdd, 0x0f, 0xff, 0xff, 0xff };
+	static const uint8_t never_used[] = { 0x81, 0xa4, 't', 'y', 'p', 'e', 0xc1 };
 
 	mpbuf_init(&m);
 	env_pack_header(&m.pk, "sentinel.segment", 1);
@@ -682,9 +684,9 @@ START_TEST(test_msgpack_framing)
 	/* Every strict prefix is truncated. */
 	for (size_t n = 0; n < m.sb.size; n++) {
 		ck_assert_int_eq(env_decode(m.sb.data, n, ENV_MSGPACK, &env, err, sizeof(err)),
-		                 -EBADMSG);
+				 -EBADMSG);
 		ck_assert_msg(strstr(err, n == 0 ? "empty" : "truncated") != NULL, "%zu: %s", n,
-		              err);
+			      err);
 		ck_assert_int_eq(env_msgpack_to_json(m.sb.data, n, &json, &json_len), -EBADMSG);
 	}
 	ck_assert_int_eq(env_decode(m.sb.data, m.sb.size, ENV_MSGPACK, &env, err, sizeof(err)), 0);
@@ -698,15 +700,15 @@ START_TEST(test_msgpack_framing)
 	msgpack_pack_map(&m.pk, 0);
 	refuse_mp(&m.sb, "trailing bytes");
 
-	ck_assert_int_eq(
-	        env_decode(huge_map, sizeof(huge_map), ENV_MSGPACK, &env, err, sizeof(err)),
-	        -EBADMSG);
-	ck_assert_int_eq(
-	        env_decode(huge_arr, sizeof(huge_arr), ENV_MSGPACK, &env, err, sizeof(err)),
-	        -EBADMSG);
-	ck_assert_int_eq(
-	        env_decode(never_used, sizeof(never_used), ENV_MSGPACK, &env, err, sizeof(err)),
-	        -EBADMSG);
+	ck_assert_int_eq(env_decode(huge_map, sizeof(huge_map), ENV_MSGPACK, &env, err,
+				    sizeof(err)),
+			 -EBADMSG);
+	ck_assert_int_eq(env_decode(huge_arr, sizeof(huge_arr), ENV_MSGPACK, &env, err,
+				    sizeof(err)),
+			 -EBADMSG);
+	ck_assert_int_eq(env_decode(never_used, sizeof(never_used), ENV_MSGPACK, &env, err,
+				    sizeof(err)),
+			 -EBADMSG);
 	ck_assert_msg(strstr(err, "0xc1") != NULL, "%s", err);
 	msgpack_sbuffer_destroy(&m.sb);
 }
@@ -734,8 +736,9 @@ START_TEST(test_zero_copy_segment)
 
 	/* Many decodes: each must cost a walk over the structure, not the bytes. */
 	for (int i = 0; i < 1000; i++) {
-		ck_assert_int_eq(
-		        env_decode(m.sb.data, m.sb.size, ENV_MSGPACK, &env, err, sizeof(err)), 0);
+		ck_assert_int_eq(env_decode(m.sb.data, m.sb.size, ENV_MSGPACK, &env, err,
+					    sizeof(err)),
+				 0);
 		if (i < 999)
 			env_free(env);
 	}
@@ -769,9 +772,9 @@ START_TEST(test_large_json_data)
 	fill_random(raw, size, 6);
 	ck_assert_int_eq(b64_encode(raw, size, &b, &b_len), 0);
 	ck_assert_uint_eq(b_len, 8u << 20);
-	ck_assert_int_ge(
-	        asprintf(&json, "{\"type\":\"sentinel.init\",\"payload\":{\"data\":\"%s\"}}", b),
-	        0);
+	ck_assert_int_ge(asprintf(&json,
+				  "{\"type\":\"sentinel.init\",\"payload\":{\"data\":\"%s\"}}", b),
+			 0);
 	ck_assert_msg(decode_json(json, &env, err) == 0, "%s", err);
 	ck_assert_int_eq(mp_get_bin(env_payload(env), "data", &bin, &bin_len), 0);
 	ck_assert_uint_eq(bin_len, size);
@@ -806,8 +809,8 @@ START_TEST(test_msgpack_to_json)
 	msgpack_pack_true(&m.pk);
 	ck_assert_int_eq(env_msgpack_to_json(m.sb.data, m.sb.size, &json, &len), 0);
 	ck_assert_str_eq(
-	        json,
-	        "{\"nan\":null,\"inf\":null,\"f32\":0.5,\"b\":\"\",\"s\":\"\",\"a\":[-1,true]}");
+		json,
+		"{\"nan\":null,\"inf\":null,\"f32\":0.5,\"b\":\"\",\"s\":\"\",\"a\":[-1,true]}");
 	ck_assert_uint_eq(len, strlen(json));
 	free(json);
 
@@ -851,21 +854,22 @@ START_TEST(test_b64_codec)
 	static const struct {
 		const char *raw, *enc;
 	} vec[] = {
-	        /* RFC 4648 section 10 */
-	        {"", ""},
-	        {"f", "Zg=="},
-	        {"fo", "Zm8="},
-	        {"foo", "Zm9v"},
-	        {"foob", "Zm9vYg=="},
-	        {"fooba", "Zm9vYmE="},
-	        {"foobar", "Zm9vYmFy"},
+		/* RFC 4648 section 10 */
+		{ "", "" },
+		{ "f", "Zg==" },
+		{ "fo", "Zm8=" },
+		{ "foo", "Zm9v" },
+		{ "foob", "Zm9vYg==" },
+		{ "fooba", "Zm9vYmE=" },
+		{ "foobar", "Zm9vYmFy" },
 	};
 	static const char *const bad[] = {
-	        "Zg=", "Zg", "Z", "Zm9v\n", "Zm9v\r\n", "Zm 9v", "\tZm9v", "Zm9v ",
-	        "Zh==", "Zm9=", "Z===", "=Zm9", "Zm=v", "Zm9vY===", "Zm9v====", "Zm9-", "Zm9_",
-	        "Zm9\x80",
-	        /* whitespace in groups of four, which EVP_DecodeBlock would trim */
-	        "    Zm9v", "Zm9v    ", " Zm9", "Zm9 ", "Zm\n9", "Zm9v\r\n\r\n"};
+		"Zg=", "Zg", "Z", "Zm9v\n", "Zm9v\r\n", "Zm 9v", "\tZm9v", "Zm9v ",
+		"Zh==", "Zm9=", "Z===", "=Zm9", "Zm=v", "Zm9vY===", "Zm9v====", "Zm9-", "Zm9_",
+		"Zm9\x80",
+		/* whitespace in groups of four, which EVP_DecodeBlock would trim */
+		"    Zm9v", "Zm9v    ", " Zm9", "Zm9 ", "Zm\n9", "Zm9v\r\n\r\n"
+	};
 	char *enc;
 	void *dec;
 	size_t len;
@@ -885,7 +889,7 @@ START_TEST(test_b64_codec)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		dec = &keep;
 		ck_assert_msg(b64_decode(bad[i], strlen(bad[i]), &dec, &len) == -EINVAL,
-		              "accepted \"%s\"", bad[i]);
+			      "accepted \"%s\"", bad[i]);
 		ck_assert_ptr_eq(dec, &keep);
 	}
 	/* An embedded NUL is an invalid character, not an end. */
@@ -925,14 +929,15 @@ END_TEST
 START_TEST(test_fuzz_found_keys)
 {
 	static const char empty_keys[] = { (char)0x82, (char)0xa0, (char)0xa0, (char)0xa0,
-					    (char)0xa0 };
-	static const char nul_key[] = { (char)0x82, (char)0xa4, 't', 'y', 'p', 'e', (char)0xa1,
-					'x', (char)0xa2, 'a', 0, (char)0xc0 };
+					   (char)0xa0 };
+	static const char nul_key[] = { (char)0x82, (char)0xa4, 't',        'y', 'p', 'e',
+					(char)0xa1, 'x',        (char)0xa2, 'a', 0,   (char)0xc0 };
 	struct env *env = NULL;
 	char err[ERR_LEN];
 
 	ck_assert_int_eq(env_decode(empty_keys, sizeof(empty_keys), ENV_MSGPACK, &env, err,
-				    sizeof(err)), -EBADMSG);
+				    sizeof(err)),
+			 -EBADMSG);
 	ck_assert_msg(strstr(err, "duplicate") != NULL, "%s", err);
 	ck_assert_int_eq(env_decode(nul_key, sizeof(nul_key), ENV_MSGPACK, &env, err, sizeof(err)),
 			 -EBADMSG);

@@ -27,7 +27,7 @@ load(const char *name)
 {
 	const char *dir = getenv("VIGIL_SOURCE_DIR");
 	char path[4096];
-	struct blob b = {NULL, 0};
+	struct blob b = { NULL, 0 };
 	FILE *f;
 	long n;
 
@@ -77,7 +77,7 @@ parse_init(const void *buf, size_t len, struct fmp4_init *ret, char *err)
 
 static int
 parse_seg(const void *buf, size_t len, const struct fmp4_init *init, struct fmp4_seg *ret,
-          char *err)
+	  char *err)
 {
 	void *copy = malloc(len > 0 ? len : 1);
 	int r;
@@ -167,7 +167,7 @@ put64(uint8_t *p, uint64_t v)
 static void
 bb_u16(struct bb *b, uint16_t v)
 {
-	uint8_t p[2] = {(uint8_t)(v >> 8), (uint8_t)v};
+	uint8_t p[2] = { (uint8_t)(v >> 8), (uint8_t)v };
 
 	bb_bytes(b, p, 2);
 }
@@ -258,13 +258,21 @@ struct init_opts {
 };
 
 static const struct init_opts init_opts0 = {
-	.handler = "vide", .entry = "avc1", .tkhd = true, .avcc = true, .mvex = true,
-	.trex = true, .track_id = 1, .timescale = 90000, .width = 640, .height = 480,
+	.handler = "vide",
+	.entry = "avc1",
+	.tkhd = true,
+	.avcc = true,
+	.mvex = true,
+	.trex = true,
+	.track_id = 1,
+	.timescale = 90000,
+	.width = 640,
+	.height = 480,
 };
 
 static void
 build_trak(struct bb *b, const struct init_opts *o, uint32_t track_id, const char *handler,
-           const char *entry)
+	   const char *entry)
 {
 	bb_open(b, "trak");
 	if (o->tkhd) {
@@ -306,7 +314,7 @@ build_trak(struct bb *b, const struct init_opts *o, uint32_t track_id, const cha
 	bb_u16(b, 0x18);
 	bb_u16(b, 0xffff);
 	if (o->avcc) {
-		static const uint8_t avcc[] = {1, 0x64, 0x00, 0x1f, 0xff, 0xe0, 0};
+		static const uint8_t avcc[] = { 1, 0x64, 0x00, 0x1f, 0xff, 0xe0, 0 };
 
 		bb_open(b, "avcC");
 		bb_bytes(b, avcc, sizeof(avcc));
@@ -360,8 +368,9 @@ struct sample {
 #define SYNC    0x02000000u /* depends on no other sample */
 #define NONSYNC 0x01010000u /* depends on others, non-sync */
 
-static const struct sample samples0[] = {{3000, 100, SYNC}, {3000, 50, NONSYNC},
-                                         {3000, 60, NONSYNC}};
+static const struct sample samples0[] = { { 3000, 100, SYNC },
+					  { 3000, 50, NONSYNC },
+					  { 3000, 60, NONSYNC } };
 
 struct seg_opts {
 	uint32_t track_id, tfhd_flags;
@@ -369,20 +378,29 @@ struct seg_opts {
 	int tfdt_version;                      /* -1: no tfdt */
 	uint64_t decode_time;
 	uint32_t trun_flags, count, first_flags;
-	const struct sample *samples;          /* NULL: no per-sample entries */
-	int64_t offset_adjust;                 /* added to the right data_offset */
-	int64_t mdat_adjust;                   /* added to the payload length */
+	const struct sample *samples; /* NULL: no per-sample entries */
+	int64_t offset_adjust;        /* added to the right data_offset */
+	int64_t mdat_adjust;          /* added to the payload length */
 	bool mdat_large;
 };
 
 static const struct seg_opts seg_opts0 = {
-	.track_id = 1, .tfhd_flags = 0x20000, .tfdt_version = 1, .decode_time = 90000,
-	.trun_flags = 0x701, .count = 3, .samples = samples0,
+	.track_id = 1,
+	.tfhd_flags = 0x20000,
+	.tfdt_version = 1,
+	.decode_time = 90000,
+	.trun_flags = 0x701,
+	.count = 3,
+	.samples = samples0,
 };
 
 /* The init struct the hand-built segments belong to. */
 static const struct fmp4_init init0 = {
-	.codec = "avc1.64001f", .width = 640, .height = 480, .timescale = 90000, .track_id = 1,
+	.codec = "avc1.64001f",
+	.width = 640,
+	.height = 480,
+	.timescale = 90000,
+	.track_id = 1,
 };
 
 static void
@@ -443,7 +461,7 @@ add_pair(struct bb *b, const struct seg_opts *o)
 	bb_close(b); /* moof */
 	if (off_pos != 0)
 		put32(b->buf + off_pos, (uint32_t)((int64_t)(b->len - moof) +
-		                                   (o->mdat_large ? 16 : 8) + o->offset_adjust));
+						   (o->mdat_large ? 16 : 8) + o->offset_adjust));
 	bb_open_ex(b, "mdat", o->mdat_large);
 	bb_zero(b, (size_t)((int64_t)data + o->mdat_adjust));
 	bb_close(b);
@@ -452,7 +470,7 @@ add_pair(struct bb *b, const struct seg_opts *o)
 static struct bb
 seg_of(const struct seg_opts *o)
 {
-	struct bb b = {0};
+	struct bb b = { 0 };
 
 	add_pair(&b, o);
 	return b;
@@ -552,7 +570,7 @@ START_TEST(test_init_built)
 {
 	struct init_opts o = init_opts0;
 	struct fmp4_init init;
-	struct bb b = {0};
+	struct bb b = { 0 };
 	char err[ERR_LEN] = "";
 
 	o.audio_first = true;
@@ -672,7 +690,7 @@ START_TEST(test_segment_layout)
 {
 	struct seg_opts o = seg_opts0;
 	struct fmp4_seg seg;
-	struct bb b = {0}, pair = seg_of(&o);
+	struct bb b = { 0 }, pair = seg_of(&o);
 	char err[ERR_LEN] = "";
 	size_t traf;
 
@@ -693,7 +711,7 @@ START_TEST(test_segment_layout)
 	ck_assert_uint_eq(seg.n_samples, 6);
 	free(b.buf);
 
-	b = (struct bb){0};
+	b = (struct bb){ 0 };
 	bb_bytes(&b, pair.buf, pair.len);
 	refuse_seg(b.buf, bb_find(&b, "mdat"), &init0, "moof: not followed by an mdat");
 	refuse_seg("\0\0\0\x08mdat", 8, &init0, "mdat: no moof before it");
@@ -719,7 +737,7 @@ START_TEST(test_segment_layout)
 	/* A traf of another track first: ours needs default-base-is-moof. */
 	o = seg_opts0;
 	for (int base_is_moof = 1; base_is_moof >= 0; base_is_moof--) {
-		struct bb c = {0};
+		struct bb c = { 0 };
 		size_t trun;
 
 		o.tfhd_flags = base_is_moof ? 0x20000 : 0;
@@ -739,7 +757,7 @@ START_TEST(test_segment_layout)
 			ck_assert_msg(parse_seg(c.buf, c.len, &init0, &seg, err) == 0, "%s", err);
 		else
 			refuse_seg(c.buf, c.len, &init0,
-			           "moof/traf/tfhd: data follows a traf of another track");
+				   "moof/traf/tfhd: data follows a traf of another track");
 		free(c.buf);
 		free(b.buf);
 	}
@@ -768,7 +786,7 @@ START_TEST(test_traf_chain)
 {
 	for (int short_by = 0; short_by <= 1; short_by++) {
 		struct fmp4_seg seg;
-		struct bb b = {0};
+		struct bb b = { 0 };
 		char err[ERR_LEN] = "";
 		size_t off = 0;
 
@@ -816,7 +834,7 @@ END_TEST
 
 START_TEST(test_truncated)
 {
-	static const char *const names[] = {"init.mp4", "seg0.m4s", "seg1.m4s"};
+	static const char *const names[] = { "init.mp4", "seg0.m4s", "seg1.m4s" };
 	struct fmp4_init init = fixture_init();
 
 	for (size_t f = 0; f < 3; f++) {
@@ -852,7 +870,7 @@ END_TEST
 
 START_TEST(test_box_sizes)
 {
-	struct bb b = {0};
+	struct bb b = { 0 };
 	size_t moov, trak, mdat;
 	struct seg_opts o = seg_opts0;
 	struct fmp4_seg seg;
@@ -885,7 +903,7 @@ START_TEST(test_box_sizes)
 	ck_assert_uint_eq(seg.n_samples, 3);
 	put64(b.buf + mdat + 8, UINT64_MAX);
 	refuse_seg(b.buf, b.len, &init0,
-	           "mdat: box size 18446744073709551615 past the end of the buffer");
+		   "mdat: box size 18446744073709551615 past the end of the buffer");
 	put64(b.buf + mdat + 8, (uint64_t)1 << 63);
 	refuse_seg(b.buf, b.len, &init0, "past the end of the buffer");
 	put64(b.buf + mdat + 8, 15);
@@ -896,20 +914,19 @@ START_TEST(test_box_sizes)
 	/* A 64-bit moof, its children read against it. */
 	put64(b.buf + mdat + 8, b.len - mdat);
 	{
-		struct bb c = {0};
+		struct bb c = { 0 };
 
 		bb_u32(&c, 1);
 		bb_bytes(&c, "moof", 4);
 		bb_u64(&c, mdat + 8);
 		bb_bytes(&c, b.buf + 8, b.len - 8);
 		/* the data_offset is from the moof, now 8 bytes longer */
-		put32(c.buf + bb_find(&c, "trun") + 16,
-		      (uint32_t)(mdat + 8 + 16));
+		put32(c.buf + bb_find(&c, "trun") + 16, (uint32_t)(mdat + 8 + 16));
 		ck_assert_msg(parse_seg(c.buf, c.len, &init0, &seg, err) == 0, "%s", err);
 		ck_assert_uint_eq(seg.n_samples, 3);
 		put32(c.buf + bb_find(&c, "traf"), 0x1000);
 		refuse_seg(c.buf, c.len, &init0,
-		           "moof/traf: box size 4096 past the end of the parent box");
+			   "moof/traf: box size 4096 past the end of the parent box");
 		free(c.buf);
 	}
 	free(b.buf);
@@ -919,7 +936,7 @@ END_TEST
 START_TEST(test_missing_boxes)
 {
 	struct init_opts o = init_opts0;
-	struct bb b = {0};
+	struct bb b = { 0 };
 
 	o.avcc = false;
 	build_init(&b, &o);
@@ -928,55 +945,55 @@ START_TEST(test_missing_boxes)
 
 	o = init_opts0;
 	o.handler = "soun";
-	b = (struct bb){0};
+	b = (struct bb){ 0 };
 	build_init(&b, &o);
 	refuse_init(b.buf, b.len, "moov: no H.264 video track");
 	free(b.buf);
 
 	o = init_opts0;
 	o.entry = "hvc1";
-	b = (struct bb){0};
+	b = (struct bb){ 0 };
 	build_init(&b, &o);
 	refuse_init(b.buf, b.len, "moov: no H.264 video track (video in hvc1)");
 	free(b.buf);
 
 	o = init_opts0;
 	o.mvex = false;
-	b = (struct bb){0};
+	b = (struct bb){ 0 };
 	build_init(&b, &o);
 	refuse_init(b.buf, b.len, "moov: missing mvex (not a fragmented MP4)");
 	free(b.buf);
 
 	o = init_opts0;
 	o.trex = false;
-	b = (struct bb){0};
+	b = (struct bb){ 0 };
 	build_init(&b, &o);
 	refuse_init(b.buf, b.len, "moov/mvex: no trex for track 1");
 	free(b.buf);
 
 	o = init_opts0;
 	o.tkhd = false;
-	b = (struct bb){0};
+	b = (struct bb){ 0 };
 	build_init(&b, &o);
 	refuse_init(b.buf, b.len, "moov/trak: missing tkhd");
 	free(b.buf);
 
 	o = init_opts0;
 	o.width = 0;
-	b = (struct bb){0};
+	b = (struct bb){ 0 };
 	build_init(&b, &o);
 	refuse_init(b.buf, b.len, "moov/trak/tkhd: no picture size in avc1 or tkhd");
 	free(b.buf);
 
 	o = init_opts0;
 	o.timescale = 0;
-	b = (struct bb){0};
+	b = (struct bb){ 0 };
 	build_init(&b, &o);
 	refuse_init(b.buf, b.len, "moov/trak/mdia/mdhd: timescale 0");
 	free(b.buf);
 
 	/* avcC of an unknown version; a second moov. */
-	b = (struct bb){0};
+	b = (struct bb){ 0 };
 	build_init(&b, &init_opts0);
 	b.buf[bb_find(&b, "avcC") + 8] = 2;
 	refuse_init(b.buf, b.len, "stsd/avc1/avcC: configurationVersion 2, not 1");
@@ -991,15 +1008,15 @@ START_TEST(test_missing_boxes)
 	free(b.buf);
 
 	/* No moov; moov first; media in an init. */
-	b = (struct bb){0};
+	b = (struct bb){ 0 };
 	build_init(&b, &init_opts0);
 	refuse_init(b.buf, bb_find(&b, "moov"), "missing moov");
 	refuse_init(b.buf + bb_find(&b, "moov"), b.len - bb_find(&b, "moov"),
-	            "moov: expected ftyp first");
+		    "moov: expected ftyp first");
 	memcpy(b.buf + bb_find(&b, "mdia") + 4, "mdiX", 4);
 	refuse_init(b.buf, b.len, "moov/trak: missing mdia");
 	free(b.buf);
-	b = (struct bb){0};
+	b = (struct bb){ 0 };
 	build_init(&b, &init_opts0);
 	bb_open(&b, "mdat");
 	bb_close(&b);
@@ -1010,12 +1027,12 @@ END_TEST
 
 START_TEST(test_depth)
 {
-	struct bb b = {0};
+	struct bb b = { 0 };
 	int traks;
 
 	/* moov is level 1: seven traks inside stay within the limit, eight do not. */
 	for (traks = 7; traks <= 8; traks++) {
-		b = (struct bb){0};
+		b = (struct bb){ 0 };
 		bb_open(&b, "ftyp");
 		bb_zero(&b, 8);
 		bb_close(&b);
@@ -1027,13 +1044,14 @@ START_TEST(test_depth)
 		if (traks == 7)
 			refuse_init(b.buf, b.len, "moov/trak: missing mdia");
 		else
-			refuse_init(b.buf, b.len, "moov/trak/trak/trak/trak/trak/trak/trak/trak: "
-			                          "nesting deeper than 8 boxes");
+			refuse_init(b.buf, b.len,
+				    "moov/trak/trak/trak/trak/trak/trak/trak/trak: "
+				    "nesting deeper than 8 boxes");
 		free(b.buf);
 	}
 
 	/* In a segment too. */
-	b = (struct bb){0};
+	b = (struct bb){ 0 };
 	bb_open(&b, "moof");
 	for (int i = 0; i < 12; i++)
 		bb_open(&b, "traf");
@@ -1046,7 +1064,7 @@ END_TEST
 
 START_TEST(test_box_count)
 {
-	struct bb b = {0};
+	struct bb b = { 0 };
 	struct fmp4_init init;
 	char err[ERR_LEN] = "";
 
@@ -1075,7 +1093,7 @@ START_TEST(test_trun_counts)
 	o.count = UINT32_MAX;
 	b = seg_of(&o);
 	refuse_seg(b.buf, b.len, &init0,
-	           "moof/traf/trun: 4294967295 samples need 51539607540 bytes, 0 left");
+		   "moof/traf/trun: 4294967295 samples need 51539607540 bytes, 0 left");
 	free(b.buf);
 	o.count = 3;
 	o.samples = samples0;
@@ -1093,7 +1111,7 @@ START_TEST(test_trun_counts)
 	refuse_seg(b.buf, b.len, &init0, "4294967295 more samples: over 1000000 in the segment");
 	free(b.buf);
 	o.count = FMP4_SAMPLES_MAX / 2 + 1;
-	b = (struct bb){0};
+	b = (struct bb){ 0 };
 	add_pair(&b, &o);
 	add_pair(&b, &o);
 	refuse_seg(b.buf, b.len, &init0, "500001 more samples: over 1000000");
@@ -1145,7 +1163,9 @@ START_TEST(test_mdat_short)
 
 	/* Samples whose sizes add up past 4 GiB. */
 	{
-		struct sample big[3] = {{1, UINT32_MAX, SYNC}, {1, UINT32_MAX, 0}, {1, 2, 0}};
+		struct sample big[3] = { { 1, UINT32_MAX, SYNC },
+					 { 1, UINT32_MAX, 0 },
+					 { 1, 2, 0 } };
 
 		o = seg_opts0;
 		o.samples = big;
@@ -1171,9 +1191,9 @@ xorshift(uint64_t *x)
 
 START_TEST(test_mutations)
 {
-	static const uint32_t sizes[] = {0, 1, 7, 8, 9, 16, 0x7fffffff, 0xffffffff};
+	static const uint32_t sizes[] = { 0, 1, 7, 8, 9, 16, 0x7fffffff, 0xffffffff };
 	struct fmp4_init init = fixture_init();
-	struct blob in[4] = {load("init.mp4"), load("seg0.m4s"), load("seg1.m4s")};
+	struct blob in[4] = { load("init.mp4"), load("seg0.m4s"), load("seg1.m4s") };
 	uint64_t x = 0x5eed1234abcdULL;
 	unsigned ok = 0;
 
@@ -1238,7 +1258,7 @@ START_TEST(test_mdat_untouched)
 	double us;
 
 	for (int i = 0; i < 30; i++)
-		s[i] = (struct sample){3000, (uint32_t)(payload / 30), i == 0 ? SYNC : NONSYNC};
+		s[i] = (struct sample){ 3000, (uint32_t)(payload / 30), i == 0 ? SYNC : NONSYNC };
 	s[29].size += (uint32_t)(payload % 30);
 	o.count = 30;
 	o.samples = s;
@@ -1255,7 +1275,7 @@ START_TEST(test_mdat_untouched)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (int i = 0; i < 1000; i++) {
 		int r = fmp4_parse_segment(map + head - b.len, b.len + payload, &init0, &seg, err,
-		                           sizeof(err));
+					   sizeof(err));
 
 		ck_assert_msg(r == 0, "%s", err);
 	}

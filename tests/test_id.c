@@ -21,7 +21,7 @@ START_TEST(test_new_valid_distinct_v4)
 		ck_assert_ptr_nonnull(strchr("89ab", ids[i][19]));
 		for (const char *p = ids[i]; *p != '\0'; p++)
 			ck_assert_msg(strchr("0123456789abcdef-", *p) != NULL, "not lower case: %s",
-			              ids[i]);
+				      ids[i]);
 		for (int k = 0; k < i; k++)
 			ck_assert_str_ne(ids[i], ids[k]);
 	}
@@ -31,26 +31,26 @@ END_TEST
 START_TEST(test_valid_cases)
 {
 	static const char *const good[] = {
-	        "123e4567-e89b-42d3-a456-426614174000",
-	        "123E4567-E89B-42D3-A456-426614174000", /* upper case */
-	        "AbCdEf01-2345-6789-aBcD-eF0123456789", /* mixed */
-	        "00000000-0000-0000-0000-000000000000", /* nil */
+		"123e4567-e89b-42d3-a456-426614174000",
+		"123E4567-E89B-42D3-A456-426614174000", /* upper case */
+		"AbCdEf01-2345-6789-aBcD-eF0123456789", /* mixed */
+		"00000000-0000-0000-0000-000000000000", /* nil */
 	};
 	static const char *const bad[] = {
-	        "",
-	        "123e4567-e89b-42d3-a456-42661417400",   /* 35 chars */
-	        "123e4567-e89b-42d3-a456-4266141740000", /* 37 chars */
-	        "123e4567-e89b-42d3-a456-42661417400g",  /* bad hex */
-	        "123e4567-e89b-42d3-a456-4266141740 0",  /* space */
-	        "123e4567e-89b-42d3-a456-426614174000",  /* dash moved */
-	        "123e4567-e89b-42d3-a4564-26614174000",
-	        "123e4567-e89b42d3--a456-426614174000",
-	        "123e4567+e89b-42d3-a456-426614174000",
-	        "{123e4567-e89b-42d3-a456-426614174000}", /* braces */
-	        "{23e4567-e89b-42d3-a456-42661417400}",   /* braces, 36 chars */
-	        "123e4567e89b42d3a456426614174000",       /* no dashes */
-	        "urn:uuid:123e4567-e89b-42d3-a456-426614174000",
-	        " 123e4567-e89b-42d3-a456-426614174000",
+		"",
+		"123e4567-e89b-42d3-a456-42661417400",   /* 35 chars */
+		"123e4567-e89b-42d3-a456-4266141740000", /* 37 chars */
+		"123e4567-e89b-42d3-a456-42661417400g",  /* bad hex */
+		"123e4567-e89b-42d3-a456-4266141740 0",  /* space */
+		"123e4567e-89b-42d3-a456-426614174000",  /* dash moved */
+		"123e4567-e89b-42d3-a4564-26614174000",
+		"123e4567-e89b42d3--a456-426614174000",
+		"123e4567+e89b-42d3-a456-426614174000",
+		"{123e4567-e89b-42d3-a456-426614174000}", /* braces */
+		"{23e4567-e89b-42d3-a456-42661417400}",   /* braces, 36 chars */
+		"123e4567e89b42d3a456426614174000",       /* no dashes */
+		"urn:uuid:123e4567-e89b-42d3-a456-426614174000",
+		" 123e4567-e89b-42d3-a456-426614174000",
 	};
 
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
@@ -63,8 +63,8 @@ END_TEST
 
 START_TEST(test_parse_format_round_trip)
 {
-	static const uint8_t bytes[16] = {0x12, 0x3e, 0x45, 0x67, 0xe8, 0x9b, 0x42, 0xd3,
-	                                  0xa4, 0x56, 0x42, 0x66, 0x14, 0x17, 0x40, 0x00};
+	static const uint8_t bytes[16] = { 0x12, 0x3e, 0x45, 0x67, 0xe8, 0x9b, 0x42, 0xd3,
+					   0xa4, 0x56, 0x42, 0x66, 0x14, 0x17, 0x40, 0x00 };
 	uint8_t u[16], keep[16];
 	char s[ID_STR_LEN], again[ID_STR_LEN];
 

@@ -27,7 +27,7 @@
 #define SEG_MAGIC  UINT64_C(0x5649474c53454721)
 #define SEG_HDR    24u /* magic, sequence, checksum */
 #define POOL_SIZE  24
-#define CHILD_SECS 25  /* no child outlives a hung test */
+#define CHILD_SECS 25 /* no child outlives a hung test */
 
 static pid_t runner_pid;
 static char name[64];
@@ -148,7 +148,9 @@ seg_verify(const uint8_t *data, const struct ring_seg *m)
 static int
 pool_write(struct ring *ring, struct pool *p, int k, int64_t seq, uint64_t *ret_index)
 {
-	struct ring_seg m = { .sequence = seq, .start_ms = seq * 40, .duration_ms = 40,
+	struct ring_seg m = { .sequence = seq,
+			      .start_ms = seq * 40,
+			      .duration_ms = 40,
 			      .flags = seq % 8 == 0 ? RING_SEG_KEYFRAME : 0 };
 
 	return ring_write(ring, &m, pool_stamp(p, k, seq), p->len[k], ret_index);
@@ -157,7 +159,8 @@ pool_write(struct ring *ring, struct pool *p, int k, int64_t seq, uint64_t *ret_
 static struct ring_params
 params(uint64_t size, uint32_t max_seg)
 {
-	return (struct ring_params){ .data_size = size, .n_sentinels = 8,
+	return (struct ring_params){ .data_size = size,
+				     .n_sentinels = 8,
 				     .max_segment_bytes = max_seg };
 }
 
@@ -462,8 +465,12 @@ START_TEST(test_read_write)
 	struct ring *w = ring_new(RING_DATA_MIN, 256 * KiB, true);
 	struct ring *r = ring_attach_reader();
 	uint8_t *in = malloc(256 * KiB), *out = malloc(256 * KiB);
-	struct ring_seg m = { .sentinel = 3, .sequence = 42, .start_ms = 1700000000123,
-			      .duration_ms = 2000, .flags = RING_SEG_KEYFRAME, .init_gen = 7 };
+	struct ring_seg m = { .sentinel = 3,
+			      .sequence = 42,
+			      .start_ms = 1700000000123,
+			      .duration_ms = 2000,
+			      .flags = RING_SEG_KEYFRAME,
+			      .init_gen = 7 };
 	struct ring_seg got = { 0 };
 	struct ring_stats st;
 	const void *data;
@@ -966,8 +973,8 @@ writer_main(void *p)
 static struct shared *
 shared_new(void)
 {
-	struct shared *sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
-				 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct shared *sh =
+		mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 
 	ck_assert(sh != MAP_FAILED);
 	memset(sh, 0, sizeof(*sh));
@@ -991,14 +998,20 @@ START_TEST(test_stress_readers)
 	ck_assert_int_eq(pipe2(ready, O_CLOEXEC), 0);
 	ck_assert_int_eq(pipe2(report, O_CLOEXEC), 0);
 	for (int i = 0; i < 3; i++) {
-		ra[i] = (struct rarg){ .mode = (enum rmode)i, .ready = ready[1],
-				       .report = report[1], .sh = sh,
+		ra[i] = (struct rarg){ .mode = (enum rmode)i,
+				       .ready = ready[1],
+				       .report = report[1],
+				       .sh = sh,
 				       .until_us = mono_us() + 12000000 };
 		rp[i] = spawn(reader_main, &ra[i]);
 		ck_assert(read_full(ready[0], &b, 1, 5000));
 	}
-	wa = (struct warg){ .pool = &pool, .ready = ready[1], .report = report[1], .sh = sh,
-			    .max_count = 20000, .until_us = mono_us() + 3000000 };
+	wa = (struct warg){ .pool = &pool,
+			    .ready = ready[1],
+			    .report = report[1],
+			    .sh = sh,
+			    .max_count = 20000,
+			    .until_us = mono_us() + 3000000 };
 	wp = spawn(writer_main, &wa);
 	ck_assert(read_full(ready[0], &b, 1, 5000));
 	ck_assert(read_full(report[0], &wc, sizeof(wc), 10000));
@@ -1166,8 +1179,10 @@ START_TEST(test_writer_killed)
 	ck_assert_int_eq(pipe2(ready, O_CLOEXEC), 0);
 	ck_assert_int_eq(pipe2(report, O_CLOEXEC), 0);
 	for (int i = 0; i < 2; i++) {
-		ra[i] = (struct rarg){ .mode = i ? R_PEEK : R_COPY, .ready = ready[1],
-				       .report = report[1], .sh = sh,
+		ra[i] = (struct rarg){ .mode = i ? R_PEEK : R_COPY,
+				       .ready = ready[1],
+				       .report = report[1],
+				       .sh = sh,
 				       .until_us = mono_us() + 15000000 };
 		rp[i] = spawn(reader_main, &ra[i]);
 		ck_assert(read_full(ready[0], &b, 1, 5000));
@@ -1179,8 +1194,11 @@ START_TEST(test_writer_killed)
 		pid_t wp;
 		int status;
 
-		wa = (struct warg){ .pool = &pool, .ready = ready[1], .report = -1,
-				    .max_count = INT64_MAX, .until_us = mono_us() + 10000000 };
+		wa = (struct warg){ .pool = &pool,
+				    .ready = ready[1],
+				    .report = -1,
+				    .max_count = INT64_MAX,
+				    .until_us = mono_us() + 10000000 };
 		wp = spawn(writer_main, &wa);
 		ck_assert(read_full(ready[0], &b, 1, 5000));
 		ring_get_stats(r, &st);

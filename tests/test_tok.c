@@ -16,7 +16,7 @@ setup(void)
 	store = tok_store_new();
 	ck_assert_ptr_nonnull(store);
 	ck_assert_int_eq(tok_store_add(store, "hall-a", CFG_ROLE_SENTINEL, "s3cret-sentinel", 0),
-	                 0);
+			 0);
 	ck_assert_int_eq(tok_store_add(store, "alice", CFG_ROLE_PROCTOR, "s3cret-proctor", 0), 0);
 	ck_assert_int_eq(tok_store_add(store, "bob", CFG_ROLE_ARCHIVIST, "s3cret-archivist", 0), 0);
 	ck_assert_int_eq(tok_store_add(store, "root", CFG_ROLE_OPERATOR, "s3cret-operator", 0), 0);
@@ -38,12 +38,12 @@ check(const char *secret, enum cfg_role need, int64_t now)
 START_TEST(test_masks)
 {
 	ck_assert_uint_eq(tok_mask_for(CFG_ROLE_SENTINEL),
-	                  TOK_ROLE(CFG_ROLE_SENTINEL) | TOK_ROLE(CFG_ROLE_OPERATOR));
+			  TOK_ROLE(CFG_ROLE_SENTINEL) | TOK_ROLE(CFG_ROLE_OPERATOR));
 	ck_assert_uint_eq(tok_mask_for(CFG_ROLE_PROCTOR), TOK_ROLE(CFG_ROLE_PROCTOR) |
-	                                                          TOK_ROLE(CFG_ROLE_ARCHIVIST) |
-	                                                          TOK_ROLE(CFG_ROLE_OPERATOR));
+								  TOK_ROLE(CFG_ROLE_ARCHIVIST) |
+								  TOK_ROLE(CFG_ROLE_OPERATOR));
 	ck_assert_uint_eq(tok_mask_for(CFG_ROLE_ARCHIVIST),
-	                  TOK_ROLE(CFG_ROLE_ARCHIVIST) | TOK_ROLE(CFG_ROLE_OPERATOR));
+			  TOK_ROLE(CFG_ROLE_ARCHIVIST) | TOK_ROLE(CFG_ROLE_OPERATOR));
 	ck_assert_uint_eq(tok_mask_for(CFG_ROLE_OPERATOR), TOK_ROLE(CFG_ROLE_OPERATOR));
 	ck_assert_uint_eq(tok_mask_for(CFG_ROLE_COUNT), 0);
 }
@@ -75,9 +75,9 @@ START_TEST(test_roles)
 	ck_assert_int_eq(check("s3cret-operator", CFG_ROLE_OPERATOR, 100), 0);
 
 	/* A plain mask works too, and info names the entry. */
-	ck_assert_int_eq(
-	        tok_check(store, "s3cret-archivist", 16, TOK_ROLE(CFG_ROLE_ARCHIVIST), 0, &info),
-	        0);
+	ck_assert_int_eq(tok_check(store, "s3cret-archivist", 16, TOK_ROLE(CFG_ROLE_ARCHIVIST), 0,
+				   &info),
+			 0);
 	ck_assert_ptr_nonnull(info);
 	ck_assert_str_eq(info->name, "bob");
 	ck_assert_int_eq(info->role, CFG_ROLE_ARCHIVIST);
@@ -90,9 +90,9 @@ START_TEST(test_wrong_role_leaves_info)
 {
 	const struct tok_info *info = (const struct tok_info *)&info;
 
-	ck_assert_int_eq(
-	        tok_check(store, "s3cret-proctor", 14, tok_mask_for(CFG_ROLE_OPERATOR), 0, &info),
-	        -EPERM);
+	ck_assert_int_eq(tok_check(store, "s3cret-proctor", 14, tok_mask_for(CFG_ROLE_OPERATOR), 0,
+				   &info),
+			 -EPERM);
 	ck_assert_ptr_eq(info, (const struct tok_info *)&info);
 }
 END_TEST
@@ -106,8 +106,8 @@ START_TEST(test_unknown)
 	ck_assert_int_eq(check("s3cret-operatorx", CFG_ROLE_SENTINEL, 0), -EACCES);
 	/* len is what counts, not a NUL. */
 	ck_assert_int_eq(tok_check(store, "s3cret-operatorXYZ", 15, tok_mask_for(CFG_ROLE_OPERATOR),
-	                           0, NULL),
-	                 0);
+				   0, NULL),
+			 0);
 	ck_assert_int_eq(tok_check(store, NULL, 0, ~0u, 0, NULL), -EACCES);
 
 	struct tok_store *empty = tok_store_new();
@@ -123,8 +123,9 @@ START_TEST(test_expiry_boundary)
 	const struct tok_info *info = NULL;
 
 	ck_assert_int_eq(tok_store_add(store, "temp", CFG_ROLE_PROCTOR, "short-lived", 1000), 0);
-	ck_assert_int_eq(
-	        tok_check(store, "short-lived", 11, tok_mask_for(CFG_ROLE_PROCTOR), 999, &info), 0);
+	ck_assert_int_eq(tok_check(store, "short-lived", 11, tok_mask_for(CFG_ROLE_PROCTOR), 999,
+				   &info),
+			 0);
 	ck_assert_int_eq(info->expires, 1000);
 	ck_assert_int_eq(check("short-lived", CFG_ROLE_PROCTOR, 1000), -EKEYEXPIRED);
 	ck_assert_int_eq(check("short-lived", CFG_ROLE_PROCTOR, 1001), -EKEYEXPIRED);
@@ -139,9 +140,9 @@ START_TEST(test_revocation)
 {
 	const struct tok_info *info = NULL;
 
-	ck_assert_int_eq(
-	        tok_check(store, "s3cret-proctor", 14, tok_mask_for(CFG_ROLE_PROCTOR), 0, &info),
-	        0);
+	ck_assert_int_eq(tok_check(store, "s3cret-proctor", 14, tok_mask_for(CFG_ROLE_PROCTOR), 0,
+				   &info),
+			 0);
 	ck_assert_int_eq(tok_revoke(store, "s3cret-proctor", 14), 0);
 	ck_assert(info->revoked); /* the same entry, seen through the earlier pointer */
 	ck_assert_int_eq(check("s3cret-proctor", CFG_ROLE_PROCTOR, 0), -EKEYREVOKED);
@@ -162,7 +163,7 @@ END_TEST
 START_TEST(test_add_errors)
 {
 	ck_assert_int_eq(tok_store_add(store, "again", CFG_ROLE_OPERATOR, "s3cret-proctor", 0),
-	                 -EEXIST);
+			 -EEXIST);
 	ck_assert_int_eq(tok_store_add(store, "empty", CFG_ROLE_OPERATOR, "", 0), -EINVAL);
 	ck_assert_int_eq(tok_store_add(store, "null", CFG_ROLE_OPERATOR, NULL, 0), -EINVAL);
 	ck_assert_int_eq(tok_store_add(store, "role", CFG_ROLE_COUNT, "other", 0), -EINVAL);
@@ -202,14 +203,14 @@ END_TEST
 START_TEST(test_load_from_cfg)
 {
 	struct cfg_token tokens[] = {
-	        {.name = "cam", .role = CFG_ROLE_SENTINEL, .token = "t-cam"},
-	        {.name = "prof", .role = CFG_ROLE_PROCTOR, .token = "t-prof", .expires = 500},
-	        {.name = "file",
-	         .role = CFG_ROLE_OPERATOR,
-	         .token = "t-file",
-	         .token_file = "/etc/vigil/op.token"},
+		{ .name = "cam", .role = CFG_ROLE_SENTINEL, .token = "t-cam" },
+		{ .name = "prof", .role = CFG_ROLE_PROCTOR, .token = "t-prof", .expires = 500 },
+		{ .name = "file",
+		  .role = CFG_ROLE_OPERATOR,
+		  .token = "t-file",
+		  .token_file = "/etc/vigil/op.token" },
 	};
-	struct cfg cfg = {.tokens = tokens, .n_tokens = 3};
+	struct cfg cfg = { .tokens = tokens, .n_tokens = 3 };
 	struct tok_store *s = tok_store_new();
 	const struct tok_info *info = NULL;
 
@@ -220,7 +221,7 @@ START_TEST(test_load_from_cfg)
 	ck_assert_int_eq(tok_check(s, "t-prof", 6, tok_mask_for(CFG_ROLE_PROCTOR), 499, &info), 0);
 	ck_assert_int_eq(info->expires, 500);
 	ck_assert_int_eq(tok_check(s, "t-prof", 6, tok_mask_for(CFG_ROLE_PROCTOR), 500, NULL),
-	                 -EKEYEXPIRED);
+			 -EKEYEXPIRED);
 	ck_assert_int_eq(tok_check(s, "t-file", 6, tok_mask_for(CFG_ROLE_ARCHIVIST), 0, &info), 0);
 	ck_assert_str_eq(info->name, "file");
 	tok_store_free(s);
@@ -230,11 +231,11 @@ END_TEST
 START_TEST(test_load_all_or_nothing)
 {
 	struct cfg_token tokens[] = {
-	        {.name = "a", .role = CFG_ROLE_SENTINEL, .token = "t-a"},
-	        {.name = "b", .role = CFG_ROLE_PROCTOR, .token = "t-b"},
-	        {.name = "dup", .role = CFG_ROLE_OPERATOR, .token = "t-a"},
+		{ .name = "a", .role = CFG_ROLE_SENTINEL, .token = "t-a" },
+		{ .name = "b", .role = CFG_ROLE_PROCTOR, .token = "t-b" },
+		{ .name = "dup", .role = CFG_ROLE_OPERATOR, .token = "t-a" },
 	};
-	struct cfg cfg = {.tokens = tokens, .n_tokens = 3};
+	struct cfg cfg = { .tokens = tokens, .n_tokens = 3 };
 
 	ck_assert_int_eq(tok_store_load(store, &cfg), -EEXIST);
 	ck_assert_int_eq(tok_check(store, "t-a", 3, ~0u, 0, NULL), -EACCES);
@@ -246,7 +247,7 @@ START_TEST(test_load_all_or_nothing)
 	ck_assert_int_eq(tok_store_load(store, &cfg), 0);
 	ck_assert_int_eq(tok_check(store, "t-b", 3, ~0u, 0, NULL), 0);
 
-	struct cfg none = {0};
+	struct cfg none = { 0 };
 
 	ck_assert_int_eq(tok_store_load(store, &none), 0);
 }

@@ -16,7 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void
 round_trip(const struct env *env)
 {
-	static const enum env_enc encs[] = {ENV_JSON, ENV_MSGPACK};
+	static const enum env_enc encs[] = { ENV_JSON, ENV_MSGPACK };
 
 	for (int i = 0; i < 2; i++) {
 		struct env *again = NULL;
@@ -41,7 +41,7 @@ round_trip(const struct env *env)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const enum env_enc encs[] = {ENV_JSON, ENV_MSGPACK};
+	static const enum env_enc encs[] = { ENV_JSON, ENV_MSGPACK };
 
 	for (int i = 0; i < 2; i++) {
 		struct env *env = NULL;

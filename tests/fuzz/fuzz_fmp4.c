@@ -59,7 +59,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	err[0] = '\0';
 	r = fmp4_parse_init(data, size, &init, err, sizeof(err));
 	if (r == 0 && (init.timescale == 0 || init.track_id == 0 || init.width == 0 ||
-	               strncmp(init.codec, "avc", 3) != 0))
+		       strncmp(init.codec, "avc", 3) != 0))
 		__builtin_trap();
 	if (r != 0)
 		check_err(r, err);
@@ -67,7 +67,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		err[0] = '\0';
 		r = fmp4_parse_segment(data, size, &inits[i], &seg, err, sizeof(err));
 		if (r == 0 && (seg.n_fragments == 0 || seg.n_samples == 0 ||
-		               seg.n_samples > FMP4_SAMPLES_MAX))
+			       seg.n_samples > FMP4_SAMPLES_MAX))
 			__builtin_trap();
 		if (r != 0)
 			check_err(r, err);
