@@ -62,14 +62,16 @@ int64_t
 proc_rss_bytes(void)
 {
 	char buf[256];
-	unsigned long long size, resident;
+	unsigned long long size, resident, shared;
 	int r = proc_read("/proc/self/statm", buf, sizeof(buf));
 
 	if (r < 0)
 		return r;
-	if (sscanf(buf, "%llu %llu", &size, &resident) != 2)
+	if (sscanf(buf, "%llu %llu %llu", &size, &resident, &shared) != 3)
 		return -EIO;
-	return (int64_t)resident * sysconf(_SC_PAGESIZE);
+	/* Private pages only: the ring's shared mapping (twice, for ingest) is not
+	 * the stage's memory, and counting it would hide what the stage itself uses. */
+	return (int64_t)(resident - shared) * sysconf(_SC_PAGESIZE);
 }
 
 int64_t

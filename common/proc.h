@@ -12,7 +12,8 @@ struct proc_sample {
 int proc_sample(struct proc_sample *ret_sample);
 /* CPU use between two samples, in percent of one core. */
 double proc_cpu_percent(const struct proc_sample *a, const struct proc_sample *b);
-/* Resident set size in bytes; -errno on failure. */
+/* Resident private memory in bytes (RSS less shared and file-backed pages,
+ * so the ring's shared mapping is not counted); -errno on failure. */
 int64_t proc_rss_bytes(void);
 int64_t proc_now_ms(void);  /* CLOCK_REALTIME, unix milliseconds */
 int64_t proc_mono_ms(void); /* CLOCK_MONOTONIC milliseconds */

@@ -71,11 +71,8 @@ def main():
     v = Vigil(extra="auth: { sentinel: none }\n",
               limits="max_sentinels: %d, max_message_bytes: 8MiB" % (args.count + 10),
               timeouts="idle: 60s")
+    v.ring_size = "512MiB"
     v.write_config()
-    with open(v.config) as f:
-        text = f.read().replace("size: 16MiB", "size: 512MiB")
-    with open(v.config, "w") as f:
-        f.write(text)
     v.start()
     sent = None
     try:
@@ -86,9 +83,14 @@ def main():
                                  "--duration", str(args.warmup + args.seconds + 5)],
                                 stdout=subprocess.DEVNULL, stderr=open(v.dir + "/sentinel.log", "w"))
         online = 0
-        while online < args.count:  # every simulated sentinel registered
-            w.wait(lambda e: e.get("type") == "sentinel.online", timeout=60)
-            online += 1
+        try:
+            while online < args.count:  # every simulated sentinel registered
+                w.wait(lambda e: e.get("type") == "sentinel.online", timeout=60)
+                online += 1
+        except AssertionError:
+            with open(v.dir + "/sentinel.log") as f:
+                sys.stderr.write(f.read()[-3000:])
+            raise
         time.sleep(args.warmup)  # let the encoder and the ring reach steady state
         ingest_pid = v.pids()["ingest"]
         st0, cpu0, sc0, t0 = v.stage("ingest"), proc_cpu_seconds(ingest_pid), \

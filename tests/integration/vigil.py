@@ -79,15 +79,19 @@ class Vigil:
         self.proc = None
         self.limits = limits
         self.timeouts = timeouts
-        self.write_config(heartbeat, extra)
+        self.heartbeat = heartbeat
+        self.extra = extra
+        self.ring_size = "16MiB"
+        self.write_config()
 
-    def write_config(self, heartbeat="2s", extra=""):
+    def write_config(self):
+        heartbeat, extra = self.heartbeat, self.extra
         with open(self.config, "w") as f:
             f.write("instance: %s\nrun_dir: %s\ndata_dir: %s\n" % (
                 self.instance, self.run_dir, os.path.join(self.dir, "data")))
             f.write('listen: { ingest: "127.0.0.1:0", relay: "127.0.0.1:0", '
                     'http: "127.0.0.1:0" }\n')
-            f.write("ring: { size: 16MiB }\nlimits: { %s }\n" % self.limits)
+            f.write("ring: { size: %s }\nlimits: { %s }\n" % (self.ring_size, self.limits))
             f.write("timeouts: { stage_heartbeat: %s%s }\n" % (
                 heartbeat, ", " + self.timeouts if self.timeouts else ""))
             f.write(extra)
