@@ -10,6 +10,9 @@
  *   {"cmd":"shutdown"}      {"ok":true}, then vigild stops every stage and exits
  *   {"cmd":"watch"}         {"ok":true}, then one {"event":"stage",...} per change and
  *                           one {"event":"bus",...} per broadcast on the bus
+ *   {"cmd":"send", "to":STAGE|"*", "type":T, "body":{...}}
+ *                           {"ok":true}: puts a message on the bus as vigild (operators'
+ *                           and tests' way to ask a stage what relay would ask)
  * Runs in vigild only.
  */
 #include <errno.h>
@@ -21,6 +24,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "env.h"
 #include "log.h"
 #include "proc.h"
 #include "wd.h"
@@ -128,6 +132,51 @@ wd_ctl_stage(struct wd *wd, json_t *req, json_t **ret_err)
 	return &wd->child[which];
 }
 
+/* The body goes through the envelope codec's JSON reader, so it becomes the
+ * same msgpack a stage would have packed. */
+static json_t *
+wd_ctl_send(struct wd *wd, json_t *req)
+{
+	const char *to = json_string_value(json_object_get(req, "to"));
+	const char *type = json_string_value(json_object_get(req, "type"));
+	json_t *body = json_object_get(req, "body");
+	json_t *env_json;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	struct env *env;
+	char *text, err[160];
+	int target, r = 0;
+
+	if (to == NULL || type == NULL || (body != NULL && !json_is_object(body)))
+		return wd_ctl_error("send needs \"to\", \"type\" and an object \"body\"");
+	target = strcmp(to, "*") == 0 ? -1 : bus_stage_parse(to);
+	if (target < -1)
+		return wd_ctl_error("unknown stage '%s'", to);
+	env_json = json_pack("{s:s, s:O?}", "type", type, "payload", body);
+	text = json_dumps(env_json, JSON_COMPACT);
+	json_decref(env_json);
+	if (text == NULL)
+		return wd_ctl_error("out of memory");
+	r = env_decode(text, strlen(text), ENV_JSON, &env, err, sizeof(err));
+	free(text);
+	if (r < 0)
+		return wd_ctl_error("body: %s", err);
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	bus_pack_begin(&pk, type, "vigild", to);
+	msgpack_pack_object(&pk, *env_payload(env));
+	env_free(env);
+	for (int i = 0; i < BUS_N_STAGES; i++) {
+		if ((target == -1 || target == i) && wd->child[i].bus_fd >= 0 &&
+		    bus_send(wd->child[i].bus_fd, sb.data, sb.size) < 0)
+			r = -EIO;
+	}
+	msgpack_sbuffer_destroy(&sb);
+	if (target >= 0 && wd->child[target].bus_fd < 0)
+		return wd_ctl_error("%s is not connected to the bus", to);
+	return r < 0 ? wd_ctl_error("%s", "bus_send() failed") : json_pack("{s:b}", "ok", 1);
+}
+
 static json_t *
 wd_ctl_handle(struct wd *wd, int slot, json_t *req)
 {
@@ -140,6 +189,8 @@ wd_ctl_handle(struct wd *wd, int slot, json_t *req)
 		return wd_ctl_error("%s", "missing \"cmd\"");
 	if (strcmp(cmd, "status") == 0)
 		return wd_status_json(wd);
+	if (strcmp(cmd, "send") == 0)
+		return wd_ctl_send(wd, req);
 	if (strcmp(cmd, "watch") == 0) {
 		wd->ctl_watch[slot] = true;
 		return json_pack("{s:b}", "ok", 1);

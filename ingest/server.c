@@ -458,6 +458,9 @@ ingest_lws_open(struct ingest *ing)
 	info.vhost_name = "ingest";
 	info.protocols = ingest_protocols;
 	info.pvo = &ingest_pvo;
+	/* lws reads this option from the vhost's info too: without it no TLS. */
+	if (cfg->tls_cert != NULL)
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	info.ssl_cert_filepath = cfg->tls_cert;
 	info.ssl_private_key_filepath = cfg->tls_key;
 	info.timeout_secs = 10;

@@ -232,6 +232,24 @@ class Ingest(unittest.TestCase):
         c.send("sentinel.ping", {})
         c.expect("server.pong")  # the segment was accepted silently, then the pong
 
+    def test_bus_control_messages_reach_the_sentinel(self):
+        c, ack = self.registered()
+        other, _ = self.registered()
+        ans = self.v.request(cmd="send", to="ingest", type="keyframe.request",
+                             body={"sentinelId": ack["sentinelId"]})
+        self.assertTrue(ans["ok"], ans)
+        self.assertEqual(c.expect("server.keyframe.request"), {})
+        ans = self.v.request(cmd="send", to="ingest", type="fps.change",
+                             body={"sentinelId": ack["sentinelId"], "framerate": 0.2})
+        self.assertTrue(ans["ok"], ans)
+        self.assertEqual(c.expect("server.fps.change"), {"framerate": 0.2})
+        # an unknown sentinel: nothing is sent to anyone
+        self.v.request(cmd="send", to="ingest", type="keyframe.request",
+                       body={"sentinelId": "00000000-0000-4000-8000-000000000000"})
+        for x in (c, other):
+            x.send("sentinel.ping", {})
+            x.expect("server.pong")
+
     # -- into the ring ---------------------------------------------------------
 
     def test_bytes_into_the_ring_are_identical(self):
@@ -310,6 +328,28 @@ class Ingest(unittest.TestCase):
         self.assertGreaterEqual(int(frames_read), 1)
         c.send("sentinel.bye", {})
         c.expect_close()
+
+
+class IngestTls(unittest.TestCase):
+    def test_wss_when_a_certificate_is_configured(self):
+        v = Vigil(extra="auth: { sentinel: none }\n")
+        try:
+            cert, key = v.dir + "/cert.pem", v.dir + "/key.pem"
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                            "-keyout", key, "-out", cert, "-days", "1", "-subj",
+                            "/CN=127.0.0.1"], check=True, capture_output=True, timeout=60)
+            v.extra += "tls: { cert: %s, key: %s }\n" % (cert, key)
+            v.write_config()
+            v.start()
+            url = v.url("ingest", "/sentinel").replace("ws://", "wss://")
+            c = Client(url, sslopt={"ca_certs": cert, "check_hostname": False})
+            ack = c.register()
+            self.assertRegex(ack["sentinelId"], r"^[0-9a-f-]{36}$")
+            c.close()
+            with self.assertRaises(Exception):  # plain ws to a TLS listener
+                Client(v.url("ingest", "/sentinel"), timeout=5).register()
+        finally:
+            v.stop()
 
 
 if __name__ == "__main__":

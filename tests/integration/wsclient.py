@@ -19,8 +19,8 @@ class Closed(Exception):
 
 
 class Client:
-    def __init__(self, url, timeout=10):
-        self.ws = websocket.create_connection(url, timeout=timeout)
+    def __init__(self, url, timeout=10, sslopt=None):
+        self.ws = websocket.create_connection(url, timeout=timeout, sslopt=sslopt)
         self.closed = None
 
     def send(self, type_, payload=None, binary=True, timestamp=True):
