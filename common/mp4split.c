@@ -10,6 +10,7 @@ struct mp4split {
 	size_t len, cap, max;
 	size_t unit_start; /* where the unit being collected begins in buf */
 	bool in_init;
+	bool in_segment; /* the unit has a complete moof, its mdat is still to come */
 };
 
 struct mp4split *
@@ -66,9 +67,11 @@ mp4split_reset(struct mp4split *sp)
 	sp->len = 0;
 	sp->unit_start = 0;
 	sp->in_init = false;
+	sp->in_segment = false;
 }
 
-/* Handles the complete box at off (of size size); returns where the next box starts. */
+/* Handles the complete box at off (of size size). The boxes of the unit being
+ * collected are walked again on every feed, so this must be idempotent. */
 static void
 mp4split_box(struct mp4split *sp, size_t off, size_t size, mp4split_fn fn, void *ctx)
 {
@@ -77,15 +80,19 @@ mp4split_box(struct mp4split *sp, size_t off, size_t size, mp4split_fn fn, void 
 	if (memcmp(type, "ftyp", 4) == 0) {
 		sp->unit_start = off;
 		sp->in_init = true;
+		sp->in_segment = false;
+	} else if (memcmp(type, "moof", 4) == 0 && !sp->in_init) {
+		sp->in_segment = true;
 	} else if (memcmp(type, "moov", 4) == 0 && sp->in_init) {
 		fn(ctx, true, sp->buf + sp->unit_start, off + size - sp->unit_start);
 		sp->unit_start = off + size;
 		sp->in_init = false;
 	} else if (memcmp(type, "mdat", 4) == 0 && !sp->in_init) {
+		sp->in_segment = false;
 		fn(ctx, false, sp->buf + sp->unit_start, off + size - sp->unit_start);
 		sp->unit_start = off + size;
 	}
-	/* moof, styp, sidx, free...: part of the unit being collected */
+	/* styp, sidx, free...: part of the unit being collected */
 }
 
 int
@@ -118,13 +125,13 @@ mp4split_feed(struct mp4split *sp, const void *data, size_t len, mp4split_fn fn,
 			mp4split_reset(sp);
 			return -EBADMSG;
 		}
-		if (size == 0 || (uint64_t)size > sp->len - off) {
-			if (off - sp->unit_start + (size > 0 ? (uint64_t)size : 0) > sp->max) {
-				mp4split_reset(sp);
-				return -EMSGSIZE;
-			}
-			break;
+		/* The unit so far with this box, complete or not, must fit in max. */
+		if (off - sp->unit_start + (size > 0 ? (uint64_t)size : 0) > sp->max) {
+			mp4split_reset(sp);
+			return -EMSGSIZE;
 		}
+		if (size == 0 || (uint64_t)size > sp->len - off)
+			break;
 		mp4split_box(sp, off, (size_t)size, fn, ctx);
 		off += (size_t)size;
 	}
@@ -135,4 +142,10 @@ mp4split_feed(struct mp4split *sp, const void *data, size_t len, mp4split_fn fn,
 		sp->unit_start = 0;
 	}
 	return 0;
+}
+
+bool
+mp4split_in_segment(const struct mp4split *sp)
+{
+	return sp->in_segment;
 }

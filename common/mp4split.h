@@ -18,7 +18,12 @@ typedef void (*mp4split_fn)(void *ctx, bool is_init, const uint8_t *data, size_t
 struct mp4split *mp4split_new(size_t max);
 void mp4split_free(struct mp4split *sp);
 /* -EBADMSG on a box header that cannot be right, -EMSGSIZE past max, -ENOMEM;
- * the splitter is then reset and resynchronises on the next ftyp or moof. */
+ * the splitter is then reset: what is fed next is read from a box header on,
+ * so a caller that cannot restart its muxer should drop it. */
 int mp4split_feed(struct mp4split *sp, const void *data, size_t len, mp4split_fn fn, void *ctx);
+/* True from the end of a media segment's moof until its mdat is complete: the
+ * bytes fed meanwhile are that segment's samples (a muxer's buffers then carry
+ * their timestamps). */
+bool mp4split_in_segment(const struct mp4split *sp);
 
 #endif

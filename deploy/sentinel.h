@@ -41,10 +41,6 @@ struct snt_opts {
 	bool screen;         /* ximagesrc */
 };
 
-/* Unix time in milliseconds (CLOCK_REALTIME) and a monotonic clock in ms. */
-int64_t snt_now_ms(void);
-int64_t snt_mono_ms(void);
-
 /* --- blobs (sentinel_msg.c) ---------------------------------------------------
  * Media bytes shared by every connection: one copy, reference counted. A blob is
  * created by the encoder thread with one reference that travels through the
@@ -152,27 +148,9 @@ double snt_enc_set_fps(struct snt_enc *e, double fps);
 /* Media the hand-over queue dropped because the lws thread fell behind. */
 uint64_t snt_enc_dropped(struct snt_enc *e);
 
-/* --- fMP4 (sentinel_mp4.c) ------------------------------------------------------ */
-struct snt_mp4_split;
-/* Called for each init segment (ftyp + moov) and each media segment (moof + mdat)
- * cut from the byte stream. The bytes are only valid during the call. */
-typedef void (*snt_mp4_fn)(void *opaque, bool init, const uint8_t *data, size_t len);
-
-struct snt_mp4_split *snt_mp4_split_new(snt_mp4_fn fn, void *opaque);
-void snt_mp4_split_free(struct snt_mp4_split *s);
-/* Feeds bytes of the muxer's output; calls fn for every group completed.
- * -EBADMSG when the stream is not a sequence of boxes, -ENOMEM. */
-int snt_mp4_split_feed(struct snt_mp4_split *s, const void *data, size_t len);
-/* True while a moof has started and its mdat is not complete. */
-bool snt_mp4_split_in_segment(const struct snt_mp4_split *s);
-
-/* The video track's timescale from an init segment's mdhd; -EBADMSG. */
-int snt_mp4_timescale(const uint8_t *init, size_t len, uint32_t *ret_timescale);
-/* Sum of the sample durations (timescale units) and whether the first sample
- * is a sync sample, over every moof in a segment; trex defaults come from init.
- * -EBADMSG. */
-int snt_mp4_segment_info(const uint8_t *init, size_t init_len, const uint8_t *seg, size_t seg_len,
-			 uint64_t *ret_duration, bool *ret_keyframe);
+/* --- fMP4 (sentinel_mp4.c) ------------------------------------------------------
+ * Cutting mp4mux's output is common/mp4split.h's job, reading the timescale,
+ * durations and keyframes common/fmp4.h's. */
 /* A copy of init whose avcC box holds avcc instead; *ret_init is malloc'ed.
  * -EBADMSG when init has no moov/trak/.../avc1/avcC, -ENOMEM. */
 int snt_mp4_replace_avcc(const uint8_t *init, size_t len, const uint8_t *avcc, size_t avcc_len,

@@ -9,6 +9,7 @@
 
 #include "env.h"
 #include "mp.h"
+#include "proc.h"
 #include "sentinel_net.h"
 
 static const char *const snt_conn_state_names[] = {
@@ -221,7 +222,7 @@ snt_conn_on_ack(struct snt_conn *c, const msgpack_object *p)
 	if (mp_get_int(p, "maxMessageBytes", &v) == 0 && v > 0)
 		c->max_message = (uint64_t)v;
 	c->state = SNT_CONN_READY;
-	c->ready_at = snt_mono_ms();
+	c->ready_at = proc_mono_ms();
 	lws_sul_cancel(&c->sul_register);
 	lws_sul_schedule(c->net->ctx, 0, &c->sul_ping, snt_conn_ping_cb,
 			 c->heartbeat_ms * LWS_US_PER_MS);
@@ -352,7 +353,7 @@ snt_conn_closed(struct snt_conn *c, const char *why)
 	lws_sul_cancel(&c->sul_ping);
 	lws_sul_cancel(&c->sul_register);
 	snt_out_clear(c);
-	if (c->state == SNT_CONN_READY && snt_mono_ms() - c->ready_at >= SNT_STABLE_MS)
+	if (c->state == SNT_CONN_READY && proc_mono_ms() - c->ready_at >= SNT_STABLE_MS)
 		c->backoff_ms = SNT_BACKOFF_MIN_MS;
 	if (c->state == SNT_CONN_BYE || n->stopping) {
 		log_info("%s: session ended", c->name);

@@ -9,6 +9,7 @@
 
 #include <gst/gst.h>
 
+#include "fmp4.h"
 #include "sentinel.h"
 
 /* Media waiting for the lws thread; more means it is stuck, and media is dropped. */
@@ -48,11 +49,11 @@ struct snt_enc {
 	GstClockTime last_key;
 
 	/* The muxer's streaming thread (appsink). */
-	struct snt_mp4_split *split;
+	struct mp4split *split;
 	uint8_t *init;
 	size_t init_len;
-	uint32_t timescale;
-	GstClockTime seg_rt; /* running time of the open segment's first sample */
+	struct fmp4_init init_info; /* of the init mp4mux wrote: track, timescale, trex */
+	GstClockTime seg_rt;        /* running time of the open segment's first sample */
 };
 
 /* Any streaming thread: queues media and wakes the lws thread. */

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "proc.h"
 #include "sentinel_net.h"
 
 #define SNT_PROGRESS_MS 10000
@@ -287,7 +288,7 @@ snt_net_progress(struct snt_net *n, bool final)
 {
 	struct snt_stats t;
 	unsigned ready;
-	int64_t now = snt_mono_ms(), ms = now - n->last_ms > 0 ? now - n->last_ms : 1;
+	int64_t now = proc_mono_ms(), ms = now - n->last_ms > 0 ? now - n->last_ms : 1;
 	const char *what = n->o->legacy_jpeg ? "frame batches" : "segments";
 
 	snt_net_totals(n, &t, &ready);
@@ -383,7 +384,7 @@ snt_net_run(struct snt_net *n, struct snt_enc *enc)
 	lws_sock_file_fd_type fd = { .filefd = n->signal_fd };
 
 	n->enc = enc;
-	n->last_ms = snt_mono_ms();
+	n->last_ms = proc_mono_ms();
 	/* From here lws owns the fd: it closes it, even when adoption fails. */
 	n->signal_owned = false;
 	if (vh == NULL || lws_adopt_descriptor_vhost(vh, LWS_ADOPT_RAW_FILE_DESC, fd,

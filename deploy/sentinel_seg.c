@@ -12,8 +12,9 @@
  * fragments here: a pad probe on the encoder's input forces a key unit on the
  * frame nearest to one second after the previous one (and on request), x264's
  * own key-int-max is only a backstop above that, and fragment-duration is
- * raised so that mp4mux's duration rule never fires between two keyframes. Every segment then starts with an IDR frame and lasts
- * about a second (one frame when the rate is below 1 fps).
+ * raised so that mp4mux's duration rule never fires between two keyframes.
+ * Every segment then starts with an IDR frame and lasts about a second (one
+ * frame when the rate is below 1 fps).
  *
  * mp4mux writes a fragment out when the frame after it arrives (it needs that
  * frame's timestamp for the last sample's duration), so a segment leaves one
@@ -26,7 +27,12 @@
 #include <gst/app/gstappsink.h>
 #include <gst/video/video.h>
 
+#include "mp4split.h"
+#include "proc.h"
 #include "sentinel_enc.h"
+
+/* A sanity bound on one init or segment: mp4mux's output never comes near it. */
+#define SNT_SEG_UNIT_MAX ((size_t)256 << 20)
 
 /* The encoder's streaming thread, before each raw frame enters x264enc. */
 static GstPadProbeReturn
@@ -179,24 +185,30 @@ static void
 snt_seg_on_group(void *opaque, bool is_init, const uint8_t *data, size_t len)
 {
 	struct snt_enc *e = opaque;
-	uint64_t dur;
-	bool key;
+	struct fmp4_seg seg;
 	int64_t start_ms = -1;
+	char err[200];
 
 	if (is_init) {
-		uint8_t *copy = malloc(len);
-		uint32_t ts;
+		struct fmp4_init info;
+		uint8_t *copy;
 
-		if (copy == NULL || snt_mp4_timescale(data, len, &ts) < 0) {
-			free(copy);
-			snt_enc_push_error(e, "mp4mux wrote an init segment without a timescale");
+		if (fmp4_parse_init(data, len, &info, err, sizeof(err)) < 0) {
+			snt_enc_push_error(e,
+					   "mp4mux wrote an init segment that cannot be read: %s",
+					   err);
+			return;
+		}
+		copy = malloc(len);
+		if (copy == NULL) {
+			snt_enc_push_error(e, "no memory for an init segment of %zu bytes", len);
 			return;
 		}
 		memcpy(copy, data, len);
 		free(e->init);
 		e->init = copy;
 		e->init_len = len;
-		e->timescale = ts;
+		e->init_info = info;
 		snt_enc_push_blob(e, SNT_MEDIA_INIT, data, len, -1, -1, false);
 		return;
 	}
@@ -204,16 +216,16 @@ snt_seg_on_group(void *opaque, bool is_init, const uint8_t *data, size_t len)
 		return;
 	log_debug("segment from running time %" GST_TIME_FORMAT, GST_TIME_ARGS(e->seg_rt));
 	snt_seg_update_init(e);
-	if (snt_mp4_segment_info(e->init, e->init_len, data, len, &dur, &key) < 0) {
-		log_warn(-EBADMSG, "segment of %zu bytes without a readable moof dropped", len);
+	/* The track, timescale and trex stay when only the avcC was replaced. */
+	if (fmp4_parse_segment(data, len, &e->init_info, &seg, err, sizeof(err)) < 0) {
+		log_warn(-EBADMSG, "segment of %zu bytes dropped: %s", len, err);
 		e->seg_rt = GST_CLOCK_TIME_NONE;
 		return;
 	}
 	if (GST_CLOCK_TIME_IS_VALID(e->seg_rt))
 		start_ms = (int64_t)((e->base + e->seg_rt) / GST_MSECOND);
 	e->seg_rt = GST_CLOCK_TIME_NONE;
-	snt_enc_push_blob(e, SNT_MEDIA_SEGMENT, data, len, start_ms,
-			  (int64_t)((dur * 1000 + e->timescale / 2) / e->timescale), key);
+	snt_enc_push_blob(e, SNT_MEDIA_SEGMENT, data, len, start_ms, seg.duration_ms, seg.keyframe);
 }
 
 /* The muxer's (or jpegenc's) streaming thread: one buffer into the appsink. */
@@ -245,16 +257,17 @@ snt_seg_new_sample(GstAppSink *sink, gpointer opaque)
 	}
 	if (e->jpeg) {
 		int64_t ms = GST_CLOCK_TIME_IS_VALID(rt) ? (int64_t)((e->base + rt) / GST_MSECOND)
-							 : snt_now_ms();
+							 : proc_now_ms();
 
 		snt_enc_push_blob(e, SNT_MEDIA_FRAME, map.data, map.size, ms, -1, true);
 	} else {
 		/* The first timed buffer after a moof is the segment's first sample. */
-		if (snt_mp4_split_in_segment(e->split) && !GST_CLOCK_TIME_IS_VALID(e->seg_rt))
+		if (mp4split_in_segment(e->split) && !GST_CLOCK_TIME_IS_VALID(e->seg_rt))
 			e->seg_rt = rt;
-		r = snt_mp4_split_feed(e->split, map.data, map.size);
+		r = mp4split_feed(e->split, map.data, map.size, snt_seg_on_group, e);
 		if (r < 0)
-			snt_enc_push_error(e, "mp4mux output is not a sequence of boxes");
+			snt_enc_push_error(e, "mp4mux output is not a sequence of boxes: %s",
+					   strerror(-r));
 	}
 	gst_buffer_unmap(buf, &map);
 	gst_sample_unref(sample);
@@ -281,7 +294,7 @@ snt_seg_attach(struct snt_enc *e, char *err, size_t errlen)
 	e->last_key = GST_CLOCK_TIME_NONE;
 	e->seg_rt = GST_CLOCK_TIME_NONE;
 	if (!e->jpeg) {
-		e->split = snt_mp4_split_new(snt_seg_on_group, e);
+		e->split = mp4split_new(SNT_SEG_UNIT_MAX);
 		if (e->split == NULL)
 			return -ENOMEM;
 		e->enc_in = snt_seg_pad(e->pipe, "enc", "sink");
@@ -313,7 +326,7 @@ snt_seg_clear(struct snt_enc *e)
 	for (size_t i = 0; i < e->n_changes; i++)
 		gst_buffer_unref(e->changes[i].codec);
 	e->n_changes = 0;
-	snt_mp4_split_free(e->split);
+	mp4split_free(e->split);
 	e->split = NULL;
 	free(e->init);
 	e->init = NULL;
