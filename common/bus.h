@@ -19,6 +19,7 @@
  *                                                        "restart" or "shutdown"
  *   config.reload    vigild -> stage    { }                 re-read the config file
  *   stage.state      vigild -> *        { stage, state, pid }
+ *   config.reloaded  stage -> *         { ok, error? }      after config.reload
  *
  * Later stages add their own types (keyframe.request, sentinel.online, ...);
  * a receiver ignores types it does not know.

@@ -19,6 +19,7 @@
 struct stage {
 	enum bus_stage which;
 	struct cfg *cfg;
+	char *config_path; /* NULL: built-in defaults */
 	int bus_fd;
 	int sig_fd;
 	int listen_fd;
@@ -139,6 +140,10 @@ stage_new(enum bus_stage which, int argc, char **argv)
 	st->bus_fd = -1;
 	st->sig_fd = -1;
 	st->listen_fd = -1;
+	if (config != NULL && (st->config_path = strdup(config)) == NULL) {
+		r = -ENOMEM;
+		goto err_free;
+	}
 	r = cfg_load(config, &st->cfg, err, sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "%s\n", err);
@@ -184,7 +189,41 @@ stage_free(struct stage *st)
 	if (st->sig_fd >= 0)
 		close(st->sig_fd);
 	cfg_free(st->cfg);
+	free(st->config_path);
 	free(st);
+}
+
+int
+stage_reload(struct stage *st)
+{
+	char err[CFG_ERR_MAX];
+	struct cfg *cfg;
+	enum log_level level;
+	int r;
+
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+
+	r = cfg_load(st->config_path, &cfg, err, sizeof(err));
+	if (r < 0) {
+		log_error(0, "config reload refused, keeping the running one: %s", err);
+	} else {
+		cfg_free(st->cfg);
+		st->cfg = cfg;
+		if (log_level_parse(cfg->log_level, &level) == 0)
+			log_set_level(level);
+		log_info("configuration reloaded");
+	}
+	/* Operators (vigilctl watch) see each stage take the new config or not. */
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, r < 0 ? 2 : 1);
+	mp_pack_kv_bool(&pk, "ok", r == 0);
+	if (r < 0)
+		mp_pack_kv_str(&pk, "error", err);
+	stage_send(st, "config.reloaded", "*", sb.data, sb.size);
+	msgpack_sbuffer_destroy(&sb);
+	return r;
 }
 
 void
@@ -392,7 +431,7 @@ stage_run(struct stage *st)
 			return -errno;
 		stage_service(st);
 		if (stage_take_reload(st))
-			log_info("config reload: nothing to apply in this stage yet");
+			stage_reload(st);
 		stage_tick(st);
 	}
 	log_info("stopped");

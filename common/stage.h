@@ -61,6 +61,10 @@ bool stage_stopping(const struct stage *st);
 bool stage_restarting(const struct stage *st);
 /* Set by config.reload or SIGHUP; the stage clears it after re-reading. */
 bool stage_take_reload(struct stage *st);
+/* Re-reads the config file: on success stage_cfg() returns the new one (the
+ * old is freed: callers drop their pointers into it); on error the running
+ * config stays and the error is logged. */
+int stage_reload(struct stage *st);
 
 /* A loop for a stage that only needs the bus: returns 0 when told to stop. */
 int stage_run(struct stage *st);

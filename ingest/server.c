@@ -382,6 +382,26 @@ ingest_adopt_fd(struct ingest *ing, int fd, enum ingest_fd_kind kind)
 	return 0;
 }
 
+/* Tokens, limits and timeouts from the new config apply to what comes next;
+ * listen and ring take a vigild restart (vigild says so when it reloads). */
+static void
+ingest_reload(struct ingest *ing)
+{
+	struct tok_store *tokens;
+
+	if (stage_reload(ing->st) < 0)
+		return;
+	ing->cfg = stage_cfg(ing->st);
+	tokens = tok_store_new();
+	if (tokens == NULL || tok_store_load(tokens, ing->cfg) < 0) {
+		log_error(0, "tokens of the reloaded config not loaded: keeping the old ones");
+		tok_store_free(tokens);
+		return;
+	}
+	tok_store_free(ing->tokens);
+	ing->tokens = tokens;
+}
+
 static int
 ingest_cmp_u32(const void *a, const void *b)
 {
@@ -430,6 +450,8 @@ ingest_tick(lws_sorted_usec_list_t *sul)
 {
 	struct ingest *ing = lws_container_of(sul, struct ingest, sul_tick);
 
+	if (stage_take_reload(ing->st))
+		ingest_reload(ing);
 	ingest_reg_check_tokens(ing, time(NULL));
 	stage_metrics(ing->st)->connections = ing->online;
 	stage_tick(ing->st);

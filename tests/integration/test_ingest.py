@@ -330,6 +330,35 @@ class Ingest(unittest.TestCase):
         c.expect_close()
 
 
+class IngestConfig(unittest.TestCase):
+    def test_reload_applies_new_tokens(self):
+        v = Vigil(extra=AUTH).start()
+        try:
+            url = v.url("ingest", "/sentinel")
+            w = v.watch()
+            c = Client(url)
+            c.send("sentinel.register", {"token": "fresh-secret"})
+            (code, reason), _ = c.expect_close()
+            self.assertEqual((code, reason), (3001, "Invalid token"))
+            v.extra = AUTH.replace("sentinel-secret", "fresh-secret")
+            v.write_config()
+            self.assertEqual(v.ctl("reload").returncode, 0)
+            ingest_pid = v.pids()["ingest"]
+            ev = w.wait(lambda e: e.get("type") == "config.reloaded" and e["from"] == "ingest",
+                        what="ingest's config.reloaded")
+            self.assertEqual(ev["body"], {"ok": True})
+            c = Client(url)
+            self.assertRegex(c.register("fresh-secret")["sentinelId"], r"^[0-9a-f-]{36}$")
+            c.close()
+            c = Client(url)
+            c.send("sentinel.register", {"token": TOKEN})
+            self.assertEqual(c.expect_close()[0], (3001, "Invalid token"))
+            self.assertEqual(v.pids()["ingest"], ingest_pid)  # no restart was needed
+            w.close()
+        finally:
+            v.stop()
+
+
 class IngestTls(unittest.TestCase):
     def test_wss_when_a_certificate_is_configured(self):
         v = Vigil(extra="auth: { sentinel: none }\n")
