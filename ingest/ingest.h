@@ -1,9 +1,9 @@
 /* ingest: internal interfaces of vigil-ingest, the sentinels' WebSocket
  * server and the ring's only writer.
  *
- *   server.c   the libwebsockets context: the inherited listening socket, the
- *              bus and signal fds in the same loop, per-connection rx/tx,
- *              close codes, the idle and register timers
+ *   server.c   setup, ticks and figures around common/wss.h, which serves the
+ *              WebSockets (listening socket from vigild, rx limits, tx queue,
+ *              close codes, register and idle timers)
  *   session.c  the protocol of PROTOCOL.md section 4 for one connection:
  *              register, init, segment, ping, bye, legacy frames
  *   registry.c the sentinels: ring table slots, who is online, replacement,
@@ -19,8 +19,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <libwebsockets.h>
-
 #include "cfg.h"
 #include "env.h"
 #include "fmp4.h"
@@ -28,8 +26,8 @@
 #include "ring.h"
 #include "stage.h"
 #include "tok.h"
+#include "wss.h"
 
-struct ingest_conn;
 struct ingest_jpeg;
 
 /* server.error codes (documented in docs/protocol.md) */
@@ -43,9 +41,8 @@ enum ingest_err {
 };
 
 struct ingest_stats {
-	uint64_t connections_total, registered_total, rejected_total, replaced_total;
-	uint64_t segments, segment_bytes, inits, errors, frames, closes_1009, closes_3006;
-	uint64_t idle_closes, ring_errors;
+	uint64_t registered_total, rejected_total, replaced_total;
+	uint64_t segments, segment_bytes, inits, errors, frames, closes_3006, ring_errors;
 	/* last byte received -> visible in the ring, microseconds, since the last heartbeat */
 	uint32_t lat_us[4096];
 	uint32_t n_lat;
@@ -74,14 +71,11 @@ struct ingest {
 	const struct cfg *cfg;
 	struct ring *ring;
 	struct tok_store *tokens;
-	struct lws_context *ctx;
-	struct lws_vhost *vh;
-	lws_sorted_usec_list_t sul_tick;
-	struct ingest_conn *conns; /* every WebSocket connection */
+	struct wss *wss;
 	struct ingest_stats stats;
 	/* registry.c */
-	struct ingest_conn **by_slot; /* the registered connection of each ring slot */
-	int64_t *last_seen_ms;        /* when each slot's sentinel was last online */
+	struct wss_conn **by_slot; /* the registered connection of each ring slot */
+	int64_t *last_seen_ms;     /* when each slot's sentinel was last online */
 	uint32_t n_slots;
 	unsigned online;
 	/* jpeg.c: encoders post their output here from their streaming threads */
@@ -93,26 +87,25 @@ struct ingest {
 struct ingest *ingest_new(struct stage *st);
 void ingest_free(struct ingest *ing);
 int ingest_run(struct ingest *ing);
-struct ingest_sess *ingest_conn_sess(struct ingest_conn *c);
-/* Queues a packed msgpack envelope for the client, sent as a JSON text frame. */
-int ingest_conn_send(struct ingest_conn *c, const void *mp, size_t len);
-/* Closes after the queued messages are sent, with code and reason. */
-void ingest_conn_close(struct ingest_conn *c, int code, const char *reason);
-bool ingest_conn_closing(const struct ingest_conn *c);
-/* From register to idle rule: called by session.c once the sentinel is registered. */
-void ingest_conn_registered(struct ingest_conn *c);
+
+/* The session of a sentinel connection (wss's per-connection data). */
+static inline struct ingest_sess *
+ingest_conn_sess(struct wss_conn *c)
+{
+	return wss_conn_data(c);
+}
 
 /* session.c */
 /* Handles one complete message (buf stays valid until it returns). */
-void ingest_sess_message(struct ingest *ing, struct ingest_conn *c, const void *buf, size_t len,
+void ingest_sess_message(struct ingest *ing, struct wss_conn *c, const void *buf, size_t len,
 			 bool binary, int64_t rx_done_us);
-void ingest_sess_closed(struct ingest *ing, struct ingest_conn *c);
-void ingest_send_error(struct ingest_conn *c, int code, const char *reason, const char *ref);
+void ingest_sess_closed(struct ingest *ing, struct wss_conn *c);
+void ingest_send_error(struct wss_conn *c, int code, const char *reason, const char *ref);
 /* Puts an accepted init (from the wire or from jpeg.c) into the ring. */
-int ingest_sess_put_init(struct ingest *ing, struct ingest_conn *c, const void *data, size_t len,
+int ingest_sess_put_init(struct ingest *ing, struct wss_conn *c, const void *data, size_t len,
 			 char *err, size_t errlen);
 /* Writes an accepted media segment into the ring. */
-int ingest_sess_put_segment(struct ingest *ing, struct ingest_conn *c, int64_t sequence,
+int ingest_sess_put_segment(struct ingest *ing, struct wss_conn *c, int64_t sequence,
 			    const void *data, size_t len, int64_t start_ms, int64_t duration_ms,
 			    int keyframe, char *err, size_t errlen);
 
@@ -121,14 +114,14 @@ int ingest_reg_init(struct ingest *ing);
 void ingest_reg_free(struct ingest *ing);
 /* Finds or allocates the ring slot, replaces an older connection, announces online.
  * -EBUSY when limits.max_sentinels are online. */
-int ingest_reg_online(struct ingest *ing, struct ingest_conn *c);
-void ingest_reg_offline(struct ingest *ing, struct ingest_conn *c, const char *reason);
+int ingest_reg_online(struct ingest *ing, struct wss_conn *c);
+void ingest_reg_offline(struct ingest *ing, struct wss_conn *c, const char *reason);
 unsigned ingest_reg_count(const struct ingest *ing);
 void ingest_reg_bus(void *ctx, const struct bus_msg *msg);
 void ingest_reg_check_tokens(struct ingest *ing, int64_t now);
 
 /* jpeg.c */
-struct ingest_jpeg *ingest_jpeg_new(struct ingest *ing, struct ingest_conn *c);
+struct ingest_jpeg *ingest_jpeg_new(struct ingest *ing, struct wss_conn *c);
 void ingest_jpeg_free(struct ingest_jpeg *j);
 int ingest_jpeg_push(struct ingest_jpeg *j, const void *jpeg, size_t len);
 /* The next segment the encoder makes starts with a keyframe. */

@@ -35,7 +35,7 @@ struct jpeg_unit {
 struct ingest_jpeg {
 	struct ingest_jpeg *next; /* in ing->jpegs, under ing->jpeg_lock */
 	struct ingest *ing;
-	struct ingest_conn *conn;
+	struct wss_conn *conn;
 	GstElement *pipeline, *src;
 	struct mp4split *split;        /* streaming thread only */
 	struct jpeg_unit *head, *tail; /* under ing->jpeg_lock */
@@ -76,7 +76,7 @@ jpeg_unit_cb(void *ctx, bool is_init, const uint8_t *data, size_t len)
 	j->tail = u;
 	j->queued++;
 	pthread_mutex_unlock(&j->ing->jpeg_lock);
-	lws_cancel_service(j->ing->ctx);
+	wss_wake(j->ing->wss);
 }
 
 static GstFlowReturn
@@ -100,7 +100,7 @@ jpeg_new_sample(GstAppSink *sink, gpointer user)
 }
 
 struct ingest_jpeg *
-ingest_jpeg_new(struct ingest *ing, struct ingest_conn *c)
+ingest_jpeg_new(struct ingest *ing, struct wss_conn *c)
 {
 	static const char desc[] =
 		"appsrc name=src is-live=true format=time "
@@ -211,7 +211,7 @@ ingest_jpeg_force_key(struct ingest_jpeg *j)
 	(void)j;
 }
 
-/* Service thread: woken by lws_cancel_service from the streaming threads. */
+/* Service thread: woken by wss_wake from the streaming threads. */
 void
 ingest_jpeg_drain(struct ingest *ing)
 {
@@ -220,7 +220,7 @@ ingest_jpeg_drain(struct ingest *ing)
 
 	for (;;) {
 		struct jpeg_unit *u = NULL;
-		struct ingest_conn *c = NULL;
+		struct wss_conn *c = NULL;
 
 		pthread_mutex_lock(&ing->jpeg_lock);
 		for (j = ing->jpegs; j != NULL && u == NULL; j = j->next) {

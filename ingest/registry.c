@@ -106,10 +106,10 @@ reg_new_slot(struct ingest *ing, uint32_t *ret_slot)
 }
 
 int
-ingest_reg_online(struct ingest *ing, struct ingest_conn *c)
+ingest_reg_online(struct ingest *ing, struct wss_conn *c)
 {
 	struct ingest_sess *s = ingest_conn_sess(c);
-	struct ingest_conn *old = NULL;
+	struct wss_conn *old = NULL;
 	uint32_t slot;
 	int r;
 
@@ -125,7 +125,7 @@ ingest_reg_online(struct ingest *ing, struct ingest_conn *c)
 		log_info("sentinel %s: a newer connection replaces session %s", s->id_str,
 			 ingest_conn_sess(old)->session_str);
 		ingest_reg_offline(ing, old, "replaced");
-		ingest_conn_close(old, 3008, "Replaced by a newer connection");
+		wss_conn_close(old, 3008, "Replaced by a newer connection");
 	}
 	memcpy(s->entry.id, s->id, sizeof(s->id));
 	memcpy(s->entry.session, s->session, sizeof(s->session));
@@ -149,7 +149,7 @@ ingest_reg_online(struct ingest *ing, struct ingest_conn *c)
 }
 
 void
-ingest_reg_offline(struct ingest *ing, struct ingest_conn *c, const char *reason)
+ingest_reg_offline(struct ingest *ing, struct wss_conn *c, const char *reason)
 {
 	struct ingest_sess *s = ingest_conn_sess(c);
 	int64_t now = proc_now_ms();
@@ -167,7 +167,7 @@ ingest_reg_offline(struct ingest *ing, struct ingest_conn *c, const char *reason
 	reg_announce(ing, "sentinel.offline", &s->entry, s->slot, reason, now);
 }
 
-static struct ingest_conn *
+static struct wss_conn *
 reg_lookup(struct ingest *ing, const msgpack_object *body)
 {
 	char idbuf[ID_STR_LEN];
@@ -181,7 +181,7 @@ reg_lookup(struct ingest *ing, const msgpack_object *body)
 }
 
 static void
-reg_forward(struct ingest_conn *c, const char *type, double framerate)
+reg_forward(struct wss_conn *c, const char *type, double framerate)
 {
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
@@ -195,7 +195,7 @@ reg_forward(struct ingest_conn *c, const char *type, double framerate)
 	} else {
 		msgpack_pack_map(&pk, 0);
 	}
-	ingest_conn_send(c, sb.data, sb.size);
+	wss_conn_send(c, sb.data, sb.size);
 	msgpack_sbuffer_destroy(&sb);
 }
 
@@ -205,7 +205,7 @@ void
 ingest_reg_bus(void *ctx, const struct bus_msg *msg)
 {
 	struct ingest *ing = ctx;
-	struct ingest_conn *c;
+	struct wss_conn *c;
 	double fps;
 
 	if (strcmp(msg->type, "keyframe.request") == 0) {
@@ -227,13 +227,13 @@ void
 ingest_reg_check_tokens(struct ingest *ing, int64_t now)
 {
 	for (uint32_t slot = 0; slot < ing->n_slots; slot++) {
-		struct ingest_conn *c = ing->by_slot[slot];
+		struct wss_conn *c = ing->by_slot[slot];
 		struct ingest_sess *s;
 
 		if (c == NULL)
 			continue;
 		s = ingest_conn_sess(c);
-		if (s->token_expires != 0 && now >= s->token_expires && !ingest_conn_closing(c))
-			ingest_conn_close(c, 3004, "Token expired");
+		if (s->token_expires != 0 && now >= s->token_expires && !wss_conn_closing(c))
+			wss_conn_close(c, 3004, "Token expired");
 	}
 }

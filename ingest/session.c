@@ -28,9 +28,9 @@ sess_begin(struct sess_msg *m, const char *type, uint32_t n)
 }
 
 static void
-sess_send(struct ingest_conn *c, struct sess_msg *m)
+sess_send(struct wss_conn *c, struct sess_msg *m)
 {
-	int r = ingest_conn_send(c, m->sb.data, m->sb.size);
+	int r = wss_conn_send(c, m->sb.data, m->sb.size);
 
 	if (r < 0 && r != -ENOBUFS)
 		log_warn(r, "reply not queued");
@@ -38,7 +38,7 @@ sess_send(struct ingest_conn *c, struct sess_msg *m)
 }
 
 void
-ingest_send_error(struct ingest_conn *c, int code, const char *reason, const char *ref)
+ingest_send_error(struct wss_conn *c, int code, const char *reason, const char *ref)
 {
 	struct sess_msg m;
 
@@ -49,12 +49,11 @@ ingest_send_error(struct ingest_conn *c, int code, const char *reason, const cha
 	sess_send(c, &m);
 }
 
-static void sess_error(struct ingest *ing, struct ingest_conn *c, int code, const char *ref,
+static void sess_error(struct ingest *ing, struct wss_conn *c, int code, const char *ref,
 		       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 static void
-sess_error(struct ingest *ing, struct ingest_conn *c, int code, const char *ref, const char *fmt,
-	   ...)
+sess_error(struct ingest *ing, struct wss_conn *c, int code, const char *ref, const char *fmt, ...)
 {
 	char reason[256];
 	va_list ap;
@@ -69,7 +68,7 @@ sess_error(struct ingest *ing, struct ingest_conn *c, int code, const char *ref,
 
 /* Refuses a registration: the reject message, then the close with the same reason. */
 static void
-sess_reject(struct ingest *ing, struct ingest_conn *c, int code, const char *reason)
+sess_reject(struct ingest *ing, struct wss_conn *c, int code, const char *reason)
 {
 	struct sess_msg m;
 
@@ -78,7 +77,7 @@ sess_reject(struct ingest *ing, struct ingest_conn *c, int code, const char *rea
 	mp_pack_kv_str(&m.pk, "reason", reason);
 	sess_send(c, &m);
 	log_info("registration refused (%d): %s", code, reason);
-	ingest_conn_close(c, code, reason);
+	wss_conn_close(c, code, reason);
 }
 
 /* Copies a display name, cut to the field at a UTF-8 boundary. */
@@ -95,7 +94,7 @@ sess_copy_name(char *dst, size_t size, const char *src, size_t len)
 }
 
 static int
-sess_check_token(struct ingest *ing, struct ingest_conn *c, const msgpack_object *p)
+sess_check_token(struct ingest *ing, struct wss_conn *c, const msgpack_object *p)
 {
 	struct ingest_sess *s = ingest_conn_sess(c);
 	const struct tok_info *info;
@@ -133,7 +132,7 @@ sess_check_token(struct ingest *ing, struct ingest_conn *c, const msgpack_object
 }
 
 static void
-sess_register(struct ingest *ing, struct ingest_conn *c, const msgpack_object *p)
+sess_register(struct ingest *ing, struct wss_conn *c, const msgpack_object *p)
 {
 	struct ingest_sess *s = ingest_conn_sess(c);
 	struct sess_msg m;
@@ -193,13 +192,13 @@ sess_register(struct ingest *ing, struct ingest_conn *c, const msgpack_object *p
 		       ing->cfg->timeout_idle_ms >= 3000 ? ing->cfg->timeout_idle_ms / 3000 : 1);
 	mp_pack_kv_int(&m.pk, "maxMessageBytes", (int64_t)ing->cfg->max_message_bytes);
 	sess_send(c, &m);
-	ingest_conn_registered(c);
+	wss_conn_registered(c);
 	log_info("sentinel %s '%s' registered, session %s", s->id_str, s->entry.name,
 		 s->session_str);
 }
 
 int
-ingest_sess_put_init(struct ingest *ing, struct ingest_conn *c, const void *data, size_t len,
+ingest_sess_put_init(struct ingest *ing, struct wss_conn *c, const void *data, size_t len,
 		     char *err, size_t errlen)
 {
 	struct ingest_sess *s = ingest_conn_sess(c);
@@ -251,9 +250,9 @@ sess_record_latency(struct ingest *ing, int64_t rx_done_us)
 }
 
 int
-ingest_sess_put_segment(struct ingest *ing, struct ingest_conn *c, int64_t sequence,
-			const void *data, size_t len, int64_t start_ms, int64_t duration_ms,
-			int keyframe, char *err, size_t errlen)
+ingest_sess_put_segment(struct ingest *ing, struct wss_conn *c, int64_t sequence, const void *data,
+			size_t len, int64_t start_ms, int64_t duration_ms, int keyframe, char *err,
+			size_t errlen)
 {
 	struct ingest_sess *s = ingest_conn_sess(c);
 	struct ring_seg meta = { 0 };
@@ -298,7 +297,7 @@ ingest_sess_put_segment(struct ingest *ing, struct ingest_conn *c, int64_t seque
 }
 
 static void
-sess_init(struct ingest *ing, struct ingest_conn *c, const msgpack_object *p)
+sess_init(struct ingest *ing, struct wss_conn *c, const msgpack_object *p)
 {
 	char err[200];
 	const void *data;
@@ -338,7 +337,7 @@ sess_opt_int(const msgpack_object *p, const char *key, int64_t *ret)
 }
 
 static void
-sess_segment(struct ingest *ing, struct ingest_conn *c, const msgpack_object *p, int64_t rx_done_us)
+sess_segment(struct ingest *ing, struct wss_conn *c, const msgpack_object *p, int64_t rx_done_us)
 {
 	int64_t seq, start, duration;
 	bool key;
@@ -386,7 +385,7 @@ sess_segment(struct ingest *ing, struct ingest_conn *c, const msgpack_object *p,
 }
 
 static void
-sess_frame(struct ingest *ing, struct ingest_conn *c, const msgpack_object *p)
+sess_frame(struct ingest *ing, struct wss_conn *c, const msgpack_object *p)
 {
 	struct ingest_sess *s = ingest_conn_sess(c);
 	const msgpack_object *frames;
@@ -426,7 +425,7 @@ sess_frame(struct ingest *ing, struct ingest_conn *c, const msgpack_object *p)
 }
 
 static void
-sess_pong(struct ingest_conn *c)
+sess_pong(struct wss_conn *c)
 {
 	struct sess_msg m;
 
@@ -436,7 +435,7 @@ sess_pong(struct ingest_conn *c)
 }
 
 void
-ingest_sess_message(struct ingest *ing, struct ingest_conn *c, const void *buf, size_t len,
+ingest_sess_message(struct ingest *ing, struct wss_conn *c, const void *buf, size_t len,
 		    bool binary, int64_t rx_done_us)
 {
 	struct ingest_sess *s = ingest_conn_sess(c);
@@ -451,7 +450,7 @@ ingest_sess_message(struct ingest *ing, struct ingest_conn *c, const void *buf, 
 		ing->stats.closes_3006++;
 		/* A close reason holds 123 bytes: the error is cut to fit. */
 		snprintf(reason, sizeof(reason), "Malformed envelope: %.100s", err);
-		ingest_conn_close(c, r == -ENOMEM ? 3005 : 3006, reason);
+		wss_conn_close(c, r == -ENOMEM ? 3005 : 3006, reason);
 		return;
 	}
 	type = env_type(env);
@@ -470,7 +469,7 @@ ingest_sess_message(struct ingest *ing, struct ingest_conn *c, const void *buf, 
 	} else if (strcmp(type, "sentinel.ping") == 0) {
 		sess_pong(c);
 	} else if (strcmp(type, "sentinel.bye") == 0) {
-		ingest_conn_close(c, 1000, "Session ended by the sentinel");
+		wss_conn_close(c, 1000, "Session ended by the sentinel");
 	} else if (strcmp(type, "sentinel.register") == 0) {
 		sess_error(ing, c, INGEST_ERR_CONFLICT, type, "already registered");
 	} else {
@@ -480,7 +479,7 @@ ingest_sess_message(struct ingest *ing, struct ingest_conn *c, const void *buf, 
 }
 
 void
-ingest_sess_closed(struct ingest *ing, struct ingest_conn *c)
+ingest_sess_closed(struct ingest *ing, struct wss_conn *c)
 {
 	struct ingest_sess *s = ingest_conn_sess(c);
 

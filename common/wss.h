@@ -1,0 +1,97 @@
+/* wss: the WebSocket server every vigil stage with clients shares (ingest for
+ * sentinels, relay for proctors): one libwebsockets context whose listening
+ * socket is the one vigild handed down, adopted into the loop with the
+ * stage's bus and signal fds; messages reassembled under the size limit
+ * (1009 as soon as a frame header shows it cannot fit); a send queue per
+ * connection of shared, refcounted buffers; closes with code and reason after
+ * the queue; the register deadline and the idle rule (3003).
+ *
+ * No libwebsockets type appears here: stages see wss_ objects only. Every
+ * callback runs in the stage's one lws service thread; wss_wake() is the only
+ * call another thread may make.
+ */
+#ifndef VIGIL_WSS_H
+#define VIGIL_WSS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cfg.h"
+#include "stage.h"
+
+struct wss;
+struct wss_conn;
+
+/* One message to send, shared by every queue holding it (relay's fan-out). */
+struct wss_buf;
+struct wss_buf *wss_buf_new(size_t len, bool binary);
+/* Where the message's len bytes go (headroom for the frame header is before it). */
+uint8_t *wss_buf_data(struct wss_buf *b);
+void wss_buf_ref(struct wss_buf *b);
+void wss_buf_unref(struct wss_buf *b);
+
+/* What a queued message stands for, handed back to tx_done when it leaves the
+ * queue (sent or dropped). owner NULL: an event or reply. */
+struct wss_tx_info {
+	void *owner;
+	int64_t seq;
+	uint32_t weight;
+	uint32_t flags;
+};
+
+struct wss_ops {
+	const char *protocol;      /* lws protocol name, e.g. "vigil-sentinel" */
+	const char *path;          /* "/sentinel" */
+	const char *register_type; /* "sentinel.register", for the 3003 reason */
+	const char *restart_text;  /* "Ingest is restarting", for 1012 at a restart */
+	size_t conn_size;          /* the stage's per-connection state, zeroed */
+	void (*opened)(void *ctx, struct wss_conn *c);
+	/* One complete message; buf is valid until it returns. rx_done_us: CLOCK_MONOTONIC. */
+	void (*message)(void *ctx, struct wss_conn *c, const void *buf, size_t len, bool binary,
+			int64_t rx_done_us);
+	void (*closed)(void *ctx, struct wss_conn *c);
+	/* Optional: a queued message with an owner left the queue. */
+	void (*tx_done)(void *ctx, struct wss_conn *c, const struct wss_tx_info *tx);
+	/* Optional: another thread called wss_wake(). */
+	void (*wake)(void *ctx);
+	/* Every 250 ms. */
+	void (*tick)(void *ctx);
+};
+
+struct wss_stats {
+	uint64_t connections_total, closes_1009, idle_closes, sent_messages;
+};
+
+/* Opens the context on the stage's listening socket for addr (vigild's fd 3). */
+struct wss *wss_new(struct stage *st, const struct cfg_listen *addr, const struct wss_ops *ops,
+		    void *ctx);
+void wss_free(struct wss *w);
+/* Serves until the stage is asked to stop, then closes every connection (1012
+ * for a restart, 1001 for a shutdown) and waits up to 2 s for the closes. */
+int wss_run(struct wss *w);
+/* Any thread: makes ops->wake run in the service thread. */
+void wss_wake(struct wss *w);
+const struct wss_stats *wss_stats(const struct wss *w);
+/* The stage's config changed (stage_reload): limits and timeouts from now on. */
+void wss_set_cfg(struct wss *w, const struct cfg *cfg);
+/* Iterates over every open connection. */
+struct wss_conn *wss_first(struct wss *w);
+struct wss_conn *wss_next(struct wss_conn *c);
+
+void *wss_conn_data(struct wss_conn *c);
+struct wss_conn *wss_conn_of(void *data);
+/* Queues a packed msgpack envelope, sent as a JSON text frame. -ENOBUFS when
+ * 256 replies wait already: a client that reads nothing loses replies only. */
+int wss_conn_send(struct wss_conn *c, const void *mp, size_t len);
+/* Queues a shared buffer (takes a reference). */
+int wss_conn_queue(struct wss_conn *c, struct wss_buf *b, const struct wss_tx_info *tx);
+/* Drops every queued message of owner; ret_from/ret_to: its first and last seq, or -1. */
+void wss_conn_drop(struct wss_conn *c, void *owner, int64_t *ret_from, int64_t *ret_to);
+/* Closes after what is queued has been sent. */
+void wss_conn_close(struct wss_conn *c, int code, const char *reason);
+bool wss_conn_closing(const struct wss_conn *c);
+/* From the register deadline to the idle rule. */
+void wss_conn_registered(struct wss_conn *c);
+
+#endif
