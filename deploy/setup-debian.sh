@@ -9,7 +9,7 @@ PACKAGES="
     libwebsockets-dev libmsgpack-dev libyaml-dev libjansson-dev uuid-dev libssl-dev check
     libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
     gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-    gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
+    gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-x fonts-dejavu-core
     ffmpeg openssl python3 python3-websocket python3-msgpack procps
 "
 
