@@ -18,4 +18,6 @@ echo "   '$ctl status' and '$ctl logs ingest' show the stream arriving)"
 "$build/deploy/vigil-sentinel" --url ws://127.0.0.1:8082/sentinel --name "Hall A / seat 1" \
     --state /tmp/vigil-demo/sentinel.id &
 wait $!
+status=$?
 $ctl stop
+exit $status
