@@ -201,7 +201,8 @@ class Lifecycle(unittest.TestCase):
             v.stop()
 
     def test_every_program_answers_help_and_version(self):
-        progs = [VIGILD, VIGILCTL] + [os.path.join(BUILD, s, "vigil-" + s) for s in STAGES]
+        progs = [VIGILD, VIGILCTL, os.path.join(BUILD, "deploy", "vigil-sentinel")] + \
+            [os.path.join(BUILD, s, "vigil-" + s) for s in STAGES]
         for p in progs:
             res = subprocess.run([p, "--help"], capture_output=True, text=True, timeout=30)
             self.assertEqual(res.returncode, 0, p)
