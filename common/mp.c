@@ -457,3 +457,15 @@ mp_utf8_valid(const char *str, size_t len)
 	}
 	return true;
 }
+
+void
+mp_copy_utf8(char *dst, size_t size, const char *src, size_t len)
+{
+	if (len >= size) {
+		len = size - 1;
+		while (len > 0 && ((unsigned char)src[len] & 0xc0) == 0x80)
+			len--;
+	}
+	memcpy(dst, src, len);
+	dst[len] = '\0';
+}

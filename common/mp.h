@@ -50,6 +50,10 @@ void *mp_to_json(const msgpack_object *obj);
  * buf. -EBADMSG with a static reason in *ret_why (may be NULL), -ENOMEM. */
 int mp_unpack(msgpack_unpacked *unp, const void *buf, size_t len, const char **ret_why);
 
+/* Copies len bytes of UTF-8 text into dst as a string, cut to size - 1 bytes
+ * at a character boundary. */
+void mp_copy_utf8(char *dst, size_t size, const char *src, size_t len);
+
 /* Strict UTF-8: no overlong forms, surrogates or code points past U+10FFFF. */
 bool mp_utf8_valid(const char *s, size_t len);
 

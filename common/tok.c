@@ -203,3 +203,22 @@ tok_revoke(struct tok_store *store, const char *secret, size_t len)
 	e->info.revoked = true;
 	return 0;
 }
+
+const char *
+tok_refusal(int err, enum cfg_role role)
+{
+	switch (err) {
+	case -ENOENT:
+		return "Missing token";
+	case -EPERM:
+		return role == CFG_ROLE_SENTINEL  ? "Token not valid for sentinels"
+		       : role == CFG_ROLE_PROCTOR ? "Token not valid for proctors"
+						  : "Token not valid for this role";
+	case -EKEYEXPIRED:
+		return "Token expired";
+	case -EKEYREVOKED:
+		return "Token revoked";
+	default:
+		return "Invalid token";
+	}
+}

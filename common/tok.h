@@ -53,4 +53,9 @@ int tok_check(const struct tok_store *store, const char *secret, size_t len, uns
 /* Marks the token revoked (again is fine). -ENOENT if unknown, -ENOMEM. */
 int tok_revoke(struct tok_store *store, const char *secret, size_t len);
 
+/* The reason a client is given when its token is refused: err is what
+ * tok_check returned, -ENOENT for no token, -EINVAL for a token that is not a
+ * string; role names who the token was presented as ("sentinels", ...). */
+const char *tok_refusal(int err, enum cfg_role role);
+
 #endif

@@ -16,6 +16,7 @@
 
 #include "env.h"
 #include "log.h"
+#include "mp.h"
 #include "net.h"
 #include "proc.h"
 #include "wss.h"
@@ -207,6 +208,67 @@ wss_conn_send(struct wss_conn *c, const void *mp, size_t len)
 	r = wss_conn_queue(c, b, &reply);
 	wss_buf_unref(b);
 	return r;
+}
+
+struct env *
+wss_decode(struct wss_conn *c, const void *buf, size_t len, bool binary)
+{
+	char err[160], reason[124];
+	struct env *env;
+	int r;
+
+	r = env_decode(buf, len, binary ? ENV_MSGPACK : ENV_JSON, &env, err, sizeof(err));
+	if (r == 0)
+		return env;
+	c->w->stats.closes_3006++;
+	/* A close reason holds 123 bytes: the error is cut to fit. */
+	snprintf(reason, sizeof(reason), "Malformed envelope: %.100s", err);
+	wss_conn_close(c, r == -ENOMEM ? 3005 : 3006, reason);
+	return NULL;
+}
+
+void
+wss_msg_begin(struct wss_msg *m, const char *type, uint32_t n_payload)
+{
+	msgpack_sbuffer_init(&m->sb);
+	msgpack_packer_init(&m->pk, &m->sb, msgpack_sbuffer_write);
+	env_pack_header(&m->pk, type, time(NULL));
+	msgpack_pack_map(&m->pk, n_payload);
+}
+
+int
+wss_msg_send(struct wss_conn *c, struct wss_msg *m)
+{
+	int r = wss_conn_send(c, m->sb.data, m->sb.size);
+
+	/* A client that reads nothing, or one being closed, loses replies only. */
+	if (r < 0 && r != -ENOBUFS && r != -ESHUTDOWN)
+		log_warn(r, "reply not queued");
+	msgpack_sbuffer_destroy(&m->sb);
+	return r;
+}
+
+void
+wss_send_error(struct wss_conn *c, int code, const char *reason, const char *ref)
+{
+	struct wss_msg m;
+
+	wss_msg_begin(&m, "server.error", 3);
+	mp_pack_kv_int(&m.pk, "code", code);
+	mp_pack_kv_str(&m.pk, "reason", reason);
+	mp_pack_kv_str(&m.pk, "ref", ref);
+	wss_msg_send(c, &m);
+}
+
+void
+wss_reject(struct wss_conn *c, int code, const char *reason)
+{
+	struct wss_msg m;
+
+	wss_msg_begin(&m, "server.registration.reject", 1);
+	mp_pack_kv_str(&m.pk, "reason", reason);
+	wss_msg_send(c, &m);
+	wss_conn_close(c, code, reason);
 }
 
 static void

@@ -17,7 +17,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <msgpack.h>
+
 #include "cfg.h"
+#include "env.h"
 #include "stage.h"
 
 struct wss;
@@ -60,7 +63,7 @@ struct wss_ops {
 };
 
 struct wss_stats {
-	uint64_t connections_total, closes_1009, idle_closes, sent_messages;
+	uint64_t connections_total, closes_1009, closes_3006, idle_closes, sent_messages;
 };
 
 /* Opens the context on the stage's listening socket for addr (vigild's fd 3). */
@@ -93,5 +96,24 @@ void wss_conn_close(struct wss_conn *c, int code, const char *reason);
 bool wss_conn_closing(const struct wss_conn *c);
 /* From the register deadline to the idle rule. */
 void wss_conn_registered(struct wss_conn *c);
+
+/* Decodes a client message as an envelope (JSON text or msgpack binary). A
+ * malformed one closes the connection, 3006 with the parser's reason (3005 if
+ * memory ran out), and gives NULL. The env borrows buf; env_free() it. */
+struct env *wss_decode(struct wss_conn *c, const void *buf, size_t len, bool binary);
+
+/* A server envelope (PROTOCOL.md section 2) built in place: begin with the
+ * type and the number of payload entries, pack them with m.pk, then send
+ * (which frees it) as a JSON text frame. */
+struct wss_msg {
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+};
+void wss_msg_begin(struct wss_msg *m, const char *type, uint32_t n_payload);
+int wss_msg_send(struct wss_conn *c, struct wss_msg *m);
+/* server.error { code, reason, ref }: the connection stays. */
+void wss_send_error(struct wss_conn *c, int code, const char *reason, const char *ref);
+/* server.registration.reject { reason }, then the close with the same reason. */
+void wss_reject(struct wss_conn *c, int code, const char *reason);
 
 #endif

@@ -42,7 +42,7 @@ enum ingest_err {
 
 struct ingest_stats {
 	uint64_t registered_total, rejected_total, replaced_total;
-	uint64_t segments, segment_bytes, inits, errors, frames, closes_3006, ring_errors;
+	uint64_t segments, segment_bytes, inits, errors, frames, ring_errors;
 	/* last byte received -> visible in the ring, microseconds, since the last heartbeat */
 	uint32_t lat_us[4096];
 	uint32_t n_lat;
@@ -100,7 +100,6 @@ ingest_conn_sess(struct wss_conn *c)
 void ingest_sess_message(struct ingest *ing, struct wss_conn *c, const void *buf, size_t len,
 			 bool binary, int64_t rx_done_us);
 void ingest_sess_closed(struct ingest *ing, struct wss_conn *c);
-void ingest_send_error(struct wss_conn *c, int code, const char *reason, const char *ref);
 /* Puts an accepted init (from the wire or from jpeg.c) into the ring. */
 int ingest_sess_put_init(struct ingest *ing, struct wss_conn *c, const void *data, size_t len,
 			 char *err, size_t errlen);

@@ -65,7 +65,7 @@ ingest_pack_stats(void *ctx, msgpack_packer *pk)
 	mp_pack_kv_int(pk, "frames", (int64_t)st->frames);
 	mp_pack_kv_int(pk, "errors", (int64_t)st->errors);
 	mp_pack_kv_int(pk, "closes1009", (int64_t)ws->closes_1009);
-	mp_pack_kv_int(pk, "closes3006", (int64_t)st->closes_3006);
+	mp_pack_kv_int(pk, "closes3006", (int64_t)ws->closes_3006);
 	mp_pack_kv_int(pk, "ringErrors", (int64_t)st->ring_errors);
 	mp_pack_str(pk, "ringLatencyUs");
 	msgpack_pack_map(pk, 4);

@@ -12,46 +12,6 @@
 #include "mp.h"
 #include "proc.h"
 
-struct sess_msg {
-	msgpack_sbuffer sb;
-	msgpack_packer pk;
-};
-
-/* Starts a server envelope whose payload map has n entries. */
-static void
-sess_begin(struct sess_msg *m, const char *type, uint32_t n)
-{
-	msgpack_sbuffer_init(&m->sb);
-	msgpack_packer_init(&m->pk, &m->sb, msgpack_sbuffer_write);
-	env_pack_header(&m->pk, type, time(NULL));
-	msgpack_pack_map(&m->pk, n);
-}
-
-static void
-sess_send(struct wss_conn *c, struct sess_msg *m)
-{
-	int r = wss_conn_send(c, m->sb.data, m->sb.size);
-
-	if (r < 0 && r != -ENOBUFS)
-		log_warn(r, "reply not queued");
-	msgpack_sbuffer_destroy(&m->sb);
-}
-
-void
-ingest_send_error(struct wss_conn *c, int code, const char *reason, const char *ref)
-{
-	struct sess_msg m;
-
-	sess_begin(&m, "server.error", 3);
-	mp_pack_kv_int(&m.pk, "code", code);
-	mp_pack_kv_str(&m.pk, "reason", reason);
-	mp_pack_kv_str(&m.pk, "ref", ref);
-	sess_send(c, &m);
-}
-
-static void sess_error(struct ingest *ing, struct wss_conn *c, int code, const char *ref,
-		       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
 static void
 sess_error(struct ingest *ing, struct wss_conn *c, int code, const char *ref, const char *fmt, ...)
 {
@@ -63,40 +23,21 @@ sess_error(struct ingest *ing, struct wss_conn *c, int code, const char *ref, co
 	va_end(ap);
 	ing->stats.errors++;
 	log_debug("sentinel %s: server.error %d %s", ingest_conn_sess(c)->id_str, code, reason);
-	ingest_send_error(c, code, reason, ref);
+	wss_send_error(c, code, reason, ref);
 }
 
 /* Refuses a registration: the reject message, then the close with the same reason. */
 static void
 sess_reject(struct ingest *ing, struct wss_conn *c, int code, const char *reason)
 {
-	struct sess_msg m;
-
 	ing->stats.rejected_total++;
-	sess_begin(&m, "server.registration.reject", 1);
-	mp_pack_kv_str(&m.pk, "reason", reason);
-	sess_send(c, &m);
 	log_info("registration refused (%d): %s", code, reason);
-	wss_conn_close(c, code, reason);
-}
-
-/* Copies a display name, cut to the field at a UTF-8 boundary. */
-static void
-sess_copy_name(char *dst, size_t size, const char *src, size_t len)
-{
-	if (len >= size) {
-		len = size - 1;
-		while (len > 0 && ((unsigned char)src[len] & 0xc0) == 0x80)
-			len--;
-	}
-	memcpy(dst, src, len);
-	dst[len] = '\0';
+	wss_reject(c, code, reason);
 }
 
 static int
 sess_check_token(struct ingest *ing, struct wss_conn *c, const msgpack_object *p)
 {
-	struct ingest_sess *s = ingest_conn_sess(c);
 	const struct tok_info *info;
 	const char *tok;
 	size_t n;
@@ -105,37 +46,22 @@ sess_check_token(struct ingest *ing, struct wss_conn *c, const msgpack_object *p
 	if (!ing->cfg->sentinel_auth)
 		return 0;
 	r = mp_get_str(p, "token", &tok, &n);
-	if (r == -ENOENT) {
-		sess_reject(ing, c, 3001, "Missing token");
-		return r;
-	}
 	if (r == 0)
 		r = tok_check(ing->tokens, tok, n, tok_mask_for(CFG_ROLE_SENTINEL), time(NULL),
 			      &info);
-	switch (r) {
-	case 0:
-		s->token_expires = info->expires;
-		return 0;
-	case -EPERM:
-		sess_reject(ing, c, 3001, "Token not valid for sentinels");
-		return r;
-	case -EKEYEXPIRED:
-		sess_reject(ing, c, 3001, "Token expired");
-		return r;
-	case -EKEYREVOKED:
-		sess_reject(ing, c, 3001, "Token revoked");
-		return r;
-	default:
-		sess_reject(ing, c, 3001, "Invalid token");
+	if (r < 0) {
+		sess_reject(ing, c, 3001, tok_refusal(r, CFG_ROLE_SENTINEL));
 		return r;
 	}
+	ingest_conn_sess(c)->token_expires = info->expires;
+	return 0;
 }
 
 static void
 sess_register(struct ingest *ing, struct wss_conn *c, const msgpack_object *p)
 {
 	struct ingest_sess *s = ingest_conn_sess(c);
-	struct sess_msg m;
+	struct wss_msg m;
 	char idbuf[64], reason[96];
 	const char *name;
 	size_t n;
@@ -167,7 +93,7 @@ sess_register(struct ingest *ing, struct wss_conn *c, const msgpack_object *p)
 		return;
 	}
 	if (mp_get_str(p, "name", &name, &n) == 0 && n > 0)
-		sess_copy_name(s->entry.name, sizeof(s->entry.name), name, n);
+		mp_copy_utf8(s->entry.name, sizeof(s->entry.name), name, n);
 	else
 		snprintf(s->entry.name, sizeof(s->entry.name), "sentinel-%.8s", s->id_str);
 	id_new(s->session_str);
@@ -184,14 +110,14 @@ sess_register(struct ingest *ing, struct wss_conn *c, const msgpack_object *p)
 		return;
 	}
 	ing->stats.registered_total++;
-	sess_begin(&m, "server.registration.ack", 4);
+	wss_msg_begin(&m, "server.registration.ack", 4);
 	mp_pack_kv_str(&m.pk, "sentinelId", s->id_str);
 	mp_pack_kv_str(&m.pk, "sessionId", s->session_str);
 	/* Ping at a third of the idle timeout: two may be lost before the close. */
 	mp_pack_kv_int(&m.pk, "heartbeatSeconds",
 		       ing->cfg->timeout_idle_ms >= 3000 ? ing->cfg->timeout_idle_ms / 3000 : 1);
 	mp_pack_kv_int(&m.pk, "maxMessageBytes", (int64_t)ing->cfg->max_message_bytes);
-	sess_send(c, &m);
+	wss_msg_send(c, &m);
 	wss_conn_registered(c);
 	log_info("sentinel %s '%s' registered, session %s", s->id_str, s->entry.name,
 		 s->session_str);
@@ -427,11 +353,11 @@ sess_frame(struct ingest *ing, struct wss_conn *c, const msgpack_object *p)
 static void
 sess_pong(struct wss_conn *c)
 {
-	struct sess_msg m;
+	struct wss_msg m;
 
-	sess_begin(&m, "server.pong", 1);
+	wss_msg_begin(&m, "server.pong", 1);
 	mp_pack_kv_int(&m.pk, "time", proc_now_ms());
-	sess_send(c, &m);
+	wss_msg_send(c, &m);
 }
 
 void
@@ -439,20 +365,13 @@ ingest_sess_message(struct ingest *ing, struct wss_conn *c, const void *buf, siz
 		    bool binary, int64_t rx_done_us)
 {
 	struct ingest_sess *s = ingest_conn_sess(c);
-	char err[160], reason[124];
 	const msgpack_object *p;
 	struct env *env;
 	const char *type;
-	int r;
 
-	r = env_decode(buf, len, binary ? ENV_MSGPACK : ENV_JSON, &env, err, sizeof(err));
-	if (r < 0) {
-		ing->stats.closes_3006++;
-		/* A close reason holds 123 bytes: the error is cut to fit. */
-		snprintf(reason, sizeof(reason), "Malformed envelope: %.100s", err);
-		wss_conn_close(c, r == -ENOMEM ? 3005 : 3006, reason);
+	env = wss_decode(c, buf, len, binary);
+	if (env == NULL)
 		return;
-	}
 	type = env_type(env);
 	p = env_payload(env);
 	if (!s->registered) {

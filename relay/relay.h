@@ -1,0 +1,150 @@
+/* relay: internal interfaces of vigil-relay, the proctors' WebSocket server
+ * and a reader of the ring.
+ *
+ *   server.c   setup, ticks and figures around common/wss.h, which serves the
+ *              WebSockets (listening socket from vigild, rx limits, a tx queue
+ *              of shared buffers, close codes, register and idle timers)
+ *   session.c  PROTOCOL.md section 5 for one proctor: register, list,
+ *              subscribe, control requests, token refresh; bus events
+ *   feed.c     the ring reader: a helper thread waits on the ring and wakes the
+ *              loop; each new segment is read once into one buffer that every
+ *              subscribed proctor's queue shares; join points, inits, skips
+ * Everything runs in the one lws service thread except feed.c's wait thread,
+ * which only calls ring_wait and wss_wake.
+ */
+#ifndef VIGIL_RELAY_H
+#define VIGIL_RELAY_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cfg.h"
+#include "env.h"
+#include "id.h"
+#include "ring.h"
+#include "stage.h"
+#include "tok.h"
+#include "wss.h"
+
+/* server.error codes (the same vocabulary as ingest, docs/protocol.md) */
+enum relay_err {
+	RELAY_ERR_BAD_REQUEST = 400,
+	RELAY_ERR_UNAUTHORIZED = 401,
+	RELAY_ERR_NOT_FOUND = 404,
+	RELAY_ERR_CONFLICT = 409,
+	RELAY_ERR_INTERNAL = 500,
+};
+
+/* A subscription of one proctor to one sentinel.
+ *
+ *   WAIT_KEY --keyframe segment of the sentinel's current session--> STREAM
+ *   STREAM --queue over proctor_queue_seconds, ring overrun--> WAIT_KEY (skipping)
+ *   STREAM --segment of a new session--> WAIT_KEY
+ */
+enum relay_sub_state {
+	RELAY_SUB_WAIT_KEY,
+	RELAY_SUB_STREAM,
+};
+
+struct relay_sub {
+	struct relay_sub *next;
+	uint8_t id[16];
+	char id_str[ID_STR_LEN];
+	enum relay_sub_state state;
+	uint8_t session[16]; /* of the last init sent; zero: none */
+	uint32_t init_gen;   /* of the last init sent; 0: none */
+	int64_t last_seq;    /* last sequence queued, -1 none */
+	int64_t skip_from;   /* -1: nothing skipped to report at the next keyframe */
+	int64_t skip_to;
+	int64_t queued_ms;     /* media queued and unsent, live part */
+	uint64_t queued_bytes; /* the same in bytes: a bound for segments without durations */
+	int64_t catchup_ms;    /* media queued and unsent from the join point at subscribe */
+};
+
+/* Per-proctor protocol state, owned by session.c. */
+struct relay_sess {
+	bool registered;
+	char id_str[ID_STR_LEN];
+	char name[128];
+	int64_t token_expires; /* unix seconds, 0 never */
+	bool expiry_warned;
+	struct relay_sub *subs;
+};
+
+/* Per-ring-slot figures the feed keeps. */
+struct relay_slot {
+	int64_t bucket_bytes[5]; /* bytes of segments seen per second, for the bitrate */
+	int64_t bucket_sec[5];
+	int64_t last_kf_ms; /* last keyframe.request sent to ingest */
+	bool kf_pending;    /* one more asked for within the second */
+};
+
+struct relay_stats {
+	uint64_t registered_total, rejected_total;
+	uint64_t segments, segment_bytes, skips, overruns;
+};
+
+struct relay {
+	struct stage *st;
+	const struct cfg *cfg;
+	struct ring *ring;
+	struct tok_store *tokens;
+	struct wss *wss;
+	unsigned proctors; /* registered */
+	struct relay_stats stats;
+	int64_t last_status_ms;
+	/* stage states heard on the bus, index enum bus_stage */
+	char stage_state[BUS_N_STAGES][16];
+	/* feed.c */
+	uint32_t n_slots;
+	struct relay_slot *slots;
+	uint64_t next_index; /* the next ring index the feed reads */
+	uint8_t *init_buf;   /* max_init_bytes, for ring_sentinel_get */
+	uint32_t init_size;
+	pthread_t feed_thread;
+	bool feed_started;
+	atomic_bool feed_stop;
+};
+
+/* server.c */
+struct relay *relay_new(struct stage *st);
+void relay_free(struct relay *rl);
+int relay_run(struct relay *rl);
+/* Queues a shared media buffer for sub (takes a reference) and counts its
+ * duration against the proctor's queue bound until it is sent or dropped. */
+int relay_conn_queue(struct wss_conn *c, struct wss_buf *b, struct relay_sub *sub, int64_t seq,
+		     uint32_t dur_ms, bool catchup);
+
+/* The protocol state of a proctor connection (wss's per-connection data). */
+static inline struct relay_sess *
+relay_conn_sess(struct wss_conn *c)
+{
+	return wss_conn_data(c);
+}
+
+/* session.c */
+void relay_sess_message(struct relay *rl, struct wss_conn *c, const void *buf, size_t len,
+			bool binary);
+void relay_sess_closed(struct relay *rl, struct wss_conn *c);
+void relay_sess_bus(void *ctx, const struct bus_msg *msg);
+void relay_sess_tick(struct relay *rl, int64_t now_ms);
+/* Packs the Sentinel object of a ring slot (PROTOCOL.md section 5). */
+void relay_pack_sentinel(struct relay *rl, msgpack_packer *pk, uint32_t slot,
+			 const struct ring_sentinel *e);
+
+/* feed.c */
+int relay_feed_start(struct relay *rl);
+void relay_feed_stop(struct relay *rl);
+/* In the service thread: fans out every segment published since the last call. */
+void relay_feed_drain(struct relay *rl);
+/* Starts a subscription: init and join point, or wait for one. */
+void relay_feed_subscribe(struct relay *rl, struct wss_conn *c, struct relay_sub *sub, bool oldest);
+void relay_feed_keyframe(struct relay *rl, uint32_t slot);
+void relay_feed_tick(struct relay *rl, int64_t now_ms);
+int64_t relay_feed_bitrate(struct relay *rl, uint32_t slot);
+/* A sentinel came online: its subscriptions wait for the new session's keyframe. */
+void relay_feed_online(struct relay *rl, const uint8_t id[16]);
+
+#endif

@@ -1,0 +1,190 @@
+/* server: vigil-relay around common/wss.h: the ring as reader, the tokens, the
+ * queue accounting of each subscription, the ticks and the figures the
+ * heartbeats carry. Everything runs in the lws service thread. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "mp.h"
+#include "proc.h"
+#include "relay.h"
+
+int
+relay_conn_queue(struct wss_conn *c, struct wss_buf *b, struct relay_sub *sub, int64_t seq,
+		 uint32_t dur_ms, bool catchup)
+{
+	struct wss_tx_info info = { .owner = sub, .seq = seq, .weight = dur_ms, .flags = catchup };
+	int r = wss_conn_queue(c, b, &info);
+
+	if (r < 0)
+		return r;
+	if (catchup)
+		sub->catchup_ms += dur_ms;
+	else
+		sub->queued_ms += dur_ms;
+	return 0;
+}
+
+/* A media message left the queue (sent, dropped, or the proctor went). */
+static void
+relay_tx_done(void *ctx, struct wss_conn *c, const struct wss_tx_info *tx)
+{
+	struct relay_sub *sub = tx->owner;
+
+	if (tx->flags)
+		sub->catchup_ms -= tx->weight;
+	else
+		sub->queued_ms -= tx->weight;
+}
+
+/* Tokens, limits and timeouts from the new config apply to what comes next. */
+static void
+relay_reload(struct relay *rl)
+{
+	struct tok_store *tokens;
+
+	if (stage_reload(rl->st) < 0)
+		return;
+	rl->cfg = stage_cfg(rl->st);
+	wss_set_cfg(rl->wss, rl->cfg);
+	tokens = tok_store_new();
+	if (tokens == NULL || tok_store_load(tokens, rl->cfg) < 0) {
+		log_error(0, "tokens of the reloaded config not loaded: keeping the old ones");
+		tok_store_free(tokens);
+		return;
+	}
+	tok_store_free(rl->tokens);
+	rl->tokens = tokens;
+}
+
+/* The heartbeat's "stats": counters since start. */
+static void
+relay_pack_stats(void *ctx, msgpack_packer *pk)
+{
+	struct relay *rl = ctx;
+	struct relay_stats *s = &rl->stats;
+	const struct wss_stats *ws = wss_stats(rl->wss);
+
+	msgpack_pack_map(pk, 11);
+	mp_pack_kv_int(pk, "proctors", rl->proctors);
+	mp_pack_kv_int(pk, "connectionsTotal", (int64_t)ws->connections_total);
+	mp_pack_kv_int(pk, "registeredTotal", (int64_t)s->registered_total);
+	mp_pack_kv_int(pk, "rejectedTotal", (int64_t)s->rejected_total);
+	mp_pack_kv_int(pk, "segments", (int64_t)s->segments);
+	mp_pack_kv_int(pk, "segmentBytes", (int64_t)s->segment_bytes);
+	mp_pack_kv_int(pk, "sentMessages", (int64_t)ws->sent_messages);
+	mp_pack_kv_int(pk, "skips", (int64_t)s->skips);
+	mp_pack_kv_int(pk, "overruns", (int64_t)s->overruns);
+	mp_pack_kv_int(pk, "idleCloses", (int64_t)ws->idle_closes);
+	mp_pack_kv_int(pk, "closes3006", (int64_t)ws->closes_3006);
+}
+
+static void
+relay_tick(void *ctx)
+{
+	struct relay *rl = ctx;
+	int64_t now = proc_now_ms();
+
+	if (stage_take_reload(rl->st))
+		relay_reload(rl);
+	relay_feed_drain(rl);
+	relay_feed_tick(rl, now);
+	relay_sess_tick(rl, now);
+	stage_metrics(rl->st)->connections = rl->proctors;
+	stage_tick(rl->st);
+}
+
+static void
+relay_message(void *ctx, struct wss_conn *c, const void *buf, size_t len, bool binary,
+	      int64_t rx_done_us)
+{
+	relay_sess_message(ctx, c, buf, len, binary);
+}
+
+static void
+relay_closed(void *ctx, struct wss_conn *c)
+{
+	relay_sess_closed(ctx, c);
+}
+
+/* The feed thread saw new segments in the ring. */
+static void
+relay_wake(void *ctx)
+{
+	struct relay *rl = ctx;
+
+	if (rl->slots != NULL)
+		relay_feed_drain(rl);
+}
+
+static const struct wss_ops relay_ops = {
+	.protocol = "vigil-proctor",
+	.path = "/proctor",
+	.register_type = "proctor.register",
+	.restart_text = "Relay is restarting",
+	.conn_size = sizeof(struct relay_sess),
+	.message = relay_message,
+	.closed = relay_closed,
+	.tx_done = relay_tx_done,
+	.wake = relay_wake,
+	.tick = relay_tick,
+};
+
+struct relay *
+relay_new(struct stage *st)
+{
+	struct relay *rl = calloc(1, sizeof(*rl));
+	char name[64];
+	int r;
+
+	if (rl == NULL)
+		return NULL;
+	rl->st = st;
+	rl->cfg = stage_cfg(st);
+	snprintf(name, sizeof(name), "/vigil-%s", rl->cfg->instance);
+	r = ring_open(name, false, &rl->ring);
+	if (r < 0) {
+		log_error(r, "ring_open(%s) as reader failed", name);
+		goto err_free;
+	}
+	rl->tokens = tok_store_new();
+	if (rl->tokens == NULL || (r = tok_store_load(rl->tokens, rl->cfg)) < 0) {
+		log_error(r, "loading the tokens failed");
+		goto err_free;
+	}
+	stage_on_message(st, relay_sess_bus, rl);
+	stage_on_stats(st, relay_pack_stats, rl);
+	rl->wss = wss_new(st, &rl->cfg->listen_relay, &relay_ops, rl);
+	if (rl->wss == NULL)
+		goto err_free;
+	r = relay_feed_start(rl);
+	if (r < 0) {
+		log_error(r, "starting the ring feed failed");
+		goto err_free;
+	}
+	return rl;
+
+err_free:
+	relay_free(rl);
+	return NULL;
+}
+
+void
+relay_free(struct relay *rl)
+{
+	if (rl == NULL)
+		return;
+	relay_feed_stop(rl);
+	wss_free(rl->wss);
+	free(rl->slots);
+	tok_store_free(rl->tokens);
+	ring_close(rl->ring);
+	free(rl);
+}
+
+int
+relay_run(struct relay *rl)
+{
+	return wss_run(rl->wss);
+}
