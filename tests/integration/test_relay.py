@@ -382,6 +382,53 @@ class Restart(Base):
         self.assert_segments(p2, ack, [4])
 
 
+    def test_relay_killed_while_ten_sentinels_stream(self):
+        """Invariant 2 with real vigil-sentinel processes: killing relay disconnects
+        no sentinel, and a proctor that connects again gets every stream back."""
+        w = self.v.watch()
+        self.addCleanup(w.close)
+        tmp = tempfile.mkdtemp(dir=self.v.dir)
+        proc = subprocess.Popen([SENTINEL, "--url", self.surl, "--token", STOKEN, "--count", "10",
+                                 "--name", "hall", "--size", "160x120", "--bitrate", "100",
+                                 "--duration", "90", "--state", tmp + "/id"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(proc.wait, 30)
+        self.addCleanup(proc.terminate)
+        ids = set()
+        while len(ids) < 10:
+            ev = w.wait(lambda e: e.get("type") == "sentinel.online" and
+                        e["body"]["name"].startswith("hall-"), timeout=60, what="online")
+            ids.add(ev["body"]["sentinelId"])
+        offline = []
+
+        def note_offline(e):
+            if e.get("type") == "sentinel.offline" and e["body"]["sentinelId"] in ids:
+                offline.append(e)
+
+        def every_stream(p):
+            p.send("proctor.subscribe", {"sentinelIds": sorted(ids)})
+            got = set()
+            while got != ids:
+                msg, _ = p.wait(lambda m: m["type"] == "server.segment", 30, "segments")
+                got.add(msg["payload"]["sentinelId"])
+
+        p = self.registered_proctor()
+        every_stream(p)
+        pid = self.v.stage("relay")["pid"]
+        os.kill(pid, signal.SIGKILL)
+        w.wait(lambda e: note_offline(e) or (e.get("stage") == "relay" and
+                                            e.get("state") == "running" and e.get("pid") != pid),
+               timeout=30, what="relay running again")
+        p.close()
+        every_stream(self.registered_proctor())
+        # Every event up to now has passed once ingest's reload answer comes back.
+        self.assertEqual(self.v.ctl("reload").returncode, 0)
+        w.wait(lambda e: note_offline(e) or (e.get("type") == "config.reloaded" and
+                                            e["from"] == "ingest"), what="ingest's reload")
+        self.assertEqual(offline, [], "a sentinel went offline when relay was killed")
+        self.assertIsNone(proc.poll(), "vigil-sentinel ended")
+
+
 class Idle(Base):
     @classmethod
     def setUpClass(cls):
