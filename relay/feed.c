@@ -97,8 +97,9 @@ relay_feed_bitrate(struct relay *rl, uint32_t slot)
 }
 
 static void
-feed_count(struct relay *rl, uint32_t slot, uint32_t len)
+feed_count(struct relay *rl, uint32_t slot, const struct ring_seg *m)
 {
+	uint32_t len = m->len;
 	int64_t now = proc_now_ms() / 1000;
 	struct relay_slot *s;
 	int i = (int)(now % 5);
@@ -111,21 +112,30 @@ feed_count(struct relay *rl, uint32_t slot, uint32_t len)
 		s->bucket_bytes[i] = 0;
 	}
 	s->bucket_bytes[i] += len;
+	s->last_dur_ms = m->duration_ms;
+	if (m->flags & RING_SEG_KEYFRAME)
+		s->kf_waiting = false;
 }
 
 static void
 feed_send_keyframe(struct relay *rl, uint32_t slot, int64_t now)
 {
+	struct relay_slot *s = &rl->slots[slot];
 	struct ring_sentinel e;
 	char id[ID_STR_LEN];
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 	int r;
 
-	rl->slots[slot].last_kf_ms = now;
-	rl->slots[slot].kf_pending = false;
+	s->last_kf_ms = now;
+	s->kf_pending = false;
+	s->kf_waiting = false;
 	if (ring_sentinel_get(rl->ring, slot, &e, NULL, 0) < 0 || !e.online)
 		return;
+	/* A low-frame-rate sentinel may miss the request or be slow to honour it:
+	 * if no join point follows within two segment durations, ask again. */
+	s->kf_waiting = true;
+	s->kf_deadline_ms = now + 2 * (int64_t)(s->last_dur_ms > 0 ? s->last_dur_ms : 1000);
 	id_format(e.id, id);
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
@@ -158,7 +168,10 @@ relay_feed_tick(struct relay *rl, int64_t now_ms)
 
 	(void)now_ms;
 	for (uint32_t slot = 0; slot < rl->n_slots; slot++) {
-		if (rl->slots[slot].kf_pending && now - rl->slots[slot].last_kf_ms >= 1000)
+		struct relay_slot *s = &rl->slots[slot];
+		bool again = s->kf_waiting && now >= s->kf_deadline_ms;
+
+		if ((s->kf_pending || again) && now - s->last_kf_ms >= 1000)
 			feed_send_keyframe(rl, slot, now);
 	}
 }
@@ -373,7 +386,7 @@ feed_one(struct relay *rl, uint64_t index)
 	}
 	if (r < 0)
 		return;
-	feed_count(rl, fs.meta.sentinel, fs.meta.len);
+	feed_count(rl, fs.meta.sentinel, &fs.meta);
 	/* The table names the slot's sentinel; a segment of an older session, or
 	 * of a slot given to another sentinel since, goes to nobody. */
 	if (ring_sentinel_get(rl->ring, fs.meta.sentinel, &e, NULL, 0) < 0 ||

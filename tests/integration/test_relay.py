@@ -246,6 +246,24 @@ class Relay(Base):
         self.stream(s, 0, 1)
         self.assert_segments(p, ack, [0])
 
+    def test_keyframe_request_is_repeated_until_a_join_point_comes(self):
+        s, ack = self.sentinel()
+        s.send("sentinel.init", {"data": INIT})
+        self.sync(s)
+        p = self.registered_proctor()
+        p.send("proctor.subscribe", {"sentinelIds": [ack["sentinelId"]]})
+        self.assert_init(p, ack)
+        self.assertEqual(s.expect("server.keyframe.request"), {})
+        # The sentinel ignores it: a segment it calls no join point (100 ms long).
+        s.send("sentinel.segment", {"sequence": 0, "data": SEG0, "duration": DURATION,
+                                    "keyframe": False})
+        t0 = time.monotonic()
+        self.assertEqual(s.expect("server.keyframe.request", timeout=5), {})
+        # asked again after two segment durations, throttled to one a second
+        self.assertGreaterEqual(time.monotonic() - t0, 0.5)
+        self.stream(s, 1, 1)
+        self.assert_segments(p, ack, [1])
+
     def test_subscribe_before_online(self):
         s, ack = self.sentinel()
         s.send("sentinel.bye", {})
