@@ -350,6 +350,14 @@ class Relay(Base):
         skip, _ = slow.wait(lambda m: m["type"] == "server.skip", 60, "server.skip")
         self.assertEqual(skip["payload"]["sentinelId"], sid)
         self.assertLessEqual(skip["payload"]["fromSequence"], skip["payload"]["toSequence"])
+        # Bounded memory: the slow proctor's backlog is dropped, not kept. Relay's
+        # private RSS stays under the issue's 64 MiB plus the queues' bound
+        # ((proctor_queue_seconds + 1) x max_message_bytes per subscription).
+        relay = self.v.stage("relay")
+        with open("/proc/%d/maps" % relay["pid"]) as f:
+            sanitized = "libasan" in f.read()  # ASan's shadow and quarantine are not ours
+        if not sanitized:
+            self.assertLess(relay["heartbeat"]["memBytes"], (64 + 2 * 2 * 2) << 20)
 
 
 class Restart(Base):
