@@ -2,6 +2,8 @@
  * from vigild is adopted as a raw fd and each accepted connection handed to
  * lws; the bus and signal fds share the loop. Runs in the service thread. */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -258,6 +260,19 @@ wss_send_error(struct wss_conn *c, int code, const char *reason, const char *ref
 	mp_pack_kv_str(&m.pk, "reason", reason);
 	mp_pack_kv_str(&m.pk, "ref", ref);
 	wss_msg_send(c, &m);
+}
+
+void
+wss_send_errorf(struct wss_conn *c, int code, const char *ref, const char *fmt, ...)
+{
+	char reason[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	log_debug("server.error %d (%s): %s", code, ref, reason);
+	wss_send_error(c, code, reason, ref);
 }
 
 void

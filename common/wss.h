@@ -113,6 +113,9 @@ void wss_msg_begin(struct wss_msg *m, const char *type, uint32_t n_payload);
 int wss_msg_send(struct wss_conn *c, struct wss_msg *m);
 /* server.error { code, reason, ref }: the connection stays. */
 void wss_send_error(struct wss_conn *c, int code, const char *reason, const char *ref);
+/* The same with the reason formatted printf-style. */
+void wss_send_errorf(struct wss_conn *c, int code, const char *ref, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 /* server.registration.reject { reason }, then the close with the same reason. */
 void wss_reject(struct wss_conn *c, int code, const char *reason);
 

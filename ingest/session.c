@@ -12,19 +12,9 @@
 #include "mp.h"
 #include "proc.h"
 
-static void
-sess_error(struct ingest *ing, struct wss_conn *c, int code, const char *ref, const char *fmt, ...)
-{
-	char reason[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(reason, sizeof(reason), fmt, ap);
-	va_end(ap);
-	ing->stats.errors++;
-	log_debug("sentinel %s: server.error %d %s", ingest_conn_sess(c)->id_str, code, reason);
-	wss_send_error(c, code, reason, ref);
-}
+/* server.error, counted: the connection stays. */
+#define sess_error(ing, c, code, ref, ...) \
+	((ing)->stats.errors++, wss_send_errorf((c), (code), (ref), __VA_ARGS__))
 
 /* Refuses a registration: the reject message, then the close with the same reason. */
 static void

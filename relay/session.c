@@ -28,21 +28,6 @@ sess_broadcast(struct relay *rl, struct wss_msg *m)
 	msgpack_sbuffer_destroy(&m->sb);
 }
 
-static void sess_error(struct wss_conn *c, int code, const char *ref, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static void
-sess_error(struct wss_conn *c, int code, const char *ref, const char *fmt, ...)
-{
-	char reason[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(reason, sizeof(reason), fmt, ap);
-	va_end(ap);
-	wss_send_error(c, code, reason, ref);
-}
-
 /* Refuses a registration: the reject message, then the close with the same reason. */
 static void
 sess_reject(struct relay *rl, struct wss_conn *c, int code, const char *reason)
@@ -194,22 +179,23 @@ sess_ids(struct wss_conn *c, const msgpack_object *p, const char *ref,
 	char buf[ID_STR_LEN];
 
 	if (mp_get_array(p, "sentinelIds", &ids) < 0) {
-		sess_error(c, RELAY_ERR_BAD_REQUEST, ref, "%s needs sentinelIds (an array)", ref);
+		wss_send_errorf(c, RELAY_ERR_BAD_REQUEST, ref, "%s needs sentinelIds (an array)",
+				ref);
 		return -EINVAL;
 	}
 	for (uint32_t i = 0; i < ids->via.array.size; i++) {
 		const msgpack_object *o = &ids->via.array.ptr[i];
 
 		if (o->type != MSGPACK_OBJECT_STR || o->via.str.size != ID_STR_LEN - 1) {
-			sess_error(c, RELAY_ERR_BAD_REQUEST, ref, "sentinelIds[%u] is not a UUID",
-				   i);
+			wss_send_errorf(c, RELAY_ERR_BAD_REQUEST, ref,
+					"sentinelIds[%u] is not a UUID", i);
 			return -EINVAL;
 		}
 		memcpy(buf, o->via.str.ptr, ID_STR_LEN - 1);
 		buf[ID_STR_LEN - 1] = '\0';
 		if (id_parse(buf, id) < 0) {
-			sess_error(c, RELAY_ERR_BAD_REQUEST, ref, "sentinelIds[%u] is not a UUID",
-				   i);
+			wss_send_errorf(c, RELAY_ERR_BAD_REQUEST, ref,
+					"sentinelIds[%u] is not a UUID", i);
 			return -EINVAL;
 		}
 	}
@@ -234,8 +220,8 @@ sess_subscribe(struct relay *rl, struct wss_conn *c, const msgpack_object *p, bo
 		r = mp_get_strbuf(p, "startFrom", from, sizeof(from));
 		if ((r < 0 && r != -ENOENT) ||
 		    (strcmp(from, "latest") != 0 && strcmp(from, "oldest") != 0)) {
-			sess_error(c, RELAY_ERR_BAD_REQUEST, ref,
-				   "startFrom must be \"latest\" or \"oldest\"");
+			wss_send_errorf(c, RELAY_ERR_BAD_REQUEST, ref,
+					"startFrom must be \"latest\" or \"oldest\"");
 			return;
 		}
 	}
@@ -280,11 +266,11 @@ sess_slot(struct relay *rl, struct wss_conn *c, const msgpack_object *p, const c
 	uint32_t slot;
 
 	if (mp_get_strbuf(p, "sentinelId", buf, sizeof(buf)) < 0 || id_parse(buf, id) < 0) {
-		sess_error(c, RELAY_ERR_BAD_REQUEST, ref, "%s needs sentinelId (a UUID)", ref);
+		wss_send_errorf(c, RELAY_ERR_BAD_REQUEST, ref, "%s needs sentinelId (a UUID)", ref);
 		return -1;
 	}
 	if (ring_sentinel_find(rl->ring, id, &slot) < 0) {
-		sess_error(c, RELAY_ERR_NOT_FOUND, ref, "unknown sentinel %s", buf);
+		wss_send_errorf(c, RELAY_ERR_NOT_FOUND, ref, "unknown sentinel %s", buf);
 		return -1;
 	}
 	return (int)slot;
@@ -302,7 +288,8 @@ sess_fps(struct relay *rl, struct wss_conn *c, const msgpack_object *p)
 	int slot;
 
 	if (mp_get_double(p, "framerate", &fps) < 0 || !isfinite(fps) || fps <= 0) {
-		sess_error(c, RELAY_ERR_BAD_REQUEST, ref, "framerate must be a number above 0");
+		wss_send_errorf(c, RELAY_ERR_BAD_REQUEST, ref,
+				"framerate must be a number above 0");
 		return;
 	}
 	slot = sess_slot(rl, c, p, ref);
@@ -381,9 +368,9 @@ relay_sess_message(struct relay *rl, struct wss_conn *c, const void *buf, size_t
 	} else if (strcmp(type, "proctor.bye") == 0) {
 		wss_conn_close(c, 1000, "Session ended by the proctor");
 	} else if (strcmp(type, "proctor.register") == 0) {
-		sess_error(c, RELAY_ERR_CONFLICT, type, "already registered");
+		wss_send_errorf(c, RELAY_ERR_CONFLICT, type, "already registered");
 	} else {
-		sess_error(c, RELAY_ERR_NOT_FOUND, type, "unknown message type '%s'", type);
+		wss_send_errorf(c, RELAY_ERR_NOT_FOUND, type, "unknown message type '%s'", type);
 	}
 	env_free(env);
 }

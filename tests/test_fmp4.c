@@ -11,47 +11,18 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fixture.h"
 #include "fmp4.h"
 
 #define ERR_LEN 256
 
 /* --- fixtures ------------------------------------------------------------ */
 
-struct blob {
-	uint8_t *data;
-	size_t len;
-};
-
-static struct blob
-load(const char *name)
-{
-	const char *dir = getenv("VIGIL_SOURCE_DIR");
-	char path[4096];
-	struct blob b = { NULL, 0 };
-	FILE *f;
-	long n;
-
-	ck_assert_msg(dir != NULL, "VIGIL_SOURCE_DIR is not set: run through meson test");
-	snprintf(path, sizeof(path), "%s/tests/data/fmp4/%s", dir, name);
-	f = fopen(path, "rb");
-	ck_assert_msg(f != NULL, "cannot open %s", path);
-	ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
-	n = ftell(f);
-	ck_assert_int_gt(n, 0);
-	rewind(f);
-	b.len = (size_t)n;
-	b.data = malloc(b.len);
-	ck_assert_ptr_nonnull(b.data);
-	ck_assert_uint_eq(fread(b.data, 1, b.len, f), b.len);
-	fclose(f);
-	return b;
-}
-
 /* What make.sh's encoder settings give; see the comment there. */
 static struct fmp4_init
 fixture_init(void)
 {
-	struct blob b = load("init.mp4");
+	struct blob b = fixture_load("init.mp4");
 	struct fmp4_init init;
 	char err[ERR_LEN] = "";
 
@@ -496,7 +467,7 @@ END_TEST
 START_TEST(test_segment_fixture)
 {
 	struct fmp4_init init = fixture_init();
-	struct blob s0 = load("seg0.m4s"), s1 = load("seg1.m4s");
+	struct blob s0 = fixture_load("seg0.m4s"), s1 = fixture_load("seg1.m4s");
 	struct fmp4_seg seg;
 	char err[ERR_LEN] = "";
 	uint8_t *both = malloc(s0.len + s1.len);
@@ -529,7 +500,7 @@ START_TEST(test_segment_fixture)
 
 	/* The init is not a segment, a segment is not an init. */
 	{
-		struct blob i = load("init.mp4");
+		struct blob i = fixture_load("init.mp4");
 
 		refuse_seg(i.data, i.len, &init, "ftyp: unexpected top-level box in a segment");
 		free(i.data);
@@ -545,7 +516,7 @@ END_TEST
 START_TEST(test_fixture_non_sync)
 {
 	struct fmp4_init init = fixture_init();
-	struct blob s0 = load("seg0.m4s");
+	struct blob s0 = fixture_load("seg0.m4s");
 	struct fmp4_seg seg;
 	char err[ERR_LEN] = "";
 	uint8_t *trun = memmem(s0.data, s0.len, "trun", 4);
@@ -838,7 +809,7 @@ START_TEST(test_truncated)
 	struct fmp4_init init = fixture_init();
 
 	for (size_t f = 0; f < 3; f++) {
-		struct blob b = load(names[f]);
+		struct blob b = fixture_load(names[f]);
 
 		for (size_t n = 0; n < b.len; n++) {
 			if (f == 0)
@@ -858,7 +829,7 @@ START_TEST(test_truncated)
 		ck_assert_int_eq(fmp4_parse_segment(NULL, 0, &init, &seg, NULL, 0), -EBADMSG);
 	}
 	{
-		struct blob b = load("init.mp4");
+		struct blob b = fixture_load("init.mp4");
 
 		refuse_init(b.data, 32, "missing moov");
 		refuse_init(b.data, 37, "truncated box header (5 bytes left)");
@@ -1193,7 +1164,8 @@ START_TEST(test_mutations)
 {
 	static const uint32_t sizes[] = { 0, 1, 7, 8, 9, 16, 0x7fffffff, 0xffffffff };
 	struct fmp4_init init = fixture_init();
-	struct blob in[4] = { load("init.mp4"), load("seg0.m4s"), load("seg1.m4s") };
+	struct blob in[4] = { fixture_load("init.mp4"), fixture_load("seg0.m4s"),
+			      fixture_load("seg1.m4s") };
 	uint64_t x = 0x5eed1234abcdULL;
 	unsigned ok = 0;
 

@@ -8,41 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixture.h"
 #include "mp4split.h"
 
 #define MAX_UNITS 8
 
 /* --- fixtures ------------------------------------------------------------ */
-
-struct blob {
-	uint8_t *data;
-	size_t len;
-};
-
-static struct blob
-load(const char *name)
-{
-	const char *dir = getenv("VIGIL_SOURCE_DIR");
-	char path[4096];
-	struct blob b = { NULL, 0 };
-	FILE *f;
-	long n;
-
-	ck_assert_msg(dir != NULL, "VIGIL_SOURCE_DIR is not set: run through meson test");
-	snprintf(path, sizeof(path), "%s/tests/data/fmp4/%s", dir, name);
-	f = fopen(path, "rb");
-	ck_assert_msg(f != NULL, "cannot open %s", path);
-	ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
-	n = ftell(f);
-	ck_assert_int_gt(n, 0);
-	rewind(f);
-	b.len = (size_t)n;
-	b.data = malloc(b.len);
-	ck_assert_ptr_nonnull(b.data);
-	ck_assert_uint_eq(fread(b.data, 1, b.len, f), b.len);
-	fclose(f);
-	return b;
-}
 
 /* The three fixture files, and the stream a muxer would write: their concatenation. */
 static struct blob fx[3], stream;
@@ -54,7 +25,7 @@ setup(void)
 
 	stream.len = 0;
 	for (int i = 0; i < 3; i++) {
-		fx[i] = load(names[i]);
+		fx[i] = fixture_load(names[i]);
 		stream.len += fx[i].len;
 	}
 	stream.data = malloc(stream.len);
