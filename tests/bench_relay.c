@@ -1,0 +1,980 @@
+/* bench_relay: the relay benchmark of issue 4. One process and one lws client
+ * context are both S sentinels (ingest's /sentinel) and P proctors (relay's
+ * /proctor), so that a segment's latency, last byte written by its sentinel to
+ * a proctor's complete message, is measured on one CLOCK_MONOTONIC clock.
+ * Prints one JSON object; tests/bench_relay.py runs it against a vigild. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libwebsockets.h>
+#include <msgpack.h>
+
+#include "env.h"
+#include "mp.h"
+
+#define BR_CHUNK     (64u << 10) /* bytes per write: fragments of one message */
+#define BR_RX_MAX    (8u << 20)  /* largest message a connection accepts */
+#define BR_QUEUE_MAX 4           /* segments waiting per sentinel before dropping */
+#define BR_SETUP_MS  60000       /* every connection registered and subscribed by then */
+#define BR_GRACE_MS  3000        /* after the window, for segments still in flight */
+#define BR_ID_MAX    64
+#define BR_SUBS_MAX  64
+#define BR_SEQ_SLACK 30
+
+enum br_kind {
+	BR_SENTINEL,
+	BR_PROCTOR,
+};
+
+enum br_state {
+	BR_CONNECTING,
+	BR_REGISTERING,
+	BR_READY,
+	BR_CLOSED,
+};
+
+/* One outgoing WebSocket message; buf has LWS_PRE bytes of headroom. */
+struct br_msg {
+	struct br_msg *next;
+	unsigned char *buf;
+	size_t len, off;
+	bool text;
+	int64_t seq; /* a segment's sequence, else -1 */
+};
+
+struct br_sub {
+	int sentinel;      /* index, -1 until matched */
+	uint64_t received; /* segments of the measured window */
+};
+
+struct br_conn {
+	struct br_bench *b;
+	enum br_kind kind;
+	unsigned idx;
+	enum br_state state;
+	struct lws *wsi;
+	struct br_msg *q_head;
+	unsigned q_segments;
+	unsigned char *rx;
+	size_t rx_len, rx_cap;
+	bool rx_binary;
+	/* sentinel */
+	char id[BR_ID_MAX];
+	int64_t next_seq;
+	int64_t *sent_ns;            /* per sequence: last byte handed to the socket, 0 = not yet */
+	int64_t win_first, win_last; /* sequences sent inside the window */
+	lws_sorted_usec_list_t sul_tick;
+	int64_t tick_base_ns;
+	/* proctor */
+	struct br_sub subs[BR_SUBS_MAX];
+};
+
+struct br_opts {
+	const char *sentinel_url, *proctor_url, *token, *fixtures;
+	unsigned sentinels, proctors, subs;
+	unsigned warmup_s, seconds;
+	size_t segment_bytes;
+};
+
+struct br_bench {
+	struct br_opts o;
+	struct lws_context *ctx;
+	char host[2][256], path[2][256]; /* by enum br_kind */
+	int port[2];
+	struct br_conn *conns; /* sentinels first, then proctors */
+	unsigned n_conns;
+	unsigned char *init;
+	size_t init_len;
+	unsigned char *seg;
+	size_t seg_len;
+	size_t seq_cap;
+	lws_sorted_usec_list_t sul_phase, sul_lag;
+	int64_t lag_due_ns, lag_max_ns;
+	uint64_t lag_over_10ms;
+	int phase; /* 0 setup, 1 warm-up, 2 measuring, 3 grace, 4 done */
+	int64_t win_start_ns, win_end_ns;
+	unsigned sentinels_ready, proctors_ready;
+	bool failed;
+	char fail_reason[256];
+	/* figures */
+	double *lat_ms;
+	size_t lat_n, lat_cap;
+	uint64_t rx_segments, rx_bytes, skips, unmatched, sent_segments, send_drops, partial_writes,
+		closed_during_run;
+};
+
+static int64_t
+br_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t
+br_unix_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+br_fail(struct br_bench *b, const char *what, const char *detail)
+{
+	if (!b->failed)
+		snprintf(b->fail_reason, sizeof(b->fail_reason), "%.60s: %.180s", what, detail);
+	b->failed = true;
+	b->phase = 4;
+	lws_cancel_service(b->ctx);
+}
+
+static int
+br_read_file(const char *dir, const char *name, unsigned char **ret_buf, size_t *ret_len)
+{
+	char path[4096];
+	FILE *f;
+	long n;
+	unsigned char *buf;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "rbe");
+	if (f == NULL)
+		return -errno;
+	if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) <= 0 || fseek(f, 0, SEEK_SET) != 0) {
+		fclose(f);
+		return -EIO;
+	}
+	buf = malloc((size_t)n);
+	if (buf == NULL || fread(buf, 1, (size_t)n, f) != (size_t)n) {
+		free(buf);
+		fclose(f);
+		return -EIO;
+	}
+	fclose(f);
+	*ret_buf = buf;
+	*ret_len = (size_t)n;
+	return 0;
+}
+
+/* The segment payload: seg0+seg1 pairs (each moof+mdat, both keyframes) until
+ * segment_bytes. Their tfdt go backwards when repeated; the server does not
+ * check tfdt order. */
+static int
+br_load_fixtures(struct br_bench *b)
+{
+	unsigned char *s0 = NULL, *s1 = NULL;
+	size_t l0, l1, pairs;
+	int r;
+
+	r = br_read_file(b->o.fixtures, "init.mp4", &b->init, &b->init_len);
+	if (r == 0)
+		r = br_read_file(b->o.fixtures, "seg0.m4s", &s0, &l0);
+	if (r == 0)
+		r = br_read_file(b->o.fixtures, "seg1.m4s", &s1, &l1);
+	if (r < 0)
+		goto out;
+	pairs = (b->o.segment_bytes + l0 + l1 - 1) / (l0 + l1);
+	if (pairs == 0)
+		pairs = 1;
+	b->seg_len = pairs * (l0 + l1);
+	b->seg = malloc(b->seg_len);
+	if (b->seg == NULL) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < pairs; i++) {
+		memcpy(b->seg + i * (l0 + l1), s0, l0);
+		memcpy(b->seg + i * (l0 + l1) + l0, s1, l1);
+	}
+out:
+	free(s1);
+	free(s0);
+	return r;
+}
+
+static struct br_msg *
+br_msg_new(const void *data, size_t len, bool text, int64_t seq)
+{
+	struct br_msg *m = calloc(1, sizeof(*m));
+
+	if (m == NULL)
+		return NULL;
+	m->buf = malloc(LWS_PRE + len);
+	if (m->buf == NULL) {
+		free(m);
+		return NULL;
+	}
+	memcpy(m->buf + LWS_PRE, data, len);
+	m->len = len;
+	m->text = text;
+	m->seq = seq;
+	return m;
+}
+
+static void
+br_msg_free(struct br_msg *m)
+{
+	if (m == NULL)
+		return;
+	free(m->buf);
+	free(m);
+}
+
+static void
+br_push(struct br_conn *c, struct br_msg *m)
+{
+	struct br_msg **p = &c->q_head;
+
+	if (m == NULL) {
+		br_fail(c->b, "queue", "out of memory");
+		return;
+	}
+	while (*p != NULL)
+		p = &(*p)->next;
+	*p = m;
+	if (m->seq >= 0)
+		c->q_segments++;
+	if (c->wsi != NULL)
+		lws_callback_on_writable(c->wsi);
+}
+
+static void
+br_push_text(struct br_conn *c, const char *json)
+{
+	br_push(c, br_msg_new(json, strlen(json), true, -1));
+}
+
+/* A MessagePack envelope in an sbuffer, queued as one binary message. */
+static void
+br_push_sbuf(struct br_conn *c, msgpack_sbuffer *sb, int64_t seq)
+{
+	br_push(c, br_msg_new(sb->data, sb->size, false, seq));
+	msgpack_sbuffer_destroy(sb);
+}
+
+static void
+br_send_init(struct br_conn *c)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	env_pack_header(&pk, "sentinel.init", br_unix_ms() / 1000);
+	msgpack_pack_map(&pk, 1);
+	mp_pack_kv_bin(&pk, "data", c->b->init, c->b->init_len);
+	br_push_sbuf(c, &sb, -1);
+}
+
+static void
+br_send_segment(struct br_conn *c)
+{
+	struct br_bench *b = c->b;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	int64_t now = br_unix_ms();
+
+	if ((size_t)c->next_seq >= b->seq_cap)
+		return;
+	if (c->q_segments >= BR_QUEUE_MAX) {
+		b->send_drops++; /* the ingest does not keep up: this second is lost */
+		c->next_seq++;
+		return;
+	}
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	env_pack_header(&pk, "sentinel.segment", now / 1000);
+	msgpack_pack_map(&pk, 5);
+	mp_pack_kv_int(&pk, "sequence", c->next_seq);
+	mp_pack_kv_int(&pk, "startTime", now);
+	mp_pack_kv_int(&pk, "duration", 1000);
+	mp_pack_kv_bool(&pk, "keyframe", true);
+	mp_pack_kv_bin(&pk, "data", b->seg, b->seg_len);
+	br_push_sbuf(c, &sb, c->next_seq);
+	c->next_seq++;
+}
+
+/* Every second per sentinel, staggered over the second so that the ingest
+ * sees a steady stream rather than S segments at once. */
+static void
+br_tick_cb(lws_sorted_usec_list_t *sul)
+{
+	struct br_conn *c = lws_container_of(sul, struct br_conn, sul_tick);
+	int64_t now = br_mono_ns(), next;
+
+	if (c->state != BR_READY || c->b->phase >= 3)
+		return;
+	br_send_segment(c);
+	next = c->tick_base_ns + c->next_seq * 1000000000LL;
+	lws_sul_schedule(c->b->ctx, 0, &c->sul_tick, br_tick_cb,
+			 next > now ? (next - now) / 1000 : 1);
+}
+
+static void
+br_start_segments(struct br_bench *b)
+{
+	for (unsigned i = 0; i < b->o.sentinels; i++) {
+		struct br_conn *c = &b->conns[i];
+		int64_t delay_us = (int64_t)i * 1000000 / b->o.sentinels;
+
+		c->tick_base_ns = br_mono_ns() + delay_us * 1000;
+		lws_sul_schedule(b->ctx, 0, &c->sul_tick, br_tick_cb, delay_us + 1);
+	}
+}
+
+/* ws://host:port/path into where[kind]; -EINVAL otherwise. */
+static int
+br_parse_url(struct br_bench *b, enum br_kind kind, const char *url)
+{
+	char buf[512];
+	const char *prot, *addr, *path;
+	int port;
+
+	if (strlen(url) >= sizeof(buf))
+		return -EINVAL;
+	strcpy(buf, url);
+	if (lws_parse_uri(buf, &prot, &addr, &port, &path) != 0 || strcmp(prot, "ws") != 0)
+		return -EINVAL;
+	snprintf(b->host[kind], sizeof(b->host[kind]), "%s", addr);
+	snprintf(b->path[kind], sizeof(b->path[kind]), "/%s", path[0] == '/' ? path + 1 : path);
+	b->port[kind] = port;
+	return 0;
+}
+
+static void
+br_connect(struct br_conn *c)
+{
+	struct br_bench *b = c->b;
+	struct lws_client_connect_info ci;
+
+	memset(&ci, 0, sizeof(ci));
+	ci.context = b->ctx;
+	ci.address = b->host[c->kind];
+	ci.port = b->port[c->kind];
+	ci.path = b->path[c->kind];
+	ci.host = b->host[c->kind];
+	ci.local_protocol_name = "bench-relay";
+	ci.opaque_user_data = c;
+	ci.pwsi = &c->wsi;
+	c->state = BR_CONNECTING;
+	if (lws_client_connect_via_info(&ci) == NULL)
+		br_fail(b, "connect", b->host[c->kind]);
+}
+
+/* How late this loop runs a 10 ms timer during the window: when it is late by
+ * as much as the latencies, they are this process's, not the relay's. */
+#define BR_LAG_US 10000
+
+static void
+br_lag_cb(lws_sorted_usec_list_t *sul)
+{
+	struct br_bench *b = lws_container_of(sul, struct br_bench, sul_lag);
+	int64_t now = br_mono_ns(), late = now - b->lag_due_ns;
+
+	if (b->phase != 2)
+		return;
+	if (late > b->lag_max_ns)
+		b->lag_max_ns = late;
+	if (late > 10000000)
+		b->lag_over_10ms++;
+	b->lag_due_ns = now + BR_LAG_US * 1000;
+	lws_sul_schedule(b->ctx, 0, &b->sul_lag, br_lag_cb, BR_LAG_US);
+}
+
+static void br_phase_cb(lws_sorted_usec_list_t *sul);
+
+static void
+br_next_phase(struct br_bench *b, int phase, int64_t after_ms)
+{
+	b->phase = phase;
+	lws_sul_schedule(b->ctx, 0, &b->sul_phase, br_phase_cb, after_ms * LWS_US_PER_MS);
+}
+
+static void
+br_phase_cb(lws_sorted_usec_list_t *sul)
+{
+	struct br_bench *b = lws_container_of(sul, struct br_bench, sul_phase);
+
+	switch (b->phase) {
+	case 0:
+		br_fail(b, "setup", "not every connection registered and subscribed in time");
+		break;
+	case 1:
+		/* bench_relay.py samples the relay's CPU between these two lines. */
+		fprintf(stderr, "measuring\n");
+		fflush(stderr);
+		b->win_start_ns = br_mono_ns();
+		b->lag_due_ns = b->win_start_ns + BR_LAG_US * 1000;
+		lws_sul_schedule(b->ctx, 0, &b->sul_lag, br_lag_cb, BR_LAG_US);
+		br_next_phase(b, 2, (int64_t)b->o.seconds * 1000);
+		break;
+	case 2:
+		b->win_end_ns = br_mono_ns();
+		fprintf(stderr, "measured\n");
+		fflush(stderr);
+		br_next_phase(b, 3, BR_GRACE_MS);
+		break;
+	default:
+		b->phase = 4;
+		lws_cancel_service(b->ctx);
+		break;
+	}
+}
+
+static void
+br_subscribe(struct br_conn *c)
+{
+	struct br_bench *b = c->b;
+	char json[BR_SUBS_MAX * (BR_ID_MAX + 4) + 128];
+	size_t n;
+
+	n = (size_t)snprintf(json, sizeof(json),
+			     "{\"type\":\"proctor.subscribe\",\"payload\":{\"sentinelIds\":[");
+	for (unsigned j = 0; j < b->o.subs; j++) {
+		unsigned s = ((c->idx - b->o.sentinels) * b->o.subs + j) % b->o.sentinels;
+
+		c->subs[j].sentinel = (int)s;
+		n += (size_t)snprintf(json + n, sizeof(json) - n, "%s\"%s\"", j ? "," : "",
+				      b->conns[s].id);
+	}
+	snprintf(json + n, sizeof(json) - n, "]}}");
+	br_push_text(c, json);
+}
+
+static void
+br_on_ack(struct br_conn *c, const msgpack_object *payload)
+{
+	struct br_bench *b = c->b;
+
+	c->state = BR_READY;
+	if (c->kind == BR_SENTINEL) {
+		if (mp_get_strbuf(payload, "sentinelId", c->id, sizeof(c->id)) < 0) {
+			br_fail(b, "sentinel ack", "no sentinelId");
+			return;
+		}
+		br_send_init(c);
+		if (++b->sentinels_ready == b->o.sentinels) {
+			/* Proctors need the ids; segments start now and the warm-up
+			 * covers the time the proctors take to join. */
+			for (unsigned i = b->o.sentinels; i < b->n_conns; i++)
+				br_connect(&b->conns[i]);
+			br_start_segments(b);
+		}
+	} else {
+		br_subscribe(c);
+		if (++b->proctors_ready == b->o.proctors)
+			br_next_phase(b, 1, (int64_t)b->o.warmup_s * 1000);
+	}
+}
+
+static int
+br_sentinel_index(struct br_bench *b, const char *id, size_t len)
+{
+	for (unsigned i = 0; i < b->o.sentinels; i++)
+		if (strlen(b->conns[i].id) == len && memcmp(b->conns[i].id, id, len) == 0)
+			return (int)i;
+	return -1;
+}
+
+static void
+br_on_segment(struct br_conn *c, const msgpack_object *payload, int64_t now, size_t bytes)
+{
+	struct br_bench *b = c->b;
+	const char *id;
+	size_t id_len;
+	int64_t seq;
+	int s;
+	struct br_conn *snt;
+
+	if (mp_get_str(payload, "sentinelId", &id, &id_len) < 0 ||
+	    mp_get_int(payload, "sequence", &seq) < 0 ||
+	    (s = br_sentinel_index(b, id, id_len)) < 0 || seq < 0 || (size_t)seq >= b->seq_cap) {
+		b->unmatched++;
+		return;
+	}
+	snt = &b->conns[s];
+	if (b->phase == 2 && now >= b->win_start_ns) {
+		b->rx_segments++;
+		b->rx_bytes += bytes;
+	}
+	/* Latency is taken for the segments sent inside the window. */
+	if (snt->win_first < 0 || seq < snt->win_first || seq > snt->win_last ||
+	    snt->sent_ns[seq] == 0)
+		return;
+	for (unsigned j = 0; j < b->o.subs; j++)
+		if (c->subs[j].sentinel == s)
+			c->subs[j].received++;
+	if (b->lat_n == b->lat_cap) {
+		size_t cap = b->lat_cap ? b->lat_cap * 2 : 65536;
+		double *p = realloc(b->lat_ms, cap * sizeof(*p));
+
+		if (p == NULL) {
+			br_fail(b, "latency samples", "out of memory");
+			return;
+		}
+		b->lat_ms = p;
+		b->lat_cap = cap;
+	}
+	b->lat_ms[b->lat_n++] = (double)(now - snt->sent_ns[seq]) / 1e6;
+}
+
+/* One complete message of a connection. */
+static void
+br_on_message(struct br_conn *c, int64_t now)
+{
+	struct br_bench *b = c->b;
+	struct env *env;
+	char err[128];
+	const char *type;
+	const msgpack_object *payload;
+
+	if (env_decode(c->rx, c->rx_len, c->rx_binary ? ENV_MSGPACK : ENV_JSON, &env, err,
+		       sizeof(err)) < 0) {
+		br_fail(b, "invalid message from the server", err);
+		return;
+	}
+	type = env_type(env);
+	payload = env_payload(env);
+	if (strcmp(type, "server.segment") == 0) {
+		br_on_segment(c, payload, now, c->rx_len);
+	} else if (strcmp(type, "server.registration.ack") == 0 && c->state == BR_REGISTERING) {
+		br_on_ack(c, payload);
+	} else if (strcmp(type, "server.registration.reject") == 0) {
+		char reason[128] = "";
+
+		mp_get_strbuf(payload, "reason", reason, sizeof(reason));
+		br_fail(b, c->kind == BR_SENTINEL ? "sentinel refused" : "proctor refused", reason);
+	} else if (strcmp(type, "server.skip") == 0) {
+		b->skips++;
+	} else if (strcmp(type, "server.error") == 0) {
+		char reason[128] = "";
+
+		mp_get_strbuf(payload, "reason", reason, sizeof(reason));
+		fprintf(stderr, "bench_relay: server.error to %s %u: %s\n",
+			c->kind == BR_SENTINEL ? "sentinel" : "proctor", c->idx, reason);
+	}
+	env_free(env);
+}
+
+static int
+br_receive(struct br_conn *c, const void *in, size_t len)
+{
+	struct lws *wsi = c->wsi;
+
+	if (lws_is_first_fragment(wsi)) {
+		c->rx_len = 0;
+		c->rx_binary = lws_frame_is_binary(wsi);
+	}
+	if (c->rx_len + len > BR_RX_MAX) {
+		br_fail(c->b, "receive", "message larger than 8 MiB");
+		return -1;
+	}
+	if (c->rx_len + len > c->rx_cap) {
+		size_t cap = c->rx_cap ? c->rx_cap : 4096;
+		unsigned char *p;
+
+		while (cap < c->rx_len + len)
+			cap *= 2;
+		p = realloc(c->rx, cap);
+		if (p == NULL) {
+			br_fail(c->b, "receive", "out of memory");
+			return -1;
+		}
+		c->rx = p;
+		c->rx_cap = cap;
+	}
+	memcpy(c->rx + c->rx_len, in, len);
+	c->rx_len += len;
+	if (lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0)
+		br_on_message(c, br_mono_ns());
+	return 0;
+}
+
+/* One fragment of the head message per writeable callback. */
+static int
+br_writeable(struct br_conn *c)
+{
+	struct br_bench *b = c->b;
+	struct br_msg *m = c->q_head;
+	size_t n;
+	bool start, end;
+	int flags;
+
+	if (m == NULL)
+		return 0;
+	n = m->len - m->off < BR_CHUNK ? m->len - m->off : BR_CHUNK;
+	start = m->off == 0;
+	end = m->off + n == m->len;
+	flags = lws_write_ws_flags(m->text ? LWS_WRITE_TEXT : LWS_WRITE_BINARY, start, end);
+	if (lws_write(c->wsi, m->buf + LWS_PRE + m->off, n, (enum lws_write_protocol)flags) <
+	    (int)n)
+		return -1;
+	m->off += n;
+	if (end) {
+		/* The last byte is handed to the kernel, or, when the socket took
+		 * only part, to lws's buffer, which sends it before anything else:
+		 * the send time is that of this call either way. */
+		if (m->seq >= 0) {
+			int64_t now = br_mono_ns();
+
+			if (lws_partial_buffered(c->wsi))
+				b->partial_writes++;
+			c->sent_ns[m->seq] = now;
+			b->sent_segments++;
+			if (b->phase == 2 && now >= b->win_start_ns) {
+				if (c->win_first < 0)
+					c->win_first = m->seq;
+				c->win_last = m->seq;
+			}
+			c->q_segments--;
+		}
+		c->q_head = m->next;
+		br_msg_free(m);
+	}
+	if (c->q_head != NULL)
+		lws_callback_on_writable(c->wsi);
+	return 0;
+}
+
+static void
+br_closed(struct br_conn *c, const char *why)
+{
+	struct br_bench *b = c->b;
+
+	if (c->state == BR_CLOSED)
+		return;
+	c->state = BR_CLOSED;
+	c->wsi = NULL;
+	lws_sul_cancel(&c->sul_tick);
+	if (b->phase < 3) {
+		b->closed_during_run++;
+		fprintf(stderr, "bench_relay: %s %u closed: %s\n",
+			c->kind == BR_SENTINEL ? "sentinel" : "proctor", c->idx, why);
+	}
+	if (b->phase == 0)
+		br_fail(b, c->kind == BR_SENTINEL ? "sentinel connection" : "proctor connection",
+			why);
+}
+
+/* The lws thread, for every connection. */
+static int
+br_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+	struct br_conn *c = lws_get_opaque_user_data(wsi);
+
+	switch (reason) {
+	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+		if (c != NULL)
+			br_closed(c, in ? (const char *)in : "connection error");
+		return 0;
+	case LWS_CALLBACK_CLIENT_ESTABLISHED:
+		c->state = BR_REGISTERING;
+		if (c->kind == BR_SENTINEL) {
+			br_push_text(c, "{\"type\":\"sentinel.register\",\"payload\":{}}");
+		} else {
+			char json[512];
+
+			snprintf(json, sizeof(json),
+				 "{\"type\":\"proctor.register\",\"payload\":{\"token\":\"%s\","
+				 "\"name\":\"bench %u\"}}",
+				 c->b->o.token, c->idx);
+			br_push_text(c, json);
+		}
+		return 0;
+	case LWS_CALLBACK_CLIENT_RECEIVE:
+		return br_receive(c, in, len);
+	case LWS_CALLBACK_CLIENT_WRITEABLE:
+		return br_writeable(c);
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		if (len >= 2) {
+			const unsigned char *p = in;
+
+			fprintf(stderr, "bench_relay: close %d from the server: %.*s\n",
+				p[0] << 8 | p[1], (int)len - 2, (const char *)in + 2);
+		}
+		return 0;
+	case LWS_CALLBACK_CLIENT_CLOSED:
+		br_closed(c, "closed");
+		return 0;
+	default:
+		break;
+	}
+	return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+static const struct lws_protocols br_protocols[] = {
+	{ .name = "bench-relay", .callback = br_callback, .rx_buffer_size = 65536 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 },
+};
+
+static int
+br_cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static double
+br_pct(const double *v, size_t n, double p)
+{
+	size_t i;
+
+	if (n == 0)
+		return 0;
+	i = (size_t)(p * (double)(n - 1) + 0.5);
+	return v[i < n ? i : n - 1];
+}
+
+static void
+br_report(struct br_bench *b)
+{
+	double secs = (double)(b->win_end_ns - b->win_start_ns) / 1e9;
+	uint64_t expected = 0, received = 0, win_sent = 0;
+
+	if (secs <= 0)
+		secs = 1;
+	for (unsigned i = 0; i < b->o.sentinels; i++) {
+		const struct br_conn *s = &b->conns[i];
+
+		if (s->win_first >= 0)
+			win_sent += (uint64_t)(s->win_last - s->win_first + 1);
+	}
+	for (unsigned i = b->o.sentinels; i < b->n_conns; i++) {
+		const struct br_conn *p = &b->conns[i];
+
+		for (unsigned j = 0; j < b->o.subs; j++) {
+			const struct br_conn *s = &b->conns[p->subs[j].sentinel];
+
+			if (s->win_first >= 0)
+				expected += (uint64_t)(s->win_last - s->win_first + 1);
+			received += p->subs[j].received;
+		}
+	}
+	qsort(b->lat_ms, b->lat_n, sizeof(*b->lat_ms), br_cmp_double);
+	printf("{\"sentinels\": %u, \"proctors\": %u, \"subscriptions\": %u, "
+	       "\"segmentBytes\": %zu, \"seconds\": %.1f,\n",
+	       b->o.sentinels, b->o.proctors, b->o.subs, b->seg_len, secs);
+	printf(" \"latencyMsP50\": %.2f, \"latencyMsP99\": %.2f, \"latencyMsMax\": %.2f, "
+	       "\"latencySamples\": %zu,\n",
+	       br_pct(b->lat_ms, b->lat_n, 0.50), br_pct(b->lat_ms, b->lat_n, 0.99),
+	       b->lat_n ? b->lat_ms[b->lat_n - 1] : 0.0, b->lat_n);
+	printf(" \"deliveredMBPerS\": %.2f, \"deliveredSegmentsPerS\": %.1f, "
+	       "\"sentSegmentsPerS\": %.1f,\n",
+	       (double)b->rx_bytes / secs / 1e6, (double)b->rx_segments / secs,
+	       (double)win_sent / secs);
+	printf(" \"expected\": %llu, \"missing\": %llu, \"skips\": %llu, \"unmatched\": %llu, "
+	       "\"sendDrops\": %llu, \"partialWrites\": %llu, \"closed\": %llu,\n"
+	       " \"benchLoopLagMsMax\": %.1f, \"benchLoopLagsOver10Ms\": %llu}\n",
+	       (unsigned long long)expected,
+	       (unsigned long long)(expected > received ? expected - received : 0),
+	       (unsigned long long)b->skips, (unsigned long long)b->unmatched,
+	       (unsigned long long)b->send_drops, (unsigned long long)b->partial_writes,
+	       (unsigned long long)b->closed_during_run, (double)b->lag_max_ns / 1e6,
+	       (unsigned long long)b->lag_over_10ms);
+	fflush(stdout);
+}
+
+static void
+br_usage(FILE *f)
+{
+	fprintf(f, "usage: bench_relay --sentinel-url ws://127.0.0.1:P/sentinel "
+		   "--proctor-url ws://127.0.0.1:P/proctor --token TOKEN\n"
+		   "       [--sentinels 50] [--proctors 200] [--subs 4] [--warmup 5] "
+		   "[--seconds 20]\n"
+		   "       [--segment-bytes 125000] [--fixtures tests/data/fmp4]\n");
+}
+
+static int
+br_parse(struct br_opts *o, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "sentinel-url", required_argument, NULL, 'u' },
+		{ "proctor-url", required_argument, NULL, 'p' },
+		{ "token", required_argument, NULL, 't' },
+		{ "sentinels", required_argument, NULL, 'S' },
+		{ "proctors", required_argument, NULL, 'P' },
+		{ "subs", required_argument, NULL, 'K' },
+		{ "warmup", required_argument, NULL, 'W' },
+		{ "seconds", required_argument, NULL, 'T' },
+		{ "segment-bytes", required_argument, NULL, 'B' },
+		{ "fixtures", required_argument, NULL, 'f' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+
+	*o = (struct br_opts){ .sentinels = 50,
+			       .proctors = 200,
+			       .subs = 4,
+			       .warmup_s = 5,
+			       .seconds = 20,
+			       .segment_bytes = 125000,
+			       .token = "" };
+	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		unsigned long v = optarg ? strtoul(optarg, NULL, 10) : 0;
+
+		switch (ch) {
+		case 'u':
+			o->sentinel_url = optarg;
+			break;
+		case 'p':
+			o->proctor_url = optarg;
+			break;
+		case 't':
+			o->token = optarg;
+			break;
+		case 'S':
+			o->sentinels = (unsigned)v;
+			break;
+		case 'P':
+			o->proctors = (unsigned)v;
+			break;
+		case 'K':
+			o->subs = (unsigned)v;
+			break;
+		case 'W':
+			o->warmup_s = (unsigned)v;
+			break;
+		case 'T':
+			o->seconds = (unsigned)v;
+			break;
+		case 'B':
+			o->segment_bytes = v;
+			break;
+		case 'f':
+			o->fixtures = optarg;
+			break;
+		case 'h':
+			br_usage(stdout);
+			exit(0);
+		default:
+			return -EINVAL;
+		}
+	}
+	if (o->sentinel_url == NULL || o->proctor_url == NULL || optind != argc ||
+	    o->sentinels == 0 || o->sentinels > 10000 || o->proctors > 100000 || o->subs == 0 ||
+	    o->subs > BR_SUBS_MAX || o->subs > o->sentinels || o->seconds == 0 ||
+	    o->seconds > 3600 || o->warmup_s > 3600 || o->segment_bytes > (4u << 20))
+		return -EINVAL;
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct br_bench b;
+	struct lws_context_creation_info info;
+	const char *src = getenv("VIGIL_SOURCE_DIR");
+	char fixtures[4096];
+	int64_t hard_deadline;
+	int r, status = 1;
+
+	memset(&b, 0, sizeof(b));
+	if (br_parse(&b.o, argc, argv) < 0) {
+		br_usage(stderr);
+		return 2;
+	}
+	if (b.o.fixtures == NULL) {
+		snprintf(fixtures, sizeof(fixtures), "%s/tests/data/fmp4", src ? src : ".");
+		b.o.fixtures = fixtures;
+	}
+	if (br_parse_url(&b, BR_SENTINEL, b.o.sentinel_url) < 0 ||
+	    br_parse_url(&b, BR_PROCTOR, b.o.proctor_url) < 0) {
+		fprintf(stderr, "bench_relay: the URLs must be ws://host:port/path\n");
+		return 2;
+	}
+	r = br_load_fixtures(&b);
+	if (r < 0) {
+		fprintf(stderr, "bench_relay: fixtures in %s: %s\n", b.o.fixtures, strerror(-r));
+		return 2;
+	}
+	b.n_conns = b.o.sentinels + b.o.proctors;
+	b.seq_cap = (BR_SETUP_MS + BR_GRACE_MS) / 1000 + b.o.warmup_s + b.o.seconds + BR_SEQ_SLACK;
+	b.conns = calloc(b.n_conns, sizeof(*b.conns));
+	if (b.conns == NULL)
+		goto out;
+	for (unsigned i = 0; i < b.n_conns; i++) {
+		struct br_conn *c = &b.conns[i];
+
+		c->b = &b;
+		c->idx = i;
+		c->kind = i < b.o.sentinels ? BR_SENTINEL : BR_PROCTOR;
+		c->win_first = -1;
+		c->win_last = -1;
+		if (c->kind == BR_SENTINEL) {
+			c->sent_ns = calloc(b.seq_cap, sizeof(*c->sent_ns));
+			if (c->sent_ns == NULL)
+				goto out;
+		}
+	}
+
+	lws_set_log_level(LLL_ERR, NULL);
+	memset(&info, 0, sizeof(info));
+	info.port = CONTEXT_PORT_NO_LISTEN;
+	info.protocols = br_protocols;
+	info.user = &b;
+	info.gid = (gid_t)-1;
+	info.uid = (uid_t)-1;
+	/* lws reads each socket into this buffer: the default 4 KiB would mean
+	 * about 30 reads per segment of every proctor. */
+	info.pt_serv_buf_size = 256u << 10;
+	/* S + P sockets in one process. */
+	info.fd_limit_per_thread = b.n_conns + 64;
+	b.ctx = lws_create_context(&info);
+	if (b.ctx == NULL) {
+		fprintf(stderr, "bench_relay: lws_create_context failed\n");
+		goto out;
+	}
+	for (unsigned i = 0; i < b.o.sentinels && !b.failed; i++)
+		br_connect(&b.conns[i]);
+	lws_sul_schedule(b.ctx, 0, &b.sul_phase, br_phase_cb, BR_SETUP_MS * LWS_US_PER_MS);
+
+	/* Bounded in time whatever the server does. */
+	hard_deadline = br_mono_ns() + ((int64_t)BR_SETUP_MS + BR_GRACE_MS + 10000 +
+					((int64_t)b.o.warmup_s + b.o.seconds) * 1000) *
+					       1000000;
+	while (b.phase < 4 && br_mono_ns() < hard_deadline && lws_service(b.ctx, 0) >= 0)
+		;
+	if (b.failed) {
+		fprintf(stderr, "bench_relay: %s\n", b.fail_reason);
+	} else if (b.phase < 4) {
+		fprintf(stderr, "bench_relay: did not finish in time\n");
+	} else {
+		br_report(&b);
+		status = 0;
+	}
+
+out:
+	if (b.ctx != NULL) {
+		lws_sul_cancel(&b.sul_phase);
+		lws_sul_cancel(&b.sul_lag);
+		for (unsigned i = 0; i < b.o.sentinels; i++)
+			lws_sul_cancel(&b.conns[i].sul_tick);
+		lws_context_destroy(b.ctx);
+	}
+	for (unsigned i = 0; b.conns != NULL && i < b.n_conns; i++) {
+		struct br_msg *m = b.conns[i].q_head, *next;
+
+		for (; m != NULL; m = next) {
+			next = m->next;
+			br_msg_free(m);
+		}
+		free(b.conns[i].rx);
+		free(b.conns[i].sent_ns);
+	}
+	free(b.conns);
+	free(b.lat_ms);
+	free(b.seg);
+	free(b.init);
+	return status;
+}
