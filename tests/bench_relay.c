@@ -1,8 +1,18 @@
-/* bench_relay: the relay benchmark of issue 4. One process and one lws client
- * context are both S sentinels (ingest's /sentinel) and P proctors (relay's
- * /proctor), so that a segment's latency, last byte written by its sentinel to
- * a proctor's complete message, is measured on one CLOCK_MONOTONIC clock.
- * Prints one JSON object; tests/bench_relay.py runs it against a vigild. */
+/* bench_relay: the relay benchmark of issue 4. Three roles:
+ *  - all in one (default): one process and one lws client context are both S
+ *    sentinels (ingest's /sentinel) and P proctors (relay's /proctor), so that
+ *    a segment's latency, last byte written by its sentinel to a proctor's
+ *    complete message, is measured on one CLOCK_MONOTONIC clock;
+ *  - --sentinels-only: the S sentinels; writes the sentinelIds they registered
+ *    (--ids-out FILE, else stdout), one a line, then streams;
+ *  - --proctors-only --ids FILE --first I --count N: proctors I..I+N-1, each
+ *    subscribed to K of the ids as in the all-in-one mode.
+ * In the split roles, --start-ms/--end-ms (unix ms) give the common window, the
+ * sentinel stamps startTime with its CLOCK_REALTIME (ms, rounded) right before
+ * the write that holds the segment's last byte, and the proctor's latency is
+ * its CLOCK_REALTIME (sub-ms) minus startTime: same host, same clock, within
+ * +-0.5 ms of the stamp's rounding. Each process prints one JSON object;
+ * tests/bench_relay.py runs them against a vigild and merges them. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
@@ -27,6 +37,12 @@
 #define BR_SUBS_MAX  64
 #define BR_SEQ_SLACK 30
 
+enum br_role {
+	BR_ALL,
+	BR_SENTINELS_ONLY,
+	BR_PROCTORS_ONLY,
+};
+
 enum br_kind {
 	BR_SENTINEL,
 	BR_PROCTOR,
@@ -45,7 +61,8 @@ struct br_msg {
 	unsigned char *buf;
 	size_t len, off;
 	bool text;
-	int64_t seq; /* a segment's sequence, else -1 */
+	int64_t seq;      /* a segment's sequence, else -1 */
+	size_t stamp_off; /* startTime's 8 bytes (big-endian uint64), 0 = none */
 };
 
 struct br_sub {
@@ -57,6 +74,7 @@ struct br_conn {
 	struct br_bench *b;
 	enum br_kind kind;
 	unsigned idx;
+	unsigned num; /* proctor: global number, from --first */
 	enum br_state state;
 	struct lws *wsi;
 	struct br_msg *q_head;
@@ -69,6 +87,7 @@ struct br_conn {
 	int64_t next_seq;
 	int64_t *sent_ns;            /* per sequence: last byte handed to the socket, 0 = not yet */
 	int64_t win_first, win_last; /* sequences sent inside the window */
+	uint64_t win_sent;           /* split roles: startTime inside the window */
 	lws_sorted_usec_list_t sul_tick;
 	int64_t tick_base_ns;
 	/* proctor */
@@ -76,9 +95,12 @@ struct br_conn {
 };
 
 struct br_opts {
+	enum br_role role;
 	const char *sentinel_url, *proctor_url, *token, *fixtures;
-	unsigned sentinels, proctors, subs;
+	const char *ids_in, *ids_out, *samples_out;
+	unsigned sentinels, proctors, subs, first;
 	unsigned warmup_s, seconds;
+	int64_t start_ms, end_ms; /* split roles: the window, unix ms */
 	size_t segment_bytes;
 };
 
@@ -87,8 +109,9 @@ struct br_bench {
 	struct lws_context *ctx;
 	char host[2][256], path[2][256]; /* by enum br_kind */
 	int port[2];
-	struct br_conn *conns; /* sentinels first, then proctors */
-	unsigned n_conns;
+	struct br_conn *conns;   /* local sentinels first, then local proctors */
+	unsigned n_conns, n_snt; /* n_snt: local sentinels (0 when proctors only) */
+	char (*ids)[BR_ID_MAX];  /* the S sentinelIds, by sentinel index */
 	unsigned char *init;
 	size_t init_len;
 	unsigned char *seg;
@@ -125,6 +148,25 @@ br_unix_ms(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Rounded to the nearest ms: the error of a stamp is within +-0.5 ms. */
+static int64_t
+br_unix_ms_round(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + (ts.tv_nsec + 500000) / 1000000;
+}
+
+static double
+br_unix_ms_f(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
 }
 
 static void
@@ -282,6 +324,9 @@ br_send_segment(struct br_conn *c)
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 	int64_t now = br_unix_ms();
+	unsigned char u64[9];
+	size_t stamp_off;
+	struct br_msg *m;
 
 	if ((size_t)c->next_seq >= b->seq_cap)
 		return;
@@ -295,11 +340,21 @@ br_send_segment(struct br_conn *c)
 	env_pack_header(&pk, "sentinel.segment", now / 1000);
 	msgpack_pack_map(&pk, 5);
 	mp_pack_kv_int(&pk, "sequence", c->next_seq);
-	mp_pack_kv_int(&pk, "startTime", now);
+	/* startTime as a uint64 of fixed width, stamped again right before the
+	 * write (br_writeable). */
+	mp_pack_str(&pk, "startTime");
+	stamp_off = sb.size + 1;
+	memset(u64, 0, sizeof(u64));
+	u64[0] = 0xcf;
+	msgpack_sbuffer_write(&sb, (const char *)u64, sizeof(u64));
 	mp_pack_kv_int(&pk, "duration", 1000);
 	mp_pack_kv_bool(&pk, "keyframe", true);
 	mp_pack_kv_bin(&pk, "data", b->seg, b->seg_len);
-	br_push_sbuf(c, &sb, c->next_seq);
+	m = br_msg_new(sb.data, sb.size, false, c->next_seq);
+	msgpack_sbuffer_destroy(&sb);
+	if (m != NULL)
+		m->stamp_off = stamp_off;
+	br_push(c, m);
 	c->next_seq++;
 }
 
@@ -322,9 +377,9 @@ br_tick_cb(lws_sorted_usec_list_t *sul)
 static void
 br_start_segments(struct br_bench *b)
 {
-	for (unsigned i = 0; i < b->o.sentinels; i++) {
+	for (unsigned i = 0; i < b->n_snt; i++) {
 		struct br_conn *c = &b->conns[i];
-		int64_t delay_us = (int64_t)i * 1000000 / b->o.sentinels;
+		int64_t delay_us = (int64_t)i * 1000000 / b->n_snt;
 
 		c->tick_base_ns = br_mono_ns() + delay_us * 1000;
 		lws_sul_schedule(b->ctx, 0, &c->sul_tick, br_tick_cb, delay_us + 1);
@@ -406,7 +461,11 @@ br_phase_cb(lws_sorted_usec_list_t *sul)
 
 	switch (b->phase) {
 	case 0:
-		br_fail(b, "setup", "not every connection registered and subscribed in time");
+		br_fail(b, "setup",
+			b->o.role == BR_ALL
+				? "not every connection registered and subscribed in time"
+				: "not every connection registered and subscribed by "
+				  "--start-ms");
 		break;
 	case 1:
 		/* bench_relay.py samples the relay's CPU between these two lines. */
@@ -415,7 +474,13 @@ br_phase_cb(lws_sorted_usec_list_t *sul)
 		b->win_start_ns = br_mono_ns();
 		b->lag_due_ns = b->win_start_ns + BR_LAG_US * 1000;
 		lws_sul_schedule(b->ctx, 0, &b->sul_lag, br_lag_cb, BR_LAG_US);
-		br_next_phase(b, 2, (int64_t)b->o.seconds * 1000);
+		if (b->o.role == BR_ALL) {
+			br_next_phase(b, 2, (int64_t)b->o.seconds * 1000);
+		} else {
+			int64_t left = b->o.end_ms - br_unix_ms();
+
+			br_next_phase(b, 2, left > 0 ? left : 0);
+		}
 		break;
 	case 2:
 		b->win_end_ns = br_mono_ns();
@@ -440,14 +505,42 @@ br_subscribe(struct br_conn *c)
 	n = (size_t)snprintf(json, sizeof(json),
 			     "{\"type\":\"proctor.subscribe\",\"payload\":{\"sentinelIds\":[");
 	for (unsigned j = 0; j < b->o.subs; j++) {
-		unsigned s = ((c->idx - b->o.sentinels) * b->o.subs + j) % b->o.sentinels;
+		unsigned s = (unsigned)(((uint64_t)c->num * b->o.subs + j) % b->o.sentinels);
 
 		c->subs[j].sentinel = (int)s;
 		n += (size_t)snprintf(json + n, sizeof(json) - n, "%s\"%s\"", j ? "," : "",
-				      b->conns[s].id);
+				      b->ids[s]);
 	}
 	snprintf(json + n, sizeof(json) - n, "]}}");
 	br_push_text(c, json);
+}
+
+/* --ids-out FILE (written whole, then renamed) or stdout: one id a line. */
+static int
+br_write_ids(struct br_bench *b)
+{
+	char tmp[4200];
+	FILE *f = stdout;
+
+	if (b->o.ids_out != NULL) {
+		snprintf(tmp, sizeof(tmp), "%s.tmp", b->o.ids_out);
+		f = fopen(tmp, "we");
+		if (f == NULL) {
+			br_fail(b, "ids", strerror(errno));
+			return -1;
+		}
+	}
+	for (unsigned i = 0; i < b->o.sentinels; i++)
+		fprintf(f, "%s\n", b->ids[i]);
+	if (f == stdout) {
+		fflush(f);
+		return 0;
+	}
+	if (fclose(f) != 0 || rename(tmp, b->o.ids_out) != 0) {
+		br_fail(b, "ids", strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 static void
@@ -461,18 +554,31 @@ br_on_ack(struct br_conn *c, const msgpack_object *payload)
 			br_fail(b, "sentinel ack", "no sentinelId");
 			return;
 		}
+		memcpy(b->ids[c->idx], c->id, sizeof(c->id));
 		br_send_init(c);
 		if (++b->sentinels_ready == b->o.sentinels) {
+			if (b->o.role == BR_SENTINELS_ONLY) {
+				if (br_write_ids(b) < 0)
+					return;
+				b->phase = 1; /* the timer of --start-ms is running */
+			}
 			/* Proctors need the ids; segments start now and the warm-up
 			 * covers the time the proctors take to join. */
-			for (unsigned i = b->o.sentinels; i < b->n_conns; i++)
+			for (unsigned i = b->n_snt; i < b->n_conns; i++)
 				br_connect(&b->conns[i]);
 			br_start_segments(b);
 		}
 	} else {
 		br_subscribe(c);
-		if (++b->proctors_ready == b->o.proctors)
-			br_next_phase(b, 1, (int64_t)b->o.warmup_s * 1000);
+		if (++b->proctors_ready == b->o.proctors) {
+			if (b->o.role == BR_ALL) {
+				br_next_phase(b, 1, (int64_t)b->o.warmup_s * 1000);
+			} else {
+				fprintf(stderr, "ready\n");
+				fflush(stderr);
+				b->phase = 1; /* the timer of --start-ms is running */
+			}
+		}
 	}
 }
 
@@ -480,13 +586,41 @@ static int
 br_sentinel_index(struct br_bench *b, const char *id, size_t len)
 {
 	for (unsigned i = 0; i < b->o.sentinels; i++)
-		if (strlen(b->conns[i].id) == len && memcmp(b->conns[i].id, id, len) == 0)
+		if (strlen(b->ids[i]) == len && memcmp(b->ids[i], id, len) == 0)
 			return (int)i;
 	return -1;
 }
 
 static void
-br_on_segment(struct br_conn *c, const msgpack_object *payload, int64_t now, size_t bytes)
+br_count_sub(struct br_conn *c, int s)
+{
+	for (unsigned j = 0; j < c->b->o.subs; j++)
+		if (c->subs[j].sentinel == s)
+			c->subs[j].received++;
+}
+
+static void
+br_add_sample(struct br_bench *b, double ms)
+{
+	if (b->lat_n == b->lat_cap) {
+		size_t cap = b->lat_cap ? b->lat_cap * 2 : 65536;
+		double *p = realloc(b->lat_ms, cap * sizeof(*p));
+
+		if (p == NULL) {
+			br_fail(b, "latency samples", "out of memory");
+			return;
+		}
+		b->lat_ms = p;
+		b->lat_cap = cap;
+	}
+	b->lat_ms[b->lat_n++] = ms;
+}
+
+/* now: CLOCK_MONOTONIC ns, unix_now: CLOCK_REALTIME ms, both at the complete
+ * message. */
+static void
+br_on_segment(struct br_conn *c, const msgpack_object *payload, int64_t now, double unix_now,
+	      size_t bytes)
 {
 	struct br_bench *b = c->b;
 	const char *id;
@@ -501,35 +635,33 @@ br_on_segment(struct br_conn *c, const msgpack_object *payload, int64_t now, siz
 		b->unmatched++;
 		return;
 	}
-	snt = &b->conns[s];
 	if (b->phase == 2 && now >= b->win_start_ns) {
 		b->rx_segments++;
 		b->rx_bytes += bytes;
 	}
+	if (b->o.role == BR_PROCTORS_ONLY) {
+		int64_t start_ms;
+
+		/* Latency is taken for the segments stamped inside the window. */
+		if (mp_get_int(payload, "startTime", &start_ms) < 0 || start_ms < b->o.start_ms ||
+		    start_ms >= b->o.end_ms)
+			return;
+		br_count_sub(c, s);
+		br_add_sample(b, unix_now - (double)start_ms);
+		return;
+	}
+	snt = &b->conns[s];
 	/* Latency is taken for the segments sent inside the window. */
 	if (snt->win_first < 0 || seq < snt->win_first || seq > snt->win_last ||
 	    snt->sent_ns[seq] == 0)
 		return;
-	for (unsigned j = 0; j < b->o.subs; j++)
-		if (c->subs[j].sentinel == s)
-			c->subs[j].received++;
-	if (b->lat_n == b->lat_cap) {
-		size_t cap = b->lat_cap ? b->lat_cap * 2 : 65536;
-		double *p = realloc(b->lat_ms, cap * sizeof(*p));
-
-		if (p == NULL) {
-			br_fail(b, "latency samples", "out of memory");
-			return;
-		}
-		b->lat_ms = p;
-		b->lat_cap = cap;
-	}
-	b->lat_ms[b->lat_n++] = (double)(now - snt->sent_ns[seq]) / 1e6;
+	br_count_sub(c, s);
+	br_add_sample(b, (double)(now - snt->sent_ns[seq]) / 1e6);
 }
 
 /* One complete message of a connection. */
 static void
-br_on_message(struct br_conn *c, int64_t now)
+br_on_message(struct br_conn *c, int64_t now, double unix_now)
 {
 	struct br_bench *b = c->b;
 	struct env *env;
@@ -545,7 +677,7 @@ br_on_message(struct br_conn *c, int64_t now)
 	type = env_type(env);
 	payload = env_payload(env);
 	if (strcmp(type, "server.segment") == 0) {
-		br_on_segment(c, payload, now, c->rx_len);
+		br_on_segment(c, payload, now, unix_now, c->rx_len);
 	} else if (strcmp(type, "server.registration.ack") == 0 && c->state == BR_REGISTERING) {
 		br_on_ack(c, payload);
 	} else if (strcmp(type, "server.registration.reject") == 0) {
@@ -595,7 +727,7 @@ br_receive(struct br_conn *c, const void *in, size_t len)
 	memcpy(c->rx + c->rx_len, in, len);
 	c->rx_len += len;
 	if (lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0)
-		br_on_message(c, br_mono_ns());
+		br_on_message(c, br_mono_ns(), br_unix_ms_f());
 	return 0;
 }
 
@@ -608,13 +740,26 @@ br_writeable(struct br_conn *c)
 	size_t n;
 	bool start, end;
 	int flags;
+	int64_t stamp = -1;
 
 	if (m == NULL)
 		return 0;
-	n = m->len - m->off < BR_CHUNK ? m->len - m->off : BR_CHUNK;
+	/* A segment in one write, so that its startTime, stamped right before,
+	 * is the time its last byte is handed on. */
+	n = m->len - m->off;
+	if (m->seq < 0 && n > BR_CHUNK)
+		n = BR_CHUNK;
 	start = m->off == 0;
 	end = m->off + n == m->len;
 	flags = lws_write_ws_flags(m->text ? LWS_WRITE_TEXT : LWS_WRITE_BINARY, start, end);
+	if (m->stamp_off > 0 && start && end) {
+		int64_t ms = br_unix_ms_round();
+		unsigned char *p = m->buf + LWS_PRE + m->stamp_off;
+
+		stamp = ms;
+		for (int i = 7; i >= 0; i--, ms >>= 8)
+			p[i] = (unsigned char)(ms & 0xff);
+	}
 	if (lws_write(c->wsi, m->buf + LWS_PRE + m->off, n, (enum lws_write_protocol)flags) <
 	    (int)n)
 		return -1;
@@ -630,6 +775,8 @@ br_writeable(struct br_conn *c)
 				b->partial_writes++;
 			c->sent_ns[m->seq] = now;
 			b->sent_segments++;
+			if (stamp >= b->o.start_ms && stamp < b->o.end_ms)
+				c->win_sent++;
 			if (b->phase == 2 && now >= b->win_start_ns) {
 				if (c->win_first < 0)
 					c->win_first = m->seq;
@@ -784,6 +931,93 @@ br_report(struct br_bench *b)
 	fflush(stdout);
 }
 
+/* Split roles: the figures bench_relay.py merges over the processes. */
+static int
+br_report_split(struct br_bench *b)
+{
+	double secs = (double)(b->o.end_ms - b->o.start_ms) / 1e3;
+	uint64_t received = 0;
+
+	printf("{\"role\": \"%s\", \"sentinels\": %u, \"subscriptions\": %u, "
+	       "\"segmentBytes\": %zu, \"seconds\": %.1f,\n",
+	       b->o.role == BR_SENTINELS_ONLY ? "sentinels" : "proctors", b->o.sentinels, b->o.subs,
+	       b->seg_len, secs);
+	if (b->o.role == BR_SENTINELS_ONLY) {
+		uint64_t win_sent = 0;
+
+		printf(" \"windowSent\": [");
+		for (unsigned i = 0; i < b->n_snt; i++) {
+			win_sent += b->conns[i].win_sent;
+			printf("%s%llu", i ? ", " : "", (unsigned long long)b->conns[i].win_sent);
+		}
+		printf("],\n \"sentSegmentsPerS\": %.1f, \"sendDrops\": %llu, "
+		       "\"partialWrites\": %llu,\n",
+		       (double)win_sent / secs, (unsigned long long)b->send_drops,
+		       (unsigned long long)b->partial_writes);
+	} else {
+		for (unsigned i = b->n_snt; i < b->n_conns; i++)
+			for (unsigned j = 0; j < b->o.subs; j++)
+				received += b->conns[i].subs[j].received;
+		qsort(b->lat_ms, b->lat_n, sizeof(*b->lat_ms), br_cmp_double);
+		printf(" \"first\": %u, \"proctors\": %u, \"latencyMsP50\": %.2f, "
+		       "\"latencyMsP99\": %.2f, \"latencyMsMax\": %.2f, \"latencySamples\": %zu,\n",
+		       b->o.first, b->o.proctors, br_pct(b->lat_ms, b->lat_n, 0.50),
+		       br_pct(b->lat_ms, b->lat_n, 0.99), b->lat_n ? b->lat_ms[b->lat_n - 1] : 0.0,
+		       b->lat_n);
+		printf(" \"rxBytes\": %llu, \"rxSegments\": %llu, \"received\": %llu, "
+		       "\"skips\": %llu, \"unmatched\": %llu,\n",
+		       (unsigned long long)b->rx_bytes, (unsigned long long)b->rx_segments,
+		       (unsigned long long)received, (unsigned long long)b->skips,
+		       (unsigned long long)b->unmatched);
+	}
+	printf(" \"closed\": %llu, \"benchLoopLagMsMax\": %.1f, \"benchLoopLagsOver10Ms\": %llu}\n",
+	       (unsigned long long)b->closed_during_run, (double)b->lag_max_ns / 1e6,
+	       (unsigned long long)b->lag_over_10ms);
+	fflush(stdout);
+	if (b->o.role == BR_PROCTORS_ONLY && b->o.samples_out != NULL) {
+		FILE *f = fopen(b->o.samples_out, "we");
+
+		if (f == NULL) {
+			fprintf(stderr, "bench_relay: %s: %s\n", b->o.samples_out, strerror(errno));
+			return -1;
+		}
+		for (size_t i = 0; i < b->lat_n; i++)
+			fprintf(f, "%.3f\n", b->lat_ms[i]);
+		if (fclose(f) != 0) {
+			fprintf(stderr, "bench_relay: %s: %s\n", b->o.samples_out, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* --ids FILE: S ids, one a line. */
+static int
+br_read_ids(struct br_bench *b)
+{
+	FILE *f = fopen(b->o.ids_in, "re");
+	char line[256];
+	unsigned n = 0;
+
+	if (f == NULL)
+		return -errno;
+	while (n < b->o.sentinels && fgets(line, sizeof(line), f) != NULL) {
+		size_t len = strcspn(line, "\r\n");
+
+		if (len == 0)
+			continue;
+		if (len >= BR_ID_MAX) {
+			fclose(f);
+			return -EINVAL;
+		}
+		memcpy(b->ids[n], line, len);
+		b->ids[n][len] = '\0';
+		n++;
+	}
+	fclose(f);
+	return n == b->o.sentinels ? 0 : -EINVAL;
+}
+
 static void
 br_usage(FILE *f)
 {
@@ -791,7 +1025,10 @@ br_usage(FILE *f)
 		   "--proctor-url ws://127.0.0.1:P/proctor --token TOKEN\n"
 		   "       [--sentinels 50] [--proctors 200] [--subs 4] [--warmup 5] "
 		   "[--seconds 20]\n"
-		   "       [--segment-bytes 125000] [--fixtures tests/data/fmp4]\n");
+		   "       [--segment-bytes 125000] [--fixtures tests/data/fmp4]\n"
+		   "       [--sentinels-only [--ids-out FILE] | --proctors-only --ids FILE "
+		   "--first I --count N\n"
+		   "        [--samples FILE]] --start-ms UNIX_MS --end-ms UNIX_MS\n");
 }
 
 static int
@@ -808,10 +1045,21 @@ br_parse(struct br_opts *o, int argc, char **argv)
 		{ "seconds", required_argument, NULL, 'T' },
 		{ "segment-bytes", required_argument, NULL, 'B' },
 		{ "fixtures", required_argument, NULL, 'f' },
+		{ "sentinels-only", no_argument, NULL, '1' },
+		{ "proctors-only", no_argument, NULL, '2' },
+		{ "ids", required_argument, NULL, 'i' },
+		{ "ids-out", required_argument, NULL, 'o' },
+		{ "samples", required_argument, NULL, 's' },
+		{ "first", required_argument, NULL, 'F' },
+		{ "count", required_argument, NULL, 'N' },
+		{ "start-ms", required_argument, NULL, 'a' },
+		{ "end-ms", required_argument, NULL, 'e' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
+	bool count_set = false;
+	int64_t now_ms = br_unix_ms();
 
 	*o = (struct br_opts){ .sentinels = 50,
 			       .proctors = 200,
@@ -854,6 +1102,34 @@ br_parse(struct br_opts *o, int argc, char **argv)
 		case 'f':
 			o->fixtures = optarg;
 			break;
+		case '1':
+			o->role = BR_SENTINELS_ONLY;
+			break;
+		case '2':
+			o->role = BR_PROCTORS_ONLY;
+			break;
+		case 'i':
+			o->ids_in = optarg;
+			break;
+		case 'o':
+			o->ids_out = optarg;
+			break;
+		case 's':
+			o->samples_out = optarg;
+			break;
+		case 'F':
+			o->first = (unsigned)v;
+			break;
+		case 'N':
+			o->proctors = (unsigned)v;
+			count_set = true;
+			break;
+		case 'a':
+			o->start_ms = strtoll(optarg, NULL, 10);
+			break;
+		case 'e':
+			o->end_ms = strtoll(optarg, NULL, 10);
+			break;
 		case 'h':
 			br_usage(stdout);
 			exit(0);
@@ -861,7 +1137,20 @@ br_parse(struct br_opts *o, int argc, char **argv)
 			return -EINVAL;
 		}
 	}
-	if (o->sentinel_url == NULL || o->proctor_url == NULL || optind != argc ||
+	if (o->role != BR_ALL) {
+		/* A window within the next hour, at most an hour long. */
+		if (o->start_ms < now_ms - 1000 || o->start_ms > now_ms + 3600000 ||
+		    o->end_ms <= o->start_ms || o->end_ms - o->start_ms > 3600000)
+			return -EINVAL;
+		o->seconds = (unsigned)((o->end_ms - o->start_ms + 999) / 1000);
+	}
+	if (o->role == BR_SENTINELS_ONLY)
+		o->proctors = 0;
+	if (o->role == BR_PROCTORS_ONLY &&
+	    (o->ids_in == NULL || !count_set || o->proctors == 0 || o->first > 1000000))
+		return -EINVAL;
+	if ((o->sentinel_url == NULL && o->role != BR_PROCTORS_ONLY) ||
+	    (o->proctor_url == NULL && o->role != BR_SENTINELS_ONLY) || optind != argc ||
 	    o->sentinels == 0 || o->sentinels > 10000 || o->proctors > 100000 || o->subs == 0 ||
 	    o->subs > BR_SUBS_MAX || o->subs > o->sentinels || o->seconds == 0 ||
 	    o->seconds > 3600 || o->warmup_s > 3600 || o->segment_bytes > (4u << 20))
@@ -888,8 +1177,8 @@ main(int argc, char **argv)
 		snprintf(fixtures, sizeof(fixtures), "%s/tests/data/fmp4", src ? src : ".");
 		b.o.fixtures = fixtures;
 	}
-	if (br_parse_url(&b, BR_SENTINEL, b.o.sentinel_url) < 0 ||
-	    br_parse_url(&b, BR_PROCTOR, b.o.proctor_url) < 0) {
+	if ((b.o.sentinel_url != NULL && br_parse_url(&b, BR_SENTINEL, b.o.sentinel_url) < 0) ||
+	    (b.o.proctor_url != NULL && br_parse_url(&b, BR_PROCTOR, b.o.proctor_url) < 0)) {
 		fprintf(stderr, "bench_relay: the URLs must be ws://host:port/path\n");
 		return 2;
 	}
@@ -898,17 +1187,35 @@ main(int argc, char **argv)
 		fprintf(stderr, "bench_relay: fixtures in %s: %s\n", b.o.fixtures, strerror(-r));
 		return 2;
 	}
-	b.n_conns = b.o.sentinels + b.o.proctors;
+	b.n_snt = b.o.role == BR_PROCTORS_ONLY ? 0 : b.o.sentinels;
+	b.n_conns = b.n_snt + b.o.proctors;
 	b.seq_cap = (BR_SETUP_MS + BR_GRACE_MS) / 1000 + b.o.warmup_s + b.o.seconds + BR_SEQ_SLACK;
+	if (b.o.role != BR_ALL) {
+		size_t cap = (size_t)((b.o.end_ms - br_unix_ms()) / 1000) + BR_GRACE_MS / 1000 +
+			     BR_SEQ_SLACK;
+
+		if (cap > b.seq_cap)
+			b.seq_cap = cap;
+	}
 	b.conns = calloc(b.n_conns, sizeof(*b.conns));
-	if (b.conns == NULL)
+	b.ids = calloc(b.o.sentinels, sizeof(*b.ids));
+	if (b.conns == NULL || b.ids == NULL)
 		goto out;
+	if (b.o.role == BR_PROCTORS_ONLY) {
+		r = br_read_ids(&b);
+		if (r < 0) {
+			fprintf(stderr, "bench_relay: %s: not %u ids: %s\n", b.o.ids_in,
+				b.o.sentinels, strerror(-r));
+			goto out;
+		}
+	}
 	for (unsigned i = 0; i < b.n_conns; i++) {
 		struct br_conn *c = &b.conns[i];
 
 		c->b = &b;
 		c->idx = i;
-		c->kind = i < b.o.sentinels ? BR_SENTINEL : BR_PROCTOR;
+		c->kind = i < b.n_snt ? BR_SENTINEL : BR_PROCTOR;
+		c->num = c->kind == BR_PROCTOR ? b.o.first + (i - b.n_snt) : 0;
 		c->win_first = -1;
 		c->win_last = -1;
 		if (c->kind == BR_SENTINEL) {
@@ -935,30 +1242,44 @@ main(int argc, char **argv)
 		fprintf(stderr, "bench_relay: lws_create_context failed\n");
 		goto out;
 	}
-	for (unsigned i = 0; i < b.o.sentinels && !b.failed; i++)
-		br_connect(&b.conns[i]);
-	lws_sul_schedule(b.ctx, 0, &b.sul_phase, br_phase_cb, BR_SETUP_MS * LWS_US_PER_MS);
+	if (b.o.role == BR_ALL) {
+		lws_sul_schedule(b.ctx, 0, &b.sul_phase, br_phase_cb, BR_SETUP_MS * LWS_US_PER_MS);
+		/* Bounded in time whatever the server does. */
+		hard_deadline = br_mono_ns() + ((int64_t)BR_SETUP_MS + BR_GRACE_MS + 10000 +
+						((int64_t)b.o.warmup_s + b.o.seconds) * 1000) *
+						       1000000;
+	} else {
+		int64_t to_start = b.o.start_ms - br_unix_ms();
 
-	/* Bounded in time whatever the server does. */
-	hard_deadline = br_mono_ns() + ((int64_t)BR_SETUP_MS + BR_GRACE_MS + 10000 +
-					((int64_t)b.o.warmup_s + b.o.seconds) * 1000) *
-					       1000000;
+		if (to_start < 0)
+			to_start = 0;
+		lws_sul_schedule(b.ctx, 0, &b.sul_phase, br_phase_cb, to_start * LWS_US_PER_MS);
+		hard_deadline =
+			br_mono_ns() + (b.o.end_ms - br_unix_ms() + BR_GRACE_MS + 10000) * 1000000;
+	}
+	/* Sentinels first (all in one: proctors once they have the ids). */
+	for (unsigned i = 0; i < b.n_snt && !b.failed; i++)
+		br_connect(&b.conns[i]);
+	for (unsigned i = b.n_snt; b.n_snt == 0 && i < b.n_conns && !b.failed; i++)
+		br_connect(&b.conns[i]);
 	while (b.phase < 4 && br_mono_ns() < hard_deadline && lws_service(b.ctx, 0) >= 0)
 		;
 	if (b.failed) {
 		fprintf(stderr, "bench_relay: %s\n", b.fail_reason);
 	} else if (b.phase < 4) {
 		fprintf(stderr, "bench_relay: did not finish in time\n");
-	} else {
+	} else if (b.o.role == BR_ALL) {
 		br_report(&b);
 		status = 0;
+	} else {
+		status = br_report_split(&b) < 0 ? 1 : 0;
 	}
 
 out:
 	if (b.ctx != NULL) {
 		lws_sul_cancel(&b.sul_phase);
 		lws_sul_cancel(&b.sul_lag);
-		for (unsigned i = 0; i < b.o.sentinels; i++)
+		for (unsigned i = 0; i < b.n_snt; i++)
 			lws_sul_cancel(&b.conns[i].sul_tick);
 		lws_context_destroy(b.ctx);
 	}
@@ -973,6 +1294,7 @@ out:
 		free(b.conns[i].sent_ns);
 	}
 	free(b.conns);
+	free(b.ids);
 	free(b.lat_ms);
 	free(b.seg);
 	free(b.init);

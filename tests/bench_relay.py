@@ -1,19 +1,27 @@
 #!/usr/bin/python3
 """Relay benchmark (issue 4): tests/bench_relay (S sentinels at about 1 Mbit/s
-and P proctors with K subscriptions each, in one process so that latency is on
-one clock) against a real vigild. Adds the relay's CPU % (from /proc over the
-measured window), its RSS (from its heartbeats) and, measured in the same run
-for scale, loopback TCP bandwidth on this machine.
+and P proctors with K subscriptions each) against a real vigild. By default the
+load is one sentinel process and --proctor-procs (2) proctor processes, so that
+the client is not the bottleneck; they share one measurement window, given as
+wall-clock times, and latency is CLOCK_REALTIME on the proctor minus the
+startTime the sentinel stamped right before its write (same host, same clock,
++-0.5 ms from the ms stamp). --proctor-procs 0: the former all-in-one process
+(CLOCK_MONOTONIC). Adds the relay's CPU % (from /proc over the measured
+window), its RSS (from its heartbeats), every load process's CPU % and,
+measured in the same run for scale, loopback TCP bandwidth on this machine.
 
   tests/bench_relay.py [--sentinels 50] [--proctors 200] [--subs 4] [--seconds 20]
+                       [--proctor-procs 2]
   tests/bench_relay.py --sweep   # proctors 200, 400, 800...: where p99 passes 50 ms
 
 No assertion on timings: the figures go into docs/benchmarks.md."""
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -27,10 +35,10 @@ PTOKEN = "bench-proctor-secret"
 P99_LIMIT_MS = 50.0
 SWEEP_ROUNDS = 5
 SWEEP_SECONDS = 600
+SETUP_SECONDS = 10  # split mode: every connection registered and subscribed by then
 
 
-def run_once(args, proctors):
-    """One vigild, one bench_relay run; its JSON plus relay CPU % and RSS."""
+def start_vigil(args, proctors):
     auth = ("auth:\n  sentinel: none\n  tokens:\n"
             '    - { name: bench, role: proctor, token: "%s" }\n' % PTOKEN)
     v = Vigil(extra=auth,
@@ -40,6 +48,196 @@ def run_once(args, proctors):
     v.ring_size = "512MiB"
     v.write_config()
     v.start()
+    return v
+
+
+def run_once(args, proctors):
+    if args.proctor_procs > 0:
+        return run_split(args, proctors)
+    return run_all_in_one(args, proctors)
+
+
+def pct(sorted_values, p):
+    """As bench_relay.c's br_pct."""
+    n = len(sorted_values)
+    if n == 0:
+        return 0.0
+    return sorted_values[min(int(p * (n - 1) + 0.5), n - 1)]
+
+
+def cpu_or_none(pid):
+    try:
+        return proc_cpu_seconds(pid)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def run_split(args, proctors):
+    """One vigild; one sentinel process, then args.proctor_procs proctor processes,
+    one window for all; their JSON merged, plus CPU % of relay, ingest and each load
+    process, and relay's RSS."""
+    v = start_vigil(args, proctors)
+    tmp = tempfile.mkdtemp(prefix="bench_relay.")
+    procs = []  # (role, first, count, Popen, stdout path, stderr path, samples path)
+    try:
+        start_ms = int(time.time() * 1000) + (SETUP_SECONDS + args.warmup) * 1000
+        end_ms = start_ms + args.seconds * 1000
+        common = ["--sentinels", str(args.sentinels), "--subs", str(args.subs),
+                  "--start-ms", str(start_ms), "--end-ms", str(end_ms),
+                  "--fixtures", os.path.join(SOURCE, "tests", "data", "fmp4")]
+        ids = os.path.join(tmp, "ids")
+
+        def spawn(role, first, count, cmd):
+            name = "%s-%d" % (role, first)
+            out = os.path.join(tmp, name + ".json")
+            err = os.path.join(tmp, name + ".err")
+            samples = os.path.join(tmp, name + ".samples")
+            if role == "proctors":
+                cmd = cmd + ["--samples", samples]
+            with open(out, "w") as fo, open(err, "w") as fe:
+                p = subprocess.Popen([BENCH] + cmd + common, stdout=fo, stderr=fe,
+                                     stdin=subprocess.DEVNULL)
+            procs.append((role, first, count, p, out, err, samples))
+            return p
+
+        def failure(what):
+            tails = []
+            for role, first, _, p, _, err, _ in procs:
+                with open(err) as f:
+                    tails.append("%s %d (rc %s): %s" % (role, first, p.poll(), f.read()[-600:]))
+            return RuntimeError("%s\n%s\nvigild: %s" % (what, "\n".join(tails), v.log()[-3000:]))
+
+        snt = spawn("sentinels", 0, args.sentinels,
+                    ["--sentinels-only", "--sentinel-url", v.url("ingest", "/sentinel"),
+                     "--ids-out", ids])
+        deadline = time.monotonic() + SETUP_SECONDS / 2
+        while not os.path.exists(ids):
+            if snt.poll() is not None or time.monotonic() > deadline:
+                raise failure("the sentinels did not register in time")
+            time.sleep(0.05)
+        n = min(args.proctor_procs, proctors)
+        for i in range(n):
+            first = proctors * i // n
+            count = proctors * (i + 1) // n - first
+            spawn("proctors", first, count,
+                  ["--proctors-only", "--proctor-url", v.url("relay", "/proctor"),
+                   "--token", PTOKEN, "--ids", ids, "--first", str(first),
+                   "--count", str(count)])
+
+        pids = v.pids()
+        relay_pid = pids["relay"]
+        watched = [relay_pid, pids["ingest"]] + [p.pid for _, _, _, p, _, _, _ in procs]
+
+        def sleep_until(unix_ms):
+            # Bounded: the window is at most SETUP_SECONDS + warmup + seconds ahead.
+            left = unix_ms / 1000 - time.time()
+            if left > 0:
+                time.sleep(min(left, SETUP_SECONDS + args.warmup + args.seconds + 5))
+
+        rss, stop = [], threading.Event()
+
+        def sample_rss():
+            while not stop.wait(1.0):
+                try:
+                    hb = v.stage("relay").get("heartbeat") or {}
+                except AssertionError:
+                    continue
+                if "memBytes" in hb:
+                    rss.append(hb["memBytes"])
+
+        sleep_until(start_ms)
+        cpu0, t0 = [cpu_or_none(pid) for pid in watched], time.monotonic()
+        sampler = threading.Thread(target=sample_rss)
+        sampler.start()
+        try:
+            sleep_until(end_ms)
+            cpu1, t1 = [cpu_or_none(pid) for pid in watched], time.monotonic()
+        finally:
+            stop.set()
+            sampler.join()
+        wait_until = time.monotonic() + 30  # the processes end 3 s after the window
+        for _, _, _, p, _, _, _ in procs:
+            try:
+                p.wait(max(1.0, wait_until - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                raise failure("a load process did not end in time") from None
+        if any(p.returncode != 0 for _, _, _, p, _, _, _ in procs):
+            raise failure("a load process failed")
+        if v.pids()["relay"] != relay_pid:
+            raise RuntimeError("the relay restarted during the run: " + v.log()[-3000:])
+
+        def cpu_pct(i):
+            if cpu0[i] is None or cpu1[i] is None:
+                return None
+            return round(100 * (cpu1[i] - cpu0[i]) / (t1 - t0), 1)
+
+        outs = []
+        for _, _, _, _, out, _, _ in procs:
+            with open(out) as f:
+                outs.append(json.load(f))
+        s_out, p_outs = outs[0], outs[1:]
+        samples = []
+        for role, _, _, _, _, _, path in procs[1:]:
+            with open(path) as f:
+                samples.extend(float(x) for x in f.read().split())
+        samples.sort()
+        secs = s_out["seconds"]
+        win_sent = s_out["windowSent"]
+        expected = sum(win_sent[(p * args.subs + j) % args.sentinels]
+                       for p in range(proctors) for j in range(args.subs))
+        received = sum(o["received"] for o in p_outs)
+        rx_bytes = sum(o["rxBytes"] for o in p_outs)
+        res = {
+            "sentinels": args.sentinels, "proctors": proctors, "subscriptions": args.subs,
+            "segmentBytes": s_out["segmentBytes"], "seconds": secs,
+            "latencyMsP50": round(pct(samples, 0.50), 2),
+            "latencyMsP99": round(pct(samples, 0.99), 2),
+            "latencyMsMax": round(samples[-1], 2) if samples else 0.0,
+            "latencySamples": len(samples),
+            "latencyClock": "CLOCK_REALTIME, startTime stamped in ms (+-0.5 ms)",
+            "deliveredMBPerS": round(rx_bytes / secs / 1e6, 2),
+            "deliveredSegmentsPerS": round(sum(o["rxSegments"] for o in p_outs) / secs, 1),
+            "sentSegmentsPerS": s_out["sentSegmentsPerS"],
+            "expected": expected, "missing": max(expected - received, 0),
+            "skips": sum(o["skips"] for o in p_outs),
+            "unmatched": sum(o["unmatched"] for o in p_outs),
+            "sendDrops": s_out["sendDrops"], "partialWrites": s_out["partialWrites"],
+            "closed": sum(o["closed"] for o in outs),
+            "benchLoopLagMsMax": max(o["benchLoopLagMsMax"] for o in outs),
+            "benchLoopLagsOver10Ms": sum(o["benchLoopLagsOver10Ms"] for o in outs),
+            "relayCpuPercent": cpu_pct(0),
+            "ingestCpuPercent": cpu_pct(1),
+        }
+        load = []
+        for i, ((role, first, count, _, _, _, _), o) in enumerate(zip(procs, outs)):
+            entry = {"role": role, "first": first, "count": count, "cpuPercent": cpu_pct(2 + i),
+                     "loopLagMsMax": o["benchLoopLagMsMax"]}
+            if role == "proctors":
+                entry["latencyMsP99"] = o["latencyMsP99"]
+            load.append(entry)
+        res["benchCpuPercent"] = round(sum(e["cpuPercent"] or 0 for e in load), 1)
+        res["loadProcesses"] = load
+        res["relayRssMiB"] = round(max(rss) / 1048576, 1) if rss else None
+        other = []
+        for _, _, _, _, _, err, _ in procs:
+            with open(err) as f:
+                other += [ln for ln in f.read().splitlines()
+                          if ln not in ("ready", "measuring", "measured")]
+        if other:
+            res["stderr"] = other[-5:]
+        return res
+    finally:
+        for _, _, _, p, _, _, _ in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(30)
+        v.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_all_in_one(args, proctors):
+    """One vigild, one bench_relay run; its JSON plus relay CPU % and RSS."""
+    v = start_vigil(args, proctors)
     bench = None
     try:
         cmd = [BENCH, "--sentinel-url", v.url("ingest", "/sentinel"),
@@ -117,6 +315,8 @@ def main():
     ap.add_argument("--subs", type=int, default=4)
     ap.add_argument("--seconds", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--proctor-procs", type=int, default=2,
+                    help="proctor processes, besides one sentinel process; 0: all in one")
     ap.add_argument("--sweep", action="store_true")
     args = ap.parse_args()
 
@@ -145,7 +345,8 @@ def main():
     under = [r for r in rounds if "error" not in r and r["latencyMsP99"] <= P99_LIMIT_MS]
     print(json.dumps({
         "rounds": rounds,
-        # The client is one thread: when benchCpuPercent nears 100 in a round, that
+        # Each load process is one thread: when one of them nears 100 % CPU in a
+        # round (loadProcesses, or benchCpuPercent with --proctor-procs 0), that
         # round measures bench_relay rather than the relay.
         "proctorsUnderLimit": under[-1]["proctors"] if under else None,
         "p99LimitMs": P99_LIMIT_MS,
