@@ -276,6 +276,16 @@ wss_send_errorf(struct wss_conn *c, int code, const char *ref, const char *fmt, 
 }
 
 void
+wss_send_pong(struct wss_conn *c)
+{
+	struct wss_msg m;
+
+	wss_msg_begin(&m, "server.pong", 1);
+	mp_pack_kv_int(&m.pk, "time", proc_now_ms());
+	wss_msg_send(c, &m);
+}
+
+void
 wss_reject(struct wss_conn *c, int code, const char *reason)
 {
 	struct wss_msg m;

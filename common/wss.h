@@ -116,6 +116,8 @@ void wss_send_error(struct wss_conn *c, int code, const char *reason, const char
 /* The same with the reason formatted printf-style. */
 void wss_send_errorf(struct wss_conn *c, int code, const char *ref, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+/* server.pong { time: unix ms }, the answer to every *.ping (PROTOCOL.md section 3). */
+void wss_send_pong(struct wss_conn *c);
 /* server.registration.reject { reason }, then the close with the same reason. */
 void wss_reject(struct wss_conn *c, int code, const char *reason);
 

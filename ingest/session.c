@@ -340,16 +340,6 @@ sess_frame(struct ingest *ing, struct wss_conn *c, const msgpack_object *p)
 	}
 }
 
-static void
-sess_pong(struct wss_conn *c)
-{
-	struct wss_msg m;
-
-	wss_msg_begin(&m, "server.pong", 1);
-	mp_pack_kv_int(&m.pk, "time", proc_now_ms());
-	wss_msg_send(c, &m);
-}
-
 void
 ingest_sess_message(struct ingest *ing, struct wss_conn *c, const void *buf, size_t len,
 		    bool binary, int64_t rx_done_us)
@@ -376,7 +366,7 @@ ingest_sess_message(struct ingest *ing, struct wss_conn *c, const void *buf, siz
 	} else if (strcmp(type, "sentinel.frame") == 0) {
 		sess_frame(ing, c, p);
 	} else if (strcmp(type, "sentinel.ping") == 0) {
-		sess_pong(c);
+		wss_send_pong(c);
 	} else if (strcmp(type, "sentinel.bye") == 0) {
 		wss_conn_close(c, 1000, "Session ended by the sentinel");
 	} else if (strcmp(type, "sentinel.register") == 0) {

@@ -132,6 +132,8 @@ sess_list(struct relay *rl, struct wss_conn *c)
 	uint32_t n = 0, *slots;
 	struct wss_msg m;
 
+	/* Count what is in the ring already, so lastSequence and bitrate agree. */
+	relay_feed_drain(rl);
 	e = calloc(rl->n_slots, sizeof(*e));
 	slots = calloc(rl->n_slots, sizeof(*slots));
 	if (e == NULL || slots == NULL) {
@@ -320,16 +322,6 @@ sess_refresh(struct relay *rl, struct wss_conn *c, const msgpack_object *p)
 	s->expiry_warned = false;
 }
 
-static void
-sess_pong(struct wss_conn *c)
-{
-	struct wss_msg m;
-
-	wss_msg_begin(&m, "server.pong", 1);
-	mp_pack_kv_int(&m.pk, "time", proc_now_ms());
-	wss_msg_send(c, &m);
-}
-
 void
 relay_sess_message(struct relay *rl, struct wss_conn *c, const void *buf, size_t len, bool binary)
 {
@@ -364,7 +356,7 @@ relay_sess_message(struct relay *rl, struct wss_conn *c, const void *buf, size_t
 	} else if (strcmp(type, "proctor.auth.refresh") == 0) {
 		sess_refresh(rl, c, p);
 	} else if (strcmp(type, "proctor.ping") == 0) {
-		sess_pong(c);
+		wss_send_pong(c);
 	} else if (strcmp(type, "proctor.bye") == 0) {
 		wss_conn_close(c, 1000, "Session ended by the proctor");
 	} else if (strcmp(type, "proctor.register") == 0) {
