@@ -10,6 +10,7 @@ PACKAGES="
     libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
     gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
     gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-x fonts-dejavu-core
+    gstreamer1.0-libav
     ffmpeg openssl python3 python3-websocket python3-msgpack procps
 "
 
