@@ -20,6 +20,11 @@
  *   config.reload    vigild -> stage    { }                 re-read the config file
  *   stage.state      vigild -> *        { stage, state, pid }
  *   config.reloaded  stage -> *         { ok, error? }      after config.reload
+ *   status.request   stage -> vigild    { }                 ask for the supervisor's view
+ *   status           vigild -> stage    { instance, pid, uptimeMs, version, config,
+ *                                         stages: [{ name, state, pid, uptimeMs,
+ *                                         restarts, lastExit, heartbeat, listen }] }
+ *                                         (the body of vigilctl status --json)
  *
  * Later stages add their own types (keyframe.request, sentinel.online, ...);
  * a receiver ignores types it does not know.

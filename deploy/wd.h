@@ -122,5 +122,10 @@ int wd_ctl_accept(struct wd *wd);
 void wd_ctl_service(struct wd *wd, int slot);
 void wd_ctl_broadcast(struct wd *wd, json_t *event);
 json_t *wd_status_json(const struct wd *wd);
+/* Packs a bus message from vigild with a JSON body (through the envelope
+ * codec, as a stage would pack it) into sb, which the caller destroys on
+ * success. -EBADMSG (err says why), -ENOMEM. */
+int wd_pack_msg(msgpack_sbuffer *sb, const char *type, const char *to, json_t *body, char *err,
+		size_t errlen);
 
 #endif

@@ -89,6 +89,29 @@ wd_bus_route(struct wd *wd, struct wd_child *from, const struct bus_msg *msg, si
 		bus_send(wd->child[to].bus_fd, wd_bus_buf, len);
 }
 
+/* "status.request" from a stage (httpd's /health, /metrics, /api/status): the
+ * answer "status" carries the same body as vigilctl's status. */
+static void
+wd_bus_status(struct wd *wd, struct wd_child *c)
+{
+	json_t *st = wd_status_json(wd);
+	msgpack_sbuffer sb;
+	char err[160];
+	int r;
+
+	r = st != NULL ? wd_pack_msg(&sb, "status", bus_stage_name(c->which), st, err, sizeof(err))
+		       : -ENOMEM;
+	json_decref(st);
+	if (r < 0) {
+		log_warn(r, "bus: status for %s not packed", bus_stage_name(c->which));
+		return;
+	}
+	r = bus_send(c->bus_fd, sb.data, sb.size);
+	if (r < 0)
+		log_warn(r, "bus: status for %s not sent", bus_stage_name(c->which));
+	msgpack_sbuffer_destroy(&sb);
+}
+
 void
 wd_bus_service(struct wd *wd, struct wd_child *c)
 {
@@ -113,6 +136,8 @@ wd_bus_service(struct wd *wd, struct wd_child *c)
 			wd_bus_route(wd, c, &msg, (size_t)n);
 		else if (strcmp(msg.type, "heartbeat") == 0)
 			wd_on_heartbeat(wd, c, mp_to_json(msg.body));
+		else if (strcmp(msg.type, "status.request") == 0)
+			wd_bus_status(wd, c);
 		bus_msg_release(&msg);
 	}
 }

@@ -134,17 +134,43 @@ wd_ctl_stage(struct wd *wd, json_t *req, json_t **ret_err)
 
 /* The body goes through the envelope codec's JSON reader, so it becomes the
  * same msgpack a stage would have packed. */
+int
+wd_pack_msg(msgpack_sbuffer *sb, const char *type, const char *to, json_t *body, char *err,
+	    size_t errlen)
+{
+	msgpack_packer pk;
+	json_t *env_json;
+	struct env *env;
+	char *text;
+	int r;
+
+	env_json = json_pack("{s:s, s:O?}", "type", type, "payload", body);
+	text = env_json != NULL ? json_dumps(env_json, JSON_COMPACT) : NULL;
+	json_decref(env_json);
+	if (text == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	r = env_decode(text, strlen(text), ENV_JSON, &env, err, errlen);
+	free(text);
+	if (r < 0)
+		return r;
+	msgpack_sbuffer_init(sb);
+	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+	bus_pack_begin(&pk, type, "vigild", to);
+	msgpack_pack_object(&pk, *env_payload(env));
+	env_free(env);
+	return 0;
+}
+
 static json_t *
 wd_ctl_send(struct wd *wd, json_t *req)
 {
 	const char *to = json_string_value(json_object_get(req, "to"));
 	const char *type = json_string_value(json_object_get(req, "type"));
 	json_t *body = json_object_get(req, "body");
-	json_t *env_json;
 	msgpack_sbuffer sb;
-	msgpack_packer pk;
-	struct env *env;
-	char *text, err[160];
+	char err[160];
 	int target, r = 0;
 
 	if (to == NULL || type == NULL || (body != NULL && !json_is_object(body)))
@@ -152,20 +178,9 @@ wd_ctl_send(struct wd *wd, json_t *req)
 	target = strcmp(to, "*") == 0 ? -1 : bus_stage_parse(to);
 	if (target < -1)
 		return wd_ctl_error("unknown stage '%s'", to);
-	env_json = json_pack("{s:s, s:O?}", "type", type, "payload", body);
-	text = json_dumps(env_json, JSON_COMPACT);
-	json_decref(env_json);
-	if (text == NULL)
-		return wd_ctl_error("out of memory");
-	r = env_decode(text, strlen(text), ENV_JSON, &env, err, sizeof(err));
-	free(text);
+	r = wd_pack_msg(&sb, type, to, body, err, sizeof(err));
 	if (r < 0)
 		return wd_ctl_error("body: %s", err);
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	bus_pack_begin(&pk, type, "vigild", to);
-	msgpack_pack_object(&pk, *env_payload(env));
-	env_free(env);
 	for (int i = 0; i < BUS_N_STAGES; i++) {
 		if ((target == -1 || target == i) && wd->child[i].bus_fd >= 0 &&
 		    bus_send(wd->child[i].bus_fd, sb.data, sb.size) < 0)
