@@ -1,18 +1,12 @@
-/* bench_relay: the relay benchmark of issue 4. Three roles:
- *  - all in one (default): one process and one lws client context are both S
- *    sentinels (ingest's /sentinel) and P proctors (relay's /proctor), so that
- *    a segment's latency, last byte written by its sentinel to a proctor's
- *    complete message, is measured on one CLOCK_MONOTONIC clock;
- *  - --sentinels-only: the S sentinels; writes the sentinelIds they registered
- *    (--ids-out FILE, else stdout), one a line, then streams;
- *  - --proctors-only --ids FILE --first I --count N: proctors I..I+N-1, each
- *    subscribed to K of the ids as in the all-in-one mode.
- * In the split roles, --start-ms/--end-ms (unix ms) give the common window, the
- * sentinel stamps startTime with its CLOCK_REALTIME (ms, rounded) right before
- * the write that holds the segment's last byte, and the proctor's latency is
- * its CLOCK_REALTIME (sub-ms) minus startTime: same host, same clock, within
- * +-0.5 ms of the stamp's rounding. Each process prints one JSON object;
- * tests/bench_relay.py runs them against a vigild and merges them. */
+/* bench_relay: the sentinels of the relay benchmark (issue 4). S sentinels
+ * register with ingest's /sentinel, write the sentinelIds they got (--ids-out
+ * FILE, else stdout), one a line, and then each sends a segment of about
+ * --segment-bytes once a second, staggered over the second. Right before the
+ * write that holds a segment's last byte, the sentinel stamps its startTime with
+ * CLOCK_REALTIME (ms, rounded): tests/bench_proctor, the proctors, take their
+ * latency against it. --start-ms/--end-ms (unix ms) are the common window;
+ * prints one JSON object of what it sent. tests/bench_relay.py runs both
+ * against a vigild and merges them. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
@@ -31,22 +25,8 @@
 #define BR_CHUNK     (64u << 10) /* bytes per write: fragments of one message */
 #define BR_RX_MAX    (8u << 20)  /* largest message a connection accepts */
 #define BR_QUEUE_MAX 4           /* segments waiting per sentinel before dropping */
-#define BR_SETUP_MS  60000       /* every connection registered and subscribed by then */
 #define BR_GRACE_MS  3000        /* after the window, for segments still in flight */
 #define BR_ID_MAX    64
-#define BR_SUBS_MAX  64
-#define BR_SEQ_SLACK 30
-
-enum br_role {
-	BR_ALL,
-	BR_SENTINELS_ONLY,
-	BR_PROCTORS_ONLY,
-};
-
-enum br_kind {
-	BR_SENTINEL,
-	BR_PROCTOR,
-};
 
 enum br_state {
 	BR_CONNECTING,
@@ -65,16 +45,9 @@ struct br_msg {
 	size_t stamp_off; /* startTime's 8 bytes (big-endian uint64), 0 = none */
 };
 
-struct br_sub {
-	int sentinel;      /* index, -1 until matched */
-	uint64_t received; /* segments of the measured window */
-};
-
 struct br_conn {
 	struct br_bench *b;
-	enum br_kind kind;
 	unsigned idx;
-	unsigned num; /* proctor: global number, from --first */
 	enum br_state state;
 	struct lws *wsi;
 	struct br_msg *q_head;
@@ -85,51 +58,37 @@ struct br_conn {
 	/* sentinel */
 	char id[BR_ID_MAX];
 	int64_t next_seq;
-	int64_t *sent_ns;            /* per sequence: last byte handed to the socket, 0 = not yet */
-	int64_t win_first, win_last; /* sequences sent inside the window */
-	uint64_t win_sent;           /* split roles: startTime inside the window */
+	uint64_t win_sent; /* segments with a startTime inside the window */
 	lws_sorted_usec_list_t sul_tick;
 	int64_t tick_base_ns;
-	/* proctor */
-	struct br_sub subs[BR_SUBS_MAX];
 };
 
 struct br_opts {
-	enum br_role role;
-	const char *sentinel_url, *proctor_url, *token, *fixtures;
-	const char *ids_in, *ids_out, *samples_out;
-	unsigned sentinels, proctors, subs, first;
-	unsigned warmup_s, seconds;
-	int64_t start_ms, end_ms; /* split roles: the window, unix ms */
+	const char *sentinel_url, *fixtures, *ids_out;
+	unsigned sentinels;
+	int64_t start_ms, end_ms; /* the window, unix ms */
 	size_t segment_bytes;
 };
 
 struct br_bench {
 	struct br_opts o;
 	struct lws_context *ctx;
-	char host[2][256], path[2][256]; /* by enum br_kind */
-	int port[2];
-	struct br_conn *conns;   /* local sentinels first, then local proctors */
-	unsigned n_conns, n_snt; /* n_snt: local sentinels (0 when proctors only) */
-	char (*ids)[BR_ID_MAX];  /* the S sentinelIds, by sentinel index */
+	char host[256], path[256];
+	int port;
+	struct br_conn *conns;
+	char (*ids)[BR_ID_MAX]; /* the sentinelIds, by sentinel index */
 	unsigned char *init;
 	size_t init_len;
 	unsigned char *seg;
 	size_t seg_len;
-	size_t seq_cap;
 	lws_sorted_usec_list_t sul_phase, sul_lag;
 	int64_t lag_due_ns, lag_max_ns;
 	uint64_t lag_over_10ms;
-	int phase; /* 0 setup, 1 warm-up, 2 measuring, 3 grace, 4 done */
-	int64_t win_start_ns, win_end_ns;
-	unsigned sentinels_ready, proctors_ready;
+	int phase; /* 0 setup, 1 waiting for the window, 2 measuring, 3 grace, 4 done */
+	unsigned sentinels_ready;
 	bool failed;
 	char fail_reason[256];
-	/* figures */
-	double *lat_ms;
-	size_t lat_n, lat_cap;
-	uint64_t rx_segments, rx_bytes, skips, unmatched, sent_segments, send_drops, partial_writes,
-		closed_during_run;
+	uint64_t send_drops, partial_writes, closed_during_run;
 };
 
 static int64_t
@@ -158,15 +117,6 @@ br_unix_ms_round(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + (ts.tv_nsec + 500000) / 1000000;
-}
-
-static double
-br_unix_ms_f(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
 }
 
 static void
@@ -328,8 +278,6 @@ br_send_segment(struct br_conn *c)
 	size_t stamp_off;
 	struct br_msg *m;
 
-	if ((size_t)c->next_seq >= b->seq_cap)
-		return;
 	if (c->q_segments >= BR_QUEUE_MAX) {
 		b->send_drops++; /* the ingest does not keep up: this second is lost */
 		c->next_seq++;
@@ -377,18 +325,18 @@ br_tick_cb(lws_sorted_usec_list_t *sul)
 static void
 br_start_segments(struct br_bench *b)
 {
-	for (unsigned i = 0; i < b->n_snt; i++) {
+	for (unsigned i = 0; i < b->o.sentinels; i++) {
 		struct br_conn *c = &b->conns[i];
-		int64_t delay_us = (int64_t)i * 1000000 / b->n_snt;
+		int64_t delay_us = (int64_t)i * 1000000 / b->o.sentinels;
 
 		c->tick_base_ns = br_mono_ns() + delay_us * 1000;
 		lws_sul_schedule(b->ctx, 0, &c->sul_tick, br_tick_cb, delay_us + 1);
 	}
 }
 
-/* ws://host:port/path into where[kind]; -EINVAL otherwise. */
+/* ws://host:port/path; -EINVAL otherwise. */
 static int
-br_parse_url(struct br_bench *b, enum br_kind kind, const char *url)
+br_parse_url(struct br_bench *b, const char *url)
 {
 	char buf[512];
 	const char *prot, *addr, *path;
@@ -399,9 +347,9 @@ br_parse_url(struct br_bench *b, enum br_kind kind, const char *url)
 	strcpy(buf, url);
 	if (lws_parse_uri(buf, &prot, &addr, &port, &path) != 0 || strcmp(prot, "ws") != 0)
 		return -EINVAL;
-	snprintf(b->host[kind], sizeof(b->host[kind]), "%s", addr);
-	snprintf(b->path[kind], sizeof(b->path[kind]), "/%s", path[0] == '/' ? path + 1 : path);
-	b->port[kind] = port;
+	snprintf(b->host, sizeof(b->host), "%s", addr);
+	snprintf(b->path, sizeof(b->path), "/%s", path[0] == '/' ? path + 1 : path);
+	b->port = port;
 	return 0;
 }
 
@@ -413,20 +361,21 @@ br_connect(struct br_conn *c)
 
 	memset(&ci, 0, sizeof(ci));
 	ci.context = b->ctx;
-	ci.address = b->host[c->kind];
-	ci.port = b->port[c->kind];
-	ci.path = b->path[c->kind];
-	ci.host = b->host[c->kind];
+	ci.address = b->host;
+	ci.port = b->port;
+	ci.path = b->path;
+	ci.host = b->host;
 	ci.local_protocol_name = "bench-relay";
 	ci.opaque_user_data = c;
 	ci.pwsi = &c->wsi;
 	c->state = BR_CONNECTING;
 	if (lws_client_connect_via_info(&ci) == NULL)
-		br_fail(b, "connect", b->host[c->kind]);
+		br_fail(b, "connect", b->host);
 }
 
-/* How late this loop runs a 10 ms timer during the window: when it is late by
- * as much as the latencies, they are this process's, not the relay's. */
+/* How late this loop runs a 10 ms timer during the window: a late sentinel
+ * stamps late, so its lateness does not count as latency, but it shows that
+ * the load generator is short of CPU. */
 #define BR_LAG_US 10000
 
 static void
@@ -458,34 +407,19 @@ static void
 br_phase_cb(lws_sorted_usec_list_t *sul)
 {
 	struct br_bench *b = lws_container_of(sul, struct br_bench, sul_phase);
+	int64_t left;
 
 	switch (b->phase) {
 	case 0:
-		br_fail(b, "setup",
-			b->o.role == BR_ALL
-				? "not every connection registered and subscribed in time"
-				: "not every connection registered and subscribed by "
-				  "--start-ms");
+		br_fail(b, "setup", "not every sentinel registered by --start-ms");
 		break;
 	case 1:
-		/* bench_relay.py samples the relay's CPU between these two lines. */
-		fprintf(stderr, "measuring\n");
-		fflush(stderr);
-		b->win_start_ns = br_mono_ns();
-		b->lag_due_ns = b->win_start_ns + BR_LAG_US * 1000;
+		b->lag_due_ns = br_mono_ns() + BR_LAG_US * 1000;
 		lws_sul_schedule(b->ctx, 0, &b->sul_lag, br_lag_cb, BR_LAG_US);
-		if (b->o.role == BR_ALL) {
-			br_next_phase(b, 2, (int64_t)b->o.seconds * 1000);
-		} else {
-			int64_t left = b->o.end_ms - br_unix_ms();
-
-			br_next_phase(b, 2, left > 0 ? left : 0);
-		}
+		left = b->o.end_ms - br_unix_ms();
+		br_next_phase(b, 2, left > 0 ? left : 0);
 		break;
 	case 2:
-		b->win_end_ns = br_mono_ns();
-		fprintf(stderr, "measured\n");
-		fflush(stderr);
 		br_next_phase(b, 3, BR_GRACE_MS);
 		break;
 	default:
@@ -493,26 +427,6 @@ br_phase_cb(lws_sorted_usec_list_t *sul)
 		lws_cancel_service(b->ctx);
 		break;
 	}
-}
-
-static void
-br_subscribe(struct br_conn *c)
-{
-	struct br_bench *b = c->b;
-	char json[BR_SUBS_MAX * (BR_ID_MAX + 4) + 128];
-	size_t n;
-
-	n = (size_t)snprintf(json, sizeof(json),
-			     "{\"type\":\"proctor.subscribe\",\"payload\":{\"sentinelIds\":[");
-	for (unsigned j = 0; j < b->o.subs; j++) {
-		unsigned s = (unsigned)(((uint64_t)c->num * b->o.subs + j) % b->o.sentinels);
-
-		c->subs[j].sentinel = (int)s;
-		n += (size_t)snprintf(json + n, sizeof(json) - n, "%s\"%s\"", j ? "," : "",
-				      b->ids[s]);
-	}
-	snprintf(json + n, sizeof(json) - n, "]}}");
-	br_push_text(c, json);
 }
 
 /* --ids-out FILE (written whole, then renamed) or stdout: one id a line. */
@@ -549,123 +463,28 @@ br_on_ack(struct br_conn *c, const msgpack_object *payload)
 	struct br_bench *b = c->b;
 
 	c->state = BR_READY;
-	if (c->kind == BR_SENTINEL) {
-		if (mp_get_strbuf(payload, "sentinelId", c->id, sizeof(c->id)) < 0) {
-			br_fail(b, "sentinel ack", "no sentinelId");
-			return;
-		}
-		memcpy(b->ids[c->idx], c->id, sizeof(c->id));
-		br_send_init(c);
-		if (++b->sentinels_ready == b->o.sentinels) {
-			if (b->o.role == BR_SENTINELS_ONLY) {
-				if (br_write_ids(b) < 0)
-					return;
-				b->phase = 1; /* the timer of --start-ms is running */
-			}
-			/* Proctors need the ids; segments start now and the warm-up
-			 * covers the time the proctors take to join. */
-			for (unsigned i = b->n_snt; i < b->n_conns; i++)
-				br_connect(&b->conns[i]);
-			br_start_segments(b);
-		}
-	} else {
-		br_subscribe(c);
-		if (++b->proctors_ready == b->o.proctors) {
-			if (b->o.role == BR_ALL) {
-				br_next_phase(b, 1, (int64_t)b->o.warmup_s * 1000);
-			} else {
-				fprintf(stderr, "ready\n");
-				fflush(stderr);
-				b->phase = 1; /* the timer of --start-ms is running */
-			}
-		}
-	}
-}
-
-static int
-br_sentinel_index(struct br_bench *b, const char *id, size_t len)
-{
-	for (unsigned i = 0; i < b->o.sentinels; i++)
-		if (strlen(b->ids[i]) == len && memcmp(b->ids[i], id, len) == 0)
-			return (int)i;
-	return -1;
-}
-
-static void
-br_count_sub(struct br_conn *c, int s)
-{
-	for (unsigned j = 0; j < c->b->o.subs; j++)
-		if (c->subs[j].sentinel == s)
-			c->subs[j].received++;
-}
-
-static void
-br_add_sample(struct br_bench *b, double ms)
-{
-	if (b->lat_n == b->lat_cap) {
-		size_t cap = b->lat_cap ? b->lat_cap * 2 : 65536;
-		double *p = realloc(b->lat_ms, cap * sizeof(*p));
-
-		if (p == NULL) {
-			br_fail(b, "latency samples", "out of memory");
-			return;
-		}
-		b->lat_ms = p;
-		b->lat_cap = cap;
-	}
-	b->lat_ms[b->lat_n++] = ms;
-}
-
-/* now: CLOCK_MONOTONIC ns, unix_now: CLOCK_REALTIME ms, both at the complete
- * message. */
-static void
-br_on_segment(struct br_conn *c, const msgpack_object *payload, int64_t now, double unix_now,
-	      size_t bytes)
-{
-	struct br_bench *b = c->b;
-	const char *id;
-	size_t id_len;
-	int64_t seq;
-	int s;
-	struct br_conn *snt;
-
-	if (mp_get_str(payload, "sentinelId", &id, &id_len) < 0 ||
-	    mp_get_int(payload, "sequence", &seq) < 0 ||
-	    (s = br_sentinel_index(b, id, id_len)) < 0 || seq < 0 || (size_t)seq >= b->seq_cap) {
-		b->unmatched++;
+	if (mp_get_strbuf(payload, "sentinelId", c->id, sizeof(c->id)) < 0) {
+		br_fail(b, "sentinel ack", "no sentinelId");
 		return;
 	}
-	if (b->phase == 2 && now >= b->win_start_ns) {
-		b->rx_segments++;
-		b->rx_bytes += bytes;
-	}
-	if (b->o.role == BR_PROCTORS_ONLY) {
-		int64_t start_ms;
-
-		/* Latency is taken for the segments stamped inside the window. */
-		if (mp_get_int(payload, "startTime", &start_ms) < 0 || start_ms < b->o.start_ms ||
-		    start_ms >= b->o.end_ms)
-			return;
-		br_count_sub(c, s);
-		br_add_sample(b, unix_now - (double)start_ms);
+	memcpy(b->ids[c->idx], c->id, sizeof(c->id));
+	br_send_init(c);
+	if (++b->sentinels_ready < b->o.sentinels)
 		return;
-	}
-	snt = &b->conns[s];
-	/* Latency is taken for the segments sent inside the window. */
-	if (snt->win_first < 0 || seq < snt->win_first || seq > snt->win_last ||
-	    snt->sent_ns[seq] == 0)
+	if (br_write_ids(b) < 0)
 		return;
-	br_count_sub(c, s);
-	br_add_sample(b, (double)(now - snt->sent_ns[seq]) / 1e6);
+	b->phase = 1; /* the timer of --start-ms is running */
+	/* Segments start now: the proctors join during the warm-up. */
+	br_start_segments(b);
 }
 
-/* One complete message of a connection. */
+/* One complete message from ingest. */
 static void
-br_on_message(struct br_conn *c, int64_t now, double unix_now)
+br_on_message(struct br_conn *c)
 {
 	struct br_bench *b = c->b;
 	struct env *env;
-	char err[128];
+	char err[128], reason[128] = "";
 	const char *type;
 	const msgpack_object *payload;
 
@@ -676,23 +495,14 @@ br_on_message(struct br_conn *c, int64_t now, double unix_now)
 	}
 	type = env_type(env);
 	payload = env_payload(env);
-	if (strcmp(type, "server.segment") == 0) {
-		br_on_segment(c, payload, now, unix_now, c->rx_len);
-	} else if (strcmp(type, "server.registration.ack") == 0 && c->state == BR_REGISTERING) {
+	if (strcmp(type, "server.registration.ack") == 0 && c->state == BR_REGISTERING) {
 		br_on_ack(c, payload);
 	} else if (strcmp(type, "server.registration.reject") == 0) {
-		char reason[128] = "";
-
 		mp_get_strbuf(payload, "reason", reason, sizeof(reason));
-		br_fail(b, c->kind == BR_SENTINEL ? "sentinel refused" : "proctor refused", reason);
-	} else if (strcmp(type, "server.skip") == 0) {
-		b->skips++;
+		br_fail(b, "sentinel refused", reason);
 	} else if (strcmp(type, "server.error") == 0) {
-		char reason[128] = "";
-
 		mp_get_strbuf(payload, "reason", reason, sizeof(reason));
-		fprintf(stderr, "bench_relay: server.error to %s %u: %s\n",
-			c->kind == BR_SENTINEL ? "sentinel" : "proctor", c->idx, reason);
+		fprintf(stderr, "bench_relay: server.error to sentinel %u: %s\n", c->idx, reason);
 	}
 	env_free(env);
 }
@@ -727,7 +537,7 @@ br_receive(struct br_conn *c, const void *in, size_t len)
 	memcpy(c->rx + c->rx_len, in, len);
 	c->rx_len += len;
 	if (lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0)
-		br_on_message(c, br_mono_ns(), br_unix_ms_f());
+		br_on_message(c);
 	return 0;
 }
 
@@ -765,23 +575,14 @@ br_writeable(struct br_conn *c)
 		return -1;
 	m->off += n;
 	if (end) {
-		/* The last byte is handed to the kernel, or, when the socket took
-		 * only part, to lws's buffer, which sends it before anything else:
-		 * the send time is that of this call either way. */
+		/* The last byte is handed to the kernel or, when the socket took
+		 * only part, to lws's buffer, which sends it before anything else;
+		 * waiting there counts as latency. */
 		if (m->seq >= 0) {
-			int64_t now = br_mono_ns();
-
 			if (lws_partial_buffered(c->wsi))
 				b->partial_writes++;
-			c->sent_ns[m->seq] = now;
-			b->sent_segments++;
 			if (stamp >= b->o.start_ms && stamp < b->o.end_ms)
 				c->win_sent++;
-			if (b->phase == 2 && now >= b->win_start_ns) {
-				if (c->win_first < 0)
-					c->win_first = m->seq;
-				c->win_last = m->seq;
-			}
 			c->q_segments--;
 		}
 		c->q_head = m->next;
@@ -804,12 +605,10 @@ br_closed(struct br_conn *c, const char *why)
 	lws_sul_cancel(&c->sul_tick);
 	if (b->phase < 3) {
 		b->closed_during_run++;
-		fprintf(stderr, "bench_relay: %s %u closed: %s\n",
-			c->kind == BR_SENTINEL ? "sentinel" : "proctor", c->idx, why);
+		fprintf(stderr, "bench_relay: sentinel %u closed: %s\n", c->idx, why);
 	}
 	if (b->phase == 0)
-		br_fail(b, c->kind == BR_SENTINEL ? "sentinel connection" : "proctor connection",
-			why);
+		br_fail(b, "sentinel connection", why);
 }
 
 /* The lws thread, for every connection. */
@@ -825,17 +624,7 @@ br_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
 		return 0;
 	case LWS_CALLBACK_CLIENT_ESTABLISHED:
 		c->state = BR_REGISTERING;
-		if (c->kind == BR_SENTINEL) {
-			br_push_text(c, "{\"type\":\"sentinel.register\",\"payload\":{}}");
-		} else {
-			char json[512];
-
-			snprintf(json, sizeof(json),
-				 "{\"type\":\"proctor.register\",\"payload\":{\"token\":\"%s\","
-				 "\"name\":\"bench %u\"}}",
-				 c->b->o.token, c->idx);
-			br_push_text(c, json);
-		}
+		br_push_text(c, "{\"type\":\"sentinel.register\",\"payload\":{}}");
 		return 0;
 	case LWS_CALLBACK_CLIENT_RECEIVE:
 		return br_receive(c, in, len);
@@ -863,172 +652,35 @@ static const struct lws_protocols br_protocols[] = {
 	{ NULL, NULL, 0, 0, 0, NULL, 0 },
 };
 
-static int
-br_cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static double
-br_pct(const double *v, size_t n, double p)
-{
-	size_t i;
-
-	if (n == 0)
-		return 0;
-	i = (size_t)(p * (double)(n - 1) + 0.5);
-	return v[i < n ? i : n - 1];
-}
-
+/* The figures bench_relay.py merges with the proctors'. */
 static void
 br_report(struct br_bench *b)
 {
-	double secs = (double)(b->win_end_ns - b->win_start_ns) / 1e9;
-	uint64_t expected = 0, received = 0, win_sent = 0;
-
-	if (secs <= 0)
-		secs = 1;
-	for (unsigned i = 0; i < b->o.sentinels; i++) {
-		const struct br_conn *s = &b->conns[i];
-
-		if (s->win_first >= 0)
-			win_sent += (uint64_t)(s->win_last - s->win_first + 1);
-	}
-	for (unsigned i = b->o.sentinels; i < b->n_conns; i++) {
-		const struct br_conn *p = &b->conns[i];
-
-		for (unsigned j = 0; j < b->o.subs; j++) {
-			const struct br_conn *s = &b->conns[p->subs[j].sentinel];
-
-			if (s->win_first >= 0)
-				expected += (uint64_t)(s->win_last - s->win_first + 1);
-			received += p->subs[j].received;
-		}
-	}
-	qsort(b->lat_ms, b->lat_n, sizeof(*b->lat_ms), br_cmp_double);
-	printf("{\"sentinels\": %u, \"proctors\": %u, \"subscriptions\": %u, "
-	       "\"segmentBytes\": %zu, \"seconds\": %.1f,\n",
-	       b->o.sentinels, b->o.proctors, b->o.subs, b->seg_len, secs);
-	printf(" \"latencyMsP50\": %.2f, \"latencyMsP99\": %.2f, \"latencyMsMax\": %.2f, "
-	       "\"latencySamples\": %zu,\n",
-	       br_pct(b->lat_ms, b->lat_n, 0.50), br_pct(b->lat_ms, b->lat_n, 0.99),
-	       b->lat_n ? b->lat_ms[b->lat_n - 1] : 0.0, b->lat_n);
-	printf(" \"deliveredMBPerS\": %.2f, \"deliveredSegmentsPerS\": %.1f, "
-	       "\"sentSegmentsPerS\": %.1f,\n",
-	       (double)b->rx_bytes / secs / 1e6, (double)b->rx_segments / secs,
-	       (double)win_sent / secs);
-	printf(" \"expected\": %llu, \"missing\": %llu, \"skips\": %llu, \"unmatched\": %llu, "
-	       "\"sendDrops\": %llu, \"partialWrites\": %llu, \"closed\": %llu,\n"
-	       " \"benchLoopLagMsMax\": %.1f, \"benchLoopLagsOver10Ms\": %llu}\n",
-	       (unsigned long long)expected,
-	       (unsigned long long)(expected > received ? expected - received : 0),
-	       (unsigned long long)b->skips, (unsigned long long)b->unmatched,
-	       (unsigned long long)b->send_drops, (unsigned long long)b->partial_writes,
-	       (unsigned long long)b->closed_during_run, (double)b->lag_max_ns / 1e6,
-	       (unsigned long long)b->lag_over_10ms);
-	fflush(stdout);
-}
-
-/* Split roles: the figures bench_relay.py merges over the processes. */
-static int
-br_report_split(struct br_bench *b)
-{
 	double secs = (double)(b->o.end_ms - b->o.start_ms) / 1e3;
-	uint64_t received = 0;
+	uint64_t win_sent = 0;
 
-	printf("{\"role\": \"%s\", \"sentinels\": %u, \"subscriptions\": %u, "
-	       "\"segmentBytes\": %zu, \"seconds\": %.1f,\n",
-	       b->o.role == BR_SENTINELS_ONLY ? "sentinels" : "proctors", b->o.sentinels, b->o.subs,
-	       b->seg_len, secs);
-	if (b->o.role == BR_SENTINELS_ONLY) {
-		uint64_t win_sent = 0;
-
-		printf(" \"windowSent\": [");
-		for (unsigned i = 0; i < b->n_snt; i++) {
-			win_sent += b->conns[i].win_sent;
-			printf("%s%llu", i ? ", " : "", (unsigned long long)b->conns[i].win_sent);
-		}
-		printf("],\n \"sentSegmentsPerS\": %.1f, \"sendDrops\": %llu, "
-		       "\"partialWrites\": %llu,\n",
-		       (double)win_sent / secs, (unsigned long long)b->send_drops,
-		       (unsigned long long)b->partial_writes);
-	} else {
-		for (unsigned i = b->n_snt; i < b->n_conns; i++)
-			for (unsigned j = 0; j < b->o.subs; j++)
-				received += b->conns[i].subs[j].received;
-		qsort(b->lat_ms, b->lat_n, sizeof(*b->lat_ms), br_cmp_double);
-		printf(" \"first\": %u, \"proctors\": %u, \"latencyMsP50\": %.2f, "
-		       "\"latencyMsP99\": %.2f, \"latencyMsMax\": %.2f, \"latencySamples\": %zu,\n",
-		       b->o.first, b->o.proctors, br_pct(b->lat_ms, b->lat_n, 0.50),
-		       br_pct(b->lat_ms, b->lat_n, 0.99), b->lat_n ? b->lat_ms[b->lat_n - 1] : 0.0,
-		       b->lat_n);
-		printf(" \"rxBytes\": %llu, \"rxSegments\": %llu, \"received\": %llu, "
-		       "\"skips\": %llu, \"unmatched\": %llu,\n",
-		       (unsigned long long)b->rx_bytes, (unsigned long long)b->rx_segments,
-		       (unsigned long long)received, (unsigned long long)b->skips,
-		       (unsigned long long)b->unmatched);
+	printf("{\"role\": \"sentinels\", \"sentinels\": %u, \"segmentBytes\": %zu, "
+	       "\"seconds\": %.1f,\n \"windowSent\": [",
+	       b->o.sentinels, b->seg_len, secs);
+	for (unsigned i = 0; i < b->o.sentinels; i++) {
+		win_sent += b->conns[i].win_sent;
+		printf("%s%llu", i ? ", " : "", (unsigned long long)b->conns[i].win_sent);
 	}
-	printf(" \"closed\": %llu, \"benchLoopLagMsMax\": %.1f, \"benchLoopLagsOver10Ms\": %llu}\n",
-	       (unsigned long long)b->closed_during_run, (double)b->lag_max_ns / 1e6,
-	       (unsigned long long)b->lag_over_10ms);
+	printf("],\n \"sentSegmentsPerS\": %.1f, \"sendDrops\": %llu, \"partialWrites\": %llu,\n"
+	       " \"closed\": %llu, \"benchLoopLagMsMax\": %.1f, \"benchLoopLagsOver10Ms\": %llu}\n",
+	       (double)win_sent / secs, (unsigned long long)b->send_drops,
+	       (unsigned long long)b->partial_writes, (unsigned long long)b->closed_during_run,
+	       (double)b->lag_max_ns / 1e6, (unsigned long long)b->lag_over_10ms);
 	fflush(stdout);
-	if (b->o.role == BR_PROCTORS_ONLY && b->o.samples_out != NULL) {
-		FILE *f = fopen(b->o.samples_out, "we");
-
-		if (f == NULL) {
-			fprintf(stderr, "bench_relay: %s: %s\n", b->o.samples_out, strerror(errno));
-			return -1;
-		}
-		for (size_t i = 0; i < b->lat_n; i++)
-			fprintf(f, "%.3f\n", b->lat_ms[i]);
-		if (fclose(f) != 0) {
-			fprintf(stderr, "bench_relay: %s: %s\n", b->o.samples_out, strerror(errno));
-			return -1;
-		}
-	}
-	return 0;
-}
-
-/* --ids FILE: S ids, one a line. */
-static int
-br_read_ids(struct br_bench *b)
-{
-	FILE *f = fopen(b->o.ids_in, "re");
-	char line[256];
-	unsigned n = 0;
-
-	if (f == NULL)
-		return -errno;
-	while (n < b->o.sentinels && fgets(line, sizeof(line), f) != NULL) {
-		size_t len = strcspn(line, "\r\n");
-
-		if (len == 0)
-			continue;
-		if (len >= BR_ID_MAX) {
-			fclose(f);
-			return -EINVAL;
-		}
-		memcpy(b->ids[n], line, len);
-		b->ids[n][len] = '\0';
-		n++;
-	}
-	fclose(f);
-	return n == b->o.sentinels ? 0 : -EINVAL;
 }
 
 static void
 br_usage(FILE *f)
 {
-	fprintf(f, "usage: bench_relay --sentinel-url ws://127.0.0.1:P/sentinel "
-		   "--proctor-url ws://127.0.0.1:P/proctor --token TOKEN\n"
-		   "       [--sentinels 50] [--proctors 200] [--subs 4] [--warmup 5] "
-		   "[--seconds 20]\n"
-		   "       [--segment-bytes 125000] [--fixtures tests/data/fmp4]\n"
-		   "       [--sentinels-only [--ids-out FILE] | --proctors-only --ids FILE "
-		   "--first I --count N\n"
-		   "        [--samples FILE]] --start-ms UNIX_MS --end-ms UNIX_MS\n");
+	fprintf(f,
+		"usage: bench_relay --sentinel-url ws://127.0.0.1:P/sentinel --start-ms UNIX_MS\n"
+		"       --end-ms UNIX_MS [--sentinels 50] [--segment-bytes 125000]\n"
+		"       [--fixtures tests/data/fmp4] [--ids-out FILE]\n");
 }
 
 static int
@@ -1036,38 +688,19 @@ br_parse(struct br_opts *o, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "sentinel-url", required_argument, NULL, 'u' },
-		{ "proctor-url", required_argument, NULL, 'p' },
-		{ "token", required_argument, NULL, 't' },
 		{ "sentinels", required_argument, NULL, 'S' },
-		{ "proctors", required_argument, NULL, 'P' },
-		{ "subs", required_argument, NULL, 'K' },
-		{ "warmup", required_argument, NULL, 'W' },
-		{ "seconds", required_argument, NULL, 'T' },
 		{ "segment-bytes", required_argument, NULL, 'B' },
 		{ "fixtures", required_argument, NULL, 'f' },
-		{ "sentinels-only", no_argument, NULL, '1' },
-		{ "proctors-only", no_argument, NULL, '2' },
-		{ "ids", required_argument, NULL, 'i' },
 		{ "ids-out", required_argument, NULL, 'o' },
-		{ "samples", required_argument, NULL, 's' },
-		{ "first", required_argument, NULL, 'F' },
-		{ "count", required_argument, NULL, 'N' },
 		{ "start-ms", required_argument, NULL, 'a' },
 		{ "end-ms", required_argument, NULL, 'e' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
-	bool count_set = false;
 	int64_t now_ms = br_unix_ms();
 
-	*o = (struct br_opts){ .sentinels = 50,
-			       .proctors = 200,
-			       .subs = 4,
-			       .warmup_s = 5,
-			       .seconds = 20,
-			       .segment_bytes = 125000,
-			       .token = "" };
+	*o = (struct br_opts){ .sentinels = 50, .segment_bytes = 125000 };
 	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		unsigned long v = optarg ? strtoul(optarg, NULL, 10) : 0;
 
@@ -1075,26 +708,8 @@ br_parse(struct br_opts *o, int argc, char **argv)
 		case 'u':
 			o->sentinel_url = optarg;
 			break;
-		case 'p':
-			o->proctor_url = optarg;
-			break;
-		case 't':
-			o->token = optarg;
-			break;
 		case 'S':
 			o->sentinels = (unsigned)v;
-			break;
-		case 'P':
-			o->proctors = (unsigned)v;
-			break;
-		case 'K':
-			o->subs = (unsigned)v;
-			break;
-		case 'W':
-			o->warmup_s = (unsigned)v;
-			break;
-		case 'T':
-			o->seconds = (unsigned)v;
 			break;
 		case 'B':
 			o->segment_bytes = v;
@@ -1102,27 +717,8 @@ br_parse(struct br_opts *o, int argc, char **argv)
 		case 'f':
 			o->fixtures = optarg;
 			break;
-		case '1':
-			o->role = BR_SENTINELS_ONLY;
-			break;
-		case '2':
-			o->role = BR_PROCTORS_ONLY;
-			break;
-		case 'i':
-			o->ids_in = optarg;
-			break;
 		case 'o':
 			o->ids_out = optarg;
-			break;
-		case 's':
-			o->samples_out = optarg;
-			break;
-		case 'F':
-			o->first = (unsigned)v;
-			break;
-		case 'N':
-			o->proctors = (unsigned)v;
-			count_set = true;
 			break;
 		case 'a':
 			o->start_ms = strtoll(optarg, NULL, 10);
@@ -1137,23 +733,11 @@ br_parse(struct br_opts *o, int argc, char **argv)
 			return -EINVAL;
 		}
 	}
-	if (o->role != BR_ALL) {
-		/* A window within the next hour, at most an hour long. */
-		if (o->start_ms < now_ms - 1000 || o->start_ms > now_ms + 3600000 ||
-		    o->end_ms <= o->start_ms || o->end_ms - o->start_ms > 3600000)
-			return -EINVAL;
-		o->seconds = (unsigned)((o->end_ms - o->start_ms + 999) / 1000);
-	}
-	if (o->role == BR_SENTINELS_ONLY)
-		o->proctors = 0;
-	if (o->role == BR_PROCTORS_ONLY &&
-	    (o->ids_in == NULL || !count_set || o->proctors == 0 || o->first > 1000000))
-		return -EINVAL;
-	if ((o->sentinel_url == NULL && o->role != BR_PROCTORS_ONLY) ||
-	    (o->proctor_url == NULL && o->role != BR_SENTINELS_ONLY) || optind != argc ||
-	    o->sentinels == 0 || o->sentinels > 10000 || o->proctors > 100000 || o->subs == 0 ||
-	    o->subs > BR_SUBS_MAX || o->subs > o->sentinels || o->seconds == 0 ||
-	    o->seconds > 3600 || o->warmup_s > 3600 || o->segment_bytes > (4u << 20))
+	/* A window within the next hour, at most an hour long. */
+	if (o->sentinel_url == NULL || optind != argc || o->sentinels == 0 ||
+	    o->sentinels > 10000 || o->segment_bytes > (4u << 20) || o->start_ms < now_ms - 1000 ||
+	    o->start_ms > now_ms + 3600000 || o->end_ms <= o->start_ms ||
+	    o->end_ms - o->start_ms > 3600000)
 		return -EINVAL;
 	return 0;
 }
@@ -1165,7 +749,7 @@ main(int argc, char **argv)
 	struct lws_context_creation_info info;
 	const char *src = getenv("VIGIL_SOURCE_DIR");
 	char fixtures[4096];
-	int64_t hard_deadline;
+	int64_t hard_deadline, to_start;
 	int r, status = 1;
 
 	memset(&b, 0, sizeof(b));
@@ -1177,9 +761,8 @@ main(int argc, char **argv)
 		snprintf(fixtures, sizeof(fixtures), "%s/tests/data/fmp4", src ? src : ".");
 		b.o.fixtures = fixtures;
 	}
-	if ((b.o.sentinel_url != NULL && br_parse_url(&b, BR_SENTINEL, b.o.sentinel_url) < 0) ||
-	    (b.o.proctor_url != NULL && br_parse_url(&b, BR_PROCTOR, b.o.proctor_url) < 0)) {
-		fprintf(stderr, "bench_relay: the URLs must be ws://host:port/path\n");
+	if (br_parse_url(&b, b.o.sentinel_url) < 0) {
+		fprintf(stderr, "bench_relay: the URL must be ws://host:port/path\n");
 		return 2;
 	}
 	r = br_load_fixtures(&b);
@@ -1187,42 +770,13 @@ main(int argc, char **argv)
 		fprintf(stderr, "bench_relay: fixtures in %s: %s\n", b.o.fixtures, strerror(-r));
 		return 2;
 	}
-	b.n_snt = b.o.role == BR_PROCTORS_ONLY ? 0 : b.o.sentinels;
-	b.n_conns = b.n_snt + b.o.proctors;
-	b.seq_cap = (BR_SETUP_MS + BR_GRACE_MS) / 1000 + b.o.warmup_s + b.o.seconds + BR_SEQ_SLACK;
-	if (b.o.role != BR_ALL) {
-		size_t cap = (size_t)((b.o.end_ms - br_unix_ms()) / 1000) + BR_GRACE_MS / 1000 +
-			     BR_SEQ_SLACK;
-
-		if (cap > b.seq_cap)
-			b.seq_cap = cap;
-	}
-	b.conns = calloc(b.n_conns, sizeof(*b.conns));
+	b.conns = calloc(b.o.sentinels, sizeof(*b.conns));
 	b.ids = calloc(b.o.sentinels, sizeof(*b.ids));
 	if (b.conns == NULL || b.ids == NULL)
 		goto out;
-	if (b.o.role == BR_PROCTORS_ONLY) {
-		r = br_read_ids(&b);
-		if (r < 0) {
-			fprintf(stderr, "bench_relay: %s: not %u ids: %s\n", b.o.ids_in,
-				b.o.sentinels, strerror(-r));
-			goto out;
-		}
-	}
-	for (unsigned i = 0; i < b.n_conns; i++) {
-		struct br_conn *c = &b.conns[i];
-
-		c->b = &b;
-		c->idx = i;
-		c->kind = i < b.n_snt ? BR_SENTINEL : BR_PROCTOR;
-		c->num = c->kind == BR_PROCTOR ? b.o.first + (i - b.n_snt) : 0;
-		c->win_first = -1;
-		c->win_last = -1;
-		if (c->kind == BR_SENTINEL) {
-			c->sent_ns = calloc(b.seq_cap, sizeof(*c->sent_ns));
-			if (c->sent_ns == NULL)
-				goto out;
-		}
+	for (unsigned i = 0; i < b.o.sentinels; i++) {
+		b.conns[i].b = &b;
+		b.conns[i].idx = i;
 	}
 
 	lws_set_log_level(LLL_ERR, NULL);
@@ -1232,35 +786,19 @@ main(int argc, char **argv)
 	info.user = &b;
 	info.gid = (gid_t)-1;
 	info.uid = (uid_t)-1;
-	/* lws reads each socket into this buffer: the default 4 KiB would mean
-	 * about 30 reads per segment of every proctor. */
-	info.pt_serv_buf_size = 256u << 10;
-	/* S + P sockets in one process. */
-	info.fd_limit_per_thread = b.n_conns + 64;
+	info.fd_limit_per_thread = b.o.sentinels + 64;
 	b.ctx = lws_create_context(&info);
 	if (b.ctx == NULL) {
 		fprintf(stderr, "bench_relay: lws_create_context failed\n");
 		goto out;
 	}
-	if (b.o.role == BR_ALL) {
-		lws_sul_schedule(b.ctx, 0, &b.sul_phase, br_phase_cb, BR_SETUP_MS * LWS_US_PER_MS);
-		/* Bounded in time whatever the server does. */
-		hard_deadline = br_mono_ns() + ((int64_t)BR_SETUP_MS + BR_GRACE_MS + 10000 +
-						((int64_t)b.o.warmup_s + b.o.seconds) * 1000) *
-						       1000000;
-	} else {
-		int64_t to_start = b.o.start_ms - br_unix_ms();
-
-		if (to_start < 0)
-			to_start = 0;
-		lws_sul_schedule(b.ctx, 0, &b.sul_phase, br_phase_cb, to_start * LWS_US_PER_MS);
-		hard_deadline =
-			br_mono_ns() + (b.o.end_ms - br_unix_ms() + BR_GRACE_MS + 10000) * 1000000;
-	}
-	/* Sentinels first (all in one: proctors once they have the ids). */
-	for (unsigned i = 0; i < b.n_snt && !b.failed; i++)
-		br_connect(&b.conns[i]);
-	for (unsigned i = b.n_snt; b.n_snt == 0 && i < b.n_conns && !b.failed; i++)
+	to_start = b.o.start_ms - br_unix_ms();
+	if (to_start < 0)
+		to_start = 0;
+	lws_sul_schedule(b.ctx, 0, &b.sul_phase, br_phase_cb, to_start * LWS_US_PER_MS);
+	/* Bounded in time whatever the server does. */
+	hard_deadline = br_mono_ns() + (b.o.end_ms - br_unix_ms() + BR_GRACE_MS + 10000) * 1000000;
+	for (unsigned i = 0; i < b.o.sentinels && !b.failed; i++)
 		br_connect(&b.conns[i]);
 	while (b.phase < 4 && br_mono_ns() < hard_deadline && lws_service(b.ctx, 0) >= 0)
 		;
@@ -1268,22 +806,20 @@ main(int argc, char **argv)
 		fprintf(stderr, "bench_relay: %s\n", b.fail_reason);
 	} else if (b.phase < 4) {
 		fprintf(stderr, "bench_relay: did not finish in time\n");
-	} else if (b.o.role == BR_ALL) {
+	} else {
 		br_report(&b);
 		status = 0;
-	} else {
-		status = br_report_split(&b) < 0 ? 1 : 0;
 	}
 
 out:
 	if (b.ctx != NULL) {
 		lws_sul_cancel(&b.sul_phase);
 		lws_sul_cancel(&b.sul_lag);
-		for (unsigned i = 0; i < b.n_snt; i++)
+		for (unsigned i = 0; i < b.o.sentinels; i++)
 			lws_sul_cancel(&b.conns[i].sul_tick);
 		lws_context_destroy(b.ctx);
 	}
-	for (unsigned i = 0; b.conns != NULL && i < b.n_conns; i++) {
+	for (unsigned i = 0; b.conns != NULL && i < b.o.sentinels; i++) {
 		struct br_msg *m = b.conns[i].q_head, *next;
 
 		for (; m != NULL; m = next) {
@@ -1291,11 +827,9 @@ out:
 			br_msg_free(m);
 		}
 		free(b.conns[i].rx);
-		free(b.conns[i].sent_ns);
 	}
 	free(b.conns);
 	free(b.ids);
-	free(b.lat_ms);
 	free(b.seg);
 	free(b.init);
 	return status;

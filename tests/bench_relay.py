@@ -1,19 +1,17 @@
 #!/usr/bin/python3
-"""Relay benchmark (issue 4): tests/bench_relay (S sentinels at about 1 Mbit/s
-and P proctors with K subscriptions each) against a real vigild. By default the
-load is one sentinel process and --proctor-procs (2) proctor processes, so that
-the client is not the bottleneck; they share one measurement window, given as
-wall-clock times, and latency is CLOCK_REALTIME on the proctor minus the
-startTime the sentinel stamped right before its write (same host, same clock,
-+-0.5 ms from the ms stamp). --proctor-procs 0: the former all-in-one process
-(CLOCK_MONOTONIC). Adds the relay's CPU % (from /proc over the measured
-window), its RSS (from its heartbeats), every load process's CPU % and,
-measured in the same run for scale, loopback TCP bandwidth on this machine.
-
+"""Relay benchmark (issue 4): S sentinels at about 1 Mbit/s (tests/bench_relay,
+one process) and P proctors with K subscriptions each (tests/bench_proctor, in
+--proctor-procs processes) against a real vigild. They share one measurement
+window, given as wall-clock times; latency is CLOCK_REALTIME on the proctor when
+a server.segment is complete minus the startTime the sentinel stamped right
+before its write (same host, same clock, +-0.5 ms from the ms stamp). Adds the
+relay's CPU % (from /proc over the window), its RSS and its own figure for the
+time from a segment's publication in the ring to its last byte handed to the
+kernel (from its heartbeats), every load process's CPU % and, measured in the
+same run for scale, loopback TCP bandwidth on this machine.
   tests/bench_relay.py [--sentinels 50] [--proctors 200] [--subs 4] [--seconds 20]
                        [--proctor-procs 2]
   tests/bench_relay.py --sweep   # proctors 200, 400, 800...: where p99 passes 50 ms
-
 No assertion on timings: the figures go into docs/benchmarks.md."""
 import argparse
 import json
@@ -31,6 +29,7 @@ from vigil import BUILD, SOURCE, Vigil  # noqa: E402
 from benchlib import loopback_mb_s, proc_cpu_seconds  # noqa: E402
 
 BENCH = os.path.join(BUILD, "tests", "bench_relay")
+PROCTORS = os.path.join(BUILD, "tests", "bench_proctor")
 PTOKEN = "bench-proctor-secret"
 P99_LIMIT_MS = 50.0
 SWEEP_ROUNDS = 5
@@ -52,9 +51,7 @@ def start_vigil(args, proctors):
 
 
 def run_once(args, proctors):
-    if args.proctor_procs > 0:
-        return run_split(args, proctors)
-    return run_all_in_one(args, proctors)
+    return run_split(args, proctors)
 
 
 def pct(sorted_values, p):
@@ -82,9 +79,8 @@ def run_split(args, proctors):
     try:
         start_ms = int(time.time() * 1000) + (SETUP_SECONDS + args.warmup) * 1000
         end_ms = start_ms + args.seconds * 1000
-        common = ["--sentinels", str(args.sentinels), "--subs", str(args.subs),
-                  "--start-ms", str(start_ms), "--end-ms", str(end_ms),
-                  "--fixtures", os.path.join(SOURCE, "tests", "data", "fmp4")]
+        common = ["--sentinels", str(args.sentinels),
+                  "--start-ms", str(start_ms), "--end-ms", str(end_ms)]
         ids = os.path.join(tmp, "ids")
 
         def spawn(role, first, count, cmd):
@@ -95,7 +91,7 @@ def run_split(args, proctors):
             if role == "proctors":
                 cmd = cmd + ["--samples", samples]
             with open(out, "w") as fo, open(err, "w") as fe:
-                p = subprocess.Popen([BENCH] + cmd + common, stdout=fo, stderr=fe,
+                p = subprocess.Popen(cmd + common, stdout=fo, stderr=fe,
                                      stdin=subprocess.DEVNULL)
             procs.append((role, first, count, p, out, err, samples))
             return p
@@ -108,8 +104,8 @@ def run_split(args, proctors):
             return RuntimeError("%s\n%s\nvigild: %s" % (what, "\n".join(tails), v.log()[-3000:]))
 
         snt = spawn("sentinels", 0, args.sentinels,
-                    ["--sentinels-only", "--sentinel-url", v.url("ingest", "/sentinel"),
-                     "--ids-out", ids])
+                    [BENCH, "--sentinel-url", v.url("ingest", "/sentinel"), "--ids-out", ids,
+                     "--fixtures", os.path.join(SOURCE, "tests", "data", "fmp4")])
         deadline = time.monotonic() + SETUP_SECONDS / 2
         while not os.path.exists(ids):
             if snt.poll() is not None or time.monotonic() > deadline:
@@ -120,7 +116,7 @@ def run_split(args, proctors):
             first = proctors * i // n
             count = proctors * (i + 1) // n - first
             spawn("proctors", first, count,
-                  ["--proctors-only", "--proctor-url", v.url("relay", "/proctor"),
+                  [PROCTORS, "--url", v.url("relay", "/proctor"), "--subs", str(args.subs),
                    "--token", PTOKEN, "--ids", ids, "--first", str(first),
                    "--count", str(count)])
 
@@ -235,79 +231,6 @@ def run_split(args, proctors):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def run_all_in_one(args, proctors):
-    """One vigild, one bench_relay run; its JSON plus relay CPU % and RSS."""
-    v = start_vigil(args, proctors)
-    bench = None
-    try:
-        cmd = [BENCH, "--sentinel-url", v.url("ingest", "/sentinel"),
-               "--proctor-url", v.url("relay", "/proctor"), "--token", PTOKEN,
-               "--sentinels", str(args.sentinels), "--proctors", str(proctors),
-               "--subs", str(args.subs), "--warmup", str(args.warmup),
-               "--seconds", str(args.seconds),
-               "--fixtures", os.path.join(SOURCE, "tests", "data", "fmp4")]
-        bench = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        # bench_relay writes "measuring" and "measured" on stderr around its window;
-        # it bounds its own setup and run, so these reads end.
-        other = []
-
-        def line_until(word):
-            for line in bench.stderr:
-                if line.strip() == word:
-                    return True
-                other.append(line.rstrip())
-            return False
-
-        rss, stop = [], threading.Event()
-
-        def sample_rss():
-            while not stop.wait(1.0):
-                try:
-                    hb = v.stage("relay").get("heartbeat") or {}
-                except AssertionError:
-                    continue
-                if "memBytes" in hb:
-                    rss.append(hb["memBytes"])
-
-        cpu0 = t0 = cpu1 = t1 = None
-        if line_until("measuring"):
-            pids = v.pids()
-            relay_pid = pids["relay"]
-            cpu0, t0 = proc_cpu_seconds(relay_pid), time.monotonic()
-            other0 = (proc_cpu_seconds(pids["ingest"]), proc_cpu_seconds(bench.pid))
-            sampler = threading.Thread(target=sample_rss)
-            sampler.start()
-            try:
-                if line_until("measured"):
-                    cpu1, t1 = proc_cpu_seconds(relay_pid), time.monotonic()
-                    other1 = (proc_cpu_seconds(pids["ingest"]), proc_cpu_seconds(bench.pid))
-            finally:
-                stop.set()
-                sampler.join()
-        out, err = bench.communicate(timeout=args.seconds + 120)
-        other += err.splitlines()
-        if bench.returncode != 0 or cpu1 is None:
-            raise RuntimeError("bench_relay failed (%s): %s\nvigild: %s" % (
-                bench.returncode, "\n".join(other[-20:]), v.log()[-3000:]))
-        if v.pids()["relay"] != relay_pid:
-            raise RuntimeError("the relay restarted during the run: " + v.log()[-3000:])
-        res = json.loads(out)
-        res["relayCpuPercent"] = round(100 * (cpu1 - cpu0) / (t1 - t0), 1)
-        # For reading the figures: bench_relay is one thread and must stay well
-        # below 100 % for the latencies to be the relay's.
-        res["ingestCpuPercent"] = round(100 * (other1[0] - other0[0]) / (t1 - t0), 1)
-        res["benchCpuPercent"] = round(100 * (other1[1] - other0[1]) / (t1 - t0), 1)
-        res["relayRssMiB"] = round(max(rss) / 1048576, 1) if rss else None
-        if other:
-            res["stderr"] = other[-5:]
-        return res
-    finally:
-        if bench is not None and bench.poll() is None:
-            bench.kill()
-            bench.wait(30)
-        v.stop()
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sentinels", type=int, default=50)
@@ -316,7 +239,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--proctor-procs", type=int, default=2,
-                    help="proctor processes, besides one sentinel process; 0: all in one")
+                    help="proctor processes, besides one sentinel process")
     ap.add_argument("--sweep", action="store_true")
     args = ap.parse_args()
 
