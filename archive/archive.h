@@ -1,0 +1,256 @@
+/* archive: internal interfaces of vigil-archive, which copies every segment of
+ * the ring to disk (docs/archive.md is the layout and the contract).
+ *
+ *   store.c      the disk layout: names, atomic files, session.json, sentinel.json,
+ *                index lines, the start-up repair of a session directory, removal
+ *   sync.c       fsync of many fds at once from a few threads (the journal then
+ *                commits them together: group commit)
+ *   writer.c     the writer thread: reads the ring, batches segments, makes them
+ *                durable in order, sessions' start and end, disk-full stalls
+ *   retention.c  the catalogue of sessions on disk, retention passes, deletion
+ *   loop.c       the stage's thread: bus messages in, answers and heartbeats out
+ *
+ * Two threads: the stage thread (loop.c) owns the bus; the writer thread owns
+ * everything on disk and every struct archive_sess. They meet only in the
+ * fields under `mu` (the event and reply queues and the figures).
+ */
+#ifndef VIGIL_ARCHIVE_H
+#define VIGIL_ARCHIVE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "id.h"
+#include "ring.h"
+#include "stage.h"
+
+/* ---- store.c: the layout ---------------------------------------------- */
+
+#define ARCHIVE_SHA_HEX 65 /* 64 hex digits and the NUL */
+
+/* One line of index.jsonl. */
+struct archive_entry {
+	int64_t sequence;
+	int64_t start_ms;
+	uint32_t duration_ms;
+	uint64_t bytes;
+	bool keyframe;
+	uint32_t init; /* file generation: 0 = init.mp4, K = init-K.mp4 */
+	char sha256[ARCHIVE_SHA_HEX];
+};
+
+/* session.json; end_ms < 0 is null (live). */
+struct archive_meta {
+	char sentinel[ID_STR_LEN];
+	char session[ID_STR_LEN];
+	char name[128];
+	char codec[64];
+	uint32_t width, height, timescale;
+	int64_t start_ms, end_ms;
+	uint32_t inits;
+};
+
+/* What the start-up repair found in a session directory. */
+struct archive_scan {
+	int64_t last_seq;    /* -1: no segment */
+	int64_t last_end_ms; /* startTime + duration of the last entry, -1: none */
+	uint64_t bytes;      /* every file of the layout in the directory */
+	uint64_t index_size; /* bytes of index.jsonl after the repair */
+	uint32_t segments;   /* entries kept */
+	uint32_t dropped;    /* entries dropped: file missing or of the wrong size, bad line */
+	uint32_t removed;    /* files removed: *.tmp, unlisted segments */
+	bool torn;           /* a torn last line was cut off */
+};
+
+/* "%06lld.m4s", "init.mp4" / "init-%u.mp4". */
+void archive_seg_name(int64_t sequence, char *buf, size_t size);
+void archive_init_name(uint32_t gen, char *buf, size_t size);
+/* True for a name archive writes inside a session directory (and may delete). */
+bool archive_layout_name(const char *name);
+
+/* The entry as one line with its '\n'; returns the length, or -ENOBUFS. */
+int archive_entry_format(const struct archive_entry *e, char *buf, size_t size);
+/* One line without its '\n'. -EINVAL for anything that is not a full entry. */
+int archive_entry_parse(const char *line, size_t len, struct archive_entry *ret);
+void archive_sha256_hex(const void *data, size_t len, char out[ARCHIVE_SHA_HEX]);
+
+/* name.tmp, fsync, rename to name; and an fsync of dirfd when sync_dir. */
+int archive_write_atomic(int dirfd, const char *name, const void *data, size_t len, bool sync_dir);
+int archive_fsync_dir(int dirfd);
+int archive_meta_write(int dirfd, const struct archive_meta *m);
+int archive_meta_read(int dirfd, struct archive_meta *ret);
+int archive_sentinel_write(int dirfd, const char *id, const char *name);
+/* The name in dirfd's sentinel.json; -ENOENT, -EINVAL. */
+int archive_sentinel_read(int dirfd, char *name, size_t size);
+
+/* docs/archive.md "Start-up repair" for one session directory: removes *.tmp,
+ * cuts a torn tail, drops entries whose file is missing or of the wrong size
+ * (rewriting the index atomically), removes unlisted segment files. */
+int archive_session_repair(int dirfd, struct archive_scan *ret);
+/* Removes the layout's files in dirfd's child `name` and then the directory;
+ * files of other names stay (and so does the directory: -ENOTEMPTY). */
+int archive_remove_dir(int dirfd, const char *name);
+
+/* ---- sync.c ----------------------------------------------------------- */
+
+struct archive_sync;
+
+struct archive_sync *archive_sync_new(unsigned threads);
+void archive_sync_free(struct archive_sync *sy);
+/* fsyncs every fd of fds (n of them) with the pool's threads; ret_err[i] gets
+ * 0 or -errno per fd. Returns the first error or 0. Called by one thread. */
+int archive_sync_all(struct archive_sync *sy, const int *fds, size_t n, int *ret_err);
+
+/* ---- sessions (writer thread) ----------------------------------------- */
+
+struct archive_sess {
+	uint8_t sentinel[16], session[16];
+	struct archive_meta meta;
+	bool live;
+	bool end_from_bus;   /* endTime is ingest's endedAt, not derived */
+	bool created;        /* directory and session.json exist */
+	bool meta_dirty;     /* session.json must be rewritten */
+	uint32_t slot;       /* ring sentinel slot, UINT32_MAX: unknown */
+	int64_t last_seq;    /* last indexed sequence, -1 none */
+	int64_t batch_seq;   /* last sequence taken into the current batch */
+	int64_t last_end_ms; /* of the last indexed segment, -1 none */
+	uint64_t bytes;
+	uint64_t index_size;
+	int dir_fd, index_fd; /* -1 while closed */
+	int64_t used_mono_ms; /* last write, for closing idle fds */
+	/* the current batch's index lines */
+	char *lines;
+	size_t lines_len, lines_cap;
+	bool in_batch;
+	int batch_err;
+};
+
+/* ---- the stage -------------------------------------------------------- */
+
+enum archive_ev_kind {
+	ARCHIVE_EV_ONLINE,
+	ARCHIVE_EV_OFFLINE,
+	ARCHIVE_EV_DELETE,
+	ARCHIVE_EV_CONFIG,
+	ARCHIVE_EV_DELETED, /* a reply, writer -> stage thread */
+};
+
+struct archive_ev {
+	struct archive_ev *next;
+	enum archive_ev_kind kind;
+	uint8_t sentinel[16], session[16];
+	bool ids_ok;
+	char name[128];
+	int64_t time_ms; /* startedAt / endedAt */
+	uint32_t slot;
+	int64_t ref;
+	int status;
+	char error[160];
+	int64_t retention_days;
+	uint64_t max_bytes;
+};
+
+struct archive_figures {
+	uint64_t segments_written, bytes_written;
+	double lat_sum_ms, lat_max_ms;
+	uint64_t lat_n;
+	uint64_t sessions_live;
+	uint64_t retention_deleted;
+	uint64_t enospc;
+	uint64_t lost;
+	uint64_t fsyncs;
+	double fsync_ms; /* time spent in fsync batches */
+};
+
+#define ARCHIVE_BATCH_MAX   64
+#define ARCHIVE_BATCH_BYTES (16u << 20)
+#define ARCHIVE_TOMBS       1024
+
+struct archive_item {
+	struct ring_seg meta;
+	struct archive_sess *sess; /* NULL: dropped */
+	size_t off;                /* bytes in the arena */
+	int64_t read_mono_us;
+	int fd; /* the .tmp while phase 1..3 */
+	int err;
+	int tries;
+	struct archive_entry entry;
+};
+
+struct archive {
+	struct stage *st;
+	char *data_dir;
+	int data_fd;
+	struct ring *ring;
+	struct ring_stats rs;
+	struct archive_sync *sync;
+	pthread_t thread;
+	bool thread_started;
+	atomic_bool stop;
+	atomic_uint_fast64_t next_shared; /* the writer's ring position, for backlog */
+	atomic_bool stalled_shared;       /* the writer waits for the disk */
+
+	pthread_mutex_t mu; /* guards what follows up to the writer's own state */
+	pthread_cond_t cond;
+	struct archive_ev *evq, **evq_tail; /* stage thread -> writer */
+	size_t evq_len;
+	struct archive_ev *rq, **rq_tail; /* writer -> stage thread */
+	int reply_efd;
+	struct archive_figures fig;
+	int64_t retention_days;
+	uint64_t max_bytes;
+
+	/* The writer thread's own state. */
+	struct archive_sess **sess;
+	size_t n_sess, cap_sess;
+	struct archive_sess **by_slot;
+	uint32_t n_slots;
+	uint64_t total_bytes;
+	uint64_t next; /* ring index of the next segment to read */
+	bool read_any; /* a read succeeded: overruns from now on are losses */
+	uint8_t tombs[ARCHIVE_TOMBS][16];
+	size_t n_tombs;
+	uint8_t *arena;
+	size_t arena_size;
+	uint8_t *init_buf;
+	size_t init_size;
+	struct archive_item batch[ARCHIVE_BATCH_MAX];
+	size_t batch_n;
+	bool stalled; /* a write failed: the batch waits for a retry */
+	bool stalled_enospc;
+	int64_t stall_since_ms, retry_mono_ms;
+	int64_t lost_from, lost_to; /* ring index range lost, logged once per batch */
+	int64_t last_guard_log_ms;
+};
+
+/* loop.c */
+struct archive *archive_new(struct stage *st);
+int archive_run(struct archive *ar);
+void archive_free(struct archive *ar);
+/* Writer -> stage thread. */
+void archive_reply(struct archive *ar, struct archive_ev *ev);
+
+/* writer.c */
+int archive_writer_start(struct archive *ar);
+void archive_writer_stop(struct archive *ar);
+/* Closes the fds of a session (before removal, and for idle ended sessions). */
+void archive_sess_close(struct archive_sess *s);
+
+/* retention.c: the catalogue (writer thread) */
+int archive_catalog_load(struct archive *ar);
+struct archive_sess *archive_sess_find(struct archive *ar, const uint8_t sentinel[16],
+				       const uint8_t session[16]);
+struct archive_sess *archive_sess_add(struct archive *ar, const uint8_t sentinel[16],
+				      const uint8_t session[16]);
+void archive_sess_free_all(struct archive *ar);
+bool archive_tombstoned(const struct archive *ar, const uint8_t session[16]);
+/* 204, 404, 409 or 500 with a text in err. */
+int archive_delete(struct archive *ar, const uint8_t sentinel[16], const uint8_t session[16],
+		   char *err, size_t errlen);
+/* A pass; enospc aims at 80 % of the archive's bytes. */
+void archive_retention(struct archive *ar, bool enospc);
+
+#endif

@@ -1,0 +1,430 @@
+/* retention: the catalogue of the sessions on disk (loaded and repaired at
+ * start, kept up to date by the writer), deletion of a session on request,
+ * and retention passes by age, by size and for a full disk. Runs in the writer
+ * thread only: the catalogue is its own. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "archive.h"
+#include "log.h"
+#include "proc.h"
+
+#define RET_DELETING  ".deleting-"
+#define RET_DAY_MS    (86400 * 1000ll)
+#define RET_GUARD_LOG (60 * 1000) /* the half-of-everything refusal is logged this often */
+
+struct archive_sess *
+archive_sess_find(struct archive *ar, const uint8_t sentinel[16], const uint8_t session[16])
+{
+	for (size_t i = 0; i < ar->n_sess; i++) {
+		struct archive_sess *s = ar->sess[i];
+
+		if (memcmp(s->session, session, 16) == 0 && memcmp(s->sentinel, sentinel, 16) == 0)
+			return s;
+	}
+	return NULL;
+}
+
+struct archive_sess *
+archive_sess_add(struct archive *ar, const uint8_t sentinel[16], const uint8_t session[16])
+{
+	struct archive_sess *s;
+
+	if (ar->n_sess == ar->cap_sess) {
+		size_t cap = ar->cap_sess ? 2 * ar->cap_sess : 64;
+		struct archive_sess **n = realloc(ar->sess, cap * sizeof(*n));
+
+		if (n == NULL)
+			return NULL;
+		ar->sess = n;
+		ar->cap_sess = cap;
+	}
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return NULL;
+	memcpy(s->sentinel, sentinel, 16);
+	memcpy(s->session, session, 16);
+	id_format(sentinel, s->meta.sentinel);
+	id_format(session, s->meta.session);
+	s->meta.end_ms = -1;
+	s->slot = UINT32_MAX;
+	s->last_seq = -1;
+	s->batch_seq = -1;
+	s->last_end_ms = -1;
+	s->dir_fd = -1;
+	s->index_fd = -1;
+	ar->sess[ar->n_sess++] = s;
+	return s;
+}
+
+static void
+ret_sess_free(struct archive_sess *s)
+{
+	archive_sess_close(s);
+	free(s->lines);
+	free(s);
+}
+
+void
+archive_sess_free_all(struct archive *ar)
+{
+	for (size_t i = 0; i < ar->n_sess; i++)
+		ret_sess_free(ar->sess[i]);
+	free(ar->sess);
+	ar->sess = NULL;
+	ar->n_sess = ar->cap_sess = 0;
+}
+
+bool
+archive_tombstoned(const struct archive *ar, const uint8_t session[16])
+{
+	size_t n = ar->n_tombs < ARCHIVE_TOMBS ? ar->n_tombs : ARCHIVE_TOMBS;
+
+	for (size_t i = 0; i < n; i++) {
+		if (memcmp(ar->tombs[i], session, 16) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* One session directory found at start: repaired, then catalogued. */
+static void
+ret_load_session(struct archive *ar, int sfd, const uint8_t sentinel[16], const char *sentinel_name,
+		 const char *name)
+{
+	struct archive_scan scan;
+	struct archive_meta meta;
+	struct archive_sess *s;
+	uint8_t session[16];
+	int fd, r;
+
+	if (id_parse(name, session) < 0)
+		return;
+	fd = openat(sfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	r = archive_session_repair(fd, &scan);
+	if (r < 0) {
+		log_error(r, "repair of session %s failed; it is left alone", name);
+		goto out;
+	}
+	if (scan.dropped > 0 || scan.removed > 0 || scan.torn)
+		log_warn(0, "session %s repaired: %u index entries dropped, %u files removed%s",
+			 name, scan.dropped, scan.removed,
+			 scan.torn ? ", a torn index line cut" : "");
+	r = archive_meta_read(fd, &meta);
+	if (r < 0 && scan.segments == 0) {
+		/* Killed between mkdir and the first session.json: nothing to keep. */
+		close(fd);
+		fd = -1;
+		if (archive_remove_dir(sfd, name) == 0)
+			log_info("empty session directory %s removed", name);
+		return;
+	}
+	s = archive_sess_add(ar, sentinel, session);
+	if (s == NULL)
+		goto out;
+	if (r == 0) {
+		s->meta = meta;
+		id_format(sentinel, s->meta.sentinel);
+		id_format(session, s->meta.session);
+	} else {
+		log_warn(r, "session %s has no readable session.json; one is made from its index",
+			 name);
+		snprintf(s->meta.name, sizeof(s->meta.name), "%s", sentinel_name);
+		s->meta.start_ms = scan.last_end_ms;
+		s->meta_dirty = true;
+	}
+	s->created = r == 0;
+	s->last_seq = scan.last_seq;
+	s->batch_seq = scan.last_seq;
+	s->last_end_ms = scan.last_end_ms;
+	s->bytes = scan.bytes;
+	s->index_size = scan.index_size;
+	s->end_from_bus = s->meta.end_ms >= 0;
+	ar->total_bytes += scan.bytes;
+out:
+	if (fd >= 0)
+		close(fd);
+}
+
+static void
+ret_load_sentinel(struct archive *ar, const char *name)
+{
+	char sname[128] = "";
+	struct dirent *de;
+	uint8_t sentinel[16];
+	DIR *d;
+	int sfd, fd;
+
+	if (id_parse(name, sentinel) < 0)
+		return;
+	sfd = openat(ar->data_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (sfd < 0)
+		return;
+	unlinkat(sfd, "sentinel.json.tmp", 0);
+	archive_sentinel_read(sfd, sname, sizeof(sname));
+	fd = dup(sfd);
+	d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (d == NULL) {
+		if (fd >= 0)
+			close(fd);
+		close(sfd);
+		return;
+	}
+	while ((de = readdir(d)) != NULL && !atomic_load(&ar->stop)) {
+		if (id_valid(de->d_name))
+			ret_load_session(ar, sfd, sentinel, sname, de->d_name);
+	}
+	closedir(d);
+	close(sfd);
+}
+
+int
+archive_catalog_load(struct archive *ar)
+{
+	struct dirent *de;
+	DIR *d;
+	int fd, r;
+
+	fd = dup(ar->data_fd);
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (d == NULL) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	while ((de = readdir(d)) != NULL && !atomic_load(&ar->stop)) {
+		if (strncmp(de->d_name, RET_DELETING, strlen(RET_DELETING)) == 0) {
+			r = archive_remove_dir(ar->data_fd, de->d_name);
+			if (r < 0)
+				log_warn(r,
+					 "%s left by an interrupted deletion could not be removed",
+					 de->d_name);
+			else
+				log_info("finished the interrupted deletion %s", de->d_name);
+		} else if (id_valid(de->d_name)) {
+			ret_load_sentinel(ar, de->d_name);
+		}
+	}
+	closedir(d);
+	log_info("catalogue: %zu sessions, %" PRIu64 " bytes in %s", ar->n_sess, ar->total_bytes,
+		 ar->data_dir);
+	return 0;
+}
+
+static void
+ret_tombstone(struct archive *ar, const uint8_t session[16])
+{
+	memcpy(ar->tombs[ar->n_tombs % ARCHIVE_TOMBS], session, 16);
+	ar->n_tombs++;
+}
+
+static bool
+ret_sentinel_has_sessions(const struct archive *ar, const uint8_t sentinel[16])
+{
+	for (size_t i = 0; i < ar->n_sess; i++) {
+		if (memcmp(ar->sess[i]->sentinel, sentinel, 16) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Removes a session completely: renamed out of the way first (one atomic
+ * step that readers see), made durable, then emptied. */
+static int
+ret_remove(struct archive *ar, struct archive_sess *s)
+{
+	char path[2 * ID_STR_LEN + 1], hidden[sizeof(RET_DELETING) + ID_STR_LEN];
+	char uuid[ID_STR_LEN];
+	uint8_t sentinel[16];
+	int sfd, r = 0;
+
+	archive_sess_close(s);
+	snprintf(path, sizeof(path), "%s/%s", s->meta.sentinel, s->meta.session);
+	id_new(uuid);
+	snprintf(hidden, sizeof(hidden), RET_DELETING "%s", uuid);
+	if (renameat(ar->data_fd, path, ar->data_fd, hidden) < 0) {
+		if (errno != ENOENT)
+			return -errno;
+		hidden[0] = '\0'; /* never created: nothing on disk */
+	}
+	sfd = openat(ar->data_fd, s->meta.sentinel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (sfd >= 0) {
+		r = archive_fsync_dir(sfd);
+		close(sfd);
+	}
+	if (r == 0)
+		r = archive_fsync_dir(ar->data_fd);
+	if (r < 0)
+		log_warn(r, "fsync after renaming %s away failed", path);
+	if (hidden[0] != '\0') {
+		r = archive_remove_dir(ar->data_fd, hidden);
+		if (r < 0)
+			log_warn(r, "%s (was %s) not fully removed: a file archive did not write?",
+				 hidden, path);
+	}
+	/* Nothing may point at it any more. */
+	for (size_t i = 0; i < ar->batch_n; i++) {
+		if (ar->batch[i].sess == s)
+			ar->batch[i].sess = NULL;
+	}
+	for (uint32_t i = 0; i < ar->n_slots; i++) {
+		if (ar->by_slot[i] == s)
+			ar->by_slot[i] = NULL;
+	}
+	for (size_t i = 0; i < ar->n_sess; i++) {
+		if (ar->sess[i] == s) {
+			ar->sess[i] = ar->sess[--ar->n_sess];
+			break;
+		}
+	}
+	ar->total_bytes -= s->bytes < ar->total_bytes ? s->bytes : ar->total_bytes;
+	ret_tombstone(ar, s->session);
+	memcpy(sentinel, s->sentinel, 16);
+	if (!ret_sentinel_has_sessions(ar, sentinel)) {
+		/* Its last session went: so does the sentinel's listing. */
+		char name[ID_STR_LEN];
+
+		id_format(sentinel, name);
+		if (archive_remove_dir(ar->data_fd, name) == 0)
+			archive_fsync_dir(ar->data_fd);
+	}
+	ret_sess_free(s);
+	return 0;
+}
+
+int
+archive_delete(struct archive *ar, const uint8_t sentinel[16], const uint8_t session[16], char *err,
+	       size_t errlen)
+{
+	struct archive_sess *s = archive_sess_find(ar, sentinel, session);
+	char what[2 * ID_STR_LEN + 1];
+	uint64_t bytes;
+	int r;
+
+	if (s == NULL) {
+		snprintf(err, errlen, "no such session");
+		return 404;
+	}
+	if (s->live) {
+		snprintf(err, errlen, "the session is live");
+		return 409;
+	}
+	snprintf(what, sizeof(what), "%s/%s", s->meta.sentinel, s->meta.session);
+	bytes = s->bytes;
+	r = ret_remove(ar, s);
+	if (r < 0) {
+		snprintf(err, errlen, "renameat(%s): %s", what, strerror(-r));
+		log_error(r, "deletion of session %s failed", what);
+		return 500;
+	}
+	log_info("session %s deleted on request (%" PRIu64 " bytes)", what, bytes);
+	err[0] = '\0';
+	return 204;
+}
+
+static int
+ret_cmp_start(const void *a, const void *b)
+{
+	const struct archive_sess *x = *(struct archive_sess *const *)a;
+	const struct archive_sess *y = *(struct archive_sess *const *)b;
+
+	return (x->meta.start_ms > y->meta.start_ms) - (x->meta.start_ms < y->meta.start_ms);
+}
+
+enum ret_why {
+	RET_KEEP = 0,
+	RET_AGE,
+	RET_SIZE,
+	RET_FULL,
+};
+
+void
+archive_retention(struct archive *ar, bool enospc)
+{
+	static const char *const why_text[] = { "", "older than retention_days",
+						"archive above max_bytes", "disk full" };
+	struct archive_sess **c = NULL;
+	enum ret_why *why = NULL;
+	uint64_t planned = 0, limit, max_bytes, total = ar->total_bytes;
+	int64_t now = proc_now_ms(), days;
+	size_t n = 0, n_plan = 0;
+
+	pthread_mutex_lock(&ar->mu);
+	days = ar->retention_days;
+	max_bytes = ar->max_bytes;
+	pthread_mutex_unlock(&ar->mu);
+	if (ar->n_sess == 0)
+		return;
+	c = malloc(ar->n_sess * sizeof(*c));
+	why = calloc(ar->n_sess, sizeof(*why));
+	if (c == NULL || why == NULL)
+		goto out;
+	for (size_t i = 0; i < ar->n_sess; i++) {
+		if (!ar->sess[i]->live)
+			c[n++] = ar->sess[i];
+	}
+	qsort(c, n, sizeof(*c), ret_cmp_start);
+	for (size_t i = 0; days > 0 && i < n; i++) {
+		if (c[i]->meta.end_ms >= 0 && c[i]->meta.end_ms < now - days * RET_DAY_MS) {
+			why[i] = RET_AGE;
+			planned += c[i]->bytes;
+			n_plan++;
+		}
+	}
+	limit = enospc ? total / 10 * 8 : max_bytes;
+	for (size_t i = 0; limit > 0 && i < n && total - planned > limit; i++) {
+		if (why[i] == RET_KEEP) {
+			why[i] = enospc ? RET_FULL : RET_SIZE;
+			planned += c[i]->bytes;
+			n_plan++;
+		}
+	}
+	if (n_plan == 0)
+		goto out;
+	if (planned > total / 2) {
+		if (now - ar->last_guard_log_ms >= RET_GUARD_LOG) {
+			ar->last_guard_log_ms = now;
+			log_error(0,
+				  "retention stopped: it would delete %zu sessions, %" PRIu64
+				  " of %" PRIu64 " bytes, more than half of the archive; check "
+				  "archive.retention_days (%" PRId64
+				  ") and archive.max_bytes (%" PRIu64 "). Nothing was deleted",
+				  n_plan, planned, total, days, max_bytes);
+		}
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char what[2 * ID_STR_LEN + 1];
+		uint64_t bytes = c[i]->bytes;
+		int64_t end = c[i]->meta.end_ms;
+		int r;
+
+		if (why[i] == RET_KEEP)
+			continue;
+		snprintf(what, sizeof(what), "%s/%s", c[i]->meta.sentinel, c[i]->meta.session);
+		r = ret_remove(ar, c[i]);
+		if (r < 0) {
+			log_error(r, "retention: removal of session %s failed", what);
+			continue;
+		}
+		log_info("retention: deleted session %s (%" PRIu64 " bytes, ended %" PRId64 "): %s",
+			 what, bytes, end, why_text[why[i]]);
+		pthread_mutex_lock(&ar->mu);
+		ar->fig.retention_deleted++;
+		pthread_mutex_unlock(&ar->mu);
+	}
+out:
+	free(why);
+	free(c);
+}

@@ -1,0 +1,1006 @@
+/* writer: vigil-archive's writer thread. It reads the ring from its tail (a
+ * catch-up after a restart) and then every new segment, takes what is waiting
+ * as one batch, and makes the batch durable in the order of docs/archive.md:
+ * every segment's .tmp written and fsynced, renamed, each session directory
+ * fsynced, then each session's index lines appended and fsynced. A batch that
+ * fails (ENOSPC above all) stays in memory and is retried a second later while
+ * retention frees space. Sessions start and end here too, from the stage
+ * thread's events and from the ring's sentinel table. Everything in this file
+ * runs in the writer thread. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "archive.h"
+#include "log.h"
+#include "proc.h"
+
+#define WRITER_WAIT_MS      500   /* the writer looks at its events at least this often */
+#define WRITER_CHECK_MS     2000  /* the ring's sentinel table is compared this often */
+#define WRITER_RETENTION_MS 10000 /* a retention pass this often */
+#define WRITER_RETRY_MS     1000  /* a failed batch is tried again after this */
+#define WRITER_IDLE_MS      10000 /* fds of ended sessions are closed after this */
+#define WRITER_BATCH_US     250000
+#define WRITER_TRIES        3 /* other errors than a full disk: then the segment is lost */
+#define WRITER_SYNC_THREADS 8
+
+static int64_t
+writer_mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void
+archive_sess_close(struct archive_sess *s)
+{
+	if (s->index_fd >= 0)
+		close(s->index_fd);
+	if (s->dir_fd >= 0)
+		close(s->dir_fd);
+	s->index_fd = s->dir_fd = -1;
+}
+
+static int
+writer_mkdir(int dirfd, const char *name, bool *ret_made)
+{
+	*ret_made = false;
+	if (mkdirat(dirfd, name, 0755) == 0) {
+		*ret_made = true;
+		return 0;
+	}
+	return errno == EEXIST ? 0 : -errno;
+}
+
+/* The session's directory, sentinel.json and first session.json. */
+static int
+writer_sess_create(struct archive *ar, struct archive_sess *s)
+{
+	char name[128];
+	bool made;
+	int sfd = -1, r;
+
+	r = writer_mkdir(ar->data_fd, s->meta.sentinel, &made);
+	if (r < 0)
+		return r;
+	if (made && (r = archive_fsync_dir(ar->data_fd)) < 0)
+		return r;
+	sfd = openat(ar->data_fd, s->meta.sentinel,
+		     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (sfd < 0)
+		return -errno;
+	if (archive_sentinel_read(sfd, name, sizeof(name)) < 0 || strcmp(name, s->meta.name) != 0) {
+		r = archive_sentinel_write(sfd, s->meta.sentinel, s->meta.name);
+		if (r < 0)
+			goto out;
+	}
+	r = writer_mkdir(sfd, s->meta.session, &made);
+	if (r < 0)
+		goto out;
+	if (made && (r = archive_fsync_dir(sfd)) < 0)
+		goto out;
+	s->dir_fd = openat(sfd, s->meta.session, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (s->dir_fd < 0) {
+		r = -errno;
+		goto out;
+	}
+	r = archive_meta_write(s->dir_fd, &s->meta);
+	if (r < 0) {
+		close(s->dir_fd);
+		s->dir_fd = -1;
+		goto out;
+	}
+	s->created = true;
+	s->meta_dirty = false;
+out:
+	close(sfd);
+	return r;
+}
+
+static int
+writer_sess_open(struct archive *ar, struct archive_sess *s)
+{
+	char path[2 * ID_STR_LEN + 1];
+	struct stat sb;
+	int r;
+
+	if (s->dir_fd < 0) {
+		if (!s->created)
+			return writer_sess_create(ar, s);
+		snprintf(path, sizeof(path), "%s/%s", s->meta.sentinel, s->meta.session);
+		s->dir_fd =
+			openat(ar->data_fd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (s->dir_fd < 0) {
+			r = -errno;
+			if (r == -ENOENT)
+				s->created = false; /* gone behind our back: made again */
+			return r;
+		}
+	}
+	if (s->index_fd < 0) {
+		s->index_fd = openat(s->dir_fd, "index.jsonl",
+				     O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+		if (s->index_fd < 0)
+			return -errno;
+		if (fstat(s->index_fd, &sb) < 0)
+			return -errno;
+		s->index_size = (uint64_t)sb.st_size;
+	}
+	return 0;
+}
+
+static void
+writer_meta_flush(struct archive *ar, struct archive_sess *s)
+{
+	int r;
+
+	if (!s->meta_dirty)
+		return;
+	if (!s->created) {
+		if (!s->live)
+			return; /* an ended session with nothing stored: nothing to show */
+		r = writer_sess_create(ar, s);
+	} else {
+		r = writer_sess_open(ar, s);
+		if (r == 0)
+			r = archive_meta_write(s->dir_fd, &s->meta);
+	}
+	if (r < 0) {
+		log_warn(r, "session.json of %s/%s not written (tried again later)",
+			 s->meta.sentinel, s->meta.session);
+		return;
+	}
+	s->meta_dirty = false;
+}
+
+static void
+writer_end(struct archive *ar, struct archive_sess *s, int64_t end_ms, bool from_bus)
+{
+	if (!s->live && (s->end_from_bus || !from_bus) && s->meta.end_ms >= 0)
+		return;
+	s->live = false;
+	s->end_from_bus = from_bus;
+	s->meta.end_ms = end_ms;
+	s->meta_dirty = true;
+	writer_meta_flush(ar, s);
+	log_info("session %s/%s ended at %" PRId64 " (%s)", s->meta.sentinel, s->meta.session,
+		 end_ms, from_bus ? "sentinel.offline" : "seen in the ring's table");
+}
+
+static int64_t
+writer_derived_end(const struct archive_sess *s)
+{
+	return s->last_end_ms >= 0 ? s->last_end_ms : s->meta.start_ms;
+}
+
+static void
+writer_from_table(struct archive_sess *s, const struct ring_sentinel *e)
+{
+	if (e->name[0] != '\0')
+		snprintf(s->meta.name, sizeof(s->meta.name), "%s", e->name);
+	if (e->codec[0] != '\0') {
+		snprintf(s->meta.codec, sizeof(s->meta.codec), "%s", e->codec);
+		s->meta.width = e->width;
+		s->meta.height = e->height;
+		s->meta.timescale = e->timescale;
+	}
+}
+
+/* A session archive meets in the ring or the table before any bus message. */
+static struct archive_sess *
+writer_sess_new(struct archive *ar, const struct ring_sentinel *e, uint32_t slot, int64_t first_ms)
+{
+	struct archive_sess *s = archive_sess_add(ar, e->id, e->session);
+
+	if (s == NULL) {
+		log_error(-ENOMEM, "session %s not catalogued", "?");
+		return NULL;
+	}
+	writer_from_table(s, e);
+	s->meta.start_ms = e->session_start_ms > 0 ? e->session_start_ms : first_ms;
+	s->slot = slot;
+	s->live = e->online;
+	if (!s->live)
+		s->meta.end_ms = first_ms; /* moved on with every segment stored */
+	s->meta_dirty = true;
+	log_info("session %s/%s (%s) %s", s->meta.sentinel, s->meta.session, s->meta.name,
+		 s->live ? "is live" : "ended already: its segments still in the ring are stored");
+	return s;
+}
+
+static struct archive_sess *
+writer_find_session(struct archive *ar, const uint8_t session[16])
+{
+	for (size_t i = 0; i < ar->n_sess; i++) {
+		if (memcmp(ar->sess[i]->session, session, 16) == 0)
+			return ar->sess[i];
+	}
+	return NULL;
+}
+
+/* The session a segment belongs to; NULL when it is not to be stored. */
+static struct archive_sess *
+writer_sess_for(struct archive *ar, const struct ring_seg *m, uint64_t *skipped)
+{
+	struct archive_sess *s = NULL;
+	struct ring_sentinel e;
+
+	if (m->sentinel < ar->n_slots)
+		s = ar->by_slot[m->sentinel];
+	if (s != NULL && memcmp(s->session, m->session, 16) == 0)
+		return s;
+	if (archive_tombstoned(ar, m->session))
+		return NULL;
+	s = writer_find_session(ar, m->session);
+	if (s == NULL) {
+		/* Only the table knows whose session it is. A session that started and
+		 * ended while archive was down is no longer in it: it cannot be named. */
+		if (ring_sentinel_get(ar->ring, m->sentinel, &e, NULL, 0) < 0 ||
+		    memcmp(e.session, m->session, 16) != 0) {
+			(*skipped)++;
+			return NULL;
+		}
+		s = writer_sess_new(ar, &e, m->sentinel, m->start_ms);
+		if (s == NULL)
+			return NULL;
+	}
+	if (m->sentinel < ar->n_slots) {
+		ar->by_slot[m->sentinel] = s;
+		s->slot = m->sentinel;
+	}
+	return s;
+}
+
+/* The init file the segment decodes with, stored before the segment is listed. */
+static int
+writer_ensure_init(struct archive *ar, struct archive_sess *s, const struct ring_seg *m)
+{
+	uint32_t gen = m->init_gen > 0 ? m->init_gen - 1 : 0;
+	struct ring_sentinel e;
+	char name[32];
+	int r;
+
+	if (gen < s->meta.inits)
+		return 0;
+	r = ring_sentinel_get(ar->ring, m->sentinel, &e, ar->init_buf, ar->init_size);
+	if (r < 0 || memcmp(e.session, m->session, 16) != 0 || e.init_gen != m->init_gen ||
+	    e.init_len == 0) {
+		log_warn(0,
+			 "init %u of %s/%s is no longer in the ring; its segments are stored "
+			 "without it",
+			 gen, s->meta.sentinel, s->meta.session);
+		s->meta.inits = gen + 1; /* warned once: what follows uses this one */
+		s->meta_dirty = true;
+		return 0;
+	}
+	archive_init_name(gen, name, sizeof(name));
+	r = archive_write_atomic(s->dir_fd, name, ar->init_buf, e.init_len, false);
+	if (r < 0)
+		return r;
+	s->bytes += e.init_len;
+	ar->total_bytes += e.init_len;
+	s->meta.inits = gen + 1;
+	writer_from_table(s, &e);
+	s->meta_dirty = false;
+	/* The dir fsync of the batch makes the init's rename durable first. */
+	return archive_meta_write(s->dir_fd, &s->meta);
+}
+
+static void
+writer_log_lost(struct archive *ar)
+{
+	if (ar->lost_from < 0)
+		return;
+	log_error(0,
+		  "ring segments %" PRId64 "..%" PRId64 " were overwritten before archive "
+		  "stored them: lost",
+		  ar->lost_from, ar->lost_to);
+	pthread_mutex_lock(&ar->mu);
+	ar->fig.lost += (uint64_t)(ar->lost_to - ar->lost_from + 1);
+	pthread_mutex_unlock(&ar->mu);
+	ar->lost_from = ar->lost_to = -1;
+}
+
+/* Takes what waits in the ring as one batch. */
+static void
+writer_collect(struct archive *ar)
+{
+	uint64_t head = ring_head(ar->ring), skipped = 0;
+	int64_t t0 = writer_mono_us();
+	size_t used = 0;
+
+	ar->batch_n = 0;
+	while (ar->batch_n < ARCHIVE_BATCH_MAX && used < ARCHIVE_BATCH_BYTES && ar->next < head &&
+	       writer_mono_us() - t0 < WRITER_BATCH_US) {
+		struct archive_item *it = &ar->batch[ar->batch_n];
+		struct archive_sess *s;
+		int r;
+
+		r = ring_read(ar->ring, ar->next, &it->meta, ar->arena + used,
+			      ar->arena_size - used);
+		if (r == -EAGAIN)
+			break;
+		if (r == -ESTALE) {
+			uint64_t tail = ring_tail(ar->ring);
+			uint64_t to = tail > ar->next + 1 ? tail : ar->next + 1;
+
+			if (ar->read_any) {
+				if (ar->lost_from < 0)
+					ar->lost_from = (int64_t)ar->next;
+				ar->lost_to = (int64_t)to - 1;
+			}
+			ar->next = to;
+			continue;
+		}
+		if (r < 0) {
+			log_error(r, "ring_read(%" PRIu64 ") failed; segment skipped", ar->next);
+			ar->next++;
+			continue;
+		}
+		ar->read_any = true;
+		ar->next++;
+		s = writer_sess_for(ar, &it->meta, &skipped);
+		if (s == NULL || it->meta.sequence <= s->batch_seq)
+			continue;
+		s->batch_seq = it->meta.sequence;
+		it->sess = s;
+		it->off = used;
+		it->fd = -1;
+		it->err = 0;
+		it->tries = 0;
+		it->read_mono_us = writer_mono_us();
+		it->entry = (struct archive_entry){
+			.sequence = it->meta.sequence,
+			.start_ms = it->meta.start_ms,
+			.duration_ms = it->meta.duration_ms,
+			.bytes = it->meta.len,
+			.keyframe = (it->meta.flags & RING_SEG_KEYFRAME) != 0,
+			.init = it->meta.init_gen > 0 ? it->meta.init_gen - 1 : 0,
+		};
+		archive_sha256_hex(ar->arena + used, it->meta.len, it->entry.sha256);
+		used += it->meta.len;
+		ar->batch_n++;
+	}
+	atomic_store(&ar->next_shared, ar->next);
+	writer_log_lost(ar);
+	if (skipped > 0)
+		log_warn(0,
+			 "%" PRIu64 " ring segments of sessions no longer in the ring's table "
+			 "skipped (they started and ended while archive was down)",
+			 skipped);
+}
+
+static void
+writer_fail(struct archive_item *it, int err)
+{
+	if (it->err == 0)
+		it->err = err;
+	if (it->sess != NULL && it->sess->batch_err == 0)
+		it->sess->batch_err = err;
+}
+
+static void
+writer_unlink_tmp(struct archive_item *it)
+{
+	char name[64];
+
+	if (it->fd >= 0) {
+		close(it->fd);
+		it->fd = -1;
+	}
+	if (it->sess != NULL && it->sess->dir_fd >= 0) {
+		archive_seg_name(it->entry.sequence, name, sizeof(name));
+		strcat(name, ".tmp");
+		unlinkat(it->sess->dir_fd, name, 0);
+	}
+}
+
+/* Phase 1: each segment's .tmp written (and the session made, the init stored). */
+static void
+writer_phase_write(struct archive *ar)
+{
+	for (size_t i = 0; i < ar->batch_n; i++) {
+		struct archive_item *it = &ar->batch[i];
+		struct archive_sess *s = it->sess;
+		const uint8_t *p = ar->arena + it->off;
+		size_t left = it->meta.len;
+		char name[64];
+		int r;
+
+		if (s == NULL || s->batch_err != 0) {
+			if (s != NULL)
+				writer_fail(it, s->batch_err);
+			continue;
+		}
+		r = writer_sess_open(ar, s);
+		if (r == 0)
+			r = writer_ensure_init(ar, s, &it->meta);
+		if (r == 0) {
+			archive_seg_name(it->entry.sequence, name, sizeof(name));
+			strcat(name, ".tmp");
+			it->fd = openat(s->dir_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+					0644);
+			if (it->fd < 0)
+				r = -errno;
+		}
+		while (r == 0 && left > 0) {
+			ssize_t n = write(it->fd, p, left);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0)
+				r = -errno;
+			else {
+				p += n;
+				left -= (size_t)n;
+			}
+		}
+		if (r < 0) {
+			writer_fail(it, r);
+			writer_unlink_tmp(it);
+		}
+	}
+}
+
+/* fsyncs the fds in fds[0..n) together and adds the time to the figures. */
+static void
+writer_sync(struct archive *ar, int *fds, int *errs, size_t n)
+{
+	int64_t t0 = writer_mono_us(), dt;
+
+	archive_sync_all(ar->sync, fds, n, errs);
+	dt = writer_mono_us() - t0;
+	pthread_mutex_lock(&ar->mu);
+	ar->fig.fsyncs += n;
+	ar->fig.fsync_ms += (double)dt / 1000.0;
+	pthread_mutex_unlock(&ar->mu);
+}
+
+/* Phases 2 and 3: the .tmp files fsynced together, then renamed in order. */
+static void
+writer_phase_rename(struct archive *ar, int *fds, int *errs, size_t *idx)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < ar->batch_n; i++) {
+		if (ar->batch[i].fd >= 0) {
+			idx[n] = i;
+			fds[n++] = ar->batch[i].fd;
+		}
+	}
+	writer_sync(ar, fds, errs, n);
+	for (size_t k = 0; k < n; k++) {
+		if (errs[k] < 0)
+			writer_fail(&ar->batch[idx[k]], errs[k]);
+	}
+	for (size_t i = 0; i < ar->batch_n; i++) {
+		struct archive_item *it = &ar->batch[i];
+		char name[64], tmp[72];
+
+		if (it->fd < 0)
+			continue;
+		if (it->err == 0 && it->sess->batch_err != 0)
+			writer_fail(it, it->sess->batch_err); /* an earlier one failed */
+		if (it->err != 0) {
+			writer_unlink_tmp(it);
+			continue;
+		}
+		close(it->fd);
+		it->fd = -1;
+		archive_seg_name(it->entry.sequence, name, sizeof(name));
+		snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+		if (renameat(it->sess->dir_fd, tmp, it->sess->dir_fd, name) < 0) {
+			writer_fail(it, -errno);
+			unlinkat(it->sess->dir_fd, tmp, 0);
+		}
+	}
+}
+
+static int
+writer_add_line(struct archive_sess *s, const struct archive_entry *e)
+{
+	char line[512];
+	int n = archive_entry_format(e, line, sizeof(line));
+
+	if (n < 0)
+		return n;
+	if (s->lines_len + (size_t)n > s->lines_cap) {
+		size_t cap = s->lines_cap ? 2 * s->lines_cap : 4096;
+		char *p;
+
+		while (cap < s->lines_len + (size_t)n)
+			cap *= 2;
+		p = realloc(s->lines, cap);
+		if (p == NULL)
+			return -ENOMEM;
+		s->lines = p;
+		s->lines_cap = cap;
+	}
+	memcpy(s->lines + s->lines_len, line, (size_t)n);
+	s->lines_len += (size_t)n;
+	return 0;
+}
+
+/* The sessions of the batch whose renames all went through, each once. */
+static size_t
+writer_touched(struct archive *ar, struct archive_sess **out)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < ar->batch_n; i++) {
+		struct archive_sess *s = ar->batch[i].sess;
+
+		if (s == NULL || ar->batch[i].err != 0 || s->in_batch)
+			continue;
+		s->in_batch = true;
+		s->lines_len = 0;
+		out[n++] = s;
+	}
+	return n;
+}
+
+/* Phases 4 and 5: each touched directory fsynced, then each index appended to
+ * and fsynced. A session whose step fails keeps all its segments for the retry. */
+static void
+writer_phase_index(struct archive *ar, int *fds, int *errs)
+{
+	struct archive_sess *ts[ARCHIVE_BATCH_MAX];
+	size_t n = writer_touched(ar, ts);
+
+	for (size_t k = 0; k < n; k++)
+		fds[k] = ts[k]->dir_fd;
+	writer_sync(ar, fds, errs, n);
+	for (size_t k = 0; k < n; k++) {
+		if (errs[k] < 0 && ts[k]->batch_err == 0)
+			ts[k]->batch_err = errs[k];
+	}
+	for (size_t i = 0; i < ar->batch_n; i++) {
+		struct archive_item *it = &ar->batch[i];
+		int r;
+
+		if (it->sess == NULL || it->err != 0)
+			continue;
+		if (it->sess->batch_err != 0) {
+			writer_fail(it, it->sess->batch_err);
+			continue;
+		}
+		r = writer_add_line(it->sess, &it->entry);
+		if (r < 0)
+			writer_fail(it, r);
+	}
+	for (size_t k = 0; k < n; k++) {
+		struct archive_sess *s = ts[k];
+		const char *p = s->lines;
+		size_t left = s->lines_len;
+		int r = s->batch_err;
+
+		while (r == 0 && left > 0) {
+			ssize_t w = write(s->index_fd, p, left);
+
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0)
+				r = -errno;
+			else {
+				p += w;
+				left -= (size_t)w;
+			}
+		}
+		if (r < 0) {
+			/* A partial line must not stay: readers would see it complete
+			 * once the next one is appended. */
+			if (ftruncate(s->index_fd, (off_t)s->index_size) < 0)
+				log_error(-errno, "ftruncate of %s/%s/index.jsonl failed",
+					  s->meta.sentinel, s->meta.session);
+			s->batch_err = r;
+		}
+		fds[k] = s->index_fd;
+	}
+	writer_sync(ar, fds, errs, n);
+	for (size_t k = 0; k < n; k++) {
+		struct archive_sess *s = ts[k];
+
+		if (errs[k] < 0 && s->batch_err == 0) {
+			s->batch_err = errs[k];
+			if (ftruncate(s->index_fd, (off_t)s->index_size) < 0)
+				log_error(-errno, "ftruncate of %s/%s/index.jsonl failed",
+					  s->meta.sentinel, s->meta.session);
+		}
+		if (s->batch_err == 0) {
+			s->index_size += s->lines_len;
+			s->bytes += s->lines_len;
+			ar->total_bytes += s->lines_len;
+		}
+	}
+}
+
+static bool
+writer_full(int err)
+{
+	return err == -ENOSPC || err == -EDQUOT;
+}
+
+/* Phase 6: figures, session state; failed segments stay for the retry. */
+static void
+writer_settle(struct archive *ar)
+{
+	int64_t now_us = writer_mono_us();
+	size_t kept = 0;
+	int full = 0, other = 0;
+
+	pthread_mutex_lock(&ar->mu);
+	for (size_t i = 0; i < ar->batch_n; i++) {
+		struct archive_item *it = &ar->batch[i];
+		struct archive_sess *s = it->sess;
+		double lat;
+
+		if (s == NULL)
+			continue;
+		if (it->err == 0 && s->batch_err != 0)
+			writer_fail(it, s->batch_err);
+		if (it->err != 0) {
+			if (writer_full(it->err)) {
+				full = it->err;
+			} else if (++it->tries >= WRITER_TRIES) {
+				log_error(it->err,
+					  "segment %" PRId64 " of %s/%s lost after %d tries",
+					  it->entry.sequence, s->meta.sentinel, s->meta.session,
+					  it->tries);
+				ar->fig.lost++;
+				continue;
+			} else {
+				other = it->err;
+			}
+			it->err = 0;
+			ar->batch[kept++] = *it;
+			continue;
+		}
+		s->last_seq = it->entry.sequence;
+		s->last_end_ms = it->entry.start_ms + it->entry.duration_ms;
+		s->bytes += it->entry.bytes;
+		s->used_mono_ms = now_us / 1000;
+		ar->total_bytes += it->entry.bytes;
+		if (!s->live && !s->end_from_bus && s->last_end_ms > s->meta.end_ms) {
+			s->meta.end_ms = s->last_end_ms;
+			s->meta_dirty = true;
+		}
+		lat = (double)(now_us - it->read_mono_us) / 1000.0;
+		ar->fig.segments_written++;
+		ar->fig.bytes_written += it->entry.bytes;
+		ar->fig.lat_sum_ms += lat;
+		ar->fig.lat_n++;
+		if (lat > ar->fig.lat_max_ms)
+			ar->fig.lat_max_ms = lat;
+	}
+	if (full != 0)
+		ar->fig.enospc++;
+	pthread_mutex_unlock(&ar->mu);
+	for (size_t i = 0; i < ar->batch_n; i++) {
+		if (ar->batch[i].sess != NULL) {
+			ar->batch[i].sess->in_batch = false;
+			ar->batch[i].sess->batch_err = 0;
+			writer_meta_flush(ar, ar->batch[i].sess);
+		}
+	}
+	ar->batch_n = kept;
+	if (kept == 0) {
+		if (ar->stalled)
+			log_info("writing again after %" PRId64
+				 " s: the waiting segments are stored",
+				 (proc_now_ms() - ar->stall_since_ms) / 1000);
+		ar->stalled = false;
+		ar->stalled_enospc = false;
+		atomic_store(&ar->stalled_shared, false);
+		return;
+	}
+	if (!ar->stalled) {
+		ar->stall_since_ms = proc_now_ms();
+		if (full != 0)
+			log_error(
+				full,
+				"DISK FULL in %s: %zu segments wait in memory and are tried "
+				"again every second; retention frees space; ingest is not affected",
+				ar->data_dir, kept);
+		else
+			log_error(other,
+				  "writing to %s failed: %zu segments wait in memory and "
+				  "are tried again",
+				  ar->data_dir, kept);
+	}
+	ar->stalled = true;
+	atomic_store(&ar->stalled_shared, true);
+	ar->retry_mono_ms = proc_mono_ms() + WRITER_RETRY_MS;
+	if (full != 0) {
+		ar->stalled_enospc = true;
+		archive_retention(ar, true);
+	}
+}
+
+static void
+writer_commit(struct archive *ar)
+{
+	int fds[ARCHIVE_BATCH_MAX], errs[ARCHIVE_BATCH_MAX];
+	size_t idx[ARCHIVE_BATCH_MAX];
+
+	if (ar->batch_n == 0)
+		return;
+	for (size_t i = 0; i < ar->batch_n; i++) {
+		if (ar->batch[i].sess != NULL) {
+			ar->batch[i].sess->batch_err = 0;
+			ar->batch[i].sess->in_batch = false;
+		}
+	}
+	writer_phase_write(ar);
+	writer_phase_rename(ar, fds, errs, idx);
+	writer_phase_index(ar, fds, errs);
+	writer_settle(ar);
+}
+
+/* ---- sessions from events and the table -------------------------------- */
+
+static void
+writer_online(struct archive *ar, const struct archive_ev *ev)
+{
+	struct archive_sess *s = writer_find_session(ar, ev->session);
+	struct ring_sentinel e;
+
+	if (archive_tombstoned(ar, ev->session))
+		return;
+	if (s == NULL) {
+		s = archive_sess_add(ar, ev->sentinel, ev->session);
+		if (s == NULL)
+			return;
+		snprintf(s->meta.name, sizeof(s->meta.name), "%s", ev->name);
+		s->meta.start_ms = ev->time_ms;
+		log_info("session %s/%s (%s) started", s->meta.sentinel, s->meta.session,
+			 s->meta.name);
+	} else if (s->live) {
+		return;
+	}
+	s->live = true;
+	s->meta.end_ms = -1;
+	s->end_from_bus = false;
+	s->slot = ev->slot;
+	if (ev->slot < ar->n_slots) {
+		ar->by_slot[ev->slot] = s;
+		if (ring_sentinel_get(ar->ring, ev->slot, &e, NULL, 0) == 0 &&
+		    memcmp(e.session, s->session, 16) == 0)
+			writer_from_table(s, &e);
+	}
+	s->meta_dirty = true;
+	writer_meta_flush(ar, s);
+}
+
+static void
+writer_offline(struct archive *ar, const struct archive_ev *ev)
+{
+	struct archive_sess *s = writer_find_session(ar, ev->session);
+
+	if (s != NULL)
+		writer_end(ar, s, ev->time_ms, true);
+}
+
+/* The ring's table is the truth on who is online: a lost bus message does not
+ * leave a session live forever, and after a restart the live ones are known. */
+static void
+writer_check_table(struct archive *ar, bool start)
+{
+	struct ring_sentinel e;
+	uint64_t live = 0;
+	int64_t now = proc_mono_ms();
+
+	for (size_t i = 0; i < ar->n_sess; i++) {
+		struct archive_sess *s = ar->sess[i];
+		uint32_t slot = s->slot;
+		bool on = false;
+
+		if (s->live || (start && s->meta.end_ms < 0)) {
+			if (slot == UINT32_MAX &&
+			    ring_sentinel_find(ar->ring, s->sentinel, &slot) < 0)
+				slot = UINT32_MAX;
+			if (slot != UINT32_MAX &&
+			    ring_sentinel_get(ar->ring, slot, &e, NULL, 0) == 0)
+				on = e.online && memcmp(e.id, s->sentinel, 16) == 0 &&
+				     memcmp(e.session, s->session, 16) == 0;
+			if (on) {
+				s->live = true;
+				s->slot = slot;
+				if (slot < ar->n_slots)
+					ar->by_slot[slot] = s;
+				live++;
+			} else {
+				s->live = true; /* so that writer_end ends it */
+				writer_end(ar, s, writer_derived_end(s), false);
+			}
+		}
+		if (!s->live && s->dir_fd >= 0 && now - s->used_mono_ms > WRITER_IDLE_MS)
+			archive_sess_close(s);
+		if (s->meta_dirty)
+			writer_meta_flush(ar, s);
+	}
+	/* Online sentinels archive has not heard of (it was down when they came). */
+	for (uint32_t slot = 0; start && slot < ar->n_slots; slot++) {
+		struct archive_sess *s;
+
+		if (ring_sentinel_get(ar->ring, slot, &e, NULL, 0) < 0 || !e.online ||
+		    id_is_nil(e.id) || writer_find_session(ar, e.session) != NULL ||
+		    archive_tombstoned(ar, e.session))
+			continue;
+		s = writer_sess_new(ar, &e, slot, e.session_start_ms);
+		if (s != NULL) {
+			ar->by_slot[slot] = s;
+			writer_meta_flush(ar, s);
+			live++;
+		}
+	}
+	pthread_mutex_lock(&ar->mu);
+	ar->fig.sessions_live = live;
+	pthread_mutex_unlock(&ar->mu);
+}
+
+static void
+writer_events(struct archive *ar)
+{
+	struct archive_ev *ev, *next;
+
+	pthread_mutex_lock(&ar->mu);
+	ev = ar->evq;
+	ar->evq = NULL;
+	ar->evq_tail = &ar->evq;
+	ar->evq_len = 0;
+	pthread_mutex_unlock(&ar->mu);
+	for (; ev != NULL; ev = next) {
+		next = ev->next;
+		switch (ev->kind) {
+		case ARCHIVE_EV_ONLINE:
+			writer_online(ar, ev);
+			break;
+		case ARCHIVE_EV_OFFLINE:
+			writer_offline(ar, ev);
+			break;
+		case ARCHIVE_EV_DELETE:
+			if (!ev->ids_ok) {
+				ev->status = 404;
+				snprintf(ev->error, sizeof(ev->error), "no such session");
+			} else {
+				ev->status = archive_delete(ar, ev->sentinel, ev->session,
+							    ev->error, sizeof(ev->error));
+			}
+			ev->kind = ARCHIVE_EV_DELETED;
+			archive_reply(ar, ev);
+			continue; /* the stage thread frees it */
+		case ARCHIVE_EV_CONFIG:
+			archive_retention(ar, false);
+			break;
+		case ARCHIVE_EV_DELETED:
+			break;
+		}
+		free(ev);
+	}
+}
+
+static void
+writer_wait_stalled(struct archive *ar)
+{
+	int64_t left = ar->retry_mono_ms - proc_mono_ms();
+	struct timespec ts;
+
+	if (left <= 0)
+		return;
+	if (left > WRITER_WAIT_MS)
+		left = WRITER_WAIT_MS;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += left / 1000;
+	ts.tv_nsec += (left % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&ar->mu);
+	if (ar->evq == NULL && !atomic_load(&ar->stop))
+		pthread_cond_timedwait(&ar->cond, &ar->mu, &ts);
+	pthread_mutex_unlock(&ar->mu);
+}
+
+static void *
+writer_main(void *arg)
+{
+	struct archive *ar = arg;
+	int64_t next_check, next_ret;
+	int r;
+
+	r = archive_catalog_load(ar);
+	if (r < 0)
+		log_error(r, "reading %s failed; only new sessions are known", ar->data_dir);
+	writer_check_table(ar, true);
+	archive_retention(ar, false);
+	/* The catch-up: whatever the ring still holds and the index does not. */
+	ar->next = ring_tail(ar->ring);
+	atomic_store(&ar->next_shared, ar->next);
+	log_info("reading the ring from segment %" PRIu64 " (head %" PRIu64 ")", ar->next,
+		 ring_head(ar->ring));
+	next_check = proc_mono_ms() + WRITER_CHECK_MS;
+	next_ret = proc_mono_ms() + WRITER_RETENTION_MS;
+	while (!atomic_load(&ar->stop)) {
+		int64_t now;
+
+		writer_events(ar);
+		now = proc_mono_ms();
+		if (now >= next_check) {
+			writer_check_table(ar, false);
+			next_check = now + WRITER_CHECK_MS;
+		}
+		if (now >= next_ret) {
+			archive_retention(ar, ar->stalled_enospc);
+			next_ret = now + WRITER_RETENTION_MS;
+		}
+		if (ar->stalled) {
+			if (now >= ar->retry_mono_ms)
+				writer_commit(ar);
+			else
+				writer_wait_stalled(ar);
+			continue;
+		}
+		if (ar->next < ring_head(ar->ring)) {
+			writer_collect(ar);
+			writer_commit(ar);
+			continue;
+		}
+		ring_wait(ar->ring, ar->next, WRITER_WAIT_MS);
+	}
+	return NULL;
+}
+
+int
+archive_writer_start(struct archive *ar)
+{
+	int r;
+
+	ring_get_stats(ar->ring, &ar->rs);
+	ar->n_slots = ring_sentinel_slots(ar->ring);
+	ar->by_slot = calloc(ar->n_slots, sizeof(*ar->by_slot));
+	ar->arena_size = ARCHIVE_BATCH_BYTES + ar->rs.max_segment_bytes;
+	ar->arena = malloc(ar->arena_size);
+	ar->init_size = ar->rs.max_init_bytes;
+	ar->init_buf = malloc(ar->init_size);
+	ar->sync = archive_sync_new(WRITER_SYNC_THREADS);
+	if (ar->by_slot == NULL || ar->arena == NULL || ar->init_buf == NULL || ar->sync == NULL)
+		return -ENOMEM;
+	ar->lost_from = ar->lost_to = -1;
+	r = -pthread_create(&ar->thread, NULL, writer_main, ar);
+	if (r < 0)
+		return r;
+	ar->thread_started = true;
+	return 0;
+}
+
+void
+archive_writer_stop(struct archive *ar)
+{
+	if (ar->thread_started) {
+		atomic_store(&ar->stop, true);
+		pthread_mutex_lock(&ar->mu);
+		pthread_cond_broadcast(&ar->cond);
+		pthread_mutex_unlock(&ar->mu);
+		ring_wake_all(ar->ring);
+		pthread_join(ar->thread, NULL);
+		ar->thread_started = false;
+	}
+	archive_sync_free(ar->sync);
+	ar->sync = NULL;
+	archive_sess_free_all(ar);
+	free(ar->by_slot);
+	free(ar->arena);
+	free(ar->init_buf);
+	ar->by_slot = NULL;
+	ar->arena = NULL;
+	ar->init_buf = NULL;
+}
