@@ -261,8 +261,9 @@ snapshot_jpeg(const void *init, size_t init_len, const void *seg, size_t seg_len
 
 	if (pthread_condattr_init(&ca) != 0)
 		return -ENOMEM;
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	r = -pthread_cond_init(&run.cond, &ca);
+	r = -pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	if (r == 0)
+		r = -pthread_cond_init(&run.cond, &ca);
 	pthread_condattr_destroy(&ca);
 	if (r < 0)
 		return r;
@@ -283,7 +284,10 @@ snapshot_jpeg(const void *init, size_t init_len, const void *seg, size_t seg_len
 	gst_bus_set_sync_handler(bus, snap_bus_sync, &run, NULL);
 	gst_app_sink_set_callbacks(GST_APP_SINK(sink), &cbs, &run, NULL);
 
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	if (clock_gettime(CLOCK_MONOTONIC, &deadline) < 0) {
+		r = -errno;
+		goto out_pipeline;
+	}
 	deadline.tv_sec += SNAPSHOT_TIMEOUT_MS / 1000;
 	deadline.tv_nsec += (long)(SNAPSHOT_TIMEOUT_MS % 1000) * 1000000;
 	if (deadline.tv_nsec >= 1000000000) {
@@ -315,8 +319,8 @@ out_stop:
 	if (r == 0)
 		r = snap_take(run.sample, ret_jpeg, ret_len, ret_width, ret_height);
 	if (r < 0)
-		log_debug("snapshot: %s%s%s", run.why, run.why[0] != '\0' ? ": " : "",
-			  strerror(-r));
+		log_msg(LOG_LVL_DEBUG, r, "snapshot: %s",
+			run.why[0] != '\0' ? run.why : "no usable JPEG from jpegenc");
 	if (run.sample != NULL)
 		gst_sample_unref(run.sample);
 out_pipeline:

@@ -279,6 +279,27 @@ START_TEST(test_garbage_samples)
 }
 END_TEST
 
+/* An init whose avc1 sample entry says wider than SNAPSHOT_DIM_MAX is refused
+ * before any decoder allocates a frame of that size. */
+START_TEST(test_too_wide)
+{
+	struct blob b = { malloc(init_mp4.len), init_mp4.len };
+	uint8_t *avc1;
+
+	ck_assert_ptr_nonnull(b.data);
+	memcpy(b.data, init_mp4.data, b.len);
+	avc1 = memmem(b.data, b.len, "avc1", 4);
+	ck_assert_ptr_nonnull(avc1);
+	/* type, reserved (6), data reference index, pre_defined and reserved (16): width. */
+	avc1 += 4 + 6 + 2 + 16;
+	ck_assert_uint_eq((unsigned)(avc1[0] << 8 | avc1[1]), 160);
+	avc1[0] = (SNAPSHOT_DIM_MAX + 1) >> 8;
+	avc1[1] = (SNAPSHOT_DIM_MAX + 1) & 0xff;
+	refuse(b.data, b.len, seg0.data, seg0.len, -EFBIG);
+	free(b.data);
+}
+END_TEST
+
 /* Every truncation of the init and of the segment; the fMP4 check refuses
  * them all before a pipeline is built, so this stays fast. */
 START_TEST(test_truncated)
@@ -415,6 +436,7 @@ snapshot_suite(void)
 		{ "empty", test_empty },
 		{ "garbage", test_garbage },
 		{ "garbage_samples", test_garbage_samples },
+		{ "too_wide", test_too_wide },
 		{ "truncated", test_truncated },
 		{ "no_keyframe", test_no_keyframe },
 		{ "no_keyframe_lying", test_no_keyframe_lying },
