@@ -1,0 +1,654 @@
+/* archive_read: what vigil-httpd knows of recordings: the archive's layout on
+ * disk (docs/archive.md: session.json, index.jsonl, init and segment files)
+ * merged with the segments the ring still holds, so a live session is listed
+ * and served up to its newest segment before archive has written it. Runs in
+ * the service thread; reads only names it builds from validated ids. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "httpd.h"
+#include "id.h"
+#include "log.h"
+#include "proc.h"
+
+#define AR_INIT_MAX   (16u << 20) /* an init file larger than this is refused */
+#define AR_BITRATE_MS 5000
+#define AR_INDEX_LINE 4096
+
+static void
+ar_hex(const unsigned char *md, unsigned n, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (unsigned i = 0; i < n; i++) {
+		out[2 * i] = hex[md[i] >> 4];
+		out[2 * i + 1] = hex[md[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+static int
+ar_sha256_etag(const void *data, size_t len, char etag[HTTPD_ETAG_MAX])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned n = 0;
+	char hex[2 * EVP_MAX_MD_SIZE + 1];
+
+	if (EVP_Digest(data, len, md, &n, EVP_sha256(), NULL) != 1)
+		return -ENOMEM;
+	ar_hex(md, n, hex);
+	snprintf(etag, HTTPD_ETAG_MAX, "\"%.64s\"", hex);
+	return 0;
+}
+
+int
+ar_ring_slot(struct httpd *h, const char *sentinel)
+{
+	uint8_t id[16];
+	uint32_t slot;
+
+	if (h->ring == NULL || id_parse(sentinel, id) < 0 ||
+	    ring_sentinel_find(h->ring, id, &slot) < 0)
+		return -1;
+	return (int)slot;
+}
+
+static json_t *
+ar_load_json(const char *path)
+{
+	json_error_t err;
+	json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &err);
+
+	if (j != NULL && !json_is_object(j)) {
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}
+
+static int64_t
+ar_int(json_t *o, const char *key, int64_t dflt)
+{
+	json_t *v = json_object_get(o, key);
+
+	return json_is_integer(v) ? (int64_t)json_integer_value(v) : dflt;
+}
+
+static void
+ar_str(json_t *o, const char *key, char *buf, size_t size)
+{
+	const char *v = json_string_value(json_object_get(o, key));
+
+	snprintf(buf, size, "%s", v != NULL ? v : "");
+}
+
+int
+ar_session(struct httpd *h, const char *sentinel, const char *session, struct sess *ret)
+{
+	char path[PATH_MAX];
+	struct sess s = { .end_ms = -1, .ring_slot = -1 };
+	struct ring_sentinel rs;
+	uint8_t sid[16];
+	json_t *j;
+	int slot;
+
+	snprintf(s.sentinel, sizeof(s.sentinel), "%s", sentinel);
+	snprintf(s.session, sizeof(s.session), "%s", session);
+	snprintf(path, sizeof(path), "%s/%s/%s/session.json", h->cfg->data_dir, sentinel, session);
+	j = ar_load_json(path);
+	if (j != NULL) {
+		s.on_disk = true;
+		ar_str(j, "name", s.name, sizeof(s.name));
+		ar_str(j, "codec", s.codec, sizeof(s.codec));
+		s.width = ar_int(j, "width", 0);
+		s.height = ar_int(j, "height", 0);
+		s.timescale = ar_int(j, "timescale", 0);
+		s.start_ms = ar_int(j, "startTime", 0);
+		s.end_ms = ar_int(j, "endTime", -1);
+		s.inits = (int)ar_int(j, "inits", 0);
+		json_decref(j);
+	}
+	slot = ar_ring_slot(h, sentinel);
+	if (slot >= 0 && id_parse(session, sid) == 0 &&
+	    ring_sentinel_get(h->ring, (uint32_t)slot, &rs, NULL, 0) == 0 &&
+	    memcmp(rs.session, sid, 16) == 0) {
+		s.ring_slot = slot;
+		if (!s.on_disk) {
+			snprintf(s.name, sizeof(s.name), "%s", rs.name);
+			snprintf(s.codec, sizeof(s.codec), "%s", rs.codec);
+			s.width = rs.width;
+			s.height = rs.height;
+			s.timescale = rs.timescale;
+			s.start_ms = rs.session_start_ms;
+			/* Not archived yet: ended when the sentinel is offline; the
+			 * listing puts the end after the last segment. */
+			s.end_ms = rs.online ? -1 : rs.session_start_ms;
+			s.inits = (int)rs.init_gen;
+		}
+	}
+	if (!s.on_disk && s.ring_slot < 0)
+		return -ENOENT;
+	*ret = s;
+	return 0;
+}
+
+void
+seglist_free(struct seglist *l)
+{
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+static int
+seglist_add(struct seglist *l, const struct seg *g)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		struct seg *v = realloc(l->v, cap * sizeof(*v));
+
+		if (v == NULL)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n++] = *g;
+	return 0;
+}
+
+static int
+seg_cmp(const void *a, const void *b)
+{
+	const struct seg *x = a, *y = b;
+
+	return x->sequence < y->sequence ? -1 : x->sequence > y->sequence;
+}
+
+const struct seg *
+seglist_find(const struct seglist *l, int64_t sequence)
+{
+	struct seg key = { .sequence = sequence };
+
+	if (l->n == 0)
+		return NULL;
+	return bsearch(&key, l->v, l->n, sizeof(key), seg_cmp);
+}
+
+/* One index line: only complete lines are passed here; one that is not a
+ * valid entry is skipped (archive repairs such lines at its start). */
+static bool
+ar_index_entry(const char *line, struct seg *g)
+{
+	json_error_t err;
+	json_t *j = json_loads(line, 0, &err);
+	const char *sha;
+	bool ok;
+
+	if (j == NULL)
+		return false;
+	memset(g, 0, sizeof(*g));
+	g->sequence = ar_int(j, "sequence", -1);
+	g->start_ms = ar_int(j, "startTime", 0);
+	g->duration_ms = (uint32_t)ar_int(j, "duration", 0);
+	g->bytes = (uint64_t)ar_int(j, "bytes", -1);
+	g->keyframe = json_is_true(json_object_get(j, "keyframe"));
+	g->init = (int)ar_int(j, "init", 0);
+	sha = json_string_value(json_object_get(j, "sha256"));
+	snprintf(g->sha256, sizeof(g->sha256), "%s", sha != NULL ? sha : "");
+	ok = g->sequence >= 0 && ar_int(j, "bytes", -1) >= 0 && g->init >= 0;
+	json_decref(j);
+	return ok;
+}
+
+static int
+ar_read_index(struct httpd *h, const struct sess *s, struct seglist *l)
+{
+	char path[PATH_MAX];
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	FILE *f;
+	int r = 0;
+
+	snprintf(path, sizeof(path), "%s/%s/%s/index.jsonl", h->cfg->data_dir, s->sentinel,
+		 s->session);
+	f = fopen(path, "re");
+	if (f == NULL)
+		return errno == ENOENT ? 0 : -errno;
+	while ((n = getline(&line, &cap, f)) > 0) {
+		struct seg g;
+
+		/* A line without its '\n' is being written or was torn: not there yet. */
+		if (line[n - 1] != '\n')
+			break;
+		if (!ar_index_entry(line, &g))
+			continue;
+		if (l->n > 0 && g.sequence <= l->v[l->n - 1].sequence)
+			continue; /* never listed twice, always ascending */
+		r = seglist_add(l, &g);
+		if (r < 0)
+			break;
+	}
+	free(line);
+	fclose(f);
+	return r;
+}
+
+int
+ar_segments(struct httpd *h, const struct sess *s, struct seglist *ret)
+{
+	struct seglist l = { 0 };
+	size_t indexed;
+	uint8_t sid[16];
+	int r;
+
+	r = ar_read_index(h, s, &l);
+	if (r < 0)
+		goto fail;
+	indexed = l.n;
+	if (h->ring != NULL && id_parse(s->session, sid) == 0) {
+		uint64_t head = ring_head(h->ring), i = ring_tail(h->ring);
+		struct seglist idx = { .v = l.v, .n = indexed };
+
+		for (; i < head; i++) {
+			struct ring_seg m;
+			const void *data;
+			struct seg g = { 0 };
+
+			if (ring_peek(h->ring, i, &m, &data) < 0 || memcmp(m.session, sid, 16) != 0)
+				continue;
+			idx.v = l.v;
+			if (seglist_find(&idx, m.sequence) != NULL)
+				continue;
+			if (indexed > 0 && m.sequence < l.v[indexed - 1].sequence)
+				continue; /* a gap the archive passed over: its word stands */
+			g.sequence = m.sequence;
+			g.start_ms = m.start_ms;
+			g.duration_ms = m.duration_ms;
+			g.bytes = m.len;
+			g.keyframe = (m.flags & RING_SEG_KEYFRAME) != 0;
+			g.init = m.init_gen > 0 ? (int)m.init_gen - 1 : 0;
+			g.ring = true;
+			g.ring_index = i;
+			r = seglist_add(&l, &g);
+			if (r < 0)
+				goto fail;
+		}
+	}
+	if (l.n > indexed)
+		qsort(l.v, l.n, sizeof(*l.v), seg_cmp);
+	*ret = l;
+	return 0;
+fail:
+	seglist_free(&l);
+	return r;
+}
+
+int
+ar_segment_body(struct httpd *h, const struct sess *s, const struct seg *g, struct body *b,
+		char etag[HTTPD_ETAG_MAX])
+{
+	char path[PATH_MAX];
+	struct ring_seg m;
+	struct hbuf *buf;
+	struct stat sb;
+	int r;
+
+	if (!g->ring) {
+		snprintf(path, sizeof(path), "%s/%s/%s/%06lld.m4s", h->cfg->data_dir, s->sentinel,
+			 s->session, (long long)g->sequence);
+		if (stat(path, &sb) < 0 || !S_ISREG(sb.st_mode) || (uint64_t)sb.st_size != g->bytes)
+			return -ENOENT;
+		snprintf(etag, HTTPD_ETAG_MAX, "\"%s\"", g->sha256);
+		h->stats.file_served++;
+		return body_add_file(b, path, 0, g->bytes);
+	}
+	if (h->mem_in_use + g->bytes > HTTPD_MEM_BUDGET)
+		return -EBUSY;
+	buf = hbuf_new(g->bytes);
+	if (buf == NULL)
+		return -ENOMEM;
+	r = ring_read(h->ring, g->ring_index, &m, buf->data, buf->len);
+	if (r == 0 && (m.sequence != g->sequence || m.len != g->bytes))
+		r = -ESTALE;
+	if (r == 0)
+		r = ar_sha256_etag(buf->data, buf->len, etag);
+	if (r == 0) {
+		buf->account = &h->mem_in_use;
+		h->mem_in_use += buf->len;
+		r = body_add_mem(b, buf, 0, buf->len);
+		h->stats.ring_served++;
+	}
+	hbuf_unref(buf);
+	return r;
+}
+
+int
+ar_init_body(struct httpd *h, const struct sess *s, int gen, struct body *b,
+	     char etag[HTTPD_ETAG_MAX])
+{
+	char path[PATH_MAX];
+	struct ring_sentinel rs;
+	struct ring_stats st;
+	struct hbuf *buf = NULL;
+	struct stat sb;
+	int fd, r = -ENOENT;
+
+	if (gen == 0)
+		snprintf(path, sizeof(path), "%s/%s/%s/init.mp4", h->cfg->data_dir, s->sentinel,
+			 s->session);
+	else
+		snprintf(path, sizeof(path), "%s/%s/%s/init-%d.mp4", h->cfg->data_dir, s->sentinel,
+			 s->session, gen);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size > AR_INIT_MAX) {
+			r = -EFBIG;
+			goto out;
+		}
+		buf = hbuf_new((size_t)sb.st_size);
+		if (buf == NULL) {
+			r = -ENOMEM;
+			goto out;
+		}
+		if (read(fd, buf->data, buf->len) != (ssize_t)buf->len) {
+			r = -EIO;
+			goto out;
+		}
+		r = 0;
+	} else if (s->ring_slot >= 0) {
+		/* Not on disk yet: the ring keeps the sentinel's latest init. */
+		ring_get_stats(h->ring, &st);
+		buf = hbuf_new(st.max_init_bytes);
+		if (buf == NULL) {
+			r = -ENOMEM;
+			goto out;
+		}
+		if (ring_sentinel_get(h->ring, (uint32_t)s->ring_slot, &rs, buf->data, buf->len) ==
+			    0 &&
+		    rs.init_len > 0 && (int)rs.init_gen - 1 == gen) {
+			buf->len = rs.init_len;
+			r = 0;
+		}
+	}
+	if (r == 0)
+		r = ar_sha256_etag(buf->data, buf->len, etag);
+	if (r == 0)
+		r = body_add_mem(b, buf, 0, buf->len);
+out:
+	hbuf_unref(buf);
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+json_t *
+ar_segments_json(const struct sess *s, const struct seglist *l)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; arr != NULL && i < l->n; i++) {
+		const struct seg *g = &l->v[i];
+
+		json_array_append_new(arr, json_pack("{s:I, s:I, s:I, s:I, s:b, s:i}", "sequence",
+						     (json_int_t)g->sequence, "startTime",
+						     (json_int_t)g->start_ms, "duration",
+						     (json_int_t)g->duration_ms, "bytes",
+						     (json_int_t)g->bytes, "keyframe", g->keyframe,
+						     "init", g->init));
+	}
+	return json_pack("{s:s, s:s, s:o*}", "sentinelId", s->sentinel, "sessionId", s->session,
+			 "segments", arr);
+}
+
+/* The end of a session that archive has not closed on disk yet. */
+static void
+ar_fix_end(struct sess *s, const struct seglist *l)
+{
+	if (!s->on_disk && s->end_ms >= 0 && l->n > 0)
+		s->end_ms = l->v[l->n - 1].start_ms + l->v[l->n - 1].duration_ms;
+}
+
+static json_t *
+ar_session_json(struct httpd *h, struct sess *s)
+{
+	struct seglist l;
+	uint64_t bytes = 0, dur = 0;
+	json_t *j;
+
+	if (ar_segments(h, s, &l) < 0)
+		return NULL;
+	ar_fix_end(s, &l);
+	for (size_t i = 0; i < l.n; i++) {
+		bytes += l.v[i].bytes;
+		dur += l.v[i].duration_ms;
+	}
+	j = json_pack("{s:s, s:I, s:o, s:I, s:I, s:I, s:s, s:s, s:I, s:I, s:b}", "sessionId",
+		      s->session, "startTime", (json_int_t)s->start_ms, "endTime",
+		      s->end_ms < 0 ? json_null() : json_integer(s->end_ms), "segments",
+		      (json_int_t)l.n, "bytes", (json_int_t)bytes, "durationMs", (json_int_t)dur,
+		      "name", s->name, "codec", s->codec, "width", (json_int_t)s->width, "height",
+		      (json_int_t)s->height, "live", s->end_ms < 0);
+	seglist_free(&l);
+	return j;
+}
+
+static int
+ar_cmp_start(const void *a, const void *b)
+{
+	json_int_t x = json_integer_value(json_object_get(*(json_t *const *)a, "startTime"));
+	json_int_t y = json_integer_value(json_object_get(*(json_t *const *)b, "startTime"));
+
+	return x < y ? -1 : x > y;
+}
+
+/* Lower-case UUID names only: anything else under data_dir is not ours to list. */
+static bool
+ar_is_id(const char *name)
+{
+	if (!id_valid(name))
+		return false;
+	for (const char *p = name; *p != '\0'; p++) {
+		if (*p >= 'A' && *p <= 'F')
+			return false;
+	}
+	return true;
+}
+
+int
+ar_sessions_json(struct httpd *h, const char *sentinel, json_t **ret)
+{
+	char path[PATH_MAX], cur[ID_STR_LEN] = "";
+	struct ring_sentinel rs;
+	json_t *arr = json_array(), **v = NULL;
+	struct dirent *de;
+	struct sess s;
+	size_t n;
+	DIR *d;
+	int slot = ar_ring_slot(h, sentinel);
+
+	if (arr == NULL)
+		return -ENOMEM;
+	if (slot >= 0 && ring_sentinel_get(h->ring, (uint32_t)slot, &rs, NULL, 0) == 0 &&
+	    !id_is_nil(rs.session))
+		id_format(rs.session, cur);
+	snprintf(path, sizeof(path), "%s/%s", h->cfg->data_dir, sentinel);
+	d = opendir(path);
+	if (d == NULL && slot < 0) {
+		json_decref(arr);
+		return -ENOENT;
+	}
+	while (d != NULL && (de = readdir(d)) != NULL) {
+		json_t *j;
+
+		if (!ar_is_id(de->d_name) || ar_session(h, sentinel, de->d_name, &s) < 0 ||
+		    !s.on_disk)
+			continue;
+		if (strcmp(de->d_name, cur) == 0)
+			cur[0] = '\0'; /* listed from disk already */
+		j = ar_session_json(h, &s);
+		if (j != NULL)
+			json_array_append_new(arr, j);
+	}
+	if (d != NULL)
+		closedir(d);
+	if (cur[0] != '\0' && ar_session(h, sentinel, cur, &s) == 0) {
+		json_t *j = ar_session_json(h, &s);
+
+		if (j != NULL)
+			json_array_append_new(arr, j);
+	}
+	/* Oldest first. */
+	n = json_array_size(arr);
+	v = calloc(n ? n : 1, sizeof(*v));
+	if (v == NULL) {
+		json_decref(arr);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++)
+		v[i] = json_incref(json_array_get(arr, i));
+	qsort(v, n, sizeof(*v), ar_cmp_start);
+	json_array_clear(arr);
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(arr, v[i]);
+	free(v);
+	*ret = arr;
+	return 0;
+}
+
+/* The newest archived session of an offline sentinel, for its Sentinel entry. */
+static void
+ar_newest_session(struct httpd *h, const char *sentinel, json_t *o)
+{
+	char path[PATH_MAX], best[ID_STR_LEN] = "";
+	struct sess s, bs;
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/%s", h->cfg->data_dir, sentinel);
+	d = opendir(path);
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (!ar_is_id(de->d_name) || ar_session(h, sentinel, de->d_name, &s) < 0 ||
+		    !s.on_disk)
+			continue;
+		if (best[0] == '\0' || s.start_ms > bs.start_ms) {
+			bs = s;
+			snprintf(best, sizeof(best), "%.36s", de->d_name);
+		}
+	}
+	closedir(d);
+	if (best[0] == '\0')
+		return;
+	{
+		struct seglist l;
+		int64_t last = -1;
+
+		if (ar_segments(h, &bs, &l) == 0) {
+			if (l.n > 0)
+				last = l.v[l.n - 1].sequence;
+			seglist_free(&l);
+		}
+		json_object_set_new(o, "sessionId", json_string(best));
+		json_object_set_new(o, "codec", json_string(bs.codec));
+		json_object_set_new(o, "width", json_integer(bs.width));
+		json_object_set_new(o, "height", json_integer(bs.height));
+		json_object_set_new(o, "startedAt", json_integer(bs.start_ms));
+		json_object_set_new(o, "lastSequence", json_integer(last));
+		if (json_string_value(json_object_get(o, "name"))[0] == '\0')
+			json_object_set_new(o, "name", json_string(bs.name));
+	}
+}
+
+json_t *
+ar_sentinels_json(struct httpd *h)
+{
+	json_t *arr = json_array(), *seen = json_object();
+	uint32_t n = h->ring != NULL ? ring_sentinel_slots(h->ring) : 0;
+	uint64_t *bits = n ? calloc(n, sizeof(*bits)) : NULL;
+	char path[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+
+	if (arr == NULL || seen == NULL || (n > 0 && bits == NULL))
+		goto fail;
+	if (n > 0) {
+		/* Bytes per sentinel over the last 5 s of start times: the bitrate. */
+		int64_t since = proc_now_ms() - AR_BITRATE_MS;
+		uint64_t head = ring_head(h->ring);
+
+		for (uint64_t i = ring_tail(h->ring); i < head; i++) {
+			struct ring_seg m;
+			const void *data;
+
+			if (ring_peek(h->ring, i, &m, &data) == 0 && m.sentinel < n &&
+			    m.start_ms >= since)
+				bits[m.sentinel] += (uint64_t)m.len * 8;
+		}
+	}
+	for (uint32_t slot = 0; slot < n; slot++) {
+		struct ring_sentinel rs;
+		char id[ID_STR_LEN], sess[ID_STR_LEN];
+		json_t *o;
+
+		if (ring_sentinel_get(h->ring, slot, &rs, NULL, 0) < 0 || id_is_nil(rs.id))
+			continue;
+		id_format(rs.id, id);
+		id_format(rs.session, sess);
+		o = json_pack("{s:s, s:s, s:s, s:b, s:s, s:i, s:i, s:I, s:I, s:I, s:b}",
+			      "sentinelId", id, "name", rs.name, "sessionId", sess, "online",
+			      rs.online, "codec", rs.codec, "width", (int)rs.width, "height",
+			      (int)rs.height, "startedAt", (json_int_t)rs.session_start_ms,
+			      "lastSequence", (json_int_t)rs.last_sequence, "bitrate",
+			      (json_int_t)(bits[slot] * 1000 / AR_BITRATE_MS), "archived", false);
+		if (o == NULL)
+			goto fail;
+		json_object_set(seen, id, o);
+		json_array_append_new(arr, o);
+	}
+	d = opendir(h->cfg->data_dir);
+	while (d != NULL && (de = readdir(d)) != NULL) {
+		json_t *o, *js;
+		char name[128] = "";
+
+		if (!ar_is_id(de->d_name))
+			continue;
+		o = json_object_get(seen, de->d_name);
+		if (o != NULL) {
+			json_object_set_new(o, "archived", json_true());
+			continue;
+		}
+		snprintf(path, sizeof(path), "%s/%s/sentinel.json", h->cfg->data_dir, de->d_name);
+		js = ar_load_json(path);
+		if (js != NULL)
+			ar_str(js, "name", name, sizeof(name));
+		json_decref(js);
+		o = json_pack("{s:s, s:s, s:n, s:b, s:s, s:i, s:i, s:n, s:i, s:i, s:b}",
+			      "sentinelId", de->d_name, "name", name, "sessionId", "online", false,
+			      "codec", "", "width", 0, "height", 0, "startedAt", "lastSequence", -1,
+			      "bitrate", 0, "archived", true);
+		if (o == NULL)
+			continue;
+		ar_newest_session(h, de->d_name, o);
+		json_array_append_new(arr, o);
+	}
+	if (d != NULL)
+		closedir(d);
+	json_decref(seen);
+	free(bits);
+	return arr;
+fail:
+	json_decref(arr);
+	json_decref(seen);
+	free(bits);
+	return NULL;
+}

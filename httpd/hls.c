@@ -1,0 +1,132 @@
+/* hls: GET .../playlist.m3u8, an HLS playlist (RFC 8216, fMP4 segments) of a
+ * session: EXT-X-MAP for the init (a new one, after a discontinuity, when the
+ * sentinel sent a new init), EXTINF from the index, EXT-X-PROGRAM-DATE-TIME
+ * from each segment's start, EXT-X-ENDLIST once the session has ended. Links
+ * are relative, and carry ?token= when the playlist was fetched with one,
+ * since players fetch them without the request's header. Service thread. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "httpd.h"
+
+struct hls_buf {
+	char *p;
+	size_t len, cap;
+	bool oom;
+};
+
+static void hls_printf(struct hls_buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void
+hls_printf(struct hls_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (b->oom)
+		return;
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+		va_end(ap);
+		if (n >= 0 && (size_t)n < b->cap - b->len) {
+			b->len += (size_t)n;
+			return;
+		}
+		size_t cap = b->cap * 2 + (size_t)n + 64;
+		char *p = realloc(b->p, cap);
+
+		if (p == NULL || n < 0) {
+			b->oom = true;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+}
+
+static void
+hls_date(int64_t ms, char *out, size_t size)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	snprintf(out, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+}
+
+static void
+hls_map(struct hls_buf *b, int gen, const char *tq)
+{
+	if (gen == 0)
+		hls_printf(b, "#EXT-X-MAP:URI=\"init.mp4%s\"\n", tq);
+	else
+		hls_printf(b, "#EXT-X-MAP:URI=\"init.mp4?init=%d%s%s\"\n", gen, tq[0] ? "&" : "",
+			   tq[0] ? tq + 1 : "");
+}
+
+void
+hls_get(struct httpd *h, struct hreq *r)
+{
+	const struct route *rt = hs_route(r);
+	const char *tq = hs_token_query(r);
+	struct hls_buf b = { 0 };
+	struct seglist l = { 0 };
+	size_t first = 0;
+	uint32_t target = 1;
+	char date[64];
+	struct sess s;
+	int gen = -1;
+
+	if (ar_session(h, rt->sentinel, rt->session, &s) < 0) {
+		hs_error(r, 404, "session %s of sentinel %s not found", rt->session, rt->sentinel);
+		return;
+	}
+	if (ar_segments(h, &s, &l) < 0 || (b.p = malloc(b.cap = 4096)) == NULL) {
+		hs_error(r, 500, "out of memory");
+		goto out;
+	}
+	/* Players start decoding at the first segment: it must be a join point. */
+	while (first < l.n && !l.v[first].keyframe)
+		first++;
+	for (size_t i = first; i < l.n; i++) {
+		uint32_t d = (l.v[i].duration_ms + 500) / 1000;
+
+		if (d > target)
+			target = d;
+	}
+	hls_printf(&b, "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:%u\n", target);
+	hls_printf(&b, "#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:%s\n",
+		   s.end_ms >= 0 ? "VOD" : "EVENT");
+	for (size_t i = first; i < l.n; i++) {
+		const struct seg *g = &l.v[i];
+
+		if (g->init != gen) {
+			if (gen >= 0)
+				hls_printf(&b, "#EXT-X-DISCONTINUITY\n");
+			gen = g->init;
+			hls_map(&b, gen, tq);
+		}
+		hls_date(g->start_ms, date, sizeof(date));
+		hls_printf(&b,
+			   "#EXT-X-PROGRAM-DATE-TIME:%s\n#EXTINF:%u.%03u,\nsegments/%lld.m4s%s\n",
+			   date, g->duration_ms / 1000, g->duration_ms % 1000,
+			   (long long)g->sequence, tq);
+	}
+	if (s.end_ms >= 0)
+		hls_printf(&b, "#EXT-X-ENDLIST\n");
+	if (b.oom) {
+		hs_error(r, 500, "out of memory");
+		goto out;
+	}
+	hs_text(r, 200, "application/vnd.apple.mpegurl", b.p, b.len);
+out:
+	free(b.p);
+	seglist_free(&l);
+}

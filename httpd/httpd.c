@@ -1,0 +1,104 @@
+/* httpd: vigil-httpd's state: config, tokens, the ring (as a reader), the web
+ * root, and the server on the stage's socket. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "httpd.h"
+#include "log.h"
+
+#ifndef VIGIL_WEB_ROOT
+#define VIGIL_WEB_ROOT "/usr/share/vigil/web"
+#endif
+
+static int
+httpd_load_tokens(struct httpd *h)
+{
+	struct tok_store *tok = tok_store_new();
+	int r;
+
+	if (tok == NULL)
+		return -ENOMEM;
+	r = tok_store_load(tok, h->cfg);
+	if (r < 0) {
+		tok_store_free(tok);
+		return r;
+	}
+	tok_store_free(h->tok);
+	h->tok = tok;
+	return 0;
+}
+
+void
+httpd_reload(struct httpd *h)
+{
+	if (stage_reload(h->st) < 0)
+		return;
+	h->cfg = stage_cfg(h->st);
+	/* A reload forgets revocations (common/tok.h): the file is the truth. */
+	if (httpd_load_tokens(h) < 0)
+		log_error(0, "tokens of the new config not loaded; the old ones stay");
+	log_info("configuration reloaded");
+}
+
+struct httpd *
+httpd_new(struct stage *st)
+{
+	struct httpd *h = calloc(1, sizeof(*h));
+	const char *root = getenv("VIGIL_WEB_ROOT");
+	int r;
+
+	if (h == NULL)
+		return NULL;
+	h->st = st;
+	h->cfg = stage_cfg(st);
+	snprintf(h->web_root, sizeof(h->web_root), "%s",
+		 root != NULL && root[0] != '\0' ? root : VIGIL_WEB_ROOT);
+	r = httpd_load_tokens(h);
+	if (r < 0) {
+		log_error(r, "tokens not loaded");
+		goto fail;
+	}
+	snprintf(h->ring_name, sizeof(h->ring_name), "/vigil-%s", h->cfg->instance);
+	r = ring_open(h->ring_name, false, &h->ring);
+	if (r < 0) {
+		/* Standalone (no vigild): the archive on disk is still served. */
+		log_warn(r, "ring_open(%s) as reader failed: serving the archive only",
+			 h->ring_name);
+		h->ring = NULL;
+	}
+	snap_init(h);
+	r = hs_open(h);
+	if (r < 0) {
+		log_error(r, "libwebsockets setup failed");
+		goto fail;
+	}
+	log_info("web app from %s", h->web_root);
+	return h;
+fail:
+	httpd_free(h);
+	errno = r < 0 ? -r : EIO;
+	return NULL;
+}
+
+int
+httpd_run(struct httpd *h)
+{
+	return hs_run(h);
+}
+
+void
+httpd_free(struct httpd *h)
+{
+	if (h == NULL)
+		return;
+	hs_close(h);
+	snap_free(h);
+	if (h->ring != NULL)
+		ring_close(h->ring);
+	tok_store_free(h->tok);
+	json_decref(h->status);
+	json_decref(h->deleted);
+	free(h);
+}

@@ -1,0 +1,204 @@
+/* httpd: vigil-httpd's modules and what they share. The stage serves
+ * PROTOCOL.md section 6 over libwebsockets' HTTP/1.1 on the socket vigild
+ * hands down; everything runs in the one lws service thread except the
+ * snapshot worker (snap.c), which only hands results back through a lock.
+ *
+ * A response body is a list of parts, each a range of a file (read in chunks
+ * while the socket takes them, never whole) or of a refcounted memory buffer
+ * (a segment copied out of the ring, a JSON text). Range requests pick bytes
+ * across the parts, so export.mp4 (the init and every segment file) is served
+ * in constant memory with its exact length known before the first byte. */
+#ifndef VIGIL_HTTPD_H
+#define VIGIL_HTTPD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "cfg.h"
+#include "range.h"
+#include "ring.h"
+#include "route.h"
+#include "stage.h"
+#include "tok.h"
+
+#define HTTPD_ETAG_MAX 80
+
+struct httpd;
+struct hreq;
+
+/* A refcounted byte buffer; the service thread alone touches the count. */
+struct hbuf {
+	unsigned refs;
+	size_t len;
+	uint64_t *account; /* when set, len is taken off *account at the last unref */
+	unsigned char data[];
+};
+
+struct hbuf *hbuf_new(size_t len);
+struct hbuf *hbuf_ref(struct hbuf *b);
+void hbuf_unref(struct hbuf *b);
+
+struct part {
+	char *path;       /* a file, or NULL */
+	struct hbuf *mem; /* or bytes in memory */
+	uint64_t off, len;
+};
+
+struct body {
+	struct part *v;
+	size_t n, cap;
+	uint64_t total;
+};
+
+/* -ENOMEM. add_mem takes a reference of its own. */
+int body_add_file(struct body *b, const char *path, uint64_t off, uint64_t len);
+int body_add_mem(struct body *b, struct hbuf *mem, uint64_t off, uint64_t len);
+int body_add_copy(struct body *b, const void *data, size_t len);
+void body_free(struct body *b);
+
+/* One segment of a session, from the archive's index or only from the ring. */
+struct seg {
+	int64_t sequence, start_ms;
+	uint32_t duration_ms;
+	uint64_t bytes;
+	bool keyframe;
+	int init;  /* file generation: 0 = init.mp4, K = init-K.mp4 */
+	bool ring; /* not in the index (yet): served from the ring */
+	uint64_t ring_index;
+	char sha256[65]; /* "" for ring-only segments */
+};
+
+struct seglist {
+	struct seg *v;
+	size_t n, cap;
+};
+
+/* A session as the archive wrote it, or as the ring shows it before that. */
+struct sess {
+	char sentinel[37], session[37];
+	char name[128], codec[64];
+	int64_t width, height, timescale;
+	int64_t start_ms, end_ms; /* end_ms -1: live (endTime null) */
+	int inits;
+	bool on_disk;
+	int ring_slot; /* the sentinel's ring slot while this is its session, else -1 */
+};
+
+/* archive_read.c: the archive's layout (docs/archive.md) merged with the ring. */
+int ar_session(struct httpd *h, const char *sentinel, const char *session, struct sess *ret);
+/* Ascending sequence; index lines first, the ring's segments not yet indexed
+ * after them. -ENOMEM. */
+int ar_segments(struct httpd *h, const struct sess *s, struct seglist *ret);
+void seglist_free(struct seglist *l);
+const struct seg *seglist_find(const struct seglist *l, int64_t sequence);
+/* [Sentinel] (PROTOCOL.md section 5's shape), online and archived. */
+json_t *ar_sentinels_json(struct httpd *h);
+/* -ENOENT for a sentinel neither archived nor in the ring. */
+int ar_sessions_json(struct httpd *h, const char *sentinel, json_t **ret);
+json_t *ar_segments_json(const struct sess *s, const struct seglist *l);
+/* Adds the segment's bytes to b and gives its strong ETag. -ENOENT when
+ * neither the file nor the ring has it any more, -ENOMEM, -EBUSY (the memory
+ * budget for ring copies is used up). */
+int ar_segment_body(struct httpd *h, const struct sess *s, const struct seg *g, struct body *b,
+		    char etag[HTTPD_ETAG_MAX]);
+int ar_init_body(struct httpd *h, const struct sess *s, int gen, struct body *b,
+		 char etag[HTTPD_ETAG_MAX]);
+/* The ring slot of a sentinel id, or -1. */
+int ar_ring_slot(struct httpd *h, const char *sentinel);
+
+/* export.c, hls.c, metrics.c, static.c, snap.c: route handlers. Each ends by
+ * answering r (hs_* below) or parking it. */
+void export_get(struct httpd *h, struct hreq *r);
+void hls_get(struct httpd *h, struct hreq *r);
+void metrics_get(struct httpd *h, struct hreq *r); /* health, metrics, status, config */
+void static_get(struct httpd *h, struct hreq *r);
+void snap_get(struct httpd *h, struct hreq *r);
+void snap_init(struct httpd *h);
+void snap_free(struct httpd *h);
+void snap_service(struct httpd *h); /* the worker finished: answer the waiting requests */
+
+/* server.c: what handlers see of a request and how they answer. */
+const struct route *hs_route(const struct hreq *r);
+/* A query argument ("from", "token"...), decoded; false when absent. */
+bool hs_arg(struct hreq *r, const char *name, char *buf, size_t size);
+/* "?token=..." when the request authenticated by query, else "": for links
+ * inside a playlist, which players fetch without the header. */
+const char *hs_token_query(const struct hreq *r);
+void hs_json(struct hreq *r, int status, json_t *body); /* steals body */
+void hs_error(struct hreq *r, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void hs_text(struct hreq *r, int status, const char *ctype, const char *text, size_t len);
+/* Bytes with ETag, Range, If-Range and If-None-Match; body is moved. */
+void hs_bytes(struct hreq *r, const char *ctype, struct body *body, const char *etag,
+	      const char *disposition, const char *cache_control);
+/* Waits for the bus or the snapshot worker; hs_park_done() answers again by
+ * calling the route's handler. */
+enum hs_park {
+	HS_PARK_STATUS = 1,
+	HS_PARK_DELETE,
+	HS_PARK_SNAPSHOT,
+};
+void hs_park(struct hreq *r, enum hs_park why, int ref, int timeout_ms);
+bool hs_parked_timed_out(const struct hreq *r);
+/* While a handler runs again after hs_park: the ref it parked with, else -1. */
+int hs_park_ref(const struct hreq *r);
+/* Adds Retry-After to the answer (503). */
+void hs_retry_after(struct hreq *r, int seconds);
+/* Wakes every request parked for why (ref -1: any ref). */
+void hs_unpark(struct httpd *h, enum hs_park why, int ref);
+
+/* The stage, shared by the modules. */
+struct httpd {
+	struct stage *st;
+	const struct cfg *cfg;
+	struct tok_store *tok;
+	struct ring *ring;
+	char ring_name[64];
+	char web_root[4096];
+	void *srv; /* server.c's lws state */
+	/* vigild's last status answer (bus "status"), and when it came. */
+	json_t *status;
+	int64_t status_ms, status_asked_ms;
+	/* session.delete requests in flight and their answers. */
+	int next_ref;
+	json_t *deleted; /* ref (string) -> answer body */
+	/* memory held by ring copies being sent, against HTTPD_MEM_BUDGET */
+	uint64_t mem_in_use;
+	struct httpd_stats {
+		uint64_t requests, responses_2xx, responses_3xx, responses_4xx, responses_5xx;
+		uint64_t bytes_out, ring_served, file_served, exports, snapshots;
+		uint64_t connections;
+	} stats;
+	void *snap; /* snap.c's state */
+};
+
+#define HTTPD_MEM_BUDGET (256ull << 20)
+
+/* history.c: sessions, segments, init, segment bytes, DELETE. */
+void history_handle(struct httpd *h, struct hreq *r);
+void history_deleted(struct httpd *h, const struct bus_msg *msg);
+
+/* server.c: the lws context on the stage's socket. */
+int hs_open(struct httpd *h);
+int hs_run(struct httpd *h);
+void hs_close(struct httpd *h);
+/* Any thread: makes snap_service() run in the service thread. */
+void hs_wake(struct httpd *h);
+/* Loop timings for the heartbeat, measured by hs_run. */
+
+/* httpd.c: the stage's state. Config reload: tokens and limits from now on. */
+void httpd_reload(struct httpd *h);
+
+/* Stage sequencing for main.c. */
+struct httpd *httpd_new(struct stage *st);
+int httpd_run(struct httpd *h);
+void httpd_free(struct httpd *h);
+
+/* Asks vigild for its status when the last answer is older than max_age_ms;
+ * true when a fresh enough one is there. */
+bool httpd_status_fresh(struct httpd *h, int64_t max_age_ms);
+
+#endif

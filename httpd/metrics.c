@@ -1,0 +1,391 @@
+/* metrics: /health, /metrics (Prometheus text format 0.0.4), /api/status,
+ * /api/metrics and /api/config. The stages' states and heartbeat figures
+ * come from vigild (bus status.request -> status, at most a second old); the
+ * ring's figures from the ring itself. Service thread. */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "httpd.h"
+#include "proc.h"
+
+#define METRICS_STATUS_MAX_AGE_MS 1000
+#define METRICS_STATUS_WAIT_MS    3000
+
+struct mbuf {
+	char *p;
+	size_t len, cap;
+	bool oom;
+};
+
+static void mb_printf(struct mbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+mb_printf(struct mbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (b->oom)
+		return;
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(b->p != NULL ? b->p + b->len : NULL, b->cap - b->len, fmt, ap);
+		va_end(ap);
+		if (n >= 0 && (size_t)n < b->cap - b->len) {
+			b->len += (size_t)n;
+			return;
+		}
+		size_t cap = b->cap * 2 + (size_t)n + 256;
+		char *p = realloc(b->p, cap);
+
+		if (p == NULL || n < 0) {
+			b->oom = true;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+}
+
+static double
+m_num(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+
+	return json_is_number(v) ? json_number_value(v) : 0;
+}
+
+static json_t *
+m_stages(struct httpd *h)
+{
+	return json_object_get(h->status, "stages");
+}
+
+static json_t *
+m_stage_stats(struct httpd *h, const char *name)
+{
+	size_t i;
+	json_t *st;
+
+	json_array_foreach(m_stages(h), i, st)
+	{
+		if (strcmp(json_string_value(json_object_get(st, "name")), name) == 0)
+			return json_object_get(json_object_get(st, "heartbeat"), "stats");
+	}
+	return NULL;
+}
+
+/* The ring's figures; the write rate over the last call's interval. */
+static json_t *
+m_ring(struct httpd *h)
+{
+	static uint64_t last_bytes;
+	static int64_t last_ms;
+	struct ring_stats rs;
+	int64_t now = proc_mono_ms();
+	double rate = 0;
+	json_t *relay = m_stage_stats(h, "relay");
+
+	if (h->ring == NULL)
+		return json_null();
+	ring_get_stats(h->ring, &rs);
+	if (last_ms > 0 && now > last_ms && rs.bytes_written >= last_bytes)
+		rate = (double)(rs.bytes_written - last_bytes) * 1000.0 / (double)(now - last_ms);
+	if (last_ms == 0 || now - last_ms >= 1000) {
+		last_bytes = rs.bytes_written;
+		last_ms = now;
+	}
+	return json_pack("{s:I, s:I, s:I, s:f, s:I, s:i, s:b, s:I}", "sizeBytes",
+			 (json_int_t)rs.data_size, "bytesWritten", (json_int_t)rs.bytes_written,
+			 "segmentsWritten", (json_int_t)rs.head, "writeBytesPerS", rate, "slots",
+			 (json_int_t)rs.n_slots, "sentinelSlots", (int)rs.n_sentinels,
+			 "writerAttached", rs.writer_pid != 0, "overruns",
+			 (json_int_t)m_num(relay, "overruns"));
+}
+
+static int
+m_online(struct httpd *h)
+{
+	uint32_t n = h->ring != NULL ? ring_sentinel_slots(h->ring) : 0;
+	int online = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		struct ring_sentinel rs;
+
+		if (ring_sentinel_get(h->ring, i, &rs, NULL, 0) == 0 && rs.online)
+			online++;
+	}
+	return online;
+}
+
+static void
+m_health(struct httpd *h, struct hreq *r)
+{
+	json_t *bad = json_object(), *st;
+	size_t i;
+
+	json_array_foreach(m_stages(h), i, st)
+	{
+		const char *state = json_string_value(json_object_get(st, "state"));
+
+		if (state == NULL || strcmp(state, "running") != 0)
+			json_object_set_new(bad, json_string_value(json_object_get(st, "name")),
+					    json_string(state != NULL ? state : "unknown"));
+	}
+	if (json_object_size(bad) == 0 && json_array_size(m_stages(h)) > 0) {
+		json_decref(bad);
+		hs_text(r, 200, "text/plain; charset=utf-8", "ok", 2);
+		return;
+	}
+	hs_json(r, 503,
+		json_pack("{s:s, s:o}", "error", "not every stage is running", "stages", bad));
+}
+
+static json_t *
+m_status_json(struct httpd *h)
+{
+	json_t *stages = json_object(), *st;
+	bool degraded = false;
+	size_t i;
+
+	json_array_foreach(m_stages(h), i, st)
+	{
+		const char *name = json_string_value(json_object_get(st, "name"));
+		const char *state = json_string_value(json_object_get(st, "state"));
+
+		if (name == NULL || state == NULL)
+			continue;
+		degraded |= strcmp(state, "running") != 0;
+		json_object_set_new(stages, name,
+				    json_pack("{s:s, s:O?, s:O?, s:O?}", "state", state, "pid",
+					      json_object_get(st, "pid"), "restarts",
+					      json_object_get(st, "restarts"), "uptimeMs",
+					      json_object_get(st, "uptimeMs")));
+	}
+	return json_pack("{s:s, s:I, s:I, s:s, s:O?, s:i, s:I, s:o}", "state",
+			 degraded ? "degraded" : "running", "timestamp",
+			 (json_int_t)(proc_now_ms() / 1000), "uptimeMs",
+			 (json_int_t)m_num(h->status, "uptimeMs"), "version", VIGIL_VERSION,
+			 "instance", json_object_get(h->status, "instance"), "sentinels",
+			 m_online(h), "proctors",
+			 (json_int_t)m_num(m_stage_stats(h, "relay"), "proctors"), "stages",
+			 stages);
+}
+
+static json_t *
+m_metrics_json(struct httpd *h)
+{
+	json_t *stages = json_object(), *st;
+	size_t i;
+
+	json_array_foreach(m_stages(h), i, st)
+	{
+		json_t *hb = json_object_get(st, "heartbeat");
+		const char *name = json_string_value(json_object_get(st, "name"));
+
+		if (name == NULL)
+			continue;
+		json_object_set_new(
+			stages, name,
+			json_pack("{s:O?, s:f, s:I, s:I, s:f, s:f, s:f, s:O?, s:O?, s:O?}", "state",
+				  json_object_get(st, "state"), "cpuPercent",
+				  m_num(hb, "cpuPercent"), "memBytes",
+				  (json_int_t)m_num(hb, "memBytes"), "connections",
+				  (json_int_t)m_num(hb, "connections"), "loopAvgS",
+				  m_num(hb, "loopAvgS"), "loopMaxS", m_num(hb, "loopMaxS"),
+				  "loopMinS", m_num(hb, "loopMinS"), "restarts",
+				  json_object_get(st, "restarts"), "pid",
+				  json_object_get(st, "pid"), "stats",
+				  json_object_get(hb, "stats")));
+	}
+	return json_pack("{s:I, s:o, s:o, s:i}", "timestamp", (json_int_t)(proc_now_ms() / 1000),
+			 "stages", stages, "ring", m_ring(h), "sentinelsOnline", m_online(h));
+}
+
+static void
+m_prom_metric(struct mbuf *b, const char *name, const char *type, const char *help)
+{
+	mb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* Prometheus label values: backslash, quote and newline escaped. */
+static void
+m_prom_label(char *out, size_t size, const char *in)
+{
+	size_t o = 0;
+
+	for (; *in != '\0' && o + 3 < size; in++) {
+		if (*in == '\\' || *in == '"' || *in == '\n') {
+			out[o++] = '\\';
+			out[o++] = *in == '\n' ? 'n' : *in;
+		} else {
+			out[o++] = *in;
+		}
+	}
+	out[o] = '\0';
+}
+
+static void
+m_prometheus(struct httpd *h, struct hreq *r)
+{
+	static const struct {
+		const char *name, *type, *help, *key;
+		bool in_stats;
+	} per_stage[] = {
+		{ "vigil_stage_cpu_percent", "gauge", "CPU use of the stage, percent of one core",
+		  "cpuPercent", false },
+		{ "vigil_stage_memory_bytes", "gauge", "Private resident memory of the stage",
+		  "memBytes", false },
+		{ "vigil_stage_connections", "gauge", "Open client connections of the stage",
+		  "connections", false },
+		{ "vigil_stage_loop_avg_seconds", "gauge",
+		  "Average event loop round over the last second", "loopAvgS", false },
+		{ "vigil_stage_loop_max_seconds", "gauge",
+		  "Longest event loop round over the last second", "loopMaxS", false },
+		{ "vigil_stage_loop_min_seconds", "gauge",
+		  "Shortest event loop round over the last second", "loopMinS", false },
+	};
+	static const struct {
+		const char *name, *type, *help, *stage, *key;
+	} named[] = {
+		{ "vigil_segments_in_total", "counter", "Segments ingest accepted", "ingest",
+		  "segments" },
+		{ "vigil_bytes_in_total", "counter", "Segment bytes ingest accepted", "ingest",
+		  "segmentBytes" },
+		{ "vigil_proctors_connected", "gauge", "Proctors connected to relay", "relay",
+		  "proctors" },
+		{ "vigil_relay_bytes_out_total", "counter", "Segment bytes relay read for proctors",
+		  "relay", "segmentBytes" },
+		{ "vigil_relay_skips_total", "counter", "Skips sent to slow proctors", "relay",
+		  "skips" },
+		{ "vigil_relay_ring_overruns_total", "counter", "Ring overruns relay met", "relay",
+		  "overruns" },
+		{ "vigil_archive_segments_total", "counter", "Segments archived", "archive",
+		  "segmentsWritten" },
+		{ "vigil_archive_bytes_total", "counter", "Bytes archived", "archive",
+		  "bytesWritten" },
+		{ "vigil_archive_lost_total", "counter",
+		  "Segments lost to the ring before archive stored them", "archive", "lost" },
+		{ "vigil_http_requests_total", "counter", "HTTP requests", "httpd", "requests" },
+		{ "vigil_http_bytes_out_total", "counter", "HTTP body bytes sent", "httpd",
+		  "bytesOut" },
+	};
+	struct mbuf b = { 0 };
+	char label[64];
+	json_t *st, *ring = m_ring(h);
+	size_t i;
+
+	m_prom_metric(&b, "vigil_up", "gauge", "1 when every stage is running");
+	{
+		bool all = json_array_size(m_stages(h)) > 0;
+
+		json_array_foreach(m_stages(h), i, st) all &=
+			strcmp(json_string_value(json_object_get(st, "state")), "running") == 0;
+		mb_printf(&b, "vigil_up %d\n", all);
+	}
+	m_prom_metric(&b, "vigil_uptime_seconds", "gauge", "Time since vigild started");
+	mb_printf(&b, "vigil_uptime_seconds %.3f\n", m_num(h->status, "uptimeMs") / 1000.0);
+	m_prom_metric(&b, "vigil_stage_up", "gauge", "1 when the stage is running");
+	json_array_foreach(m_stages(h), i, st)
+	{
+		m_prom_label(label, sizeof(label), json_string_value(json_object_get(st, "name")));
+		mb_printf(&b, "vigil_stage_up{stage=\"%s\",state=\"%s\"} %d\n", label,
+			  json_string_value(json_object_get(st, "state")),
+			  strcmp(json_string_value(json_object_get(st, "state")), "running") == 0);
+	}
+	m_prom_metric(&b, "vigil_stage_restarts_total", "counter",
+		      "Restarts of the stage by vigild");
+	json_array_foreach(m_stages(h), i, st)
+	{
+		m_prom_label(label, sizeof(label), json_string_value(json_object_get(st, "name")));
+		mb_printf(&b, "vigil_stage_restarts_total{stage=\"%s\"} %.0f\n", label,
+			  m_num(st, "restarts"));
+	}
+	for (size_t k = 0; k < sizeof(per_stage) / sizeof(per_stage[0]); k++) {
+		m_prom_metric(&b, per_stage[k].name, per_stage[k].type, per_stage[k].help);
+		json_array_foreach(m_stages(h), i, st)
+		{
+			json_t *hb = json_object_get(st, "heartbeat");
+
+			if (hb == NULL)
+				continue;
+			m_prom_label(label, sizeof(label),
+				     json_string_value(json_object_get(st, "name")));
+			mb_printf(&b, "%s{stage=\"%s\"} %.9g\n", per_stage[k].name, label,
+				  m_num(hb, per_stage[k].key));
+		}
+	}
+	for (size_t k = 0; k < sizeof(named) / sizeof(named[0]); k++) {
+		m_prom_metric(&b, named[k].name, named[k].type, named[k].help);
+		mb_printf(&b, "%s %.0f\n", named[k].name,
+			  m_num(m_stage_stats(h, named[k].stage), named[k].key));
+	}
+	m_prom_metric(&b, "vigil_sentinels_online", "gauge", "Sentinels online");
+	mb_printf(&b, "vigil_sentinels_online %d\n", m_online(h));
+	if (json_is_object(ring)) {
+		m_prom_metric(&b, "vigil_ring_bytes_written_total", "counter",
+			      "Bytes written into the ring");
+		mb_printf(&b, "vigil_ring_bytes_written_total %.0f\n", m_num(ring, "bytesWritten"));
+		m_prom_metric(&b, "vigil_ring_segments_written_total", "counter",
+			      "Segments written into the ring");
+		mb_printf(&b, "vigil_ring_segments_written_total %.0f\n",
+			  m_num(ring, "segmentsWritten"));
+		m_prom_metric(&b, "vigil_ring_write_bytes_per_second", "gauge", "Ring write rate");
+		mb_printf(&b, "vigil_ring_write_bytes_per_second %.1f\n",
+			  m_num(ring, "writeBytesPerS"));
+		m_prom_metric(&b, "vigil_ring_size_bytes", "gauge", "Data size of the ring");
+		mb_printf(&b, "vigil_ring_size_bytes %.0f\n", m_num(ring, "sizeBytes"));
+	}
+	json_decref(ring);
+	if (b.oom || b.p == NULL) {
+		free(b.p);
+		hs_error(r, 500, "out of memory");
+		return;
+	}
+	hs_text(r, 200, "text/plain; version=0.0.4; charset=utf-8", b.p, b.len);
+	free(b.p);
+}
+
+void
+metrics_get(struct httpd *h, struct hreq *r)
+{
+	enum route_kind kind = hs_route(r)->kind;
+
+	if (kind == ROUTE_API_CONFIG) {
+		hs_json(r, 200, cfg_to_json(h->cfg, true));
+		return;
+	}
+	if (stage_bus_fd(h->st) < 0) {
+		hs_error(r, 503, "vigil-httpd runs without vigild: no stage status");
+		return;
+	}
+	if (!httpd_status_fresh(h, METRICS_STATUS_MAX_AGE_MS)) {
+		if (hs_park_ref(r) >= 0 && hs_parked_timed_out(r) && h->status == NULL) {
+			hs_error(r, 503, "vigild did not answer the status request");
+			return;
+		}
+		if (hs_park_ref(r) < 0) {
+			hs_park(r, HS_PARK_STATUS, 0, METRICS_STATUS_WAIT_MS);
+			return;
+		}
+		/* Woken or timed out with an older answer: it is the best there is. */
+	}
+	switch (kind) {
+	case ROUTE_HEALTH:
+		m_health(h, r);
+		break;
+	case ROUTE_METRICS:
+		m_prometheus(h, r);
+		break;
+	case ROUTE_API_STATUS:
+		hs_json(r, 200, m_status_json(h));
+		break;
+	default:
+		hs_json(r, 200, m_metrics_json(h));
+		break;
+	}
+}

@@ -1,0 +1,63 @@
+/* route: PROTOCOL.md section 6's paths, parsed strictly. A path either names
+ * one route with ids that are valid (UUIDs in lower case, sequences in
+ * canonical decimal) or it is refused; nothing in a path ever becomes part of
+ * a file name unchecked. Pure functions: no I/O, unit-tested alone. */
+#ifndef VIGIL_HTTPD_ROUTE_H
+#define VIGIL_HTTPD_ROUTE_H
+
+#include <stdint.h>
+
+#define ROUTE_PATH_MAX 1024 /* bytes of a decoded path */
+
+enum route_kind {
+	ROUTE_STATIC = 0, /* GET /, the web app's files */
+	ROUTE_HEALTH,
+	ROUTE_METRICS,
+	ROUTE_API_STATUS,
+	ROUTE_API_METRICS,
+	ROUTE_API_CONFIG,
+	ROUTE_SENTINELS,
+	ROUTE_SNAPSHOT,
+	ROUTE_SESSIONS,
+	ROUTE_SESSION, /* DELETE only */
+	ROUTE_SEGMENTS,
+	ROUTE_INIT,
+	ROUTE_SEGMENT,
+	ROUTE_EXPORT,
+	ROUTE_PLAYLIST,
+	ROUTE_N_KINDS,
+};
+
+enum route_method {
+	ROUTE_GET = 1u << 0,
+	ROUTE_HEAD = 1u << 1,
+	ROUTE_DELETE = 1u << 2,
+	ROUTE_OTHER = 1u << 3, /* POST, PUT, PATCH, OPTIONS ...: never allowed */
+};
+
+struct route {
+	enum route_kind kind;
+	char sentinel[37]; /* lower case, "" when the route has none */
+	char session[37];
+	int64_t sequence;   /* ROUTE_SEGMENT */
+	const char *file;   /* ROUTE_STATIC: the path after the leading '/', "" for / */
+	const char *reason; /* on -EINVAL: what was wrong, for the 400 answer */
+};
+
+/* Parses a decoded path (no query). 0 on success; -ENOENT when no route has
+ * that shape (404); -EINVAL when the shape is right but an id is malformed,
+ * or the path itself is (a '%' left after decoding, a control byte, "//", a
+ * "." or ".." segment, a backslash, over ROUTE_PATH_MAX): 400, ret->reason
+ * says why. ret->file points into path. */
+int route_parse(const char *path, struct route *ret);
+
+/* The methods a route answers (ROUTE_GET | ROUTE_HEAD, or ROUTE_DELETE). */
+unsigned route_methods(enum route_kind kind);
+/* "GET, HEAD" or "DELETE", for the Allow header of a 405. */
+const char *route_allow(enum route_kind kind);
+
+/* Parses a canonical non-negative decimal int64 ("0", "17", never "017",
+ * "+1", "-1" or an overflow): 0 or -EINVAL. */
+int route_parse_int(const char *s, int64_t *ret);
+
+#endif
