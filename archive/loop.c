@@ -73,6 +73,7 @@ loop_send_deleted(struct archive *ar, const struct archive_ev *ev)
 	mp_pack_kv_int(&pk, "ref", ev->ref);
 	mp_pack_kv_int(&pk, "status", ev->status);
 	mp_pack_kv_str(&pk, "error", ev->error);
+	log_info("session.delete ref %lld: %d %s", (long long)ev->ref, ev->status, ev->error);
 	r = stage_send(ar->st, "session.deleted", "httpd", sb.data, sb.size);
 	if (r < 0 && r != -ENOTCONN)
 		log_warn(r, "session.deleted (ref %lld) not sent", (long long)ev->ref);

@@ -27,7 +27,8 @@
 #define WRITER_RETRY_MS     1000  /* a failed batch is tried again after this */
 #define WRITER_IDLE_MS      10000 /* fds of ended sessions are closed after this */
 #define WRITER_BATCH_US     250000
-#define WRITER_TRIES        3 /* other errors than a full disk: then the segment is lost */
+#define WRITER_INITS_MS     100 /* the table's inits are looked at this often */
+#define WRITER_TRIES        3   /* other errors than a full disk: then the segment is lost */
 #define WRITER_SYNC_THREADS 8
 
 static int64_t
@@ -292,6 +293,31 @@ writer_ensure_init(struct archive *ar, struct archive_sess *s, const struct ring
 	s->meta_dirty = false;
 	/* The dir fsync of the batch makes the init's rename durable first. */
 	return archive_meta_write(s->dir_fd, &s->meta);
+}
+
+/* The table holds a sentinel's latest init only: each new one is stored as soon
+ * as it is seen, not only when archive reaches its first segment (which may be
+ * after a later init replaced it). Failures are left to the segment's turn. */
+static void
+writer_poll_inits(struct archive *ar)
+{
+	struct ring_sentinel e;
+
+	for (size_t i = 0; i < ar->n_sess; i++) {
+		struct archive_sess *s = ar->sess[i];
+		struct ring_seg m = { 0 };
+
+		if (!s->live || s->slot >= ar->n_slots ||
+		    ring_sentinel_get(ar->ring, s->slot, &e, NULL, 0) < 0 ||
+		    memcmp(e.session, s->session, 16) != 0 || e.init_gen == 0 || e.init_len == 0 ||
+		    e.init_gen - 1 < s->meta.inits)
+			continue;
+		m.sentinel = s->slot;
+		memcpy(m.session, s->session, 16);
+		m.init_gen = e.init_gen;
+		if (writer_sess_open(ar, s) == 0)
+			writer_ensure_init(ar, s, &m);
+	}
 }
 
 static void
@@ -847,6 +873,18 @@ writer_check_table(struct archive *ar, bool start)
 }
 
 static void
+writer_count_live(struct archive *ar)
+{
+	uint64_t live = 0;
+
+	for (size_t i = 0; i < ar->n_sess; i++)
+		live += ar->sess[i]->live;
+	pthread_mutex_lock(&ar->mu);
+	ar->fig.sessions_live = live;
+	pthread_mutex_unlock(&ar->mu);
+}
+
+static void
 writer_events(struct archive *ar)
 {
 	struct archive_ev *ev, *next;
@@ -857,6 +895,8 @@ writer_events(struct archive *ar)
 	ar->evq_tail = &ar->evq;
 	ar->evq_len = 0;
 	pthread_mutex_unlock(&ar->mu);
+	if (ev == NULL)
+		return;
 	for (; ev != NULL; ev = next) {
 		next = ev->next;
 		switch (ev->kind) {
@@ -885,6 +925,7 @@ writer_events(struct archive *ar)
 		}
 		free(ev);
 	}
+	writer_count_live(ar);
 }
 
 static void
@@ -914,7 +955,7 @@ static void *
 writer_main(void *arg)
 {
 	struct archive *ar = arg;
-	int64_t next_check, next_ret;
+	int64_t next_check, next_ret, next_inits = 0;
 	int r;
 
 	r = archive_catalog_load(ar);
@@ -942,6 +983,10 @@ writer_main(void *arg)
 			archive_retention(ar, ar->stalled_enospc);
 			next_ret = now + WRITER_RETENTION_MS;
 		}
+		if (now >= next_inits && !ar->stalled) {
+			writer_poll_inits(ar);
+			next_inits = now + WRITER_INITS_MS;
+		}
 		if (ar->stalled) {
 			if (now >= ar->retry_mono_ms)
 				writer_commit(ar);
@@ -954,7 +999,9 @@ writer_main(void *arg)
 			writer_commit(ar);
 			continue;
 		}
-		ring_wait(ar->ring, ar->next, WRITER_WAIT_MS);
+		/* A new init does not move the head: with live sessions look sooner. */
+		ring_wait(ar->ring, ar->next,
+			  ar->fig.sessions_live > 0 ? WRITER_INITS_MS : WRITER_WAIT_MS);
 	}
 	return NULL;
 }

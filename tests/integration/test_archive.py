@@ -1,0 +1,453 @@
+#!/usr/bin/python3
+"""Integration tests of vigil-archive (issue 5, docs/archive.md) against a
+running vigild: what sentinels send lands on disk byte for byte (checked with
+sha256 against the sentinel's own bytes, the ring and the index); SIGKILLs of
+archive lose nothing and list nothing half-written; a full disk is survived;
+retention by age and size spares live sessions and stops before deleting
+more than half; deletion over the bus, refused for a live session.
+
+Sizes are trimmed for CI: 10 sentinels for about 20 s (not a minute) in the
+identity test, 10 sentinels and 20 kills in about 35 s in the crash campaign."""
+import glob
+import hashlib
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from vigil import BUILD, SOURCE, Vigil  # noqa: E402
+from wsclient import Client  # noqa: E402
+
+SENTINEL = os.path.join(BUILD, "deploy", "vigil-sentinel")
+FIX = os.path.join(SOURCE, "tests", "data", "fmp4")
+NOAUTH = "auth: { sentinel: none }\n"
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def sha(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+INIT, SEG0, SEG1 = (read(os.path.join(FIX, n)) for n in ("init.mp4", "seg0.m4s", "seg1.m4s"))
+
+
+def wait_for(pred, timeout, what):
+    """Polls a condition with a deadline (the condition is on disk or in a status)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = pred()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %ds waiting for %s" % (timeout, what))
+        time.sleep(0.1)
+
+
+def index(sdir):
+    """The complete lines of index.jsonl, as a reader must take them."""
+    try:
+        text = read(os.path.join(sdir, "index.jsonl")).decode()
+    except FileNotFoundError:
+        return []
+    return [json.loads(line) for line in text.split("\n")[:-1]]
+
+
+def seg_name(seq):
+    return "%06d.m4s" % seq
+
+
+def sessions(data):
+    """{sessionId: (sentinelId, dir)} of every session directory under data."""
+    out = {}
+    for sdir in glob.glob(os.path.join(data, "*", "*")):
+        if os.path.isdir(sdir) and not os.path.basename(os.path.dirname(sdir)).startswith("."):
+            out[os.path.basename(sdir)] = (os.path.basename(os.path.dirname(sdir)), sdir)
+    return out
+
+
+def craft(data, sentinel, session, start, end, nseg, seg_bytes, name="crafted"):
+    """A session as archive writes it (used to test retention without streaming for
+    days): session.json, init.mp4, segments and a matching index."""
+    sdir = os.path.join(data, sentinel, session)
+    os.makedirs(sdir)
+    with open(os.path.join(data, sentinel, "sentinel.json"), "w") as f:
+        json.dump({"sentinelId": sentinel, "name": name, "updated": start}, f)
+    with open(os.path.join(sdir, "session.json"), "w") as f:
+        json.dump({"sentinelId": sentinel, "sessionId": session, "name": name,
+                   "codec": "avc1.64000b", "width": 160, "height": 120, "timescale": 3000,
+                   "startTime": start, "endTime": end, "inits": 1}, f)
+    with open(os.path.join(sdir, "init.mp4"), "wb") as f:
+        f.write(INIT)
+    with open(os.path.join(sdir, "index.jsonl"), "w") as f:
+        for seq in range(nseg):
+            body = os.urandom(seg_bytes)
+            with open(os.path.join(sdir, seg_name(seq)), "wb") as g:
+                g.write(body)
+            f.write(json.dumps({"sequence": seq, "startTime": start + seq * 1000,
+                                "duration": 1000, "bytes": seg_bytes, "keyframe": True,
+                                "init": 0, "sha256": sha(body)}) + "\n")
+    return sdir
+
+
+def new_id():
+    import uuid
+    return str(uuid.uuid4())
+
+
+class Base(unittest.TestCase):
+    def stats(self, v):
+        return wait_for(lambda: (v.stage("archive").get("heartbeat") or {}).get("stats"), 10,
+                        "archive's heartbeat")
+
+    def stat_at_least(self, v, key, n):
+        return wait_for(lambda: self.stats(v)[key] >= n, 10, "%s >= %d" % (key, n))
+
+    def logs(self, v):
+        return v.ctl("logs", "archive", "--lines", "1000").stdout
+
+    def delete(self, v, sentinel, session, ref):
+        ans = v.request(cmd="send", to="archive", type="session.delete",
+                        body={"sentinelId": sentinel, "sessionId": session, "ref": ref})
+        self.assertTrue(ans["ok"], ans)
+        # The answer goes to httpd on the bus; archive logs each one as well.
+        return wait_for(lambda: [ln for ln in self.logs(v).splitlines()
+                                 if "session.delete ref %d:" % ref in ln],
+                        15, "archive's answer to ref %d" % ref)[0]
+
+    def python_sentinel(self, v, name):
+        """A sentinel speaking the protocol with known bytes (tests/data/fmp4)."""
+        c = Client(v.url("ingest", "/sentinel"))
+        self.addCleanup(c.close)
+        ack = c.register(None, name=name)
+        return c, ack
+
+    def check_session(self, sdir, ring_segs=None):
+        """Every index line has its file, of its size and checksum; no torn line;
+        the bytes are those the ring holds, where it still holds them."""
+        raw = read(os.path.join(sdir, "index.jsonl"))
+        self.assertTrue(raw == b"" or raw.endswith(b"\n"), sdir)
+        entries = index(sdir)
+        seqs = [e["sequence"] for e in entries]
+        self.assertEqual(seqs, sorted(set(seqs)), "sequences ascend without repeats")
+        for e in entries:
+            body = read(os.path.join(sdir, seg_name(e["sequence"])))
+            self.assertEqual((len(body), sha(body)), (e["bytes"], e["sha256"]), e)
+            if ring_segs is not None and e["sequence"] in ring_segs:
+                self.assertEqual(e["sha256"], ring_segs[e["sequence"]]["sha256"])
+                self.assertEqual(e["startTime"], ring_segs[e["sequence"]]["startTime"])
+                self.assertEqual(e["duration"], ring_segs[e["sequence"]]["duration"])
+                self.assertEqual(e["keyframe"], ring_segs[e["sequence"]]["keyframe"])
+        self.assertEqual(glob.glob(os.path.join(sdir, "*.tmp")), [])
+        return entries
+
+
+class Archive(Base):
+    """One vigild for the streaming, identity and deletion tests."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.v = Vigil(extra=NOAUTH)
+        cls.v.ring_size = "64MiB"
+        cls.v.write_config()
+        cls.v.start()
+        cls.data = os.path.join(cls.v.dir, "data")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.v.stop()
+
+    def test_sentinel_bytes_on_disk_with_a_second_init(self):
+        w = self.v.watch()
+        self.addCleanup(w.close)
+        c, ack = self.python_sentinel(self.v, "known-bytes")
+        sid, ses = ack["sentinelId"], ack["sessionId"]
+        c.send("sentinel.init", {"data": INIT})
+        c.send("sentinel.segment", {"sequence": 0, "data": SEG0})
+        c.send("sentinel.segment", {"sequence": 1, "data": SEG1, "startTime": 1234,
+                                    "duration": 999, "keyframe": False})
+        sdir = os.path.join(self.data, sid, ses)
+        # The ring's table holds a sentinel's latest init only: the first must be
+        # stored before the second replaces it (docs/archive.md, "Init files").
+        wait_for(lambda: os.path.exists(os.path.join(sdir, "init.mp4")), 15, "init.mp4")
+        c.send("sentinel.init", {"data": INIT + b"\0\0\0\x08free"})  # a new init generation
+        c.send("sentinel.segment", {"sequence": 2, "data": SEG0})
+        wait_for(lambda: len(index(sdir)) == 3, 15, "three index lines")
+        meta = json.loads(read(os.path.join(sdir, "session.json")))
+        self.assertEqual((meta["sentinelId"], meta["sessionId"], meta["name"], meta["endTime"],
+                          meta["inits"], meta["codec"], meta["width"], meta["height"],
+                          meta["timescale"]),
+                         (sid, ses, "known-bytes", None, 2, "avc1.64000b", 160, 120, 3000))
+        self.assertEqual(read(os.path.join(sdir, "init.mp4")), INIT)
+        self.assertEqual(read(os.path.join(sdir, "init-1.mp4")), INIT + b"\0\0\0\x08free")
+        entries = self.check_session(sdir)
+        self.assertEqual([(e["sequence"], e["sha256"], e["bytes"], e["init"]) for e in entries],
+                         [(0, sha(SEG0), len(SEG0), 0), (1, sha(SEG1), len(SEG1), 0),
+                          (2, sha(SEG0), len(SEG0), 1)])
+        self.assertEqual((entries[1]["startTime"], entries[1]["duration"],
+                          entries[1]["keyframe"]), (1234, 999, False))
+        self.assertTrue(entries[0]["keyframe"])
+        sj = json.loads(read(os.path.join(self.data, sid, "sentinel.json")))
+        self.assertEqual((sj["sentinelId"], sj["name"]), (sid, "known-bytes"))
+        # live: a delete is refused and changes nothing
+        line = self.delete(self.v, sid, ses, 4109)
+        self.assertIn("409", line)
+        self.assertTrue(os.path.isdir(sdir))
+        c.send("sentinel.bye", {})
+        c.expect_close()
+        off = w.wait(lambda e: e.get("type") == "sentinel.offline" and
+                     e["body"]["sessionId"] == ses, what="offline")
+        wait_for(lambda: json.loads(read(os.path.join(sdir, "session.json")))["endTime"],
+                 15, "endTime in session.json")
+        meta = json.loads(read(os.path.join(sdir, "session.json")))
+        self.assertEqual(meta["endTime"], off["body"]["endedAt"])
+        # ended: deleted completely, with the sentinel's directory (its only session)
+        line = self.delete(self.v, sid, ses, 4110)
+        self.assertIn("204", line)
+        self.assertFalse(os.path.exists(os.path.join(self.data, sid)))
+        self.assertEqual(glob.glob(os.path.join(self.data, ".deleting-*")), [])
+        # and again: it is gone
+        self.assertIn("404", self.delete(self.v, sid, ses, 4111))
+        self.assertIn("404", self.delete(self.v, "not-a-uuid", ses, 4112))
+
+    def test_ten_vigil_sentinels_byte_identical(self):
+        w = self.v.watch()
+        self.addCleanup(w.close)
+        tmp = tempfile.mkdtemp(dir=self.v.dir)
+        seconds = 20
+        res = subprocess.run([SENTINEL, "--url", self.v.url("ingest", "/sentinel"),
+                              "--name", "ident", "--count", "10", "--size", "320x180",
+                              "--bitrate", "200", "--duration", str(seconds),
+                              "--state", tmp + "/id"],
+                             capture_output=True, text=True, timeout=seconds + 60)
+        self.assertEqual(res.returncode, 0, res.stderr[-3000:])
+        dump = self.v.ring_dump()
+        ents = {d["sessionId"]: d for d in dump
+                if d["kind"] == "sentinel" and d["name"].startswith("ident-")}
+        self.assertEqual(len(ents), 10)
+        for ses, ent in ents.items():
+            sdir = os.path.join(self.data, ent["sentinelId"], ses)
+            last = ent["lastSequence"]
+            self.assertGreaterEqual(last, seconds - 3)
+            wait_for(lambda: (index(sdir) or [{"sequence": -1}])[-1]["sequence"] == last, 30,
+                     "segments 0..%d of %s on disk" % (last, ent["name"]))
+            ring = {d["sequence"]: d for d in dump
+                    if d["kind"] == "segment" and d["sessionId"] == ses}
+            self.assertEqual(sorted(ring), list(range(last + 1)), "the ring holds them all")
+            entries = self.check_session(sdir, ring)
+            self.assertEqual([e["sequence"] for e in entries], list(range(last + 1)))
+            self.assertEqual(sha(read(os.path.join(sdir, "init.mp4"))), ent["initSha256"])
+            meta = wait_for(lambda: (lambda m: m if m["endTime"] else None)(
+                json.loads(read(os.path.join(sdir, "session.json")))), 15, "endTime")
+            self.assertEqual((meta["codec"], meta["width"], meta["height"]),
+                             (ent["codec"], 320, 180))
+        # The one encoder's bytes: the same sequence has the same bytes in every session.
+        by_seq = {}
+        for ses, ent in ents.items():
+            for e in index(os.path.join(self.data, ent["sentinelId"], ses)):
+                by_seq.setdefault(e["sequence"], set()).add(e["sha256"])
+        self.assertTrue(any(len(s) == 1 for s in by_seq.values()))
+        # What is stored plays: init and segments of one session decode.
+        ses, ent = next(iter(ents.items()))
+        sdir = os.path.join(self.data, ent["sentinelId"], ses)
+        path = os.path.join(tmp, "whole.mp4")
+        with open(path, "wb") as f:
+            f.write(read(os.path.join(sdir, "init.mp4")))
+            for e in index(sdir):
+                f.write(read(os.path.join(sdir, seg_name(e["sequence"]))))
+        probe = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0",
+                                "-show_entries", "stream=codec_name,width,height",
+                                "-of", "csv=p=0", path],
+                               capture_output=True, text=True, timeout=60)
+        self.assertEqual((probe.returncode, probe.stdout.strip()), (0, "h264,320,180"),
+                         probe.stderr)
+        st = self.stats(self.v)
+        for key in ("segmentsWritten", "bytesWritten", "writeLatencyAvgMs", "writeLatencyMaxMs",
+                    "backlog", "diskFreeBytes", "sessionsLive", "retentionDeleted", "enospc"):
+            self.assertIn(key, st)
+        self.assertGreaterEqual(st["segmentsWritten"], 10 * (seconds - 3))
+        self.assertGreater(st["diskFreeBytes"], 0)
+        self.assertEqual(st["lost"], 0)
+
+
+class Crash(Base):
+    def test_sigkill_campaign(self):
+        """SIGKILL archive 20 times at random moments while 10 sentinels stream."""
+        v = Vigil(extra=NOAUTH)
+        v.ring_size = "64MiB"
+        v.write_config()
+        v.start()
+        self.addCleanup(v.stop)
+        data = os.path.join(v.dir, "data")
+        w = v.watch()
+        self.addCleanup(w.close)
+        tmp = tempfile.mkdtemp(dir=v.dir)
+        seconds = 40
+        sent = subprocess.Popen([SENTINEL, "--url", v.url("ingest", "/sentinel"), "--name",
+                                 "crash", "--count", "10", "--size", "320x180", "--bitrate",
+                                 "200", "--duration", str(seconds), "--state", tmp + "/id"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: sent.poll() is None and sent.kill())
+        rnd = random.Random(int(os.environ.get("VIGIL_SEED", "5")))
+        pid = v.pids()["archive"]
+        ingest_pid = v.pids()["ingest"]
+        for kill in range(20):
+            time.sleep(rnd.uniform(0.05, 1.2))  # the random moment, not a synchronisation
+            os.kill(pid, signal.SIGKILL)
+            ev = w.wait(lambda e: e.get("event") == "stage" and e.get("stage") == "archive" and
+                        e.get("state") in ("backoff", "failed", "starting", "running") and
+                        e.get("pid") != pid, 15, "archive down after kill %d" % kill)
+            if ev["state"] in ("backoff", "failed"):
+                # vigild's backoff grows to 10 s; start it now rather than wait.
+                # (it may have started by itself meanwhile: the answer is then an error)
+                v.request(cmd="start", stage="archive")
+            ev = w.wait_state("archive", "running", timeout=20, not_pid=pid)
+            pid = ev["pid"]
+        self.assertEqual(sent.wait(seconds + 60), 0, sent.stderr.read()[-3000:])
+        self.assertEqual(v.pids()["ingest"], ingest_pid, "ingest never noticed")
+        dump = v.ring_dump()
+        ents = {d["sessionId"]: d for d in dump
+                if d["kind"] == "sentinel" and d["name"].startswith("crash-")}
+        self.assertEqual(len(ents), 10)
+        for ses, ent in ents.items():
+            sdir = os.path.join(data, ent["sentinelId"], ses)
+            last = ent["lastSequence"]
+            wait_for(lambda: (index(sdir) or [{"sequence": -1}])[-1]["sequence"] == last, 30,
+                     "segments up to %d of %s" % (last, ent["name"]))
+            ring = {d["sequence"]: d for d in dump
+                    if d["kind"] == "segment" and d["sessionId"] == ses}
+            self.assertEqual(sorted(ring), list(range(last + 1)), "the ring holds them all")
+            entries = self.check_session(sdir, ring)
+            self.assertEqual([e["sequence"] for e in entries], list(range(last + 1)),
+                             "every segment from the first to the last")
+            self.assertEqual(sha(read(os.path.join(sdir, "init.mp4"))), ent["initSha256"])
+            # only the layout's files: no unlisted segment, no temp file
+            names = set(os.listdir(sdir))
+            self.assertEqual(names - {seg_name(s) for s in range(last + 1)},
+                             {"init.mp4", "index.jsonl", "session.json"})
+            meta = wait_for(lambda: json.loads(read(os.path.join(sdir, "session.json")))
+                            if json.loads(read(os.path.join(sdir, "session.json")))["endTime"]
+                            else None, 15, "endTime of %s" % ent["name"])
+            self.assertGreaterEqual(meta["endTime"], meta["startTime"])
+        self.assertEqual(self.stats(v)["lost"], 0)
+
+
+class Retention(Base):
+    def test_age_and_size_with_a_live_session(self):
+        v = Vigil(extra=NOAUTH + "archive: { retention_days: 30, max_bytes: 1MiB }\n")
+        data = os.path.join(v.dir, "data")
+        now = int(time.time() * 1000)
+        day = 86400 * 1000
+        a = new_id()
+        old = craft(data, a, new_id(), now - 45 * day, now - 40 * day, 2, 100000)
+        recent = [craft(data, a, new_id(), now - (10 - i) * day, now - (10 - i) * day + 60000,
+                        3, 100000) for i in range(4)]
+        # a stray file archive did not write, and leftovers of a crash
+        with open(os.path.join(recent[1], "notes.txt"), "w") as f:
+            f.write("not archive's")
+        with open(os.path.join(recent[2], "000009.m4s.tmp"), "wb") as f:
+            f.write(b"torn")
+        with open(os.path.join(recent[2], "index.jsonl"), "a") as f:
+            f.write('{"sequence":3,"startTi')
+        v.start()
+        self.addCleanup(v.stop)
+        c, ack = self.python_sentinel(v, "live-one")
+        c.send("sentinel.init", {"data": INIT})
+        c.send("sentinel.segment", {"sequence": 0, "data": SEG0})
+        live = os.path.join(data, ack["sentinelId"], ack["sessionId"])
+        wait_for(lambda: len(index(live)) == 1, 15, "the live session's segment")
+        # age: the 40-days-old session; size: the oldest recent one (1.2 MB + init
+        # and index > 1 MiB), no more.
+        wait_for(lambda: not os.path.exists(old) and not os.path.exists(recent[0]), 20,
+                 "retention by age and size")
+        logs = self.logs(v)
+        self.assertIn("older than retention_days", logs)
+        self.assertIn("archive above max_bytes", logs)
+        for sdir in recent[1:] + [live]:
+            self.assertTrue(os.path.isdir(sdir), sdir)
+        self.assertTrue(os.path.exists(os.path.join(recent[1], "notes.txt")))
+        # the crash leftovers were repaired at start
+        self.assertFalse(os.path.exists(os.path.join(recent[2], "000009.m4s.tmp")))
+        self.assertEqual(len(self.check_session(recent[2])), 3)
+        # the live session survives a max_bytes far below its size too
+        c.send("sentinel.bye", {})
+        c.expect_close()
+        self.stat_at_least(v, "retentionDeleted", 2)
+
+    def test_a_pass_that_would_delete_more_than_half_stops(self):
+        v = Vigil(extra=NOAUTH + "archive: { retention_days: 0, max_bytes: 1MiB }\n")
+        data = os.path.join(v.dir, "data")
+        now = int(time.time() * 1000)
+        crafted = [craft(data, new_id(), new_id(), now - (5 - i) * 3600000,
+                         now - (5 - i) * 3600000 + 60000, 4, 200000) for i in range(3)]
+        v.start()
+        self.addCleanup(v.stop)
+        wait_for(lambda: "retention stopped" in self.logs(v), 20, "the guard's log line")
+        for sdir in crafted:
+            self.assertTrue(os.path.isdir(sdir), sdir)
+        self.assertEqual(self.stats(v)["retentionDeleted"], 0)
+
+
+class DiskFull(Base):
+    def test_enospc_on_a_small_tmpfs(self):
+        v = Vigil(extra=NOAUTH)
+        v.ring_size = "64MiB"
+        v.write_config()
+        data = os.path.join(v.dir, "data")
+        os.makedirs(data)
+        mnt = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", data],
+                             capture_output=True, text=True)
+        if mnt.returncode != 0:
+            shutil.rmtree(v.dir, ignore_errors=True)
+            self.skipTest("cannot mount a tmpfs here (%s): needs root or CAP_SYS_ADMIN" %
+                          mnt.stderr.strip())
+        self.addCleanup(subprocess.run, ["umount", "-l", data])
+        now = int(time.time() * 1000)
+        old = [craft(data, new_id(), new_id(), now - (9 - i) * 3600000,
+                     now - (9 - i) * 3600000 + 60000, 6, 200000) for i in range(4)]
+        v.start()
+        self.addCleanup(v.stop)
+        pids = v.pids()
+        tmp = tempfile.mkdtemp(dir=v.dir)
+        seconds = 14
+        res = subprocess.run([SENTINEL, "--url", v.url("ingest", "/sentinel"), "--name",
+                              "filler", "--count", "4", "--size", "320x180", "--bitrate", "1500",
+                              "--duration", str(seconds), "--state", tmp + "/id"],
+                             capture_output=True, text=True, timeout=seconds + 60)
+        self.assertEqual(res.returncode, 0, res.stderr[-3000:])
+        self.assertIn("0 dropped", res.stderr)  # ingest kept accepting
+        st = wait_for(lambda: (lambda s: s if s["enospc"] > 0 and s["retentionDeleted"] > 0
+                               else None)(self.stats(v)), 20, "ENOSPC and a retention pass")
+        self.assertEqual(v.pids(), pids, "no stage restarted")
+        logs = self.logs(v)
+        self.assertIn("DISK FULL", logs)
+        self.assertIn("disk full", logs)  # retention's reason
+        self.assertTrue(any(not os.path.exists(d) for d in old))
+        dump = v.ring_dump()
+        ents = [d for d in dump if d["kind"] == "sentinel" and d["name"].startswith("filler-")]
+        self.assertEqual(len(ents), 4)
+        for ent in ents:
+            self.assertGreaterEqual(ent["lastSequence"], seconds - 3)
+            sdir = os.path.join(data, ent["sentinelId"], ent["sessionId"])
+            self.assertTrue(os.path.isdir(sdir), "a live session is never deleted")
+            ring = {d["sequence"]: d for d in dump
+                    if d["kind"] == "segment" and d["sessionId"] == ent["sessionId"]}
+            self.check_session(sdir, ring)  # nothing partial listed
+        for sdir in old:
+            if os.path.exists(sdir):
+                self.check_session(sdir)
+        self.assertGreater(st["diskFreeBytes"], -1)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
