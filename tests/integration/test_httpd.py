@@ -1,0 +1,522 @@
+#!/usr/bin/python3
+"""Integration tests of vigil-httpd (PROTOCOL.md section 6) against a running
+vigild: every route's status, headers and bytes, compared with what the
+sentinel sent (the fixture segments through the python client, or a real
+vigil-sentinel for ffprobe, ffmpeg and the snapshot); Range cases of RFC 9110;
+auth (none, wrong role, expired, revoked); traversal forms and limits; a
+session the test writes into data_dir itself (the archive layout of
+docs/archive.md) and its deletion through archive."""
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import uuid
+from urllib.parse import unquote
+
+sys.path.insert(0, os.path.dirname(__file__))
+from vigil import BUILD, SOURCE, Vigil  # noqa: E402
+from wsclient import Client  # noqa: E402
+
+FIX = os.path.join(SOURCE, "tests", "data", "fmp4")
+SENTINEL = os.path.join(BUILD, "deploy", "vigil-sentinel")
+PT, AT, OT, XT, RT = ("proctor-secret", "archivist-secret", "operator-secret", "expired-secret",
+                      "revoke-me-secret")
+AUTH = """auth:
+  sentinel: none
+  tokens:
+    - { name: p1, role: proctor, token: "proctor-secret" }
+    - { name: a1, role: archivist, token: "archivist-secret" }
+    - { name: o1, role: operator, token: "operator-secret" }
+    - { name: old, role: proctor, token: "expired-secret", expires: 2020-01-01T00:00:00Z }
+    - { name: rv, role: operator, token: "revoke-me-secret" }
+"""
+
+
+def fixture(name):
+    with open(os.path.join(FIX, name), "rb") as f:
+        return f.read()
+
+
+INIT, SEG0, SEG1 = fixture("init.mp4"), fixture("seg0.m4s"), fixture("seg1.m4s")
+
+
+def sha(b):
+    return hashlib.sha256(b).hexdigest()
+
+
+def until(pred, timeout=15, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(0.05)
+
+
+def jpeg_size(b):
+    """(width, height) from a JPEG's SOF marker."""
+    i = 2
+    while i + 9 < len(b):
+        if b[i] != 0xFF:
+            raise AssertionError("not a JPEG marker at %d" % i)
+        marker, length = b[i + 1], struct.unpack(">H", b[i + 2:i + 4])[0]
+        if marker in (0xC0, 0xC1, 0xC2):
+            h, w = struct.unpack(">HH", b[i + 5:i + 9])
+            return w, h
+        i += 2 + length
+    raise AssertionError("no SOF marker")
+
+
+def write_session(data, ended=True, torn=True):
+    """A session written by hand in the archive's layout (docs/archive.md)."""
+    sid, sess = str(uuid.uuid4()), str(uuid.uuid4())
+    d = os.path.join(data, sid, sess)
+    os.makedirs(d)
+    with open(os.path.join(data, sid, "sentinel.json"), "w") as f:
+        json.dump({"sentinelId": sid, "name": "disk-cam", "updated": 1}, f)
+    now = int(time.time() * 1000)
+    with open(os.path.join(d, "session.json"), "w") as f:
+        json.dump({"sentinelId": sid, "sessionId": sess, "name": "disk-cam",
+                   "codec": "avc1.64000d", "width": 160, "height": 90, "timescale": 90000,
+                   "startTime": now - 5000, "endTime": now - 1000 if ended else None,
+                   "inits": 1}, f)
+    for name, blob in (("init.mp4", INIT), ("000000.m4s", SEG0), ("000001.m4s", SEG1)):
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(blob)
+    with open(os.path.join(d, "index.jsonl"), "w") as f:
+        for i, seg in enumerate((SEG0, SEG1)):
+            f.write(json.dumps({"sequence": i, "startTime": now - 5000 + 100 * i,
+                                "duration": 100, "bytes": len(seg), "keyframe": True,
+                                "init": 0, "sha256": sha(seg)}) + "\n")
+        if torn:  # a line still being written is not listed
+            f.write('{"sequence":2,"startTime":1,"dur')
+    return sid, sess, "/api/sentinels/%s/sessions/%s" % (sid, sess)
+
+
+class Base(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.web = tempfile.mkdtemp(prefix="vigil-web-")
+        os.makedirs(os.path.join(cls.web, "assets", "sub"))
+        with open(os.path.join(cls.web, "index.html"), "w") as f:
+            f.write("<!doctype html><title>test app</title>\n")
+        with open(os.path.join(cls.web, "assets", "app.js"), "w") as f:
+            f.write("console.log('app');\n")
+        os.symlink("/etc/passwd", os.path.join(cls.web, "assets", "leak.txt"))
+        os.environ["VIGIL_WEB_ROOT"] = cls.web
+        cls.v = Vigil(extra=AUTH, timeouts="idle: 3s")
+        cls.data = os.path.join(cls.v.dir, "data")
+        # archive deletes only sessions it knows: this one is there before it starts
+        cls.deletable = write_session(cls.data, torn=False)
+        cls.v.start()
+        cls.host, port = cls.v.stage("httpd")["listen"].rsplit(":", 1)
+        cls.port = int(port)
+
+    @classmethod
+    def tearDownClass(cls):
+        del os.environ["VIGIL_WEB_ROOT"]
+        cls.v.stop()
+        shutil.rmtree(cls.web, ignore_errors=True)
+
+    def req(self, method, path, token=None, headers=None):
+        c = http.client.HTTPConnection(self.host, self.port, timeout=15)
+        h = dict(headers or {})
+        if token:
+            h["Authorization"] = "Bearer " + token
+        c.request(method, path, headers=h)
+        r = c.getresponse()
+        body = r.read()
+        c.close()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, body
+
+    def get(self, path, token=PT, **kw):
+        return self.req("GET", path, token, **kw)
+
+    def json_ok(self, path, token=PT):
+        st, hd, body = self.get(path, token)
+        self.assertEqual(st, 200, body)
+        self.assertEqual(hd["content-type"], "application/json")
+        return json.loads(body)
+
+    def raw(self, data, timeout=15):
+        """Sends raw bytes; returns everything the server sent until it closed."""
+        s = socket.create_connection((self.host, self.port), timeout=timeout)
+        s.sendall(data)
+        out = b""
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                out += chunk
+                if b"\r\n\r\n" in out and b"connection: close" not in out.lower():
+                    head, _, rest = out.partition(b"\r\n\r\n")
+                    for line in head.split(b"\r\n"):
+                        if line.lower().startswith(b"content-length:"):
+                            if len(rest) >= int(line.split(b":")[1]):
+                                s.close()
+                                return out
+        except ConnectionResetError:
+            pass
+        s.close()
+        return out
+
+    def live_sentinel(self, name):
+        """A python sentinel that sent the fixture init and two segments."""
+        s = Client(self.v.url("ingest", "/sentinel"))
+        self.addCleanup(s.close)
+        ack = s.register(name=name)
+        s.send("sentinel.init", {"data": INIT})
+        for i, seg in enumerate((SEG0, SEG1)):
+            s.send("sentinel.segment", {"sequence": i, "data": seg, "duration": 100,
+                                        "startTime": 1_700_000_000_000 + 100 * i})
+        base = "/api/sentinels/%s/sessions/%s" % (ack["sentinelId"], ack["sessionId"])
+        until(lambda: len(self.json_ok(base + "/segments")["segments"]) == 2, what="2 segments")
+        return s, ack, base
+
+
+class TestStatus(Base):
+    def test_health_status_metrics_config(self):
+        st, hd, body = self.get("/health", None)
+        self.assertEqual((st, body), (200, b"ok"))
+        self.assertTrue(hd["content-type"].startswith("text/plain"))
+        status = self.json_ok("/api/status")
+        self.assertEqual(status["state"], "running")
+        self.assertEqual(set(status["stages"]), {"ingest", "relay", "archive", "httpd"})
+        self.assertGreater(status["stages"]["ingest"]["pid"], 0)
+        # heartbeats reach vigild every second; metrics carry them once there
+        m = until(lambda: (lambda j: j if j["stages"]["httpd"]["memBytes"] > 0 else None)(
+            self.json_ok("/api/metrics", OT)), what="heartbeat figures in /api/metrics")
+        for name in ("ingest", "relay", "archive", "httpd"):
+            for key in ("cpuPercent", "memBytes", "connections", "loopAvgS", "loopMaxS",
+                        "loopMinS"):
+                self.assertIn(key, m["stages"][name])
+        self.assertGreater(m["ring"]["sizeBytes"], 0)
+        st, hd, body = self.get("/metrics", OT)
+        self.assertEqual(st, 200)
+        self.assertTrue(hd["content-type"].startswith("text/plain; version=0.0.4"))
+        text = body.decode()
+        for needle in ('vigil_stage_up{stage="archive",state="running"} 1',
+                       "# TYPE vigil_stage_memory_bytes gauge", "vigil_sentinels_online ",
+                       "vigil_ring_bytes_written_total ", "vigil_archive_bytes_total ",
+                       "vigil_proctors_connected ", "vigil_relay_skips_total "):
+            self.assertIn(needle, text)
+        for line in text.splitlines():  # every sample line is "name{labels} number"
+            if not line.startswith("#"):
+                float(line.rsplit(" ", 1)[1])
+        cfg = self.json_ok("/api/config", OT)
+        self.assertEqual(cfg["auth"]["tokens"][0]["token"], "***")
+        st, _, body = self.get("/api/config", OT)
+        for secret in (PT, AT, OT, XT):
+            self.assertNotIn(secret.encode(), body)
+
+    def test_health_names_a_stage_that_is_down(self):
+        w = self.v.watch()
+        self.addCleanup(w.close)
+        self.assertTrue(self.v.request(cmd="stop", stage="relay")["ok"])
+        w.wait_state("relay", "down")
+        try:
+            st, hd, body = until(lambda: (lambda r: r if r[0] == 503 else None)(
+                self.get("/health", None)), what="/health 503")
+            self.assertEqual(hd["content-type"], "application/json")
+            self.assertEqual(json.loads(body)["stages"], {"relay": "down"})
+            self.assertEqual(self.json_ok("/api/status")["state"], "degraded")
+        finally:
+            self.v.request(cmd="start", stage="relay")
+            w.wait_state("relay", "running")
+        until(lambda: self.get("/health", None)[0] == 200, what="/health 200 again")
+
+
+class TestAuth(Base):
+    def test_auth_cases(self):
+        path = "/api/sentinels"
+        st, hd, body = self.get(path, None)
+        self.assertEqual(st, 401)
+        self.assertEqual(json.loads(body), {"error": "Missing token"})
+        self.assertTrue(hd["www-authenticate"].startswith("Bearer"))
+        st, _, body = self.get(path, "no-such-token")
+        self.assertEqual((st, json.loads(body)["error"]), (401, "Invalid token"))
+        st, _, body = self.get(path, XT)
+        self.assertEqual((st, json.loads(body)["error"]), (401, "Token expired"))
+        st, _, body = self.get("/metrics", PT)  # proctor on an operator route
+        self.assertEqual(st, 403)
+        self.assertIn("error", json.loads(body))
+        st, _, _ = self.get(path + "?token=" + PT, None)
+        self.assertEqual(st, 200)
+        st, _, _ = self.get(path, None, headers={"Authorization": "Basic " + PT})
+        self.assertEqual(st, 401)
+        # revoked over the bus (the operator console's token.revoke)
+        self.assertEqual(self.get("/api/config", RT)[0], 200)
+        ans = self.v.request(cmd="send", to="httpd", type="token.revoke", body={"token": RT})
+        self.assertTrue(ans["ok"], ans)
+        st, _, body = until(lambda: (lambda r: r if r[0] == 401 else None)(
+            self.get("/api/config", RT)), what="revoked token refused")
+        self.assertEqual(json.loads(body)["error"], "Token revoked")
+
+    def test_methods(self):
+        sid, sess = uuid.uuid4(), uuid.uuid4()
+        st, hd, body = self.req("POST", "/api/sentinels", PT)
+        self.assertEqual(st, 405)
+        self.assertEqual(hd["allow"], "GET, HEAD")
+        self.assertIn("error", json.loads(body))
+        st, hd, _ = self.get("/api/sentinels/%s/sessions/%s" % (sid, sess), AT)
+        self.assertEqual((st, hd["allow"]), (405, "DELETE"))
+        st, _, _ = self.req("DELETE", "/api/sentinels/%s/sessions/%s" % (sid, sess), PT)
+        self.assertEqual(st, 403)
+
+
+class TestLive(Base):
+    def test_live_listing_bytes_etag_head(self):
+        s, ack, base = self.live_sentinel("live-a")
+        sents = {x["sentinelId"]: x for x in self.json_ok("/api/sentinels")}
+        me = sents[ack["sentinelId"]]
+        self.assertTrue(me["online"])
+        self.assertEqual((me["sessionId"], me["name"], me["lastSequence"]),
+                         (ack["sessionId"], "live-a", 1))
+        sessions = self.json_ok("/api/sentinels/%s/sessions" % ack["sentinelId"])
+        mine = [x for x in sessions if x["sessionId"] == ack["sessionId"]]
+        self.assertEqual(len(mine), 1)
+        self.assertIsNone(mine[0]["endTime"])
+        self.assertEqual((mine[0]["segments"], mine[0]["bytes"]), (2, len(SEG0) + len(SEG1)))
+        segs = self.json_ok(base + "/segments")
+        self.assertEqual((segs["sentinelId"], segs["sessionId"]),
+                         (ack["sentinelId"], ack["sessionId"]))
+        self.assertEqual([(x["sequence"], x["bytes"], x["duration"], x["startTime"])
+                          for x in segs["segments"]],
+                         [(0, len(SEG0), 100, 1_700_000_000_000),
+                          (1, len(SEG1), 100, 1_700_000_000_100)])
+        for path, want in (("/init.mp4", INIT), ("/segments/0.m4s", SEG0),
+                           ("/segments/1.m4s", SEG1)):
+            st, hd, body = self.get(base + path)
+            self.assertEqual(st, 200, body)
+            self.assertEqual(body, want)
+            self.assertEqual(hd["content-type"], "video/mp4")
+            self.assertEqual(int(hd["content-length"]), len(want))
+            self.assertEqual(hd["etag"], '"%s"' % sha(want))
+            self.assertEqual(hd["accept-ranges"], "bytes")
+            st, hd2, body = self.req("HEAD", base + path, PT)
+            self.assertEqual((st, body, hd2["content-length"], hd2["etag"]),
+                             (200, b"", str(len(want)), hd["etag"]))
+            st, _, body = self.get(base + path, headers={"If-None-Match": hd["etag"]})
+            self.assertEqual((st, body), (304, b""))
+        for path in ("/segments/7.m4s", "/init.mp4?init=3"):
+            st, hd, body = self.get(base + path)
+            self.assertEqual(st, 404)
+            self.assertIn("error", json.loads(body))
+        st, _, body = self.get(base.replace(ack["sessionId"], str(uuid.uuid4())) + "/segments")
+        self.assertEqual(st, 404)
+        st, _, body = self.get(base + "/segments/01.m4s")
+        self.assertEqual(st, 400)
+        # a live session is not deleted
+        st, _, body = self.req("DELETE", base, AT)
+        self.assertEqual(st, 409, body)
+        self.assertIn("error", json.loads(body))
+
+    def test_range_cases(self):
+        s, ack, base = self.live_sentinel("range-a")
+        url, n = base + "/segments/0.m4s", len(SEG0)
+        etag = self.get(url)[1]["etag"]
+        cases = [
+            ("bytes=0-9", 206, SEG0[0:10], "bytes 0-9/%d" % n),
+            ("bytes=-10", 206, SEG0[-10:], "bytes %d-%d/%d" % (n - 10, n - 1, n)),
+            ("bytes=100-", 206, SEG0[100:], "bytes 100-%d/%d" % (n - 1, n)),
+            ("bytes=5-%d" % (n + 1000), 206, SEG0[5:], "bytes 5-%d/%d" % (n - 1, n)),
+            ("bytes=%d-" % n, 416, None, "bytes */%d" % n),
+            ("bytes=-0", 416, None, "bytes */%d" % n),
+            ("bytes=9-1", 200, SEG0, None),
+            ("bytes=abc", 200, SEG0, None),
+            ("lines=1-2", 200, SEG0, None),
+            ("bytes=0-1,5-6", 200, SEG0, None),
+        ]
+        for rng, status, want, cr in cases:
+            st, hd, body = self.get(url, headers={"Range": rng})
+            self.assertEqual(st, status, rng)
+            self.assertEqual(hd.get("content-range"), cr, rng)
+            if want is not None:
+                self.assertEqual(body, want, rng)
+                self.assertEqual(int(hd["content-length"]), len(want), rng)
+            else:
+                self.assertIn("error", json.loads(body))
+        st, _, body = self.get(url, headers={"Range": "bytes=0-9", "If-Range": etag})
+        self.assertEqual((st, body), (206, SEG0[:10]))
+        st, _, body = self.get(url, headers={"Range": "bytes=0-9", "If-Range": '"other"'})
+        self.assertEqual((st, body), (200, SEG0))
+
+
+class TestRecorded(Base):
+    def test_export_playlist_snapshot_of_a_real_stream(self):
+        proc = subprocess.Popen([SENTINEL, "--url", self.v.url("ingest", "/sentinel"),
+                                 "--duration", "5", "--size", "320x180", "--name", "ffcam"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.addCleanup(proc.stderr.close)
+        self.addCleanup(proc.kill)
+        sent = until(lambda: [x for x in self.json_ok("/api/sentinels")
+                              if x["name"] == "ffcam" and x["lastSequence"] >= 0],
+                     what="the sentinel's first segment")[0]
+        sid, sess = sent["sentinelId"], sent["sessionId"]
+        # the snapshot while online: a JPEG of the sentinel's size
+        st, hd, jpg = self.get("/api/sentinels/%s/snapshot.jpg" % sid)
+        self.assertEqual(st, 200, jpg[:200])
+        self.assertEqual(hd["content-type"], "image/jpeg")
+        self.assertEqual(jpg[:2], b"\xff\xd8")
+        self.assertEqual(jpeg_size(jpg), (320, 180))
+        self.assertEqual(proc.wait(30), 0, proc.stderr.read()[-2000:])
+        base = "/api/sentinels/%s/sessions/%s" % (sid, sess)
+        # ended and archived: endTime set, every segment from disk
+        until(lambda: [x for x in self.json_ok("/api/sentinels/%s/sessions" % sid)
+                       if x["sessionId"] == sess and x["endTime"] is not None],
+              what="the session's end")
+        segs = self.json_ok(base + "/segments")["segments"]
+        self.assertGreaterEqual(len(segs), 3)
+        init = self.get(base + "/init.mp4")[2]
+        parts = [self.get(base + "/segments/%d.m4s" % g["sequence"])[2] for g in segs]
+        self.assertEqual([len(p) for p in parts], [g["bytes"] for g in segs])
+        st, hd, body = self.get(base + "/export.mp4", AT)
+        self.assertEqual(st, 200, body[:200])
+        self.assertEqual(body, init + b"".join(parts))
+        self.assertEqual(int(hd["content-length"]), len(body))
+        self.assertTrue(hd["content-disposition"].startswith("attachment; filename="))
+        self.assertEqual(self.get(base + "/export.mp4", PT)[0], 403)
+        # Range across the init/segment boundary of the export
+        a, b = len(init) - 5, len(init) + 20
+        st, hd, part = self.get(base + "/export.mp4", AT, headers={"Range": "bytes=%d-%d" % (a, b)})
+        self.assertEqual((st, part), (206, body[a:b + 1]))
+        # from/to: a subset, starting at a join point
+        st, _, sub = self.get(base + "/export.mp4?from=1&to=2", AT)
+        self.assertEqual((st, sub), (200, init + parts[1] + parts[2]))
+        self.assertEqual(self.get(base + "/export.mp4?from=x", AT)[0], 400)
+        self.assertEqual(self.get(base + "/export.mp4?from=1&start=5", AT)[0], 400)
+        self.assertEqual(self.get(base + "/export.mp4?from=9999", AT)[0], 404)
+        path = os.path.join(self.v.dir, "export.mp4")
+        with open(path, "wb") as f:
+            f.write(body)
+        res = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration",
+                              "-of", "json", path], capture_output=True, text=True, timeout=60)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        dur = float(json.loads(res.stdout)["format"]["duration"]) * 1000
+        want = sum(g["duration"] for g in segs)
+        self.assertLessEqual(abs(dur - want), max(g["duration"] for g in segs), (dur, want))
+        # the playlist, ended: ffmpeg reads it to the end
+        st, hd, pl = self.get(base + "/playlist.m3u8")
+        self.assertEqual(st, 200)
+        self.assertEqual(hd["content-type"], "application/vnd.apple.mpegurl")
+        text = pl.decode()
+        self.assertTrue(text.startswith("#EXTM3U\n"))
+        for tag in ("#EXT-X-MAP:URI=\"init.mp4\"", "#EXT-X-TARGETDURATION:",
+                    "#EXT-X-PROGRAM-DATE-TIME:", "#EXT-X-ENDLIST"):
+            self.assertIn(tag, text)
+        self.assertEqual(text.count("#EXTINF:"), len(segs))
+        url = "http://%s:%d%s/playlist.m3u8?token=%s" % (self.host, self.port, base, PT)
+        res = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", url, "-map", "0",
+                              "-c", "copy", "-f", "mp4", "-y",
+                              os.path.join(self.v.dir, "hls.mp4")],
+                             capture_output=True, text=True, timeout=120)
+        self.assertEqual(res.returncode, 0, res.stderr[-2000:])
+        res = subprocess.run(["ffprobe", "-v", "error", "-count_packets", "-show_entries",
+                              "stream=nb_read_packets", "-of", "json",
+                              os.path.join(self.v.dir, "hls.mp4")],
+                             capture_output=True, text=True, timeout=60)
+        hls_packets = int(json.loads(res.stdout)["streams"][0]["nb_read_packets"])
+        res = subprocess.run(["ffprobe", "-v", "error", "-count_packets", "-show_entries",
+                              "stream=nb_read_packets", "-of", "json", path],
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(hls_packets, int(json.loads(res.stdout)["streams"][0]["nb_read_packets"]))
+
+
+class TestDisk(Base):
+    def test_archived_session_from_disk(self):
+        sid, sess, base = write_session(self.data)
+        sents = {x["sentinelId"]: x for x in self.json_ok("/api/sentinels")}
+        self.assertEqual((sents[sid]["online"], sents[sid]["name"], sents[sid]["sessionId"],
+                          sents[sid]["lastSequence"]), (False, "disk-cam", sess, 1))
+        sessions = self.json_ok("/api/sentinels/%s/sessions" % sid)
+        self.assertEqual([(x["sessionId"], x["segments"], x["bytes"], x["durationMs"])
+                          for x in sessions], [(sess, 2, len(SEG0) + len(SEG1), 200)])
+        self.assertIsNotNone(sessions[0]["endTime"])
+        self.assertEqual([x["sequence"] for x in self.json_ok(base + "/segments")["segments"]],
+                         [0, 1])
+        self.assertEqual(self.get(base + "/segments/1.m4s")[2], SEG1)
+        self.assertEqual(self.get(base + "/segments/2.m4s")[0], 404)
+        st, _, body = self.get(base + "/export.mp4", AT)
+        self.assertEqual((st, body), (200, INIT + SEG0 + SEG1))
+        text = self.get(base + "/playlist.m3u8?token=" + PT, None)[2].decode()
+        links = [x for x in text.splitlines() if x.startswith("segments/")]
+        self.assertEqual([x.split("?token=")[0] for x in links],
+                         ["segments/0.m4s", "segments/1.m4s"])
+        self.assertEqual({unquote(x.split("?token=")[1]) for x in links}, {PT})
+        self.assertIn('#EXT-X-MAP:URI="init.mp4?token=', text)
+        self.assertTrue(text.endswith("#EXT-X-ENDLIST\n"))
+        self.assertEqual(self.get("/api/sentinels/%s/sessions" % uuid.uuid4())[0], 404)
+
+    def test_delete_through_archive(self):
+        sid, sess, base = self.deletable
+        self.assertEqual(self.get(base + "/segments")[0], 200)
+        st, _, body = self.req("DELETE", base, AT)
+        self.assertEqual((st, body), (204, b""))
+        self.assertFalse(os.path.exists(os.path.join(self.data, sid, sess)))
+        self.assertEqual(self.get(base + "/segments")[0], 404)
+        st, _, body = self.req("DELETE", base, AT)
+        self.assertEqual(st, 404)
+        self.assertIn("error", json.loads(body))
+
+
+class TestSafety(Base):
+    def test_traversal_forms(self):
+        sid = str(uuid.uuid4())
+        paths = ["/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/%252e%252e/etc/passwd",
+                 "/..%2f..%2fetc%2fpasswd", "/assets/..%2f..%2f..%2fetc/passwd",
+                 "/api/sentinels/%2e%2e%2f%2e%2e/sessions", "/index.html%00.js",
+                 "/api/sentinels/" + sid + "%2Fsessions", "/assets/leak.txt",
+                 "/assets/sub", "/assets/", "/.%2e/etc/passwd", "/%5c..%5cetc/passwd",
+                 "/api/sentinels/..%252f..%252f/sessions"]
+        for p in paths:
+            out = self.raw(("GET %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                            "Connection: close\r\n\r\n" % (p, PT)).encode())
+            status = int(out.split(b" ", 2)[1]) if out.startswith(b"HTTP/1.1 ") else None
+            self.assertIn(status, (None, 400, 403, 404), (p, out[:300]))
+            self.assertNotIn(b"root:", out, p)
+
+    def test_static_files(self):
+        st, hd, body = self.get("/", None)
+        self.assertEqual((st, hd["content-type"]), (200, "text/html; charset=utf-8"))
+        self.assertIn(b"test app", body)
+        st, hd, body = self.get("/assets/app.js", None)
+        self.assertEqual((st, hd["content-type"], body),
+                         (200, "text/javascript; charset=utf-8", b"console.log('app');\n"))
+        self.assertEqual(self.get("/missing.js", None)[0], 404)
+
+    def test_limits_and_idle_clients(self):
+        out = self.raw(b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertFalse(out.startswith(b"HTTP/1.1 200"), out[:200])
+        out = self.raw(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 20000 +
+                       b"\r\n\r\n")
+        self.assertFalse(out.startswith(b"HTTP/1.1 200"), out[:200])
+        # a client that sends half a request and then nothing is dropped
+        s = socket.create_connection((self.host, self.port), timeout=30)
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        self.assertEqual(s.recv(4096), b"")
+        s.close()
+        # and so is an idle keep-alive connection, after its answer
+        s = socket.create_connection((self.host, self.port), timeout=30)
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        got = b""
+        while b"\r\n\r\nok" not in got:
+            got += s.recv(4096)
+        self.assertEqual(s.recv(4096), b"")
+        s.close()
+        # the server still answers
+        self.assertEqual(self.get("/health", None)[0], 200)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
