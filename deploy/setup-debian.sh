@@ -13,6 +13,7 @@ PACKAGES="
     gstreamer1.0-libav
     ffmpeg openssl python3 python3-websocket python3-msgpack procps
     libwslay-dev libhttp-parser-dev
+    wrk nginx-light
 "
 
 missing=""
