@@ -292,7 +292,7 @@ class Crash(Base):
         w = v.watch()
         self.addCleanup(w.close)
         tmp = tempfile.mkdtemp(dir=v.dir)
-        seconds = 40
+        seconds = 30
         sent = subprocess.Popen([SENTINEL, "--url", v.url("ingest", "/sentinel"), "--name",
                                  "crash", "--count", "10", "--size", "320x180", "--bitrate",
                                  "200", "--duration", str(seconds), "--state", tmp + "/id"],
