@@ -247,7 +247,7 @@ END_TEST
 
 START_TEST(test_repair_torn_tail)
 {
-	char idx[4096] = "", torn[4096];
+	char idx[4096] = "", torn[8192];
 	struct archive_scan sc;
 
 	for (int i = 0; i < 3; i++)
