@@ -84,6 +84,15 @@ proc_now_ms(void)
 }
 
 int64_t
+proc_unix_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t
 proc_mono_ms(void)
 {
 	struct timespec ts;

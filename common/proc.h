@@ -16,6 +16,7 @@ double proc_cpu_percent(const struct proc_sample *a, const struct proc_sample *b
  * so the ring's shared mapping is not counted); -errno on failure. */
 int64_t proc_rss_bytes(void);
 int64_t proc_now_ms(void);  /* CLOCK_REALTIME, unix milliseconds */
+int64_t proc_unix_us(void); /* CLOCK_REALTIME, unix microseconds */
 int64_t proc_mono_ms(void); /* CLOCK_MONOTONIC milliseconds */
 
 #endif

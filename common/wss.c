@@ -28,10 +28,13 @@
 #define WSS_DRAIN_MS    2000       /* at stop: time for clients to get their close */
 #define WSS_TICK_US     (250 * LWS_US_PER_MS)
 
+#define WSS_TX_PACKET (1u << 20)
+
 struct wss_buf {
 	unsigned refs;
 	bool binary;
 	size_t len;
+	int64_t stamp_us;                 /* 0: not measured */
 	alignas(16) unsigned char data[]; /* LWS_PRE bytes, then the message */
 };
 
@@ -56,6 +59,7 @@ struct wss_conn {
 	char close_reason[124];
 	lws_sorted_usec_list_t sul;
 	bool registered;
+	int64_t sending_stamp_us;         /* stamp of a message lws still holds part of */
 	alignas(16) unsigned char data[]; /* the stage's per-connection state */
 };
 
@@ -89,6 +93,7 @@ wss_buf_new(size_t len, bool binary)
 	b->refs = 1;
 	b->binary = binary;
 	b->len = len;
+	b->stamp_us = 0;
 	return b;
 }
 
@@ -109,6 +114,12 @@ wss_buf_unref(struct wss_buf *b)
 {
 	if (b != NULL && --b->refs == 0)
 		free(b);
+}
+
+void
+wss_buf_stamp(struct wss_buf *b, int64_t unix_us)
+{
+	b->stamp_us = unix_us;
 }
 
 void *
@@ -456,20 +467,33 @@ wss_conn_writeable(struct wss_conn *c)
 {
 	struct wss_tx *tx = c->tx_head;
 	struct wss_buf *b;
+	int64_t stamp;
 	int n;
 
+	/* lws calls back only once what it held of the last message is out. */
+	if (c->sending_stamp_us != 0) {
+		lat_add(&c->w->stats.tx_latency, proc_unix_us() - c->sending_stamp_us);
+		c->sending_stamp_us = 0;
+	}
 	if (tx != NULL) {
 		c->tx_head = tx->next;
 		if (c->tx_head == NULL)
 			c->tx_tail = NULL;
 		b = tx->buf;
+		stamp = b->stamp_us;
 		n = lws_write(c->wsi, wss_buf_data(b), b->len,
 			      b->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
 		wss_tx_done(c, tx);
 		if (n < 0)
 			return -1;
 		c->w->stats.sent_messages++;
-		if (c->tx_head != NULL || c->closing)
+		if (lws_partial_buffered(c->wsi)) {
+			c->w->stats.partial_writes++;
+			c->sending_stamp_us = stamp;
+		} else if (stamp != 0) {
+			lat_add(&c->w->stats.tx_latency, proc_unix_us() - stamp);
+		}
+		if (c->tx_head != NULL || c->closing || c->sending_stamp_us != 0)
 			lws_callback_on_writable(c->wsi);
 		return 0;
 	}
@@ -558,6 +582,9 @@ wss_accept(struct wss *w, int lfd)
 				return;
 			continue;
 		}
+		if (w->ops->sndbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &w->ops->sndbuf,
+						     sizeof(w->ops->sndbuf)) < 0)
+			log_warn(-errno, "setsockopt(SO_SNDBUF) failed");
 		if (lws_adopt_socket_vhost(w->vh, fd) == NULL) {
 			log_warn(0, "lws_adopt_socket_vhost() failed: connection dropped");
 			close(fd);
@@ -630,13 +657,16 @@ wss_open(struct wss *w)
 	 * get the stage's WebSocket protocol ("default" vhost option). */
 	w->protocols[0] =
 		(struct lws_protocols){ "http", lws_callback_http_dummy, 0, 0, 0, NULL, 0 };
+	/* tx_packet_size: lws hands at most this to one send(2), and keeps the
+	 * rest of a message for a later poll round (its default is the 64 KiB rx
+	 * buffer: every 125 KB segment went out in two rounds). */
 	w->protocols[1] = (struct lws_protocols){ w->ops->protocol,
 						  wss_cb_ws,
 						  sizeof(struct wss_conn) + w->ops->conn_size,
 						  65536,
 						  0,
 						  NULL,
-						  0 };
+						  WSS_TX_PACKET };
 	w->protocols[2] = (struct lws_protocols){ "vigil-fd", wss_cb_fd, 0, 0, 0, NULL, 0 };
 	w->pvo_default = (struct lws_protocol_vhost_options){ NULL, NULL, "default", "1" };
 	w->pvo = (struct lws_protocol_vhost_options){ NULL, &w->pvo_default, w->ops->protocol, "" };

@@ -21,6 +21,7 @@
 
 #include "cfg.h"
 #include "env.h"
+#include "lat.h"
 #include "stage.h"
 
 struct wss;
@@ -33,6 +34,9 @@ struct wss_buf *wss_buf_new(size_t len, bool binary);
 uint8_t *wss_buf_data(struct wss_buf *b);
 void wss_buf_ref(struct wss_buf *b);
 void wss_buf_unref(struct wss_buf *b);
+/* Marks b with a unix time (us, CLOCK_REALTIME): when its last byte is handed
+ * to a connection's kernel socket, the time since goes into tx_latency. */
+void wss_buf_stamp(struct wss_buf *b, int64_t unix_us);
 
 /* What a queued message stands for, handed back to tx_done when it leaves the
  * queue (sent or dropped). owner NULL: an event or reply. */
@@ -49,6 +53,7 @@ struct wss_ops {
 	const char *register_type; /* "sentinel.register", for the 3003 reason */
 	const char *restart_text;  /* "Ingest is restarting", for 1012 at a restart */
 	size_t conn_size;          /* the stage's per-connection state, zeroed */
+	int sndbuf;                /* SO_SNDBUF for each connection; 0: the kernel's autotuning */
 	void (*opened)(void *ctx, struct wss_conn *c);
 	/* One complete message; buf is valid until it returns. rx_done_us: CLOCK_MONOTONIC. */
 	void (*message)(void *ctx, struct wss_conn *c, const void *buf, size_t len, bool binary,
@@ -64,6 +69,8 @@ struct wss_ops {
 
 struct wss_stats {
 	uint64_t connections_total, closes_1009, closes_3006, idle_closes, sent_messages;
+	uint64_t partial_writes; /* messages the socket did not take whole at once */
+	struct lat tx_latency;   /* stamped buffers, per connection: stamp to last byte sent */
 };
 
 /* Opens the context on the stage's listening socket for addr (vigild's fd 3). */

@@ -21,7 +21,8 @@ struct feed_seg {
 	struct ring_seg meta;
 	const void *data;
 	struct wss_buf *msg;
-	bool bad; /* overrun while copied */
+	bool bad;  /* overrun while copied */
+	bool live; /* fanned out as published: its delivery times are measured */
 	struct wss_buf *init;
 	bool init_tried;
 	uint32_t init_gen;
@@ -210,6 +211,8 @@ feed_seg_msg(struct relay *rl, struct feed_seg *fs, const char *id_str)
 			wss_buf_unref(b);
 			b = NULL;
 			rl->stats.overruns++;
+		} else if (fs->live) {
+			wss_buf_stamp(b, m->publish_us);
 		}
 	}
 	msgpack_sbuffer_destroy(&sb);
@@ -386,6 +389,8 @@ feed_one(struct relay *rl, uint64_t index)
 	}
 	if (r < 0)
 		return;
+	fs.live = true;
+	lat_add(&rl->feed_latency, proc_unix_us() - fs.meta.publish_us);
 	feed_count(rl, fs.meta.sentinel, &fs.meta);
 	/* The table names the slot's sentinel; a segment of an older session, or
 	 * of a slot given to another sentinel since, goes to nobody. */

@@ -23,6 +23,7 @@
 #include "cfg.h"
 #include "env.h"
 #include "id.h"
+#include "lat.h"
 #include "ring.h"
 #include "stage.h"
 #include "tok.h"
@@ -97,6 +98,7 @@ struct relay {
 	struct wss *wss;
 	unsigned proctors; /* registered */
 	struct relay_stats stats;
+	struct lat feed_latency; /* a segment's publication in the ring to the feed reading it */
 	int64_t last_status_ms;
 	/* stage states heard on the bus, index enum bus_stage */
 	char stage_state[BUS_N_STAGES][16];

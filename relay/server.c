@@ -66,7 +66,7 @@ relay_pack_stats(void *ctx, msgpack_packer *pk)
 	struct relay_stats *s = &rl->stats;
 	const struct wss_stats *ws = wss_stats(rl->wss);
 
-	msgpack_pack_map(pk, 11);
+	msgpack_pack_map(pk, 16);
 	mp_pack_kv_int(pk, "proctors", rl->proctors);
 	mp_pack_kv_int(pk, "connectionsTotal", (int64_t)ws->connections_total);
 	mp_pack_kv_int(pk, "registeredTotal", (int64_t)s->registered_total);
@@ -74,10 +74,18 @@ relay_pack_stats(void *ctx, msgpack_packer *pk)
 	mp_pack_kv_int(pk, "segments", (int64_t)s->segments);
 	mp_pack_kv_int(pk, "segmentBytes", (int64_t)s->segment_bytes);
 	mp_pack_kv_int(pk, "sentMessages", (int64_t)ws->sent_messages);
+	mp_pack_kv_int(pk, "partialWrites", (int64_t)ws->partial_writes);
 	mp_pack_kv_int(pk, "skips", (int64_t)s->skips);
 	mp_pack_kv_int(pk, "overruns", (int64_t)s->overruns);
 	mp_pack_kv_int(pk, "idleCloses", (int64_t)ws->idle_closes);
 	mp_pack_kv_int(pk, "closes3006", (int64_t)ws->closes_3006);
+	/* Since start, in us: publication in the ring to the feed's read, and to
+	 * the last byte of each proctor's copy handed to its socket. The histograms
+	 * let a reader take the distribution between two heartbeats. */
+	mp_pack_kv_int(pk, "fanoutP50Us", lat_pct(&ws->tx_latency, 0.50));
+	mp_pack_kv_int(pk, "fanoutP99Us", lat_pct(&ws->tx_latency, 0.99));
+	lat_pack(&ws->tx_latency, pk, "fanoutHist");
+	lat_pack(&rl->feed_latency, pk, "feedHist");
 }
 
 static void
@@ -124,6 +132,12 @@ static const struct wss_ops relay_ops = {
 	.register_type = "proctor.register",
 	.restart_text = "Relay is restarting",
 	.conn_size = sizeof(struct relay_sess),
+	/* A segment (about 125 KB at 1 Mbit/s) fits the socket whole, so fanning it
+	 * out is one send(2) per proctor rather than a partial write that lws copies
+	 * and finishes a poll round later. The kernel doubles the value and caps it
+	 * at net.core.wmem_max x 2 (416 KiB by default), which also bounds what a
+	 * slow proctor's socket holds beyond the relay's own queue bound. */
+	.sndbuf = 512 << 10,
 	.message = relay_message,
 	.closed = relay_closed,
 	.tx_done = relay_tx_done,

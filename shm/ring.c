@@ -78,7 +78,9 @@ struct ring_slot {
 	uint32_t flags;
 	uint32_t init_gen;
 	uint32_t len;
-	uint8_t reserved[60];
+	uint32_t reserved0;
+	int64_t publish_us;
+	uint8_t reserved[48];
 };
 
 /* Followed by max_init_bytes of init segment. */
@@ -124,6 +126,7 @@ _Static_assert(offsetof(struct ring_slot, pos) == 8, "slot.pos");
 _Static_assert(offsetof(struct ring_slot, session) == 32, "slot.session");
 _Static_assert(offsetof(struct ring_slot, sentinel) == 48, "slot.sentinel");
 _Static_assert(offsetof(struct ring_slot, len) == 64, "slot.len");
+_Static_assert(offsetof(struct ring_slot, publish_us) == 72, "slot.publish_us");
 _Static_assert(sizeof(struct ring_sent) == RING_SENT_FIXED, "sentinel entry size");
 _Static_assert(offsetof(struct ring_sent, id) == 8, "sent.id");
 _Static_assert(offsetof(struct ring_sent, name) == 40, "sent.name");
@@ -252,6 +255,15 @@ now_ms(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t
+ring_unix_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static long
@@ -637,6 +649,7 @@ ring_write(struct ring *ring, const struct ring_seg *meta, const void *data, uin
 	slot->flags = meta->flags;
 	slot->init_gen = meta->init_gen;
 	slot->len = len;
+	slot->publish_us = ring_unix_us();
 	__atomic_store_n(&slot->index, idx, __ATOMIC_RELEASE);
 
 	/* 4. Publish, then wake sleepers. The fence pairs with the one in
@@ -709,6 +722,7 @@ ring_meta_get(const struct ring *ring, uint64_t index, struct ring_seg *ret)
 	ret->init_gen = c.init_gen;
 	ret->len = c.len;
 	ret->pos = c.pos;
+	ret->publish_us = c.publish_us;
 	return 0;
 }
 

@@ -70,7 +70,9 @@
  *    16  int64    sequence,  24 int64 start_ms
  *    32  uint8    session[16]
  *    48  uint32   sentinel,  52 duration_ms, 56 flags, 60 init_gen, 64 len
- *    68  ...      reserved (zero)
+ *    68  uint32   reserved (zero)
+ *    72  int64    publish_us        unix us (CLOCK_REALTIME) when the writer published it
+ *    80  ...      reserved (zero)
  *
  * sentinel entry (320 bytes, then the init segment bytes):
  *     0  uint32   seq               seqlock: odd while the writer changes the entry
@@ -140,10 +142,11 @@ struct ring_seg {
 	int64_t sequence;
 	int64_t start_ms; /* unix ms */
 	uint32_t duration_ms;
-	uint32_t flags;    /* RING_SEG_* */
-	uint32_t init_gen; /* the sentinel's init generation the segment decodes with */
-	uint32_t len;      /* filled by the ring */
-	uint64_t pos;      /* filled by the ring: absolute byte position, for ring_check */
+	uint32_t flags;     /* RING_SEG_* */
+	uint32_t init_gen;  /* the sentinel's init generation the segment decodes with */
+	uint32_t len;       /* filled by the ring */
+	uint64_t pos;       /* filled by the ring: absolute byte position, for ring_check */
+	int64_t publish_us; /* filled by the ring: unix us when published, for readers' latency */
 };
 
 /* Writer only (-EPERM otherwise). meta->index, len and pos are ignored.

@@ -648,7 +648,11 @@ br_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
 }
 
 static const struct lws_protocols br_protocols[] = {
-	{ .name = "bench-relay", .callback = br_callback, .rx_buffer_size = 65536 },
+	{ .name = "bench-relay",
+	  .callback = br_callback,
+	  .rx_buffer_size = 65536,
+	  /* a segment in one send(2): lws caps a send at rx_buffer_size otherwise */
+	  .tx_packet_size = 1u << 20 },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 },
 };
 

@@ -62,6 +62,33 @@ def pct(sorted_values, p):
     return sorted_values[min(int(p * (n - 1) + 0.5), n - 1)]
 
 
+def bucket_high(low):
+    """The upper bound of common/lat.c's bucket whose lowest value is low."""
+    if low < 16:
+        return low + 1
+    e = low.bit_length() - 1
+    return low + (1 << (e - 3))
+
+
+def hist_window(first, last):
+    """p50, p99 (bucket upper bounds, us) and count of the samples that arrived
+    between two cumulative [[low, count], ...] histograms."""
+    before = dict((lo, n) for lo, n in first)
+    diff = sorted((lo, n - before.get(lo, 0)) for lo, n in last)
+    total = sum(n for _, n in diff)
+    out = []
+    for p in (0.50, 0.99):
+        want, seen = max(1, int(p * total + 0.5)), 0
+        for lo, n in diff:
+            seen += n
+            if seen >= want:
+                out.append(bucket_high(lo))
+                break
+        else:
+            out.append(0)
+    return out[0], out[1], total
+
+
 def cpu_or_none(pid):
     try:
         return proc_cpu_seconds(pid)
@@ -130,7 +157,7 @@ def run_split(args, proctors):
             if left > 0:
                 time.sleep(min(left, SETUP_SECONDS + args.warmup + args.seconds + 5))
 
-        rss, stop = [], threading.Event()
+        rss, stats, stop = [], [], threading.Event()
 
         def sample_rss():
             while not stop.wait(1.0):
@@ -140,6 +167,8 @@ def run_split(args, proctors):
                     continue
                 if "memBytes" in hb:
                     rss.append(hb["memBytes"])
+                if "fanoutHist" in (hb.get("stats") or {}):
+                    stats.append(hb["stats"])
 
         sleep_until(start_ms)
         cpu0, t0 = [cpu_or_none(pid) for pid in watched], time.monotonic()
@@ -214,6 +243,14 @@ def run_split(args, proctors):
         res["benchCpuPercent"] = round(sum(e["cpuPercent"] or 0 for e in load), 1)
         res["loadProcesses"] = load
         res["relayRssMiB"] = round(max(rss) / 1048576, 1) if rss else None
+        # The relay's own share, from its heartbeats' histograms over the window:
+        # publication in the ring to the feed's read, and to the last byte of
+        # each proctor's copy handed to the kernel.
+        if len(stats) >= 2:
+            res["relayPartialWrites"] = stats[-1]["partialWrites"] - stats[0]["partialWrites"]
+            for key, name in (("feedHist", "relayFeed"), ("fanoutHist", "relayFanout")):
+                p50, p99, n = hist_window(stats[0][key], stats[-1][key])
+                res[name + "UsP50"], res[name + "UsP99"], res[name + "Samples"] = p50, p99, n
         other = []
         for _, _, _, _, _, err, _ in procs:
             with open(err) as f:

@@ -460,6 +460,15 @@ fill(uint8_t *buf, uint32_t len, uint8_t seed)
 		buf[i] = (uint8_t)(seed + i * 7);
 }
 
+static int64_t
+unix_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 START_TEST(test_read_write)
 {
 	struct ring *w = ring_new(RING_DATA_MIN, 256 * KiB, true);
@@ -475,12 +484,15 @@ START_TEST(test_read_write)
 	struct ring_stats st;
 	const void *data;
 	uint64_t idx = 99;
+	int64_t before_us, after_us;
 	bool wrapped = false;
 
 	memset(m.session, 0xab, sizeof(m.session));
 	fill(in, 1000, 1);
 	ck_assert_int_eq(ring_read(r, 0, &got, out, 256 * KiB), -EAGAIN);
+	before_us = unix_us();
 	ck_assert_int_eq(ring_write(w, &m, in, 1000, &idx), 0);
+	after_us = unix_us();
 	ck_assert_uint_eq(idx, 0);
 	ck_assert_uint_eq(ring_head(r), 1);
 	ck_assert_int_eq(ring_read(r, 0, &got, out, 999), -ENOBUFS);
@@ -496,6 +508,9 @@ START_TEST(test_read_write)
 	ck_assert_uint_eq(got.len, 1000);
 	ck_assert_mem_eq(got.session, m.session, 16);
 	ck_assert_mem_eq(out, in, 1000);
+	/* the writer's clock at publication, whatever the caller passed */
+	ck_assert_int_ge(got.publish_us, before_us);
+	ck_assert_int_le(got.publish_us, after_us);
 	ck_assert_int_eq(ring_read(r, 1, &got, out, 256 * KiB), -EAGAIN);
 
 	/* Writer-only calls, bad arguments. */
