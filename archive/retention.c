@@ -94,6 +94,18 @@ archive_tombstoned(const struct archive *ar, const uint8_t session[16])
 	return false;
 }
 
+/* Archive names its directories with lower-case UUIDs; anything else is not its own. */
+static bool
+ret_canonical(const char *name, uint8_t id[16])
+{
+	char back[ID_STR_LEN];
+
+	if (id_parse(name, id) < 0)
+		return false;
+	id_format(id, back);
+	return strcmp(back, name) == 0;
+}
+
 /* One session directory found at start: repaired, then catalogued. */
 static void
 ret_load_session(struct archive *ar, int sfd, const uint8_t sentinel[16], const char *sentinel_name,
@@ -105,7 +117,7 @@ ret_load_session(struct archive *ar, int sfd, const uint8_t sentinel[16], const 
 	uint8_t session[16];
 	int fd, r;
 
-	if (id_parse(name, session) < 0)
+	if (!ret_canonical(name, session))
 		return;
 	fd = openat(sfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
@@ -142,7 +154,7 @@ ret_load_session(struct archive *ar, int sfd, const uint8_t sentinel[16], const 
 		s->meta.start_ms = scan.last_end_ms;
 		s->meta_dirty = true;
 	}
-	s->created = r == 0;
+	s->created = true; /* the directory is there; meta_dirty brings session.json back */
 	s->last_seq = scan.last_seq;
 	s->batch_seq = scan.last_seq;
 	s->last_end_ms = scan.last_end_ms;
@@ -164,7 +176,7 @@ ret_load_sentinel(struct archive *ar, const char *name)
 	DIR *d;
 	int sfd, fd;
 
-	if (id_parse(name, sentinel) < 0)
+	if (!ret_canonical(name, sentinel))
 		return;
 	sfd = openat(ar->data_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (sfd < 0)
