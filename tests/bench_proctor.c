@@ -6,8 +6,10 @@
  * a state machine, so the earlier load generator spent 91% of its CPU in lws's
  * receive path and about 1 ms per 127 KB segment: its own queueing was most of
  * the "relay latency" it measured. Here wslay (a WebSocket frame library) parses
- * frames out of whole socket reads and http-parser reads the upgrade response;
- * a segment costs one or two copies.
+ * frames out of whole socket reads (unbuffered: each message is assembled here
+ * in one buffer per connection that is reused, as malloc'ing a fresh 127 KB
+ * buffer per message made page faults the largest cost) and http-parser reads
+ * the upgrade response.
  *
  * Latency: this process's CLOCK_REALTIME when a server.segment is complete minus
  * its startTime, which bench_relay's sentinel stamps (ms, rounded) right before
@@ -71,6 +73,11 @@ struct bp_conn {
 	unsigned char *in;
 	size_t in_pos, in_len;
 	wslay_event_context_ptr ws;
+	/* the message being received, over one or more frames */
+	unsigned char *msg;
+	size_t msg_len, msg_cap;
+	uint8_t msg_opcode;
+	bool frame_fin, msg_bad;
 	int subs[BP_SUBS_MAX];
 	uint64_t received[BP_SUBS_MAX];
 	uint32_t events; /* epoll interest now */
@@ -257,9 +264,8 @@ bp_on_segment(struct bp_conn *c, const msgpack_object *payload, double now, size
 }
 
 static void
-bp_on_msg(wslay_event_context_ptr ws, const struct wslay_event_on_msg_recv_arg *arg, void *user)
+bp_on_msg(struct bp_conn *c, uint8_t opcode, const unsigned char *msg, size_t len)
 {
-	struct bp_conn *c = user;
 	struct bp *b = c->b;
 	double now = bp_unix_ms();
 	struct env *env;
@@ -267,11 +273,7 @@ bp_on_msg(wslay_event_context_ptr ws, const struct wslay_event_on_msg_recv_arg *
 	const msgpack_object *payload;
 	char err[128], reason[128] = "";
 
-	(void)ws;
-	if (arg->opcode != WSLAY_TEXT_FRAME && arg->opcode != WSLAY_BINARY_FRAME)
-		return; /* close, ping, pong: wslay answers them */
-	if (env_decode(arg->msg, arg->msg_length,
-		       arg->opcode == WSLAY_BINARY_FRAME ? ENV_MSGPACK : ENV_JSON, &env, err,
+	if (env_decode(msg, len, opcode == WSLAY_BINARY_FRAME ? ENV_MSGPACK : ENV_JSON, &env, err,
 		       sizeof(err)) < 0) {
 		bp_fail(b, "invalid message from relay", err);
 		return;
@@ -279,7 +281,7 @@ bp_on_msg(wslay_event_context_ptr ws, const struct wslay_event_on_msg_recv_arg *
 	type = env_type(env);
 	payload = env_payload(env);
 	if (strcmp(type, "server.segment") == 0) {
-		bp_on_segment(c, payload, now, arg->msg_length);
+		bp_on_segment(c, payload, now, len);
 	} else if (strcmp(type, "server.registration.ack") == 0 && c->state == BP_REGISTERING) {
 		c->state = BP_READY;
 		bp_subscribe(c);
@@ -356,11 +358,77 @@ bp_ws_mask(wslay_event_context_ptr ws, uint8_t *buf, size_t len, void *user)
 	return getrandom(buf, len, 0) == (ssize_t)len ? 0 : -1;
 }
 
+/* Data frames, assembled here; wslay answers pings and closes itself. */
+static void
+bp_ws_frame_start(wslay_event_context_ptr ws, const struct wslay_event_on_frame_recv_start_arg *arg,
+		  void *user)
+{
+	struct bp_conn *c = user;
+
+	(void)ws;
+	c->frame_fin = arg->fin;
+	if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME) {
+		c->msg_opcode = arg->opcode;
+		c->msg_len = 0;
+		c->msg_bad = false;
+	} else if (arg->opcode != WSLAY_CONTINUATION_FRAME) {
+		c->frame_fin = false; /* a control frame within a message */
+	}
+}
+
+static void
+bp_ws_frame_chunk(wslay_event_context_ptr ws, const struct wslay_event_on_frame_recv_chunk_arg *arg,
+		  void *user)
+{
+	struct bp_conn *c = user;
+
+	(void)ws;
+	if (c->msg_opcode == 0 || c->msg_bad)
+		return;
+	if (c->msg_len + arg->data_length > BP_MSG_MAX) {
+		c->msg_bad = true;
+		bp_fail(c->b, "receive", "message larger than 8 MiB");
+		return;
+	}
+	if (c->msg_len + arg->data_length > c->msg_cap) {
+		size_t cap = c->msg_cap ? c->msg_cap : 4096;
+		unsigned char *p;
+
+		while (cap < c->msg_len + arg->data_length)
+			cap *= 2;
+		p = realloc(c->msg, cap);
+		if (p == NULL) {
+			c->msg_bad = true;
+			bp_fail(c->b, "receive", "out of memory");
+			return;
+		}
+		c->msg = p;
+		c->msg_cap = cap;
+	}
+	memcpy(c->msg + c->msg_len, arg->data, arg->data_length);
+	c->msg_len += arg->data_length;
+}
+
+static void
+bp_ws_frame_end(wslay_event_context_ptr ws, void *user)
+{
+	struct bp_conn *c = user;
+
+	(void)ws;
+	if (!c->frame_fin || c->msg_opcode == 0)
+		return;
+	if (!c->msg_bad)
+		bp_on_msg(c, c->msg_opcode, c->msg, c->msg_len);
+	c->msg_opcode = 0;
+}
+
 static const struct wslay_event_callbacks bp_ws_callbacks = {
 	.recv_callback = bp_ws_recv,
 	.send_callback = bp_ws_send,
 	.genmask_callback = bp_ws_mask,
-	.on_msg_recv_callback = bp_on_msg,
+	.on_frame_recv_start_callback = bp_ws_frame_start,
+	.on_frame_recv_chunk_callback = bp_ws_frame_chunk,
+	.on_frame_recv_end_callback = bp_ws_frame_end,
 };
 
 /* The upgrade response, through http-parser: status 101 and the accept key. */
@@ -449,6 +517,7 @@ bp_upgrade_read(struct bp_conn *c)
 		return;
 	}
 	wslay_event_config_set_max_recv_msg_length(c->ws, BP_MSG_MAX);
+	wslay_event_config_set_no_buffering(c->ws, 1);
 	bp_register(c);
 }
 
@@ -842,6 +911,7 @@ out:
 		if (b.conns[i].ws != NULL)
 			wslay_event_context_free(b.conns[i].ws);
 		free(b.conns[i].in);
+		free(b.conns[i].msg);
 	}
 	if (b.ep >= 0)
 		close(b.ep);
