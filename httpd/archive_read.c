@@ -208,21 +208,43 @@ ar_index_entry(const char *line, struct seg *g)
 	return ok;
 }
 
-static int
-ar_read_index(struct httpd *h, const struct sess *s, struct seglist *l)
+/* Parsed index files, kept while the file is unchanged (same inode, size and
+ * mtime): a segment request then costs a stat, not a parse of every line. An
+ * index only grows by whole lines, and a rewrite (archive's repair) is a new
+ * inode. */
+#define AR_CACHE 32
+
+struct ar_cached {
+	char key[2 * ID_STR_LEN];
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+	struct seg *v;
+	size_t n;
+	uint64_t used;
+};
+
+static struct ar_cached ar_cache[AR_CACHE];
+static uint64_t ar_cache_clock;
+
+void
+ar_cache_free(void)
 {
-	char path[PATH_MAX];
+	for (int i = 0; i < AR_CACHE; i++) {
+		free(ar_cache[i].v);
+		memset(&ar_cache[i], 0, sizeof(ar_cache[i]));
+	}
+}
+
+static int
+ar_parse_index(FILE *f, struct seglist *l)
+{
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t n;
-	FILE *f;
 	int r = 0;
 
-	snprintf(path, sizeof(path), "%s/%s/%s/index.jsonl", h->cfg->data_dir, s->sentinel,
-		 s->session);
-	f = fopen(path, "re");
-	if (f == NULL)
-		return errno == ENOENT ? 0 : -errno;
 	while ((n = getline(&line, &cap, f)) > 0) {
 		struct seg g;
 
@@ -238,6 +260,65 @@ ar_read_index(struct httpd *h, const struct sess *s, struct seglist *l)
 			break;
 	}
 	free(line);
+	return r;
+}
+
+static int
+ar_read_index(struct httpd *h, const struct sess *s, struct seglist *l)
+{
+	char path[PATH_MAX], key[2 * ID_STR_LEN];
+	struct ar_cached *c = NULL, *lru = &ar_cache[0];
+	struct stat sb;
+	FILE *f;
+	int r;
+
+	snprintf(path, sizeof(path), "%s/%s/%s/index.jsonl", h->cfg->data_dir, s->sentinel,
+		 s->session);
+	snprintf(key, sizeof(key), "%s/%s", s->sentinel, s->session);
+	f = fopen(path, "re");
+	if (f == NULL)
+		return errno == ENOENT ? 0 : -errno;
+	if (fstat(fileno(f), &sb) < 0) {
+		r = -errno;
+		goto out;
+	}
+	for (int i = 0; i < AR_CACHE; i++) {
+		if (strcmp(ar_cache[i].key, key) == 0)
+			c = &ar_cache[i];
+		if (ar_cache[i].used < lru->used)
+			lru = &ar_cache[i];
+	}
+	if (c != NULL && c->dev == sb.st_dev && c->ino == sb.st_ino && c->size == sb.st_size &&
+	    c->mtime.tv_sec == sb.st_mtim.tv_sec && c->mtime.tv_nsec == sb.st_mtim.tv_nsec) {
+		c->used = ++ar_cache_clock;
+		for (size_t i = 0; i < c->n; i++) {
+			r = seglist_add(l, &c->v[i]);
+			if (r < 0)
+				goto out;
+		}
+		r = 0;
+		goto out;
+	}
+	r = ar_parse_index(f, l);
+	if (r < 0)
+		goto out;
+	if (c == NULL)
+		c = lru;
+	free(c->v);
+	memset(c, 0, sizeof(*c));
+	c->v = malloc((l->n ? l->n : 1) * sizeof(*c->v));
+	if (c->v != NULL) {
+		if (l->n > 0)
+			memcpy(c->v, l->v, l->n * sizeof(*c->v));
+		c->n = l->n;
+		snprintf(c->key, sizeof(c->key), "%s", key);
+		c->dev = sb.st_dev;
+		c->ino = sb.st_ino;
+		c->size = sb.st_size;
+		c->mtime = sb.st_mtim;
+		c->used = ++ar_cache_clock;
+	}
+out:
 	fclose(f);
 	return r;
 }

@@ -100,5 +100,6 @@ httpd_free(struct httpd *h)
 	tok_store_free(h->tok);
 	json_decref(h->status);
 	json_decref(h->deleted);
+	ar_cache_free();
 	free(h);
 }

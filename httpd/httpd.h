@@ -106,6 +106,8 @@ int ar_segment_body(struct httpd *h, const struct sess *s, const struct seg *g, 
 		    char etag[HTTPD_ETAG_MAX]);
 int ar_init_body(struct httpd *h, const struct sess *s, int gen, struct body *b,
 		 char etag[HTTPD_ETAG_MAX]);
+/* Frees the cache of parsed index files (at exit). */
+void ar_cache_free(void);
 /* The ring slot of a sentinel id, or -1. */
 int ar_ring_slot(struct httpd *h, const char *sentinel);
 

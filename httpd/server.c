@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,12 +24,13 @@
 #include "net.h"
 #include "proc.h"
 
-#define HS_CHUNK     (128u << 10) /* bytes per write of a body */
-#define HS_TICK_US   (250 * LWS_US_PER_MS)
-#define HS_HDR_MAX   8192 /* request line and headers, bytes (lws' header pool) */
-#define HS_EXTRA_MAX 1024 /* response headers besides status, type and length */
-#define HS_TOKEN_MAX 512
-#define HS_ARGS_MAX  16
+#define HS_CHUNK         (128u << 10) /* bytes per lws_write of a body (TLS) */
+#define HS_DIRECT_BUDGET (4ull << 20) /* bytes per writeable callback (plain HTTP) */
+#define HS_TICK_US       (250 * LWS_US_PER_MS)
+#define HS_HDR_MAX       8192 /* request line and headers, bytes (lws' header pool) */
+#define HS_EXTRA_MAX     1024 /* response headers besides status, type and length */
+#define HS_TOKEN_MAX     512
+#define HS_ARGS_MAX      16
 
 enum hs_fd_kind {
 	HS_FD_LISTEN = 1,
@@ -58,8 +60,9 @@ struct hreq {
 	char extra[HS_EXTRA_MAX];
 	size_t extra_len;
 	struct body body;
-	uint64_t pos, end; /* bytes [pos, end) of body still to send */
-	size_t part;
+	uint64_t pos, end;   /* bytes [pos, end) of body still to send */
+	size_t part;         /* the part holding pos, */
+	uint64_t part_start; /* at this offset of the body */
 	int fd;
 	size_t fd_part;
 	unsigned char *buf;
@@ -218,6 +221,8 @@ hs_answer(struct hreq *r, int status, const char *ctype)
 	snprintf(r->ctype, sizeof(r->ctype), "%s", ctype);
 	r->pos = 0;
 	r->end = r->body.total;
+	r->part = 0;
+	r->part_start = 0;
 	lws_callback_on_writable(r->wsi);
 }
 
@@ -474,6 +479,7 @@ hs_reset(struct hreq *r)
 	r->extra_len = 0;
 	r->pos = r->end = 0;
 	r->part = 0;
+	r->part_start = 0;
 	r->token_in_query = false;
 	r->token_query[0] = '\0';
 }
@@ -654,46 +660,117 @@ hs_send_headers(struct httpd *h, struct hreq *r)
 	return 0;
 }
 
+/* The part that holds r->pos, and how far into it; NULL past the end. The
+ * cursor only moves forward, so an export of thousands of parts costs one
+ * step per part. */
+static struct part *
+hs_cursor(struct hreq *r, uint64_t *ret_skip)
+{
+	while (r->part < r->body.n && r->pos >= r->part_start + r->body.v[r->part].len) {
+		r->part_start += r->body.v[r->part].len;
+		r->part++;
+	}
+	if (r->part == r->body.n)
+		return NULL;
+	*ret_skip = r->pos - r->part_start;
+	return &r->body.v[r->part];
+}
+
+/* The open file of the current part (opened when its part begins). */
+static int
+hs_part_fd(struct hreq *r, const struct part *pt)
+{
+	if (r->fd >= 0 && r->fd_part == r->part)
+		return r->fd;
+	if (r->fd >= 0)
+		close(r->fd);
+	r->fd = open(pt->path, O_RDONLY | O_CLOEXEC);
+	if (r->fd < 0) {
+		log_warn(-errno, "open(%s) failed while sending", pt->path);
+		return -EIO;
+	}
+	r->fd_part = r->part;
+	return r->fd;
+}
+
 /* Copies the next bytes of the body into buf: from memory, or read from the
- * part's file (opened when its part begins). -EIO when a file is gone or
- * shorter than its part: the response cannot be completed honestly. */
+ * part's file. -EIO when a file is gone or shorter than its part: the
+ * response cannot be completed honestly. */
 static ssize_t
 hs_fill(struct hreq *r, unsigned char *buf, size_t want)
 {
-	uint64_t skip = r->pos;
-	size_t i;
+	uint64_t skip;
+	struct part *pt = hs_cursor(r, &skip);
+	ssize_t n;
+	int fd;
 
-	/* Which part holds r->pos. Parts are few or the cursor moves forward. */
-	for (i = 0; i < r->body.n && skip >= r->body.v[i].len; i++)
-		skip -= r->body.v[i].len;
-	if (i == r->body.n)
+	if (pt == NULL)
 		return -EIO;
-	struct part *pt = &r->body.v[i];
-	uint64_t left = pt->len - skip;
-
-	if (want > left)
-		want = (size_t)left;
+	if (want > pt->len - skip)
+		want = (size_t)(pt->len - skip);
 	if (pt->mem != NULL) {
 		memcpy(buf, pt->mem->data + pt->off + skip, want);
 		return (ssize_t)want;
 	}
-	if (r->fd < 0 || r->fd_part != i) {
-		if (r->fd >= 0)
-			close(r->fd);
-		r->fd = open(pt->path, O_RDONLY | O_CLOEXEC);
-		if (r->fd < 0) {
-			log_warn(-errno, "open(%s) failed while sending", pt->path);
-			return -EIO;
-		}
-		r->fd_part = i;
-	}
-	ssize_t n = pread(r->fd, buf, want, (off_t)(pt->off + skip));
-
+	fd = hs_part_fd(r, pt);
+	if (fd < 0)
+		return fd;
+	n = pread(fd, buf, want, (off_t)(pt->off + skip));
 	if (n <= 0) {
 		log_warn(n < 0 ? -errno : 0, "%s ended early while sending", pt->path);
 		return -EIO;
 	}
 	return n;
+}
+
+/* Plain HTTP/1.1: the body goes to the socket straight, sendfile(2) for
+ * files and send(2) for memory, as much as the socket takes now (up to a
+ * budget, so one client does not hold the loop). lws has nothing buffered
+ * for this connection when it calls the writeable callback. 1: more to send,
+ * 0: done, -EIO. */
+static int
+hs_direct(struct httpd *h, struct hreq *r)
+{
+	int sock = lws_get_socket_fd(r->wsi);
+	uint64_t budget = HS_DIRECT_BUDGET;
+
+	while (r->pos < r->end && budget > 0) {
+		uint64_t skip, left;
+		struct part *pt = hs_cursor(r, &skip);
+		ssize_t n;
+
+		if (pt == NULL)
+			return -EIO;
+		left = pt->len - skip;
+		if (left > r->end - r->pos)
+			left = r->end - r->pos;
+		if (left > budget)
+			left = budget;
+		if (pt->mem != NULL) {
+			n = send(sock, pt->mem->data + pt->off + skip, (size_t)left,
+				 MSG_DONTWAIT | MSG_NOSIGNAL);
+		} else {
+			off_t o = (off_t)(pt->off + skip);
+			int fd = hs_part_fd(r, pt);
+
+			if (fd < 0)
+				return -EIO;
+			n = sendfile(sock, fd, &o, (size_t)left);
+			if (n == 0) {
+				log_warn(0, "%s ended early while sending", pt->path);
+				return -EIO;
+			}
+		}
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				break;
+			return -EIO;
+		}
+		r->pos += (uint64_t)n;
+		budget -= (uint64_t)n;
+		h->stats.bytes_out += (uint64_t)n;
+	}
+	return r->pos < r->end ? 1 : 0;
 }
 
 static int
@@ -720,6 +797,24 @@ hs_writeable(struct httpd *h, struct hreq *r)
 			return -1;
 		if (r->pos == r->end)
 			return hs_complete(r);
+		/* The body follows at once unless lws had to keep part of the headers. */
+		if (lws_partial_buffered(r->wsi)) {
+			lws_callback_on_writable(r->wsi);
+			return 0;
+		}
+	}
+	/* A client that stops reading is dropped after the idle timeout. */
+	lws_set_timeout(r->wsi, PENDING_TIMEOUT_HTTP_CONTENT,
+			(int)(h->cfg->timeout_idle_ms / 1000 > 0 ? h->cfg->timeout_idle_ms / 1000
+								 : 1));
+	if (!lws_is_ssl(r->wsi) && lws_get_network_wsi(r->wsi) == r->wsi) {
+		w = hs_direct(h, r);
+		if (w < 0)
+			return -1;
+		if (w == 0) {
+			lws_set_timeout(r->wsi, NO_PENDING_TIMEOUT, 0);
+			return hs_complete(r);
+		}
 		lws_callback_on_writable(r->wsi);
 		return 0;
 	}
@@ -738,8 +833,10 @@ hs_writeable(struct httpd *h, struct hreq *r)
 	if (w < 0)
 		return -1;
 	h->stats.bytes_out += (uint64_t)n;
-	if (r->pos == r->end)
+	if (r->pos == r->end) {
+		lws_set_timeout(r->wsi, NO_PENDING_TIMEOUT, 0);
 		return hs_complete(r);
+	}
 	lws_callback_on_writable(r->wsi);
 	return 0;
 }
@@ -763,7 +860,8 @@ hs_cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *
 		r->h = h;
 		r->wsi = wsi;
 		hs_request(h, r, (const char *)in);
-		return 0;
+		/* Answered at once (not parked): headers and body go out now. */
+		return r->answered && !r->hdr_sent ? hs_writeable(h, r) : 0;
 	case LWS_CALLBACK_HTTP_BODY:
 		return 0; /* bodies are not read: such requests close after the answer */
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
