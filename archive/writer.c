@@ -202,7 +202,7 @@ writer_sess_new(struct archive *ar, const struct ring_sentinel *e, uint32_t slot
 	struct archive_sess *s = archive_sess_add(ar, e->id, e->session);
 
 	if (s == NULL) {
-		log_error(-ENOMEM, "session %s not catalogued", "?");
+		log_error(-ENOMEM, "a new session could not be catalogued");
 		return NULL;
 	}
 	writer_from_table(s, e);
@@ -290,9 +290,12 @@ writer_ensure_init(struct archive *ar, struct archive_sess *s, const struct ring
 	ar->total_bytes += e.init_len;
 	s->meta.inits = gen + 1;
 	writer_from_table(s, &e);
-	s->meta_dirty = false;
 	/* The dir fsync of the batch makes the init's rename durable first. */
-	return archive_meta_write(s->dir_fd, &s->meta);
+	s->meta_dirty = true;
+	r = archive_meta_write(s->dir_fd, &s->meta);
+	if (r == 0)
+		s->meta_dirty = false;
+	return r;
 }
 
 /* The table holds a sentinel's latest init only: each new one is stored as soon
@@ -827,13 +830,19 @@ writer_check_table(struct archive *ar, bool start)
 		struct archive_sess *s = ar->sess[i];
 		uint32_t slot = s->slot;
 		bool on = false;
+		int r;
 
 		if (s->live || (start && s->meta.end_ms < 0)) {
 			if (slot == UINT32_MAX &&
 			    ring_sentinel_find(ar->ring, s->sentinel, &slot) < 0)
 				slot = UINT32_MAX;
-			if (slot != UINT32_MAX &&
-			    ring_sentinel_get(ar->ring, slot, &e, NULL, 0) == 0)
+			r = slot != UINT32_MAX ? ring_sentinel_get(ar->ring, slot, &e, NULL, 0)
+					       : -ENOENT;
+			if (r == -EAGAIN && !start) {
+				live++; /* the writer kept the entry busy: ask again later */
+				continue;
+			}
+			if (r == 0)
 				on = e.online && memcmp(e.id, s->sentinel, 16) == 0 &&
 				     memcmp(e.session, s->session, 16) == 0;
 			if (on) {

@@ -297,6 +297,7 @@ class Crash(Base):
                                  "crash", "--count", "10", "--size", "320x180", "--bitrate",
                                  "200", "--duration", str(seconds), "--state", tmp + "/id"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(sent.stderr.close)
         self.addCleanup(lambda: sent.poll() is None and sent.kill())
         rnd = random.Random(int(os.environ.get("VIGIL_SEED", "5")))
         pid = v.pids()["archive"]
