@@ -39,7 +39,6 @@ httpd_reload(struct httpd *h)
 	/* A reload forgets revocations (common/tok.h): the file is the truth. */
 	if (httpd_load_tokens(h) < 0)
 		log_error(0, "tokens of the new config not loaded; the old ones stay");
-	log_info("configuration reloaded");
 }
 
 struct httpd *

@@ -64,6 +64,14 @@ def until(pred, timeout=15, what="condition"):
         time.sleep(0.05)
 
 
+def index_lines(path):
+    try:
+        with open(path) as f:
+            return f.read().count("\n")
+    except FileNotFoundError:
+        return 0
+
+
 def jpeg_size(b):
     """(width, height) from a JPEG's SOF marker."""
     i = 2
@@ -322,6 +330,37 @@ class TestLive(Base):
         st, _, body = self.req("DELETE", base, AT)
         self.assertEqual(st, 409, body)
         self.assertIn("error", json.loads(body))
+
+    def test_ring_only_segments_then_the_same_from_disk(self):
+        w = self.v.watch()
+        self.addCleanup(w.close)
+        self.assertTrue(self.v.request(cmd="stop", stage="archive")["ok"])
+        w.wait_state("archive", "down")
+        try:
+            s, ack, base = self.live_sentinel("ring-only")
+            d = os.path.join(self.data, ack["sentinelId"], ack["sessionId"])
+            self.assertFalse(os.path.exists(os.path.join(d, "000000.m4s")))
+            tags = {}
+            for path, want in (("/init.mp4", INIT), ("/segments/0.m4s", SEG0),
+                               ("/segments/1.m4s", SEG1)):
+                st, hd, body = self.get(base + path)
+                self.assertEqual((st, body), (200, want), path)
+                tags[path] = hd["etag"]
+            st, _, body = self.get(base + "/export.mp4", AT)
+            self.assertEqual((st, body), (200, INIT + SEG0 + SEG1))
+            stats = until(lambda: self.json_ok("/api/metrics", OT)["stages"]["httpd"]["stats"],
+                          what="httpd's stats")
+            self.assertGreaterEqual(stats["segmentsFromRing"], 2)
+        finally:
+            self.v.request(cmd="start", stage="archive")
+            w.wait_state("archive", "running")
+        # archive catches up from the ring: the same bytes and tags, now from disk
+        until(lambda: [x for x in self.json_ok(base + "/segments")["segments"]] and
+              index_lines(os.path.join(d, "index.jsonl")) == 2, what="archive's catch-up")
+        for path, want in (("/init.mp4", INIT), ("/segments/0.m4s", SEG0),
+                           ("/segments/1.m4s", SEG1)):
+            st, hd, body = self.get(base + path)
+            self.assertEqual((st, body, hd["etag"]), (200, want, tags[path]), path)
 
     def test_range_cases(self):
         s, ack, base = self.live_sentinel("range-a")
