@@ -17,6 +17,7 @@
 #include "proc.h"
 
 #define RET_DELETING  ".deleting-"
+#define RET_TOMBS     ".deleted-sessions"
 #define RET_DAY_MS    (86400 * 1000ll)
 #define RET_GUARD_LOG (60 * 1000) /* the half-of-everything refusal is logged this often */
 
@@ -199,6 +200,78 @@ ret_load_sentinel(struct archive *ar, const char *name)
 	close(sfd);
 }
 
+static void
+ret_tombstone(struct archive *ar, const uint8_t session[16])
+{
+	memcpy(ar->tombs[ar->n_tombs % ARCHIVE_TOMBS], session, 16);
+	ar->n_tombs++;
+}
+
+/* The sessions deleted on request, newest last: a restarted archive must not
+ * store them again from the ring, which can hold a quiet sentinel's segments
+ * for hours. */
+static void
+ret_tombs_load(struct archive *ar)
+{
+	char line[ID_STR_LEN + 1];
+	uint8_t id[16];
+	FILE *f;
+	int fd;
+
+	fd = openat(ar->data_fd, RET_TOMBS, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	f = fdopen(fd, "r");
+	if (f == NULL) {
+		close(fd);
+		return;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		line[strcspn(line, "\n")] = '\0';
+		if (id_parse(line, id) == 0)
+			ret_tombstone(ar, id);
+	}
+	fclose(f);
+}
+
+/* Appends the id durably; past twice the memory's worth, the file is rewritten
+ * with what memory holds. */
+static int
+ret_tombs_add(struct archive *ar, const uint8_t session[16])
+{
+	char line[ID_STR_LEN + 1];
+	struct stat sb;
+	int fd, r = 0;
+
+	ret_tombstone(ar, session);
+	id_format(session, line);
+	strcat(line, "\n");
+	fd = openat(ar->data_fd, RET_TOMBS, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	errno = 0;
+	if (write(fd, line, ID_STR_LEN) != ID_STR_LEN || fsync(fd) < 0 || fstat(fd, &sb) < 0)
+		r = errno != 0 ? -errno : -EIO;
+	close(fd);
+	if (r == 0 && sb.st_size > 2 * ARCHIVE_TOMBS * ID_STR_LEN) {
+		size_t n = ar->n_tombs < ARCHIVE_TOMBS ? ar->n_tombs : ARCHIVE_TOMBS;
+		char *buf = malloc(n * ID_STR_LEN);
+
+		if (buf == NULL)
+			return -ENOMEM;
+		for (size_t i = 0; i < n; i++) {
+			/* oldest first: the ring of ids starts after the newest */
+			size_t k = (ar->n_tombs - n + i) % ARCHIVE_TOMBS;
+
+			id_format(ar->tombs[k], buf + i * ID_STR_LEN);
+			buf[i * ID_STR_LEN + ID_STR_LEN - 1] = '\n';
+		}
+		r = archive_write_atomic(ar->data_fd, RET_TOMBS, buf, n * ID_STR_LEN, true);
+		free(buf);
+	}
+	return r;
+}
+
 int
 archive_catalog_load(struct archive *ar)
 {
@@ -215,6 +288,8 @@ archive_catalog_load(struct archive *ar)
 		close(fd);
 		return r;
 	}
+	ret_tombs_load(ar);
+	unlinkat(ar->data_fd, RET_TOMBS ".tmp", 0);
 	while ((de = readdir(d)) != NULL && !atomic_load(&ar->stop)) {
 		if (strncmp(de->d_name, RET_DELETING, strlen(RET_DELETING)) == 0) {
 			r = archive_remove_dir(ar->data_fd, de->d_name);
@@ -232,13 +307,6 @@ archive_catalog_load(struct archive *ar)
 	log_info("catalogue: %zu sessions, %" PRIu64 " bytes in %s", ar->n_sess, ar->total_bytes,
 		 ar->data_dir);
 	return 0;
-}
-
-static void
-ret_tombstone(struct archive *ar, const uint8_t session[16])
-{
-	memcpy(ar->tombs[ar->n_tombs % ARCHIVE_TOMBS], session, 16);
-	ar->n_tombs++;
 }
 
 static bool
@@ -301,7 +369,8 @@ ret_remove(struct archive *ar, struct archive_sess *s)
 		}
 	}
 	ar->total_bytes -= s->bytes < ar->total_bytes ? s->bytes : ar->total_bytes;
-	ret_tombstone(ar, s->session);
+	if (!archive_tombstoned(ar, s->session))
+		ret_tombstone(ar, s->session);
 	memcpy(sentinel, s->sentinel, 16);
 	if (!ret_sentinel_has_sessions(ar, sentinel)) {
 		/* Its last session went: so does the sentinel's listing. */
@@ -334,6 +403,12 @@ archive_delete(struct archive *ar, const uint8_t sentinel[16], const uint8_t ses
 	}
 	snprintf(what, sizeof(what), "%s/%s", s->meta.sentinel, s->meta.session);
 	bytes = s->bytes;
+	r = ret_tombs_add(ar, session);
+	if (r < 0)
+		log_warn(r,
+			 "%s not recorded in %s/" RET_TOMBS ": a restart while the ring still "
+			 "holds its segments could store them again",
+			 what, ar->data_dir);
 	r = ret_remove(ar, s);
 	if (r < 0) {
 		snprintf(err, errlen, "renameat(%s): %s", what, strerror(-r));

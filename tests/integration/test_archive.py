@@ -216,6 +216,15 @@ class Archive(Base):
         self.assertIn("204", line)
         self.assertFalse(os.path.exists(os.path.join(self.data, sid)))
         self.assertEqual(glob.glob(os.path.join(self.data, ".deleting-*")), [])
+        # A restarted archive reads the ring from its tail, which still holds the
+        # session: it must not store it again.
+        pid = self.v.pids()["archive"]
+        self.v.ctl("restart", "archive")
+        wait_for(lambda: (self.v.stage("archive").get("heartbeat") or {}).get("pid") not in
+                 (None, pid) and self.stats(self.v)["backlog"] == 0, 20, "archive back")
+        self.assertTrue(any(d["kind"] == "segment" and d["sessionId"] == ses
+                            for d in self.v.ring_dump()), "the ring still has it")
+        self.assertFalse(os.path.exists(os.path.join(self.data, sid)))
         # and again: it is gone
         self.assertIn("404", self.delete(self.v, sid, ses, 4111))
         self.assertIn("404", self.delete(self.v, "not-a-uuid", ses, 4112))
