@@ -263,15 +263,20 @@ ar_parse_index(FILE *f, struct seglist *l)
 	return r;
 }
 
+/* The session's parsed index, from the cache (parsed again when the file
+ * changed): *view points into the cache, valid until the next call. No index
+ * file: an empty view. */
 static int
-ar_read_index(struct httpd *h, const struct sess *s, struct seglist *l)
+ar_index(struct httpd *h, const struct sess *s, struct seglist *view)
 {
 	char path[PATH_MAX], key[2 * ID_STR_LEN];
 	struct ar_cached *c = NULL, *lru = &ar_cache[0];
+	struct seglist l = { 0 };
 	struct stat sb;
 	FILE *f;
 	int r;
 
+	memset(view, 0, sizeof(*view));
 	snprintf(path, sizeof(path), "%s/%s/%s/index.jsonl", h->cfg->data_dir, s->sentinel,
 		 s->session);
 	snprintf(key, sizeof(key), "%s/%s", s->sentinel, s->session);
@@ -288,39 +293,92 @@ ar_read_index(struct httpd *h, const struct sess *s, struct seglist *l)
 		if (ar_cache[i].used < lru->used)
 			lru = &ar_cache[i];
 	}
-	if (c != NULL && c->dev == sb.st_dev && c->ino == sb.st_ino && c->size == sb.st_size &&
-	    c->mtime.tv_sec == sb.st_mtim.tv_sec && c->mtime.tv_nsec == sb.st_mtim.tv_nsec) {
-		c->used = ++ar_cache_clock;
-		for (size_t i = 0; i < c->n; i++) {
-			r = seglist_add(l, &c->v[i]);
-			if (r < 0)
-				goto out;
+	if (c == NULL || c->dev != sb.st_dev || c->ino != sb.st_ino || c->size != sb.st_size ||
+	    c->mtime.tv_sec != sb.st_mtim.tv_sec || c->mtime.tv_nsec != sb.st_mtim.tv_nsec) {
+		r = ar_parse_index(f, &l);
+		if (r < 0) {
+			seglist_free(&l);
+			goto out;
 		}
-		r = 0;
-		goto out;
-	}
-	r = ar_parse_index(f, l);
-	if (r < 0)
-		goto out;
-	if (c == NULL)
-		c = lru;
-	free(c->v);
-	memset(c, 0, sizeof(*c));
-	c->v = malloc((l->n ? l->n : 1) * sizeof(*c->v));
-	if (c->v != NULL) {
-		if (l->n > 0)
-			memcpy(c->v, l->v, l->n * sizeof(*c->v));
-		c->n = l->n;
+		if (c == NULL)
+			c = lru;
+		free(c->v);
+		*c = (struct ar_cached){ .dev = sb.st_dev,
+					 .ino = sb.st_ino,
+					 .size = sb.st_size,
+					 .mtime = sb.st_mtim,
+					 .v = l.v,
+					 .n = l.n };
 		snprintf(c->key, sizeof(c->key), "%s", key);
-		c->dev = sb.st_dev;
-		c->ino = sb.st_ino;
-		c->size = sb.st_size;
-		c->mtime = sb.st_mtim;
-		c->used = ++ar_cache_clock;
 	}
+	c->used = ++ar_cache_clock;
+	view->v = c->v;
+	view->n = c->n;
+	r = 0;
 out:
 	fclose(f);
 	return r;
+}
+
+static int
+ar_read_index(struct httpd *h, const struct sess *s, struct seglist *l)
+{
+	struct seglist view;
+	int r = ar_index(h, s, &view);
+
+	for (size_t i = 0; r == 0 && i < view.n; i++)
+		r = seglist_add(l, &view.v[i]);
+	return r;
+}
+
+static void
+ar_seg_from_ring(const struct ring_seg *m, uint64_t index, struct seg *g)
+{
+	memset(g, 0, sizeof(*g));
+	g->sequence = m->sequence;
+	g->start_ms = m->start_ms;
+	g->duration_ms = m->duration_ms;
+	g->bytes = m->len;
+	g->keyframe = (m->flags & RING_SEG_KEYFRAME) != 0;
+	g->init = m->init_gen > 0 ? (int)m->init_gen - 1 : 0;
+	g->ring = true;
+	g->ring_index = index;
+}
+
+int
+ar_segment_find(struct httpd *h, const struct sess *s, int64_t sequence, struct seg *ret)
+{
+	struct seglist view;
+	const struct seg *g;
+	uint8_t sid[16];
+	int r = ar_index(h, s, &view);
+
+	if (r < 0)
+		return r;
+	g = seglist_find(&view, sequence);
+	if (g != NULL) {
+		*ret = *g;
+		return 0;
+	}
+	if (view.n > 0 && sequence < view.v[view.n - 1].sequence)
+		return -ENOENT; /* a gap the archive passed over */
+	if (h->ring == NULL || id_parse(s->session, sid) < 0)
+		return -ENOENT;
+	/* Newest first: a segment not archived yet is a recent one. */
+	for (uint64_t i = ring_head(h->ring), tail = ring_tail(h->ring); i-- > tail;) {
+		struct ring_seg m;
+		const void *data;
+
+		if (ring_peek(h->ring, i, &m, &data) < 0 || memcmp(m.session, sid, 16) != 0)
+			continue;
+		if (m.sequence == sequence) {
+			ar_seg_from_ring(&m, i, ret);
+			return 0;
+		}
+		if (m.sequence < sequence)
+			break; /* sequences only grow within a session */
+	}
+	return -ENOENT;
 }
 
 int
@@ -351,14 +409,7 @@ ar_segments(struct httpd *h, const struct sess *s, struct seglist *ret)
 				continue;
 			if (indexed > 0 && m.sequence < l.v[indexed - 1].sequence)
 				continue; /* a gap the archive passed over: its word stands */
-			g.sequence = m.sequence;
-			g.start_ms = m.start_ms;
-			g.duration_ms = m.duration_ms;
-			g.bytes = m.len;
-			g.keyframe = (m.flags & RING_SEG_KEYFRAME) != 0;
-			g.init = m.init_gen > 0 ? (int)m.init_gen - 1 : 0;
-			g.ring = true;
-			g.ring_index = i;
+			ar_seg_from_ring(&m, i, &g);
 			r = seglist_add(&l, &g);
 			if (r < 0)
 				goto fail;

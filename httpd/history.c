@@ -18,20 +18,15 @@ history_segment(struct httpd *h, struct hreq *r, const struct sess *s)
 	const struct route *rt = hs_route(r);
 	char etag[HTTPD_ETAG_MAX];
 	struct body b = { 0 };
-	struct seglist l;
-	const struct seg *g;
+	struct seg g;
 	int err = -ENOENT;
 
-	/* Twice: a segment listed as only in the ring may have been archived and
-	 * then overwritten between the listing and the copy. */
-	for (int attempt = 0; attempt < 2 && err != 0; attempt++) {
-		if (ar_segments(h, s, &l) < 0) {
-			hs_error(r, 500, "out of memory");
-			return;
-		}
-		g = seglist_find(&l, rt->sequence);
-		err = g != NULL ? ar_segment_body(h, s, g, &b, etag) : -ENOENT;
-		seglist_free(&l);
+	/* Twice: a segment found only in the ring may have been archived and then
+	 * overwritten between the lookup and the copy. */
+	for (int attempt = 0; attempt < 2; attempt++) {
+		err = ar_segment_find(h, s, rt->sequence, &g);
+		if (err == 0)
+			err = ar_segment_body(h, s, &g, &b, etag);
 		if (err != -ESTALE)
 			break;
 		body_free(&b);

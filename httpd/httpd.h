@@ -93,6 +93,8 @@ int ar_session(struct httpd *h, const char *sentinel, const char *session, struc
  * after them. -ENOMEM. */
 int ar_segments(struct httpd *h, const struct sess *s, struct seglist *ret);
 void seglist_free(struct seglist *l);
+/* One segment by sequence: the index, else the ring (newest first). -ENOENT. */
+int ar_segment_find(struct httpd *h, const struct sess *s, int64_t sequence, struct seg *ret);
 const struct seg *seglist_find(const struct seglist *l, int64_t sequence);
 /* [Sentinel] (PROTOCOL.md section 5's shape), online and archived. */
 json_t *ar_sentinels_json(struct httpd *h);
