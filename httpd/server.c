@@ -40,6 +40,7 @@ enum hs_fd_kind {
 /* Per connection (lws' per_session_data, zeroed); reset for every request of
  * a keep-alive connection. */
 struct hreq {
+	bool inited;
 	struct httpd *h;
 	struct lws *wsi;
 	struct hreq *next_parked, **pprev_parked;
@@ -841,6 +842,19 @@ hs_writeable(struct httpd *h, struct hreq *r)
 	return 0;
 }
 
+/* lws zeroes the per-connection state; this makes it ours (fd -1 is not 0). */
+static void
+hs_conn_init(struct httpd *h, struct hreq *r, struct lws *wsi)
+{
+	if (r->inited)
+		return;
+	r->inited = true;
+	r->h = h;
+	r->wsi = wsi;
+	r->fd = -1;
+	h->stats.connections++;
+}
+
 static int
 hs_cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
@@ -849,16 +863,11 @@ hs_cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *
 
 	switch (reason) {
 	case LWS_CALLBACK_HTTP_BIND_PROTOCOL:
-		if (r != NULL && r->h == NULL) {
-			r->h = h;
-			r->wsi = wsi;
-			r->fd = -1;
-			h->stats.connections++;
-		}
+		if (r != NULL)
+			hs_conn_init(h, r, wsi);
 		return 0;
 	case LWS_CALLBACK_HTTP:
-		r->h = h;
-		r->wsi = wsi;
+		hs_conn_init(h, r, wsi);
 		hs_request(h, r, (const char *)in);
 		/* Answered at once (not parked): headers and body go out now. */
 		return r->answered && !r->hdr_sent ? hs_writeable(h, r) : 0;
@@ -867,16 +876,15 @@ hs_cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
 		return 0;
 	case LWS_CALLBACK_HTTP_WRITEABLE:
-		return r != NULL ? hs_writeable(h, r) : 0;
+		return r != NULL && r->inited ? hs_writeable(h, r) : 0;
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
 	case LWS_CALLBACK_CLOSED_HTTP:
-		if (r != NULL && r->h != NULL) {
+		if (r != NULL && r->inited) {
 			hs_reset(r);
 			free(r->buf);
 			r->buf = NULL;
-			if (reason == LWS_CALLBACK_CLOSED_HTTP && h->stats.connections > 0)
-				h->stats.connections--;
-			r->h = NULL;
+			r->inited = false;
+			h->stats.connections--;
 		}
 		return 0;
 	default:
