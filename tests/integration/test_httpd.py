@@ -351,6 +351,11 @@ class TestLive(Base):
             stats = until(lambda: self.json_ok("/api/metrics", OT)["stages"]["httpd"]["stats"],
                           what="httpd's stats")
             self.assertGreaterEqual(stats["segmentsFromRing"], 2)
+            # archive is down: a DELETE gets no answer, and says so
+            sid, sess, dbase = write_session(self.data, torn=False)
+            st, hd, body = self.req("DELETE", dbase, AT)
+            self.assertEqual(st, 503, body)
+            self.assertEqual(json.loads(body), {"error": "the archive did not answer"})
         finally:
             self.v.request(cmd="start", stage="archive")
             w.wait_state("archive", "running")
@@ -567,6 +572,7 @@ class TestSafety(Base):
 class TestTls(unittest.TestCase):
     def test_https_when_a_certificate_is_configured(self):
         v = Vigil(extra=AUTH)
+        os.environ["VIGIL_WEB_ROOT"] = os.path.join(v.dir, "no-web-app")
         try:
             cert, key = v.dir + "/cert.pem", v.dir + "/key.pem"
             subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
@@ -596,8 +602,16 @@ class TestTls(unittest.TestCase):
             except (OSError, http.client.HTTPException):
                 st = None
             self.assertNotEqual(st, 200)
+            # no web app built: / says so
+            c = http.client.HTTPSConnection(host, int(port), timeout=15, context=ctx)
+            c.request("GET", "/")
+            r = c.getresponse()
+            self.assertEqual(r.status, 200)
+            self.assertIn(b"The web app is not built", r.read())
+            c.close()
             c.close()
         finally:
+            del os.environ["VIGIL_WEB_ROOT"]
             v.stop()
 
 
