@@ -312,14 +312,21 @@ class Crash(Base):
         pid = v.pids()["archive"]
         ingest_pid = v.pids()["ingest"]
         for kill in range(20):
-            time.sleep(rnd.uniform(0.05, 1.2))  # the random moment, not a synchronisation
+            # The random moment (not a synchronisation): every other kill within
+            # 0.15 s of the restart, while archive repairs and catches up from the
+            # ring; the others anywhere in the next 1.2 s of streaming.
+            time.sleep(rnd.uniform(0.0, 0.15) if kill % 2 else rnd.uniform(0.15, 1.2))
             os.kill(pid, signal.SIGKILL)
             ev = w.wait(lambda e: e.get("event") == "stage" and e.get("stage") == "archive" and
                         e.get("state") in ("backoff", "failed", "starting", "running") and
                         e.get("pid") != pid, 15, "archive down after kill %d" % kill)
             if ev["state"] in ("backoff", "failed"):
-                # vigild's backoff grows to 10 s; start it now rather than wait.
-                # (it may have started by itself meanwhile: the answer is then an error)
+                # vigild's backoff grows to 10 s; start it now rather than wait (it
+                # may have started by itself meanwhile: the answer is then an error).
+                # Before every other restart archive stays down a little, so that it
+                # has a catch-up to do when it is killed again soon after.
+                if kill % 2 == 0:
+                    time.sleep(rnd.uniform(0.2, 1.0))
                 v.request(cmd="start", stage="archive")
             ev = w.wait_state("archive", "running", timeout=20, not_pid=pid)
             pid = ev["pid"]
@@ -350,6 +357,54 @@ class Crash(Base):
                             else None, 15, "endTime of %s" % ent["name"])
             self.assertGreaterEqual(meta["endTime"], meta["startTime"])
         self.assertEqual(self.stats(v)["lost"], 0)
+
+
+class Repair(Base):
+    def test_torn_state_repaired_and_caught_up_from_the_ring(self):
+        """What a kill in the middle of a batch can leave (and worse), made on
+        purpose while archive is stopped: a torn index line, a listed segment
+        whose file is gone or of the wrong size, a stray temp file. Restarted,
+        archive lists only what is whole and stores the rest again from the ring."""
+        v = Vigil(extra=NOAUTH).start()
+        self.addCleanup(v.stop)
+        data = os.path.join(v.dir, "data")
+        w = v.watch()
+        self.addCleanup(w.close)
+        c, ack = self.python_sentinel(v, "repair-me")
+        sdir = os.path.join(data, ack["sentinelId"], ack["sessionId"])
+        body = {}
+        c.send("sentinel.init", {"data": INIT})
+        for seq in range(6):
+            body[seq] = SEG0 if seq % 2 == 0 else SEG1
+            c.send("sentinel.segment", {"sequence": seq, "data": body[seq]})
+        wait_for(lambda: len(index(sdir)) == 6, 15, "six segments")
+        self.assertTrue(v.request(cmd="stop", stage="archive")["ok"])
+        w.wait_state("archive", "down")
+        raw = read(os.path.join(sdir, "index.jsonl"))
+        with open(os.path.join(sdir, "index.jsonl"), "wb") as f:
+            f.write(raw[:len(raw) - 40])  # the last line torn
+        os.unlink(os.path.join(sdir, seg_name(3)))
+        with open(os.path.join(sdir, seg_name(4)), "wb") as f:
+            f.write(b"short")
+        with open(os.path.join(sdir, seg_name(6) + ".tmp"), "wb") as f:
+            f.write(b"half a segment")
+        for seq in (6, 7):  # while archive is down: only the ring has them
+            body[seq] = SEG0
+            c.send("sentinel.segment", {"sequence": seq, "data": body[seq]})
+        c.send("sentinel.ping", {})
+        c.expect("server.pong")
+        self.assertTrue(v.request(cmd="start", stage="archive")["ok"])
+        wait_for(lambda: [e["sequence"] for e in index(sdir)] == list(range(8)), 20,
+                 "segments 0..7 listed again")
+        entries = self.check_session(sdir)
+        self.assertEqual([(e["sequence"], e["sha256"]) for e in entries],
+                         [(seq, sha(body[seq])) for seq in range(8)])
+        logs = self.logs(v)
+        # 3 and 4 dropped, 5's line torn; 4 (short), 5 (unlisted now) and the .tmp removed
+        self.assertIn("repaired: 2 index entries dropped, 3 files removed, a torn index line "
+                      "cut", logs)
+        self.assertEqual(read(os.path.join(sdir, "init.mp4")), INIT)
+        self.assertIsNone(json.loads(read(os.path.join(sdir, "session.json")))["endTime"])
 
 
 class Retention(Base):
