@@ -461,6 +461,13 @@ class Retention(Base):
         for sdir in crafted:
             self.assertTrue(os.path.isdir(sdir), sdir)
         self.assertEqual(self.stats(v)["retentionDeleted"], 0)
+        # A reload with a sane limit applies at once: the oldest goes, no more.
+        v.extra = NOAUTH + "archive: { retention_days: 0, max_bytes: 2MiB }\n"
+        v.write_config()
+        v.ctl("reload")
+        wait_for(lambda: not os.path.exists(crafted[0]), 20, "the oldest session deleted")
+        self.assertTrue(os.path.isdir(crafted[1]) and os.path.isdir(crafted[2]))
+        self.stat_at_least(v, "retentionDeleted", 1)
 
 
 class DiskFull(Base):
