@@ -1,0 +1,54 @@
+// The status bar: the relay connection, and the stages' states from httpd's
+// GET /api/status (polled) or relay's server.status (every second), whichever
+// answered last, so a proctor sees when something is degraded.
+import { el, getJSON } from './api.js';
+
+const POLL_MS = 5000;
+const STAGES = ['ingest', 'relay', 'archive', 'httpd'];
+
+export class StatusBar {
+  constructor(root) {
+    this.conn = el('span', { class: 'conn' });
+    this.state = el('span', { class: 'overall' });
+    this.stages = el('span', { class: 'stages' });
+    this.counts = el('span', { class: 'counts' });
+    root.append(this.conn, this.state, this.stages, this.counts);
+    this.timer = setInterval(() => this.poll(), POLL_MS);
+    this.poll();
+  }
+
+  relayState(state, detail = {}) {
+    const text = { connecting: 'connecting to relay…', open: 'relay connected', reconnecting: 'relay lost, reconnecting…', refused: 'refused', closed: 'signed out' };
+    this.conn.textContent = text[state] || state;
+    this.conn.className = `conn ${state}`;
+    this.conn.title = detail.reason || '';
+  }
+
+  // Either source: { state, stages: {name: state} or [{name, state}], sentinels, proctors }.
+  show(st, from) {
+    let stages = st.stages || {};
+    if (Array.isArray(stages)) stages = Object.fromEntries(stages.map((s) => [s.name, s.state]));
+    const bad = STAGES.filter((n) => stages[n] && stages[n] !== 'running');
+    const overall = st.state || (bad.length ? 'degraded' : 'running');
+    this.state.textContent = overall;
+    this.state.className = `overall ${overall}`;
+    this.stages.replaceChildren(
+      ...STAGES.filter((n) => stages[n]).map((n) => el('span', { class: `stage ${stages[n]}`, title: `${n}: ${stages[n]}` }, `${n} ${stages[n]}`))
+    );
+    const parts = [];
+    if (st.sentinels != null) parts.push(`${typeof st.sentinels === 'object' ? st.sentinels.online ?? '' : st.sentinels} sentinels`);
+    if (st.proctors != null) parts.push(`${typeof st.proctors === 'object' ? st.proctors.connected ?? '' : st.proctors} proctors`);
+    this.counts.textContent = parts.join(' · ');
+    this.counts.title = `from ${from}`;
+    this.at = Date.now();
+  }
+
+  async poll() {
+    if (document.hidden) return;
+    try {
+      this.show(await getJSON('/api/status'), 'GET /api/status');
+    } catch (e) {
+      /* no httpd API (yet): relay's server.status fills in */
+    }
+  }
+}
