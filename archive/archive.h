@@ -113,6 +113,8 @@ struct archive_sess {
 	bool end_from_bus;   /* endTime is ingest's endedAt, not derived */
 	bool created;        /* directory and session.json exist */
 	bool meta_dirty;     /* session.json must be rewritten */
+	bool repaired;       /* the start-up repair is done: the figures below are known */
+	bool broken;         /* the repair failed: neither written to nor deleted by retention */
 	uint32_t slot;       /* ring sentinel slot, UINT32_MAX: unknown */
 	int64_t last_seq;    /* last indexed sequence, -1 none */
 	int64_t batch_seq;   /* last sequence taken into the current batch */
@@ -208,7 +210,9 @@ struct archive {
 	size_t n_sess, cap_sess;
 	struct archive_sess **by_slot;
 	uint32_t n_slots;
-	uint64_t total_bytes;
+	uint64_t total_bytes; /* of the repaired sessions */
+	size_t n_unrepaired;  /* sessions catalogued at start and not repaired yet */
+	bool catalog_done;
 	uint64_t next; /* ring index of the next segment to read */
 	bool read_any; /* a read succeeded: overruns from now on are losses */
 	uint8_t tombs[ARCHIVE_TOMBS][16];
@@ -241,6 +245,10 @@ void archive_sess_close(struct archive_sess *s);
 
 /* retention.c: the catalogue (writer thread) */
 int archive_catalog_load(struct archive *ar);
+/* Before anything is appended to a session catalogued at start. */
+int archive_sess_repair(struct archive *ar, struct archive_sess *s);
+/* Repairs up to n of the sessions left for later; true while some remain. */
+bool archive_catalog_step(struct archive *ar, unsigned n);
 struct archive_sess *archive_sess_find(struct archive *ar, const uint8_t sentinel[16],
 				       const uint8_t session[16]);
 struct archive_sess *archive_sess_add(struct archive *ar, const uint8_t sentinel[16],

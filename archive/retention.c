@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "archive.h"
@@ -20,6 +21,7 @@
 #define RET_TOMBS     ".deleted-sessions"
 #define RET_DAY_MS    (86400 * 1000ll)
 #define RET_GUARD_LOG (60 * 1000) /* the half-of-everything refusal is logged this often */
+#define RET_RECENT_S  3600        /* an index changed this lately is repaired at start */
 
 struct archive_sess *
 archive_sess_find(struct archive *ar, const uint8_t sentinel[16], const uint8_t session[16])
@@ -61,6 +63,7 @@ archive_sess_add(struct archive *ar, const uint8_t sentinel[16], const uint8_t s
 	s->last_end_ms = -1;
 	s->dir_fd = -1;
 	s->index_fd = -1;
+	s->repaired = true; /* new: nothing to repair (the loader says otherwise) */
 	ar->sess[ar->n_sess++] = s;
 	return s;
 }
@@ -107,15 +110,82 @@ ret_canonical(const char *name, uint8_t id[16])
 	return strcmp(back, name) == 0;
 }
 
-/* One session directory found at start: repaired, then catalogued. */
+/* The start-up repair of one catalogued session (docs/archive.md), done before
+ * anything is appended to it and, for the others, in the background. */
+int
+archive_sess_repair(struct archive *ar, struct archive_sess *s)
+{
+	char path[2 * ID_STR_LEN + 1];
+	struct archive_scan scan;
+	int fd, r;
+
+	if (s->repaired)
+		return 0;
+	snprintf(path, sizeof(path), "%s/%s", s->meta.sentinel, s->meta.session);
+	fd = openat(ar->data_fd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	r = fd < 0 ? -errno : archive_session_repair(fd, &scan);
+	if (fd >= 0)
+		close(fd);
+	if (r < 0) {
+		/* Appending to an index archive could not read would risk repeats:
+		 * the session is left as it is (no writes, no retention). */
+		log_error(r, "repair of session %s failed: it is left alone", path);
+		s->broken = true;
+		s->repaired = true;
+		ar->n_unrepaired--;
+		return r;
+	}
+	if (scan.dropped > 0 || scan.removed > 0 || scan.torn)
+		log_warn(0, "session %s repaired: %u index entries dropped, %u files removed%s",
+			 s->meta.session, scan.dropped, scan.removed,
+			 scan.torn ? ", a torn index line cut" : "");
+	if (s->meta_dirty && s->meta.start_ms == 0)
+		s->meta.start_ms = scan.last_end_ms; /* no session.json: the best guess */
+	s->repaired = true;
+	s->last_seq = scan.last_seq;
+	s->batch_seq = scan.last_seq;
+	s->last_end_ms = scan.last_end_ms;
+	s->bytes = scan.bytes;
+	s->index_size = scan.index_size;
+	ar->total_bytes += scan.bytes;
+	ar->n_unrepaired--;
+	return 0;
+}
+
+/* Repairs a few sessions that were left for later; true while some remain. */
+bool
+archive_catalog_step(struct archive *ar, unsigned n)
+{
+	for (size_t i = 0; i < ar->n_sess && n > 0 && ar->n_unrepaired > 0; i++) {
+		if (!ar->sess[i]->repaired) {
+			archive_sess_repair(ar, ar->sess[i]);
+			n--;
+		}
+	}
+	if (ar->n_unrepaired > 0)
+		return true;
+	if (!ar->catalog_done) {
+		ar->catalog_done = true;
+		log_info("catalogue complete: %zu sessions, %" PRIu64 " bytes", ar->n_sess,
+			 ar->total_bytes);
+		archive_retention(ar, false); /* the sizes are known now */
+	}
+	return false;
+}
+
+/* One session directory found at start: catalogued from its session.json.
+ * Only a session that may have been written to lately is repaired now (it is
+ * live, or its index changed in the last hour); reading every index and every
+ * file of a large archive would delay the catch-up past the ring's window. */
 static void
 ret_load_session(struct archive *ar, int sfd, const uint8_t sentinel[16], const char *sentinel_name,
 		 const char *name)
 {
-	struct archive_scan scan;
 	struct archive_meta meta;
 	struct archive_sess *s;
+	struct stat sb;
 	uint8_t session[16];
+	bool recent;
 	int fd, r;
 
 	if (!ret_canonical(name, session))
@@ -123,27 +193,19 @@ ret_load_session(struct archive *ar, int sfd, const uint8_t sentinel[16], const 
 	fd = openat(sfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return;
-	r = archive_session_repair(fd, &scan);
-	if (r < 0) {
-		log_error(r, "repair of session %s failed; it is left alone", name);
-		goto out;
-	}
-	if (scan.dropped > 0 || scan.removed > 0 || scan.torn)
-		log_warn(0, "session %s repaired: %u index entries dropped, %u files removed%s",
-			 name, scan.dropped, scan.removed,
-			 scan.torn ? ", a torn index line cut" : "");
 	r = archive_meta_read(fd, &meta);
-	if (r < 0 && scan.segments == 0) {
+	recent = fstatat(fd, "index.jsonl", &sb, 0) < 0 || sb.st_mtime >= time(NULL) - RET_RECENT_S;
+	if (r < 0 && fstatat(fd, "index.jsonl", &sb, 0) < 0) {
 		/* Killed between mkdir and the first session.json: nothing to keep. */
 		close(fd);
-		fd = -1;
 		if (archive_remove_dir(sfd, name) == 0)
 			log_info("empty session directory %s removed", name);
 		return;
 	}
+	close(fd);
 	s = archive_sess_add(ar, sentinel, session);
 	if (s == NULL)
-		goto out;
+		return;
 	if (r == 0) {
 		s->meta = meta;
 		id_format(sentinel, s->meta.sentinel);
@@ -152,20 +214,16 @@ ret_load_session(struct archive *ar, int sfd, const uint8_t sentinel[16], const 
 		log_warn(r, "session %s has no readable session.json; one is made from its index",
 			 name);
 		snprintf(s->meta.name, sizeof(s->meta.name), "%s", sentinel_name);
-		s->meta.start_ms = scan.last_end_ms;
+		s->meta.start_ms = 0;
+		s->meta.end_ms = -1;
 		s->meta_dirty = true;
 	}
 	s->created = true; /* the directory is there; meta_dirty brings session.json back */
-	s->last_seq = scan.last_seq;
-	s->batch_seq = scan.last_seq;
-	s->last_end_ms = scan.last_end_ms;
-	s->bytes = scan.bytes;
-	s->index_size = scan.index_size;
 	s->end_from_bus = s->meta.end_ms >= 0;
-	ar->total_bytes += scan.bytes;
-out:
-	if (fd >= 0)
-		close(fd);
+	s->repaired = false;
+	ar->n_unrepaired++;
+	if (s->meta.end_ms < 0 || recent || s->meta_dirty)
+		archive_sess_repair(ar, s);
 }
 
 static void
@@ -304,8 +362,8 @@ archive_catalog_load(struct archive *ar)
 		}
 	}
 	closedir(d);
-	log_info("catalogue: %zu sessions, %" PRIu64 " bytes in %s", ar->n_sess, ar->total_bytes,
-		 ar->data_dir);
+	log_info("catalogue: %zu sessions in %s, %zu of them to be checked in the background",
+		 ar->n_sess, ar->data_dir, ar->n_unrepaired);
 	return 0;
 }
 
@@ -330,6 +388,10 @@ ret_remove(struct archive *ar, struct archive_sess *s)
 	int sfd, r = 0;
 
 	archive_sess_close(s);
+	if (!s->repaired) {
+		s->repaired = true;
+		ar->n_unrepaired--;
+	}
 	snprintf(path, sizeof(path), "%s/%s", s->meta.sentinel, s->meta.session);
 	id_new(uuid);
 	snprintf(hidden, sizeof(hidden), RET_DELETING "%s", uuid);
@@ -451,14 +513,15 @@ archive_retention(struct archive *ar, bool enospc)
 	days = ar->retention_days;
 	max_bytes = ar->max_bytes;
 	pthread_mutex_unlock(&ar->mu);
-	if (ar->n_sess == 0)
+	/* Sizes are known once the catalogue is complete; a full disk cannot wait. */
+	if (ar->n_sess == 0 || (ar->n_unrepaired > 0 && !enospc))
 		return;
 	c = malloc(ar->n_sess * sizeof(*c));
 	why = calloc(ar->n_sess, sizeof(*why));
 	if (c == NULL || why == NULL)
 		goto out;
 	for (size_t i = 0; i < ar->n_sess; i++) {
-		if (!ar->sess[i]->live)
+		if (!ar->sess[i]->live && ar->sess[i]->repaired && !ar->sess[i]->broken)
 			c[n++] = ar->sess[i];
 	}
 	qsort(c, n, sizeof(*c), ret_cmp_start);

@@ -113,6 +113,10 @@ writer_sess_open(struct archive *ar, struct archive_sess *s)
 	struct stat sb;
 	int r;
 
+	if (s->broken)
+		return -EIO;
+	if (!s->repaired && (r = archive_sess_repair(ar, s)) < 0)
+		return r;
 	if (s->dir_fd < 0) {
 		if (!s->created)
 			return writer_sess_create(ar, s);
@@ -253,6 +257,11 @@ writer_sess_for(struct archive *ar, const struct ring_seg *m, uint64_t *skipped)
 		if (s == NULL)
 			return NULL;
 	}
+	/* Its last sequence must be known before anything is taken for it. */
+	if (!s->repaired)
+		archive_sess_repair(ar, s);
+	if (s->broken)
+		return NULL;
 	if (m->sentinel < ar->n_slots) {
 		ar->by_slot[m->sentinel] = s;
 		s->slot = m->sentinel;
@@ -971,6 +980,7 @@ writer_main(void *arg)
 	if (r < 0)
 		log_error(r, "reading %s failed; only new sessions are known", ar->data_dir);
 	writer_check_table(ar, true);
+	archive_catalog_step(ar, 0);
 	archive_retention(ar, false);
 	/* The catch-up: whatever the ring still holds and the index does not. */
 	ar->next = ring_tail(ar->ring);
@@ -1006,6 +1016,11 @@ writer_main(void *arg)
 		if (ar->next < ring_head(ar->ring)) {
 			writer_collect(ar);
 			writer_commit(ar);
+			continue;
+		}
+		/* Idle: the sessions left unrepaired at start, a few at a time. */
+		if (ar->n_unrepaired > 0) {
+			archive_catalog_step(ar, 8);
 			continue;
 		}
 		/* A new init does not move the head: with live sessions look sooner. */

@@ -97,6 +97,8 @@ def craft(data, sentinel, session, start, end, nseg, seg_bytes, name="crafted"):
             f.write(json.dumps({"sequence": seq, "startTime": start + seq * 1000,
                                 "duration": 1000, "bytes": seg_bytes, "keyframe": True,
                                 "init": 0, "sha256": sha(body)}) + "\n")
+    # Written when it ended: archive checks such a session in the background.
+    os.utime(os.path.join(sdir, "index.jsonl"), (end / 1000, end / 1000))
     return sdir
 
 
@@ -436,6 +438,11 @@ class Retention(Base):
         wait_for(lambda: not os.path.exists(old) and not os.path.exists(recent[0]), 20,
                  "retention by age and size")
         logs = self.logs(v)
+        # Sessions whose index did not change lately are checked after the
+        # catch-up has started (the torn one changed: it was repaired at once).
+        self.assertIn("catalogue: 5 sessions in %s, 4 of them to be checked in the background"
+                      % data, logs)
+        self.assertIn("catalogue complete", logs)
         self.assertIn("older than retention_days", logs)
         self.assertIn("archive above max_bytes", logs)
         for sdir in recent[1:] + [live]:
