@@ -10,6 +10,7 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -567,6 +568,43 @@ class TestSafety(Base):
         s.close()
         # the server still answers
         self.assertEqual(self.get("/health", None)[0], 200)
+
+    def test_reader_that_stops_reading_is_dropped(self):
+        big = os.urandom(1 << 20)
+        sid, sess, base = write_session(self.data, torn=False)
+        d = os.path.join(self.data, sid, sess)
+        with open(os.path.join(d, "index.jsonl"), "a") as f:
+            for i in range(2, 34):  # 32 MiB more: far beyond every socket buffer
+                with open(os.path.join(d, "%06d.m4s" % i), "wb") as g:
+                    g.write(big)
+                f.write(json.dumps({"sequence": i, "startTime": 1, "duration": 100,
+                                    "bytes": len(big), "keyframe": False, "init": 0,
+                                    "sha256": sha(big)}) + "\n")
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect((self.host, self.port))
+        s.sendall(("GET %s/export.mp4 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                   "\r\n" % (base, AT)).encode())
+        # httpd's count of open connections at its last heartbeat (between this
+        # test's short requests) shows the stalled reader, then drops it
+        def conns():
+            return self.json_ok("/api/metrics", OT)["stages"]["httpd"]["connections"]
+        until(lambda: conns() >= 1, timeout=30, what="the stalled reader counted")
+        until(lambda: conns() == 0, timeout=30, what="the stalled reader dropped")
+        got = b""
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)  # now take what is queued
+        s.settimeout(15)
+        while True:
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            got += chunk
+        s.close()
+        head, _, body = got.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"), head[:200])
+        length = int(re.search(rb"content-length: (\d+)", head).group(1))
+        self.assertEqual(length, len(INIT) + len(SEG0) + len(SEG1) + 32 * len(big))
+        self.assertLess(len(body), length)
 
 
 class TestTls(unittest.TestCase):
