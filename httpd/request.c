@@ -1,0 +1,258 @@
+/* request: one HTTP request: method, route, authentication (Bearer or
+ * ?token=, roles from tok.h), the handler it goes to, and parking while a
+ * handler waits for the bus or the snapshot worker. Service thread. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libwebsockets.h>
+
+#include "log.h"
+#include "proc.h"
+#include "server.h"
+
+void
+hs_park(struct hreq *r, enum hs_park why, int ref, int timeout_ms)
+{
+	struct hs *s = r->h->srv;
+
+	r->park = why;
+	r->park_ref = ref;
+	r->park_deadline = proc_mono_ms() + timeout_ms;
+	r->park_timed_out = false;
+	if (r->pprev_parked != NULL)
+		return;
+	r->next_parked = s->parked;
+	if (s->parked != NULL)
+		s->parked->pprev_parked = &r->next_parked;
+	r->pprev_parked = &s->parked;
+	s->parked = r;
+}
+
+bool
+hs_parked_timed_out(const struct hreq *r)
+{
+	return r->park_timed_out;
+}
+
+static void
+hs_unlink(struct hreq *r)
+{
+	if (r->pprev_parked == NULL)
+		return;
+	*r->pprev_parked = r->next_parked;
+	if (r->next_parked != NULL)
+		r->next_parked->pprev_parked = r->pprev_parked;
+	r->pprev_parked = NULL;
+	r->next_parked = NULL;
+}
+
+static void hs_dispatch(struct httpd *h, struct hreq *r);
+
+/* The handler runs again; it answers or parks once more. */
+static void
+hs_resume(struct httpd *h, struct hreq *r, bool timed_out)
+{
+	hs_unlink(r);
+	r->park = 0;
+	r->park_timed_out = timed_out;
+	r->resumed = true;
+	hs_dispatch(h, r);
+	r->resumed = false;
+}
+
+int
+hs_park_ref(const struct hreq *r)
+{
+	return r->resumed ? r->park_ref : -1;
+}
+
+void
+hs_retry_after(struct hreq *r, int seconds)
+{
+	hs_extra(r, "retry-after:", "%d", seconds);
+}
+
+void
+hs_unpark(struct httpd *h, enum hs_park why, int ref)
+{
+	struct hs *s = h->srv;
+	struct hreq *r, *next;
+
+	for (r = s->parked; r != NULL; r = next) {
+		next = r->next_parked;
+		if (r->park == why && (ref < 0 || r->park_ref == ref))
+			hs_resume(h, r, false);
+	}
+}
+
+void
+hs_park_timeouts(struct httpd *h)
+{
+	struct hs *s = h->srv;
+	int64_t now = proc_mono_ms();
+	struct hreq *r, *next;
+
+	for (r = s->parked; r != NULL; r = next) {
+		next = r->next_parked;
+		if (now >= r->park_deadline)
+			hs_resume(h, r, true);
+	}
+}
+
+void
+hs_reset(struct hreq *r)
+{
+	hs_unlink(r);
+	body_free(&r->body);
+	if (r->fd >= 0)
+		close(r->fd);
+	r->fd = -1;
+	r->answered = r->hdr_sent = r->close_after = false;
+	r->park = 0;
+	r->park_timed_out = false;
+	r->resumed = false;
+	r->extra_len = 0;
+	r->pos = r->end = 0;
+	r->part = 0;
+	r->part_start = 0;
+	r->token_in_query = false;
+	r->token_query[0] = '\0';
+}
+
+static enum cfg_role
+hs_need_role(enum route_kind kind)
+{
+	switch (kind) {
+	case ROUTE_METRICS:
+	case ROUTE_API_METRICS:
+	case ROUTE_API_CONFIG:
+		return CFG_ROLE_OPERATOR;
+	case ROUTE_EXPORT:
+	case ROUTE_SESSION:
+		return CFG_ROLE_ARCHIVIST;
+	default:
+		return CFG_ROLE_PROCTOR;
+	}
+}
+
+/* True when the request may go on; otherwise it has been answered. */
+static bool
+hs_auth(struct httpd *h, struct hreq *r)
+{
+	char tok[HS_TOKEN_MAX + 16];
+	const char *secret = NULL;
+	enum cfg_role need;
+	int err;
+
+	if (r->route.kind == ROUTE_STATIC || r->route.kind == ROUTE_HEALTH)
+		return true;
+	need = hs_need_role(r->route.kind);
+	if (hs_header(r, WSI_TOKEN_HTTP_AUTHORIZATION, tok, sizeof(tok))) {
+		if (strncasecmp(tok, "Bearer ", 7) == 0)
+			secret = tok + 7;
+	} else if (hs_arg(r, "token", tok, HS_TOKEN_MAX)) {
+		char esc[HS_TOKEN_MAX * 3 + 1];
+
+		secret = tok;
+		r->token_in_query = true;
+		lws_urlencode(esc, tok, sizeof(esc));
+		snprintf(r->token_query, sizeof(r->token_query), "?token=%.*s", HS_TOKEN_MAX, esc);
+	}
+	err = secret == NULL ? -ENOENT
+			     : tok_check(h->tok, secret, strlen(secret), tok_mask_for(need),
+					 time(NULL), NULL);
+	if (err == 0)
+		return true;
+	if (err == -EPERM) {
+		hs_error(r, 403, "%s", tok_refusal(err, need));
+		return false;
+	}
+	hs_extra(r, "www-authenticate:", "Bearer realm=\"vigil\"");
+	hs_error(r, 401, "%s", err == -ENOENT ? "Missing token" : tok_refusal(err, need));
+	return false;
+}
+
+static void
+hs_dispatch(struct httpd *h, struct hreq *r)
+{
+	switch (r->route.kind) {
+	case ROUTE_STATIC:
+		static_get(h, r);
+		break;
+	case ROUTE_HEALTH:
+	case ROUTE_METRICS:
+	case ROUTE_API_STATUS:
+	case ROUTE_API_METRICS:
+	case ROUTE_API_CONFIG:
+		metrics_get(h, r);
+		break;
+	case ROUTE_SENTINELS:
+		hs_json(r, 200, ar_sentinels_json(h));
+		break;
+	case ROUTE_SNAPSHOT:
+		snap_get(h, r);
+		break;
+	case ROUTE_EXPORT:
+		export_get(h, r);
+		break;
+	case ROUTE_PLAYLIST:
+		hls_get(h, r);
+		break;
+	default:
+		history_handle(h, r);
+		break;
+	}
+}
+
+static unsigned
+hs_method(struct lws *wsi, bool *ret_head)
+{
+	*ret_head = false;
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0)
+		return ROUTE_GET;
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0) {
+		*ret_head = true;
+		return ROUTE_HEAD;
+	}
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_DELETE_URI) > 0)
+		return ROUTE_DELETE;
+	return ROUTE_OTHER;
+}
+
+void
+hs_request(struct httpd *h, struct hreq *r, const char *path)
+{
+	int err;
+
+	hs_reset(r);
+	h->stats.requests++;
+	r->method = hs_method(r->wsi, &r->head);
+	err = route_parse(path, &r->route);
+	if (err == -EINVAL) {
+		hs_error(r, 400, "%s", r->route.reason);
+		return;
+	}
+	if (err < 0) {
+		hs_error(r, 404, "no such resource");
+		return;
+	}
+	if ((route_methods(r->route.kind) & r->method) == 0) {
+		/* A body we did not read may follow a POST or PUT: the connection ends. */
+		r->close_after = true;
+		hs_extra(r, "allow:", "%s", route_allow(r->route.kind));
+		hs_error(r, 405, "method not allowed here (allowed: %s)",
+			 route_allow(r->route.kind));
+		return;
+	}
+	if (!hs_auth(h, r))
+		return;
+	hs_dispatch(h, r);
+}
