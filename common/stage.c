@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -122,6 +123,21 @@ stage_open_signals(struct stage *st)
 	return st->sig_fd < 0 ? -errno : 0;
 }
 
+/* Every proctor, sentinel or HTTP client is a descriptor: the soft limit
+ * (1024 on a stock Debian login) goes up to the hard one (524288 under
+ * systemd), as the limits in the config are the bound that counts. */
+static void
+stage_raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		log_warn(-errno, "setrlimit(RLIMIT_NOFILE) failed");
+}
+
 struct stage *
 stage_new(enum bus_stage which, int argc, char **argv)
 {
@@ -151,6 +167,7 @@ stage_new(enum bus_stage which, int argc, char **argv)
 	}
 	if (log_level_parse(st->cfg->log_level, &level) == 0)
 		log_set_level(level);
+	stage_raise_nofile();
 	r = stage_open_signals(st);
 	if (r < 0) {
 		log_error(r, "signalfd() failed");

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Integration tests of vigild and vigilctl with the four real stage programs."""
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -16,7 +17,13 @@ class Supervision(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.v = Vigil().start()
+        # Started under a stock login's soft descriptor limit, which each stage raises.
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, hard), hard))
+        try:
+            cls.v = Vigil().start()
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
     @classmethod
     def tearDownClass(cls):
@@ -38,6 +45,13 @@ class Supervision(unittest.TestCase):
             self.assertRegex(text, r"(?m)^%s\s+running\s+\d+\s" % s)
         self.assertIn("ws://127.0.0.1:", self.v.banner)
         self.assertIn("http://127.0.0.1:", self.v.banner)
+
+    def test_stages_raise_their_descriptor_limit_to_the_hard_one(self):
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        for name, pid in self.v.pids().items():
+            with open("/proc/%d/limits" % pid) as f:
+                line = [ln for ln in f if ln.startswith("Max open files")][0]
+            self.assertEqual(line.split()[3:5], [str(hard), str(hard)], (name, line))
 
     def test_sigkill_stage_is_restarted_alone(self):
         w = self.v.watch()
