@@ -79,6 +79,8 @@ async function main() {
       if (names.join() !== 'cam-a,cam-b') throw new Error(`names: ${names}`);
       ids = await page.locator('.card').evaluateAll((cards) => cards.map((c) => c.dataset.id));
       await waitFor('bitrates', async () => (await page.locator('.card .rate').allTextContents()).every((t) => /[1-9]\d* (k|M)bit\/s/.test(t)), 15000);
+      // The status bar: stage states from GET /api/status or relay's server.status.
+      await waitFor('stage states', async () => /ingest running.*relay running.*archive running.*httpd running/.test(await page.locator('#statusbar').textContent()), 10000);
       await page.screenshot({ path: path.join(ARTIFACTS, 'grid.png') });
       return (await page.locator('.card .rate').allTextContents()).join(', ');
     });

@@ -46,8 +46,12 @@ export function fmtDuration(ms) {
   return h ? `${h}:${pad(m)}:${pad(s % 60)}` : `${m}:${pad(s % 60)}`;
 }
 
+// 2026-11-23 19:41:44, local time.
 export function fmtTime(ms) {
-  return ms ? new Date(ms).toLocaleString() : '';
+  if (!ms) return '';
+  const d = new Date(ms);
+  const pad = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
 
 export function el(tag, attrs = {}, ...children) {

@@ -15,7 +15,7 @@ export class History {
     const table = el(
       'table',
       { class: 'sessions' },
-      el('thead', {}, el('tr', {}, ...['Started', 'Ended', 'Duration', 'Segments', 'Size', ''].map((h) => el('th', {}, h)))),
+      el('thead', {}, el('tr', {}, ...['Started', 'Duration', 'Size', ''].map((h) => el('th', {}, h)))),
       this.rows
     );
     this.video = el('video', { controls: true, playsinline: true, muted: true, 'aria-label': 'Recorded session' });
@@ -78,11 +78,9 @@ export class History {
         el(
           'tr',
           { 'data-session': s.sessionId },
-          el('td', {}, fmtTime(s.startTime)),
-          el('td', {}, s.endTime == null ? 'live' : fmtTime(s.endTime)),
-          el('td', {}, fmtDuration(s.durationMs)),
-          el('td', {}, String(s.segments)),
-          el('td', {}, `${(s.bytes / 1e6).toFixed(1)} MB`),
+          el('td', { title: s.endTime == null ? 'still recording' : `ended ${fmtTime(s.endTime)}` }, fmtTime(s.startTime)),
+          el('td', {}, `${fmtDuration(s.durationMs)}${s.endTime == null ? ' (live)' : ''}`),
+          el('td', { title: `${s.segments} segments` }, `${(s.bytes / 1e6).toFixed(1)} MB`),
           el('td', {}, play)
         )
       );

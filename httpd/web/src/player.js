@@ -9,7 +9,7 @@ export const mseSupported = !!MS;
 const KEEP_S = 4; // buffer kept behind the playhead
 const TRIM_AT_S = 8; // trim once this much lies behind it
 const MAX_QUEUE = 10; // appends waiting (a throttled tab): past this, drop until a keyframe
-const MARGIN_S = 0.3; // played this far behind the start of the newest segment
+const MARGIN_S = 0.2; // played this far behind the start of the newest segment
 
 export class LivePlayer {
   // onState(state, detail): waiting-for-keyframe | playing | error
@@ -156,7 +156,7 @@ export class LivePlayer {
       v.currentTime = end - want;
       v.playbackRate = 1;
       this.stats.jumps++;
-    } else if (lag > want + 0.25) v.playbackRate = 1.1;
+    } else if (lag > want + 0.1) v.playbackRate = 1.1;
     else v.playbackRate = 1;
     this.skipGap();
   }

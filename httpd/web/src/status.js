@@ -1,7 +1,7 @@
 // The status bar: the relay connection, and the stages' states from httpd's
 // GET /api/status (polled) or relay's server.status (every second), whichever
 // answered last, so a proctor sees when something is degraded.
-import { el, getJSON } from './api.js';
+import { el, fmtDuration, getJSON } from './api.js';
 
 const POLL_MS = 5000;
 const STAGES = ['ingest', 'relay', 'archive', 'httpd'];
@@ -24,20 +24,28 @@ export class StatusBar {
     this.conn.title = detail.reason || '';
   }
 
-  // Either source: { state, stages: {name: state} or [{name, state}], sentinels, proctors }.
+  // Either source: { state, stages: {name: state | {state, restarts}}, sentinels, proctors, uptimeMs? }.
   show(st, from) {
-    let stages = st.stages || {};
-    if (Array.isArray(stages)) stages = Object.fromEntries(stages.map((s) => [s.name, s.state]));
+    const stages = {};
+    const restarts = {};
+    for (const [name, v] of Object.entries(st.stages || {})) {
+      stages[name] = typeof v === 'string' ? v : v && v.state;
+      if (v && v.restarts) restarts[name] = v.restarts;
+    }
     const bad = STAGES.filter((n) => stages[n] && stages[n] !== 'running');
     const overall = st.state || (bad.length ? 'degraded' : 'running');
     this.state.textContent = overall;
     this.state.className = `overall ${overall}`;
     this.stages.replaceChildren(
-      ...STAGES.filter((n) => stages[n]).map((n) => el('span', { class: `stage ${stages[n]}`, title: `${n}: ${stages[n]}` }, `${n} ${stages[n]}`))
+      ...STAGES.filter((n) => stages[n]).map((n) =>
+        el('span', { class: `stage ${stages[n]}`, title: `${n}: ${stages[n]}${restarts[n] ? `, restarted ${restarts[n]} times` : ''}` }, `${n} ${stages[n]}`)
+      )
     );
     const parts = [];
-    if (st.sentinels != null) parts.push(`${typeof st.sentinels === 'object' ? st.sentinels.online ?? '' : st.sentinels} sentinels`);
-    if (st.proctors != null) parts.push(`${typeof st.proctors === 'object' ? st.proctors.connected ?? '' : st.proctors} proctors`);
+    if (st.sentinels != null) parts.push(`${st.sentinels} sentinels online`);
+    if (st.proctors != null) parts.push(`${st.proctors} proctors`);
+    if (st.uptimeMs != null) this.uptime = st.uptimeMs;
+    if (this.uptime != null) parts.push(`up ${fmtDuration(this.uptime)}`);
     this.counts.textContent = parts.join(' · ');
     this.counts.title = `from ${from}`;
     this.at = Date.now();

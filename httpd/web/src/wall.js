@@ -25,6 +25,7 @@ export class Wall {
     this.onChange = onChange;
     this.tiles = new Map(); // sentinelId -> tile
     this.grid = el('div', { class: 'wall', 'data-count': 0 });
+    root.classList.add('live');
     this.empty = el('p', { class: 'empty' }, 'Choose sentinels in the hall to watch them live (up to 16).');
     root.append(this.empty, this.grid);
     this.seen = new IntersectionObserver((entries) => {
@@ -139,7 +140,9 @@ export class Wall {
   layout() {
     const n = this.tiles.size;
     this.grid.dataset.count = n;
-    this.grid.style.setProperty('--cols', n <= 1 ? 1 : n <= 4 ? 2 : n <= 9 ? 3 : 4);
+    const cols = n <= 1 ? 1 : n <= 4 ? 2 : n <= 9 ? 3 : 4;
+    this.grid.style.setProperty('--cols', cols);
+    this.grid.style.setProperty('--rows', Math.max(1, Math.ceil(n / cols)));
     this.empty.hidden = n > 0;
     this.onChange(n);
   }
@@ -148,7 +151,8 @@ export class Wall {
   tick() {
     for (const t of this.tiles.values()) {
       const d = t.state === 'playing' ? t.player.delay() : null;
-      t.delay.textContent = d == null ? '' : `${(d / 1000).toFixed(1)} s behind`;
+      t.delay.textContent = d == null ? '' : `${(d / 1000).toFixed(1)} s`;
+      t.delay.title = 'behind the sentinel\'s clock';
     }
   }
 
