@@ -14,7 +14,15 @@ PACKAGES="
     ffmpeg openssl python3 python3-websocket python3-msgpack procps
     libwslay-dev libhttp-parser-dev
     wrk nginx-light
+    chromium
 "
+# The web app (httpd/web: npm ci, esbuild) and its browser test (playwright-core
+# driving chromium) need node and npm. Debian 12's nodejs 18 and npm do; a
+# nodejs from elsewhere that already brings npm is left alone (Debian's npm
+# package would conflict with it).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    PACKAGES="$PACKAGES nodejs npm"
+fi
 
 missing=""
 for p in $PACKAGES; do
