@@ -368,6 +368,34 @@ class TestLive(Base):
             st, hd, body = self.get(base + path)
             self.assertEqual((st, body, hd["etag"]), (200, want, tags[path]), path)
 
+    def test_new_init_generation(self):
+        s = Client(self.v.url("ingest", "/sentinel"))
+        self.addCleanup(s.close)
+        ack = s.register(name="re-init")
+        s.send("sentinel.init", {"data": INIT})
+        s.send("sentinel.segment", {"sequence": 0, "data": SEG0, "duration": 100})
+        # the ring keeps only the newest init: archive stores generation 0 first
+        until(lambda: os.path.exists(os.path.join(self.data, ack["sentinelId"],
+                                                  ack["sessionId"], "init.mp4")),
+              what="init 0 archived")
+        s.send("sentinel.init", {"data": INIT})  # new encoder settings: generation 1
+        s.send("sentinel.segment", {"sequence": 1, "data": SEG1, "duration": 100})
+        base = "/api/sentinels/%s/sessions/%s" % (ack["sentinelId"], ack["sessionId"])
+        segs = until(lambda: (lambda j: j if len(j) == 2 else None)(
+            self.json_ok(base + "/segments")["segments"]), what="2 segments")
+        self.assertEqual([x["init"] for x in segs], [0, 1])
+        for q in ("", "?init=1"):
+            st, _, body = self.get(base + "/init.mp4" + q)
+            self.assertEqual((st, body), (200, INIT), q)
+        self.assertEqual(self.get(base + "/init.mp4?init=x")[0], 400)
+        text = self.get(base + "/playlist.m3u8")[2].decode()
+        self.assertIn('#EXT-X-MAP:URI="init.mp4"\n', text)
+        self.assertIn('#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI="init.mp4?init=1"\n', text)
+        self.assertNotIn("#EXT-X-ENDLIST", text)  # live
+        st, _, body = self.get(base + "/export.mp4", AT)
+        self.assertEqual(st, 409, body)
+        self.assertEqual(self.get(base + "/export.mp4?from=1", AT)[2], INIT + SEG1)
+
     def test_range_cases(self):
         s, ack, base = self.live_sentinel("range-a")
         url, n = base + "/segments/0.m4s", len(SEG0)
