@@ -46,7 +46,7 @@ async function main() {
   try {
     await v.start();
     v.sentinel('cam-a', '--size', '640x360', '--bitrate', '500');
-    v.sentinel('cam-b', '--size', '640x360', '--bitrate', '500');
+    const camB = v.sentinel('cam-b', '--size', '640x360', '--bitrate', '500');
     server = await pageServer(v);
     console.log(`page from ${server.httpd ? 'httpd' : 'the test\'s static server (httpd does not serve it yet)'}: ${server.url}`);
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
@@ -79,6 +79,7 @@ async function main() {
       if (names.join() !== 'cam-a,cam-b') throw new Error(`names: ${names}`);
       ids = await page.locator('.card').evaluateAll((cards) => cards.map((c) => c.dataset.id));
       await waitFor('bitrates', async () => (await page.locator('.card .rate').allTextContents()).every((t) => /[1-9]\d* (k|M)bit\/s/.test(t)), 15000);
+      if (server.httpd) await waitFor('snapshot thumbnails', async () => (await page.locator('.card.has-snap').count()) === 2, 15000);
       // The status bar: stage states from GET /api/status or relay's server.status.
       await waitFor('stage states', async () => /ingest running.*relay running.*archive running.*httpd running/.test(await page.locator('#statusbar').textContent()), 10000);
       await page.screenshot({ path: path.join(ARTIFACTS, 'grid.png') });
@@ -168,7 +169,21 @@ async function main() {
         if (s.state !== 'playing' || !(s.lag < 2)) throw new Error(`tile ${s.id}: ${JSON.stringify(s)}`);
       }
       const max = Math.max(...samples.filter((x) => x != null));
-      return `lag now ${end.map((s) => s.lag.toFixed(2)).join(', ')} s (max sampled ${max.toFixed(2)} s); end-to-end ${end.map((s) => s.delayMs).join(', ')} ms; jumps ${end.map((s) => s.jumps)}`;
+      return `lag now ${end.map((s) => s.lag.toFixed(2)).join(', ')} s (max sampled ${max.toFixed(2)} s); end-to-end ${end.map((s) => Math.round(s.delayMs)).join(', ')} ms; jumps ${end.map((s) => s.jumps)}`;
+    });
+
+    await step('a sentinel going offline shows on its tile and card, nothing moves', async () => {
+      const box = (id) => page.locator(`.tile[data-id="${id}"]`).boundingBox();
+      const before = [await box(ids[0]), await box(ids[1])];
+      camB.kill('SIGTERM'); // sentinel.bye: a clean end of its session
+      await waitFor('cam-b offline', async () => (await tile(ids[1])).state === 'offline', 10000);
+      const badge = await page.locator(`.tile[data-id="${ids[1]}"] .badge`).textContent();
+      const after = [await box(ids[0]), await box(ids[1])];
+      if (JSON.stringify(before) !== JSON.stringify(after)) throw new Error(`tiles moved: ${JSON.stringify(before)} -> ${JSON.stringify(after)}`);
+      if ((await tile(ids[0])).state !== 'playing') throw new Error('cam-a stopped too');
+      const card = await page.locator(`.card[data-id="${ids[1]}"]`).evaluate((c) => c.classList.contains('online'));
+      if (card) throw new Error('cam-b card still online');
+      return `badge "${badge}"`;
     });
 
     // History needs httpd's API (issue: httpd); skipped, and said so, until it answers.
@@ -210,6 +225,24 @@ async function main() {
           throw new Error(`ffprobe: ${probe.status} ${probe.stdout} ${probe.stderr} (${href})`);
         }
         return `${fs.statSync(file).size} bytes, ${info.format.duration} s`;
+      });
+      await step('export of a range downloads the chosen part', async () => {
+        await page.fill('#exp-from', '0:02');
+        await page.fill('#exp-to', '0:05');
+        const href = await page.locator('#exp-range').getAttribute('href');
+        const q = new URL(href, server.url).searchParams;
+        if (!(Number(q.get('end')) - Number(q.get('start')) === 3000)) throw new Error(`range link ${href}`);
+        await page.locator('#exp-range').evaluate((a, t) => {
+          a.href = a.href.replace(/token=[^&]*/, `token=${t}`);
+        }, ATOKEN);
+        const [dl] = await Promise.all([page.waitForEvent('download', { timeout: 20000 }), page.click('#exp-range')]);
+        const file = path.join(ARTIFACTS, 'export-range.mp4');
+        await dl.saveAs(file);
+        const probe = spawnSync('ffprobe', ['-v', 'error', '-show_entries', 'format=duration', '-of', 'json', file], { encoding: 'utf8' });
+        const d = Number(JSON.parse(probe.stdout || '{}').format?.duration);
+        // Whole segments (~1 s each) that overlap 2 s .. 5 s.
+        if (probe.status !== 0 || !(d >= 2.5 && d <= 6.5)) throw new Error(`ffprobe: ${probe.status} ${probe.stdout} ${probe.stderr}`);
+        return `${d} s`;
       });
     }
   } finally {
