@@ -74,6 +74,8 @@ hs_text(struct hreq *r, int status, const char *ctype, const char *text, size_t 
 		hs_answer(r, 500, "application/json");
 		return;
 	}
+	/* Listings, playlists, status and errors change: never cached. */
+	hs_extra(r, "cache-control:", "no-cache");
 	hs_answer(r, status, ctype);
 }
 

@@ -73,6 +73,11 @@ def index_lines(path):
         return 0
 
 
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int(next(x for x in f if x.startswith("RssAnon:")).split()[1])
+
+
 def jpeg_size(b):
     """(width, height) from a JPEG's SOF marker."""
     i = 2
@@ -608,6 +613,14 @@ class TestSafety(Base):
                 f.write(json.dumps({"sequence": i, "startTime": 1, "duration": 100,
                                     "bytes": len(big), "keyframe": False, "init": 0,
                                     "sha256": sha(big)}) + "\n")
+        # read whole, a 33 MiB export costs httpd no memory of that order
+        pid = self.v.stage("httpd")["pid"]
+        rss0 = rss_kib(pid)
+        st, hd, body = self.get(base + "/export.mp4", AT)
+        self.assertEqual((st, len(body)), (200, int(hd["content-length"])))
+        self.assertEqual(body[-len(big):], big)
+        grew = rss_kib(pid) - rss0
+        self.assertLess(grew, 8 << 10, "httpd grew by %d KiB" % grew)
         s = socket.socket()
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         s.connect((self.host, self.port))
