@@ -120,8 +120,20 @@ async function main() {
       await page.click('#tab-hall');
       await page.click(`.card[data-id="${ids[1]}"] .watch`);
       await waitFor('both playing', async () => (await stats()).every((s) => s.state === 'playing' && s.frames > 5), 10000);
-      await page.click(`.tile[data-id="${ids[1]}"] button:has-text("Keyframe")`);
       await page.screenshot({ path: path.join(ARTIFACTS, 'live-two.png') });
+    });
+
+    await step('the keyframe button cuts the current segment short', async () => {
+      // The sentinel cuts ~1 s segments; asked for a keyframe, it starts the next
+      // segment at once, so one segment comes out shorter. Relay throttles to 1/s.
+      const seen = (await tile(ids[1])).segments;
+      await page.click(`.tile[data-id="${ids[1]}"] button:has-text("Keyframe")`);
+      const s = await waitFor('a short segment', async () => {
+        const t = await tile(ids[1]);
+        const fresh = t.durations.slice(-(t.segments - seen));
+        return t.segments > seen && fresh.some((d) => d < 0.8) && fresh;
+      }, 5000);
+      return `durations since the click ${s.map((d) => d.toFixed(2)).join(', ')} s`;
     });
 
     await step('a hidden tab unsubscribes; visible again plays again', async () => {

@@ -127,7 +127,7 @@ export class LivePlayer {
     const v = this.video;
     const end = this.bufferedEnd();
     const dur = seg.duration || Math.max(0, end - this.endBefore);
-    this.map.push({ mediaStart: end - dur, mediaEnd: end, wallStart: seg.startTime });
+    this.map.push({ mediaStart: end - dur, mediaEnd: end, wallStart: seg.startTime, duration: dur });
     if (this.map.length > 30) this.map.shift();
     this.stats.segments++;
     if (!this.started) {
@@ -183,6 +183,11 @@ export class LivePlayer {
     if (!this.ops.some((op) => op.remove)) this.ops.unshift({ remove: [0, to] });
     this.pump();
     return true;
+  }
+
+  // Durations (s) of the last segments appended, newest last.
+  durations() {
+    return this.map.map((m) => m.duration);
   }
 
   // Seconds between the newest buffered media and the playhead.

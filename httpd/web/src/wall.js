@@ -170,6 +170,7 @@ export class Wall {
         firstFrameMs: t.player.stats.firstFrameAt == null ? null : t.player.stats.firstFrameAt - t.clickedAt,
         jumps: t.player.stats.jumps,
         segments: t.player.stats.segments,
+        durations: t.player.durations(),
       };
     });
   }
