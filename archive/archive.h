@@ -171,6 +171,20 @@ struct archive_figures {
 #define ARCHIVE_BATCH_BYTES (16u << 20)
 #define ARCHIVE_TOMBS       1024
 
+#define ARCHIVE_LOST_RUNS 16
+
+struct archive_shadow {
+	uint64_t index; /* UINT64_MAX: nothing seen */
+	uint8_t session[16];
+	int64_t sequence;
+};
+
+/* A run of consecutive sequences of one session lost to the ring. */
+struct archive_lost {
+	uint8_t session[16];
+	int64_t from, to;
+};
+
 struct archive_item {
 	struct ring_seg meta;
 	struct archive_sess *sess; /* NULL: dropped */
@@ -226,7 +240,14 @@ struct archive {
 	bool stalled; /* a write failed: the batch waits for a retry */
 	bool stalled_enospc;
 	int64_t stall_since_ms, retry_mono_ms;
-	int64_t lost_from, lost_to; /* ring index range lost, logged once per batch */
+	/* What each recent ring index held (from its descriptor, read while fresh),
+	 * so that a segment overwritten before archive stored it is logged by its
+	 * session and sequence. n_slots entries, index % n_slots. */
+	struct archive_shadow *shadow;
+	uint64_t shadow_next;
+	struct archive_lost lost[ARCHIVE_LOST_RUNS];
+	size_t n_lost;
+	uint64_t lost_unknown;
 	int64_t last_guard_log_ms;
 };
 

@@ -332,19 +332,100 @@ writer_poll_inits(struct archive *ar)
 	}
 }
 
+/* Notes the descriptors published since the last call, while they are fresh. */
+static void
+writer_shadow(struct archive *ar)
+{
+	uint64_t head = ring_head(ar->ring), n = ar->rs.n_slots;
+	uint64_t i = ar->shadow_next > ar->next ? ar->shadow_next : ar->next;
+
+	if (head - i > n)
+		i = head - n;
+	for (; i < head; i++) {
+		struct archive_shadow *sh = &ar->shadow[i % n];
+		struct ring_seg m;
+		const void *data;
+
+		if (ring_peek(ar->ring, i, &m, &data) < 0)
+			continue;
+		sh->index = i;
+		memcpy(sh->session, m.session, 16);
+		sh->sequence = m.sequence;
+	}
+	ar->shadow_next = head;
+}
+
+static void
+writer_lost(struct archive *ar, uint64_t index)
+{
+	const struct archive_shadow *sh = &ar->shadow[index % ar->rs.n_slots];
+
+	if (sh->index != index) {
+		ar->lost_unknown++;
+		return;
+	}
+	if (archive_tombstoned(ar, sh->session))
+		return; /* deleted: it was not going to be stored */
+	for (size_t k = 0; k < ar->n_lost; k++) {
+		struct archive_lost *l = &ar->lost[k];
+
+		if (memcmp(l->session, sh->session, 16) == 0 && l->to + 1 == sh->sequence) {
+			l->to = sh->sequence;
+			return;
+		}
+	}
+	if (ar->n_lost == ARCHIVE_LOST_RUNS) {
+		ar->lost_unknown++;
+		return;
+	}
+	memcpy(ar->lost[ar->n_lost].session, sh->session, 16);
+	ar->lost[ar->n_lost].from = ar->lost[ar->n_lost].to = sh->sequence;
+	ar->n_lost++;
+}
+
 static void
 writer_log_lost(struct archive *ar)
 {
-	if (ar->lost_from < 0)
+	uint64_t total = ar->lost_unknown;
+
+	for (size_t k = 0; k < ar->n_lost; k++) {
+		const struct archive_lost *l = &ar->lost[k];
+		struct archive_sess *s = writer_find_session(ar, l->session);
+		char id[ID_STR_LEN];
+
+		id_format(l->session, id);
+		log_error(0,
+			  "segments %" PRId64 "..%" PRId64 " of session %s/%s were overwritten in "
+			  "the ring before archive stored them: lost",
+			  l->from, l->to, s != NULL ? s->meta.sentinel : "?", id);
+		total += (uint64_t)(l->to - l->from + 1);
+	}
+	if (ar->lost_unknown > 0)
+		log_error(0, "%" PRIu64 " more ring segments (not seen in time to name them) lost",
+			  ar->lost_unknown);
+	if (total > 0) {
+		pthread_mutex_lock(&ar->mu);
+		ar->fig.lost += total;
+		pthread_mutex_unlock(&ar->mu);
+	}
+	ar->n_lost = 0;
+	ar->lost_unknown = 0;
+}
+
+/* While a batch waits for the disk, the ring moves on: what falls out of it is
+ * reported now, not when the disk has room again. */
+static void
+writer_overrun(struct archive *ar)
+{
+	uint64_t tail = ring_tail(ar->ring);
+
+	if (tail <= ar->next)
 		return;
-	log_error(0,
-		  "ring segments %" PRId64 "..%" PRId64 " were overwritten before archive "
-		  "stored them: lost",
-		  ar->lost_from, ar->lost_to);
-	pthread_mutex_lock(&ar->mu);
-	ar->fig.lost += (uint64_t)(ar->lost_to - ar->lost_from + 1);
-	pthread_mutex_unlock(&ar->mu);
-	ar->lost_from = ar->lost_to = -1;
+	for (uint64_t k = ar->next; ar->read_any && k < tail; k++)
+		writer_lost(ar, k);
+	ar->next = tail;
+	atomic_store(&ar->next_shared, ar->next);
+	writer_log_lost(ar);
 }
 
 /* Takes what waits in the ring as one batch. */
@@ -370,11 +451,8 @@ writer_collect(struct archive *ar)
 			uint64_t tail = ring_tail(ar->ring);
 			uint64_t to = tail > ar->next + 1 ? tail : ar->next + 1;
 
-			if (ar->read_any) {
-				if (ar->lost_from < 0)
-					ar->lost_from = (int64_t)ar->next;
-				ar->lost_to = (int64_t)to - 1;
-			}
+			for (uint64_t k = ar->next; ar->read_any && k < to; k++)
+				writer_lost(ar, k);
 			ar->next = to;
 			continue;
 		}
@@ -1006,6 +1084,9 @@ writer_main(void *arg)
 			writer_poll_inits(ar);
 			next_inits = now + WRITER_INITS_MS;
 		}
+		writer_shadow(ar);
+		if (ar->stalled)
+			writer_overrun(ar);
 		if (ar->stalled) {
 			if (now >= ar->retry_mono_ms)
 				writer_commit(ar);
@@ -1045,7 +1126,11 @@ archive_writer_start(struct archive *ar)
 	ar->sync = archive_sync_new(WRITER_SYNC_THREADS);
 	if (ar->by_slot == NULL || ar->arena == NULL || ar->init_buf == NULL || ar->sync == NULL)
 		return -ENOMEM;
-	ar->lost_from = ar->lost_to = -1;
+	ar->shadow = malloc(ar->rs.n_slots * sizeof(*ar->shadow));
+	if (ar->shadow == NULL)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < ar->rs.n_slots; i++)
+		ar->shadow[i].index = UINT64_MAX;
 	r = -pthread_create(&ar->thread, NULL, writer_main, ar);
 	if (r < 0)
 		return r;
@@ -1071,6 +1156,8 @@ archive_writer_stop(struct archive *ar)
 	free(ar->by_slot);
 	free(ar->arena);
 	free(ar->init_buf);
+	free(ar->shadow);
+	ar->shadow = NULL;
 	ar->by_slot = NULL;
 	ar->arena = NULL;
 	ar->init_buf = NULL;

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -479,12 +480,15 @@ class Retention(Base):
 
 class DiskFull(Base):
     def test_enospc_on_a_small_tmpfs(self):
-        v = Vigil(extra=NOAUTH)
-        v.ring_size = "64MiB"
+        """A 4 MiB tmpfs fills: retention frees what it may (the ended sessions),
+        then the disk stays full with live sessions only, and a 2 MiB ring
+        overruns the waiting archive: the lost segments are named."""
+        v = Vigil(extra=NOAUTH, limits="max_message_bytes: 512KiB")
+        v.ring_size = "2MiB"
         v.write_config()
         data = os.path.join(v.dir, "data")
         os.makedirs(data)
-        mnt = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", data],
+        mnt = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", data],
                              capture_output=True, text=True)
         if mnt.returncode != 0:
             shutil.rmtree(v.dir, ignore_errors=True)
@@ -493,39 +497,51 @@ class DiskFull(Base):
         self.addCleanup(subprocess.run, ["umount", "-l", data])
         now = int(time.time() * 1000)
         old = [craft(data, new_id(), new_id(), now - (9 - i) * 3600000,
-                     now - (9 - i) * 3600000 + 60000, 6, 200000) for i in range(4)]
+                     now - (9 - i) * 3600000 + 60000, 5, 200000) for i in range(2)]
         v.start()
         self.addCleanup(v.stop)
         pids = v.pids()
         tmp = tempfile.mkdtemp(dir=v.dir)
-        seconds = 14
-        res = subprocess.run([SENTINEL, "--url", v.url("ingest", "/sentinel"), "--name",
-                              "filler", "--count", "4", "--size", "320x180", "--bitrate", "1500",
-                              "--duration", str(seconds), "--state", tmp + "/id"],
-                             capture_output=True, text=True, timeout=seconds + 60)
-        self.assertEqual(res.returncode, 0, res.stderr[-3000:])
-        self.assertIn("0 dropped", res.stderr)  # ingest kept accepting
-        st = wait_for(lambda: (lambda s: s if s["enospc"] > 0 and s["retentionDeleted"] > 0
-                               else None)(self.stats(v)), 20, "ENOSPC and a retention pass")
+        seconds = 30  # stopped as soon as the disk full has been seen through
+        sent = subprocess.Popen([SENTINEL, "--url", v.url("ingest", "/sentinel"), "--name",
+                                 "filler", "--count", "8", "--size", "320x180", "--bitrate",
+                                 "1500", "--duration", str(seconds), "--state", tmp + "/id"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(sent.stderr.close)
+        self.addCleanup(lambda: sent.poll() is None and sent.kill())
+        st = wait_for(lambda: (lambda s: s if s["enospc"] > 0 and s["retentionDeleted"] >= 2
+                               and s["lost"] > 0 else None)(self.stats(v)), seconds - 5,
+                      "ENOSPC, retention and lost segments")
+        self.assertTrue(st["stalled"])
+        self.assertIsNone(sent.poll(), "the sentinels still stream")
         self.assertEqual(v.pids(), pids, "no stage restarted")
         logs = self.logs(v)
         self.assertIn("DISK FULL", logs)
         self.assertIn("disk full", logs)  # retention's reason
-        self.assertTrue(any(not os.path.exists(d) for d in old))
+        self.assertFalse(any(os.path.exists(d) for d in old))
         dump = v.ring_dump()
         ents = [d for d in dump if d["kind"] == "sentinel" and d["name"].startswith("filler-")]
-        self.assertEqual(len(ents), 4)
+        self.assertEqual(len(ents), 8)
+        lost = re.findall(r"segments (\d+)\.\.(\d+) of session ([0-9a-f-]{36})/([0-9a-f-]{36}) "
+                          r"were overwritten in the ring before archive stored them: lost", logs)
+        self.assertTrue(lost, logs[-3000:])
+        by_session = {e["sessionId"]: e for e in ents}
+        for first, last, sentinel, session in lost:
+            self.assertEqual(by_session[session]["sentinelId"], sentinel)
+            self.assertLessEqual(int(first), int(last))
         for ent in ents:
-            self.assertGreaterEqual(ent["lastSequence"], seconds - 3)
+            self.assertTrue(ent["online"])
             sdir = os.path.join(data, ent["sentinelId"], ent["sessionId"])
             self.assertTrue(os.path.isdir(sdir), "a live session is never deleted")
             ring = {d["sequence"]: d for d in dump
                     if d["kind"] == "segment" and d["sessionId"] == ent["sessionId"]}
-            self.check_session(sdir, ring)  # nothing partial listed
-        for sdir in old:
-            if os.path.exists(sdir):
-                self.check_session(sdir)
-        self.assertGreater(st["diskFreeBytes"], -1)
+            entries = self.check_session(sdir, ring)  # nothing partial listed
+            named = [(int(a), int(b)) for a, b, _, s in lost if s == ent["sessionId"]]
+            for e in entries:  # what is listed was not reported lost
+                self.assertFalse(any(a <= e["sequence"] <= b for a, b in named), e)
+        sent.send_signal(signal.SIGTERM)  # the sentinels say bye
+        self.assertEqual(sent.wait(30), 0)
+        self.assertIn("0 dropped", sent.stderr.read())  # ingest kept accepting
 
 
 if __name__ == "__main__":
