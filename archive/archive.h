@@ -81,6 +81,9 @@ void archive_sha256_hex(const void *data, size_t len, char out[ARCHIVE_SHA_HEX])
 int archive_write_atomic(int dirfd, const char *name, const void *data, size_t len, bool sync_dir);
 int archive_fsync_dir(int dirfd);
 int archive_meta_write(int dirfd, const struct archive_meta *m);
+/* The JSON texts of session.json and sentinel.json (malloc'ed; NULL: no memory). */
+char *archive_meta_text(const struct archive_meta *m);
+char *archive_sentinel_text(const char *id, const char *name);
 int archive_meta_read(int dirfd, struct archive_meta *ret);
 int archive_sentinel_write(int dirfd, const char *id, const char *name);
 /* The name in dirfd's sentinel.json; -ENOENT, -EINVAL. */

@@ -223,16 +223,23 @@ archive_write_atomic(int dirfd, const char *name, const void *data, size_t len, 
 	return sync_dir ? archive_fsync_dir(dirfd) : 0;
 }
 
-static int
-store_write_json(int dirfd, const char *name, json_t *o)
+static char *
+store_dump(json_t *o)
 {
 	char *text;
-	int r;
 
 	if (o == NULL)
-		return -ENOMEM;
+		return NULL;
 	text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(o);
+	return text;
+}
+
+static int
+store_write_text(int dirfd, const char *name, char *text)
+{
+	int r;
+
 	if (text == NULL)
 		return -ENOMEM;
 	r = archive_write_atomic(dirfd, name, text, strlen(text), true);
@@ -240,8 +247,8 @@ store_write_json(int dirfd, const char *name, json_t *o)
 	return r;
 }
 
-int
-archive_meta_write(int dirfd, const struct archive_meta *m)
+char *
+archive_meta_text(const struct archive_meta *m)
 {
 	json_t *o;
 
@@ -251,7 +258,13 @@ archive_meta_write(int dirfd, const struct archive_meta *m)
 		      (json_int_t)m->timescale, "startTime", (json_int_t)m->start_ms, "endTime",
 		      m->end_ms < 0 ? json_null() : json_integer(m->end_ms), "inits",
 		      (json_int_t)m->inits);
-	return store_write_json(dirfd, STORE_SESSION, o);
+	return store_dump(o);
+}
+
+int
+archive_meta_write(int dirfd, const struct archive_meta *m)
+{
+	return store_write_text(dirfd, STORE_SESSION, archive_meta_text(m));
 }
 
 static json_t *
@@ -319,16 +332,20 @@ out:
 	return r;
 }
 
-int
-archive_sentinel_write(int dirfd, const char *id, const char *name)
+char *
+archive_sentinel_text(const char *id, const char *name)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	return store_write_json(dirfd, STORE_SENTINEL,
-				json_pack("{s:s, s:s, s:I}", "sentinelId", id, "name", name,
-					  "updated",
-					  (json_int_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000));
+	return store_dump(json_pack("{s:s, s:s, s:I}", "sentinelId", id, "name", name, "updated",
+				    (json_int_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000));
+}
+
+int
+archive_sentinel_write(int dirfd, const char *id, const char *name)
+{
+	return store_write_text(dirfd, STORE_SENTINEL, archive_sentinel_text(id, name));
 }
 
 int

@@ -840,6 +840,20 @@ writer_settle(struct archive *ar)
 	}
 }
 
+static void writer_create_all(struct archive *ar, struct archive_sess **ss, size_t n);
+
+/* Sessions met in the ring before any bus message (after a restart) get their
+ * directories together too. */
+static void
+writer_create_batch(struct archive *ar)
+{
+	struct archive_sess *ss[ARCHIVE_BATCH_MAX];
+
+	for (size_t i = 0; i < ar->batch_n; i++)
+		ss[i] = ar->batch[i].sess;
+	writer_create_all(ar, ss, ar->batch_n);
+}
+
 static void
 writer_commit(struct archive *ar)
 {
@@ -860,26 +874,228 @@ writer_commit(struct archive *ar)
 	writer_settle(ar);
 }
 
-/* ---- sessions from events and the table -------------------------------- */
+/* ---- many new sessions at once ------------------------------------------ */
+
+#define WRITER_CREATE_MAX 32
+
+struct writer_tmp {
+	int dirfd; /* not owned */
+	const char *name;
+	int fd;
+	size_t owner; /* the session's place in the chunk */
+};
+
+static int
+writer_tmp_open(struct writer_tmp *t, int dirfd, const char *name, char *text, size_t owner)
+{
+	char tmp[64];
+	size_t len;
+	ssize_t n;
+	int r = 0;
+
+	t->dirfd = dirfd;
+	t->name = name;
+	t->owner = owner;
+	t->fd = -1;
+	if (text == NULL)
+		return -ENOMEM;
+	len = strlen(text);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+	t->fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (t->fd < 0)
+		r = -errno;
+	else if ((n = write(t->fd, text, len)) < 0 || (size_t)n != len)
+		r = n < 0 ? -errno : -ENOSPC;
+	free(text);
+	return r;
+}
 
 static void
+writer_tmp_drop(struct writer_tmp *t)
+{
+	char tmp[64];
+
+	if (t->fd >= 0)
+		close(t->fd);
+	t->fd = -1;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", t->name);
+	unlinkat(t->dirfd, tmp, 0);
+}
+
+static bool
+writer_same_sentinel(struct archive_sess **ss, size_t i, const int *err)
+{
+	for (size_t j = 0; j < i; j++) {
+		if (err[j] == 0 && memcmp(ss[j]->sentinel, ss[i]->sentinel, 16) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Up to WRITER_CREATE_MAX sessions: every directory made and every file
+ * written, then the files fsynced together, renamed, and the directories
+ * fsynced together: two rounds of parallel fsyncs instead of five fsyncs in a
+ * row per session (200 sentinels come online at once when an exam starts). */
+static void
+writer_create_chunk(struct archive *ar, struct archive_sess **ss, size_t n)
+{
+	struct writer_tmp t[2 * WRITER_CREATE_MAX];
+	int sfd[WRITER_CREATE_MAX], err[WRITER_CREATE_MAX];
+	int fds[2 * WRITER_CREATE_MAX + 1], errs[2 * WRITER_CREATE_MAX + 1];
+	size_t owner[2 * WRITER_CREATE_MAX + 1];
+	size_t nt = 0, nf = 0;
+	bool new_dir = false;
+	char name[128];
+
+	for (size_t i = 0; i < n; i++) {
+		struct archive_sess *s = ss[i];
+		bool made;
+
+		sfd[i] = -1;
+		err[i] = writer_mkdir(ar->data_fd, s->meta.sentinel, &made);
+		new_dir |= made;
+		if (err[i] == 0) {
+			sfd[i] = openat(ar->data_fd, s->meta.sentinel,
+					O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (sfd[i] < 0)
+				err[i] = -errno;
+		}
+		if (err[i] == 0 && !writer_same_sentinel(ss, i, err) &&
+		    (archive_sentinel_read(sfd[i], name, sizeof(name)) < 0 ||
+		     strcmp(name, s->meta.name) != 0))
+			err[i] = writer_tmp_open(&t[nt++], sfd[i], "sentinel.json",
+						 archive_sentinel_text(s->meta.sentinel,
+								       s->meta.name),
+						 i);
+		if (err[i] == 0)
+			err[i] = writer_mkdir(sfd[i], s->meta.session, &made);
+		if (err[i] == 0) {
+			s->dir_fd = openat(sfd[i], s->meta.session,
+					   O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (s->dir_fd < 0)
+				err[i] = -errno;
+		}
+		if (err[i] == 0)
+			err[i] = writer_tmp_open(&t[nt++], s->dir_fd, "session.json",
+						 archive_meta_text(&s->meta), i);
+	}
+	for (size_t k = 0; k < nt; k++) {
+		if (t[k].fd >= 0 && err[t[k].owner] == 0) {
+			owner[nf] = t[k].owner;
+			fds[nf++] = t[k].fd;
+		}
+	}
+	writer_sync(ar, fds, errs, nf);
+	for (size_t k = 0; k < nf; k++) {
+		if (errs[k] < 0 && err[owner[k]] == 0)
+			err[owner[k]] = errs[k];
+	}
+	for (size_t k = 0; k < nt; k++) {
+		char tmp[64];
+
+		if (err[t[k].owner] != 0) {
+			writer_tmp_drop(&t[k]);
+			continue;
+		}
+		close(t[k].fd);
+		t[k].fd = -1;
+		snprintf(tmp, sizeof(tmp), "%s.tmp", t[k].name);
+		if (renameat(t[k].dirfd, tmp, t[k].dirfd, t[k].name) < 0) {
+			err[t[k].owner] = -errno;
+			writer_tmp_drop(&t[k]);
+		}
+	}
+	/* The directories: data_dir if a sentinel's is new, each sentinel's, each session's. */
+	nf = 0;
+	if (new_dir) {
+		owner[nf] = SIZE_MAX;
+		fds[nf++] = ar->data_fd;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (err[i] != 0)
+			continue;
+		if (!writer_same_sentinel(ss, i, err)) {
+			owner[nf] = i;
+			fds[nf++] = sfd[i];
+		}
+		owner[nf] = i;
+		fds[nf++] = ss[i]->dir_fd;
+	}
+	writer_sync(ar, fds, errs, nf);
+	for (size_t k = 0; k < nf; k++) {
+		if (errs[k] < 0) {
+			for (size_t i = 0; i < n; i++) {
+				if ((owner[k] == SIZE_MAX || owner[k] == i ||
+				     memcmp(ss[i]->sentinel, ss[owner[k]]->sentinel, 16) == 0) &&
+				    err[i] == 0)
+					err[i] = errs[k];
+			}
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (sfd[i] >= 0)
+			close(sfd[i]);
+		if (err[i] == 0) {
+			ss[i]->created = true;
+			ss[i]->meta_dirty = false;
+			continue;
+		}
+		log_warn(err[i], "directory of session %s/%s not made yet (tried again later)",
+			 ss[i]->meta.sentinel, ss[i]->meta.session);
+		if (ss[i]->dir_fd >= 0)
+			close(ss[i]->dir_fd);
+		ss[i]->dir_fd = -1;
+	}
+}
+
+/* The sessions of ss that have no directory yet, made together. */
+static void
+writer_create_all(struct archive *ar, struct archive_sess **ss, size_t n)
+{
+	struct archive_sess *chunk[WRITER_CREATE_MAX];
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct archive_sess *s = ss[i];
+		bool seen = false;
+
+		if (s == NULL || s->created || s->broken || s->dir_fd >= 0)
+			continue;
+		for (size_t j = 0; j < k; j++)
+			seen |= chunk[j] == s;
+		if (seen)
+			continue;
+		chunk[k++] = s;
+		if (k == WRITER_CREATE_MAX) {
+			writer_create_chunk(ar, chunk, k);
+			k = 0;
+		}
+	}
+	if (k > 0)
+		writer_create_chunk(ar, chunk, k);
+}
+
+/* ---- sessions from events and the table -------------------------------- */
+
+/* Returns a session whose directory is still to be made (by writer_create_all). */
+static struct archive_sess *
 writer_online(struct archive *ar, const struct archive_ev *ev)
 {
 	struct archive_sess *s = writer_find_session(ar, ev->session);
 	struct ring_sentinel e;
 
 	if (archive_tombstoned(ar, ev->session))
-		return;
+		return NULL;
 	if (s == NULL) {
 		s = archive_sess_add(ar, ev->sentinel, ev->session);
 		if (s == NULL)
-			return;
+			return NULL;
 		snprintf(s->meta.name, sizeof(s->meta.name), "%s", ev->name);
 		s->meta.start_ms = ev->time_ms;
 		log_info("session %s/%s (%s) started", s->meta.sentinel, s->meta.session,
 			 s->meta.name);
 	} else if (s->live) {
-		return;
+		return NULL;
 	}
 	s->live = true;
 	s->meta.end_ms = -1;
@@ -892,7 +1108,10 @@ writer_online(struct archive *ar, const struct archive_ev *ev)
 			writer_from_table(s, &e);
 	}
 	s->meta_dirty = true;
+	if (!s->created)
+		return s;
 	writer_meta_flush(ar, s);
+	return NULL;
 }
 
 static void
@@ -959,10 +1178,12 @@ writer_check_table(struct archive *ar, bool start)
 		s = writer_sess_new(ar, &e, slot, e.session_start_ms);
 		if (s != NULL) {
 			ar->by_slot[slot] = s;
-			writer_meta_flush(ar, s);
 			live++;
 		}
 	}
+	/* Their directories, made together (by_slot holds each new one). */
+	if (start)
+		writer_create_all(ar, ar->by_slot, ar->n_slots);
 	pthread_mutex_lock(&ar->mu);
 	ar->fig.sessions_live = live;
 	pthread_mutex_unlock(&ar->mu);
@@ -983,7 +1204,9 @@ writer_count_live(struct archive *ar)
 static void
 writer_events(struct archive *ar)
 {
+	struct archive_sess *made[4 * WRITER_CREATE_MAX];
 	struct archive_ev *ev, *next;
+	size_t n_made = 0;
 
 	pthread_mutex_lock(&ar->mu);
 	ev = ar->evq;
@@ -995,9 +1218,17 @@ writer_events(struct archive *ar)
 		return;
 	for (; ev != NULL; ev = next) {
 		next = ev->next;
+		/* New sessions' directories are made together; before any other
+		 * event, which could end or delete one of them. */
+		if (n_made > 0 &&
+		    (ev->kind != ARCHIVE_EV_ONLINE || n_made == 4 * WRITER_CREATE_MAX)) {
+			writer_create_all(ar, made, n_made);
+			n_made = 0;
+		}
 		switch (ev->kind) {
 		case ARCHIVE_EV_ONLINE:
-			writer_online(ar, ev);
+			made[n_made] = writer_online(ar, ev);
+			n_made += made[n_made] != NULL;
 			break;
 		case ARCHIVE_EV_OFFLINE:
 			writer_offline(ar, ev);
@@ -1021,6 +1252,8 @@ writer_events(struct archive *ar)
 		}
 		free(ev);
 	}
+	if (n_made > 0)
+		writer_create_all(ar, made, n_made);
 	writer_count_live(ar);
 }
 
@@ -1096,6 +1329,7 @@ writer_main(void *arg)
 		}
 		if (ar->next < ring_head(ar->ring)) {
 			writer_collect(ar);
+			writer_create_batch(ar);
 			writer_commit(ar);
 			continue;
 		}
