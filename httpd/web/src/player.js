@@ -190,6 +190,12 @@ export class LivePlayer {
     return this.map.map((m) => m.duration);
   }
 
+  // Seconds of media held in the SourceBuffer.
+  held() {
+    const b = this.sb && this.sb.buffered;
+    return b && b.length ? b.end(b.length - 1) - b.start(0) : 0;
+  }
+
   // Seconds between the newest buffered media and the playhead.
   lag() {
     const end = this.bufferedEnd();

@@ -171,6 +171,7 @@ export class Wall {
         jumps: t.player.stats.jumps,
         segments: t.player.stats.segments,
         durations: t.player.durations(),
+        held: t.player.held(),
       };
     });
   }
