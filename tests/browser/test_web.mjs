@@ -54,6 +54,14 @@ async function main() {
     page.on('pageerror', (e) => console.log(`page error: ${e.message}`));
     const base = `${server.url}/?relay=${encodeURIComponent(v.relayUrl)}`;
 
+    await step('an unreachable relay is named, and retried', async () => {
+      await page.goto(`${server.url}/?relay=ws://127.0.0.1:1&token=${PTOKEN}`);
+      const wait = page.locator('#signin-wait');
+      await waitFor('the message', async () => /^Cannot reach relay at ws:\/\/127\.0\.0\.1:1\/proctor; retrying/.test(await wait.textContent()), 10000);
+      if (!(await page.locator('#signin').isVisible())) throw new Error('sign-in panel not shown');
+      return await wait.textContent();
+    });
+
     await step('wrong token shows the error', async () => {
       await page.goto(`${base}&token=not-a-token`);
       const err = page.locator('#signin-error');

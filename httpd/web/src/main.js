@@ -47,7 +47,11 @@ function showSignIn(message) {
 }
 
 function signIn(token) {
+  // The form stays in view (with its message) until relay accepts the token.
+  $('#signin').hidden = false;
+  $('#relay-addr').textContent = relayUrl();
   $('#signin-error').hidden = true;
+  $('#signin-wait').textContent = 'Connecting…';
   $('#signin-wait').hidden = false;
   setToken(token);
   if (pending) pending.close();
@@ -151,7 +155,5 @@ $('#signin-form').addEventListener('submit', (e) => {
   if (t) signIn(t);
 });
 const token = takeToken();
-if (token) {
-  $('#relay-addr').textContent = relayUrl();
-  signIn(token);
-} else showSignIn();
+if (token) signIn(token);
+else showSignIn();
