@@ -258,6 +258,9 @@ hs_open(struct httpd *h)
 		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	info.ssl_cert_filepath = cfg->tls_cert;
 	info.ssl_private_key_filepath = cfg->tls_key;
+	/* HTTP/1.1 only, also over TLS: bodies and Range are written for it, and
+	 * libwebsockets' h2 would take browsers there by ALPN, untested. */
+	info.alpn = "http/1.1";
 	/* A client that stalls mid-request or holds an idle keep-alive
 	 * connection is dropped: timeouts.idle, at most 10 s for a request. */
 	info.timeout_secs =

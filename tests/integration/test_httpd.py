@@ -681,6 +681,12 @@ class TestTls(unittest.TestCase):
             except (OSError, http.client.HTTPException):
                 st = None
             self.assertNotEqual(st, 200)
+            # a client offering h2 gets HTTP/1.1
+            actx = ssl.create_default_context(cafile=cert)
+            actx.check_hostname = False
+            actx.set_alpn_protocols(["h2", "http/1.1"])
+            with actx.wrap_socket(socket.create_connection((host, int(port)), timeout=15)) as t:
+                self.assertIn(t.selected_alpn_protocol(), ("http/1.1", None))
             # no web app built: / says so
             c = http.client.HTTPSConnection(host, int(port), timeout=15, context=ctx)
             c.request("GET", "/")
