@@ -59,6 +59,15 @@ m_num(json_t *o, const char *key)
 	return json_is_number(v) ? json_number_value(v) : 0;
 }
 
+/* A stage entry's string field; "unknown" when vigild's answer lacks it. */
+static const char *
+m_field(json_t *st, const char *key)
+{
+	const char *v = json_string_value(json_object_get(st, key));
+
+	return v != NULL ? v : "unknown";
+}
+
 static json_t *
 m_stages(struct httpd *h)
 {
@@ -73,7 +82,7 @@ m_stage_stats(struct httpd *h, const char *name)
 
 	json_array_foreach(m_stages(h), i, st)
 	{
-		if (strcmp(json_string_value(json_object_get(st, "name")), name) == 0)
+		if (strcmp(m_field(st, "name"), name) == 0)
 			return json_object_get(json_object_get(st, "heartbeat"), "stats");
 	}
 	return NULL;
@@ -130,11 +139,10 @@ m_health(struct httpd *h, struct hreq *r)
 
 	json_array_foreach(m_stages(h), i, st)
 	{
-		const char *state = json_string_value(json_object_get(st, "state"));
+		const char *state = m_field(st, "state");
 
-		if (state == NULL || strcmp(state, "running") != 0)
-			json_object_set_new(bad, json_string_value(json_object_get(st, "name")),
-					    json_string(state != NULL ? state : "unknown"));
+		if (strcmp(state, "running") != 0)
+			json_object_set_new(bad, m_field(st, "name"), json_string(state));
 	}
 	if (json_object_size(bad) == 0 && json_array_size(m_stages(h)) > 0) {
 		json_decref(bad);
@@ -154,11 +162,9 @@ m_status_json(struct httpd *h)
 
 	json_array_foreach(m_stages(h), i, st)
 	{
-		const char *name = json_string_value(json_object_get(st, "name"));
-		const char *state = json_string_value(json_object_get(st, "state"));
+		const char *name = m_field(st, "name");
+		const char *state = m_field(st, "state");
 
-		if (name == NULL || state == NULL)
-			continue;
 		degraded |= strcmp(state, "running") != 0;
 		json_object_set_new(stages, name,
 				    json_pack("{s:s, s:O?, s:O?, s:O?}", "state", state, "pid",
@@ -185,10 +191,8 @@ m_metrics_json(struct httpd *h)
 	json_array_foreach(m_stages(h), i, st)
 	{
 		json_t *hb = json_object_get(st, "heartbeat");
-		const char *name = json_string_value(json_object_get(st, "name"));
+		const char *name = m_field(st, "name");
 
-		if (name == NULL)
-			continue;
 		json_object_set_new(
 			stages, name,
 			json_pack("{s:O?, s:f, s:I, s:I, s:f, s:f, s:f, s:O?, s:O?, s:O?}", "state",
@@ -284,7 +288,7 @@ m_prometheus(struct httpd *h, struct hreq *r)
 		bool all = json_array_size(m_stages(h)) > 0;
 
 		json_array_foreach(m_stages(h), i, st) all &=
-			strcmp(json_string_value(json_object_get(st, "state")), "running") == 0;
+			strcmp(m_field(st, "state"), "running") == 0;
 		mb_printf(&b, "vigil_up %d\n", all);
 	}
 	m_prom_metric(&b, "vigil_uptime_seconds", "gauge", "Time since vigild started");
@@ -292,16 +296,15 @@ m_prometheus(struct httpd *h, struct hreq *r)
 	m_prom_metric(&b, "vigil_stage_up", "gauge", "1 when the stage is running");
 	json_array_foreach(m_stages(h), i, st)
 	{
-		m_prom_label(label, sizeof(label), json_string_value(json_object_get(st, "name")));
+		m_prom_label(label, sizeof(label), m_field(st, "name"));
 		mb_printf(&b, "vigil_stage_up{stage=\"%s\",state=\"%s\"} %d\n", label,
-			  json_string_value(json_object_get(st, "state")),
-			  strcmp(json_string_value(json_object_get(st, "state")), "running") == 0);
+			  m_field(st, "state"), strcmp(m_field(st, "state"), "running") == 0);
 	}
 	m_prom_metric(&b, "vigil_stage_restarts_total", "counter",
 		      "Restarts of the stage by vigild");
 	json_array_foreach(m_stages(h), i, st)
 	{
-		m_prom_label(label, sizeof(label), json_string_value(json_object_get(st, "name")));
+		m_prom_label(label, sizeof(label), m_field(st, "name"));
 		mb_printf(&b, "vigil_stage_restarts_total{stage=\"%s\"} %.0f\n", label,
 			  m_num(st, "restarts"));
 	}
@@ -313,8 +316,7 @@ m_prometheus(struct httpd *h, struct hreq *r)
 
 			if (hb == NULL)
 				continue;
-			m_prom_label(label, sizeof(label),
-				     json_string_value(json_object_get(st, "name")));
+			m_prom_label(label, sizeof(label), m_field(st, "name"));
 			mb_printf(&b, "%s{stage=\"%s\"} %.9g\n", per_stage[k].name, label,
 				  m_num(hb, per_stage[k].key));
 		}
