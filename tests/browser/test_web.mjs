@@ -154,6 +154,16 @@ async function main() {
       throw new Error(`no segment cut short after 3 clicks: ${JSON.stringify(last)}`);
     });
 
+    await step('a server.skip shows on the tile until the next keyframe', async () => {
+      // Relay's skipping of a slow proctor is tested in test_relay.py; here the
+      // page's answer to it: the message goes through the page's own dispatch.
+      await page.evaluate((id) => window.vigil.relay.dispatch({ type: 'server.skip', payload: { sentinelId: id, fromSequence: 1, toSequence: 2 } }), ids[0]);
+      const badge = await page.locator(`.tile[data-id="${ids[0]}"] .badge`).textContent();
+      if ((await tile(ids[0])).state !== 'skipped' || !badge.startsWith('skipped')) throw new Error(`badge "${badge}"`);
+      await waitFor('playing again', async () => (await tile(ids[0])).state === 'playing', 5000);
+      return `badge "${badge}"`;
+    });
+
     await step('a hidden tab unsubscribes; visible again plays again', async () => {
       const setHidden = (hidden) => page.evaluate((h) => {
         Object.defineProperty(document, 'hidden', { configurable: true, get: () => h });
