@@ -27,7 +27,28 @@
 #include "ring.h"
 #include "stage.h"
 
-/* ---- store.c: the layout ---------------------------------------------- */
+/* ---- store.c: the layout ---------------------------------------------- *
+ *
+ * docs/archive.md is the contract (httpd and outside tools read it):
+ *
+ *   data_dir/
+ *     .deleted-sessions                  ids deleted on request, one a line
+ *     .deleting-{uuid}/                  a removal in progress
+ *     {sentinelId}/sentinel.json         {"sentinelId","name","updated"}
+ *     {sentinelId}/{sessionId}/
+ *       session.json                     {"sentinelId","sessionId","name","codec","width",
+ *                                         "height","timescale","startTime","endTime"|null,
+ *                                         "inits"}
+ *       init.mp4, init-1.mp4 ...         init generation 0, 1, ...
+ *       000000.m4s, 000001.m4s ...       the sentinel's sequence, %06lld, bytes as sent
+ *       index.jsonl                      one line per durable segment:
+ *         {"sequence","startTime","duration","bytes","keyframe","init","sha256"}\n
+ *
+ * Text, not binary: JSON written by jansson, so no magic; a reader takes only
+ * complete lines of index.jsonl. Whole files are replaced atomically (.tmp,
+ * fsync, rename, directory fsync); index lines are appended only after the
+ * segment file is durable.
+ */
 
 #define ARCHIVE_SHA_HEX 65 /* 64 hex digits and the NUL */
 
