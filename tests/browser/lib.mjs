@@ -42,6 +42,13 @@ export function waitFor(what, fn, timeoutMs = 15000, everyMs = 100) {
   });
 }
 
+// Killed by meson's timeout or Ctrl-C: stop what we started on the way out.
+const started = new Set();
+process.on('exit', () => {
+  for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+});
+for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => process.exit(130));
+
 export class Vigil {
   constructor({ extra = '' } = {}) {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-web-'));
@@ -72,6 +79,7 @@ export class Vigil {
     this.proc = spawn(path.join(BUILD, 'deploy', 'vigild'), ['--config', this.config, '--foreground'], {
       stdio: ['ignore', 'pipe', this.stderr],
     });
+    started.add(this.proc);
     let out = '';
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`vigild not up in ${timeoutMs} ms: ${this.log()}`)), timeoutMs);
@@ -113,6 +121,7 @@ export class Vigil {
       { stdio: ['ignore', 'ignore', fs.openSync(path.join(this.dir, `sentinel-${name}.stderr`), 'w')] }
     );
     this.children.push(child);
+    started.add(child);
     return child;
   }
 
