@@ -410,6 +410,36 @@ class Repair(Base):
         self.assertIsNone(json.loads(read(os.path.join(sdir, "session.json")))["endTime"])
 
 
+    def test_session_ended_while_archive_was_down(self):
+        """The sentinel.offline went by while archive was down: on start the
+        session ends at its last segment's startTime + duration."""
+        v = Vigil(extra=NOAUTH).start()
+        self.addCleanup(v.stop)
+        w = v.watch()
+        self.addCleanup(w.close)
+        c, ack = self.python_sentinel(v, "gone-meanwhile")
+        sdir = os.path.join(v.dir, "data", ack["sentinelId"], ack["sessionId"])
+        c.send("sentinel.init", {"data": INIT})
+        c.send("sentinel.segment", {"sequence": 0, "data": SEG0, "startTime": 1000000,
+                                    "duration": 1000})
+        wait_for(lambda: len(index(sdir)) == 1, 15, "the first segment")
+        self.assertTrue(v.request(cmd="stop", stage="archive")["ok"])
+        w.wait_state("archive", "down")
+        c.send("sentinel.segment", {"sequence": 1, "data": SEG1, "startTime": 1001000,
+                                    "duration": 999})
+        c.send("sentinel.bye", {})
+        c.expect_close()
+        w.wait(lambda e: e.get("type") == "sentinel.offline" and
+               e["body"]["sessionId"] == ack["sessionId"], what="offline")
+        self.assertTrue(v.request(cmd="start", stage="archive")["ok"])
+        # ended at once (at segment 0's end), then moved on by segment 1, which only
+        # the ring had
+        wait_for(lambda: len(index(sdir)) == 2, 15, "segment 1 from the ring")
+        wait_for(lambda: json.loads(read(os.path.join(sdir, "session.json")))["endTime"] ==
+                 1001000 + 999, 15, "endTime = the last segment's startTime + duration")
+        self.assertEqual([e["sequence"] for e in self.check_session(sdir)], [0, 1])
+
+
 class Retention(Base):
     def test_age_and_size_with_a_live_session(self):
         v = Vigil(extra=NOAUTH + "archive: { retention_days: 30, max_bytes: 1MiB }\n")
