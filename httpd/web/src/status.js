@@ -42,8 +42,9 @@ export class StatusBar {
       )
     );
     const parts = [];
-    if (st.sentinels != null) parts.push(`${st.sentinels} sentinels online`);
-    if (st.proctors != null) parts.push(`${st.proctors} proctors`);
+    const n = (count, what) => `${count} ${what}${count === 1 ? '' : 's'}`;
+    if (st.sentinels != null) parts.push(`${n(st.sentinels, 'sentinel')} online`);
+    if (st.proctors != null) parts.push(n(st.proctors, 'proctor'));
     if (st.uptimeMs != null) this.uptime = st.uptimeMs;
     if (this.uptime != null) parts.push(`up ${fmtDuration(this.uptime)}`);
     this.counts.textContent = parts.join(' · ');
