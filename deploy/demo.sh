@@ -12,9 +12,9 @@ $ctl start || exit 1
 trap '$ctl stop; exit 0' INT TERM
 mkdir -p /tmp/vigil-demo
 echo "demo sentinel 'Hall A / seat 1' streams to ws://127.0.0.1:8082/sentinel"
-echo "watch it in a browser at http://127.0.0.1:8080/ (proctor token: demo-proctor)"
-echo "  (the web app is being built; until it lands, proctors' WebSocket clients"
-echo "   watch on ws://127.0.0.1:8081/proctor and '$ctl status' shows the stages)"
+echo "watch it live in a browser: http://127.0.0.1:8080/?token=demo-proctor"
+echo "  (history and export.mp4 downloads: http://127.0.0.1:8080/?token=demo-archivist;"
+echo "   '$ctl status' shows the stages)"
 "$build/deploy/vigil-sentinel" --url ws://127.0.0.1:8082/sentinel --name "Hall A / seat 1" \
     --state /tmp/vigil-demo/sentinel.id &
 wait $!
