@@ -6,7 +6,9 @@
  *   sync.c       fsync of many fds at once from a few threads (the journal then
  *                commits them together: group commit)
  *   writer.c     the writer thread: reads the ring, batches segments, makes them
- *                durable in order, sessions' start and end, disk-full stalls
+ *                durable in order, disk-full stalls, segments lost to the ring
+ *   session.c    sessions' start and end (bus events, the ring's table), their
+ *                directories and session.json, their init files
  *   retention.c  the catalogue of sessions on disk, retention passes, deletion
  *   loop.c       the stage's thread: bus messages in, answers and heartbeats out
  *
@@ -285,8 +287,35 @@ void archive_reply(struct archive *ar, struct archive_ev *ev);
 /* writer.c */
 int archive_writer_start(struct archive *ar);
 void archive_writer_stop(struct archive *ar);
+/* fsyncs fds[0..n) together (sync.c) and adds the time to the figures. */
+void archive_writer_sync(struct archive *ar, int *fds, int *errs, size_t n);
+
+/* session.c (writer thread) */
+#define ARCHIVE_CREATE_MAX 32 /* new sessions made together */
+
 /* Closes the fds of a session (before removal, and for idle ended sessions). */
 void archive_sess_close(struct archive_sess *s);
+/* The session's directory (made if need be) and index, open. */
+int archive_sess_open(struct archive *ar, struct archive_sess *s);
+/* Rewrites session.json if it changed. */
+void archive_sess_flush(struct archive *ar, struct archive_sess *s);
+struct archive_sess *archive_sess_by_id(struct archive *ar, const uint8_t session[16]);
+/* The session a ring segment belongs to; NULL when it is not to be stored
+ * (deleted, or no longer named by the ring's table: *skipped counts those). */
+struct archive_sess *archive_sess_for(struct archive *ar, const struct ring_seg *m,
+				      uint64_t *skipped);
+/* The init file the segment decodes with, stored if it is not yet. */
+int archive_sess_init(struct archive *ar, struct archive_sess *s, const struct ring_seg *m);
+void archive_sess_poll_inits(struct archive *ar);
+/* The sessions of ss (n, NULLs allowed) that have no directory yet, made together. */
+void archive_sess_create_all(struct archive *ar, struct archive_sess **ss, size_t n);
+/* sentinel.online: returns a new session whose directory is still to be made. */
+struct archive_sess *archive_sess_online(struct archive *ar, const struct archive_ev *ev);
+void archive_sess_offline(struct archive *ar, const struct archive_ev *ev);
+/* Compares the live sessions with the ring's table; at start also ends the
+ * sessions left live by a crash and takes on online sentinels never heard of. */
+void archive_sess_check_table(struct archive *ar, bool start);
+void archive_sess_count_live(struct archive *ar);
 
 /* retention.c: the catalogue (writer thread) */
 int archive_catalog_load(struct archive *ar);
