@@ -26,8 +26,16 @@
  *                                         restarts, lastExit, heartbeat, listen }] }
  *                                         (the body of vigilctl status --json)
  *
- * Later stages add their own types (keyframe.request, sentinel.online, ...);
- * a receiver ignores types it does not know.
+ *   sentinel.online  ingest -> *        { sentinelId, sessionId, name, slot, startedAt }
+ *   sentinel.offline ingest -> *        { ..., reason, endedAt, lastSequence }
+ *   keyframe.request relay -> ingest    { sentinelId }
+ *   fps.change       relay -> ingest    { sentinelId, framerate }
+ *   session.delete   httpd -> archive   { sentinelId, sessionId, ref }
+ *   session.deleted  archive -> httpd   { ref, status: 204|404|409|500, error? }
+ *   token.revoke     any -> *           { token }           refuse it from now on; ingest
+ *                                         and relay close its connections with 3004
+ *
+ * A receiver ignores types it does not know.
  */
 #ifndef VIGIL_BUS_H
 #define VIGIL_BUS_H

@@ -13,8 +13,6 @@
 
 #include "tok.h"
 
-#define TOK_DIGEST_LEN 32
-
 struct tok_entry {
 	uint8_t digest[TOK_DIGEST_LEN];
 	struct tok_info info;
@@ -26,7 +24,7 @@ struct tok_store {
 	size_t n, cap;
 };
 
-static int
+int
 tok_digest(const char *secret, size_t len, uint8_t out[TOK_DIGEST_LEN])
 {
 	/* EVP_Digest only fails when it cannot allocate its context. */

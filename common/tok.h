@@ -14,7 +14,8 @@
 
 #include "cfg.h"
 
-#define TOK_ROLE(r) (1u << (r))
+#define TOK_ROLE(r)    (1u << (r))
+#define TOK_DIGEST_LEN 32
 
 struct tok_store;
 
@@ -49,6 +50,10 @@ unsigned tok_mask_for(enum cfg_role need);
  * *ret_info (may be NULL) is set on success only. */
 int tok_check(const struct tok_store *store, const char *secret, size_t len, unsigned need_mask,
 	      int64_t now, const struct tok_info **ret_info);
+
+/* The SHA-256 of a secret, as the store keeps it: what a stage may remember of
+ * the token a connection used. -ENOMEM. */
+int tok_digest(const char *secret, size_t len, uint8_t out[TOK_DIGEST_LEN]);
 
 /* Marks the token revoked (again is fine). -ENOENT if unknown, -ENOMEM. */
 int tok_revoke(struct tok_store *store, const char *secret, size_t len);

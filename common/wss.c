@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <libwebsockets.h>
+#include <openssl/crypto.h>
 
 #include "env.h"
 #include "log.h"
@@ -59,7 +60,9 @@ struct wss_conn {
 	char close_reason[124];
 	lws_sorted_usec_list_t sul;
 	bool registered;
-	int64_t sending_stamp_us;         /* stamp of a message lws still holds part of */
+	int64_t sending_stamp_us; /* stamp of a message lws still holds part of */
+	bool has_token;
+	uint8_t token[TOK_DIGEST_LEN];    /* digest of the token it registered with */
 	alignas(16) unsigned char data[]; /* the stage's per-connection state */
 };
 
@@ -114,6 +117,42 @@ wss_buf_unref(struct wss_buf *b)
 {
 	if (b != NULL && --b->refs == 0)
 		free(b);
+}
+
+int
+wss_conn_set_token(struct wss_conn *c, const char *secret, size_t len)
+{
+	int r = tok_digest(secret, len, c->token);
+
+	c->has_token = r == 0;
+	return r;
+}
+
+int
+wss_revoke(struct wss *w, struct tok_store *store, const msgpack_object *body)
+{
+	uint8_t digest[TOK_DIGEST_LEN];
+	const char *secret;
+	size_t len;
+	int r, n = 0;
+
+	if (mp_get_str(body, "token", &secret, &len) < 0 || len == 0)
+		return -EINVAL;
+	r = tok_revoke(store, secret, len);
+	if (r < 0)
+		return r;
+	r = tok_digest(secret, len, digest);
+	if (r < 0)
+		return r;
+	for (struct wss_conn *c = w->conns; c != NULL; c = c->next) {
+		if (c->has_token && !c->closing &&
+		    CRYPTO_memcmp(c->token, digest, sizeof(digest)) == 0) {
+			wss_conn_close(c, 3004, "Token revoked");
+			n++;
+		}
+	}
+	log_info("a token was revoked: %d connection%s closed", n, n == 1 ? "" : "s");
+	return n;
 }
 
 void

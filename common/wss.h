@@ -23,6 +23,7 @@
 #include "env.h"
 #include "lat.h"
 #include "stage.h"
+#include "tok.h"
 
 struct wss;
 struct wss_conn;
@@ -98,6 +99,14 @@ int wss_conn_send(struct wss_conn *c, const void *mp, size_t len);
 int wss_conn_queue(struct wss_conn *c, struct wss_buf *b, const struct wss_tx_info *tx);
 /* Drops every queued message of owner; ret_from/ret_to: its first and last seq, or -1. */
 void wss_conn_drop(struct wss_conn *c, void *owner, int64_t *ret_from, int64_t *ret_to);
+/* Remembers the token c registered or refreshed with (its digest only), so
+ * that wss_revoke finds the connections that use it. */
+int wss_conn_set_token(struct wss_conn *c, const char *secret, size_t len);
+/* The bus's token.revoke { token } (the operator console's revocation): marks
+ * the token revoked in store and closes every connection that uses it with
+ * 3004. Returns how many were closed, -EINVAL without a token, -ENOENT for a
+ * token the store does not know. */
+int wss_revoke(struct wss *w, struct tok_store *store, const msgpack_object *body);
 /* Closes after what is queued has been sent. */
 void wss_conn_close(struct wss_conn *c, int code, const char *reason);
 bool wss_conn_closing(const struct wss_conn *c);

@@ -200,7 +200,8 @@ reg_forward(struct wss_conn *c, const char *type, double framerate)
 }
 
 /* Bus messages for ingest: keyframe.request { sentinelId } and
- * fps.change { sentinelId, framerate } from relay. */
+ * fps.change { sentinelId, framerate } from relay; token.revoke { token }
+ * from the operator console. */
 void
 ingest_reg_bus(void *ctx, const struct bus_msg *msg)
 {
@@ -220,6 +221,8 @@ ingest_reg_bus(void *ctx, const struct bus_msg *msg)
 		c = reg_lookup(ing, msg->body);
 		if (c != NULL && mp_get_double(msg->body, "framerate", &fps) == 0 && fps > 0)
 			reg_forward(c, "server.fps.change", fps);
+	} else if (strcmp(msg->type, "token.revoke") == 0) {
+		wss_revoke(ing->wss, ing->tokens, msg->body);
 	}
 }
 

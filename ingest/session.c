@@ -39,6 +39,8 @@ sess_check_token(struct ingest *ing, struct wss_conn *c, const msgpack_object *p
 	if (r == 0)
 		r = tok_check(ing->tokens, tok, n, tok_mask_for(CFG_ROLE_SENTINEL), time(NULL),
 			      &info);
+	if (r == 0)
+		r = wss_conn_set_token(c, tok, n);
 	if (r < 0) {
 		sess_reject(ing, c, 3001, tok_refusal(r, CFG_ROLE_SENTINEL));
 		return r;

@@ -37,9 +37,11 @@ sess_reject(struct relay *rl, struct wss_conn *c, int code, const char *reason)
 	wss_reject(c, code, reason);
 }
 
-/* tok_check for a proctor token; the reason text on failure. */
+/* tok_check for a proctor token, remembered for a revocation; the reason
+ * text on failure. */
 static int
-sess_token(struct relay *rl, const msgpack_object *p, int64_t *ret_expires, const char **ret_why)
+sess_token(struct relay *rl, struct wss_conn *c, const msgpack_object *p, int64_t *ret_expires,
+	   const char **ret_why)
 {
 	const struct tok_info *info;
 	const char *tok;
@@ -50,6 +52,8 @@ sess_token(struct relay *rl, const msgpack_object *p, int64_t *ret_expires, cons
 	if (r == 0)
 		r = tok_check(rl->tokens, tok, n, tok_mask_for(CFG_ROLE_PROCTOR), time(NULL),
 			      &info);
+	if (r == 0)
+		r = wss_conn_set_token(c, tok, n);
 	if (r < 0) {
 		*ret_why = tok_refusal(r, CFG_ROLE_PROCTOR);
 		return r;
@@ -80,7 +84,7 @@ sess_register(struct relay *rl, struct wss_conn *c, const msgpack_object *p)
 		sess_reject(rl, c, 3002, reason);
 		return;
 	}
-	if (sess_token(rl, p, &expires, &why) < 0) {
+	if (sess_token(rl, c, p, &expires, &why) < 0) {
 		sess_reject(rl, c, 3001, why);
 		return;
 	}
@@ -314,7 +318,7 @@ sess_refresh(struct relay *rl, struct wss_conn *c, const msgpack_object *p)
 	const char *why;
 	int64_t expires;
 
-	if (sess_token(rl, p, &expires, &why) < 0) {
+	if (sess_token(rl, c, p, &expires, &why) < 0) {
 		wss_send_error(c, RELAY_ERR_UNAUTHORIZED, why, "proctor.auth.refresh");
 		return;
 	}
@@ -429,7 +433,7 @@ sess_bus_offline(struct relay *rl, const msgpack_object *body)
 }
 
 /* Bus messages for relay: sentinel.online and sentinel.offline from ingest,
- * stage.state from vigild. */
+ * stage.state from vigild, token.revoke from the operator console. */
 void
 relay_sess_bus(void *ctx, const struct bus_msg *msg)
 {
@@ -441,6 +445,8 @@ relay_sess_bus(void *ctx, const struct bus_msg *msg)
 		sess_bus_online(rl, msg->body);
 	} else if (strcmp(msg->type, "sentinel.offline") == 0) {
 		sess_bus_offline(rl, msg->body);
+	} else if (strcmp(msg->type, "token.revoke") == 0) {
+		wss_revoke(rl->wss, rl->tokens, msg->body);
 	} else if (strcmp(msg->type, "stage.state") == 0) {
 		if (mp_get_strbuf(msg->body, "stage", stage, sizeof(stage)) < 0 ||
 		    mp_get_strbuf(msg->body, "state", state, sizeof(state)) < 0)

@@ -514,6 +514,45 @@ class Expiry(Base):
         keep.expect("server.pong")
 
 
+class Revocation(Base):
+    """token.revoke on the bus (the operator console's operator.token.revoke)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.v = Vigil(extra=AUTH + '    - { name: p2, role: proctor, token: "revoke-me" }\n'
+                      '    - { name: s2, role: sentinel, token: "revoke-cam" }\n').start()
+        cls.purl = cls.v.url("relay", "/proctor")
+        cls.surl = cls.v.url("ingest", "/sentinel")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.v.stop()
+
+    def test_revoked_token_closes_its_connections_with_3004_only(self):
+        gone, stays = self.proctor(), self.proctor()
+        gone.register("revoke-me")
+        stays.register(PTOKEN)
+        cam = Client(self.surl)
+        self.addCleanup(cam.close)
+        cam.register("revoke-cam")
+        other, _ = self.sentinel()
+        for token in ("revoke-me", "revoke-cam"):
+            ans = self.v.request(cmd="send", to="*", type="token.revoke", body={"token": token})
+            self.assertTrue(ans["ok"], ans)
+        self.assertEqual(gone.expect_close()[0], (3004, "Token revoked"))
+        self.assertEqual(cam.expect_close()[0], (3004, "Token revoked"))
+        # the others go on; the revoked token is refused from now on
+        stays.send("proctor.ping", {})
+        stays.wait(lambda m: m["type"] == "server.pong", what="server.pong")  # after events
+        other.send("sentinel.ping", {})
+        other.expect("server.pong")
+        again = self.proctor()
+        again.send("proctor.register", {"token": "revoke-me"})
+        rej = again.expect("server.registration.reject")
+        self.assertEqual(rej["reason"], "Token revoked")
+        self.assertEqual(again.expect_close()[0], (3001, "Token revoked"))
+
+
 class Overrun(Base):
     """The relay stopped (SIGSTOP) while the ring wraps: its feed is overrun."""
 
