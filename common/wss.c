@@ -35,7 +35,6 @@ struct wss_buf {
 	unsigned refs;
 	bool binary;
 	size_t len;
-	int64_t stamp_us;                 /* 0: not measured */
 	alignas(16) unsigned char data[]; /* LWS_PRE bytes, then the message */
 };
 
@@ -96,7 +95,6 @@ wss_buf_new(size_t len, bool binary)
 	b->refs = 1;
 	b->binary = binary;
 	b->len = len;
-	b->stamp_us = 0;
 	return b;
 }
 
@@ -153,12 +151,6 @@ wss_revoke(struct wss *w, struct tok_store *store, const msgpack_object *body)
 	}
 	log_info("a token was revoked: %d connection%s closed", n, n == 1 ? "" : "s");
 	return n;
-}
-
-void
-wss_buf_stamp(struct wss_buf *b, int64_t unix_us)
-{
-	b->stamp_us = unix_us;
 }
 
 void *
@@ -239,7 +231,7 @@ wss_conn_queue(struct wss_conn *c, struct wss_buf *b, const struct wss_tx_info *
 int
 wss_conn_send(struct wss_conn *c, const void *mp, size_t len)
 {
-	static const struct wss_tx_info reply = { NULL, -1, 0, 0 };
+	static const struct wss_tx_info reply = { .owner = NULL, .seq = -1 };
 	struct wss_buf *b;
 	char *json;
 	size_t jlen;
@@ -519,7 +511,7 @@ wss_conn_writeable(struct wss_conn *c)
 		if (c->tx_head == NULL)
 			c->tx_tail = NULL;
 		b = tx->buf;
-		stamp = b->stamp_us;
+		stamp = tx->info.stamp_us;
 		n = lws_write(c->wsi, wss_buf_data(b), b->len,
 			      b->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
 		wss_tx_done(c, tx);

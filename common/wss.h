@@ -35,9 +35,6 @@ struct wss_buf *wss_buf_new(size_t len, bool binary);
 uint8_t *wss_buf_data(struct wss_buf *b);
 void wss_buf_ref(struct wss_buf *b);
 void wss_buf_unref(struct wss_buf *b);
-/* Marks b with a unix time (us, CLOCK_REALTIME): when its last byte is handed
- * to a connection's kernel socket, the time since goes into tx_latency. */
-void wss_buf_stamp(struct wss_buf *b, int64_t unix_us);
 
 /* What a queued message stands for, handed back to tx_done when it leaves the
  * queue (sent or dropped). owner NULL: an event or reply. */
@@ -46,6 +43,9 @@ struct wss_tx_info {
 	int64_t seq;
 	uint32_t weight;
 	uint32_t flags;
+	/* unix us (CLOCK_REALTIME): when the message's last byte is handed to the
+	 * socket, the time since goes into tx_latency. 0: not timed. */
+	int64_t stamp_us;
 };
 
 struct wss_ops {
@@ -71,7 +71,7 @@ struct wss_ops {
 struct wss_stats {
 	uint64_t connections_total, closes_1009, closes_3006, idle_closes, sent_messages;
 	uint64_t partial_writes; /* messages the socket did not take whole at once */
-	struct lat tx_latency;   /* stamped buffers, per connection: stamp to last byte sent */
+	struct lat tx_latency;   /* timed messages (stamp_us): stamp to last byte sent */
 };
 
 /* Opens the context on the stage's listening socket for addr (vigild's fd 3). */

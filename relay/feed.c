@@ -21,8 +21,7 @@ struct feed_seg {
 	struct ring_seg meta;
 	const void *data;
 	struct wss_buf *msg;
-	bool bad;  /* overrun while copied */
-	bool live; /* fanned out as published: its delivery times are measured */
+	bool bad; /* overrun while copied */
 	struct wss_buf *init;
 	bool init_tried;
 	uint32_t init_gen;
@@ -76,6 +75,10 @@ relay_feed_stop(struct relay *rl)
 		ring_wake_all(rl->ring);
 		pthread_join(rl->feed_thread, NULL);
 		rl->feed_started = false;
+	}
+	for (uint32_t i = 0; rl->slots != NULL && i < rl->n_slots; i++) {
+		wss_buf_unref(rl->slots[i].msg);
+		rl->slots[i].msg = NULL;
 	}
 	free(rl->init_buf);
 	rl->init_buf = NULL;
@@ -183,6 +186,7 @@ static struct wss_buf *
 feed_seg_msg(struct relay *rl, struct feed_seg *fs, const char *id_str)
 {
 	struct ring_seg *m = &fs->meta;
+	struct relay_slot *slot;
 	char session[ID_STR_LEN];
 	struct wss_buf *b;
 	msgpack_sbuffer sb;
@@ -190,6 +194,12 @@ feed_seg_msg(struct relay *rl, struct feed_seg *fs, const char *id_str)
 
 	if (fs->msg != NULL || fs->bad)
 		return fs->msg;
+	slot = &rl->slots[m->sentinel];
+	if (slot->msg != NULL && slot->msg_index == m->index) {
+		wss_buf_ref(slot->msg);
+		fs->msg = slot->msg;
+		return fs->msg;
+	}
 	id_format(m->session, session);
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
@@ -211,8 +221,6 @@ feed_seg_msg(struct relay *rl, struct feed_seg *fs, const char *id_str)
 			wss_buf_unref(b);
 			b = NULL;
 			rl->stats.overruns++;
-		} else if (fs->live) {
-			wss_buf_stamp(b, m->publish_us);
 		}
 	}
 	msgpack_sbuffer_destroy(&sb);
@@ -221,6 +229,10 @@ feed_seg_msg(struct relay *rl, struct feed_seg *fs, const char *id_str)
 	if (b != NULL) {
 		rl->stats.segments++;
 		rl->stats.segment_bytes += m->len;
+		wss_buf_unref(slot->msg);
+		wss_buf_ref(b);
+		slot->msg = b;
+		slot->msg_index = m->index;
 	}
 	return b;
 }
@@ -324,12 +336,13 @@ feed_offer(struct relay *rl, struct wss_conn *c, struct relay_sub *sub, struct f
 		init = feed_init_msg(rl, fs, sub->id_str);
 		if (init == NULL)
 			return; /* no init for it: nothing could decode it */
-		if (relay_conn_queue(c, init, sub, -1, 0, catchup) < 0)
+		if (relay_conn_queue(c, init, sub, -1, 0, catchup, 0) < 0)
 			return;
 		sub->init_gen = fs->init_gen;
 		memcpy(sub->session, m->session, 16);
 	}
-	if (relay_conn_queue(c, msg, sub, m->sequence, m->duration_ms, catchup) < 0)
+	if (relay_conn_queue(c, msg, sub, m->sequence, m->duration_ms, catchup,
+			     catchup ? 0 : m->publish_us) < 0)
 		return;
 	sub->state = RELAY_SUB_STREAM;
 	sub->last_seq = m->sequence;
@@ -389,7 +402,6 @@ feed_one(struct relay *rl, uint64_t index)
 	}
 	if (r < 0)
 		return;
-	fs.live = true;
 	lat_add(&rl->feed_latency, proc_unix_us() - fs.meta.publish_us);
 	feed_count(rl, fs.meta.sentinel, &fs.meta);
 	/* The table names the slot's sentinel; a segment of an older session, or
@@ -443,7 +455,7 @@ relay_feed_subscribe(struct relay *rl, struct wss_conn *c, struct relay_sub *sub
 		fs.meta.sentinel = slot;
 		memcpy(fs.meta.session, e.session, 16);
 		if (feed_init_msg(rl, &fs, sub->id_str) != NULL &&
-		    relay_conn_queue(c, fs.init, sub, -1, 0, true) == 0) {
+		    relay_conn_queue(c, fs.init, sub, -1, 0, true, 0) == 0) {
 			sub->init_gen = fs.init_gen;
 			memcpy(sub->session, e.session, 16);
 		}

@@ -83,6 +83,10 @@ struct relay_slot {
 	bool kf_waiting;        /* asked, and no keyframe segment seen since */
 	int64_t kf_deadline_ms; /* ask again then: two segment durations after asking */
 	uint32_t last_dur_ms;   /* duration of the sentinel's last segment */
+	/* The newest server.segment built for this slot and its ring index: a grid
+	 * of proctors joining at once shares it instead of each copying it. */
+	struct wss_buf *msg;
+	uint64_t msg_index;
 };
 
 struct relay_stats {
@@ -118,9 +122,10 @@ struct relay *relay_new(struct stage *st);
 void relay_free(struct relay *rl);
 int relay_run(struct relay *rl);
 /* Queues a shared media buffer for sub (takes a reference) and counts its
- * duration against the proctor's queue bound until it is sent or dropped. */
+ * duration against the proctor's queue bound until it is sent or dropped.
+ * stamp_us: its publication in the ring, for the fan-out latency; 0 not timed. */
 int relay_conn_queue(struct wss_conn *c, struct wss_buf *b, struct relay_sub *sub, int64_t seq,
-		     uint32_t dur_ms, bool catchup);
+		     uint32_t dur_ms, bool catchup, int64_t stamp_us);
 
 /* The protocol state of a proctor connection (wss's per-connection data). */
 static inline struct relay_sess *

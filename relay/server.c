@@ -12,9 +12,11 @@
 
 int
 relay_conn_queue(struct wss_conn *c, struct wss_buf *b, struct relay_sub *sub, int64_t seq,
-		 uint32_t dur_ms, bool catchup)
+		 uint32_t dur_ms, bool catchup, int64_t stamp_us)
 {
-	struct wss_tx_info info = { .owner = sub, .seq = seq, .weight = dur_ms, .flags = catchup };
+	struct wss_tx_info info = {
+		.owner = sub, .seq = seq, .weight = dur_ms, .flags = catchup, .stamp_us = stamp_us
+	};
 	int r = wss_conn_queue(c, b, &info);
 
 	if (r < 0)

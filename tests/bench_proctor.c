@@ -616,12 +616,13 @@ bp_io(struct bp_conn *c, uint32_t events)
 		break;
 	}
 	if (((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && wslay_event_recv(c->ws) != 0) ||
-	    ((events & EPOLLOUT) && wslay_event_send(c->ws) != 0)) {
-		bp_close(c, "the connection failed or was closed");
-		return;
-	}
-	if (!wslay_event_want_read(c->ws) && !wslay_event_want_write(c->ws)) {
-		bp_close(c, "closed by relay");
+	    ((events & EPOLLOUT) && wslay_event_send(c->ws) != 0) ||
+	    (!wslay_event_want_read(c->ws) && !wslay_event_want_write(c->ws))) {
+		char why[64];
+
+		snprintf(why, sizeof(why), "closed (close code from relay: %u)",
+			 wslay_event_get_status_code_received(c->ws));
+		bp_close(c, why);
 		return;
 	}
 	bp_want(c, EPOLLIN | (wslay_event_want_write(c->ws) ? EPOLLOUT : 0));

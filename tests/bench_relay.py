@@ -128,7 +128,13 @@ def run_split(args, proctors):
             for role, first, _, p, _, err, _ in procs:
                 with open(err) as f:
                     tails.append("%s %d (rc %s): %s" % (role, first, p.poll(), f.read()[-600:]))
-            return RuntimeError("%s\n%s\nvigild: %s" % (what, "\n".join(tails), v.log()[-3000:]))
+            try:
+                relay_log = json.dumps(v.request(cmd="logs", stage="relay", lines=20))
+            except (OSError, AssertionError, ValueError) as e:
+                relay_log = "(not read: %s)" % e
+            vigild = [ln for ln in v.log().splitlines() if "vigild[" in ln][-10:]
+            return RuntimeError("%s\n%s\nrelay: %s\nvigild: %s" % (
+                what, "\n".join(tails), relay_log[-3000:], "\n".join(vigild)))
 
         snt = spawn("sentinels", 0, args.sentinels,
                     [BENCH, "--sentinel-url", v.url("ingest", "/sentinel"), "--ids-out", ids,
@@ -294,7 +300,7 @@ def main():
         try:
             res = run_once(args, proctors)
         except (RuntimeError, AssertionError, subprocess.TimeoutExpired) as e:
-            rounds.append({"proctors": proctors, "error": str(e)[-500:]})
+            rounds.append({"proctors": proctors, "error": str(e)[:1500]})
             break
         rounds.append(res)
         if res["latencyMsP99"] > P99_LIMIT_MS:
