@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Counts test cases over meson test logs: Check programs and Python unittest
-scripts report their own case counts; any other test counts as one. A program
+"""Counts test cases over meson test logs: Check programs, Python unittest
+scripts and the browser test (its closing "N passed, M failed" line) report
+their own case counts; any other test counts as one. A program
 that crashed before reporting counts as one failure; each fuzz target (--fuzz
 FILE, the output of tests/fuzz/run.sh) counts as one. Prints the closing line
 "N passed, M failed" and exits 1 when anything failed."""
@@ -11,6 +12,7 @@ import sys
 CHECK = re.compile(r"(\d+)%: Checks: (\d+), Failures: (\d+), Errors: (\d+)")
 UNITTEST_RAN = re.compile(r"^Ran (\d+) tests? in", re.M)
 UNITTEST_FAIL = re.compile(r"^FAILED \((.*)\)$", re.M)
+STEPS = re.compile(r"^(\d+) passed, (\d+) failed", re.M)
 
 
 def count(entry):
@@ -32,6 +34,12 @@ def count(entry):
         if not ok and bad == 0:
             bad = 1
         return total - min(bad, total), bad
+    steps = STEPS.findall(out)
+    if steps:
+        good, bad = int(steps[-1][0]), int(steps[-1][1])
+        if not ok and bad == 0:
+            bad = 1
+        return good, bad
     return (1, 0) if ok else (0, 1)
 
 

@@ -15,7 +15,7 @@ import websocket
 
 sys.path.insert(0, os.path.dirname(__file__))
 from proctor import Closed, Proctor  # noqa: E402
-from vigil import BUILD, SOURCE, Vigil, alive  # noqa: E402
+from vigil import BUILD, SOURCE, VIGILCTL, Vigil, alive  # noqa: E402
 from wsclient import Client  # noqa: E402
 
 FIX = os.path.join(SOURCE, "tests", "data", "fmp4")
@@ -537,9 +537,11 @@ class Revocation(Base):
         self.addCleanup(cam.close)
         cam.register("revoke-cam")
         other, _ = self.sentinel()
+        # the operator's way: vigilctl revoke, the token on stdin
         for token in ("revoke-me", "revoke-cam"):
-            ans = self.v.request(cmd="send", to="*", type="token.revoke", body={"token": token})
-            self.assertTrue(ans["ok"], ans)
+            res = subprocess.run([VIGILCTL, "--config", self.v.config, "revoke"],
+                                 input=token + "\n", text=True, capture_output=True, timeout=30)
+            self.assertEqual(res.returncode, 0, res.stderr)
         self.assertEqual(gone.expect_close()[0], (3004, "Token revoked"))
         self.assertEqual(cam.expect_close()[0], (3004, "Token revoked"))
         # the others go on; the revoked token is refused from now on
