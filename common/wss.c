@@ -19,6 +19,7 @@
 
 #include "env.h"
 #include "log.h"
+#include "lwsfd.h"
 #include "mp.h"
 #include "net.h"
 #include "proc.h"
@@ -647,27 +648,6 @@ wss_cb_fd(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *i
 	}
 }
 
-static int
-wss_adopt_fd(struct wss *w, int fd, enum wss_fd_kind kind)
-{
-	lws_sock_file_fd_type u;
-	struct lws *wsi;
-	int dupfd;
-
-	/* lws closes what it adopts; the stage keeps its own descriptor. */
-	dupfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-	if (dupfd < 0)
-		return -errno;
-	u.filefd = (lws_filefd_type)dupfd;
-	wsi = lws_adopt_descriptor_vhost(w->vh, LWS_ADOPT_RAW_FILE_DESC, u, "vigil-fd", NULL);
-	if (wsi == NULL) {
-		close(dupfd);
-		return -EIO;
-	}
-	lws_set_opaque_user_data(wsi, (void *)(intptr_t)kind);
-	return 0;
-}
-
 static void
 wss_tick(lws_sorted_usec_list_t *sul)
 {
@@ -730,9 +710,9 @@ wss_open(struct wss *w)
 		log_error(lfd, "no listening socket for %s:%u", w->addr->host, w->addr->port);
 		return lfd;
 	}
-	if (wss_adopt_fd(w, lfd, WSS_FD_LISTEN) < 0 ||
-	    wss_adopt_fd(w, stage_signal_fd(w->st), WSS_FD_STAGE) < 0 ||
-	    (stage_bus_fd(w->st) >= 0 && wss_adopt_fd(w, stage_bus_fd(w->st), WSS_FD_STAGE) < 0))
+	if (lwsfd_adopt(w->vh, lfd, WSS_FD_LISTEN) < 0 ||
+	    lwsfd_adopt(w->vh, stage_signal_fd(w->st), WSS_FD_STAGE) < 0 ||
+	    (stage_bus_fd(w->st) >= 0 && lwsfd_adopt(w->vh, stage_bus_fd(w->st), WSS_FD_STAGE) < 0))
 		return -EIO;
 	lws_sul_schedule(w->lws, 0, &w->sul_tick, wss_tick, WSS_TICK_US);
 	return 0;

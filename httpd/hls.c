@@ -5,50 +5,13 @@
  * are relative, and carry ?token= when the playlist was fetched with one,
  * since players fetch them without the request's header. Service thread. */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "httpd.h"
-
-struct hls_buf {
-	char *p;
-	size_t len, cap;
-	bool oom;
-};
-
-static void hls_printf(struct hls_buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void
-hls_printf(struct hls_buf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (b->oom)
-		return;
-	for (;;) {
-		va_start(ap, fmt);
-		n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-		va_end(ap);
-		if (n >= 0 && (size_t)n < b->cap - b->len) {
-			b->len += (size_t)n;
-			return;
-		}
-		size_t cap = b->cap * 2 + (size_t)n + 64;
-		char *p = realloc(b->p, cap);
-
-		if (p == NULL || n < 0) {
-			b->oom = true;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-}
+#include "text.h"
 
 static void
 hls_date(int64_t ms, char *out, size_t size)
@@ -62,13 +25,13 @@ hls_date(int64_t ms, char *out, size_t size)
 }
 
 static void
-hls_map(struct hls_buf *b, int gen, const char *tq)
+hls_map(struct text_buf *b, int gen, const char *tq)
 {
 	if (gen == 0)
-		hls_printf(b, "#EXT-X-MAP:URI=\"init.mp4%s\"\n", tq);
+		text_printf(b, "#EXT-X-MAP:URI=\"init.mp4%s\"\n", tq);
 	else
-		hls_printf(b, "#EXT-X-MAP:URI=\"init.mp4?init=%d%s%s\"\n", gen, tq[0] ? "&" : "",
-			   tq[0] ? tq + 1 : "");
+		text_printf(b, "#EXT-X-MAP:URI=\"init.mp4?init=%d%s%s\"\n", gen, tq[0] ? "&" : "",
+			    tq[0] ? tq + 1 : "");
 }
 
 void
@@ -76,7 +39,7 @@ hls_get(struct httpd *h, struct hreq *r)
 {
 	const struct route *rt = hs_route(r);
 	const char *tq = hs_token_query(r);
-	struct hls_buf b = { 0 };
+	struct text_buf b = { 0 };
 	struct seglist l = { 0 };
 	size_t first = 0;
 	uint32_t target = 1;
@@ -101,26 +64,26 @@ hls_get(struct httpd *h, struct hreq *r)
 		if (d > target)
 			target = d;
 	}
-	hls_printf(&b, "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:%u\n", target);
-	hls_printf(&b, "#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:%s\n",
-		   s.end_ms >= 0 ? "VOD" : "EVENT");
+	text_printf(&b, "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:%u\n", target);
+	text_printf(&b, "#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:%s\n",
+		    s.end_ms >= 0 ? "VOD" : "EVENT");
 	for (size_t i = first; i < l.n; i++) {
 		const struct seg *g = &l.v[i];
 
 		if (g->init != gen) {
 			if (gen >= 0)
-				hls_printf(&b, "#EXT-X-DISCONTINUITY\n");
+				text_printf(&b, "#EXT-X-DISCONTINUITY\n");
 			gen = g->init;
 			hls_map(&b, gen, tq);
 		}
 		hls_date(g->start_ms, date, sizeof(date));
-		hls_printf(&b,
-			   "#EXT-X-PROGRAM-DATE-TIME:%s\n#EXTINF:%u.%03u,\nsegments/%lld.m4s%s\n",
-			   date, g->duration_ms / 1000, g->duration_ms % 1000,
-			   (long long)g->sequence, tq);
+		text_printf(&b,
+			    "#EXT-X-PROGRAM-DATE-TIME:%s\n#EXTINF:%u.%03u,\nsegments/%lld.m4s%s\n",
+			    date, g->duration_ms / 1000, g->duration_ms % 1000,
+			    (long long)g->sequence, tq);
 	}
 	if (s.end_ms >= 0)
-		hls_printf(&b, "#EXT-X-ENDLIST\n");
+		text_printf(&b, "#EXT-X-ENDLIST\n");
 	if (b.oom) {
 		hs_error(r, 500, "out of memory");
 		goto out;

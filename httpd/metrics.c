@@ -4,52 +4,16 @@
  * ring's figures from the ring itself. Service thread. */
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "httpd.h"
+#include "text.h"
 #include "proc.h"
 
 #define METRICS_STATUS_MAX_AGE_MS 1000
 #define METRICS_STATUS_WAIT_MS    3000
-
-struct mbuf {
-	char *p;
-	size_t len, cap;
-	bool oom;
-};
-
-static void mb_printf(struct mbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-mb_printf(struct mbuf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (b->oom)
-		return;
-	for (;;) {
-		va_start(ap, fmt);
-		n = vsnprintf(b->p != NULL ? b->p + b->len : NULL, b->cap - b->len, fmt, ap);
-		va_end(ap);
-		if (n >= 0 && (size_t)n < b->cap - b->len) {
-			b->len += (size_t)n;
-			return;
-		}
-		size_t cap = b->cap * 2 + (size_t)n + 256;
-		char *p = realloc(b->p, cap);
-
-		if (p == NULL || n < 0) {
-			b->oom = true;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-}
 
 static double
 m_num(json_t *o, const char *key)
@@ -211,9 +175,9 @@ m_metrics_json(struct httpd *h)
 }
 
 static void
-m_prom_metric(struct mbuf *b, const char *name, const char *type, const char *help)
+m_prom_metric(struct text_buf *b, const char *name, const char *type, const char *help)
 {
-	mb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	text_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 /* Prometheus label values: backslash, quote and newline escaped. */
@@ -278,7 +242,7 @@ m_prometheus(struct httpd *h, struct hreq *r)
 		{ "vigil_http_bytes_out_total", "counter", "HTTP body bytes sent", "httpd",
 		  "bytesOut" },
 	};
-	struct mbuf b = { 0 };
+	struct text_buf b = { 0 };
 	char label[64];
 	json_t *st, *ring = m_ring(h);
 	size_t i;
@@ -289,24 +253,24 @@ m_prometheus(struct httpd *h, struct hreq *r)
 
 		json_array_foreach(m_stages(h), i, st) all &=
 			strcmp(m_field(st, "state"), "running") == 0;
-		mb_printf(&b, "vigil_up %d\n", all);
+		text_printf(&b, "vigil_up %d\n", all);
 	}
 	m_prom_metric(&b, "vigil_uptime_seconds", "gauge", "Time since vigild started");
-	mb_printf(&b, "vigil_uptime_seconds %.3f\n", m_num(h->status, "uptimeMs") / 1000.0);
+	text_printf(&b, "vigil_uptime_seconds %.3f\n", m_num(h->status, "uptimeMs") / 1000.0);
 	m_prom_metric(&b, "vigil_stage_up", "gauge", "1 when the stage is running");
 	json_array_foreach(m_stages(h), i, st)
 	{
 		m_prom_label(label, sizeof(label), m_field(st, "name"));
-		mb_printf(&b, "vigil_stage_up{stage=\"%s\",state=\"%s\"} %d\n", label,
-			  m_field(st, "state"), strcmp(m_field(st, "state"), "running") == 0);
+		text_printf(&b, "vigil_stage_up{stage=\"%s\",state=\"%s\"} %d\n", label,
+			    m_field(st, "state"), strcmp(m_field(st, "state"), "running") == 0);
 	}
 	m_prom_metric(&b, "vigil_stage_restarts_total", "counter",
 		      "Restarts of the stage by vigild");
 	json_array_foreach(m_stages(h), i, st)
 	{
 		m_prom_label(label, sizeof(label), m_field(st, "name"));
-		mb_printf(&b, "vigil_stage_restarts_total{stage=\"%s\"} %.0f\n", label,
-			  m_num(st, "restarts"));
+		text_printf(&b, "vigil_stage_restarts_total{stage=\"%s\"} %.0f\n", label,
+			    m_num(st, "restarts"));
 	}
 	for (size_t k = 0; k < sizeof(per_stage) / sizeof(per_stage[0]); k++) {
 		m_prom_metric(&b, per_stage[k].name, per_stage[k].type, per_stage[k].help);
@@ -317,30 +281,31 @@ m_prometheus(struct httpd *h, struct hreq *r)
 			if (hb == NULL)
 				continue;
 			m_prom_label(label, sizeof(label), m_field(st, "name"));
-			mb_printf(&b, "%s{stage=\"%s\"} %.9g\n", per_stage[k].name, label,
-				  m_num(hb, per_stage[k].key));
+			text_printf(&b, "%s{stage=\"%s\"} %.9g\n", per_stage[k].name, label,
+				    m_num(hb, per_stage[k].key));
 		}
 	}
 	for (size_t k = 0; k < sizeof(named) / sizeof(named[0]); k++) {
 		m_prom_metric(&b, named[k].name, named[k].type, named[k].help);
-		mb_printf(&b, "%s %.0f\n", named[k].name,
-			  m_num(m_stage_stats(h, named[k].stage), named[k].key));
+		text_printf(&b, "%s %.0f\n", named[k].name,
+			    m_num(m_stage_stats(h, named[k].stage), named[k].key));
 	}
 	m_prom_metric(&b, "vigil_sentinels_online", "gauge", "Sentinels online");
-	mb_printf(&b, "vigil_sentinels_online %d\n", m_online(h));
+	text_printf(&b, "vigil_sentinels_online %d\n", m_online(h));
 	if (json_is_object(ring)) {
 		m_prom_metric(&b, "vigil_ring_bytes_written_total", "counter",
 			      "Bytes written into the ring");
-		mb_printf(&b, "vigil_ring_bytes_written_total %.0f\n", m_num(ring, "bytesWritten"));
+		text_printf(&b, "vigil_ring_bytes_written_total %.0f\n",
+			    m_num(ring, "bytesWritten"));
 		m_prom_metric(&b, "vigil_ring_segments_written_total", "counter",
 			      "Segments written into the ring");
-		mb_printf(&b, "vigil_ring_segments_written_total %.0f\n",
-			  m_num(ring, "segmentsWritten"));
+		text_printf(&b, "vigil_ring_segments_written_total %.0f\n",
+			    m_num(ring, "segmentsWritten"));
 		m_prom_metric(&b, "vigil_ring_write_bytes_per_second", "gauge", "Ring write rate");
-		mb_printf(&b, "vigil_ring_write_bytes_per_second %.1f\n",
-			  m_num(ring, "writeBytesPerS"));
+		text_printf(&b, "vigil_ring_write_bytes_per_second %.1f\n",
+			    m_num(ring, "writeBytesPerS"));
 		m_prom_metric(&b, "vigil_ring_size_bytes", "gauge", "Data size of the ring");
-		mb_printf(&b, "vigil_ring_size_bytes %.0f\n", m_num(ring, "sizeBytes"));
+		text_printf(&b, "vigil_ring_size_bytes %.0f\n", m_num(ring, "sizeBytes"));
 	}
 	json_decref(ring);
 	if (b.oom || b.p == NULL) {

@@ -17,6 +17,7 @@
 #include <libwebsockets.h>
 
 #include "log.h"
+#include "lwsfd.h"
 #include "mp.h"
 #include "net.h"
 #include "proc.h"
@@ -116,27 +117,6 @@ hs_cb_fd(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in
 	default:
 		return 0;
 	}
-}
-
-static int
-hs_adopt_fd(struct hs *s, int fd, enum hs_fd_kind kind)
-{
-	lws_sock_file_fd_type u;
-	struct lws *wsi;
-	int dupfd;
-
-	/* lws closes what it adopts; the stage keeps its own descriptor. */
-	dupfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-	if (dupfd < 0)
-		return -errno;
-	u.filefd = (lws_filefd_type)dupfd;
-	wsi = lws_adopt_descriptor_vhost(s->vh, LWS_ADOPT_RAW_FILE_DESC, u, "vigil-fd", NULL);
-	if (wsi == NULL) {
-		close(dupfd);
-		return -EIO;
-	}
-	lws_set_opaque_user_data(wsi, (void *)(intptr_t)kind);
-	return 0;
 }
 
 static void
@@ -279,9 +259,9 @@ hs_open(struct httpd *h)
 			  cfg->listen_http.port);
 		return lfd;
 	}
-	if (hs_adopt_fd(s, lfd, HS_FD_LISTEN) < 0 ||
-	    hs_adopt_fd(s, stage_signal_fd(h->st), HS_FD_STAGE) < 0 ||
-	    (stage_bus_fd(h->st) >= 0 && hs_adopt_fd(s, stage_bus_fd(h->st), HS_FD_STAGE) < 0))
+	if (lwsfd_adopt(s->vh, lfd, HS_FD_LISTEN) < 0 ||
+	    lwsfd_adopt(s->vh, stage_signal_fd(h->st), HS_FD_STAGE) < 0 ||
+	    (stage_bus_fd(h->st) >= 0 && lwsfd_adopt(s->vh, stage_bus_fd(h->st), HS_FD_STAGE) < 0))
 		return -EIO;
 	stage_on_message(h->st, hs_on_message, h);
 	stage_on_stats(h->st, hs_stats, h);
