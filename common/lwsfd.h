@@ -12,4 +12,8 @@ struct lws_vhost;
  * what it adopts, and the stage keeps fd. 0, or -errno. */
 int lwsfd_adopt(struct lws_vhost *vh, int fd, intptr_t kind);
 
+/* Accepts every pending connection of the listening socket lfd into vh, with
+ * SO_SNDBUF sndbuf when it is above 0 (else the kernel's autotuning). */
+void lwsfd_accept(struct lws_vhost *vh, int lfd, int sndbuf);
+
 #endif

@@ -119,12 +119,25 @@ wss_buf_unref(struct wss_buf *b)
 }
 
 int
-wss_conn_set_token(struct wss_conn *c, const char *secret, size_t len)
+wss_conn_check_token(struct wss_conn *c, const struct tok_store *store,
+		     const msgpack_object *payload, enum cfg_role role,
+		     const struct tok_info **ret_info)
 {
-	int r = tok_digest(secret, len, c->token);
+	const struct tok_info *info;
+	const char *secret;
+	size_t len;
+	int r;
 
-	c->has_token = r == 0;
-	return r;
+	r = mp_get_str(payload, "token", &secret, &len);
+	if (r == 0)
+		r = tok_check(store, secret, len, tok_mask_for(role), time(NULL), &info);
+	if (r == 0)
+		r = tok_digest(secret, len, c->token);
+	if (r < 0)
+		return r;
+	c->has_token = true;
+	*ret_info = info;
+	return 0;
 }
 
 int
@@ -601,29 +614,6 @@ wss_cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *i
 	}
 }
 
-static void
-wss_accept(struct wss *w, int lfd)
-{
-	for (;;) {
-		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-
-		if (fd < 0) {
-			if (errno != EAGAIN && errno != EINTR)
-				log_warn(-errno, "accept4() failed");
-			if (errno != EINTR)
-				return;
-			continue;
-		}
-		if (w->ops->sndbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &w->ops->sndbuf,
-						     sizeof(w->ops->sndbuf)) < 0)
-			log_warn(-errno, "setsockopt(SO_SNDBUF) failed");
-		if (lws_adopt_socket_vhost(w->vh, fd) == NULL) {
-			log_warn(0, "lws_adopt_socket_vhost() failed: connection dropped");
-			close(fd);
-		}
-	}
-}
-
 /* The raw fds: the listening socket, the stage's bus and signal fds; and
  * wake-ups from other threads (lws_cancel_service). */
 static int
@@ -635,7 +625,7 @@ wss_cb_fd(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *i
 	switch (reason) {
 	case LWS_CALLBACK_RAW_RX_FILE:
 		if (kind == WSS_FD_LISTEN)
-			wss_accept(w, lws_get_socket_fd(wsi));
+			lwsfd_accept(w->vh, lws_get_socket_fd(wsi), w->ops->sndbuf);
 		else
 			stage_service(w->st);
 		return 0;

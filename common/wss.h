@@ -99,9 +99,13 @@ int wss_conn_send(struct wss_conn *c, const void *mp, size_t len);
 int wss_conn_queue(struct wss_conn *c, struct wss_buf *b, const struct wss_tx_info *tx);
 /* Drops every queued message of owner; ret_from/ret_to: its first and last seq, or -1. */
 void wss_conn_drop(struct wss_conn *c, void *owner, int64_t *ret_from, int64_t *ret_to);
-/* Remembers the token c registered or refreshed with (its digest only), so
- * that wss_revoke finds the connections that use it. */
-int wss_conn_set_token(struct wss_conn *c, const char *secret, size_t len);
+/* Checks the payload's "token" for role (tok_check with tok_mask_for(role),
+ * now) and remembers it (its digest only) so that wss_revoke finds the
+ * connection. Errors as tok_check, -ENOENT without a token, -EINVAL when it is
+ * not a string: what tok_refusal explains. *ret_info is set on success only. */
+int wss_conn_check_token(struct wss_conn *c, const struct tok_store *store,
+			 const msgpack_object *payload, enum cfg_role role,
+			 const struct tok_info **ret_info);
 /* The bus's token.revoke { token } (the operator console's revocation): marks
  * the token revoked in store and closes every connection that uses it with
  * 3004. Returns how many were closed, -EINVAL without a token, -ENOENT for a

@@ -75,28 +75,6 @@ hs_cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *
 
 /* ---- loop ---- */
 
-static void
-hs_accept(struct httpd *h, int lfd)
-{
-	struct hs *s = h->srv;
-
-	for (;;) {
-		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-
-		if (fd < 0) {
-			if (errno != EAGAIN && errno != EINTR)
-				log_warn(-errno, "accept4() failed");
-			if (errno != EINTR)
-				return;
-			continue;
-		}
-		if (lws_adopt_socket_vhost(s->vh, fd) == NULL) {
-			log_warn(0, "lws_adopt_socket_vhost() failed: connection dropped");
-			close(fd);
-		}
-	}
-}
-
 static int
 hs_cb_fd(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
@@ -106,7 +84,7 @@ hs_cb_fd(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in
 	switch (reason) {
 	case LWS_CALLBACK_RAW_RX_FILE:
 		if (kind == HS_FD_LISTEN)
-			hs_accept(h, lws_get_socket_fd(wsi));
+			lwsfd_accept(((struct hs *)h->srv)->vh, lws_get_socket_fd(wsi), 0);
 		else
 			stage_service(h->st);
 		return 0;

@@ -29,18 +29,11 @@ static int
 sess_check_token(struct ingest *ing, struct wss_conn *c, const msgpack_object *p)
 {
 	const struct tok_info *info;
-	const char *tok;
-	size_t n;
 	int r;
 
 	if (!ing->cfg->sentinel_auth)
 		return 0;
-	r = mp_get_str(p, "token", &tok, &n);
-	if (r == 0)
-		r = tok_check(ing->tokens, tok, n, tok_mask_for(CFG_ROLE_SENTINEL), time(NULL),
-			      &info);
-	if (r == 0)
-		r = wss_conn_set_token(c, tok, n);
+	r = wss_conn_check_token(c, ing->tokens, p, CFG_ROLE_SENTINEL, &info);
 	if (r < 0) {
 		sess_reject(ing, c, 3001, tok_refusal(r, CFG_ROLE_SENTINEL));
 		return r;

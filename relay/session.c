@@ -44,16 +44,9 @@ sess_token(struct relay *rl, struct wss_conn *c, const msgpack_object *p, int64_
 	   const char **ret_why)
 {
 	const struct tok_info *info;
-	const char *tok;
-	size_t n;
 	int r;
 
-	r = mp_get_str(p, "token", &tok, &n);
-	if (r == 0)
-		r = tok_check(rl->tokens, tok, n, tok_mask_for(CFG_ROLE_PROCTOR), time(NULL),
-			      &info);
-	if (r == 0)
-		r = wss_conn_set_token(c, tok, n);
+	r = wss_conn_check_token(c, rl->tokens, p, CFG_ROLE_PROCTOR, &info);
 	if (r < 0) {
 		*ret_why = tok_refusal(r, CFG_ROLE_PROCTOR);
 		return r;
