@@ -602,12 +602,15 @@ wss_cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *i
 		if (w->ops->opened != NULL)
 			w->ops->opened(w->ctx, c);
 		return 0;
+	/* A connection refused by the path check (or closed before it was
+	 * established) still gets CLOSED, with its state never set up. */
 	case LWS_CALLBACK_RECEIVE:
-		return c->closing ? 0 : wss_conn_rx(c, in, len);
+		return c == NULL || c->w == NULL || c->closing ? 0 : wss_conn_rx(c, in, len);
 	case LWS_CALLBACK_SERVER_WRITEABLE:
-		return wss_conn_writeable(c);
+		return c == NULL || c->w == NULL ? 0 : wss_conn_writeable(c);
 	case LWS_CALLBACK_CLOSED:
-		wss_conn_release(c);
+		if (c != NULL && c->w != NULL)
+			wss_conn_release(c);
 		return 0;
 	default:
 		return 0;
