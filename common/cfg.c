@@ -14,7 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <jansson.h>
 #include <yaml.h>
 
 #include "cfg.h"
@@ -125,6 +124,16 @@ static const struct cfg_key cfg_keys_limits[] = {
 	  .off = C(proctor_queue_seconds),
 	  .min = 1,
 	  .max = 600 },
+	{ .name = "max_connections_per_ip",
+	  .kind = CFG_K_INT,
+	  .off = C(max_connections_per_ip),
+	  .min = 0,
+	  .max = 1000000 },
+	{ .name = "max_handshakes",
+	  .kind = CFG_K_INT,
+	  .off = C(max_handshakes),
+	  .min = 1,
+	  .max = 1000000 },
 	{ 0 },
 };
 static const struct cfg_key cfg_keys_timeouts[] = {
@@ -898,6 +907,8 @@ cfg_defaults(struct cfg *cfg, const char *path)
 	cfg->max_proctors = 500;
 	cfg->max_message_bytes = 8 * CFG_MIB;
 	cfg->proctor_queue_seconds = 5;
+	cfg->max_connections_per_ip = 64;
+	cfg->max_handshakes = 512;
 	cfg->timeout_register_ms = 5 * CFG_SEC_MS;
 	cfg->timeout_idle_ms = 30 * CFG_SEC_MS;
 	cfg->timeout_heartbeat_ms = 5 * CFG_SEC_MS;
@@ -972,68 +983,4 @@ cfg_free(struct cfg *cfg)
 	free(cfg->tls_key);
 	free(cfg->log_level);
 	free(cfg);
-}
-
-static void
-cfg_fmt_listen(char *buf, size_t size, const struct cfg_listen *l)
-{
-	snprintf(buf, size, strchr(l->host, ':') ? "[%s]:%u" : "%s:%u", l->host, l->port);
-}
-
-void *
-cfg_to_json(const struct cfg *cfg, bool redact)
-{
-	char ingest[80], relay[80], http[80], when[32] = "";
-	json_t *tokens, *entry, *root = NULL;
-	const struct cfg_token *t;
-	struct tm tm;
-	time_t at;
-
-	if (!cfg) {
-		errno = EINVAL;
-		return NULL;
-	}
-	tokens = json_array();
-	if (!tokens)
-		goto fail;
-	for (size_t i = 0; i < cfg->n_tokens; i++) {
-		t = &cfg->tokens[i];
-		at = (time_t)t->expires;
-		if (t->expires != 0 && gmtime_r(&at, &tm))
-			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		entry = json_pack("{s:s, s:s, s:s, s:s?, s:s?}", "name", t->name, "role",
-				  cfg_role_name(t->role), "token", redact ? "***" : t->token,
-				  "token_file", t->token_file, "expires",
-				  t->expires != 0 ? when : NULL);
-		if (!entry || json_array_append_new(tokens, entry) < 0)
-			goto decref_tokens;
-	}
-	cfg_fmt_listen(ingest, sizeof(ingest), &cfg->listen_ingest);
-	cfg_fmt_listen(relay, sizeof(relay), &cfg->listen_relay);
-	cfg_fmt_listen(http, sizeof(http), &cfg->listen_http);
-	root = json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s}, s:{s:s?, s:s?}, s:I, s:{s:I},"
-			 " s:{s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I}, s:{s:s, s:O},"
-			 " s:{s:I, s:I}}",
-			 "instance", cfg->instance, "run_dir", cfg->run_dir, "data_dir",
-			 cfg->data_dir, "log_level", cfg->log_level, "listen", "ingest", ingest,
-			 "relay", relay, "http", http, "tls", "cert", cfg->tls_cert, "key",
-			 cfg->tls_key, "buffer_seconds", (json_int_t)cfg->buffer_seconds, "ring",
-			 "size", (json_int_t)cfg->ring_size, "limits", "max_sentinels",
-			 (json_int_t)cfg->max_sentinels, "max_proctors",
-			 (json_int_t)cfg->max_proctors, "max_message_bytes",
-			 (json_int_t)cfg->max_message_bytes, "proctor_queue_seconds",
-			 (json_int_t)cfg->proctor_queue_seconds, "timeouts", "register",
-			 (json_int_t)cfg->timeout_register_ms, "idle",
-			 (json_int_t)cfg->timeout_idle_ms, "stage_heartbeat",
-			 (json_int_t)cfg->timeout_heartbeat_ms, "auth", "sentinel",
-			 cfg->sentinel_auth ? "required" : "none", "tokens", tokens, "archive",
-			 "retention_days", (json_int_t)cfg->retention_days, "max_bytes",
-			 (json_int_t)cfg->archive_max_bytes);
-
-decref_tokens:
-	json_decref(tokens);
-fail:
-	if (!root)
-		errno = ENOMEM;
-	return root;
 }

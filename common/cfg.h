@@ -47,6 +47,8 @@ struct cfg {
 	int64_t max_sentinels, max_proctors;
 	uint64_t max_message_bytes;
 	int64_t proctor_queue_seconds;
+	int64_t max_connections_per_ip; /* per listener, 0 = no cap */
+	int64_t max_handshakes;         /* per listener: connections not yet registered */
 	int64_t timeout_register_ms, timeout_idle_ms, timeout_heartbeat_ms;
 	bool sentinel_auth; /* auth.sentinel: required (true) | none (false) */
 	struct cfg_token *tokens;

@@ -883,3 +883,13 @@ destroy_sbuf:
 	msgpack_sbuffer_destroy(&sbuf);
 	return r;
 }
+
+bool
+env_utf8_valid(const void *p, size_t len)
+{
+	/* jansson's check, the one its parser applies to every JSON string. */
+	json_t *s = json_stringn(p, len);
+
+	json_decref(s);
+	return s != NULL;
+}

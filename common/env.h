@@ -70,4 +70,8 @@ int env_msgpack_to_json(const void *mp, size_t len, char **ret_json, size_t *ret
  * (NUL-terminated for ENV_JSON). -ENOMEM. */
 int env_encode(const struct env *env, enum env_enc enc, char **ret_buf, size_t *ret_len);
 
+/* Whether len bytes at p are UTF-8 as RFC 3629 defines it (no overlong
+ * forms, surrogates or code points past U+10FFFF); NUL bytes are valid. */
+bool env_utf8_valid(const void *p, size_t len);
+
 #endif

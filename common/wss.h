@@ -1,14 +1,15 @@
 /* wss: the WebSocket server every vigil stage with clients shares (ingest for
- * sentinels, relay for proctors): one libwebsockets context whose listening
- * socket is the one vigild handed down, adopted into the loop with the
- * stage's bus and signal fds; messages reassembled under the size limit
- * (1009 as soon as a frame header shows it cannot fit); a send queue per
+ * sentinels, relay for proctors), on srv's loop and the listening socket
+ * vigild handed down: the upgrade (RFC 6455 section 4, refused with its HTTP
+ * status otherwise), frames by wslay, messages reassembled under the size
+ * limit (1009 as soon as a frame header shows it cannot fit; 64 KiB before
+ * the register), the frame rules (1002: unmasked or reserved bits or bad
+ * opcodes or fragments; 1007: text that is not UTF-8), a send queue per
  * connection of shared, refcounted buffers; closes with code and reason after
  * the queue; the register deadline and the idle rule (3003).
  *
- * No libwebsockets type appears here: stages see wss_ objects only. Every
- * callback runs in the stage's one lws service thread; wss_wake() is the only
- * call another thread may make.
+ * Stages see wss_ objects only. Every callback runs in the stage's loop
+ * thread; wss_wake() is the only call another thread may make.
  */
 #ifndef VIGIL_WSS_H
 #define VIGIL_WSS_H
@@ -70,11 +71,15 @@ struct wss_ops {
 
 struct wss_stats {
 	uint64_t connections_total, closes_1009, closes_3006, idle_closes, sent_messages;
+	/* the listener's connections: open, still in their handshake (upgrade
+	 * or register pending), refused over limits.max_connections_per_ip and
+	 * limits.max_handshakes */
+	uint64_t open, handshaking, refused_per_ip, refused_handshakes;
 	uint64_t partial_writes; /* messages the socket did not take whole at once */
 	struct lat tx_latency;   /* timed messages (stamp_us): stamp to last byte sent */
 };
 
-/* Opens the context on the stage's listening socket for addr (vigild's fd 3). */
+/* Opens the server on the stage's listening socket for addr (vigild's fd 3). */
 struct wss *wss_new(struct stage *st, const struct cfg_listen *addr, const struct wss_ops *ops,
 		    void *ctx);
 void wss_free(struct wss *w);

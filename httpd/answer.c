@@ -1,7 +1,7 @@
 /* answer: how vigil-httpd answers a request: JSON errors, texts, bytes with
  * ETag, Range and If-Range/If-None-Match, query arguments; then the headers
- * and the body streamed from the writeable callback (sendfile/send on plain
- * HTTP, lws_write chunks over TLS). Service thread. */
+ * and the body streamed from the writable callback (sendfile/send on plain
+ * HTTP, chunks handed to srv over TLS). Loop thread. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -12,8 +12,6 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <libwebsockets.h>
 
 #include "log.h"
 #include "proc.h"
@@ -62,7 +60,7 @@ hs_answer(struct hreq *r, int status, const char *ctype)
 	r->end = r->body.total;
 	r->part = 0;
 	r->part_start = 0;
-	lws_callback_on_writable(r->wsi);
+	srv_conn_want_write(r->sc);
 }
 
 void
@@ -107,13 +105,14 @@ hs_error(struct hreq *r, int status, const char *fmt, ...)
 }
 
 bool
-hs_header(struct hreq *r, enum lws_token_indexes tok, char *buf, size_t size)
+hs_header(struct hreq *r, const char *name, char *buf, size_t size)
 {
-	int n = lws_hdr_total_length(r->wsi, tok);
+	const char *v = http1_header(r->req, name);
 
-	if (n <= 0 || (size_t)n >= size)
+	if (v == NULL || strlen(v) >= size)
 		return false;
-	return lws_hdr_copy(r->wsi, buf, (int)size, tok) == n;
+	memcpy(buf, v, strlen(v) + 1);
+	return true;
 }
 
 /* An entity-tag list as If-None-Match carries it: "*" or a list containing
@@ -156,23 +155,23 @@ hs_bytes(struct hreq *r, const char *ctype, struct body *body, const char *etag,
 		hs_extra(r, "content-disposition:", "%s", disposition);
 	if (cache_control != NULL)
 		hs_extra(r, "cache-control:", "%s", cache_control);
-	if (etag != NULL && hs_header(r, WSI_TOKEN_HTTP_IF_NONE_MATCH, hdr, sizeof(hdr)) &&
+	if (etag != NULL && hs_header(r, "if-none-match", hdr, sizeof(hdr)) &&
 	    hs_etag_listed(hdr, etag)) {
 		body_free(&r->body);
 		hs_answer(r, 304, ctype);
 		return;
 	}
-	if (hs_header(r, WSI_TOKEN_HTTP_RANGE, hdr, sizeof(hdr))) {
+	if (hs_header(r, "range", hdr, sizeof(hdr))) {
 		char ir[256];
 
 		rr = range_parse(hdr, size, &rg);
 		/* If-Range: the range only if the representation is still the one the
 		 * client has (strong comparison, RFC 9110 section 13.1.5); a date
 		 * never matches, since these bytes carry no Last-Modified. */
-		if (hs_header(r, WSI_TOKEN_HTTP_IF_RANGE, ir, sizeof(ir)) &&
+		if (hs_header(r, "if-range", ir, sizeof(ir)) &&
 		    (etag == NULL || strcmp(ir, etag) != 0 || ir[0] == 'W'))
 			rr = RANGE_WHOLE;
-	} else if (lws_hdr_total_length(r->wsi, WSI_TOKEN_HTTP_RANGE) > 0) {
+	} else if (http1_header(r->req, "range") != NULL) {
 		rr = RANGE_WHOLE; /* too long to be a range we would honour */
 	}
 	if (rr == RANGE_UNSATISFIABLE) {
@@ -193,67 +192,56 @@ hs_bytes(struct hreq *r, const char *ctype, struct body *body, const char *etag,
 bool
 hs_arg(struct hreq *r, const char *name, char *buf, size_t size)
 {
-	char frag[HS_TOKEN_MAX + 64];
-	size_t nl = strlen(name);
-
-	for (int i = 0; i < HS_ARGS_MAX; i++) {
-		int n = lws_hdr_copy_fragment(r->wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS,
-					      i);
-
-		if (n < 0)
-			break;
-		if ((size_t)n > nl && strncmp(frag, name, nl) == 0 && frag[nl] == '=') {
-			if ((size_t)n - nl - 1 >= size)
-				return false;
-			memcpy(buf, frag + nl + 1, (size_t)n - nl);
-			return true;
-		}
-	}
-	return false;
+	return http1_arg(r->req, name, buf, size);
 }
 
-static int
-hs_send_headers(struct httpd *h, struct hreq *r)
+static void
+hs_count_status(struct httpd *h, int status)
 {
-	unsigned char hbuf[LWS_PRE + 2048];
-	unsigned char *start = hbuf + LWS_PRE, *p = start, *end = hbuf + sizeof(hbuf) - 1;
-	uint64_t len = r->end - r->pos;
-
-	if (r->status == 304 || r->status == 204)
-		len = 0;
-	if (lws_add_http_header_status(r->wsi, (unsigned)r->status, &p, end) ||
-	    ((r->status != 304 && r->status != 204) &&
-	     (lws_add_http_header_by_token(r->wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
-					   (const unsigned char *)r->ctype, (int)strlen(r->ctype),
-					   &p, end) ||
-	      lws_add_http_header_content_length(r->wsi, len, &p, end))))
-		return -1;
-	for (size_t off = 0; off < r->extra_len;) {
-		const char *name = r->extra + off;
-		const char *val = name + strlen(name) + 1;
-
-		if (lws_add_http_header_by_name(r->wsi, (const unsigned char *)name,
-						(const unsigned char *)val, (int)strlen(val), &p,
-						end))
-			return -1;
-		off += strlen(name) + 1 + strlen(val) + 1;
-	}
-	if (r->close_after &&
-	    lws_add_http_header_by_token(r->wsi, WSI_TOKEN_CONNECTION,
-					 (const unsigned char *)"close", 5, &p, end))
-		return -1;
-	if (lws_finalize_write_http_header(r->wsi, start, &p, end))
-		return -1;
-	r->hdr_sent = true;
-	if (r->status < 300)
+	if (status < 300)
 		h->stats.responses_2xx++;
-	else if (r->status < 400)
+	else if (status < 400)
 		h->stats.responses_3xx++;
-	else if (r->status < 500)
+	else if (status < 500)
 		h->stats.responses_4xx++;
 	else
 		h->stats.responses_5xx++;
-	if (r->head || r->status == 304 || r->status == 204)
+}
+
+/* The status line and headers, queued as one copy. */
+static int
+hs_send_headers(struct httpd *h, struct hreq *r)
+{
+	char head[HS_EXTRA_MAX + 512];
+	uint64_t len = r->end - r->pos;
+	bool bodyless = r->status == 304 || r->status == 204;
+	size_t n;
+
+	n = (size_t)snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\n", r->status,
+			     http1_status_text(r->status));
+	if (!bodyless)
+		n += (size_t)snprintf(head + n, sizeof(head) - n,
+				      "Content-Type: %s\r\nContent-Length: %llu\r\n", r->ctype,
+				      (unsigned long long)len);
+	for (size_t off = 0; off < r->extra_len && n < sizeof(head);) {
+		const char *name = r->extra + off;
+		const char *val = name + strlen(name) + 1;
+
+		n += (size_t)snprintf(head + n, sizeof(head) - n, "%s %s\r\n", name, val);
+		off += strlen(name) + 1 + strlen(val) + 1;
+	}
+	/* RFC 9112 section 9.6: the client learns the connection ends here; a
+	 * 1.0 client that asked to keep it learns that it stays. */
+	if (n < sizeof(head))
+		n += (size_t)snprintf(head + n, sizeof(head) - n, "%s\r\n",
+				      r->close_after                ? "Connection: close\r\n"
+				      : http1_version(r->req) == 10 ? "Connection: keep-alive\r\n"
+								    : "");
+	if (n >= sizeof(head) || srv_conn_write_copy(r->sc, head, n) < 0)
+		return -1;
+	r->hdr_sent = true;
+	hs_count_status(h, r->status);
+	if (r->head || bodyless)
 		r->end = r->pos;
 	return 0;
 }
@@ -323,13 +311,12 @@ hs_fill(struct hreq *r, unsigned char *buf, size_t want)
 
 /* Plain HTTP/1.1: the body goes to the socket straight, sendfile(2) for
  * files and send(2) for memory, as much as the socket takes now (up to a
- * budget, so one client does not hold the loop). lws has nothing buffered
- * for this connection when it calls the writeable callback. 1: more to send,
- * 0: done, -EIO. */
+ * budget, so one client does not hold the loop). srv's queue is empty when
+ * the writable callback runs. 1: more to send, 0: done, -EIO. */
 static int
 hs_direct(struct httpd *h, struct hreq *r)
 {
-	int sock = lws_get_socket_fd(r->wsi);
+	int sock = srv_conn_fd(r->sc);
 	uint64_t budget = HS_DIRECT_BUDGET;
 
 	while (r->pos < r->end && budget > 0) {
@@ -371,70 +358,87 @@ hs_direct(struct httpd *h, struct hreq *r)
 	return r->pos < r->end ? 1 : 0;
 }
 
+/* A short body in memory goes out with the headers, in one write. */
 static int
-hs_complete(struct hreq *r)
+hs_inline_body(struct httpd *h, struct hreq *r)
 {
-	bool close_after = r->close_after;
+	unsigned char buf[HS_INLINE_MAX];
+	size_t n = 0;
 
-	hs_reset(r);
-	if (close_after)
-		return -1;
-	return lws_http_transaction_completed(r->wsi) ? -1 : 0;
+	if (r->end - r->pos > sizeof(buf))
+		return 0;
+	for (size_t i = 0; i < r->body.n; i++)
+		if (r->body.v[i].mem == NULL)
+			return 0;
+	while (r->pos < r->end) {
+		ssize_t k = hs_fill(r, buf + n, (size_t)(r->end - r->pos));
+
+		if (k < 0)
+			return -EIO;
+		r->pos += (uint64_t)k;
+		n += (size_t)k;
+	}
+	h->stats.bytes_out += n;
+	return srv_conn_write_copy(r->sc, buf, n);
 }
 
 int
 hs_writeable(struct httpd *h, struct hreq *r)
 {
 	ssize_t n;
-	int w;
 
 	if (!r->answered)
 		return 0;
+	if (r->finishing) {
+		r->finishing = false;
+		hs_done(h, r);
+		return 0;
+	}
 	if (!r->hdr_sent) {
-		if (hs_send_headers(h, r) < 0)
+		if (hs_send_headers(h, r) < 0 || hs_inline_body(h, r) < 0)
 			return -1;
-		if (r->pos == r->end)
-			return hs_complete(r);
-		/* The body follows at once unless lws had to keep part of the headers. */
-		if (lws_partial_buffered(r->wsi)) {
-			lws_callback_on_writable(r->wsi);
-			return 0;
-		}
+		/* The rest once srv has written the headers. */
+		r->finishing = r->pos == r->end;
+		srv_conn_want_write(r->sc);
+		return 0;
 	}
 	/* A client that stops reading is dropped after the idle timeout. */
-	lws_set_timeout(r->wsi, PENDING_TIMEOUT_HTTP_CONTENT,
-			(int)(h->cfg->timeout_idle_ms / 1000 > 0 ? h->cfg->timeout_idle_ms / 1000
-								 : 1));
-	if (!lws_is_ssl(r->wsi) && lws_get_network_wsi(r->wsi) == r->wsi) {
-		w = hs_direct(h, r);
+	srv_conn_deadline(r->sc, proc_mono_ms() + h->cfg->timeout_idle_ms);
+	if (!srv_conn_is_tls(r->sc)) {
+		int w = hs_direct(h, r);
+
 		if (w < 0)
 			return -1;
-		if (w == 0) {
-			lws_set_timeout(r->wsi, NO_PENDING_TIMEOUT, 0);
-			return hs_complete(r);
-		}
-		lws_callback_on_writable(r->wsi);
+		if (w == 0)
+			hs_done(h, r);
+		else
+			srv_conn_want_write(r->sc);
+		return 0;
+	}
+	if (r->buf_busy)
+		return 0;
+	if (r->pos == r->end) {
+		hs_done(h, r);
 		return 0;
 	}
 	if (r->buf == NULL) {
-		r->buf = malloc(LWS_PRE + HS_CHUNK);
+		r->buf = malloc(HS_CHUNK);
 		if (r->buf == NULL)
 			return -1;
 	}
-	n = hs_fill(r, r->buf + LWS_PRE,
-		    (size_t)(r->end - r->pos < HS_CHUNK ? r->end - r->pos : HS_CHUNK));
-	if (n < 0)
+	n = hs_fill(r, r->buf, (size_t)(r->end - r->pos < HS_CHUNK ? r->end - r->pos : HS_CHUNK));
+	if (n < 0 || srv_conn_write(r->sc, r->buf, (size_t)n, r) < 0)
 		return -1;
+	r->buf_busy = true;
 	r->pos += (uint64_t)n;
-	w = lws_write(r->wsi, r->buf + LWS_PRE, (size_t)n,
-		      r->pos == r->end ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP);
-	if (w < 0)
-		return -1;
 	h->stats.bytes_out += (uint64_t)n;
-	if (r->pos == r->end) {
-		lws_set_timeout(r->wsi, NO_PENDING_TIMEOUT, 0);
-		return hs_complete(r);
-	}
-	lws_callback_on_writable(r->wsi);
 	return 0;
+}
+
+void
+hs_sent(struct httpd *h, struct hreq *r, bool written)
+{
+	r->buf_busy = false;
+	if (written)
+		srv_conn_want_write(r->sc);
 }

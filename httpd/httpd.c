@@ -70,7 +70,7 @@ httpd_new(struct stage *st)
 	snap_init(h);
 	r = hs_open(h);
 	if (r < 0) {
-		log_error(r, "libwebsockets setup failed");
+		log_error(r, "the HTTP server did not start");
 		goto fail;
 	}
 	log_info("web app from %s", h->web_root);

@@ -1,6 +1,6 @@
 /* httpd: vigil-httpd's modules and what they share. The stage serves
- * PROTOCOL.md section 6 over libwebsockets' HTTP/1.1 on the socket vigild
- * hands down; everything runs in the one lws service thread except the
+ * PROTOCOL.md section 6 over HTTP/1.1 (common/srv.h, common/http1.h) on the
+ * socket vigild hands down; everything runs in the one loop thread except the
  * snapshot worker (snap.c), which only hands results back through a lock.
  *
  * A response body is a list of parts, each a range of a file (read in chunks
@@ -162,7 +162,7 @@ struct httpd {
 	struct ring *ring;
 	char ring_name[64];
 	char web_root[4096];
-	void *srv; /* server.c's lws state */
+	void *srv; /* server.c's state */
 	/* vigild's last status answer (bus "status"), and when it came. */
 	json_t *status;
 	int64_t status_ms, status_asked_ms;
@@ -185,7 +185,7 @@ struct httpd {
 void history_handle(struct httpd *h, struct hreq *r);
 void history_deleted(struct httpd *h, const struct bus_msg *msg);
 
-/* server.c: the lws context on the stage's socket. */
+/* server.c: the HTTP server on the stage's socket. */
 int hs_open(struct httpd *h);
 int hs_run(struct httpd *h);
 void hs_close(struct httpd *h);

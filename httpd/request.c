@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <libwebsockets.h>
+#include <curl/curl.h>
 
 #include "log.h"
 #include "proc.h"
@@ -155,16 +155,17 @@ hs_auth(struct httpd *h, struct hreq *r)
 	if (r->route.kind == ROUTE_STATIC || r->route.kind == ROUTE_HEALTH)
 		return true;
 	need = hs_need_role(r->route.kind);
-	if (hs_header(r, WSI_TOKEN_HTTP_AUTHORIZATION, tok, sizeof(tok))) {
+	if (hs_header(r, "authorization", tok, sizeof(tok))) {
 		if (strncasecmp(tok, "Bearer ", 7) == 0)
 			secret = tok + 7;
 	} else if (hs_arg(r, "token", tok, HS_TOKEN_MAX)) {
-		char esc[HS_TOKEN_MAX * 3 + 1];
+		char *esc = curl_easy_escape(NULL, tok, 0);
 
 		secret = tok;
 		r->token_in_query = true;
-		lws_urlencode(esc, tok, sizeof(esc));
-		snprintf(r->token_query, sizeof(r->token_query), "?token=%.*s", HS_TOKEN_MAX, esc);
+		snprintf(r->token_query, sizeof(r->token_query), "?token=%.*s", HS_TOKEN_MAX,
+			 esc != NULL ? esc : "");
+		curl_free(esc);
 	}
 	err = secret == NULL ? -ENOENT
 			     : tok_check(h->tok, secret, strlen(secret), tok_mask_for(need),
@@ -213,28 +214,50 @@ hs_dispatch(struct httpd *h, struct hreq *r)
 }
 
 static unsigned
-hs_method(struct lws *wsi, bool *ret_head)
+hs_method(const struct http1 *req, bool *ret_head)
 {
-	*ret_head = false;
-	if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0)
+	const char *m = http1_method(req);
+
+	*ret_head = strcmp(m, "HEAD") == 0;
+	if (strcmp(m, "GET") == 0)
 		return ROUTE_GET;
-	if (lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0) {
-		*ret_head = true;
+	if (*ret_head)
 		return ROUTE_HEAD;
-	}
-	if (lws_hdr_total_length(wsi, WSI_TOKEN_DELETE_URI) > 0)
+	if (strcmp(m, "DELETE") == 0)
 		return ROUTE_DELETE;
 	return ROUTE_OTHER;
 }
 
 void
-hs_request(struct httpd *h, struct hreq *r, const char *path)
+hs_request(struct httpd *h, struct hreq *r)
 {
+	char path[ROUTE_PATH_MAX + 1];
 	int err;
 
 	hs_reset(r);
 	h->stats.requests++;
-	r->method = hs_method(r->wsi, &r->head);
+	r->close_after = http1_close_after(r->req);
+	r->method = hs_method(r->req, &r->head);
+	err = http1_path(r->req, path, sizeof(path));
+	if (err < 0) {
+		r->close_after = true;
+		if (err == -ENAMETOOLONG)
+			hs_error(r, 414, "the path is over %d bytes", ROUTE_PATH_MAX);
+		else
+			hs_error(r, 400, "malformed request-target, or a NUL byte in the path");
+		return;
+	}
+	/* WebSocket upgrades: only the operator console's path takes one. */
+	if (http1_header(r->req, "upgrade") != NULL) {
+		r->close_after = true;
+		if (strcmp(path, "/api/ws") == 0)
+			hs_error(r, 501, "the operator console (/api/ws) is not available yet");
+		else
+			hs_error(r, 404,
+				 "no WebSocket endpoint here: the operator console is /api/ws, "
+				 "live video is relay's /proctor");
+		return;
+	}
 	err = route_parse(path, &r->route);
 	if (err == -EINVAL) {
 		hs_error(r, 400, "%s", r->route.reason);

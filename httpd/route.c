@@ -30,8 +30,9 @@ route_parse_int(const char *s, int64_t *ret)
 }
 
 /* Checks the whole path once: what is refused here can never reach a route or
- * a file name. lws has decoded %XX already, so a '%' that is still there was
- * double-encoded; an encoded '/' has become a '/' and must fit a route's shape. */
+ * a file name. The path was percent-decoded (http1_path), so a '%' that is
+ * still there was double-encoded; an encoded '/' has become a '/' and must
+ * fit a route's shape. */
 static const char *
 route_path_problem(const char *path)
 {
@@ -185,7 +186,7 @@ route_api(char **parts, int n, struct route *ret)
 }
 
 /* A static file name: letters, digits, '-', '_', '.', '/' only, no segment
- * starting with '.' (no hidden files, no "..", whatever lws did). */
+ * starting with '.' (no hidden files, no "..", whatever the client sent). */
 static bool
 route_static_ok(const char *file)
 {

@@ -1,100 +1,231 @@
-/* server: vigil-httpd's libwebsockets HTTP/1.1 server. The listening socket
- * from vigild is adopted as a raw fd and each accepted connection handed to
- * lws as HTTP; the bus and signal fds share the loop. Requests go to
- * request.c, answers and bodies to answer.c. Everything here runs in the lws
- * service thread. */
+/* server: vigil-httpd's HTTP/1.1 server on srv (the loop, connections, TLS)
+ * and http1 (request heads). One request of a connection at a time: while it
+ * is answered, reading pauses and the bytes already read after it wait in
+ * pend, so pipelined requests are answered in order. Requests go to
+ * request.c, answers and bodies to answer.c. Runs in the loop thread. */
 #include <errno.h>
-#include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/sendfile.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
-
-#include <libwebsockets.h>
 
 #include "log.h"
-#include "lwsfd.h"
 #include "mp.h"
 #include "net.h"
 #include "proc.h"
 #include "server.h"
 
-/* lws zeroes the per-connection state; this makes it ours (fd -1 is not 0). */
+static void hs_feed(struct httpd *h, struct hreq *r, const uint8_t *buf, size_t len);
+
+/* A connection between requests: closed after the keep-alive timeout, or
+ * HS_HEAD_MS after a request began to arrive. */
 static void
-hs_conn_init(struct httpd *h, struct hreq *r, struct lws *wsi)
+hs_wait_deadline(struct httpd *h, struct hreq *r)
 {
-	if (r->inited)
-		return;
-	r->inited = true;
+	bool started = r->req != NULL && http1_started(r->req);
+
+	srv_conn_deadline(r->sc, proc_mono_ms() + (started ? HS_HEAD_MS : h->cfg->timeout_idle_ms));
+}
+
+static void
+hs_conn_opened(void *ctx, struct srv_conn *sc)
+{
+	struct httpd *h = ctx;
+	struct hreq *r = srv_conn_data(sc);
+
 	r->h = h;
-	r->wsi = wsi;
+	r->sc = sc;
 	r->fd = -1;
 	h->stats.connections++;
+	srv_conn_deadline(sc, proc_mono_ms() + HS_HEAD_MS);
 }
 
 static int
-hs_cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+hs_keep(struct hreq *r, const uint8_t *buf, size_t len)
 {
-	struct httpd *h = lws_context_user(lws_get_context(wsi));
-	struct hreq *r = user;
+	if (r->pend_len + len > r->pend_cap) {
+		size_t cap = r->pend_cap ? r->pend_cap : 1024;
+		uint8_t *p;
 
-	switch (reason) {
-	case LWS_CALLBACK_HTTP_BIND_PROTOCOL:
-		if (r != NULL)
-			hs_conn_init(h, r, wsi);
-		return 0;
-	case LWS_CALLBACK_HTTP:
-		hs_conn_init(h, r, wsi);
-		hs_request(h, r, (const char *)in);
-		/* Answered at once (not parked): headers and body go out now. */
-		return r->answered && !r->hdr_sent ? hs_writeable(h, r) : 0;
-	case LWS_CALLBACK_HTTP_BODY:
-		return 0; /* bodies are not read: such requests close after the answer */
-	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-		return 0;
-	case LWS_CALLBACK_HTTP_WRITEABLE:
-		return r != NULL && r->inited ? hs_writeable(h, r) : 0;
-	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
-	case LWS_CALLBACK_CLOSED_HTTP:
-		if (r != NULL && r->inited) {
-			hs_reset(r);
-			free(r->buf);
-			r->buf = NULL;
-			r->inited = false;
-			h->stats.connections--;
-		}
-		return 0;
-	default:
-		return lws_callback_http_dummy(wsi, reason, user, in, len);
+		while (cap < r->pend_len + len)
+			cap *= 2;
+		p = realloc(r->pend, cap);
+		if (p == NULL)
+			return -ENOMEM;
+		r->pend = p;
+		r->pend_cap = cap;
 	}
+	memcpy(r->pend + r->pend_len, buf, len);
+	r->pend_len += len;
+	return 0;
 }
 
-/* ---- loop ---- */
-
-static int
-hs_cb_fd(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+/* A head http1 refused: its status, then the connection ends. */
+static void
+hs_refuse(struct httpd *h, struct hreq *r, int status, const char *reason)
 {
-	struct httpd *h = lws_context_user(lws_get_context(wsi));
-	intptr_t kind = (intptr_t)lws_get_opaque_user_data(wsi);
+	r->busy = true;
+	srv_conn_pause(r->sc, true);
+	srv_conn_established(r->sc);
+	h->stats.requests++;
+	hs_reset(r);
+	r->close_after = true;
+	hs_error(r, status, "%s", reason);
+}
 
-	switch (reason) {
-	case LWS_CALLBACK_RAW_RX_FILE:
-		if (kind == HS_FD_LISTEN)
-			lwsfd_accept(((struct hs *)h->srv)->vh, lws_get_socket_fd(wsi), 0);
+static void
+hs_feed(struct httpd *h, struct hreq *r, const uint8_t *buf, size_t len)
+{
+	size_t used;
+
+	if (r->req == NULL && (r->req = http1_new()) == NULL) {
+		srv_conn_abort(r->sc);
+		return;
+	}
+	used = http1_feed(r->req, buf, len);
+	switch (http1_state(r->req)) {
+	case HTTP1_MORE:
+		hs_wait_deadline(h, r);
+		return;
+	case HTTP1_BAD:
+		hs_refuse(h, r, http1_status(r->req), http1_reason(r->req));
+		return;
+	case HTTP1_DONE:
+		break;
+	}
+	/* What came after this request waits until it is answered. */
+	if (used < len && hs_keep(r, buf + used, len - used) < 0) {
+		srv_conn_abort(r->sc);
+		return;
+	}
+	r->busy = true;
+	srv_conn_pause(r->sc, true);
+	srv_conn_established(r->sc);
+	srv_conn_deadline(r->sc, 0);
+	hs_request(h, r);
+}
+
+static void
+hs_conn_data(void *ctx, struct srv_conn *sc, const uint8_t *buf, size_t len)
+{
+	struct httpd *h = ctx;
+	struct hreq *r = srv_conn_data(sc);
+
+	if (len == 0) {
+		/* The client sent all it will: the request being answered is
+		 * finished, then the connection ends. */
+		r->peer_eof = true;
+		if (r->busy)
+			r->close_after = true;
 		else
-			stage_service(h->st);
-		return 0;
-	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-		if (h != NULL && h->srv != NULL && ((struct hs *)h->srv)->vh != NULL)
-			snap_service(h);
-		return 0;
-	default:
-		return 0;
+			srv_conn_shutdown(sc, 0);
+		return;
 	}
+	if (r->busy) {
+		if (hs_keep(r, buf, len) < 0)
+			srv_conn_abort(sc);
+		return;
+	}
+	hs_feed(h, r, buf, len);
+}
+
+/* The answer is out: the next request, if one is waiting in pend. */
+static void
+hs_next(struct httpd *h, struct hreq *r)
+{
+	uint8_t *pend = r->pend;
+	size_t len = r->pend_len;
+
+	r->busy = false;
+	http1_reset(r->req);
+	r->pend = NULL;
+	r->pend_len = r->pend_cap = 0;
+	if (len > 0)
+		hs_feed(h, r, pend, len);
+	free(pend);
+	if (r->peer_eof && !r->busy) {
+		srv_conn_shutdown(r->sc, 0);
+		return;
+	}
+	if (!r->busy) {
+		srv_conn_pause(r->sc, false);
+		hs_wait_deadline(h, r);
+	}
+}
+
+void
+hs_done(struct httpd *h, struct hreq *r)
+{
+	bool close_after = r->close_after;
+
+	hs_reset(r);
+	if (close_after) {
+		srv_conn_shutdown(r->sc, HS_LINGER_MS);
+		return;
+	}
+	hs_next(h, r);
+}
+
+static void
+hs_conn_writable(void *ctx, struct srv_conn *sc)
+{
+	struct httpd *h = ctx;
+	struct hreq *r = srv_conn_data(sc);
+
+	if (hs_writeable(h, r) < 0)
+		srv_conn_abort(sc);
+}
+
+static void
+hs_conn_sent(void *ctx, struct srv_conn *sc, void *tag, bool written)
+{
+	hs_sent(ctx, srv_conn_data(sc), written);
+}
+
+/* Waiting for a request: a head that stalled gets 408; an idle keep-alive
+ * connection just ends. Answering: a client that stopped reading is dropped. */
+static void
+hs_conn_expired(void *ctx, struct srv_conn *sc)
+{
+	struct httpd *h = ctx;
+	struct hreq *r = srv_conn_data(sc);
+
+	if (r->busy) {
+		if (r->pprev_parked != NULL) { /* parked: the park's own timeout answers */
+			srv_conn_deadline(sc, proc_mono_ms() + h->cfg->timeout_idle_ms);
+			return;
+		}
+		log_debug("a client at %s stopped reading its answer: dropped", srv_conn_peer(sc));
+		srv_conn_abort(sc);
+		return;
+	}
+	if (r->req != NULL && http1_started(r->req)) {
+		hs_refuse(h, r, 408, "the request head did not arrive in time");
+		return;
+	}
+	srv_conn_shutdown(sc, 0);
+}
+
+static void
+hs_conn_closed(void *ctx, struct srv_conn *sc)
+{
+	struct httpd *h = ctx;
+	struct hreq *r = srv_conn_data(sc);
+
+	hs_reset(r);
+	free(r->buf);
+	r->buf = NULL;
+	free(r->pend);
+	r->pend = NULL;
+	http1_free(r->req);
+	r->req = NULL;
+	h->stats.connections--;
+}
+
+static void
+hs_conn_wake(void *ctx)
+{
+	snap_service(ctx);
 }
 
 static void
@@ -141,8 +272,9 @@ hs_stats(void *ctx, msgpack_packer *pk)
 {
 	struct httpd *h = ctx;
 	const struct httpd_stats *s = &h->stats;
+	const struct srv_stats *ss = srv_stats(((struct hs *)h->srv)->srv);
 
-	msgpack_pack_map(pk, 10);
+	msgpack_pack_map(pk, 14);
 	mp_pack_kv_int(pk, "requests", (int64_t)s->requests);
 	mp_pack_kv_int(pk, "responses2xx", (int64_t)s->responses_2xx);
 	mp_pack_kv_int(pk, "responses4xx", (int64_t)s->responses_4xx);
@@ -153,39 +285,45 @@ hs_stats(void *ctx, msgpack_packer *pk)
 	mp_pack_kv_int(pk, "exports", (int64_t)s->exports);
 	mp_pack_kv_int(pk, "snapshots", (int64_t)s->snapshots);
 	mp_pack_kv_int(pk, "memBytesInFlight", (int64_t)h->mem_in_use);
+	mp_pack_kv_int(pk, "connectionsOpen", (int64_t)ss->open);
+	mp_pack_kv_int(pk, "handshaking", (int64_t)ss->handshaking);
+	mp_pack_kv_int(pk, "refusedPerIp", (int64_t)ss->refused_per_ip);
+	mp_pack_kv_int(pk, "refusedHandshakes", (int64_t)ss->refused_handshakes);
 }
 
 static void
-hs_tick(lws_sorted_usec_list_t *sul)
+hs_conn_tick(void *ctx)
 {
-	struct hs *s = lws_container_of(sul, struct hs, sul_tick);
-	struct httpd *h = lws_context_user(s->lws);
-
+	struct httpd *h = ctx;
+	struct hs *s = h->srv;
 	struct stage_metrics *m = stage_metrics(h->st);
 
-	/* Loop figures over the last tick: one lws_service() round each, its
-	 * wait in poll() included (an idle loop shows the tick's length). */
 	m->connections = (int64_t)h->stats.connections;
-	if (s->loop_count > 0) {
-		m->loop_avg_s = s->loop_sum / (double)s->loop_count;
-		m->loop_max_s = s->loop_max;
-		m->loop_min_s = s->loop_min;
-		s->loop_count = 0;
-		s->loop_sum = s->loop_max = 0;
-		s->loop_min = -1;
-	}
+	srv_take_loop(s->srv, m);
 	stage_tick(h->st);
-	if (stage_take_reload(h->st))
+	if (stage_take_reload(h->st)) {
 		httpd_reload(h);
+		srv_set_caps(s->srv, h->cfg->max_connections_per_ip, h->cfg->max_handshakes);
+	}
 	hs_park_timeouts(h);
-	lws_sul_schedule(s->lws, 0, &s->sul_tick, hs_tick, HS_TICK_US);
 }
+
+static const struct srv_ops hs_ops = {
+	.opened = hs_conn_opened,
+	.data = hs_conn_data,
+	.writable = hs_conn_writable,
+	.sent = hs_conn_sent,
+	.expired = hs_conn_expired,
+	.closed = hs_conn_closed,
+	.wake = hs_conn_wake,
+	.tick = hs_conn_tick,
+};
 
 int
 hs_open(struct httpd *h)
 {
-	struct lws_context_creation_info info;
 	const struct cfg *cfg = h->cfg;
+	struct srv_params p = { 0 };
 	struct hs *s;
 	int lfd;
 
@@ -193,57 +331,23 @@ hs_open(struct httpd *h)
 	if (s == NULL)
 		return -ENOMEM;
 	h->srv = s;
-	s->loop_min = -1;
-	s->protocols[0] =
-		(struct lws_protocols){ "http", hs_cb_http, sizeof(struct hreq), 0, 0, NULL, 0 };
-	s->protocols[1] = (struct lws_protocols){ "vigil-fd", hs_cb_fd, 0, 0, 0, NULL, 0 };
-	lws_set_log_level(LLL_ERR, NULL);
-	memset(&info, 0, sizeof(info));
-	info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
-	if (cfg->tls_cert != NULL)
-		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-	info.user = h;
-	info.max_http_header_data = HS_HDR_MAX;
-	info.timeout_secs = 10;
-	s->lws = lws_create_context(&info);
-	if (s->lws == NULL)
-		return -EIO;
-	memset(&info, 0, sizeof(info));
-	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
-	info.vhost_name = "vigil-httpd";
-	info.protocols = s->protocols;
-	if (cfg->tls_cert != NULL)
-		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-	info.ssl_cert_filepath = cfg->tls_cert;
-	info.ssl_private_key_filepath = cfg->tls_key;
-	/* HTTP/1.1 only, also over TLS: bodies and Range are written for it, and
-	 * libwebsockets' h2 would take browsers there by ALPN, untested. */
-	info.alpn = "http/1.1";
-	/* A client that stalls mid-request or holds an idle keep-alive
-	 * connection is dropped: timeouts.idle, at most 10 s for a request. */
-	info.timeout_secs =
-		cfg->timeout_idle_ms < 10000 ? (unsigned)(cfg->timeout_idle_ms / 1000) : 10;
-	if (info.timeout_secs == 0)
-		info.timeout_secs = 1;
-	info.timeout_secs_ah_idle = info.timeout_secs;
-	info.keepalive_timeout =
-		(int)(cfg->timeout_idle_ms / 1000) > 0 ? (int)(cfg->timeout_idle_ms / 1000) : 1;
-	s->vh = lws_create_vhost(s->lws, &info);
-	if (s->vh == NULL)
-		return -EIO;
 	lfd = stage_listen_fd(h->st, &cfg->listen_http);
 	if (lfd < 0) {
 		log_error(lfd, "no listening socket for %s:%u", cfg->listen_http.host,
 			  cfg->listen_http.port);
 		return lfd;
 	}
-	if (lwsfd_adopt(s->vh, lfd, HS_FD_LISTEN) < 0 ||
-	    lwsfd_adopt(s->vh, stage_signal_fd(h->st), HS_FD_STAGE) < 0 ||
-	    (stage_bus_fd(h->st) >= 0 && lwsfd_adopt(s->vh, stage_bus_fd(h->st), HS_FD_STAGE) < 0))
-		return -EIO;
+	p.listen_fd = lfd;
+	p.tls_cert = cfg->tls_cert;
+	p.tls_key = cfg->tls_key;
+	p.conn_size = sizeof(struct hreq);
+	p.max_per_ip = cfg->max_connections_per_ip;
+	p.max_handshakes = cfg->max_handshakes;
+	s->srv = srv_new(h->st, &p, &hs_ops, h);
+	if (s->srv == NULL)
+		return -errno;
 	stage_on_message(h->st, hs_on_message, h);
 	stage_on_stats(h->st, hs_stats, h);
-	lws_sul_schedule(s->lws, 0, &s->sul_tick, hs_tick, HS_TICK_US);
 	return 0;
 }
 
@@ -254,8 +358,7 @@ hs_close(struct httpd *h)
 
 	if (s == NULL)
 		return;
-	if (s->lws != NULL)
-		lws_context_destroy(s->lws);
+	srv_free(s->srv);
 	free(s);
 	h->srv = NULL;
 }
@@ -265,8 +368,8 @@ hs_wake(struct httpd *h)
 {
 	struct hs *s = h->srv;
 
-	if (s != NULL && s->lws != NULL)
-		lws_cancel_service(s->lws);
+	if (s != NULL && s->srv != NULL)
+		srv_wake(s->srv);
 }
 
 int
@@ -274,23 +377,16 @@ hs_run(struct httpd *h)
 {
 	struct hs *s = h->srv;
 	char lis[64] = "?";
-	struct timespec a, b;
-	double dt;
+	int r;
 
 	net_local_name(stage_listen_fd(h->st, &h->cfg->listen_http), lis, sizeof(lis), NULL);
 	log_info("serving HTTP on %s://%s/", h->cfg->tls_cert != NULL ? "https" : "http", lis);
 	while (!stage_stopping(h->st)) {
-		clock_gettime(CLOCK_MONOTONIC, &a);
-		if (lws_service(s->lws, 0) < 0)
-			return -EIO;
-		clock_gettime(CLOCK_MONOTONIC, &b);
-		dt = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
-		s->loop_count++;
-		s->loop_sum += dt;
-		if (dt > s->loop_max)
-			s->loop_max = dt;
-		if (s->loop_min < 0 || dt < s->loop_min)
-			s->loop_min = dt;
+		r = srv_once(s->srv, 1000);
+		if (r < 0) {
+			log_error(r, "epoll_wait() failed");
+			return r;
+		}
 	}
 	return 0;
 }

@@ -1,5 +1,5 @@
 /* server.h: what server.c, request.c, answer.c share inside vigil-httpd: the
- * per-connection request state and the lws state. Not for the handlers, which
+ * per-connection request state and the server's. Not for the handlers, which
  * see only httpd.h's hs_* calls. */
 #ifndef VIGIL_HTTPD_SERVER_H
 #define VIGIL_HTTPD_SERVER_H
@@ -7,29 +7,32 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <libwebsockets.h>
-
+#include "http1.h"
 #include "httpd.h"
+#include "srv.h"
 
-#define HS_CHUNK         (128u << 10) /* bytes per lws_write of a body (TLS) */
-#define HS_DIRECT_BUDGET (4ull << 20) /* bytes per writeable callback (plain HTTP) */
-#define HS_TICK_US       (250 * LWS_US_PER_MS)
-#define HS_HDR_MAX       8192 /* request line and headers, bytes (lws' header pool) */
-#define HS_EXTRA_MAX     1024 /* response headers besides status, type and length */
+#define HS_CHUNK         (128u << 10) /* bytes per TLS write of a body */
+#define HS_DIRECT_BUDGET (4ull << 20) /* bytes per writable callback (plain HTTP) */
+#define HS_HEAD_MS       10000        /* a request head must arrive within this */
+#define HS_LINGER_MS     2000         /* after the last answer of a closing connection */
+#define HS_EXTRA_MAX     1024         /* response headers besides status, type and length */
 #define HS_TOKEN_MAX     512
-#define HS_ARGS_MAX      16
+#define HS_INLINE_MAX    (16u << 10) /* a memory body up to this goes with the headers */
 
-enum hs_fd_kind {
-	HS_FD_LISTEN = 1,
-	HS_FD_STAGE,
-};
-
-/* Per connection (lws' per_session_data, zeroed); reset for every request of
- * a keep-alive connection. */
+/* Per connection (srv's data area, zeroed at accept); the answer's part is
+ * reset for every request of a keep-alive connection.
+ *
+ *   waiting --head read--> busy (reading paused) --answer sent--> waiting
+ *                            |                                  (or closed:
+ *                            +-- parked (bus, snapshot) --+      close_after)
+ */
 struct hreq {
-	bool inited;
 	struct httpd *h;
-	struct lws *wsi;
+	struct srv_conn *sc;
+	struct http1 *req;
+	bool busy, finishing, buf_busy, peer_eof;
+	uint8_t *pend; /* bytes read after the request being answered */
+	size_t pend_len, pend_cap;
 	struct hreq *next_parked, **pprev_parked;
 	enum hs_park park;
 	int park_ref;
@@ -57,18 +60,12 @@ struct hreq {
 };
 
 struct hs {
-	struct lws_context *lws;
-	struct lws_vhost *vh;
-	struct lws_protocols protocols[3];
-	lws_sorted_usec_list_t sul_tick;
+	struct srv *srv;
 	struct hreq *parked;
-	int64_t tick_ms;
-	int64_t loop_count;
-	double loop_sum, loop_max, loop_min;
 };
 
 /* request.c */
-void hs_request(struct httpd *h, struct hreq *r, const char *path);
+void hs_request(struct httpd *h, struct hreq *r);
 /* Forgets the request's answer and parking (between keep-alive requests). */
 void hs_reset(struct hreq *r);
 void hs_park_timeouts(struct httpd *h);
@@ -76,8 +73,14 @@ void hs_park_timeouts(struct httpd *h);
 /* answer.c */
 void hs_extra(struct hreq *r, const char *name, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-bool hs_header(struct hreq *r, enum lws_token_indexes tok, char *buf, size_t size);
+/* A request header (case-insensitive name) copied into buf; false when
+ * absent or longer than buf. */
+bool hs_header(struct hreq *r, const char *name, char *buf, size_t size);
 /* Sends the headers, then the body as the socket takes it; < 0: close. */
 int hs_writeable(struct httpd *h, struct hreq *r);
+/* The answer is out: the next request, or the connection's end. */
+void hs_done(struct httpd *h, struct hreq *r);
+/* A chunk handed to srv (the TLS path) was sent. */
+void hs_sent(struct httpd *h, struct hreq *r, bool written);
 
 #endif

@@ -1,0 +1,718 @@
+/* srv: the loop (epoll), accepting with the per-address and handshake caps,
+ * each connection's lifetime, deadlines and ticks. Reading, writing and TLS
+ * are in srv_io.c. Runs in the stage's loop thread. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "srv_internal.h"
+
+#define SRV_ACCEPT_BURST  64   /* accepts per readiness of the listening socket */
+#define SRV_EVENTS        256
+#define SRV_REFUSING_MAX  1024 /* refused connections lingering at once; beyond, closed bare */
+#define SRV_REFUSE_LINGER 1000
+
+int64_t
+srv_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static double
+srv_now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- addresses ---- */
+
+static unsigned
+srv_ip_hash(const uint8_t addr[16])
+{
+	uint32_t h = 2166136261u;
+
+	for (int i = 0; i < 16; i++)
+		h = (h ^ addr[i]) * 16777619u;
+	return h & (SRV_IP_BUCKETS - 1);
+}
+
+static struct srv_ip *
+srv_ip_get(struct srv *s, const uint8_t addr[16])
+{
+	unsigned b = srv_ip_hash(addr);
+	struct srv_ip *ip;
+
+	for (ip = s->ips[b]; ip != NULL; ip = ip->next)
+		if (memcmp(ip->addr, addr, 16) == 0)
+			return ip;
+	ip = calloc(1, sizeof(*ip));
+	if (ip == NULL)
+		return NULL;
+	memcpy(ip->addr, addr, 16);
+	ip->next = s->ips[b];
+	s->ips[b] = ip;
+	return ip;
+}
+
+/* One connection fewer; a node with none is removed (one just looked up and
+ * never counted, too). */
+static void
+srv_ip_put(struct srv *s, struct srv_ip *ip)
+{
+	struct srv_ip **pp;
+
+	if (ip == NULL || (ip->n > 0 && --ip->n > 0))
+		return;
+	for (pp = &s->ips[srv_ip_hash(ip->addr)]; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == ip) {
+			*pp = ip->next;
+			free(ip);
+			return;
+		}
+	}
+}
+
+/* The peer as a 16-byte key and as text. */
+static void
+srv_peer(const struct sockaddr_storage *ss, uint8_t key[16], char *text, size_t size)
+{
+	memset(key, 0, 16);
+	snprintf(text, size, "?");
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *sa = (const struct sockaddr_in *)ss;
+
+		key[10] = key[11] = 0xff;
+		memcpy(key + 12, &sa->sin_addr, 4);
+		inet_ntop(AF_INET, &sa->sin_addr, text, (socklen_t)size);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sa = (const struct sockaddr_in6 *)ss;
+
+		memcpy(key, &sa->sin6_addr, 16);
+		inet_ntop(AF_INET6, &sa->sin6_addr, text, (socklen_t)size);
+	}
+}
+
+/* ---- connections ---- */
+
+void
+srv_conn_watch(struct srv_conn *c)
+{
+	uint32_t ev = 0;
+	struct epoll_event e;
+
+	if (c->dead)
+		return;
+	if (c->lingering || (!c->paused && !c->peer_eof) || c->tls_write_wants_read ||
+	    (c->ssl != NULL && !c->tls_done))
+		ev |= EPOLLIN;
+	if (c->out_n > c->out_head || (c->ssl != NULL && !c->tls_done))
+		ev |= EPOLLOUT;
+	if (ev == c->events)
+		return;
+	e.events = ev;
+	e.data.ptr = c;
+	if (epoll_ctl(c->s->epfd, EPOLL_CTL_MOD, c->fd, &e) == 0)
+		c->events = ev;
+	else
+		log_warn(-errno, "epoll_ctl(MOD) failed for a connection from %s", c->peer);
+}
+
+void
+srv_conn_pend(struct srv_conn *c)
+{
+	if (c->in_pending || c->dead)
+		return;
+	c->in_pending = true;
+	c->next_pending = c->s->pending;
+	c->s->pending = c;
+}
+
+/* Closes the fd and unlinks: nothing about the peer is left but the memory,
+ * freed at the end of the round. */
+void
+srv_conn_final(struct srv_conn *c)
+{
+	struct srv *s = c->s;
+
+	if (c->dead)
+		return;
+	/* What is still queued goes back to the layer first, then it forgets the
+	 * connection. */
+	srv_conn_drop_out(c);
+	if (!c->told_closed && !c->refused && s->ops->closed != NULL) {
+		c->told_closed = true;
+		s->ops->closed(s->ctx, c);
+	}
+	c->dead = true;
+	if (c->handshaking) {
+		c->handshaking = false;
+		s->stats.handshaking--;
+	}
+	if (c->refused)
+		s->n_refusing--;
+	else
+		s->stats.open--;
+	srv_ip_put(s, c->ip);
+	c->ip = NULL;
+	if (c->ssl != NULL) {
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+	}
+	epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	c->fd = -1;
+	*c->pprev = c->next;
+	if (c->next != NULL)
+		c->next->pprev = c->pprev;
+	s->n_conns--;
+	c->next_zombie = s->zombies;
+	s->zombies = c;
+}
+
+/* The queue is out: the write side ends and the peer's bytes are read and
+ * dropped until it closes or linger_ms pass. */
+static void
+srv_conn_start_linger(struct srv_conn *c)
+{
+	struct srv *s = c->s;
+
+	if (!c->told_closed && !c->refused && s->ops->closed != NULL) {
+		c->told_closed = true;
+		s->ops->closed(s->ctx, c);
+	}
+	if (c->linger_ms <= 0 || c->peer_eof) {
+		srv_conn_final(c);
+		return;
+	}
+	if (c->ssl != NULL && c->tls_done)
+		SSL_shutdown(c->ssl); /* close_notify; its answer is not awaited */
+	shutdown(c->fd, SHUT_WR);
+	c->lingering = true;
+	c->deadline_ms = srv_now_ms() + c->linger_ms;
+	srv_conn_watch(c);
+}
+
+static struct srv_conn *
+srv_conn_new(struct srv *s, int fd, const char *peer, struct srv_ip *ip, bool refused)
+{
+	struct srv_conn *c = calloc(1, sizeof(*c) + (refused ? 0 : s->p.conn_size));
+	struct epoll_event e = { .events = EPOLLIN };
+
+	if (c == NULL)
+		return NULL;
+	c->kind = SRV_K_CONN;
+	c->fd = fd;
+	c->s = s;
+	c->refused = refused;
+	c->ip = ip;
+	c->accepted_ms = c->last_rx_ms = srv_now_ms();
+	snprintf(c->peer, sizeof(c->peer), "%s", peer);
+	if (s->tls != NULL && !refused) {
+		c->ssl = SSL_new(s->tls);
+		if (c->ssl == NULL || SSL_set_fd(c->ssl, fd) != 1) {
+			SSL_free(c->ssl);
+			free(c);
+			return NULL;
+		}
+		SSL_set_accept_state(c->ssl);
+		e.events |= EPOLLOUT;
+	}
+	e.data.ptr = c;
+	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &e) < 0) {
+		SSL_free(c->ssl);
+		free(c);
+		return NULL;
+	}
+	c->events = e.events;
+	c->next = s->conns;
+	if (c->next != NULL)
+		c->next->pprev = &c->next;
+	c->pprev = &s->conns;
+	s->conns = c;
+	s->n_conns++;
+	return c;
+}
+
+/* Over a cap: a canned answer (plain HTTP only; a TLS peer just sees the
+ * close), then the connection lingers briefly so that the answer is read. */
+static void
+srv_refuse(struct srv *s, int fd, const char *peer, int status)
+{
+	static const char body429[] = "{\"error\":\"too many connections from this address\"}";
+	static const char body503[] = "{\"error\":\"too many connections in their handshake\"}";
+	const char *body = status == 429 ? body429 : body503;
+	char head[256];
+	struct srv_conn *c;
+	int n;
+
+	if (status == 429)
+		s->stats.refused_per_ip++;
+	else
+		s->stats.refused_handshakes++;
+	if (s->tls != NULL || s->n_refusing >= SRV_REFUSING_MAX ||
+	    (c = srv_conn_new(s, fd, peer, NULL, true)) == NULL) {
+		close(fd);
+		return;
+	}
+	s->n_refusing++;
+	n = snprintf(head, sizeof(head),
+		     "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+		     "Retry-After: 1\r\nConnection: close\r\n\r\n",
+		     status, status == 429 ? "Too Many Requests" : "Service Unavailable",
+		     strlen(body));
+	if (srv_conn_write_copy(c, head, (size_t)n) < 0 ||
+	    srv_conn_write_copy(c, body, strlen(body)) < 0) {
+		srv_conn_final(c);
+		return;
+	}
+	srv_conn_shutdown(c, SRV_REFUSE_LINGER);
+}
+
+static void
+srv_accept(struct srv *s)
+{
+	for (int i = 0; i < SRV_ACCEPT_BURST; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		uint8_t key[16];
+		char peer[48];
+		struct srv_ip *ip;
+		struct srv_conn *c;
+		int one = 1;
+		int fd = accept4(s->listen.fd, (struct sockaddr *)&ss, &len,
+				 SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno != EAGAIN)
+				log_warn(-errno, "accept4() failed");
+			return;
+		}
+		s->stats.accepted++;
+		srv_peer(&ss, key, peer, sizeof(peer));
+		ip = srv_ip_get(s, key);
+		if (ip == NULL) {
+			close(fd);
+			continue;
+		}
+		if (s->p.max_per_ip > 0 && ip->n >= (uint64_t)s->p.max_per_ip) {
+			srv_refuse(s, fd, peer, 429);
+			continue;
+		}
+		if (s->p.max_handshakes > 0 && s->stats.handshaking >= (uint64_t)s->p.max_handshakes) {
+			if (ip->n == 0)
+				srv_ip_put(s, ip);
+			srv_refuse(s, fd, peer, 503);
+			continue;
+		}
+		if (s->p.sndbuf > 0 &&
+		    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &s->p.sndbuf, sizeof(s->p.sndbuf)) < 0)
+			log_warn(-errno, "setsockopt(SO_SNDBUF) failed");
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		ip->n++;
+		c = srv_conn_new(s, fd, peer, ip, false);
+		if (c == NULL) {
+			srv_ip_put(s, ip);
+			close(fd);
+			continue;
+		}
+		c->handshaking = true;
+		s->stats.handshaking++;
+		s->stats.open++;
+		if (s->stats.open > s->stats.peak_open)
+			s->stats.peak_open = s->stats.open;
+		if (s->ops->opened != NULL)
+			s->ops->opened(s->ctx, c);
+	}
+}
+
+void *
+srv_conn_data(struct srv_conn *c)
+{
+	return c->data;
+}
+
+struct srv_conn *
+srv_conn_of(void *data)
+{
+	return (struct srv_conn *)((char *)data - offsetof(struct srv_conn, data));
+}
+
+int
+srv_conn_fd(const struct srv_conn *c)
+{
+	return c->fd;
+}
+
+bool
+srv_conn_is_tls(const struct srv_conn *c)
+{
+	return c->ssl != NULL;
+}
+
+const char *
+srv_conn_peer(const struct srv_conn *c)
+{
+	return c->peer;
+}
+
+int64_t
+srv_conn_last_rx(const struct srv_conn *c)
+{
+	return c->last_rx_ms;
+}
+
+int64_t
+srv_conn_accepted_ms(const struct srv_conn *c)
+{
+	return c->accepted_ms;
+}
+
+void
+srv_conn_established(struct srv_conn *c)
+{
+	if (!c->handshaking)
+		return;
+	c->handshaking = false;
+	c->s->stats.handshaking--;
+}
+
+void
+srv_conn_want_write(struct srv_conn *c)
+{
+	if (c->dead || c->ending)
+		return;
+	c->want_write = true;
+	srv_conn_pend(c);
+}
+
+void
+srv_conn_pause(struct srv_conn *c, bool paused)
+{
+	if (c->paused == paused)
+		return;
+	c->paused = paused;
+	srv_conn_watch(c);
+	/* OpenSSL may hold decrypted bytes the socket will not signal again. */
+	if (!paused && c->ssl != NULL && SSL_pending(c->ssl) > 0) {
+		c->read_pending = true;
+		srv_conn_pend(c);
+	}
+}
+
+void
+srv_conn_deadline(struct srv_conn *c, int64_t at_ms)
+{
+	if (!c->lingering)
+		c->deadline_ms = at_ms;
+}
+
+void
+srv_conn_shutdown(struct srv_conn *c, int linger_ms)
+{
+	if (c->dead || c->ending)
+		return;
+	c->ending = true;
+	c->want_write = false;
+	c->linger_ms = linger_ms;
+	srv_conn_pend(c);
+}
+
+void
+srv_conn_abort(struct srv_conn *c)
+{
+	srv_conn_final(c);
+}
+
+bool
+srv_conn_ending(const struct srv_conn *c)
+{
+	return c->ending || c->dead;
+}
+
+/* ---- the loop ---- */
+
+/* The end of a round: the layers' queued writes go out, writable callbacks
+ * run for those that asked, endings proceed. */
+static void
+srv_flush_pending(struct srv *s)
+{
+	while (s->pending != NULL) {
+		struct srv_conn *c = s->pending;
+		int more = 0;
+
+		s->pending = c->next_pending;
+		c->in_pending = false;
+		if (c->dead || c->lingering)
+			continue;
+		if (c->read_pending) {
+			c->read_pending = false;
+			srv_conn_read(c);
+			if (c->dead)
+				continue;
+		}
+		for (int round = 0; round < 4; round++) {
+			if (c->want_write && c->out_n == c->out_head && !c->ending) {
+				c->want_write = false;
+				s->ops->writable(s->ctx, c);
+				if (c->dead)
+					break;
+			}
+			more = srv_conn_flush(c);
+			if (more != 0 || !c->want_write)
+				break;
+		}
+		if (c->dead || more < 0)
+			continue;
+		if (more == 0 && c->ending)
+			srv_conn_start_linger(c);
+		else
+			srv_conn_watch(c);
+	}
+}
+
+static void
+srv_tick(struct srv *s, int64_t now)
+{
+	struct srv_conn *c, *next;
+
+	for (c = s->conns; c != NULL; c = next) {
+		next = c->next;
+		if (c->deadline_ms == 0 || now < c->deadline_ms)
+			continue;
+		if (c->lingering || c->refused) {
+			srv_conn_final(c);
+			continue;
+		}
+		c->deadline_ms = 0;
+		if (s->ops->expired != NULL)
+			s->ops->expired(s->ctx, c);
+		else
+			srv_conn_abort(c);
+	}
+	if (s->ops->tick != NULL)
+		s->ops->tick(s->ctx);
+}
+
+static void
+srv_reap(struct srv *s)
+{
+	while (s->zombies != NULL) {
+		struct srv_conn *c = s->zombies;
+
+		s->zombies = c->next_zombie;
+		free(c->out);
+		free(c);
+	}
+}
+
+int
+srv_once(struct srv *s, int timeout_ms)
+{
+	struct epoll_event ev[SRV_EVENTS];
+	int64_t now = srv_now_ms();
+	double t0, dt;
+	int n;
+
+	if (s->next_tick_ms - now < timeout_ms)
+		timeout_ms = s->next_tick_ms > now ? (int)(s->next_tick_ms - now) : 0;
+	n = epoll_wait(s->epfd, ev, SRV_EVENTS, timeout_ms);
+	if (n < 0 && errno != EINTR)
+		return -errno;
+	t0 = srv_now_s();
+	for (int i = 0; i < n; i++) {
+		struct srv_src *src = ev[i].data.ptr;
+		uint64_t v;
+
+		switch (src->kind) {
+		case SRV_K_LISTEN:
+			srv_accept(s);
+			break;
+		case SRV_K_STAGE:
+			stage_service(s->st);
+			break;
+		case SRV_K_WAKE:
+			if (read(s->wake.fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+				log_warn(-errno, "read(eventfd) failed");
+			if (s->ops->wake != NULL)
+				s->ops->wake(s->ctx);
+			break;
+		case SRV_K_CONN: {
+			struct srv_conn *c = (struct srv_conn *)src;
+
+			if (c->dead)
+				break;
+			/* A paused connection is not read, so a reset shows only here. */
+			if (c->paused && !c->lingering && (ev[i].events & (EPOLLHUP | EPOLLERR))) {
+				srv_conn_final(c);
+				break;
+			}
+			if (ev[i].events & EPOLLOUT) {
+				if (c->ssl != NULL && !c->tls_done)
+					srv_conn_read(c); /* the handshake wanted to write */
+				else if (!c->dead && srv_conn_flush(c) >= 0)
+					srv_conn_pend(c);
+			}
+			if (!c->dead && (ev[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+				srv_conn_read(c);
+			break;
+		}
+		}
+	}
+	srv_flush_pending(s);
+	now = srv_now_ms();
+	if (now >= s->next_tick_ms) {
+		s->next_tick_ms += SRV_TICK_MS;
+		if (s->next_tick_ms <= now)
+			s->next_tick_ms = now + SRV_TICK_MS;
+		srv_tick(s, now);
+		srv_flush_pending(s);
+	}
+	srv_reap(s);
+	dt = srv_now_s() - t0;
+	s->loop_sum += dt;
+	s->loop_n++;
+	if (dt > s->stats.loop_max_s)
+		s->stats.loop_max_s = dt;
+	if (s->stats.loop_min_s < 0 || dt < s->stats.loop_min_s)
+		s->stats.loop_min_s = dt;
+	return 0;
+}
+
+void
+srv_take_loop(struct srv *s, struct stage_metrics *m)
+{
+	if (s->loop_n == 0)
+		return;
+	m->loop_avg_s = s->loop_sum / (double)s->loop_n;
+	m->loop_max_s = s->stats.loop_max_s;
+	m->loop_min_s = s->stats.loop_min_s;
+	s->stats.loop_avg_s = m->loop_avg_s;
+	s->loop_sum = 0;
+	s->loop_n = 0;
+	s->stats.loop_max_s = 0;
+	s->stats.loop_min_s = -1;
+}
+
+void
+srv_wake(struct srv *s)
+{
+	uint64_t one = 1;
+
+	if (write(s->wake.fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_warn(-errno, "write(eventfd) failed");
+}
+
+void
+srv_set_caps(struct srv *s, int64_t max_per_ip, int64_t max_handshakes)
+{
+	s->p.max_per_ip = max_per_ip;
+	s->p.max_handshakes = max_handshakes;
+}
+
+const struct srv_stats *
+srv_stats(const struct srv *s)
+{
+	return &s->stats;
+}
+
+size_t
+srv_conn_count(const struct srv *s)
+{
+	return s->n_conns;
+}
+
+static int
+srv_add(struct srv *s, struct srv_src *src, enum srv_kind kind, int fd)
+{
+	struct epoll_event e = { .events = EPOLLIN, .data.ptr = src };
+
+	src->kind = kind;
+	src->fd = fd;
+	if (fd < 0)
+		return 0;
+	return epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &e) < 0 ? -errno : 0;
+}
+
+struct srv *
+srv_new(struct stage *st, const struct srv_params *p, const struct srv_ops *ops, void *ctx)
+{
+	struct srv *s = calloc(1, sizeof(*s));
+	int r;
+
+	if (s == NULL)
+		return NULL;
+	s->st = st;
+	s->p = *p;
+	s->ops = ops;
+	s->ctx = ctx;
+	s->wake.fd = -1;
+	s->stats.loop_min_s = -1;
+	s->next_tick_ms = srv_now_ms() + SRV_TICK_MS;
+	s->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (s->epfd < 0) {
+		r = -errno;
+		goto err;
+	}
+	s->wake.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s->wake.fd < 0) {
+		r = -errno;
+		goto err;
+	}
+	r = srv_tls_open(s);
+	if (r < 0)
+		goto err;
+	if ((r = srv_add(s, &s->listen, SRV_K_LISTEN, p->listen_fd)) < 0 ||
+	    (r = srv_add(s, &s->wake, SRV_K_WAKE, s->wake.fd)) < 0 ||
+	    (r = srv_add(s, &s->sig, SRV_K_STAGE, stage_signal_fd(st))) < 0 ||
+	    (r = srv_add(s, &s->bus, SRV_K_STAGE, stage_bus_fd(st))) < 0)
+		goto err;
+	return s;
+
+err:
+	srv_free(s);
+	errno = -r;
+	return NULL;
+}
+
+void
+srv_free(struct srv *s)
+{
+	if (s == NULL)
+		return;
+	while (s->conns != NULL)
+		srv_conn_final(s->conns);
+	srv_reap(s);
+	for (int b = 0; b < SRV_IP_BUCKETS; b++) {
+		while (s->ips[b] != NULL) {
+			struct srv_ip *ip = s->ips[b];
+
+			s->ips[b] = ip->next;
+			free(ip);
+		}
+	}
+	if (s->tls != NULL)
+		SSL_CTX_free(s->tls);
+	if (s->wake.fd >= 0)
+		close(s->wake.fd);
+	if (s->epfd >= 0)
+		close(s->epfd);
+	free(s);
+}

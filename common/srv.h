@@ -1,0 +1,123 @@
+/* srv: the event loop and the connections of every vigil stage that serves
+ * clients (ingest, relay, httpd): epoll on the listening socket vigild handed
+ * down, the stage's bus and signal fds and a wake-up eventfd; TCP or TLS
+ * (OpenSSL) connections that read into one buffer of the loop and write from
+ * a queue of borrowed chunks (writev, no copy); deadlines checked every tick;
+ * closes that flush what is queued and then linger, so that the peer reads the
+ * last answer instead of a reset.
+ *
+ * It knows no protocol: http1.h reads request heads, wss.h speaks WebSocket
+ * and httpd answers HTTP on top of it. What a connection costs before its
+ * protocol says it is established (srv_conn_established) is counted against
+ * the listener's cap on handshakes, and every connection against its
+ * address's cap (limits.max_connections_per_ip); over either, the connection
+ * is answered 503 or 429 and closed without reading it.
+ *
+ * Everything runs in the stage's one loop thread, except srv_wake().
+ */
+#ifndef VIGIL_SRV_H
+#define VIGIL_SRV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stage.h"
+
+struct srv;
+struct srv_conn;
+
+struct srv_ops {
+	/* A connection was accepted; its data area is zeroed. */
+	void (*opened)(void *ctx, struct srv_conn *c);
+	/* Bytes arrived; the layer takes them all (it copies what it keeps). */
+	void (*data)(void *ctx, struct srv_conn *c, const uint8_t *buf, size_t len);
+	/* The queue is empty and the layer asked for this (srv_conn_want_write). */
+	void (*writable)(void *ctx, struct srv_conn *c);
+	/* A chunk queued with a tag left the queue: written whole, or dropped
+	 * because the connection closed. */
+	void (*sent)(void *ctx, struct srv_conn *c, void *tag, bool written);
+	/* The deadline set with srv_conn_deadline() passed. */
+	void (*expired)(void *ctx, struct srv_conn *c);
+	/* The connection is gone (peer, error or srv_conn_abort); its data area
+	 * stays readable until the loop's iteration ends. */
+	void (*closed)(void *ctx, struct srv_conn *c);
+	/* Optional: another thread called srv_wake(). */
+	void (*wake)(void *ctx);
+	/* Optional: every SRV_TICK_MS. */
+	void (*tick)(void *ctx);
+};
+
+#define SRV_TICK_MS 250
+
+struct srv_params {
+	int listen_fd;           /* the stage's, kept open by the stage */
+	const char *tls_cert;    /* PEM chain and key: TLS on every connection; NULL: TCP */
+	const char *tls_key;
+	size_t conn_size;        /* the layer's per-connection data, zeroed */
+	int sndbuf;              /* SO_SNDBUF; 0: the kernel's autotuning */
+	int64_t max_per_ip;      /* connections from one address; 0: no cap */
+	int64_t max_handshakes;  /* connections not yet established; 0: no cap */
+};
+
+struct srv_stats {
+	uint64_t accepted, refused_per_ip, refused_handshakes;
+	uint64_t open, handshaking, peak_open;
+	uint64_t bytes_in, bytes_out, writes, partial_writes;
+	/* the loop's work per iteration (the wait in epoll excluded), in seconds,
+	 * since the last srv_take_loop() */
+	double loop_avg_s, loop_max_s, loop_min_s;
+};
+
+/* Opens the loop on p->listen_fd with the stage's fds. NULL with errno; a TLS
+ * certificate or key that does not load is logged once, by file. */
+struct srv *srv_new(struct stage *st, const struct srv_params *p, const struct srv_ops *ops,
+		    void *ctx);
+/* Closes every connection at once (no callbacks but closed) and the loop. */
+void srv_free(struct srv *s);
+/* One round: waits up to timeout_ms for events (less when a tick is due),
+ * handles them, flushes what was queued. -errno when epoll fails. */
+int srv_once(struct srv *s, int timeout_ms);
+/* Any thread: makes ops->wake run in the loop. */
+void srv_wake(struct srv *s);
+/* Caps from a reloaded config, for connections accepted from now on. */
+void srv_set_caps(struct srv *s, int64_t max_per_ip, int64_t max_handshakes);
+const struct srv_stats *srv_stats(const struct srv *s);
+/* Fills st's loop figures from the rounds since the last call and restarts them. */
+void srv_take_loop(struct srv *s, struct stage_metrics *m);
+size_t srv_conn_count(const struct srv *s);
+
+void *srv_conn_data(struct srv_conn *c);
+struct srv_conn *srv_conn_of(void *data);
+int srv_conn_fd(const struct srv_conn *c);
+bool srv_conn_is_tls(const struct srv_conn *c);
+/* The peer's address, "203.0.113.7" or "2001:db8::1". */
+const char *srv_conn_peer(const struct srv_conn *c);
+/* CLOCK_MONOTONIC ms of the last byte received (the accept at first). */
+int64_t srv_conn_last_rx(const struct srv_conn *c);
+int64_t srv_conn_accepted_ms(const struct srv_conn *c);
+
+/* The protocol's handshake is over: the connection leaves the handshake cap. */
+void srv_conn_established(struct srv_conn *c);
+/* Queues len bytes at p, borrowed until ops->sent(tag) (tag must not be NULL). */
+int srv_conn_write(struct srv_conn *c, const void *p, size_t len, void *tag);
+/* Queues a copy of len bytes. -ENOMEM. */
+int srv_conn_write_copy(struct srv_conn *c, const void *p, size_t len);
+/* Bytes queued and not yet taken by the socket. */
+size_t srv_conn_queued(const struct srv_conn *c);
+/* Asks for ops->writable once the queue is empty (at the end of this round
+ * at the earliest). */
+void srv_conn_want_write(struct srv_conn *c);
+/* Stops or resumes reading (ops->data) from the peer. */
+void srv_conn_pause(struct srv_conn *c, bool paused);
+/* ops->expired at CLOCK_MONOTONIC ms at (0: none); checked every tick. */
+void srv_conn_deadline(struct srv_conn *c, int64_t at_ms);
+/* Sends what is queued, then ends the connection: the write side is shut and
+ * what the peer still sends is read and dropped for up to linger_ms, so that
+ * the peer sees the last answer rather than a reset. Then ops->closed. */
+void srv_conn_shutdown(struct srv_conn *c, int linger_ms);
+/* Ends the connection now, dropping what is queued; ops->closed at once. */
+void srv_conn_abort(struct srv_conn *c);
+bool srv_conn_ending(const struct srv_conn *c);
+
+#endif
