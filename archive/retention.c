@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "beneath.h"
 #include "archive.h"
 #include "log.h"
 #include "proc.h"
@@ -122,8 +123,8 @@ archive_sess_repair(struct archive *ar, struct archive_sess *s)
 	if (s->repaired)
 		return 0;
 	snprintf(path, sizeof(path), "%s/%s", s->meta.sentinel, s->meta.session);
-	fd = openat(ar->data_fd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	r = fd < 0 ? -errno : archive_session_repair(fd, &scan);
+	fd = beneath_open(ar->data_fd, path, O_RDONLY | O_DIRECTORY, 0);
+	r = fd < 0 ? fd : archive_session_repair(fd, &scan);
 	if (fd >= 0)
 		close(fd);
 	if (r < 0) {
@@ -194,8 +195,9 @@ ret_load_session(struct archive *ar, int sfd, const uint8_t sentinel[16], const 
 	if (fd < 0)
 		return;
 	r = archive_meta_read(fd, &meta);
-	recent = fstatat(fd, "index.jsonl", &sb, 0) < 0 || sb.st_mtime >= time(NULL) - RET_RECENT_S;
-	if (r < 0 && fstatat(fd, "index.jsonl", &sb, 0) < 0) {
+	recent = fstatat(fd, "index.jsonl", &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
+		 sb.st_mtime >= time(NULL) - RET_RECENT_S;
+	if (r < 0 && fstatat(fd, "index.jsonl", &sb, AT_SYMLINK_NOFOLLOW) < 0) {
 		/* Killed between mkdir and the first session.json: nothing to keep. */
 		close(fd);
 		if (archive_remove_dir(sfd, name) == 0)
@@ -276,7 +278,7 @@ ret_tombs_load(struct archive *ar)
 	FILE *f;
 	int fd;
 
-	fd = openat(ar->data_fd, RET_TOMBS, O_RDONLY | O_CLOEXEC);
+	fd = openat(ar->data_fd, RET_TOMBS, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return;
 	f = fdopen(fd, "r");
@@ -304,7 +306,8 @@ ret_tombs_add(struct archive *ar, const uint8_t session[16])
 	ret_tombstone(ar, session);
 	id_format(session, line);
 	strcat(line, "\n");
-	fd = openat(ar->data_fd, RET_TOMBS, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	fd = openat(ar->data_fd, RET_TOMBS, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+		    0644);
 	if (fd < 0)
 		return -errno;
 	errno = 0;
@@ -400,7 +403,8 @@ ret_remove(struct archive *ar, struct archive_sess *s)
 			return -errno;
 		hidden[0] = '\0'; /* never created: nothing on disk */
 	}
-	sfd = openat(ar->data_fd, s->meta.sentinel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	sfd = openat(ar->data_fd, s->meta.sentinel,
+		     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (sfd >= 0) {
 		r = archive_fsync_dir(sfd);
 		close(sfd);

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "beneath.h"
 #include "archive.h"
 #include "log.h"
 #include "proc.h"
@@ -99,10 +100,10 @@ archive_sess_open(struct archive *ar, struct archive_sess *s)
 		if (!s->created)
 			return sess_create(ar, s);
 		snprintf(path, sizeof(path), "%s/%s", s->meta.sentinel, s->meta.session);
-		s->dir_fd =
-			openat(ar->data_fd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		s->dir_fd = beneath_open(ar->data_fd, path, O_RDONLY | O_DIRECTORY, 0);
 		if (s->dir_fd < 0) {
-			r = -errno;
+			r = s->dir_fd;
+			s->dir_fd = -1;
 			if (r == -ENOENT)
 				s->created = false; /* gone behind our back: made again */
 			return r;
@@ -110,7 +111,7 @@ archive_sess_open(struct archive *ar, struct archive_sess *s)
 	}
 	if (s->index_fd < 0) {
 		s->index_fd = openat(s->dir_fd, "index.jsonl",
-				     O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+				     O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
 		if (s->index_fd < 0)
 			return -errno;
 		if (fstat(s->index_fd, &sb) < 0)
@@ -335,7 +336,7 @@ sess_tmp_open(struct sess_tmp *t, int dirfd, const char *name, char *text, size_
 		return -ENOMEM;
 	len = strlen(text);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
-	t->fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	t->fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (t->fd < 0)
 		r = -errno;
 	else if ((n = write(t->fd, text, len)) < 0 || (size_t)n != len)

@@ -206,7 +206,7 @@ archive_write_atomic(int dirfd, const char *name, const void *data, size_t len, 
 
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", name) >= sizeof(tmp))
 		return -ENAMETOOLONG;
-	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
 	r = store_write_all(fd, data, len);
@@ -274,7 +274,7 @@ store_load(int dirfd, const char *name)
 	FILE *f;
 	int fd;
 
-	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
 		return NULL;
 	f = fdopen(fd, "r");
@@ -377,11 +377,15 @@ store_read_index(int dirfd, char **ret_buf, size_t *ret_len)
 
 	*ret_buf = NULL;
 	*ret_len = 0;
-	fd = openat(dirfd, STORE_INDEX, O_RDONLY | O_CLOEXEC);
+	fd = openat(dirfd, STORE_INDEX, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;
 	if (fstat(fd, &sb) < 0) {
 		r = -errno;
+		goto out_close;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		r = -EINVAL;
 		goto out_close;
 	}
 	if ((uint64_t)sb.st_size > STORE_INDEX_MAX) {
@@ -544,7 +548,7 @@ archive_session_repair(int dirfd, struct archive_scan *ret)
 			if (r < 0)
 				goto out;
 		} else if (scan.torn) {
-			fd = openat(dirfd, STORE_INDEX, O_WRONLY | O_CLOEXEC);
+			fd = openat(dirfd, STORE_INDEX, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
 			if (fd < 0 || ftruncate(fd, (off_t)out_len) < 0 || fsync(fd) < 0) {
 				r = -errno;
 				if (fd >= 0)

@@ -249,8 +249,9 @@ writer_phase_write(struct archive *ar)
 		if (r == 0) {
 			archive_seg_name(it->entry.sequence, name, sizeof(name));
 			strcat(name, ".tmp");
-			it->fd = openat(s->dir_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-					0644);
+			it->fd =
+				openat(s->dir_fd, name,
+				       O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
 			if (it->fd < 0)
 				r = -errno;
 		}

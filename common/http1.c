@@ -211,7 +211,8 @@ http1_check_te(struct http1 *h)
 	if (http1_header_count(h, "content-length") > 0)
 		return http1_refuse(h, 400, "Content-Length and Transfer-Encoding together");
 	if (http1_te_chunked(h))
-		return http1_refuse(h, 400, "Transfer-Encoding is refused: no request takes a body");
+		return http1_refuse(h, 400,
+				    "Transfer-Encoding is refused: no request takes a body");
 	return http1_refuse(h, 501, "Transfer-Encoding \"%.60s\" is not implemented",
 			    http1_header(h, "transfer-encoding"));
 }
@@ -481,7 +482,8 @@ http1_arg(const struct http1 *h, const char *name, char *buf, size_t size)
 		const char *stop = amp != NULL ? amp : end;
 
 		if ((size_t)(stop - q) > nl && strncmp(q, name, nl) == 0 && q[nl] == '=')
-			return http1_decode(q + nl + 1, (size_t)(stop - q) - nl - 1, buf, size) == 0;
+			return http1_decode(q + nl + 1, (size_t)(stop - q) - nl - 1, buf, size) ==
+			       0;
 		q = stop + 1;
 	}
 	return false;
@@ -491,29 +493,52 @@ const char *
 http1_status_text(int status)
 {
 	switch (status) {
-	case 101: return "Switching Protocols";
-	case 200: return "OK";
-	case 201: return "Created";
-	case 204: return "No Content";
-	case 206: return "Partial Content";
-	case 304: return "Not Modified";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 409: return "Conflict";
-	case 413: return "Content Too Large";
-	case 414: return "URI Too Long";
-	case 416: return "Range Not Satisfiable";
-	case 426: return "Upgrade Required";
-	case 429: return "Too Many Requests";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 503: return "Service Unavailable";
-	default: return "Unknown";
+	case 101:
+		return "Switching Protocols";
+	case 200:
+		return "OK";
+	case 201:
+		return "Created";
+	case 204:
+		return "No Content";
+	case 206:
+		return "Partial Content";
+	case 304:
+		return "Not Modified";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 408:
+		return "Request Timeout";
+	case 409:
+		return "Conflict";
+	case 413:
+		return "Content Too Large";
+	case 414:
+		return "URI Too Long";
+	case 416:
+		return "Range Not Satisfiable";
+	case 426:
+		return "Upgrade Required";
+	case 429:
+		return "Too Many Requests";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 500:
+		return "Internal Server Error";
+	case 501:
+		return "Not Implemented";
+	case 503:
+		return "Service Unavailable";
+	default:
+		return "Unknown";
 	}
 }
 

@@ -25,11 +25,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HTTP1_TARGET_MAX  8192
-#define HTTP1_FIELD_MAX   8192
-#define HTTP1_FIELDS_MAX  (16 << 10)
-#define HTTP1_FIELDS_N    100
-#define HTTP1_BODY_MAX    (1 << 20)
+#define HTTP1_TARGET_MAX 8192
+#define HTTP1_FIELD_MAX  8192
+#define HTTP1_FIELDS_MAX (16 << 10)
+#define HTTP1_FIELDS_N   100
+#define HTTP1_BODY_MAX   (1 << 20)
 
 enum http1_state {
 	HTTP1_MORE = 0, /* every byte taken; the head is not complete yet */

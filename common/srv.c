@@ -17,7 +17,7 @@
 #include "log.h"
 #include "srv_internal.h"
 
-#define SRV_ACCEPT_BURST  64   /* accepts per readiness of the listening socket */
+#define SRV_ACCEPT_BURST  64 /* accepts per readiness of the listening socket */
 #define SRV_EVENTS        256
 #define SRV_REFUSING_MAX  1024 /* refused connections lingering at once; beyond, closed bare */
 #define SRV_REFUSE_LINGER 1000
@@ -121,7 +121,8 @@ srv_conn_watch(struct srv_conn *c)
 	if (c->lingering || (!c->paused && !c->peer_eof) || c->tls_write_wants_read ||
 	    (c->ssl != NULL && !c->tls_done))
 		ev |= EPOLLIN;
-	if (c->out_n > c->out_head || (c->ssl != NULL && !c->tls_done))
+	/* want_write: the layer writes on its own (sendfile) and waits for room. */
+	if (c->out_n > c->out_head || c->want_write || (c->ssl != NULL && !c->tls_done))
 		ev |= EPOLLOUT;
 	if (ev == c->events)
 		return;
@@ -316,7 +317,8 @@ srv_accept(struct srv *s)
 			srv_refuse(s, fd, peer, 429);
 			continue;
 		}
-		if (s->p.max_handshakes > 0 && s->stats.handshaking >= (uint64_t)s->p.max_handshakes) {
+		if (s->p.max_handshakes > 0 &&
+		    s->stats.handshaking >= (uint64_t)s->p.max_handshakes) {
 			if (ip->n == 0)
 				srv_ip_put(s, ip);
 			srv_refuse(s, fd, peer, 503);
@@ -404,6 +406,16 @@ srv_conn_want_write(struct srv_conn *c)
 }
 
 void
+srv_conn_wait_writable(struct srv_conn *c)
+{
+	if (c->dead || c->ending)
+		return;
+	c->want_write = true;
+	c->blocked = true;
+	srv_conn_watch(c);
+}
+
+void
 srv_conn_pause(struct srv_conn *c, bool paused)
 {
 	if (c->paused == paused)
@@ -454,11 +466,16 @@ srv_conn_ending(const struct srv_conn *c)
 static void
 srv_flush_pending(struct srv *s)
 {
-	while (s->pending != NULL) {
-		struct srv_conn *c = s->pending;
+	struct srv_conn *list = s->pending;
+
+	/* What is pended again while this runs waits for the next round (which
+	 * then does not wait in epoll). */
+	s->pending = NULL;
+	while (list != NULL) {
+		struct srv_conn *c = list;
 		int more = 0;
 
-		s->pending = c->next_pending;
+		list = c->next_pending;
 		c->in_pending = false;
 		if (c->dead || c->lingering)
 			continue;
@@ -469,7 +486,7 @@ srv_flush_pending(struct srv *s)
 				continue;
 		}
 		for (int round = 0; round < 4; round++) {
-			if (c->want_write && c->out_n == c->out_head && !c->ending) {
+			if (c->want_write && !c->blocked && c->out_n == c->out_head && !c->ending) {
 				c->want_write = false;
 				s->ops->writable(s->ctx, c);
 				if (c->dead)
@@ -514,6 +531,15 @@ srv_tick(struct srv *s, int64_t now)
 static void
 srv_reap(struct srv *s)
 {
+	struct srv_conn **pp = &s->pending;
+
+	/* No pending entry may outlive its connection. */
+	while (*pp != NULL) {
+		if ((*pp)->dead)
+			*pp = (*pp)->next_pending;
+		else
+			pp = &(*pp)->next_pending;
+	}
 	while (s->zombies != NULL) {
 		struct srv_conn *c = s->zombies;
 
@@ -533,6 +559,8 @@ srv_once(struct srv *s, int timeout_ms)
 
 	if (s->next_tick_ms - now < timeout_ms)
 		timeout_ms = s->next_tick_ms > now ? (int)(s->next_tick_ms - now) : 0;
+	if (s->pending != NULL)
+		timeout_ms = 0;
 	n = epoll_wait(s->epfd, ev, SRV_EVENTS, timeout_ms);
 	if (n < 0 && errno != EINTR)
 		return -errno;
@@ -565,6 +593,7 @@ srv_once(struct srv *s, int timeout_ms)
 				break;
 			}
 			if (ev[i].events & EPOLLOUT) {
+				c->blocked = false;
 				if (c->ssl != NULL && !c->tls_done)
 					srv_conn_read(c); /* the handshake wanted to write */
 				else if (!c->dead && srv_conn_flush(c) >= 0)

@@ -51,13 +51,13 @@ struct srv_ops {
 #define SRV_TICK_MS 250
 
 struct srv_params {
-	int listen_fd;           /* the stage's, kept open by the stage */
-	const char *tls_cert;    /* PEM chain and key: TLS on every connection; NULL: TCP */
+	int listen_fd;        /* the stage's, kept open by the stage */
+	const char *tls_cert; /* PEM chain and key: TLS on every connection; NULL: TCP */
 	const char *tls_key;
-	size_t conn_size;        /* the layer's per-connection data, zeroed */
-	int sndbuf;              /* SO_SNDBUF; 0: the kernel's autotuning */
-	int64_t max_per_ip;      /* connections from one address; 0: no cap */
-	int64_t max_handshakes;  /* connections not yet established; 0: no cap */
+	size_t conn_size;       /* the layer's per-connection data, zeroed */
+	int sndbuf;             /* SO_SNDBUF; 0: the kernel's autotuning */
+	int64_t max_per_ip;     /* connections from one address; 0: no cap */
+	int64_t max_handshakes; /* connections not yet established; 0: no cap */
 };
 
 struct srv_stats {
@@ -108,6 +108,9 @@ size_t srv_conn_queued(const struct srv_conn *c);
 /* Asks for ops->writable once the queue is empty (at the end of this round
  * at the earliest). */
 void srv_conn_want_write(struct srv_conn *c);
+/* The layer wrote to the fd itself and the socket is full: ops->writable
+ * once it takes more (EPOLLOUT). */
+void srv_conn_wait_writable(struct srv_conn *c);
 /* Stops or resumes reading (ops->data) from the peer. */
 void srv_conn_pause(struct srv_conn *c, bool paused);
 /* ops->expired at CLOCK_MONOTONIC ms at (0: none); checked every tick. */

@@ -12,8 +12,8 @@
 
 #include "srv.h"
 
-#define SRV_RBUF      (64u << 10) /* bytes read per read(2) or SSL_read */
-#define SRV_IOV_MAX   64          /* chunks per writev */
+#define SRV_RBUF       (64u << 10) /* bytes read per read(2) or SSL_read */
+#define SRV_IOV_MAX    64          /* chunks per writev */
 #define SRV_IP_BUCKETS 4096
 
 /* What an epoll event points at: the first member of each object. */
@@ -39,7 +39,7 @@ struct srv_ip {
 struct srv_out {
 	const uint8_t *p;
 	size_t len;
-	void *tag;  /* ops->sent when it leaves; NULL: p is ours (a copy) */
+	void *tag; /* ops->sent when it leaves; NULL: p is ours (a copy) */
 };
 
 /* A connection's life:
@@ -59,12 +59,12 @@ struct srv_conn {
 	enum srv_kind kind; /* SRV_K_CONN */
 	int fd;
 	struct srv *s;
-	struct srv_conn *next, **pprev;   /* every connection */
-	struct srv_conn *next_pending;    /* flush at the end of the round */
+	struct srv_conn *next, **pprev; /* every connection */
+	struct srv_conn *next_pending;  /* flush at the end of the round */
 	struct srv_conn *next_zombie;
 	SSL *ssl;
 	bool tls_done, tls_write_wants_read;
-	bool in_pending, want_write, paused, peer_eof, read_pending;
+	bool in_pending, want_write, blocked, paused, peer_eof, read_pending;
 	bool ending, lingering, dead, refused, handshaking, told_closed;
 	uint32_t events; /* what epoll watches now */
 	int linger_ms;

@@ -286,8 +286,10 @@ srv_flush_tls(struct srv_conn *c)
 			continue;
 		}
 		e = SSL_get_error(c->ssl, n);
-		if (e == SSL_ERROR_WANT_WRITE)
+		if (e == SSL_ERROR_WANT_WRITE) {
+			c->blocked = true;
 			return 1;
+		}
 		if (e == SSL_ERROR_WANT_READ) {
 			c->tls_write_wants_read = true;
 			return 1;
@@ -327,8 +329,10 @@ srv_conn_flush(struct srv_conn *c)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			if (errno == EAGAIN)
+			if (errno == EAGAIN) {
+				c->blocked = true;
 				return 1;
+			}
 			srv_conn_final(c);
 			return -1;
 		}
@@ -336,6 +340,7 @@ srv_conn_flush(struct srv_conn *c)
 		srv_advance(c, (size_t)n);
 		if ((size_t)n < total) {
 			c->s->stats.partial_writes++;
+			c->blocked = true;
 			return 1;
 		}
 	}

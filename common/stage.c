@@ -1,5 +1,6 @@
 /* stage: command line, config, bus hello/heartbeat and signals for every stage program. */
 #include <errno.h>
+#include <malloc.h>
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
@@ -149,6 +150,11 @@ stage_new(enum bus_stage which, int argc, char **argv)
 
 	config = stage_parse_args(argc, argv);
 	log_open(bus_stage_name(which));
+	/* A fixed threshold: every large buffer (a message, a segment copy) is
+	 * its own mapping and goes back to the system when freed. glibc's default
+	 * raises the threshold after such a free, and a stage that once held a
+	 * large message would keep that much of its heap for good. */
+	mallopt(M_MMAP_THRESHOLD, 128 << 10);
 	st = calloc(1, sizeof(*st));
 	if (st == NULL)
 		return NULL;

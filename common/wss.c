@@ -905,6 +905,10 @@ wss_refuse(struct wss_conn *c, int status, const char *extra, const char *fmt, .
 	log_debug("%d to %s: %s", status, srv_conn_peer(c->sc), reason);
 	c->state = WSS_C_GONE;
 	if (http1_error_answer(status, extra, reason, &ans, &len) == 0) {
+		/* The answer to a HEAD has the headers only (RFC 9110 section 9.3.2). */
+		if (c->head != NULL && http1_state(c->head) == HTTP1_DONE &&
+		    strcmp(http1_method(c->head), "HEAD") == 0)
+			len = (size_t)(strstr(ans, "\r\n\r\n") + 4 - ans);
 		srv_conn_write_copy(c->sc, ans, len);
 		free(ans);
 	}
@@ -950,6 +954,11 @@ wss_upgrade(struct wss_conn *c)
 		wss_refuse(c, r == -EINVAL ? 400 : 404, NULL,
 			   r == -EINVAL ? "malformed request-target" : "nothing here but %s",
 			   ops->path);
+		return false;
+	}
+	if (http1_version(h) < 11) {
+		wss_refuse(c, 400, NULL,
+			   "a WebSocket upgrade needs HTTP/1.1 (RFC 6455 section 4.1)");
 		return false;
 	}
 	if (strcmp(http1_method(h), "GET") != 0) {

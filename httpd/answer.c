@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "beneath.h"
 #include "log.h"
 #include "proc.h"
 #include "server.h"
@@ -270,9 +271,18 @@ hs_part_fd(struct hreq *r, const struct part *pt)
 		return r->fd;
 	if (r->fd >= 0)
 		close(r->fd);
-	r->fd = open(pt->path, O_RDONLY | O_CLOEXEC);
+	if (pt->dirfd == AT_FDCWD) {
+		r->fd = open(pt->path, O_RDONLY | O_CLOEXEC);
+		if (r->fd < 0)
+			r->fd = -errno;
+	} else {
+		struct stat sb;
+
+		r->fd = beneath_open_file(pt->dirfd, pt->path, &sb);
+	}
 	if (r->fd < 0) {
-		log_warn(-errno, "open(%s) failed while sending", pt->path);
+		log_warn(r->fd, "open(%s) failed while sending", pt->path);
+		r->fd = -1;
 		return -EIO;
 	}
 	r->fd_part = r->part;
@@ -402,19 +412,22 @@ hs_writeable(struct httpd *h, struct hreq *r)
 		srv_conn_want_write(r->sc);
 		return 0;
 	}
-	/* A client that stops reading is dropped after the idle timeout. */
-	srv_conn_deadline(r->sc, proc_mono_ms() + h->cfg->timeout_idle_ms);
 	if (!srv_conn_is_tls(r->sc)) {
+		uint64_t at = r->pos;
 		int w = hs_direct(h, r);
 
 		if (w < 0)
 			return -1;
+		/* A client that stops reading is dropped after the idle timeout. */
+		if (r->pos > at)
+			srv_conn_deadline(r->sc, proc_mono_ms() + h->cfg->timeout_idle_ms);
 		if (w == 0)
 			hs_done(h, r);
 		else
-			srv_conn_want_write(r->sc);
+			srv_conn_wait_writable(r->sc);
 		return 0;
 	}
+	srv_conn_deadline(r->sc, proc_mono_ms() + h->cfg->timeout_idle_ms);
 	if (r->buf_busy)
 		return 0;
 	if (r->pos == r->end) {

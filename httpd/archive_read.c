@@ -17,6 +17,7 @@
 
 #include "httpd.h"
 #include "id.h"
+#include "beneath.h"
 #include "log.h"
 #include "proc.h"
 
@@ -62,11 +63,42 @@ ar_ring_slot(struct httpd *h, const char *sentinel)
 	return (int)slot;
 }
 
+int
+ar_data_fd(struct httpd *h)
+{
+	if (h->data_fd < 0)
+		h->data_fd = open(h->cfg->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return h->data_fd;
+}
+
+/* A directory beneath data_dir ("." for data_dir itself), never a symlink. */
+static DIR *
+ar_opendir(struct httpd *h, const char *path)
+{
+	int fd = strcmp(path, ".") == 0
+			 ? openat(ar_data_fd(h), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+			 : beneath_open(ar_data_fd(h), path, O_RDONLY | O_DIRECTORY, 0);
+	DIR *d;
+
+	if (fd < 0)
+		return NULL;
+	d = fdopendir(fd);
+	if (d == NULL)
+		close(fd);
+	return d;
+}
+
 static json_t *
-ar_load_json(const char *path)
+ar_load_json(struct httpd *h, const char *path)
 {
 	json_error_t err;
-	json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &err);
+	FILE *f = beneath_fopen(ar_data_fd(h), path);
+	json_t *j;
+
+	if (f == NULL)
+		return NULL;
+	j = json_loadf(f, JSON_REJECT_DUPLICATES, &err);
+	fclose(f);
 
 	if (j != NULL && !json_is_object(j)) {
 		json_decref(j);
@@ -103,8 +135,8 @@ ar_session(struct httpd *h, const char *sentinel, const char *session, struct se
 
 	snprintf(s.sentinel, sizeof(s.sentinel), "%s", sentinel);
 	snprintf(s.session, sizeof(s.session), "%s", session);
-	snprintf(path, sizeof(path), "%s/%s/%s/session.json", h->cfg->data_dir, sentinel, session);
-	j = ar_load_json(path);
+	snprintf(path, sizeof(path), "%s/%s/session.json", sentinel, session);
+	j = ar_load_json(h, path);
 	if (j != NULL) {
 		s.on_disk = true;
 		ar_str(j, "name", s.name, sizeof(s.name));
@@ -277,10 +309,9 @@ ar_index(struct httpd *h, const struct sess *s, struct seglist *view)
 	int r;
 
 	memset(view, 0, sizeof(*view));
-	snprintf(path, sizeof(path), "%s/%s/%s/index.jsonl", h->cfg->data_dir, s->sentinel,
-		 s->session);
+	snprintf(path, sizeof(path), "%s/%s/index.jsonl", s->sentinel, s->session);
 	snprintf(key, sizeof(key), "%s/%s", s->sentinel, s->session);
-	f = fopen(path, "re");
+	f = beneath_fopen(ar_data_fd(h), path);
 	if (f == NULL)
 		return errno == ENOENT ? 0 : -errno;
 	if (fstat(fileno(f), &sb) < 0) {
@@ -435,13 +466,14 @@ ar_segment_body(struct httpd *h, const struct sess *s, const struct seg *g, stru
 	int r;
 
 	if (!g->ring) {
-		snprintf(path, sizeof(path), "%s/%s/%s/%06lld.m4s", h->cfg->data_dir, s->sentinel,
-			 s->session, (long long)g->sequence);
-		if (stat(path, &sb) < 0 || !S_ISREG(sb.st_mode) || (uint64_t)sb.st_size != g->bytes)
+		snprintf(path, sizeof(path), "%s/%s/%06lld.m4s", s->sentinel, s->session,
+			 (long long)g->sequence);
+		if (beneath_stat_file(ar_data_fd(h), path, &sb) < 0 ||
+		    (uint64_t)sb.st_size != g->bytes)
 			return -ENOENT;
 		snprintf(etag, HTTPD_ETAG_MAX, "\"%s\"", g->sha256);
 		h->stats.file_served++;
-		return body_add_file(b, path, 0, g->bytes);
+		return body_add_file(b, ar_data_fd(h), path, 0, g->bytes);
 	}
 	if (h->mem_in_use + g->bytes > HTTPD_MEM_BUDGET)
 		return -EBUSY;
@@ -475,14 +507,12 @@ ar_init_body(struct httpd *h, const struct sess *s, int gen, struct body *b,
 	int fd, r = -ENOENT;
 
 	if (gen == 0)
-		snprintf(path, sizeof(path), "%s/%s/%s/init.mp4", h->cfg->data_dir, s->sentinel,
-			 s->session);
+		snprintf(path, sizeof(path), "%s/%s/init.mp4", s->sentinel, s->session);
 	else
-		snprintf(path, sizeof(path), "%s/%s/%s/init-%d.mp4", h->cfg->data_dir, s->sentinel,
-			 s->session, gen);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+		snprintf(path, sizeof(path), "%s/%s/init-%d.mp4", s->sentinel, s->session, gen);
+	fd = beneath_open_file(ar_data_fd(h), path, &sb);
 	if (fd >= 0) {
-		if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size > AR_INIT_MAX) {
+		if (sb.st_size > AR_INIT_MAX) {
 			r = -EFBIG;
 			goto out;
 		}
@@ -598,7 +628,7 @@ ar_is_id(const char *name)
 int
 ar_sessions_json(struct httpd *h, const char *sentinel, json_t **ret)
 {
-	char path[PATH_MAX], cur[ID_STR_LEN] = "";
+	char cur[ID_STR_LEN] = "";
 	struct ring_sentinel rs;
 	json_t *arr = json_array(), **v = NULL;
 	struct dirent *de;
@@ -612,8 +642,7 @@ ar_sessions_json(struct httpd *h, const char *sentinel, json_t **ret)
 	if (slot >= 0 && ring_sentinel_get(h->ring, (uint32_t)slot, &rs, NULL, 0) == 0 &&
 	    !id_is_nil(rs.session))
 		id_format(rs.session, cur);
-	snprintf(path, sizeof(path), "%s/%s", h->cfg->data_dir, sentinel);
-	d = opendir(path);
+	d = ar_opendir(h, sentinel);
 	if (d == NULL && slot < 0) {
 		json_decref(arr);
 		return -ENOENT;
@@ -660,13 +689,12 @@ ar_sessions_json(struct httpd *h, const char *sentinel, json_t **ret)
 static void
 ar_newest_session(struct httpd *h, const char *sentinel, json_t *o)
 {
-	char path[PATH_MAX], best[ID_STR_LEN] = "";
+	char best[ID_STR_LEN] = "";
 	struct sess s, bs;
 	struct dirent *de;
 	DIR *d;
 
-	snprintf(path, sizeof(path), "%s/%s", h->cfg->data_dir, sentinel);
-	d = opendir(path);
+	d = ar_opendir(h, sentinel);
 	if (d == NULL)
 		return;
 	while ((de = readdir(d)) != NULL) {
@@ -747,20 +775,24 @@ ar_sentinels_json(struct httpd *h)
 		json_object_set(seen, id, o);
 		json_array_append_new(arr, o);
 	}
-	d = opendir(h->cfg->data_dir);
+	d = ar_opendir(h, ".");
 	while (d != NULL && (de = readdir(d)) != NULL) {
 		json_t *o, *js;
 		char name[128] = "";
+		struct stat sb;
 
-		if (!ar_is_id(de->d_name))
+		/* A sentinel is a directory of ours, never a symlink to one. */
+		if (!ar_is_id(de->d_name) ||
+		    fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISDIR(sb.st_mode))
 			continue;
 		o = json_object_get(seen, de->d_name);
 		if (o != NULL) {
 			json_object_set_new(o, "archived", json_true());
 			continue;
 		}
-		snprintf(path, sizeof(path), "%s/%s/sentinel.json", h->cfg->data_dir, de->d_name);
-		js = ar_load_json(path);
+		snprintf(path, sizeof(path), "%s/sentinel.json", de->d_name);
+		js = ar_load_json(h, path);
 		if (js != NULL)
 			ar_str(js, "name", name, sizeof(name));
 		json_decref(js);

@@ -54,13 +54,13 @@ body_grow(struct body *b)
 }
 
 int
-body_add_file(struct body *b, const char *path, uint64_t off, uint64_t len)
+body_add_file(struct body *b, int dirfd, const char *path, uint64_t off, uint64_t len)
 {
 	char *p;
 
 	if (body_grow(b) < 0 || (p = strdup(path)) == NULL)
 		return -ENOMEM;
-	b->v[b->n++] = (struct part){ .path = p, .off = off, .len = len };
+	b->v[b->n++] = (struct part){ .path = p, .dirfd = dirfd, .off = off, .len = len };
 	b->total += len;
 	return 0;
 }

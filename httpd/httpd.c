@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "httpd.h"
 #include "log.h"
@@ -52,6 +53,7 @@ httpd_new(struct stage *st)
 		return NULL;
 	h->st = st;
 	h->cfg = stage_cfg(st);
+	h->data_fd = -1;
 	snprintf(h->web_root, sizeof(h->web_root), "%s",
 		 root != NULL && root[0] != '\0' ? root : VIGIL_WEB_ROOT);
 	r = httpd_load_tokens(h);
@@ -96,6 +98,8 @@ httpd_free(struct httpd *h)
 	snap_free(h);
 	if (h->ring != NULL)
 		ring_close(h->ring);
+	if (h->data_fd >= 0)
+		close(h->data_fd);
 	tok_store_free(h->tok);
 	json_decref(h->status);
 	json_decref(h->deleted);

@@ -42,7 +42,8 @@ struct hbuf *hbuf_ref(struct hbuf *b);
 void hbuf_unref(struct hbuf *b);
 
 struct part {
-	char *path;       /* a file, or NULL */
+	char *path; /* a file, or NULL: beneath dirfd (beneath.h) unless AT_FDCWD */
+	int dirfd;
 	struct hbuf *mem; /* or bytes in memory */
 	uint64_t off, len;
 };
@@ -53,8 +54,9 @@ struct body {
 	uint64_t total;
 };
 
-/* -ENOMEM. add_mem takes a reference of its own. */
-int body_add_file(struct body *b, const char *path, uint64_t off, uint64_t len);
+/* -ENOMEM. add_mem takes a reference of its own. A file's path is relative to
+ * dirfd and opened beneath it when it is sent (AT_FDCWD: an absolute path). */
+int body_add_file(struct body *b, int dirfd, const char *path, uint64_t off, uint64_t len);
 int body_add_mem(struct body *b, struct hbuf *mem, uint64_t off, uint64_t len);
 int body_add_copy(struct body *b, const void *data, size_t len);
 void body_free(struct body *b);
@@ -112,6 +114,8 @@ int ar_init_body(struct httpd *h, const struct sess *s, int gen, struct body *b,
 void ar_cache_free(void);
 /* The ring slot of a sentinel id, or -1. */
 int ar_ring_slot(struct httpd *h, const char *sentinel);
+/* data_dir's fd (opened when first needed: archive may make it later), or -1. */
+int ar_data_fd(struct httpd *h);
 
 /* export.c, hls.c, metrics.c, static.c, snap.c: route handlers. Each ends by
  * answering r (hs_* below) or parking it. */
@@ -161,6 +165,7 @@ struct httpd {
 	struct tok_store *tok;
 	struct ring *ring;
 	char ring_name[64];
+	int data_fd; /* data_dir, opened once it exists: see ar_data_fd() */
 	char web_root[4096];
 	void *srv; /* server.c's state */
 	/* vigild's last status answer (bus "status"), and when it came. */

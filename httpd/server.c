@@ -17,14 +17,22 @@
 
 static void hs_feed(struct httpd *h, struct hreq *r, const uint8_t *buf, size_t len);
 
+/* A request head must arrive within 10 s, or timeouts.idle when shorter. */
+static int64_t
+hs_head_ms(const struct httpd *h)
+{
+	return h->cfg->timeout_idle_ms < HS_HEAD_MS ? h->cfg->timeout_idle_ms : HS_HEAD_MS;
+}
+
 /* A connection between requests: closed after the keep-alive timeout, or
- * HS_HEAD_MS after a request began to arrive. */
+ * hs_head_ms() after a request began to arrive. */
 static void
 hs_wait_deadline(struct httpd *h, struct hreq *r)
 {
 	bool started = r->req != NULL && http1_started(r->req);
 
-	srv_conn_deadline(r->sc, proc_mono_ms() + (started ? HS_HEAD_MS : h->cfg->timeout_idle_ms));
+	srv_conn_deadline(r->sc,
+			  proc_mono_ms() + (started ? hs_head_ms(h) : h->cfg->timeout_idle_ms));
 }
 
 static void
@@ -37,7 +45,7 @@ hs_conn_opened(void *ctx, struct srv_conn *sc)
 	r->sc = sc;
 	r->fd = -1;
 	h->stats.connections++;
-	srv_conn_deadline(sc, proc_mono_ms() + HS_HEAD_MS);
+	srv_conn_deadline(sc, proc_mono_ms() + hs_head_ms(h));
 }
 
 static int

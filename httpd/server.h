@@ -13,7 +13,7 @@
 
 #define HS_CHUNK         (128u << 10) /* bytes per TLS write of a body */
 #define HS_DIRECT_BUDGET (4ull << 20) /* bytes per writable callback (plain HTTP) */
-#define HS_HEAD_MS       10000        /* a request head must arrive within this */
+#define HS_HEAD_MS       10000        /* a request head must arrive within this (or idle) */
 #define HS_LINGER_MS     2000         /* after the last answer of a closing connection */
 #define HS_EXTRA_MAX     1024         /* response headers besides status, type and length */
 #define HS_TOKEN_MAX     512

@@ -4,6 +4,7 @@
  * hidden names already; realpath catches symlinks that lead out); no
  * directory listing. Without a built web app, / says so. Service thread. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,7 +84,7 @@ static_get(struct httpd *h, struct hreq *r)
 	snprintf(etag, sizeof(etag), "\"%llx-%llx\"", (unsigned long long)sb.st_size,
 		 (unsigned long long)sb.st_mtim.tv_sec * 1000000000ull +
 			 (unsigned long long)sb.st_mtim.tv_nsec);
-	if (body_add_file(&b, real, 0, (uint64_t)sb.st_size) < 0) {
+	if (body_add_file(&b, AT_FDCWD, real, 0, (uint64_t)sb.st_size) < 0) {
 		hs_error(r, 500, "out of memory");
 		return;
 	}

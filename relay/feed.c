@@ -438,16 +438,17 @@ relay_feed_drain(struct relay *rl)
 }
 
 void
-relay_feed_subscribe(struct relay *rl, struct wss_conn *c, struct relay_sub *sub, bool oldest)
+relay_feed_subscribe(struct relay *rl, struct wss_conn *c, struct relay_sub *sub, bool oldest,
+		     int64_t slot_hint)
 {
 	struct ring_sentinel e;
 	struct feed_seg fs;
 	uint64_t join;
-	uint32_t slot;
+	uint32_t slot = (uint32_t)slot_hint;
 
 	sub->state = RELAY_SUB_WAIT_KEY;
-	if (ring_sentinel_find(rl->ring, sub->id, &slot) < 0 ||
-	    ring_sentinel_get(rl->ring, slot, &e, NULL, 0) < 0 || !e.online)
+	if (slot_hint < 0 || ring_sentinel_get(rl->ring, slot, &e, NULL, 0) < 0 ||
+	    memcmp(e.id, sub->id, 16) != 0 || !e.online)
 		return; /* the stream starts with its session's first keyframe */
 	if (ring_find_join(rl->ring, slot, e.session, !oldest, &join) < 0) {
 		/* The init now, the segments from the next join point on. */

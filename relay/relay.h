@@ -150,7 +150,10 @@ void relay_feed_stop(struct relay *rl);
 /* In the service thread: fans out every segment published since the last call. */
 void relay_feed_drain(struct relay *rl);
 /* Starts a subscription: init and join point, or wait for one. */
-void relay_feed_subscribe(struct relay *rl, struct wss_conn *c, struct relay_sub *sub, bool oldest);
+/* slot: the sentinel's ring slot as the subscriber looked it up, -1 when the
+ * ring has no such sentinel (yet). */
+void relay_feed_subscribe(struct relay *rl, struct wss_conn *c, struct relay_sub *sub, bool oldest,
+			  int64_t slot);
 void relay_feed_keyframe(struct relay *rl, uint32_t slot);
 void relay_feed_tick(struct relay *rl, int64_t now_ms);
 int64_t relay_feed_bitrate(struct relay *rl, uint32_t slot);

@@ -153,68 +153,157 @@ out:
 	free(slots);
 }
 
-static struct relay_sub *
-sess_find_sub(struct relay_sess *s, const uint8_t id[16], struct relay_sub ***ret_pp)
+static int
+sess_id_cmp(const void *a, const void *b)
 {
-	struct relay_sub **pp;
-
-	for (pp = &s->subs; *pp != NULL; pp = &(*pp)->next) {
-		if (memcmp((*pp)->id, id, 16) == 0) {
-			if (ret_pp != NULL)
-				*ret_pp = pp;
-			return *pp;
-		}
-	}
-	return NULL;
+	return memcmp(a, b, 16);
 }
 
-/* sentinelIds: every entry a UUID string, checked before anything changes. */
 static int
-sess_ids(struct wss_conn *c, const msgpack_object *p, const char *ref,
-	 const msgpack_object **ret_ids)
+sess_sub_cmp(const void *a, const void *b)
+{
+	return memcmp((*(struct relay_sub *const *)a)->id, (*(struct relay_sub *const *)b)->id, 16);
+}
+
+/* An id and its ring slot, sorted by id: the lookups of one message. */
+struct sess_slot {
+	uint8_t id[16];
+	uint32_t slot;
+};
+
+/* sentinelIds: every entry a UUID string, checked before anything changes,
+ * at most limits.max_sentinels of them; *ret_ids sorted, without repeats. */
+static int
+sess_ids(struct relay *rl, struct wss_conn *c, const msgpack_object *p, const char *ref,
+	 uint8_t (**ret_ids)[16], uint32_t *ret_n)
 {
 	const msgpack_object *ids;
-	uint8_t id[16];
+	uint8_t(*v)[16];
 	char buf[ID_STR_LEN];
+	uint32_t n = 0;
 
 	if (mp_get_array(p, "sentinelIds", &ids) < 0) {
 		wss_send_errorf(c, RELAY_ERR_BAD_REQUEST, ref, "%s needs sentinelIds (an array)",
 				ref);
 		return -EINVAL;
 	}
+	if (ids->via.array.size > (uint64_t)rl->cfg->max_sentinels) {
+		wss_send_errorf(
+			c, RELAY_ERR_BAD_REQUEST, ref,
+			"%u sentinelIds: at most %lld in one message (limits.max_sentinels)",
+			ids->via.array.size, (long long)rl->cfg->max_sentinels);
+		return -EINVAL;
+	}
+	v = malloc((ids->via.array.size + 1) * sizeof(*v));
+	if (v == NULL) {
+		wss_send_error(c, RELAY_ERR_INTERNAL, "out of memory", ref);
+		return -ENOMEM;
+	}
 	for (uint32_t i = 0; i < ids->via.array.size; i++) {
 		const msgpack_object *o = &ids->via.array.ptr[i];
 
-		if (o->type != MSGPACK_OBJECT_STR || o->via.str.size != ID_STR_LEN - 1) {
-			wss_send_errorf(c, RELAY_ERR_BAD_REQUEST, ref,
-					"sentinelIds[%u] is not a UUID", i);
-			return -EINVAL;
+		if (o->type == MSGPACK_OBJECT_STR && o->via.str.size == ID_STR_LEN - 1) {
+			memcpy(buf, o->via.str.ptr, ID_STR_LEN - 1);
+			buf[ID_STR_LEN - 1] = '\0';
 		}
-		memcpy(buf, o->via.str.ptr, ID_STR_LEN - 1);
-		buf[ID_STR_LEN - 1] = '\0';
-		if (id_parse(buf, id) < 0) {
+		if (o->type != MSGPACK_OBJECT_STR || o->via.str.size != ID_STR_LEN - 1 ||
+		    id_parse(buf, v[i]) < 0) {
 			wss_send_errorf(c, RELAY_ERR_BAD_REQUEST, ref,
 					"sentinelIds[%u] is not a UUID", i);
+			free(v);
 			return -EINVAL;
 		}
 	}
-	*ret_ids = ids;
+	qsort(v, ids->via.array.size, sizeof(*v), sess_id_cmp);
+	for (uint32_t i = 0; i < ids->via.array.size; i++)
+		if (n == 0 || memcmp(v[n - 1], v[i], 16) != 0)
+			memcpy(v[n++], v[i], 16);
+	*ret_ids = v;
+	*ret_n = n;
 	return 0;
 }
 
+/* The proctor's subscriptions as an array sorted by id. */
+static struct relay_sub **
+sess_sorted_subs(struct relay_sess *s, uint32_t *ret_n)
+{
+	struct relay_sub **v, *sub;
+	uint32_t n = 0;
+
+	for (sub = s->subs; sub != NULL; sub = sub->next)
+		n++;
+	v = malloc((n + 1) * sizeof(*v));
+	if (v == NULL)
+		return NULL;
+	n = 0;
+	for (sub = s->subs; sub != NULL; sub = sub->next)
+		v[n++] = sub;
+	qsort(v, n, sizeof(*v), sess_sub_cmp);
+	*ret_n = n;
+	return v;
+}
+
+static struct relay_sub *
+sess_sub_find(struct relay_sub **v, uint32_t n, const uint8_t id[16])
+{
+	struct relay_sub key, *kp = &key, **hit;
+
+	memcpy(key.id, id, 16);
+	hit = bsearch(&kp, v, n, sizeof(*v), sess_sub_cmp);
+	return hit != NULL ? *hit : NULL;
+}
+
+/* Every sentinel of the ring with its slot, read once for the message. */
+static struct sess_slot *
+sess_slots(struct relay *rl, uint32_t *ret_n)
+{
+	struct sess_slot *v = malloc((rl->n_slots + 1) * sizeof(*v));
+	struct ring_sentinel e;
+	uint32_t n = 0;
+
+	if (v == NULL)
+		return NULL;
+	for (uint32_t slot = 0; slot < rl->n_slots; slot++) {
+		if (ring_sentinel_get(rl->ring, slot, &e, NULL, 0) < 0 || id_is_nil(e.id))
+			continue;
+		memcpy(v[n].id, e.id, 16);
+		v[n++].slot = slot;
+	}
+	qsort(v, n, sizeof(*v), sess_id_cmp);
+	*ret_n = n;
+	return v;
+}
+
+static void
+sess_unsubscribe(struct wss_conn *c, struct relay_sess *s, uint8_t (*ids)[16], uint32_t n)
+{
+	struct relay_sub **pp = &s->subs, *sub;
+
+	while ((sub = *pp) != NULL) {
+		if (bsearch(sub->id, ids, n, sizeof(*ids), sess_id_cmp) == NULL) {
+			pp = &sub->next;
+			continue;
+		}
+		wss_conn_drop(c, sub, NULL, NULL);
+		*pp = sub->next;
+		free(sub);
+	}
+}
+
+/* Linear in what the message and the proctor hold, sorted once: a message of
+ * limits.max_sentinels ids costs milliseconds, not the square of it. */
 static void
 sess_subscribe(struct relay *rl, struct wss_conn *c, const msgpack_object *p, bool subscribe)
 {
 	const char *ref = subscribe ? "proctor.subscribe" : "proctor.unsubscribe";
 	struct relay_sess *s = relay_conn_sess(c);
-	const msgpack_object *ids;
-	struct relay_sub *sub, **pp;
-	char from[16] = "latest", buf[ID_STR_LEN];
-	uint8_t id[16];
+	uint8_t(*ids)[16] = NULL;
+	struct relay_sub **have = NULL, *sub;
+	struct sess_slot *slots = NULL, *hit;
+	char from[16] = "latest";
+	uint32_t n, n_have, n_slots, n_new = 0;
 	int r;
 
-	if (sess_ids(c, p, ref, &ids) < 0)
-		return;
 	if (subscribe) {
 		r = mp_get_strbuf(p, "startFrom", from, sizeof(from));
 		if ((r < 0 && r != -ENOENT) ||
@@ -224,36 +313,51 @@ sess_subscribe(struct relay *rl, struct wss_conn *c, const msgpack_object *p, bo
 			return;
 		}
 	}
+	if (sess_ids(rl, c, p, ref, &ids, &n) < 0)
+		return;
+	if (!subscribe) {
+		sess_unsubscribe(c, s, ids, n);
+		goto out;
+	}
+	have = sess_sorted_subs(s, &n_have);
+	slots = sess_slots(rl, &n_slots);
+	if (have == NULL || slots == NULL) {
+		wss_send_error(c, RELAY_ERR_INTERNAL, "out of memory", ref);
+		goto out;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		n_new += sess_sub_find(have, n_have, ids[i]) == NULL;
+	if (n_have + n_new > (uint64_t)rl->cfg->max_sentinels) {
+		wss_send_errorf(c, RELAY_ERR_BAD_REQUEST, ref,
+				"a proctor follows at most %lld sentinels (limits.max_sentinels); "
+				"%u already",
+				(long long)rl->cfg->max_sentinels, n_have);
+		goto out;
+	}
 	/* Catching up first, the sentinels' own segments queued behind. */
 	relay_feed_drain(rl);
-	for (uint32_t i = 0; i < ids->via.array.size; i++) {
-		memcpy(buf, ids->via.array.ptr[i].via.str.ptr, ID_STR_LEN - 1);
-		buf[ID_STR_LEN - 1] = '\0';
-		id_parse(buf, id);
-		sub = sess_find_sub(s, id, &pp);
-		if (!subscribe) {
-			if (sub == NULL)
-				continue;
-			wss_conn_drop(c, sub, NULL, NULL);
-			*pp = sub->next;
-			free(sub);
-			continue;
-		}
-		if (sub != NULL)
+	for (uint32_t i = 0; i < n; i++) {
+		if (sess_sub_find(have, n_have, ids[i]) != NULL)
 			continue; /* already subscribed: the stream goes on as it is */
 		sub = calloc(1, sizeof(*sub));
 		if (sub == NULL) {
 			wss_send_error(c, RELAY_ERR_INTERNAL, "out of memory", ref);
-			return;
+			goto out;
 		}
-		memcpy(sub->id, id, 16);
-		id_format(id, sub->id_str);
+		memcpy(sub->id, ids[i], 16);
+		id_format(ids[i], sub->id_str);
 		sub->last_seq = -1;
 		sub->skip_from = -1;
 		sub->next = s->subs;
 		s->subs = sub;
-		relay_feed_subscribe(rl, c, sub, strcmp(from, "oldest") == 0);
+		hit = bsearch(ids[i], slots, n_slots, sizeof(*slots), sess_id_cmp);
+		relay_feed_subscribe(rl, c, sub, strcmp(from, "oldest") == 0,
+				     hit != NULL ? (int64_t)hit->slot : -1);
 	}
+out:
+	free(ids);
+	free(have);
+	free(slots);
 }
 
 /* The ring slot of the sentinelId in p, or -1 after a server.error. */

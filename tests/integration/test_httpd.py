@@ -565,6 +565,64 @@ class TestSafety(Base):
             self.assertIn(status, (None, 400, 403, 404), (p, out[:300]))
             self.assertNotIn(b"root:", out, p)
 
+    def test_symlinks_in_the_archive_lead_nowhere(self):
+        """A symlink in data_dir, as a file of a session, as a session or as a
+        whole sentinel directory, is never followed: 404, and nothing of what
+        it points to is served."""
+        outside = tempfile.mkdtemp(prefix="vigil-outside-")
+        secret = b"SECRET-OUTSIDE-DATA_DIR\n" * 100
+        with open(os.path.join(outside, "secret"), "wb") as f:
+            f.write(secret)
+        # files of a real session
+        sid, sess, base = write_session(self.data, torn=False)
+        d = os.path.join(self.data, sid, sess)
+        os.unlink(os.path.join(d, "init.mp4"))
+        os.symlink("/etc/passwd", os.path.join(d, "init.mp4"))
+        os.unlink(os.path.join(d, "000001.m4s"))
+        os.symlink(os.path.join(outside, "secret"), os.path.join(d, "000001.m4s"))
+        os.mkfifo(os.path.join(outside, "fifo"))
+        os.unlink(os.path.join(d, "000000.m4s"))
+        os.symlink(os.path.join(outside, "fifo"), os.path.join(d, "000000.m4s"))
+        for path in ("/init.mp4", "/segments/1.m4s", "/segments/0.m4s"):
+            st, _, body = self.get(base + path, PT)
+            self.assertEqual(st, 404, (path, body[:200]))
+            self.assertNotIn(b"root:", body)
+            self.assertNotIn(b"SECRET", body)
+        st, _, body = self.get(base + "/export.mp4", AT)
+        self.assertNotIn(b"SECRET", body)
+        self.assertNotIn(b"root:", body)
+        # a session directory and a sentinel directory that are symlinks
+        osid, osess, obase = write_session(outside, torn=False)
+        os.symlink(os.path.join(outside, osid, osess), os.path.join(self.data, sid, osess))
+        lsid = str(uuid.uuid4())
+        os.symlink(os.path.join(outside, osid), os.path.join(self.data, lsid))
+        for path in ("/api/sentinels/%s/sessions/%s/segments" % (sid, osess),
+                     "/api/sentinels/%s/sessions/%s/init.mp4" % (sid, osess),
+                     "/api/sentinels/%s/sessions/%s/segments/0.m4s" % (sid, osess),
+                     "/api/sentinels/%s/sessions/%s/segments" % (lsid, osess),
+                     "/api/sentinels/%s/sessions" % lsid):
+            st, _, body = self.get(path, PT)
+            self.assertEqual(st, 404, (path, body[:200]))
+        st, _, body = self.get("/api/sentinels/%s/sessions" % sid, PT)
+        self.assertEqual([x["sessionId"] for x in json.loads(body)], [sess])
+        st, _, body = self.get("/api/sentinels", PT)
+        self.assertNotIn(lsid, [x["sentinelId"] for x in json.loads(body)])
+        # archive restarted (it repairs every session it finds) leaves the
+        # outside untouched
+        before = {n: open(os.path.join(outside, osid, osess, n), "rb").read()
+                  for n in ("index.jsonl", "session.json")}
+        pid = self.v.stage("archive")["pid"]
+        w = self.v.watch()
+        self.v.ctl("restart", "archive")
+        w.wait_state("archive", "running", not_pid=pid)
+        w.close()
+        self.assertEqual(self.get("/health", None)[0], 200)
+        for n, blob in before.items():
+            with open(os.path.join(outside, osid, osess, n), "rb") as f:
+                self.assertEqual(f.read(), blob, n)
+        with open(os.path.join(outside, "secret"), "rb") as f:
+            self.assertEqual(f.read(), secret)
+
     def test_static_files(self):
         st, hd, body = self.get("/", None)
         self.assertEqual((st, hd["content-type"]), (200, "text/html; charset=utf-8"))
