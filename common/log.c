@@ -1,6 +1,13 @@
-/* log: stage-tagged logging to stderr, one write(2) per line. */
+/* log: stage-tagged logging to stderr, one write(2) per line; each call site
+ * (format string) at most LOG_BURST lines per LOG_WINDOW_MS, the rest counted
+ * and summed up in one line, so that a flood of one kind of line (a client
+ * sending the same bad request 10,000 times) cannot push everything else out
+ * of the operator's view. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -8,8 +15,23 @@
 
 #include "log.h"
 
+#define LOG_BURST     20
+#define LOG_WINDOW_MS 5000
+#define LOG_SITES     128 /* call sites tracked at once; beyond, lines are not limited */
+
 static const char *log_stage = "vigil";
 static enum log_level log_level = LOG_LVL_INFO;
+
+/* One call site's window: lines written and held back since it began. */
+struct log_site {
+	const char *fmt;
+	enum log_level level;
+	int64_t since_ms;
+	unsigned written, held;
+};
+
+static struct log_site log_sites[LOG_SITES];
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *const log_level_names[] = {
 	[LOG_LVL_ERROR] = "error",
@@ -48,28 +70,31 @@ log_level_parse(const char *name, enum log_level *ret_level)
 	return -EINVAL;
 }
 
-void
-log_msg(enum log_level level, int err, const char *fmt, ...)
+static int64_t
+log_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+log_line(enum log_level level, int err, const char *fmt, va_list ap)
 {
 	char line[2048];
 	struct timespec ts;
 	struct tm tm;
-	va_list ap;
 	size_t n;
-	int saved = errno;
 
-	if (level > log_level)
-		return;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
 	n += (size_t)snprintf(line + n, sizeof(line) - n,
 			      ".%03ldZ %s[%d] %s: ", ts.tv_nsec / 1000000, log_stage, (int)getpid(),
 			      log_level_names[level]);
-	va_start(ap, fmt);
 	if (n < sizeof(line))
 		n += (size_t)vsnprintf(line + n, sizeof(line) - n, fmt, ap);
-	va_end(ap);
 	if (err != 0 && n < sizeof(line))
 		n += (size_t)snprintf(line + n, sizeof(line) - n, ": %s", strerror(-err));
 	/* Truncated lines keep their newline. */
@@ -79,5 +104,92 @@ log_msg(enum log_level level, int err, const char *fmt, ...)
 	if (write(STDERR_FILENO, line, n) < 0) {
 		/* Nowhere left to report it. */
 	}
+}
+
+static void
+log_line_f(enum log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_line(level, 0, fmt, ap);
+	va_end(ap);
+}
+
+/* The window of a site ended: what it held back is said once. Called with
+ * log_lock held. */
+static void
+log_site_close(struct log_site *site, int64_t now)
+{
+	if (site->held > 0)
+		log_line_f(site->level, "%u more line%s like \"%.200s\" in %lld s not written",
+			   site->held, site->held == 1 ? "" : "s", site->fmt,
+			   (long long)((now - site->since_ms + 999) / 1000));
+	site->since_ms = now;
+	site->written = site->held = 0;
+}
+
+/* Whether this call may write its line now. */
+static bool
+log_admit(enum log_level level, const char *fmt, int64_t now)
+{
+	uintptr_t h = (uintptr_t)fmt;
+	struct log_site *free_site = NULL;
+
+	for (unsigned k = 0; k < LOG_SITES; k++) {
+		struct log_site *site = &log_sites[(h / sizeof(void *) + k) % LOG_SITES];
+
+		if (site->fmt == NULL) {
+			free_site = site;
+			break;
+		}
+		if (site->fmt != fmt)
+			continue;
+		if (now - site->since_ms >= LOG_WINDOW_MS)
+			log_site_close(site, now);
+		if (site->written < LOG_BURST) {
+			site->written++;
+			return true;
+		}
+		site->held++;
+		return false;
+	}
+	if (free_site != NULL)
+		*free_site = (struct log_site){
+			.fmt = fmt, .level = level, .since_ms = now, .written = 1
+		};
+	return true;
+}
+
+void
+log_tick(void)
+{
+	int64_t now = log_mono_ms();
+
+	pthread_mutex_lock(&log_lock);
+	for (unsigned k = 0; k < LOG_SITES; k++)
+		if (log_sites[k].fmt != NULL && log_sites[k].held > 0 &&
+		    now - log_sites[k].since_ms >= LOG_WINDOW_MS)
+			log_site_close(&log_sites[k], now);
+	pthread_mutex_unlock(&log_lock);
+}
+
+void
+log_msg(enum log_level level, int err, const char *fmt, ...)
+{
+	va_list ap;
+	int saved = errno;
+	bool ok;
+
+	if (level > log_level)
+		return;
+	pthread_mutex_lock(&log_lock);
+	ok = log_admit(level, fmt, log_mono_ms());
+	if (ok) {
+		va_start(ap, fmt);
+		log_line(level, err, fmt, ap);
+		va_end(ap);
+	}
+	pthread_mutex_unlock(&log_lock);
 	errno = saved;
 }

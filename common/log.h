@@ -21,9 +21,14 @@ enum log_level log_get_level(void);
 /* Parses "error", "warn", "info", "debug"; returns -EINVAL otherwise. */
 int log_level_parse(const char *name, enum log_level *ret_level);
 
-/* err is a negative errno (or 0): its text is appended as ": strerror". */
+/* err is a negative errno (or 0): its text is appended as ": strerror".
+ * Each call site (fmt) writes at most 20 lines per 5 s; what it held back
+ * is said in one line when its window ends (at its next call or log_tick()). */
 void log_msg(enum log_level level, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* About once a second: says what the call sites whose window ended held back. */
+void log_tick(void);
 
 #define log_error(err, ...) log_msg(LOG_LVL_ERROR, (err), __VA_ARGS__)
 #define log_warn(err, ...)  log_msg(LOG_LVL_WARN, (err), __VA_ARGS__)

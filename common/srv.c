@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "mp.h"
 #include "srv_internal.h"
 
 #define SRV_ACCEPT_BURST  64 /* accepts per readiness of the listening socket */
@@ -660,6 +661,15 @@ const struct srv_stats *
 srv_stats(const struct srv *s)
 {
 	return &s->stats;
+}
+
+void
+srv_pack_listener(const struct srv *s, msgpack_packer *pk)
+{
+	mp_pack_kv_int(pk, "connectionsOpen", (int64_t)s->stats.open);
+	mp_pack_kv_int(pk, "handshaking", (int64_t)s->stats.handshaking);
+	mp_pack_kv_int(pk, "refusedPerIp", (int64_t)s->stats.refused_per_ip);
+	mp_pack_kv_int(pk, "refusedHandshakes", (int64_t)s->stats.refused_handshakes);
 }
 
 size_t

@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <msgpack.h>
+
 #include "stage.h"
 
 struct srv;
@@ -86,6 +88,9 @@ const struct srv_stats *srv_stats(const struct srv *s);
 /* Fills st's loop figures from the rounds since the last call and restarts them. */
 void srv_take_loop(struct srv *s, struct stage_metrics *m);
 size_t srv_conn_count(const struct srv *s);
+/* 4 map entries for a heartbeat's stats: connectionsOpen, handshaking,
+ * refusedPerIp, refusedHandshakes. */
+void srv_pack_listener(const struct srv *s, msgpack_packer *pk);
 
 void *srv_conn_data(struct srv_conn *c);
 struct srv_conn *srv_conn_of(void *data);

@@ -412,6 +412,7 @@ stage_tick(struct stage *st)
 	int64_t mono = proc_mono_ms();
 	int r;
 
+	log_tick();
 	if (mono - st->last_beat_ms < 1000 || st->bus_fd < 0)
 		return;
 	st->last_beat_ms = mono;

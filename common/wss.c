@@ -303,6 +303,12 @@ wss_stats(const struct wss *w)
 }
 
 void
+wss_pack_listener(const struct wss *w, msgpack_packer *pk)
+{
+	srv_pack_listener(w->srv, pk);
+}
+
+void
 wss_set_cfg(struct wss *w, const struct cfg *cfg)
 {
 	w->cfg = cfg;

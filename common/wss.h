@@ -89,6 +89,9 @@ int wss_run(struct wss *w);
 /* Any thread: makes ops->wake run in the service thread. */
 void wss_wake(struct wss *w);
 const struct wss_stats *wss_stats(const struct wss *w);
+/* Packs 4 map entries of the listener's connection figures (connectionsOpen,
+ * handshaking, refusedPerIp, refusedHandshakes) into a heartbeat's stats. */
+void wss_pack_listener(const struct wss *w, msgpack_packer *pk);
 /* The stage's config changed (stage_reload): limits and timeouts from now on. */
 void wss_set_cfg(struct wss *w, const struct cfg *cfg);
 /* Iterates over every open connection. */

@@ -437,6 +437,8 @@ vigild_loop(struct wd *wd, int ready_fd)
 		nfds_t n = PFD_FIXED;
 		int timeout = wd_tick(wd);
 
+		log_tick();
+
 		if (wd->shutdown && vigild_shutdown_step(wd))
 			return 0;
 		if (ready_pending && (vigild_all_up(wd) || proc_mono_ms() > ready_deadline)) {

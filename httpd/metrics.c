@@ -290,6 +290,30 @@ m_prometheus(struct httpd *h, struct hreq *r)
 		text_printf(&b, "%s %.0f\n", named[k].name,
 			    m_num(m_stage_stats(h, named[k].stage), named[k].key));
 	}
+	{
+		static const struct {
+			const char *name, *type, *help, *key;
+		} lis[] = {
+			{ "vigil_listener_connections", "gauge", "Open connections of the listener",
+			  "connectionsOpen" },
+			{ "vigil_listener_handshaking", "gauge",
+			  "Connections not yet through their handshake (upgrade and register)",
+			  "handshaking" },
+			{ "vigil_listener_refused_per_ip_total", "counter",
+			  "Connections refused over limits.max_connections_per_ip",
+			  "refusedPerIp" },
+			{ "vigil_listener_refused_handshakes_total", "counter",
+			  "Connections refused over limits.max_handshakes", "refusedHandshakes" },
+		};
+		static const char *const stages[] = { "ingest", "relay", "httpd" };
+
+		for (size_t k = 0; k < sizeof(lis) / sizeof(lis[0]); k++) {
+			m_prom_metric(&b, lis[k].name, lis[k].type, lis[k].help);
+			for (size_t s = 0; s < 3; s++)
+				text_printf(&b, "%s{stage=\"%s\"} %.0f\n", lis[k].name, stages[s],
+					    m_num(m_stage_stats(h, stages[s]), lis[k].key));
+		}
+	}
 	m_prom_metric(&b, "vigil_sentinels_online", "gauge", "Sentinels online");
 	text_printf(&b, "vigil_sentinels_online %d\n", m_online(h));
 	if (json_is_object(ring)) {

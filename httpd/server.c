@@ -280,9 +280,9 @@ hs_stats(void *ctx, msgpack_packer *pk)
 {
 	struct httpd *h = ctx;
 	const struct httpd_stats *s = &h->stats;
-	const struct srv_stats *ss = srv_stats(((struct hs *)h->srv)->srv);
+	const struct srv *s_srv = ((struct hs *)h->srv)->srv;
 
-	msgpack_pack_map(pk, 14);
+	msgpack_pack_map(pk, 14); /* 10 + srv_pack_listener's 4 */
 	mp_pack_kv_int(pk, "requests", (int64_t)s->requests);
 	mp_pack_kv_int(pk, "responses2xx", (int64_t)s->responses_2xx);
 	mp_pack_kv_int(pk, "responses4xx", (int64_t)s->responses_4xx);
@@ -293,10 +293,7 @@ hs_stats(void *ctx, msgpack_packer *pk)
 	mp_pack_kv_int(pk, "exports", (int64_t)s->exports);
 	mp_pack_kv_int(pk, "snapshots", (int64_t)s->snapshots);
 	mp_pack_kv_int(pk, "memBytesInFlight", (int64_t)h->mem_in_use);
-	mp_pack_kv_int(pk, "connectionsOpen", (int64_t)ss->open);
-	mp_pack_kv_int(pk, "handshaking", (int64_t)ss->handshaking);
-	mp_pack_kv_int(pk, "refusedPerIp", (int64_t)ss->refused_per_ip);
-	mp_pack_kv_int(pk, "refusedHandshakes", (int64_t)ss->refused_handshakes);
+	srv_pack_listener(s_srv, pk);
 }
 
 static void

@@ -53,8 +53,9 @@ ingest_pack_stats(void *ctx, msgpack_packer *pk)
 	uint32_t n = st->n_lat;
 
 	qsort(st->lat_us, n, sizeof(st->lat_us[0]), ingest_cmp_u32);
-	msgpack_pack_map(pk, 15);
+	msgpack_pack_map(pk, 19);
 	mp_pack_kv_int(pk, "sentinelsOnline", ing->online);
+	wss_pack_listener(ing->wss, pk);
 	mp_pack_kv_int(pk, "connectionsTotal", (int64_t)ws->connections_total);
 	mp_pack_kv_int(pk, "registeredTotal", (int64_t)st->registered_total);
 	mp_pack_kv_int(pk, "rejectedTotal", (int64_t)st->rejected_total);

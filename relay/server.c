@@ -68,8 +68,9 @@ relay_pack_stats(void *ctx, msgpack_packer *pk)
 	struct relay_stats *s = &rl->stats;
 	const struct wss_stats *ws = wss_stats(rl->wss);
 
-	msgpack_pack_map(pk, 16);
+	msgpack_pack_map(pk, 20);
 	mp_pack_kv_int(pk, "proctors", rl->proctors);
+	wss_pack_listener(rl->wss, pk);
 	mp_pack_kv_int(pk, "connectionsTotal", (int64_t)ws->connections_total);
 	mp_pack_kv_int(pk, "registeredTotal", (int64_t)s->registered_total);
 	mp_pack_kv_int(pk, "rejectedTotal", (int64_t)s->rejected_total);

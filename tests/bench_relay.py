@@ -29,6 +29,7 @@ from vigil import BUILD, SOURCE, Vigil  # noqa: E402
 from benchlib import loopback_mb_s, proc_cpu_seconds  # noqa: E402
 
 BENCH = os.path.join(BUILD, "tests", "bench_relay")
+FLOOD = os.path.join(BUILD, "tests", "bench_flood")
 PROCTORS = os.path.join(BUILD, "tests", "bench_proctor")
 PTOKEN = "bench-proctor-secret"
 P99_LIMIT_MS = 50.0
@@ -40,9 +41,12 @@ SETUP_SECONDS = 10  # split mode: every connection registered and subscribed by 
 def start_vigil(args, proctors):
     auth = ("auth:\n  sentinel: none\n  tokens:\n"
             '    - { name: bench, role: proctor, token: "%s" }\n' % PTOKEN)
+    # Every load process connects from 127.0.0.1: no cap per address, but
+    # when floods run, the caps they meet are the defaults.
+    caps = "" if getattr(args, "flood", None) else ", max_connections_per_ip: 0"
     v = Vigil(extra=auth,
-              limits="max_sentinels: %d, max_proctors: %d, max_message_bytes: 8MiB" % (
-                  args.sentinels + 10, proctors + 10),
+              limits="max_sentinels: %d, max_proctors: %d, max_message_bytes: 8MiB%s" % (
+                  args.sentinels + 10, proctors + 10, caps),
               timeouts="idle: 600s")
     v.ring_size = "512MiB"
     v.write_config()
@@ -118,8 +122,8 @@ def run_split(args, proctors):
             if role == "proctors":
                 cmd = cmd + ["--samples", samples]
             with open(out, "w") as fo, open(err, "w") as fe:
-                p = subprocess.Popen(cmd + common, stdout=fo, stderr=fe,
-                                     stdin=subprocess.DEVNULL)
+                p = subprocess.Popen(cmd + ([] if role.startswith("flood") else common),
+                                     stdout=fo, stderr=fe, stdin=subprocess.DEVNULL)
             procs.append((role, first, count, p, out, err, samples))
             return p
 
@@ -152,6 +156,17 @@ def run_split(args, proctors):
                   [PROCTORS, "--url", v.url("relay", "/proctor"), "--subs", str(args.subs),
                    "--token", PTOKEN, "--ids", ids, "--first", str(first),
                    "--count", str(count)])
+
+        floods = []
+        for spec in getattr(args, "flood", None) or []:
+            stage, mode, count, rate = spec
+            addr = v.stage(stage)["listen"]
+            spawn("flood-%s-%s" % (stage, mode), 0, count,
+                  [FLOOD, "--target", addr, "--count", str(count), "--mode", mode,
+                   "--rate", str(rate), "--first-source", str(2 + 100 * len(floods) % 200),
+                   "--sources", "50", "--seconds",
+                   str(SETUP_SECONDS + args.warmup + args.seconds + 3)])
+            floods.append(spec)
 
         pids = v.pids()
         relay_pid = pids["relay"]
@@ -206,9 +221,12 @@ def run_split(args, proctors):
         for _, _, _, _, out, _, _ in procs:
             with open(out) as f:
                 outs.append(json.load(f))
+        flood_outs = [(r[0], o) for r, o in zip(procs, outs) if r[0].startswith("flood")]
+        ours = [(r, o) for r, o in zip(procs, outs) if not r[0].startswith("flood")]
+        outs = [o for _, o in ours]
         s_out, p_outs = outs[0], outs[1:]
         samples = []
-        for role, _, _, _, _, _, path in procs[1:]:
+        for (role, _, _, _, _, _, path), _ in ours[1:]:
             with open(path) as f:
                 samples.extend(float(x) for x in f.read().split())
         samples.sort()
@@ -241,11 +259,16 @@ def run_split(args, proctors):
         }
         load = []
         for i, ((role, first, count, _, _, _, _), o) in enumerate(zip(procs, outs)):
+            if role.startswith("flood"):
+                break
             entry = {"role": role, "first": first, "count": count, "cpuPercent": cpu_pct(2 + i),
                      "loopLagMsMax": o["benchLoopLagMsMax"]}
             if role == "proctors":
                 entry["latencyMsP99"] = o["latencyMsP99"]
             load.append(entry)
+        for i, (role, o) in enumerate(flood_outs):
+            o["cpuPercent"] = cpu_pct(2 + len(load) + i)
+            load.append(dict(role=role, **o))
         res["benchCpuPercent"] = round(sum(e["cpuPercent"] or 0 for e in load), 1)
         res["loadProcesses"] = load
         res["relayRssMiB"] = round(max(rss) / 1048576, 1) if rss else None

@@ -582,6 +582,29 @@ class Hostile(unittest.TestCase):
                 time.sleep(0.2)
         Hostile.tally.setdefault(outcome, []).append("%s: %s" % (stage, CASE_NAMES[id(run)]))
 
+    def test_zy_a_flood_of_one_line_does_not_wipe_the_log(self):
+        """200 refused registrations: ingest writes 20 of its lines about them
+        and then one that counts the rest, so the operator's view keeps what
+        came before."""
+        if CENSUS:
+            return
+        for _ in range(200):
+            c = H.ws_open(self.addr["ingest"], "/sentinel")
+            c.send(register("ingest", token="wrong"))
+            c.messages()
+            c.close()
+        deadline = time.monotonic() + 20
+        while True:
+            lines = self.v.request(cmd="logs", stage="ingest", lines=1000)["lines"]
+            refused = [ln for ln in lines if "registration refused (3001)" in ln]
+            summary = [ln for ln in lines if "more lines like \"registration refused" in ln]
+            if summary or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertTrue(summary, lines[-30:])
+        self.assertLessEqual(len(refused), 40)  # 20 per 5 s window
+        self.assertRegex(summary[-1], r"\d+ more lines like")
+
     def test_zz_pids_unchanged_and_the_sentinel_lost_nothing(self):
         if CENSUS:
             for k, v in sorted(self.tally.items()):

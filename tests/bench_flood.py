@@ -1,0 +1,52 @@
+#!/usr/bin/python3
+"""Connection floods against live video (issue 15): 20 real proctors (4
+subscriptions each, tests/bench_proctor) watch 20 sentinels (tests/bench_relay)
+through relay, three times in one run: alone, then while tests/bench_flood
+holds 5,000 idle connections on each of the three listeners from 50 source
+addresses each (about 400 new connections a second in all as the server
+closes or refuses them), then while it holds 1,000 slow-header connections on
+each. Prints each round's live latency (sentinel send to proctor receive)
+p50/p99, relay's CPU and what the floods met (refusals, closes), and the
+ratio of each flood round's p99 to the first. No assertion on timings: the
+figures go into docs/benchmarks.md.
+  tests/bench_flood.py [--seconds 20]"""
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+import bench_relay  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--proctors", type=int, default=20)
+    ap.add_argument("--sentinels", type=int, default=20)
+    args = ap.parse_args()
+    rounds = {}
+    for name, flood in (
+            ("alone", None),
+            ("5000 idle per listener",
+             [(st, "idle", 5000, 133) for st in ("ingest", "relay", "httpd")]),
+            ("1000 slow-header per listener",
+             [(st, "slow", 1000, 100) for st in ("ingest", "relay", "httpd")])):
+        a = argparse.Namespace(sentinels=args.sentinels, subs=4, seconds=args.seconds,
+                               warmup=args.warmup, proctor_procs=1, flood=flood)
+        res = bench_relay.run_split(a, args.proctors)
+        keep = {k: res.get(k) for k in ("latencyMsP50", "latencyMsP99", "latencyMsMax",
+                                         "latencySamples", "missing", "skips",
+                                         "relayCpuPercent", "ingestCpuPercent",
+                                         "relayRssMiB", "benchCpuPercent")}
+        keep["floods"] = [e for e in res["loadProcesses"] if e["role"].startswith("flood")]
+        rounds[name] = keep
+    base = rounds["alone"]["latencyMsP99"] or 1
+    for r in rounds.values():
+        r["p99Ratio"] = round(r["latencyMsP99"] / base, 2)
+    print(json.dumps(rounds, indent=2))
+
+
+if __name__ == "__main__":
+    main()
