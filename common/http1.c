@@ -41,6 +41,9 @@ struct http1 {
 	char method[16];
 };
 
+static int http1_refuse(struct http1 *h, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 static int
 http1_refuse(struct http1 *h, int status, const char *fmt, ...)
 {

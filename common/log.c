@@ -79,6 +79,9 @@ log_mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static void log_line(enum log_level level, int err, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+
 static void
 log_line(enum log_level level, int err, const char *fmt, va_list ap)
 {
@@ -105,6 +108,9 @@ log_line(enum log_level level, int err, const char *fmt, va_list ap)
 		/* Nowhere left to report it. */
 	}
 }
+
+static void log_line_f(enum log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 static void
 log_line_f(enum log_level level, const char *fmt, ...)

@@ -505,6 +505,9 @@ wss_conn_close(struct wss_conn *c, int code, const char *reason)
 
 /* A violation of the frame or message rules: what is queued is dropped (the
  * stream cannot be trusted), the close goes out at once. */
+static void wss_fail(struct wss_conn *c, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 static void
 wss_fail(struct wss_conn *c, int code, const char *fmt, ...)
 {
@@ -898,6 +901,9 @@ wss_frames(struct wss_conn *c, const uint8_t *buf, size_t len)
 
 /* ---- the upgrade ---- */
 
+static void wss_refuse(struct wss_conn *c, int status, const char *extra, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
 static void
 wss_refuse(struct wss_conn *c, int status, const char *extra, const char *fmt, ...)
 {
@@ -1210,6 +1216,18 @@ wss_free(struct wss *w)
 	if (w->framer.fr != NULL)
 		wslay_frame_context_free(w->framer.fr);
 	free(w);
+}
+
+int
+wss_service(struct wss *w, int timeout_ms)
+{
+	return srv_once(w->srv, timeout_ms);
+}
+
+size_t
+wss_conn_count(const struct wss *w)
+{
+	return srv_conn_count(w->srv);
 }
 
 int

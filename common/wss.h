@@ -86,6 +86,11 @@ void wss_free(struct wss *w);
 /* Serves until the stage is asked to stop, then closes every connection (1012
  * for a restart, 1001 for a shutdown) and waits up to 2 s for the closes. */
 int wss_run(struct wss *w);
+/* One round of the loop, waiting up to timeout_ms: what wss_run does until
+ * the stage stops, for a driver that runs the loop itself (the fuzz target). */
+int wss_service(struct wss *w, int timeout_ms);
+/* Connections accepted and not yet closed, upgraded or not. */
+size_t wss_conn_count(const struct wss *w);
 /* Any thread: makes ops->wake run in the service thread. */
 void wss_wake(struct wss *w);
 const struct wss_stats *wss_stats(const struct wss *w);

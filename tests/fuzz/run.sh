@@ -1,7 +1,8 @@
 #!/bin/sh
 # Runs each libFuzzer target of a -Dfuzz=true build for SECONDS (default 60)
 # from its seed corpus: the fMP4 fixtures for fuzz_fmp4, the envelopes in
-# corpus/env for fuzz_env. Prints one line per target, "fuzz_X: N runs, no
+# corpus/env for fuzz_env, handshakes and first frames in corpus/listener for
+# fuzz_listener. Prints one line per target, "fuzz_X: N runs, no
 # crash" or the crash with its reproducer; exits non-zero on any crash.
 # Usage: tests/fuzz/run.sh BUILD_DIR [SECONDS]
 #   (CC=clang meson setup BUILD_DIR -Dfuzz=true && meson compile -C BUILD_DIR)
@@ -52,4 +53,5 @@ run_target() {
 
 run_target fuzz_fmp4 "$src/tests/data/fmp4" 1048576
 run_target fuzz_env "$src/tests/fuzz/corpus/env" 65536
+run_target fuzz_listener "$src/tests/fuzz/corpus/listener" 65536
 exit $status

@@ -106,7 +106,7 @@ def register(stage, **extra):
     return H.text(env(WS[stage]["reg"], p))
 
 
-def ws_case(stage, frames, registered=False, bye=False, extra="", timeout=8):
+def ws_case(stage, frames, registered=False, bye=False, extra="", timeout=H.WAIT):
     """Upgrades, optionally registers, sends frames (bytes or callables
     returning bytes), optionally a close 1000, and reports the close."""
     def run(t, addr):
@@ -581,6 +581,8 @@ class Hostile(unittest.TestCase):
                     pass
                 time.sleep(0.2)
         Hostile.tally.setdefault(outcome, []).append("%s: %s" % (stage, CASE_NAMES[id(run)]))
+        sys.stderr.write("census-case: %s: %s: %s\n" % (outcome, stage, CASE_NAMES[id(run)]))
+        sys.stderr.flush()
 
     def test_zy_a_flood_of_one_line_does_not_wipe_the_log(self):
         """200 refused registrations: ingest writes 20 of its lines about them
