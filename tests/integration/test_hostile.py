@@ -32,13 +32,14 @@ sys.path.insert(0, os.path.dirname(__file__))
 import hostile as H  # noqa: E402
 from vigil import BUILD, SOURCE, Vigil, alive  # noqa: E402
 
-STOKEN, PTOKEN = "sentinel-secret", "proctor-secret"
+STOKEN, PTOKEN, OTOKEN = "sentinel-secret", "proctor-secret", "operator-secret"
 AUTH = """auth:
   sentinel: required
   tokens:
     - { name: s1, role: sentinel, token: "%s" }
     - { name: p1, role: proctor, token: "%s" }
-""" % (STOKEN, PTOKEN)
+    - { name: o1, role: operator, token: "%s" }
+""" % (STOKEN, PTOKEN, OTOKEN)
 SENTINEL = os.path.join(BUILD, "deploy", "vigil-sentinel")
 SANITIZED = os.environ.get("VIGIL_SANITIZE") == "1"
 CENSUS = os.environ.get("HOSTILE_CENSUS") == "1"
@@ -634,6 +635,86 @@ class Hostile(unittest.TestCase):
         self.assertEqual(seqs[0], 0)
         self.assertEqual(seqs[-1], ents[0]["lastSequence"])
         sys.stderr.write("hostile: the sentinel sent %d segments, all in the ring\n" % len(seqs))
+
+
+class Caps(unittest.TestCase):
+    """limits.max_connections_per_ip and limits.max_handshakes on every
+    listener: the connection over a cap gets its status before anything is
+    read, is counted in /metrics, and clients within the caps go on."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.v = Vigil(extra=AUTH, limits="max_message_bytes: 2MiB, max_connections_per_ip: 8, "
+                      "max_handshakes: 12",
+                      timeouts="register: 20s, idle: 20s")
+        cls.v.start()
+        st = cls.v.request(cmd="status")["stages"]
+        cls.addr = {s["name"]: s["listen"] for s in st}
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.v.stop()
+
+    def hold(self, stage, n, source):
+        held = []
+        for _ in range(n):
+            c = H.Conn(self.addr[stage], source=source)
+            c.send(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # never finished
+            held.append(c)
+        return held
+
+    def refused_status(self, stage, source):
+        c = H.Conn(self.addr[stage], source=source)
+        status, hdr = c.http_head()
+        c.close()
+        return status, hdr.get("retry-after")
+
+    def test_per_address_then_handshakes(self):
+        for stage in ("ingest", "relay", "httpd"):
+            held = self.hold(stage, 8, "127.0.0.21")
+            self.addCleanup(lambda h=held: [c.close() for c in h])
+            self.assertEqual(self.refused_status(stage, "127.0.0.21"), (429, "1"), stage)
+            # other addresses still get in, up to the handshake cap (12 in all)
+            held += self.hold(stage, 4, "127.0.0.22")
+            self.assertEqual(self.refused_status(stage, "127.0.0.23"), (503, "1"), stage)
+            # a real client finishes its handshake once the others are gone
+            for c in held:
+                c.close()
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    if stage == "httpd":
+                        c = H.Conn(self.addr[stage])
+                        c.send(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                        self.assertEqual([a[0] for a in c.http_answers()], [200])
+                    else:
+                        c = H.ws_open(self.addr[stage], WS[stage]["path"])
+                        c.send(register(stage))
+                        self.assertEqual(c.next_message()["type"], WS[stage]["ack"])
+                    c.close()
+                    break
+                except AssertionError:
+                    if time.monotonic() > deadline:  # the closes reach the server at once
+                        raise
+                    time.sleep(0.1)
+        deadline = time.monotonic() + 10
+        while True:  # the next heartbeats carry the counts to /metrics
+            c = H.Conn(self.addr["httpd"])
+            c.send(("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                    "Authorization: Bearer %s\r\n\r\n" % OTOKEN).encode())
+            (st, _, body), = c.http_answers()
+            text = body.decode()
+            values = dict(ln.rsplit(" ", 1) for ln in text.splitlines()
+                          if ln.startswith("vigil_listener_refused"))
+            # one of each per listener, or more where the real client's first
+            # try met a cap before the held connections' closes were read
+            ok = all(float(values.get('vigil_listener_refused_%s_total{stage="%s"}' % (k, s),
+                                      0)) >= 1
+                     for s in ("ingest", "relay", "httpd") for k in ("per_ip", "handshakes"))
+            if ok or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertTrue(ok, [ln for ln in text.splitlines() if "listener" in ln])
 
 
 def _make(i, stage, name, run, expect):
