@@ -888,7 +888,11 @@ bool
 env_utf8_valid(const void *p, size_t len)
 {
 	/* jansson's check, the one its parser applies to every JSON string. */
-	json_t *s = json_stringn(p, len);
+	json_t *s;
+
+	if (len == 0)
+		return true;
+	s = json_stringn(p, len);
 
 	json_decref(s);
 	return s != NULL;

@@ -12,6 +12,7 @@
 #include <http_parser.h>
 #include <jansson.h>
 
+#include "bytes.h"
 #include "http1.h"
 
 struct http1_field {
@@ -33,8 +34,7 @@ struct http1 {
 	bool started, body;
 	int status;
 	char reason[128];
-	char *buf;
-	size_t len, cap;
+	struct bytes b; /* "target\0name\0value\0..." */
 	size_t target, target_len, field_len, fields_len;
 	struct http1_field f[HTTP1_FIELDS_N];
 	unsigned n;
@@ -59,23 +59,17 @@ http1_refuse(struct http1 *h, int status, const char *fmt, ...)
 	return -1;
 }
 
+static const char *
+http1_at(const struct http1 *h, size_t off)
+{
+	return (const char *)h->b.p + off;
+}
+
 static int
 http1_append(struct http1 *h, const char *p, size_t n)
 {
-	if (h->len + n + 1 > h->cap) {
-		size_t cap = h->cap ? h->cap : 512;
-		char *b;
-
-		while (cap < h->len + n + 1)
-			cap *= 2;
-		b = realloc(h->buf, cap);
-		if (b == NULL)
-			return http1_refuse(h, 503, "out of memory");
-		h->buf = b;
-		h->cap = cap;
-	}
-	memcpy(h->buf + h->len, p, n);
-	h->len += n;
+	if (bytes_append(&h->b, p, n) < 0)
+		return http1_refuse(h, 503, "out of memory");
 	return 0;
 }
 
@@ -118,9 +112,9 @@ http1_close_piece(struct http1 *h)
 	if (h->last == HTTP1_L_FIELD) {
 		if (http1_end_string(h) < 0)
 			return -1;
-		h->f[h->n - 1].value = h->len; /* a field with an empty value */
+		h->f[h->n - 1].value = h->b.len; /* a field with an empty value */
 	}
-	return h->last == HTTP1_L_NONE && h->len > 0 ? 0 : http1_end_string(h);
+	return h->last == HTTP1_L_NONE && h->b.len > 0 ? 0 : http1_end_string(h);
 }
 
 static int
@@ -145,7 +139,7 @@ http1_on_field(http_parser *p, const char *at, size_t n)
 			return -1;
 		if (h->n == HTTP1_FIELDS_N)
 			return http1_refuse(h, 431, "more than %d header fields", HTTP1_FIELDS_N);
-		h->f[h->n].name = h->len;
+		h->f[h->n].name = h->b.len;
 		h->f[h->n].value = 0;
 		h->n++;
 		h->field_len = 0;
@@ -164,7 +158,7 @@ http1_on_value(http_parser *p, const char *at, size_t n)
 	if (h->last != HTTP1_L_VALUE) {
 		if (http1_end_string(h) < 0)
 			return -1;
-		h->f[h->n - 1].value = h->len;
+		h->f[h->n - 1].value = h->b.len;
 		h->last = HTTP1_L_VALUE;
 	}
 	if (http1_grow_field(h, n) < 0)
@@ -177,7 +171,7 @@ static void
 http1_trim(struct http1 *h)
 {
 	for (unsigned i = 0; i < h->n; i++) {
-		char *v = h->buf + h->f[i].value;
+		char *v = (char *)h->b.p + h->f[i].value;
 		size_t n = strlen(v);
 
 		while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
@@ -192,8 +186,8 @@ http1_te_chunked(const struct http1 *h)
 	const char *te = NULL, *last;
 
 	for (unsigned i = 0; i < h->n; i++)
-		if (strcasecmp(h->buf + h->f[i].name, "transfer-encoding") == 0)
-			te = h->buf + h->f[i].value;
+		if (strcasecmp(http1_at(h, h->f[i].name), "transfer-encoding") == 0)
+			te = http1_at(h, h->f[i].value);
 	if (te == NULL)
 		return false;
 	last = strrchr(te, ',');
@@ -276,25 +270,19 @@ http1_free(struct http1 *h)
 {
 	if (h == NULL)
 		return;
-	free(h->buf);
+	bytes_free(&h->b);
 	free(h);
 }
 
 void
 http1_reset(struct http1 *h)
 {
-	char *buf = h->buf;
-	size_t cap = h->cap;
+	struct bytes b = h->b;
 
 	/* A large head's buffer is not kept for the next request. */
-	if (cap > 4096) {
-		free(buf);
-		buf = NULL;
-		cap = 0;
-	}
+	bytes_reset(&b, 4096);
 	memset(h, 0, sizeof(*h));
-	h->buf = buf;
-	h->cap = cap;
+	h->b = b;
 	http_parser_init(&h->p, HTTP_REQUEST);
 }
 
@@ -359,7 +347,7 @@ http1_method(const struct http1 *h)
 const char *
 http1_target(const struct http1 *h)
 {
-	return h->buf != NULL ? h->buf + h->target : "";
+	return h->b.p != NULL ? http1_at(h, h->target) : "";
 }
 
 unsigned
@@ -372,8 +360,8 @@ const char *
 http1_header(const struct http1 *h, const char *name)
 {
 	for (unsigned i = 0; i < h->n; i++)
-		if (h->f[i].value != 0 && strcasecmp(h->buf + h->f[i].name, name) == 0)
-			return h->buf + h->f[i].value;
+		if (h->f[i].value != 0 && strcasecmp(http1_at(h, h->f[i].name), name) == 0)
+			return http1_at(h, h->f[i].value);
 	return NULL;
 }
 
@@ -383,7 +371,7 @@ http1_header_count(const struct http1 *h, const char *name)
 	unsigned k = 0;
 
 	for (unsigned i = 0; i < h->n; i++)
-		if (h->f[i].value != 0 && strcasecmp(h->buf + h->f[i].name, name) == 0)
+		if (h->f[i].value != 0 && strcasecmp(http1_at(h, h->f[i].name), name) == 0)
 			k++;
 	return k;
 }
@@ -412,8 +400,8 @@ bool
 http1_header_has(const struct http1 *h, const char *name, const char *token)
 {
 	for (unsigned i = 0; i < h->n; i++)
-		if (h->f[i].value != 0 && strcasecmp(h->buf + h->f[i].name, name) == 0 &&
-		    http1_list_has(h->buf + h->f[i].value, token))
+		if (h->f[i].value != 0 && strcasecmp(http1_at(h, h->f[i].name), name) == 0 &&
+		    http1_list_has(http1_at(h, h->f[i].value), token))
 			return true;
 	return false;
 }

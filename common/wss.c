@@ -16,6 +16,7 @@
 #include <wslay/wslay.h>
 
 #include "b64.h"
+#include "bytes.h"
 #include "env.h"
 #include "http1.h"
 #include "log.h"
@@ -80,8 +81,7 @@ struct wss_conn {
 	size_t ctl_len;
 	/* the message being read */
 	bool in_msg, rx_binary;
-	uint8_t *rx;
-	size_t rx_len, rx_cap;
+	struct bytes rx;
 	/* queued, and handed to srv */
 	struct wss_tx *tx_head, *tx_tail;
 	unsigned replies, inflight;
@@ -765,17 +765,12 @@ wss_on_message(struct wss_conn *c)
 	struct wss *w = c->w;
 
 	c->in_msg = false;
-	if (!c->rx_binary && !env_utf8_valid(c->rx, c->rx_len)) {
+	if (!c->rx_binary && !env_utf8_valid(c->rx.p, c->rx.len)) {
 		wss_fail(c, 1007, "Text message is not valid UTF-8");
 		return;
 	}
-	w->ops->message(w->ctx, c, c->rx, c->rx_len, c->rx_binary, wss_now_us());
-	if (c->rx_cap > WSS_RX_KEEP) {
-		free(c->rx);
-		c->rx = NULL;
-		c->rx_cap = 0;
-	}
-	c->rx_len = 0;
+	w->ops->message(w->ctx, c, c->rx.p, c->rx.len, c->rx_binary, wss_now_us());
+	bytes_reset(&c->rx, WSS_RX_KEEP);
 }
 
 /* The first chunk of a frame: its header is checked against the rules that
@@ -813,7 +808,7 @@ wss_frame_start(struct wss_conn *c, const struct wslay_frame_iocb *io)
 		}
 		c->in_msg = true;
 		c->rx_binary = io->opcode == WSLAY_BINARY_FRAME;
-		c->rx_len = 0;
+		c->rx.len = 0;
 		break;
 	case WSLAY_CONNECTION_CLOSE:
 	case WSLAY_PING:
@@ -825,11 +820,11 @@ wss_frame_start(struct wss_conn *c, const struct wslay_frame_iocb *io)
 	}
 	if (!c->registered && max > WSS_PREREG_MAX)
 		max = WSS_PREREG_MAX;
-	if (c->rx_len + io->payload_length > max) {
+	if (c->rx.len + io->payload_length > max) {
 		w->stats.closes_1009++;
 		wss_fail(c, 1009,
 			 "Message of at least %llu bytes exceeds the limit of %llu bytes%s",
-			 (unsigned long long)(c->rx_len + io->payload_length),
+			 (unsigned long long)(c->rx.len + io->payload_length),
 			 (unsigned long long)max, c->registered ? "" : " before the register");
 		return false;
 	}
@@ -839,22 +834,10 @@ wss_frame_start(struct wss_conn *c, const struct wslay_frame_iocb *io)
 static bool
 wss_rx_append(struct wss_conn *c, const uint8_t *p, size_t n)
 {
-	if (c->rx_len + n > c->rx_cap) {
-		size_t cap = c->rx_cap < 4096 ? 4096 : c->rx_cap;
-		uint8_t *rx;
-
-		while (cap < c->rx_len + n)
-			cap *= 2;
-		rx = realloc(c->rx, cap);
-		if (rx == NULL) {
-			wss_fail(c, 3005, "Out of memory");
-			return false;
-		}
-		c->rx = rx;
-		c->rx_cap = cap;
+	if (bytes_append(&c->rx, p, n) < 0) {
+		wss_fail(c, 3005, "Out of memory");
+		return false;
 	}
-	memcpy(c->rx + c->rx_len, p, n);
-	c->rx_len += n;
 	return true;
 }
 
@@ -1120,8 +1103,7 @@ wss_on_closed(void *ctx, struct srv_conn *sc)
 	if (c->fr != NULL)
 		wslay_frame_context_free(c->fr);
 	c->fr = NULL;
-	free(c->rx);
-	c->rx = NULL;
+	bytes_free(&c->rx);
 	c->state = WSS_C_GONE;
 	c->closing = true;
 }

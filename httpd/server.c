@@ -48,26 +48,6 @@ hs_conn_opened(void *ctx, struct srv_conn *sc)
 	srv_conn_deadline(sc, proc_mono_ms() + hs_head_ms(h));
 }
 
-static int
-hs_keep(struct hreq *r, const uint8_t *buf, size_t len)
-{
-	if (r->pend_len + len > r->pend_cap) {
-		size_t cap = r->pend_cap ? r->pend_cap : 1024;
-		uint8_t *p;
-
-		while (cap < r->pend_len + len)
-			cap *= 2;
-		p = realloc(r->pend, cap);
-		if (p == NULL)
-			return -ENOMEM;
-		r->pend = p;
-		r->pend_cap = cap;
-	}
-	memcpy(r->pend + r->pend_len, buf, len);
-	r->pend_len += len;
-	return 0;
-}
-
 /* A head http1 refused: its status, then the connection ends. */
 static void
 hs_refuse(struct httpd *h, struct hreq *r, int status, const char *reason)
@@ -102,7 +82,7 @@ hs_feed(struct httpd *h, struct hreq *r, const uint8_t *buf, size_t len)
 		break;
 	}
 	/* What came after this request waits until it is answered. */
-	if (used < len && hs_keep(r, buf + used, len - used) < 0) {
+	if (used < len && bytes_append(&r->pend, buf + used, len - used) < 0) {
 		srv_conn_abort(r->sc);
 		return;
 	}
@@ -130,7 +110,7 @@ hs_conn_data(void *ctx, struct srv_conn *sc, const uint8_t *buf, size_t len)
 		return;
 	}
 	if (r->busy) {
-		if (hs_keep(r, buf, len) < 0)
+		if (bytes_append(&r->pend, buf, len) < 0)
 			srv_conn_abort(sc);
 		return;
 	}
@@ -141,16 +121,14 @@ hs_conn_data(void *ctx, struct srv_conn *sc, const uint8_t *buf, size_t len)
 static void
 hs_next(struct httpd *h, struct hreq *r)
 {
-	uint8_t *pend = r->pend;
-	size_t len = r->pend_len;
+	struct bytes pend = r->pend;
 
 	r->busy = false;
 	http1_reset(r->req);
-	r->pend = NULL;
-	r->pend_len = r->pend_cap = 0;
-	if (len > 0)
-		hs_feed(h, r, pend, len);
-	free(pend);
+	memset(&r->pend, 0, sizeof(r->pend));
+	if (pend.len > 0)
+		hs_feed(h, r, pend.p, pend.len);
+	bytes_free(&pend);
 	if (r->peer_eof && !r->busy) {
 		srv_conn_shutdown(r->sc, 0);
 		return;
@@ -223,8 +201,7 @@ hs_conn_closed(void *ctx, struct srv_conn *sc)
 	hs_reset(r);
 	free(r->buf);
 	r->buf = NULL;
-	free(r->pend);
-	r->pend = NULL;
+	bytes_free(&r->pend);
 	http1_free(r->req);
 	r->req = NULL;
 	h->stats.connections--;

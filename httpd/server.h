@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "bytes.h"
 #include "http1.h"
 #include "httpd.h"
 #include "srv.h"
@@ -31,8 +32,7 @@ struct hreq {
 	struct srv_conn *sc;
 	struct http1 *req;
 	bool busy, finishing, buf_busy, peer_eof;
-	uint8_t *pend; /* bytes read after the request being answered */
-	size_t pend_len, pend_cap;
+	struct bytes pend; /* bytes read after the request being answered */
 	struct hreq *next_parked, **pprev_parked;
 	enum hs_park park;
 	int park_ref;
