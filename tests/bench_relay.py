@@ -29,7 +29,7 @@ from vigil import BUILD, SOURCE, Vigil  # noqa: E402
 from benchlib import loopback_mb_s, proc_cpu_seconds  # noqa: E402
 
 BENCH = os.path.join(BUILD, "tests", "bench_relay")
-FLOOD = os.path.join(BUILD, "tests", "bench_flood")
+FLOOD = os.environ.get("VIGIL_BENCH_FLOOD") or os.path.join(BUILD, "tests", "bench_flood")
 PROCTORS = os.path.join(BUILD, "tests", "bench_proctor")
 PTOKEN = "bench-proctor-secret"
 P99_LIMIT_MS = 50.0
@@ -42,8 +42,8 @@ def start_vigil(args, proctors):
     auth = ("auth:\n  sentinel: none\n  tokens:\n"
             '    - { name: bench, role: proctor, token: "%s" }\n' % PTOKEN)
     # Every load process connects from 127.0.0.1: no cap per address, but
-    # when floods run, the caps they meet are the defaults.
-    caps = "" if getattr(args, "flood", None) else ", max_connections_per_ip: 0"
+    # in the flood benchmark (default_caps) the caps are the defaults.
+    caps = "" if getattr(args, "default_caps", False) else ", max_connections_per_ip: 0"
     v = Vigil(extra=auth,
               limits="max_sentinels: %d, max_proctors: %d, max_message_bytes: 8MiB%s" % (
                   args.sentinels + 10, proctors + 10, caps),
@@ -266,8 +266,9 @@ def run_split(args, proctors):
             if role == "proctors":
                 entry["latencyMsP99"] = o["latencyMsP99"]
             load.append(entry)
+        first_flood = 2 + len(load)
         for i, (role, o) in enumerate(flood_outs):
-            o["cpuPercent"] = cpu_pct(2 + len(load) + i)
+            o["cpuPercent"] = cpu_pct(first_flood + i)
             load.append(dict(role=role, **o))
         res["benchCpuPercent"] = round(sum(e["cpuPercent"] or 0 for e in load), 1)
         res["loadProcesses"] = load
