@@ -19,62 +19,7 @@
 #include "cfg.h"
 #include "cfg_internal.h"
 
-#define CFG_SEC_MS         1000LL
-#define CFG_DAY_MS         (86400LL * CFG_SEC_MS)
-#define CFG_FILE_MAX       (1024 * 1024) /* a config file beyond this is a mistake */
-#define CFG_TOKEN_FILE_MAX 4096
-#define CFG_KEY_MAX        160 /* dotted key paths in messages */
-#define CFG_FOUND_MAX      64  /* quoted values in messages */
-#define CFG_FOUND_CHARS    40
-
-/* How a key's value is parsed and stored. */
-enum cfg_kind {
-	CFG_K_MAP,      /* a nested map: sub[] */
-	CFG_K_TOKENS,   /* auth.tokens: a list of maps */
-	CFG_K_NAME,     /* char *, [A-Za-z0-9_-]{1,32} */
-	CFG_K_STR,      /* char *, non-empty */
-	CFG_K_OPTSTR,   /* char *, non-empty or null (NULL) */
-	CFG_K_LISTEN,   /* struct cfg_listen */
-	CFG_K_INT,      /* int64_t in min..max */
-	CFG_K_SIZE,     /* uint64_t bytes in min..max */
-	CFG_K_DURATION, /* int64_t ms in min..max */
-	CFG_K_TIME,     /* int64_t unix seconds */
-	CFG_K_LEVEL,    /* char *, one of cfg_levels */
-	CFG_K_SENTINEL, /* bool, required | none */
-	CFG_K_ROLE,     /* enum cfg_role */
-};
-
-/* Nodes kept for the checks that involve more than one key. */
-enum cfg_slot {
-	CFG_SLOT_NONE = 0,
-	CFG_SLOT_RING,
-	CFG_SLOT_MSG,
-	CFG_SLOT_CERT,
-	CFG_SLOT_KEY,
-	CFG_SLOT_NAME,
-	CFG_SLOT_TOKEN,
-	CFG_SLOT_TOKEN_FILE,
-	CFG_SLOT_COUNT,
-};
-
-struct cfg_key {
-	const char *name;
-	enum cfg_kind kind;
-	size_t off; /* into struct cfg, or struct cfg_token below auth.tokens */
-	int64_t min, max;
-	bool zero_ok; /* sizes: 0 means unlimited */
-	enum cfg_slot slot;
-	const struct cfg_key *sub;
-};
-
-struct cfg_ctx {
-	const char *file;
-	char *err;
-	size_t errlen;
-	yaml_document_t *doc;
-	struct cfg *cfg;
-	yaml_node_t *where[CFG_SLOT_COUNT];
-};
+#define CFG_FILE_MAX (1024 * 1024) /* a config file beyond this is a mistake */
 
 static const char *const cfg_levels[] = { "error", "warn", "info", "debug" };
 static const char *const cfg_sentinel_modes[] = { "required", "none" };
@@ -155,17 +100,6 @@ static const struct cfg_key cfg_keys_timeouts[] = {
 	  .max = CFG_DAY_MS },
 	{ 0 },
 };
-static const struct cfg_key cfg_keys_token[] = {
-	{ .name = "name", .kind = CFG_K_STR, .off = T(name), .slot = CFG_SLOT_NAME },
-	{ .name = "role", .kind = CFG_K_ROLE, .off = T(role) },
-	{ .name = "token", .kind = CFG_K_STR, .off = T(token), .slot = CFG_SLOT_TOKEN },
-	{ .name = "token_file",
-	  .kind = CFG_K_STR,
-	  .off = T(token_file),
-	  .slot = CFG_SLOT_TOKEN_FILE },
-	{ .name = "expires", .kind = CFG_K_TIME, .off = T(expires) },
-	{ 0 },
-};
 static const struct cfg_key cfg_keys_auth[] = {
 	{ .name = "sentinel", .kind = CFG_K_SENTINEL, .off = C(sentinel_auth) },
 	{ .name = "tokens", .kind = CFG_K_TOKENS },
@@ -208,152 +142,7 @@ static const struct cfg_key cfg_keys_top[] = {
 #undef C
 #undef T
 
-/* ---- message helpers ---- */
-
-static void
-cfg_fmt_size(char *buf, size_t size, uint64_t v)
-{
-	static const char *const units[] = { "TiB", "GiB", "MiB", "KiB" };
-	static const uint64_t mults[] = { CFG_TIB, CFG_GIB, CFG_MIB, CFG_KIB };
-
-	for (size_t i = 0; i < 4; i++) {
-		if (v != 0 && v % mults[i] == 0) {
-			snprintf(buf, size, "%" PRIu64 "%s", v / mults[i], units[i]);
-			return;
-		}
-	}
-	snprintf(buf, size, "%" PRIu64 "B", v);
-}
-
-static void
-cfg_fmt_ms(char *buf, size_t size, int64_t v)
-{
-	static const char *const units[] = { "d", "h", "m", "s" };
-	static const int64_t mults[] = { CFG_DAY_MS, 3600000, 60000, 1000 };
-
-	for (size_t i = 0; i < 4; i++) {
-		if (v != 0 && v % mults[i] == 0) {
-			snprintf(buf, size, "%" PRId64 "%s", v / mults[i], units[i]);
-			return;
-		}
-	}
-	snprintf(buf, size, "%" PRId64 "ms", v);
-}
-
-/* What a node is, for "found ...": a map, a list, or the quoted scalar on one line. */
-static const char *
-cfg_found(const yaml_node_t *node, char *buf, size_t size)
-{
-	const char *s;
-	size_t n = 0, i;
-
-	if (node->type == YAML_MAPPING_NODE)
-		return "a map";
-	if (node->type == YAML_SEQUENCE_NODE)
-		return "a list";
-	s = (const char *)node->data.scalar.value;
-	buf[n++] = '"';
-	for (i = 0; s[i] && i < CFG_FOUND_CHARS && n + 8 < size; i++) {
-		if (s[i] == '"' || s[i] == '\\')
-			buf[n++] = '\\';
-		if (s[i] == '\n') {
-			buf[n++] = '\\';
-			buf[n++] = 'n';
-		} else {
-			buf[n++] = (unsigned char)s[i] < 0x20 ? '?' : s[i];
-		}
-	}
-	if (s[i]) {
-		memcpy(buf + n, "...", 3);
-		n += 3;
-	}
-	buf[n++] = '"';
-	buf[n] = '\0';
-	return buf;
-}
-
-/* Keeps the message on one line whatever names and paths the file held. */
-static void
-cfg_one_line(char *err)
-{
-	for (; *err; err++) {
-		if ((unsigned char)*err < 0x20)
-			*err = '?';
-	}
-}
-
-/* Writes the one error line; returns -EINVAL so callers can return it. */
-static int cfg_fail(struct cfg_ctx *ctx, yaml_mark_t mark, const char *key, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int
-cfg_fail(struct cfg_ctx *ctx, yaml_mark_t mark, const char *key, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (!ctx->err || ctx->errlen == 0)
-		return -EINVAL;
-	n = snprintf(ctx->err, ctx->errlen, "%s:%zu:%zu: %s: ", ctx->file, mark.line + 1,
-		     mark.column + 1, key);
-	if (n >= 0 && (size_t)n < ctx->errlen) {
-		va_start(ap, fmt);
-		vsnprintf(ctx->err + n, ctx->errlen - (size_t)n, fmt, ap);
-		va_end(ap);
-	}
-	cfg_one_line(ctx->err);
-	return -EINVAL;
-}
-
-static int
-cfg_oom(struct cfg_ctx *ctx)
-{
-	if (ctx->err && ctx->errlen > 0)
-		snprintf(ctx->err, ctx->errlen, "%s: out of memory", ctx->file);
-	return -ENOMEM;
-}
-
-/* "prefix.name" with control characters from the file made visible. */
-static void
-cfg_key_join(char *buf, size_t size, const char *prefix, const char *name)
-{
-	int n = snprintf(buf, size, "%s%s%s", prefix, prefix[0] ? "." : "", name);
-
-	for (int i = 0; i < n && (size_t)i < size - 1; i++) {
-		if ((unsigned char)buf[i] < 0x20)
-			buf[i] = '?';
-	}
-}
-
-/* "a, b or c" */
-static void
-cfg_fmt_choices(char *buf, size_t size, const char *const *names, size_t n)
-{
-	size_t len = 0;
-
-	buf[0] = '\0';
-	for (size_t i = 0; i < n && len < size; i++) {
-		len += (size_t)snprintf(buf + len, size - len, "%s%s",
-					i == 0       ? ""
-					: i + 1 == n ? " or "
-						     : ", ",
-					names[i]);
-	}
-}
-
 /* ---- the walk ---- */
-
-static bool
-cfg_is_null(const yaml_node_t *node)
-{
-	const char *s;
-
-	if (node->type != YAML_SCALAR_NODE || node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-		return false;
-	s = (const char *)node->data.scalar.value;
-	return s[0] == '\0' || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 ||
-	       strcmp(s, "Null") == 0 || strcmp(s, "NULL") == 0;
-}
 
 static int
 cfg_choice(struct cfg_ctx *ctx, yaml_node_t *node, const char *key, const char *const *names,
@@ -453,10 +242,6 @@ cfg_apply_number(struct cfg_ctx *ctx, yaml_node_t *node, const char *key, const 
 	*field = v;
 	return 0;
 }
-
-static int cfg_walk_map(struct cfg_ctx *ctx, yaml_node_t *node, const char *prefix,
-			const struct cfg_key *keys, void *base);
-static int cfg_walk_tokens(struct cfg_ctx *ctx, yaml_node_t *node, const char *key);
 
 static int
 cfg_apply(struct cfg_ctx *ctx, yaml_node_t *node, const char *key, const struct cfg_key *k,
@@ -558,7 +343,7 @@ cfg_apply(struct cfg_ctx *ctx, yaml_node_t *node, const char *key, const struct 
 	return -EINVAL;
 }
 
-static int
+int
 cfg_walk_map(struct cfg_ctx *ctx, yaml_node_t *node, const char *prefix, const struct cfg_key *keys,
 	     void *base)
 {
@@ -608,7 +393,7 @@ cfg_walk_map(struct cfg_ctx *ctx, yaml_node_t *node, const char *prefix, const s
 }
 
 /* Reads a whole file of at most max bytes, NUL-terminated. */
-static int
+int
 cfg_slurp(const char *path, size_t max, char **ret_buf, size_t *ret_len, bool *ret_opened)
 {
 	size_t len = 0;
@@ -653,114 +438,6 @@ free_buf:
 close_fd:
 	close(fd);
 	return r;
-}
-
-/* Checks one token entry after its keys were applied; reads token_file. */
-static int
-cfg_check_token(struct cfg_ctx *ctx, yaml_node_t *node, const char *key, size_t i)
-{
-	struct cfg_token *t = &ctx->cfg->tokens[i];
-	yaml_node_t *file_node = ctx->where[CFG_SLOT_TOKEN_FILE];
-	yaml_node_t *name_node = ctx->where[CFG_SLOT_NAME], *secret_node;
-	char file_key[CFG_KEY_MAX], sub_key[CFG_KEY_MAX], found[CFG_FOUND_MAX];
-	size_t len;
-	bool opened;
-	int r;
-
-	if (!t->name)
-		return cfg_fail(ctx, node->start_mark, key, "expected a name, found none");
-	if (t->role == CFG_ROLE_COUNT)
-		return cfg_fail(ctx, node->start_mark, key, "expected a role, found none");
-	if (!t->token == !t->token_file)
-		return cfg_fail(ctx, node->start_mark, key,
-				"expected exactly one of token or token_file, found %s",
-				t->token ? "both" : "neither");
-	if (t->token_file) {
-		cfg_key_join(file_key, sizeof(file_key), key, "token_file");
-		r = cfg_slurp(t->token_file, CFG_TOKEN_FILE_MAX, &t->token, &len, &opened);
-		if (r == -EFBIG)
-			return cfg_fail(ctx, file_node->start_mark, file_key,
-					"token file %s is larger than %d bytes", t->token_file,
-					CFG_TOKEN_FILE_MAX);
-		if (r == -ENOMEM)
-			return cfg_oom(ctx);
-		if (r < 0)
-			return cfg_fail(ctx, file_node->start_mark, file_key,
-					"cannot read token file %s: %s", t->token_file,
-					strerror(-r));
-		while (len > 0 && strchr(" \t\r\n\v\f", t->token[len - 1]))
-			t->token[--len] = '\0';
-		if (len == 0)
-			return cfg_fail(ctx, file_node->start_mark, file_key,
-					"expected a token in %s, found an empty file",
-					t->token_file);
-	}
-	/* Names identify a credential in logs and revocations; a shared secret would make the
-	 * role ambiguous. */
-	for (size_t j = 0; j < i; j++) {
-		if (strcmp(ctx->cfg->tokens[j].name, t->name) == 0) {
-			cfg_key_join(sub_key, sizeof(sub_key), key, "name");
-			return cfg_fail(ctx, name_node->start_mark, sub_key,
-					"expected a unique name, found %s again (first at "
-					"auth.tokens[%zu])",
-					cfg_found(name_node, found, sizeof(found)), j);
-		}
-		if (strcmp(ctx->cfg->tokens[j].token, t->token) == 0) {
-			secret_node = t->token_file ? file_node : ctx->where[CFG_SLOT_TOKEN];
-			cfg_key_join(sub_key, sizeof(sub_key), key,
-				     t->token_file ? "token_file" : "token");
-			return cfg_fail(ctx, secret_node->start_mark, sub_key,
-					"expected a secret of its own, found the one of "
-					"auth.tokens[%zu]",
-					j);
-		}
-	}
-	return 0;
-}
-
-static int
-cfg_walk_tokens(struct cfg_ctx *ctx, yaml_node_t *node, const char *key)
-{
-	char item_key[CFG_KEY_MAX], found[CFG_FOUND_MAX];
-	struct cfg *cfg = ctx->cfg;
-	yaml_node_item_t *item;
-	yaml_node_t *entry;
-	size_t n;
-	int r;
-
-	if (cfg_is_null(node))
-		return 0;
-	if (node->type != YAML_SEQUENCE_NODE)
-		return cfg_fail(ctx, node->start_mark, key, "expected a list of tokens, found %s",
-				cfg_found(node, found, sizeof(found)));
-	n = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
-	if (n == 0)
-		return 0;
-	cfg->tokens = calloc(n, sizeof(*cfg->tokens));
-	if (!cfg->tokens)
-		return cfg_oom(ctx);
-	item = node->data.sequence.items.start;
-	for (size_t i = 0; i < n; i++, item++) {
-		entry = yaml_document_get_node(ctx->doc, *item);
-		if (snprintf(item_key, sizeof(item_key), "%s[%zu]", key, i) >= CFG_KEY_MAX)
-			item_key[CFG_KEY_MAX - 1] = '\0'; /* cannot happen: key is auth.tokens */
-		cfg->n_tokens = i + 1; /* so cfg_free() sees what is half-filled */
-		cfg->tokens[i].role = CFG_ROLE_COUNT;
-		if (entry->type != YAML_MAPPING_NODE)
-			return cfg_fail(ctx, entry->start_mark, item_key,
-					"expected a map with name, role and token or token_file, "
-					"found %s",
-					cfg_found(entry, found, sizeof(found)));
-		ctx->where[CFG_SLOT_NAME] = NULL;
-		ctx->where[CFG_SLOT_TOKEN] = ctx->where[CFG_SLOT_TOKEN_FILE] = NULL;
-		r = cfg_walk_map(ctx, entry, item_key, cfg_keys_token, &cfg->tokens[i]);
-		if (r < 0)
-			return r;
-		r = cfg_check_token(ctx, entry, item_key, i);
-		if (r < 0)
-			return r;
-	}
-	return 0;
 }
 
 /* Rules between keys, checked once the whole document is applied. */
