@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "proc.h"
 
 #define LOG_BURST     20
 #define LOG_WINDOW_MS 5000
@@ -68,15 +69,6 @@ log_level_parse(const char *name, enum log_level *ret_level)
 		}
 	}
 	return -EINVAL;
-}
-
-static int64_t
-log_mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void log_line(enum log_level level, int err, const char *fmt, va_list ap)
@@ -170,7 +162,7 @@ log_admit(enum log_level level, const char *fmt, int64_t now)
 void
 log_tick(void)
 {
-	int64_t now = log_mono_ms();
+	int64_t now = proc_mono_ms();
 
 	pthread_mutex_lock(&log_lock);
 	for (unsigned k = 0; k < LOG_SITES; k++)
@@ -190,7 +182,7 @@ log_msg(enum log_level level, int err, const char *fmt, ...)
 	if (level > log_level)
 		return;
 	pthread_mutex_lock(&log_lock);
-	ok = log_admit(level, fmt, log_mono_ms());
+	ok = log_admit(level, fmt, proc_mono_ms());
 	if (ok) {
 		va_start(ap, fmt);
 		log_line(level, err, fmt, ap);

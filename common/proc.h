@@ -18,5 +18,6 @@ int64_t proc_rss_bytes(void);
 int64_t proc_now_ms(void);  /* CLOCK_REALTIME, unix milliseconds */
 int64_t proc_unix_us(void); /* CLOCK_REALTIME, unix microseconds */
 int64_t proc_mono_ms(void); /* CLOCK_MONOTONIC milliseconds */
+int64_t proc_mono_us(void); /* CLOCK_MONOTONIC microseconds */
 
 #endif

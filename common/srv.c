@@ -16,30 +16,13 @@
 
 #include "log.h"
 #include "mp.h"
+#include "proc.h"
 #include "srv_internal.h"
 
 #define SRV_ACCEPT_BURST  64 /* accepts per readiness of the listening socket */
 #define SRV_EVENTS        256
 #define SRV_REFUSING_MAX  1024 /* refused connections lingering at once; beyond, closed bare */
 #define SRV_REFUSE_LINGER 1000
-
-int64_t
-srv_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static double
-srv_now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* ---- addresses ---- */
 
@@ -206,7 +189,7 @@ srv_conn_start_linger(struct srv_conn *c)
 		SSL_shutdown(c->ssl); /* close_notify; its answer is not awaited */
 	shutdown(c->fd, SHUT_WR);
 	c->lingering = true;
-	c->deadline_ms = srv_now_ms() + c->linger_ms;
+	c->deadline_ms = proc_mono_ms() + c->linger_ms;
 	srv_conn_watch(c);
 }
 
@@ -223,7 +206,7 @@ srv_conn_new(struct srv *s, int fd, const char *peer, struct srv_ip *ip, bool re
 	c->s = s;
 	c->refused = refused;
 	c->ip = ip;
-	c->accepted_ms = c->last_rx_ms = srv_now_ms();
+	c->accepted_ms = c->last_rx_ms = proc_mono_ms();
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 	if (s->tls != NULL && !refused) {
 		c->ssl = SSL_new(s->tls);
@@ -554,7 +537,7 @@ int
 srv_once(struct srv *s, int timeout_ms)
 {
 	struct epoll_event ev[SRV_EVENTS];
-	int64_t now = srv_now_ms();
+	int64_t now = proc_mono_ms();
 	double t0, dt;
 	int n;
 
@@ -565,7 +548,7 @@ srv_once(struct srv *s, int timeout_ms)
 	n = epoll_wait(s->epfd, ev, SRV_EVENTS, timeout_ms);
 	if (n < 0 && errno != EINTR)
 		return -errno;
-	t0 = srv_now_s();
+	t0 = (double)proc_mono_us() / 1e6;
 	for (int i = 0; i < n; i++) {
 		struct srv_src *src = ev[i].data.ptr;
 		uint64_t v;
@@ -607,7 +590,7 @@ srv_once(struct srv *s, int timeout_ms)
 		}
 	}
 	srv_flush_pending(s);
-	now = srv_now_ms();
+	now = proc_mono_ms();
 	if (now >= s->next_tick_ms) {
 		s->next_tick_ms += SRV_TICK_MS;
 		if (s->next_tick_ms <= now)
@@ -616,7 +599,7 @@ srv_once(struct srv *s, int timeout_ms)
 		srv_flush_pending(s);
 	}
 	srv_reap(s);
-	dt = srv_now_s() - t0;
+	dt = (double)proc_mono_us() / 1e6 - t0;
 	s->loop_sum += dt;
 	s->loop_n++;
 	if (dt > s->stats.loop_max_s)
@@ -704,7 +687,7 @@ srv_new(struct stage *st, const struct srv_params *p, const struct srv_ops *ops,
 	s->ctx = ctx;
 	s->wake.fd = -1;
 	s->stats.loop_min_s = -1;
-	s->next_tick_ms = srv_now_ms() + SRV_TICK_MS;
+	s->next_tick_ms = proc_mono_ms() + SRV_TICK_MS;
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (s->epfd < 0) {
 		r = -errno;

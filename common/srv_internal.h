@@ -94,8 +94,6 @@ struct srv {
 	uint8_t rbuf[SRV_RBUF];
 };
 
-int64_t srv_now_ms(void);
-
 /* srv.c */
 void srv_conn_pend(struct srv_conn *c);
 void srv_conn_watch(struct srv_conn *c);

@@ -11,6 +11,7 @@
 #include <openssl/err.h>
 
 #include "log.h"
+#include "proc.h"
 #include "srv_internal.h"
 
 /* ---- TLS ---- */
@@ -166,7 +167,7 @@ srv_conn_read(struct srv_conn *c)
 			s->ops->data(s->ctx, c, NULL, 0);
 			return;
 		}
-		c->last_rx_ms = srv_now_ms();
+		c->last_rx_ms = proc_mono_ms();
 		s->stats.bytes_in += (uint64_t)n;
 		if (!c->lingering && !c->ending && !c->refused)
 			s->ops->data(s->ctx, c, s->rbuf, (size_t)n);

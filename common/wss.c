@@ -750,15 +750,6 @@ wss_on_control(struct wss_conn *c)
 	}
 }
 
-static int64_t
-wss_now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static void
 wss_on_message(struct wss_conn *c)
 {
@@ -769,7 +760,7 @@ wss_on_message(struct wss_conn *c)
 		wss_fail(c, 1007, "Text message is not valid UTF-8");
 		return;
 	}
-	w->ops->message(w->ctx, c, c->rx.p, c->rx.len, c->rx_binary, wss_now_us());
+	w->ops->message(w->ctx, c, c->rx.p, c->rx.len, c->rx_binary, proc_mono_us());
 	bytes_reset(&c->rx, WSS_RX_KEEP);
 }
 
