@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "archive.h"
+#include "id.h"
 #include "log.h"
 #include "mp.h"
 #include "proc.h"
@@ -69,10 +70,17 @@ loop_send_deleted(struct archive *ar, const struct archive_ev *ev)
 
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 3);
+	msgpack_pack_map(&pk, ev->ids_ok ? 4 : 3);
 	mp_pack_kv_int(&pk, "ref", ev->ref);
 	mp_pack_kv_int(&pk, "status", ev->status);
 	mp_pack_kv_str(&pk, "error", ev->error);
+	if (ev->ids_ok) {
+		char id[ID_STR_LEN];
+
+		/* httpd forgets the session in memory too before it answers 204. */
+		id_format(ev->session, id);
+		mp_pack_kv_str(&pk, "sessionId", id);
+	}
 	log_info("session.delete ref %lld: %d %s", (long long)ev->ref, ev->status, ev->error);
 	r = stage_send(ar->st, "session.deleted", "httpd", sb.data, sb.size);
 	if (r < 0 && r != -ENOTCONN)

@@ -133,6 +133,8 @@ ar_session(struct httpd *h, const char *sentinel, const char *session, struct se
 	json_t *j;
 	int slot;
 
+	if (ar_forgotten(h, session))
+		return -ENOENT; /* hard-deleted: not even from the ring */
 	snprintf(s.sentinel, sizeof(s.sentinel), "%s", sentinel);
 	snprintf(s.session, sizeof(s.session), "%s", session);
 	snprintf(path, sizeof(path), "%s/%s/session.json", sentinel, session);
@@ -760,7 +762,10 @@ ar_sentinels_json(struct httpd *h)
 		char id[ID_STR_LEN], sess[ID_STR_LEN];
 		json_t *o;
 
-		if (ring_sentinel_get(h->ring, slot, &rs, NULL, 0) < 0 || id_is_nil(rs.id))
+		/* An offline sentinel whose last session was hard-deleted is listed
+		 * from the disk below, if at all, never with that session. */
+		if (ring_sentinel_get(h->ring, slot, &rs, NULL, 0) < 0 || id_is_nil(rs.id) ||
+		    ar_forgotten_id(h, rs.session))
 			continue;
 		id_format(rs.id, id);
 		id_format(rs.session, sess);

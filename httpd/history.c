@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "httpd.h"
+#include "id.h"
 #include "log.h"
 #include "mp.h"
 
@@ -129,6 +130,15 @@ history_deleted(struct httpd *h, const struct bus_msg *msg)
 	if (mp_get_int(msg->body, "ref", &ref) < 0 || mp_get_int(msg->body, "status", &status) < 0)
 		return;
 	mp_get_strbuf(msg->body, "error", why, sizeof(why));
+	if (status == 204) {
+		char sess[ID_STR_LEN];
+		uint8_t id[16];
+
+		/* Forgotten before any answer says 204, whoever asked. */
+		if (mp_get_strbuf(msg->body, "sessionId", sess, sizeof(sess)) == 0 &&
+		    id_parse(sess, id) == 0)
+			ar_forget(h, id);
+	}
 	snprintf(key, sizeof(key), "%lld", (long long)ref);
 	if (h->deleted == NULL)
 		h->deleted = json_object();

@@ -101,6 +101,7 @@ httpd_free(struct httpd *h)
 	if (h->data_fd >= 0)
 		close(h->data_fd);
 	tok_store_free(h->tok);
+	ar_forget_free(h);
 	json_decref(h->status);
 	json_decref(h->deleted);
 	ar_cache_free();

@@ -117,6 +117,16 @@ int ar_ring_slot(struct httpd *h, const char *sentinel);
 /* data_dir's fd (opened when first needed: archive may make it later), or -1. */
 int ar_data_fd(struct httpd *h);
 
+/* forget.c: sessions hard-deleted on request (PROTOCOL.md section 6): from
+ * archive's data_dir/.deleted-sessions, read once data_dir is there, and every
+ * session.deleted 204 since. A forgotten session answers 404 on every route,
+ * whether its bytes are on disk or still in the ring, and the snapshot and
+ * the sentinel listing do not show it. */
+bool ar_forgotten(struct httpd *h, const char *session);
+bool ar_forgotten_id(struct httpd *h, const uint8_t session[16]);
+void ar_forget(struct httpd *h, const uint8_t session[16]);
+void ar_forget_free(struct httpd *h);
+
 /* export.c, hls.c, metrics.c, static.c, snap.c: route handlers. Each ends by
  * answering r (hs_* below) or parking it. */
 void export_get(struct httpd *h, struct hreq *r);
@@ -165,7 +175,8 @@ struct httpd {
 	struct tok_store *tok;
 	struct ring *ring;
 	char ring_name[64];
-	int data_fd; /* data_dir, opened once it exists: see ar_data_fd() */
+	int data_fd;           /* data_dir, opened once it exists: see ar_data_fd() */
+	struct forget *forget; /* forget.c */
 	char web_root[4096];
 	void *srv; /* server.c's state */
 	/* vigild's last status answer (bus "status"), and when it came. */

@@ -288,6 +288,18 @@ snap_get(struct httpd *h, struct hreq *r)
 		hs_error(r, 404, "sentinel %s has no picture in memory", sentinel);
 		return;
 	}
+	if (ar_forgotten_id(h, rs.session)) {
+		/* Its last session was hard-deleted: no picture of it, and the one
+		 * cached goes too. */
+		for (int i = 0; i < SNAP_CACHE; i++) {
+			if (strcmp(s->e[i].sentinel, sentinel) == 0 && !s->e[i].busy) {
+				hbuf_unref(s->e[i].jpeg);
+				memset(&s->e[i], 0, sizeof(s->e[i]));
+			}
+		}
+		hs_error(r, 404, "sentinel %s has no picture in memory", sentinel);
+		return;
+	}
 	online = rs.online;
 	e = snap_entry(s, sentinel, &ei);
 	if (e == NULL) {

@@ -337,6 +337,45 @@ class TestLive(Base):
         self.assertEqual(st, 409, body)
         self.assertIn("error", json.loads(body))
 
+    def test_a_hard_delete_forgets_the_session_in_memory_too(self):
+        """From the 204 on, every route of the session answers 404 although its
+        segments are still in the ring, and so after httpd restarts."""
+        s, ack, base = self.live_sentinel("forget-me")
+        sid, sess = ack["sentinelId"], ack["sessionId"]
+        s.send("sentinel.bye")
+        until(lambda: [x for x in self.json_ok("/api/sentinels/%s/sessions" % sid)
+                       if x["sessionId"] == sess and x["endTime"] is not None],
+              what="the session's end on disk")
+        routes = [base + "/segments", base + "/init.mp4", base + "/segments/0.m4s",
+                  base + "/segments/1.m4s", base + "/playlist.m3u8", base + "/export.mp4"]
+        for path in routes:  # served before: from the ring and the disk
+            self.assertEqual(self.get(path, AT)[0], 200, path)
+        st, _, body = self.req("DELETE", base, AT)
+        self.assertEqual(st, 204, body)
+
+        def gone():
+            for path in routes:
+                st, _, body = self.get(path, AT)
+                self.assertEqual(st, 404, (path, body[:200]))
+                self.assertIn("error", json.loads(body))
+            st, _, body = self.get("/api/sentinels/%s/sessions" % sid)
+            if st == 200:
+                self.assertNotIn(sess, [x["sessionId"] for x in json.loads(body)])
+            listed = [x for x in self.json_ok("/api/sentinels") if x["sentinelId"] == sid]
+            self.assertNotIn(sess, [x["sessionId"] for x in listed])
+            self.assertEqual(self.get("/api/sentinels/%s/snapshot.jpg" % sid)[0], 404)
+        gone()
+        # the ring still holds the segments: only httpd's memory of the delete stops them
+        dump = self.v.ring_dump()
+        self.assertTrue([d for d in dump if d["kind"] == "segment" and d["sessionId"] == sess])
+        pid = self.v.stage("httpd")["pid"]
+        w = self.v.watch()
+        self.v.ctl("restart", "httpd")
+        w.wait_state("httpd", "running", not_pid=pid)
+        w.close()
+        until(lambda: self.get("/health", None)[0] == 200, what="httpd back")
+        gone()
+
     def test_ring_only_segments_then_the_same_from_disk(self):
         w = self.v.watch()
         self.addCleanup(w.close)
