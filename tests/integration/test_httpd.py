@@ -551,6 +551,70 @@ class TestRecorded(Base):
         self.assertEqual(hls_packets, int(json.loads(res.stdout)["streams"][0]["nb_read_packets"]))
 
 
+NODE_FETCH_20 = r"""
+// Node's http with its default agent (which pools connections): 20 GETs in a
+// row, each waiting for the last; prints the statuses and what each body hashed to.
+const http = require('http');
+const crypto = require('crypto');
+const [host, port, path, token, close] = process.argv.slice(2);
+async function one() {
+  return new Promise((resolve, reject) => {
+    const headers = { Authorization: 'Bearer ' + token };
+    if (close === 'close') headers.Connection = 'close';
+    http.get({ host, port, path, headers }, (res) => {
+      const h = crypto.createHash('sha256');
+      res.on('data', (d) => h.update(d));
+      res.on('end', () => resolve(res.statusCode + ' ' + h.digest('hex')));
+    }).on('error', reject);
+  });
+}
+(async () => {
+  const out = [];
+  for (let i = 0; i < 20; i++) out.push(await one());
+  console.log(JSON.stringify(out));
+})().catch((e) => { console.error(String(e)); process.exit(1); });
+"""
+
+
+class TestClients(Base):
+    """Clients no one here wrote, the way people use them (issue 14, item 1)."""
+
+    def test_node_http_default_agent_20_requests(self):
+        sid, sess, base = write_session(self.data, torn=False)
+        script = os.path.join(self.v.dir, "fetch20.js")
+        with open(script, "w") as f:
+            f.write(NODE_FETCH_20)
+        for mode in ("close", "keep-alive"):
+            res = subprocess.run(["node", script, self.host, str(self.port),
+                                  base + "/segments/1.m4s", PT, mode],
+                                 capture_output=True, text=True, timeout=60)
+            self.assertEqual(res.returncode, 0, (mode, res.stderr[-2000:]))
+            self.assertEqual(json.loads(res.stdout), ["200 " + sha(SEG1)] * 20, mode)
+
+    def test_python_http_client_one_kept_alive_connection(self):
+        sid, sess, base = write_session(self.data, torn=False)
+        c = http.client.HTTPConnection(self.host, self.port, timeout=15)
+        self.addCleanup(c.close)
+        socks = set()
+        for i in range(20):
+            c.request("GET", base + "/segments/%d.m4s" % (i % 2),
+                      headers={"Authorization": "Bearer " + PT})
+            r = c.getresponse()
+            self.assertEqual((r.status, sha(r.read())), (200, sha((SEG0, SEG1)[i % 2])))
+            self.assertIsNone(r.getheader("Connection"))
+            socks.add(id(c.sock))
+        self.assertEqual(len(socks), 1)  # one connection for all 20
+        c.request("GET", "/health", headers={"Connection": "close"})
+        r = c.getresponse()
+        self.assertEqual((r.status, r.getheader("Connection")), (200, "close"))
+        r.read()
+        # HTTP/1.0 without keep-alive: answered with Connection: close, then closed
+        out = self.raw(b"GET /health HTTP/1.0\r\n\r\n")
+        head = out.split(b"\r\n\r\n")[0]
+        self.assertIn(b"\r\nConnection: close", head)
+        self.assertTrue(out.endswith(b"ok"), out[-100:])
+
+
 class TestDisk(Base):
     def test_archived_session_from_disk(self):
         sid, sess, base = write_session(self.data)
