@@ -577,8 +577,15 @@ parse_traf(struct ctx *ctx, const struct box *traf, struct seg_state *st)
 	has_tfdt = r = find(ctx, it, "tfdt", false, &tfdt);
 	if (r < 0 || (r > 0 && (r = full_box(ctx, &tfdt, 1, 8, 12, &version, NULL)) < 0))
 		return r;
-	if (has_tfdt && st->seg.n_fragments == 0 && !st->ours) {
+	if (has_tfdt) {
 		p = body(ctx, &tfdt) + 4;
+		if (st->seg.n_tfdt < FMP4_TFDT_MAX) {
+			st->seg.tfdt[st->seg.n_tfdt].off = (uint32_t)(p - ctx->buf);
+			st->seg.tfdt[st->seg.n_tfdt].version = (uint8_t)version;
+		}
+		st->seg.n_tfdt++;
+	}
+	if (has_tfdt && st->seg.n_fragments == 0 && !st->ours) {
 		st->seg.decode_time = version == 0 ? rd32(p) : rd64(p);
 		st->seg.has_decode_time = true;
 	}
@@ -666,5 +673,29 @@ fmp4_parse_segment(const void *buf, size_t len, const struct fmp4_init *init, st
 		return fail(&ctx, NULL, "duration of %" PRIu64 " ms out of range", ms);
 	st.seg.duration_ms = (uint32_t)ms;
 	*ret = st.seg;
+	return 0;
+}
+
+int
+fmp4_rebase(void *buf, size_t len, const struct fmp4_seg *seg, uint64_t base)
+{
+	uint8_t *b = buf;
+
+	if (seg->n_tfdt > FMP4_TFDT_MAX)
+		return -E2BIG;
+	for (uint32_t i = 0; i < seg->n_tfdt; i++) {
+		size_t off = seg->tfdt[i].off, width = seg->tfdt[i].version == 0 ? 4 : 8;
+		uint64_t v = 0;
+
+		if (off + width > len)
+			return -ERANGE;
+		for (size_t k = 0; k < width; k++)
+			v = v << 8 | b[off + k];
+		v = v >= base ? v - base : 0;
+		if (width == 4 && v > UINT32_MAX)
+			return -ERANGE;
+		for (size_t k = width; k-- > 0; v >>= 8)
+			b[off + k] = (uint8_t)v;
+	}
 	return 0;
 }

@@ -13,6 +13,7 @@
 #define FMP4_DEPTH_MAX   8       /* box nesting; moov is 1, moov/.../avc1/avcC is 8 */
 #define FMP4_BOXES_MAX   16384   /* boxes at the top level and in containers */
 #define FMP4_SAMPLES_MAX 1000000 /* samples of the video track in one segment */
+#define FMP4_TFDT_MAX    64      /* tfdt boxes of the video track recorded per segment */
 
 /* Box sizes, for both parsers: a 32-bit size >= 8 or, when it is 1, a 64-bit
  * largesize >= 16, within the parent (or the buffer). Size 0 ("to the end")
@@ -53,6 +54,15 @@ struct fmp4_seg {
 	bool keyframe;        /* the first sample is a join point: sync
 	                          * (sample_is_non_sync_sample 0) and not marked as
 	                          * depending on other samples (sample_depends_on != 1) */
+	/* Where the video track's tfdt values are in buf (for fmp4_rebase): the
+	 * offset of each baseMediaDecodeTime field and its width (version 0: 32
+	 * bits, 1: 64). More than FMP4_TFDT_MAX of them: n_tfdt is the count and
+	 * fmp4_rebase refuses the segment. */
+	uint32_t n_tfdt;
+	struct {
+		uint32_t off;
+		uint8_t version;
+	} tfdt[FMP4_TFDT_MAX];
 };
 
 /* buf holds one or more moof+mdat pairs, an mdat right after its moof; styp,
@@ -67,5 +77,13 @@ struct fmp4_seg {
  * offset that means nothing in a segment sent on its own, is refused. */
 int fmp4_parse_segment(const void *buf, size_t len, const struct fmp4_init *init,
 		       struct fmp4_seg *ret, char *err, size_t errlen);
+
+/* Moves the segment parsed into seg (in buf) back by base timescale units:
+ * every tfdt of the video track becomes its value minus base (0 when below),
+ * so that an export of a later part of a session starts at time 0. The
+ * length and every other byte stay. -E2BIG over FMP4_TFDT_MAX tfdts,
+ * -ERANGE when a version 0 tfdt cannot hold the result (it cannot: the value
+ * only shrinks; kept for the bounds check). */
+int fmp4_rebase(void *buf, size_t len, const struct fmp4_seg *seg, uint64_t base);
 
 #endif

@@ -512,6 +512,49 @@ START_TEST(test_segment_fixture)
 }
 END_TEST
 
+/* An export of a later part starts at 0: only the tfdt values move. */
+START_TEST(test_rebase)
+{
+	struct fmp4_init init = fixture_init();
+	struct blob s0 = fixture_load("seg0.m4s"), s1 = fixture_load("seg1.m4s");
+	struct fmp4_seg seg, again;
+	char err[ERR_LEN] = "";
+	uint8_t *both = malloc(s0.len + s1.len), *orig = malloc(s1.len);
+	size_t diff = 0;
+
+	ck_assert_ptr_nonnull(both);
+	ck_assert_ptr_nonnull(orig);
+	memcpy(orig, s1.data, s1.len);
+	ck_assert_msg(parse_seg(s1.data, s1.len, &init, &seg, err) == 0, "%s", err);
+	ck_assert_uint_eq(seg.n_tfdt, 1);
+	ck_assert_int_eq(fmp4_rebase(s1.data, s1.len, &seg, 3000), 0);
+	ck_assert_msg(parse_seg(s1.data, s1.len, &init, &again, err) == 0, "%s", err);
+	ck_assert_uint_eq(again.decode_time, 0);
+	ck_assert_uint_eq(again.duration, seg.duration);
+	for (size_t i = 0; i < s1.len; i++)
+		diff += ((uint8_t *)s1.data)[i] != orig[i];
+	ck_assert_uint_le(diff, 2); /* 3000 = 0x0bb8: two bytes of the tfdt */
+	/* below the base: 0, never a wrap */
+	ck_assert_int_eq(fmp4_rebase(s1.data, s1.len, &again, 5000), 0);
+	ck_assert_msg(parse_seg(s1.data, s1.len, &init, &again, err) == 0, "%s", err);
+	ck_assert_uint_eq(again.decode_time, 0);
+	/* two pairs: both tfdts move */
+	memcpy(both, s0.data, s0.len);
+	memcpy(both + s0.len, orig, s1.len);
+	ck_assert_msg(parse_seg(both, s0.len + s1.len, &init, &seg, err) == 0, "%s", err);
+	ck_assert_uint_eq(seg.n_tfdt, 2);
+	ck_assert_int_eq(fmp4_rebase(both, s0.len + s1.len, &seg, 1000), 0);
+	ck_assert_msg(parse_seg(both + s0.len, s1.len, &init, &again, err) == 0, "%s", err);
+	ck_assert_uint_eq(again.decode_time, 2000);
+	seg.n_tfdt = FMP4_TFDT_MAX + 1;
+	ck_assert_int_eq(fmp4_rebase(both, s0.len + s1.len, &seg, 1000), -E2BIG);
+	free(both);
+	free(orig);
+	free(s0.data);
+	free(s1.data);
+}
+END_TEST
+
 /* seg0 with its first sample's flags made non-sync: not a join point. */
 START_TEST(test_fixture_non_sync)
 {
@@ -1277,6 +1320,7 @@ fmp4_suite(void)
 
 	add(s, "init_fixture", test_init_fixture);
 	add(s, "segment_fixture", test_segment_fixture);
+	add(s, "rebase", test_rebase);
 	add(s, "fixture_non_sync", test_fixture_non_sync);
 	add(s, "init_built", test_init_built);
 	add(s, "keyframe_flags", test_keyframe_flags);
