@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -247,20 +248,64 @@ hs_send_headers(struct httpd *h, struct hreq *r)
 	return 0;
 }
 
-/* The part that holds r->pos, and how far into it; NULL past the end. The
- * cursor only moves forward, so an export of thousands of parts costs one
- * step per part. */
+/* A segment of an export that starts after its session did: read whole (a
+ * segment is at most limits.max_message_bytes), its tfdt values moved back
+ * by the body's rebase (export.c), sent from memory from then on and let go
+ * once the cursor passes it. The file's own bytes stay as they are. */
+static int
+hs_rebase_part(struct hreq *r, struct part *pt)
+{
+	struct fmp4_seg seg;
+	struct stat sb;
+	struct hbuf *b;
+	char err[160];
+	ssize_t n;
+	int fd = beneath_open_file(pt->dirfd, pt->path, &sb);
+
+	if (fd < 0)
+		return fd;
+	b = (uint64_t)sb.st_size >= pt->off + pt->len ? hbuf_new((size_t)pt->len) : NULL;
+	n = b != NULL ? pread(fd, b->data, b->len, (off_t)pt->off) : -1;
+	close(fd);
+	if (n != (ssize_t)pt->len ||
+	    fmp4_parse_segment(b->data, b->len, r->body.init, &seg, err, sizeof(err)) < 0 ||
+	    fmp4_rebase(b->data, b->len, &seg, r->body.rebase) < 0) {
+		log_warn(0, "%s could not be moved to the export's start", pt->path);
+		hbuf_unref(b);
+		return -EIO;
+	}
+	pt->mem = b;
+	pt->off = 0;
+	pt->rebase = false;
+	pt->release = true;
+	return 0;
+}
+
+/* The part that holds r->pos, and how far into it; NULL past the end (or
+ * when a part cannot be made ready). The cursor only moves forward, so an
+ * export of thousands of parts costs one step per part. */
 static struct part *
 hs_cursor(struct hreq *r, uint64_t *ret_skip)
 {
+	struct part *pt;
+
 	while (r->part < r->body.n && r->pos >= r->part_start + r->body.v[r->part].len) {
-		r->part_start += r->body.v[r->part].len;
+		pt = &r->body.v[r->part];
+		if (pt->release) {
+			hbuf_unref(pt->mem);
+			pt->mem = NULL;
+			pt->release = false;
+		}
+		r->part_start += pt->len;
 		r->part++;
 	}
 	if (r->part == r->body.n)
 		return NULL;
+	pt = &r->body.v[r->part];
+	if (pt->rebase && hs_rebase_part(r, pt) < 0)
+		return NULL;
 	*ret_skip = r->pos - r->part_start;
-	return &r->body.v[r->part];
+	return pt;
 }
 
 /* The open file of the current part (opened when its part begins). */

@@ -97,5 +97,6 @@ body_free(struct body *b)
 		hbuf_unref(b->v[i].mem);
 	}
 	free(b->v);
+	free(b->init);
 	memset(b, 0, sizeof(*b));
 }

@@ -1,15 +1,22 @@
 /* export: GET .../export.mp4, one playable fragmented MP4 of a session or a
  * part of it: the init segment, then every selected media segment as the
- * sentinel sent it. The body is a list of parts (files and ring copies), so
- * an export of hours streams in constant memory and its exact length is known
- * before the first byte; Range works across the parts. Service thread. */
+ * sentinel sent it, except that an export of a later part starts at time 0:
+ * each fragment's decode time (tfdt) moves back by the first one's as it is
+ * sent (the same length, so Range is unchanged; the archive's bytes stay as
+ * they are). The body is a list of parts (files and ring copies), so an
+ * export of hours streams in constant memory and its exact length is known
+ * before the first byte; Range works across the parts. Loop thread. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 
+#include "beneath.h"
 #include "httpd.h"
 #include "log.h"
 
@@ -52,6 +59,88 @@ export_args(struct hreq *r, struct export_sel *sel)
 	return true;
 }
 
+/* The first selected segment's decode time, which the export starts at: 0
+ * when it cannot be read (the export then keeps the session's times). The
+ * part is the segment just added, a ring copy or a file beneath data_dir. */
+static uint64_t
+export_base(const struct fmp4_init *init, const struct part *pt)
+{
+	struct fmp4_seg seg;
+	struct hbuf *b = NULL;
+	const uint8_t *data;
+	struct stat sb;
+	char err[160];
+	uint64_t base = 0;
+	int fd;
+
+	if (pt->mem != NULL) {
+		data = pt->mem->data + pt->off;
+	} else {
+		fd = beneath_open_file(pt->dirfd, pt->path, &sb);
+		if (fd < 0)
+			return 0;
+		b = (uint64_t)sb.st_size == pt->len ? hbuf_new((size_t)pt->len) : NULL;
+		if (b == NULL || pread(fd, b->data, b->len, 0) != (ssize_t)b->len) {
+			close(fd);
+			hbuf_unref(b);
+			return 0;
+		}
+		close(fd);
+		data = b->data;
+	}
+	if (fmp4_parse_segment(data, pt->len, init, &seg, err, sizeof(err)) == 0 &&
+	    seg.has_decode_time)
+		base = seg.decode_time;
+	hbuf_unref(b);
+	return base;
+}
+
+/* The ring copy just added moves at once; a file moves as it is sent. */
+static int
+export_rebase_part(struct body *b, struct part *pt)
+{
+	struct fmp4_seg seg;
+	char err[160];
+
+	if (pt->mem == NULL) {
+		pt->rebase = true;
+		return 0;
+	}
+	if (fmp4_parse_segment(pt->mem->data + pt->off, pt->len, b->init, &seg, err, sizeof(err)) <
+		    0 ||
+	    fmp4_rebase(pt->mem->data + pt->off, pt->len, &seg, b->rebase) < 0)
+		return -EINVAL;
+	return 0;
+}
+
+/* "{name}-{UTC start}.mp4" with only [A-Za-z0-9._-] (runs of anything else
+ * become one '_'), so that the name is valid on every file system. */
+static void
+export_filename(char *buf, size_t size, const struct sess *s, int64_t start_ms)
+{
+	char when[32];
+	time_t t = (time_t)(start_ms / 1000);
+	struct tm tm;
+	size_t n = 0;
+
+	for (const char *p = s->name; *p != '\0' && n + 1 < size && n < 80; p++) {
+		bool ok = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+			  (*p >= '0' && *p <= '9') || *p == '-' || *p == '.';
+
+		if (ok)
+			buf[n++] = *p;
+		else if (n > 0 && buf[n - 1] != '_')
+			buf[n++] = '_';
+	}
+	while (n > 0 && (buf[n - 1] == '_' || buf[n - 1] == '.'))
+		n--;
+	if (n == 0)
+		n = (size_t)snprintf(buf, size, "vigil-%.8s", s->sentinel);
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%Y%m%dT%H%M%SZ", &tm);
+	snprintf(buf + n, size - n, "-%s.mp4", when);
+}
+
 static bool
 export_selected(const struct export_sel *sel, const struct seg *g)
 {
@@ -67,7 +156,7 @@ export_get(struct httpd *h, struct hreq *r)
 	struct export_sel sel;
 	struct seglist l = { 0 };
 	struct body b = { 0 };
-	char etag[HTTPD_ETAG_MAX], disp[256];
+	char etag[HTTPD_ETAG_MAX], disp[256], fname[160], base_tag[32];
 	size_t first = SIZE_MAX, last = 0;
 	EVP_MD_CTX *md = NULL;
 	unsigned char dg[EVP_MAX_MD_SIZE];
@@ -120,6 +209,13 @@ export_get(struct httpd *h, struct hreq *r)
 		goto out;
 	}
 	EVP_DigestUpdate(md, etag, strlen(etag));
+	/* The init is in memory (ar_init_body reads it whole). */
+	b.init = malloc(sizeof(*b.init));
+	if (b.init == NULL || b.v[0].mem == NULL ||
+	    fmp4_parse_init(b.v[0].mem->data, b.v[0].len, b.init, NULL, 0) < 0) {
+		free(b.init);
+		b.init = NULL; /* not ours to parse: sent as it is */
+	}
 	for (size_t i = first; i <= last; i++) {
 		err = ar_segment_body(h, &s, &l.v[i], &b, etag);
 		if (err == -EBUSY) {
@@ -132,8 +228,18 @@ export_get(struct httpd *h, struct hreq *r)
 				 (long long)l.v[i].sequence);
 			goto out;
 		}
+		if (i == first && b.init != NULL)
+			b.rebase = export_base(b.init, &b.v[b.n - 1]);
+		if (b.rebase > 0 && export_rebase_part(&b, &b.v[b.n - 1]) < 0) {
+			hs_error(r, 500, "segment %lld of the export could not be read",
+				 (long long)l.v[i].sequence);
+			goto out;
+		}
 		EVP_DigestUpdate(md, etag, strlen(etag));
 	}
+	/* Moved bytes are other bytes: the tag says by how much. */
+	snprintf(base_tag, sizeof(base_tag), "rebase=%llu", (unsigned long long)b.rebase);
+	EVP_DigestUpdate(md, base_tag, strlen(base_tag));
 	EVP_DigestFinal_ex(md, dg, &dlen);
 	/* The selection's bytes are fixed once listed, so the ETag is a digest of
 	 * its parts' ETags: the same export gets the same tag. */
@@ -141,8 +247,8 @@ export_get(struct httpd *h, struct hreq *r)
 	for (unsigned i = 0; i < 16 && i < dlen; i++)
 		snprintf(etag + 3 + 2 * i, sizeof(etag) - 3 - 2 * i, "%02x", dg[i]);
 	strcat(etag, "\"");
-	snprintf(disp, sizeof(disp), "attachment; filename=\"vigil-%s-%lld-%lld.mp4\"", s.session,
-		 (long long)l.v[first].sequence, (long long)l.v[last].sequence);
+	export_filename(fname, sizeof(fname), &s, l.v[first].start_ms);
+	snprintf(disp, sizeof(disp), "attachment; filename=\"%s\"", fname);
 	h->stats.exports++;
 	hs_bytes(r, "video/mp4", &b, etag, disp,
 		 s.end_ms >= 0 ? "private, max-age=3600" : "no-cache");

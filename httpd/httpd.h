@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "cfg.h"
+#include "fmp4.h"
 #include "range.h"
 #include "ring.h"
 #include "route.h"
@@ -44,6 +45,8 @@ void hbuf_unref(struct hbuf *b);
 struct part {
 	char *path; /* a file, or NULL: beneath dirfd (beneath.h) unless AT_FDCWD */
 	int dirfd;
+	bool rebase;      /* a file segment whose tfdts move by body.rebase when sent */
+	bool release;     /* mem was made for sending: let go once it is sent */
 	struct hbuf *mem; /* or bytes in memory */
 	uint64_t off, len;
 };
@@ -52,6 +55,10 @@ struct body {
 	struct part *v;
 	size_t n, cap;
 	uint64_t total;
+	/* An export of a later part of a session: its segments' decode times
+	 * move back by rebase (timescale units) so that it starts at 0. */
+	struct fmp4_init *init;
+	uint64_t rebase;
 };
 
 /* -ENOMEM. add_mem takes a reference of its own. A file's path is relative to

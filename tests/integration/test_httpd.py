@@ -65,6 +65,55 @@ def until(pred, timeout=15, what="condition"):
         time.sleep(0.05)
 
 
+def rebased(data, by):
+    """A segment as an export that starts by timescale units later sends it:
+    every tfdt (version 0 or 1) less by, the rest byte for byte (issue 14)."""
+    out = bytearray(data)
+
+    def walk(off, end):
+        while off + 8 <= end:
+            size, typ = struct.unpack(">I4s", out[off:off + 8])
+            if size < 8:
+                return
+            if typ in (b"moof", b"traf"):
+                walk(off + 8, off + size)
+            elif typ == b"tfdt":
+                if out[off + 8] == 1:
+                    v = struct.unpack(">Q", out[off + 12:off + 20])[0]
+                    out[off + 12:off + 20] = struct.pack(">Q", max(v - by, 0))
+                else:
+                    v = struct.unpack(">I", out[off + 12:off + 16])[0]
+                    out[off + 12:off + 16] = struct.pack(">I", max(v - by, 0))
+            off += size
+    walk(0, len(out))
+    return bytes(out)
+
+
+def tfdt_of(data):
+    """The first tfdt value of a segment."""
+    off = 0
+    while off + 8 <= len(data):
+        size, typ = struct.unpack(">I4s", data[off:off + 8])
+        if typ in (b"moof", b"traf"):
+            off += 8
+            continue
+        if typ == b"tfdt":
+            return (struct.unpack(">Q", data[off + 12:off + 20])[0] if data[off + 8] == 1
+                    else struct.unpack(">I", data[off + 12:off + 16])[0])
+        off += size
+    return None
+
+
+def probe(path):
+    """ffprobe's start_time and duration of a file, in seconds."""
+    res = subprocess.run(["ffprobe", "-v", "error", "-show_entries",
+                          "format=start_time,duration", "-of", "json", path],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    f = json.loads(res.stdout)["format"]
+    return float(f["start_time"]), float(f["duration"])
+
+
 def index_lines(path):
     try:
         with open(path) as f:
@@ -438,7 +487,9 @@ class TestLive(Base):
         self.assertNotIn("#EXT-X-ENDLIST", text)  # live
         st, _, body = self.get(base + "/export.mp4", AT)
         self.assertEqual(st, 409, body)
-        self.assertEqual(self.get(base + "/export.mp4?from=1", AT)[2], INIT + SEG1)
+        # a later part starts at 0: seg1's tfdt (3000) moves back, nothing else
+        self.assertEqual(tfdt_of(SEG1), 3000)
+        self.assertEqual(self.get(base + "/export.mp4?from=1", AT)[2], INIT + rebased(SEG1, 3000))
 
     def test_range_cases(self):
         s, ack, base = self.live_sentinel("range-a")
@@ -509,9 +560,28 @@ class TestRecorded(Base):
         a, b = len(init) - 5, len(init) + 20
         st, hd, part = self.get(base + "/export.mp4", AT, headers={"Range": "bytes=%d-%d" % (a, b)})
         self.assertEqual((st, part), (206, body[a:b + 1]))
-        # from/to: a subset, starting at a join point
-        st, _, sub = self.get(base + "/export.mp4?from=1&to=2", AT)
-        self.assertEqual((st, sub), (200, init + parts[1] + parts[2]))
+        # from/to: a subset, starting at a join point, and at time 0: each
+        # fragment's decode time moved back by the first one's (issue 14)
+        st, hd, sub = self.get(base + "/export.mp4?from=1&to=2", AT)
+        by = tfdt_of(parts[1])
+        self.assertGreater(by, 0)
+        self.assertEqual((st, sub), (200, init + rebased(parts[1], by) + rebased(parts[2], by)))
+        self.assertRegex(hd["content-disposition"],
+                         r'^attachment; filename="ffcam-\d{8}T\d{6}Z\.mp4"$')
+        path = os.path.join(self.v.dir, "export-part.mp4")
+        with open(path, "wb") as f:
+            f.write(sub)
+        start, dur = probe(path)
+        want = (segs[1]["duration"] + segs[2]["duration"]) / 1000
+        self.assertLess(abs(start), 0.05, start)
+        self.assertLess(abs(dur - want), 0.2, (dur, want))
+        # the archive's own bytes are untouched
+        self.assertEqual(self.get(base + "/segments/%d.m4s" % segs[1]["sequence"])[2], parts[1])
+        # a Range inside the moved part gives the moved bytes
+        a = len(init) + 10
+        st, _, part = self.get(base + "/export.mp4?from=1&to=2", AT,
+                               headers={"Range": "bytes=%d-%d" % (a, a + 200)})
+        self.assertEqual((st, part), (206, sub[a:a + 201]))
         self.assertEqual(self.get(base + "/export.mp4?from=x", AT)[0], 400)
         self.assertEqual(self.get(base + "/export.mp4?from=1&start=5", AT)[0], 400)
         self.assertEqual(self.get(base + "/export.mp4?from=9999", AT)[0], 404)
