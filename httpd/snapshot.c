@@ -8,8 +8,10 @@
  * only see what parses as fragmented H.264 and starts at a keyframe. The first
  * picture ends the run: the appsink callback keeps it and answers EOS, the
  * calling thread waits for it (or an error, or EOS without a picture) against
- * a deadline, then stops the pipeline, which joins its streaming threads. */
-#include "snapshot.h"
+ * a deadline, then stops the pipeline, which joins its streaming threads.
+ * The pieces every decoding pipeline of httpd needs (snapshot_gst.h: checks,
+ * the decoder chain, errors, the JPEG of a sample) are defined here too. */
+#include "snapshot_gst.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -75,22 +77,17 @@ snap_eos(GstAppSink *sink, gpointer user)
 	snap_finish(user, -ENODATA, NULL, "end of stream without a picture");
 }
 
-/* Posting thread (a streaming thread, or the caller's during state changes):
- * errors end the run; nothing else is kept, so nothing accumulates. A sync
- * handler that answers GST_BUS_DROP owns the message: each one holds its
- * source element, so a message not unref'ed keeps the whole pipeline alive. */
-static GstBusSyncReply
-snap_bus_sync(GstBus *bus, GstMessage *msg, gpointer user)
+int
+snapshot_gst_error(GstMessage *msg, char *why, size_t size)
 {
 	GError *gerr = NULL;
-	char why[200];
 	int err;
 
-	if (GST_MESSAGE_TYPE(msg) != GST_MESSAGE_ERROR) {
-		gst_message_unref(msg);
-		return GST_BUS_DROP;
-	}
 	gst_message_parse_error(msg, &gerr, NULL);
+	if (gerr == NULL) {
+		snprintf(why, size, "%s: unknown error", GST_OBJECT_NAME(GST_MESSAGE_SRC(msg)));
+		return -EIO;
+	}
 	if (g_error_matches(gerr, GST_CORE_ERROR, GST_CORE_ERROR_MISSING_PLUGIN) ||
 	    g_error_matches(gerr, GST_STREAM_ERROR, GST_STREAM_ERROR_CODEC_NOT_FOUND))
 		err = -ENOPKG;
@@ -101,22 +98,38 @@ snap_bus_sync(GstBus *bus, GstMessage *msg, gpointer user)
 		err = -ENOMEM;
 	else
 		err = -EIO;
-	snprintf(why, sizeof(why), "%s: %s", GST_OBJECT_NAME(GST_MESSAGE_SRC(msg)), gerr->message);
+	snprintf(why, size, "%s: %s", GST_OBJECT_NAME(GST_MESSAGE_SRC(msg)), gerr->message);
 	g_error_free(gerr);
+	return err;
+}
+
+/* Posting thread (a streaming thread, or the caller's during state changes):
+ * errors end the run; nothing else is kept, so nothing accumulates. A sync
+ * handler that answers GST_BUS_DROP owns the message: each one holds its
+ * source element, so a message not unref'ed keeps the whole pipeline alive. */
+static GstBusSyncReply
+snap_bus_sync(GstBus *bus, GstMessage *msg, gpointer user)
+{
+	char why[200];
+	int err;
+
+	if (GST_MESSAGE_TYPE(msg) != GST_MESSAGE_ERROR) {
+		gst_message_unref(msg);
+		return GST_BUS_DROP;
+	}
+	err = snapshot_gst_error(msg, why, sizeof(why));
 	gst_message_unref(msg);
 	snap_finish(user, err, NULL, why);
 	return GST_BUS_DROP;
 }
 
-/* fMP4 checks before any GStreamer element sees the bytes. */
-static int
-snap_check(const void *init, size_t init_len, const void *seg, size_t seg_len)
+int
+snapshot_check_init(const void *init, size_t len, struct fmp4_init *ret)
 {
 	struct fmp4_init fi;
-	struct fmp4_seg fs;
 	char err[200] = "";
 
-	if (fmp4_parse_init(init, init_len, &fi, err, sizeof(err)) < 0) {
+	if (fmp4_parse_init(init, len, &fi, err, sizeof(err)) < 0) {
 		log_debug("snapshot: init refused: %s", err);
 		return -EBADMSG;
 	}
@@ -126,41 +139,61 @@ snap_check(const void *init, size_t init_len, const void *seg, size_t seg_len)
 			  fi.height, SNAPSHOT_DIM_MAX);
 		return fi.width == 0 || fi.height == 0 ? -EBADMSG : -EFBIG;
 	}
-	if (fmp4_parse_segment(seg, seg_len, &fi, &fs, err, sizeof(err)) < 0) {
+	if (ret != NULL)
+		*ret = fi;
+	return 0;
+}
+
+int
+snapshot_check_segment(const void *seg, size_t len, const struct fmp4_init *init, bool need_key)
+{
+	struct fmp4_seg fs;
+	char err[200] = "";
+
+	if (fmp4_parse_segment(seg, len, init, &fs, err, sizeof(err)) < 0) {
 		log_debug("snapshot: segment refused: %s", err);
 		return -EBADMSG;
 	}
-	if (!fs.keyframe) {
+	if (need_key && !fs.keyframe) {
 		log_debug("snapshot: segment does not start with a keyframe");
 		return -ENOENT;
 	}
 	return 0;
 }
 
-/* The pipeline, with the decoder's input limited to SNAPSHOT_DIM_MAX so that a
- * stream whose SPS claims more is refused before a frame is allocated. The
- * decoder runs one thread (frame threads only add latency for one picture) and
- * drops corrupt output rather than making a JPEG of it. */
+/* fMP4 checks before any GStreamer element sees the bytes. */
 static int
-snap_pipeline(GstElement **ret_pipeline)
+snap_check(const void *init, size_t init_len, const void *seg, size_t seg_len)
 {
-	char desc[600];
+	struct fmp4_init fi;
+	int r = snapshot_check_init(init, init_len, &fi);
+
+	return r < 0 ? r : snapshot_check_segment(seg, seg_len, &fi, true);
+}
+
+int
+snapshot_gst_decoder(const char *src, const char *sink, GstElement **ret_pipeline)
+{
+	char desc[1024];
 	GError *gerr = NULL;
 	GstElement *p;
 	int r;
 
-	snprintf(desc, sizeof(desc),
-		 "appsrc name=src format=bytes caps=video/quicktime ! qtdemux ! h264parse ! "
-		 "video/x-h264,width=(int)[1,%d],height=(int)[1,%d] ! "
-		 "avdec_h264 max-threads=1 output-corrupt=false ! videoconvert ! jpegenc ! "
-		 "appsink name=sink sync=false max-buffers=1 enable-last-sample=false",
-		 SNAPSHOT_DIM_MAX, SNAPSHOT_DIM_MAX);
+	/* gst_init would exit the process when GStreamer cannot start; this returns. */
+	if (!gst_init_check(NULL, NULL, NULL))
+		return -EIO;
+	r = snprintf(desc, sizeof(desc),
+		     "%s ! qtdemux ! h264parse ! video/x-h264,width=(int)[1,%d],height=(int)[1,%d] "
+		     "! avdec_h264 max-threads=1 output-corrupt=false ! %s",
+		     src, SNAPSHOT_DIM_MAX, SNAPSHOT_DIM_MAX, sink);
+	if (r < 0 || (size_t)r >= sizeof(desc))
+		return -EINVAL;
 	p = gst_parse_launch_full(desc, NULL, GST_PARSE_FLAG_FATAL_ERRORS, &gerr);
 	if (p == NULL || gerr != NULL) {
 		r = g_error_matches(gerr, GST_PARSE_ERROR, GST_PARSE_ERROR_NO_SUCH_ELEMENT)
 			    ? -ENOPKG
 			    : -EIO;
-		log_debug("snapshot: pipeline: %s", gerr != NULL ? gerr->message : "failed");
+		log_debug("pipeline: %s", gerr != NULL ? gerr->message : "failed");
 		g_clear_error(&gerr);
 		if (p != NULL)
 			gst_object_unref(p);
@@ -168,6 +201,16 @@ snap_pipeline(GstElement **ret_pipeline)
 	}
 	*ret_pipeline = p;
 	return 0;
+}
+
+/* The decoder, then one JPEG at the video's own size. */
+static int
+snap_pipeline(GstElement **ret_pipeline)
+{
+	return snapshot_gst_decoder("appsrc name=src format=bytes caps=video/quicktime",
+				    "videoconvert ! jpegenc ! appsink name=sink sync=false "
+				    "max-buffers=1 enable-last-sample=false",
+				    ret_pipeline);
 }
 
 /* Waits for the run's outcome until deadline (CLOCK_MONOTONIC); -ETIMEDOUT then. */
@@ -187,17 +230,15 @@ snap_wait(struct snap_run *run, const struct timespec *deadline)
 	pthread_mutex_unlock(&run->lock);
 }
 
-/* The JPEG and its size out of the appsink's sample. */
-static int
-snap_take(GstSample *sample, unsigned char **ret_jpeg, size_t *ret_len, int *ret_width,
-	  int *ret_height)
+int
+snapshot_gst_jpeg(GstSample *sample, GstBuffer **ret_buf, GstMapInfo *ret_map, int *ret_width,
+		  int *ret_height)
 {
 	GstBuffer *buf = gst_sample_get_buffer(sample);
 	GstCaps *caps = gst_sample_get_caps(sample);
 	GstStructure *st;
 	GstMapInfo map;
-	unsigned char *copy;
-	int w = 0, h = 0, r;
+	int w = 0, h = 0;
 
 	if (buf == NULL || caps == NULL || gst_caps_get_size(caps) == 0)
 		return -EIO;
@@ -208,30 +249,43 @@ snap_take(GstSample *sample, unsigned char **ret_jpeg, size_t *ret_len, int *ret
 	if (!gst_buffer_map(buf, &map, GST_MAP_READ))
 		return -EIO;
 	if (map.size > SNAPSHOT_JPEG_MAX) {
-		r = -EFBIG;
-		goto out_unmap;
+		gst_buffer_unmap(buf, &map);
+		return -EFBIG;
 	}
 	/* jpegenc writes whole JFIF images; anything else is a bug worth an error, not a file. */
 	if (map.size < 4 || map.data[0] != 0xff || map.data[1] != 0xd8) {
-		r = -EIO;
-		goto out_unmap;
+		gst_buffer_unmap(buf, &map);
+		return -EIO;
 	}
-	copy = malloc(map.size);
-	if (copy == NULL) {
-		r = -ENOMEM;
-		goto out_unmap;
-	}
-	memcpy(copy, map.data, map.size);
-	*ret_jpeg = copy;
-	*ret_len = map.size;
+	*ret_buf = buf;
+	*ret_map = map;
 	if (ret_width != NULL)
 		*ret_width = w;
 	if (ret_height != NULL)
 		*ret_height = h;
-	r = 0;
-out_unmap:
+	return 0;
+}
+
+/* The JPEG and its size out of the appsink's sample, copied. */
+static int
+snap_take(GstSample *sample, unsigned char **ret_jpeg, size_t *ret_len, int *ret_width,
+	  int *ret_height)
+{
+	GstBuffer *buf;
+	GstMapInfo map;
+	unsigned char *copy;
+	int r = snapshot_gst_jpeg(sample, &buf, &map, ret_width, ret_height);
+
+	if (r < 0)
+		return r;
+	copy = malloc(map.size);
+	if (copy != NULL) {
+		memcpy(copy, map.data, map.size);
+		*ret_jpeg = copy;
+		*ret_len = map.size;
+	}
 	gst_buffer_unmap(buf, &map);
-	return r;
+	return copy != NULL ? 0 : -ENOMEM;
 }
 
 int
@@ -255,9 +309,6 @@ snapshot_jpeg(const void *init, size_t init_len, const void *seg, size_t seg_len
 	r = snap_check(init, init_len, seg, seg_len);
 	if (r < 0)
 		return r;
-	/* gst_init would exit the process when GStreamer cannot start; this returns. */
-	if (!gst_init_check(NULL, NULL, NULL))
-		return -EIO;
 
 	if (pthread_condattr_init(&ca) != 0)
 		return -ENOMEM;
