@@ -210,9 +210,10 @@ hs_count_status(struct httpd *h, int status)
 		h->stats.responses_5xx++;
 }
 
-/* The status line and headers, queued as one copy. */
+/* The status line and headers, queued as one copy; Content-Length unless
+ * the body's end is the connection's (close-delimited, with_length false). */
 static int
-hs_send_headers(struct httpd *h, struct hreq *r)
+hs_queue_headers(struct httpd *h, struct hreq *r, bool with_length)
 {
 	char head[HS_EXTRA_MAX + 512];
 	uint64_t len = r->end - r->pos;
@@ -222,8 +223,9 @@ hs_send_headers(struct httpd *h, struct hreq *r)
 	n = (size_t)snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\n", r->status,
 			     http1_status_text(r->status));
 	if (!bodyless)
-		n += (size_t)snprintf(head + n, sizeof(head) - n,
-				      "Content-Type: %s\r\nContent-Length: %llu\r\n", r->ctype,
+		n += (size_t)snprintf(head + n, sizeof(head) - n, "Content-Type: %s\r\n", r->ctype);
+	if (!bodyless && with_length)
+		n += (size_t)snprintf(head + n, sizeof(head) - n, "Content-Length: %llu\r\n",
 				      (unsigned long long)len);
 	for (size_t off = 0; off < r->extra_len && n < sizeof(head);) {
 		const char *name = r->extra + off;
@@ -246,6 +248,21 @@ hs_send_headers(struct httpd *h, struct hreq *r)
 	if (r->head || bodyless)
 		r->end = r->pos;
 	return 0;
+}
+
+static int
+hs_send_headers(struct httpd *h, struct hreq *r)
+{
+	return hs_queue_headers(h, r, true);
+}
+
+int
+hs_stream_headers(struct httpd *h, struct hreq *r, int status, const char *ctype)
+{
+	r->status = status;
+	snprintf(r->ctype, sizeof(r->ctype), "%s", ctype);
+	r->pos = r->end = 0;
+	return hs_queue_headers(h, r, false);
 }
 
 /* A segment of an export that starts after its session did: read whole (a

@@ -8,6 +8,7 @@
 
 #include "httpd.h"
 #include "log.h"
+#include "mjpeg.h"
 
 #ifndef VIGIL_WEB_ROOT
 #define VIGIL_WEB_ROOT "/usr/share/vigil/web"
@@ -94,7 +95,10 @@ httpd_free(struct httpd *h)
 {
 	if (h == NULL)
 		return;
+	/* The decoders' threads wake the loop: they stop before it goes. */
+	mjpeg_stop(h);
 	hs_close(h);
+	mjpeg_free(h);
 	snap_free(h);
 	if (h->ring != NULL)
 		ring_close(h->ring);

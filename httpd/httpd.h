@@ -1,7 +1,8 @@
 /* httpd: vigil-httpd's modules and what they share. The stage serves
  * PROTOCOL.md section 6 over HTTP/1.1 (common/srv.h, common/http1.h) on the
  * socket vigild hands down; everything runs in the one loop thread except the
- * snapshot worker (snap.c), which only hands results back through a lock.
+ * snapshot worker (snap.c) and live.mjpeg's decoders (mjpeg_dec.c), which
+ * only hand results back through a lock.
  *
  * A response body is a list of parts, each a range of a file (read in chunks
  * while the socket takes them, never whole) or of a refcounted memory buffer
@@ -29,6 +30,7 @@
 
 struct httpd;
 struct hreq;
+struct mjpeg;
 
 /* A refcounted byte buffer; the service thread alone touches the count. */
 struct hbuf {
@@ -199,7 +201,8 @@ struct httpd {
 		uint64_t bytes_out, ring_served, file_served, exports, snapshots;
 		uint64_t connections;
 	} stats;
-	void *snap; /* snap.c's state */
+	void *snap;          /* snap.c's state */
+	struct mjpeg *mjpeg; /* mjpeg.c's state, made by the first live.mjpeg */
 };
 
 #define HTTPD_MEM_BUDGET (256ull << 20)

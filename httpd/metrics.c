@@ -241,6 +241,17 @@ m_prometheus(struct httpd *h, struct hreq *r)
 		{ "vigil_http_requests_total", "counter", "HTTP requests", "httpd", "requests" },
 		{ "vigil_http_bytes_out_total", "counter", "HTTP body bytes sent", "httpd",
 		  "bytesOut" },
+		{ "vigil_http_mjpeg_clients", "gauge", "live.mjpeg streams open", "httpd",
+		  "mjpegClients" },
+		{ "vigil_http_mjpeg_decoders", "gauge", "Sentinels decoded for live.mjpeg", "httpd",
+		  "mjpegDecoders" },
+		{ "vigil_http_mjpeg_frames_total", "counter",
+		  "JPEG parts sent to live.mjpeg clients", "httpd", "mjpegFrames" },
+		{ "vigil_http_mjpeg_frames_dropped_total", "counter",
+		  "JPEGs a live.mjpeg client skipped because its socket was full", "httpd",
+		  "mjpegFramesDropped" },
+		{ "vigil_http_mjpeg_refused_total", "counter",
+		  "live.mjpeg requests refused over a cap (503)", "httpd", "mjpegRefused" },
 	};
 	struct text_buf b = { 0 };
 	char label[64];

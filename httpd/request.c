@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "proc.h"
+#include "mjpeg.h"
 #include "server.h"
 
 void
@@ -143,25 +144,61 @@ hs_need_role(enum route_kind kind)
 	}
 }
 
+/* The token of the request: Authorization: Bearer wins over ?token=. NULL
+ * without one; the secret lives in buf. */
+static const char *
+hs_secret(struct hreq *r, char *buf, size_t size, bool *ret_in_query)
+{
+	*ret_in_query = false;
+	if (hs_header(r, "authorization", buf, size))
+		return strncasecmp(buf, "Bearer ", 7) == 0 ? buf + 7 : NULL;
+	if (hs_arg(r, "token", buf, size < HS_TOKEN_MAX ? size : HS_TOKEN_MAX)) {
+		*ret_in_query = true;
+		return buf;
+	}
+	return NULL;
+}
+
+int
+hs_token_id(struct hreq *r, uint8_t ret_digest[32], int64_t *ret_expires)
+{
+	char tok[HS_TOKEN_MAX + 16];
+	const struct tok_info *info;
+	bool in_query;
+	const char *secret = hs_secret(r, tok, sizeof(tok), &in_query);
+	int err;
+
+	if (secret == NULL)
+		return -ENOENT;
+	/* Any role: the route's was checked when the request came. */
+	err = tok_check(r->h->tok, secret, strlen(secret), TOK_ROLE(CFG_ROLE_COUNT) - 1, time(NULL),
+			&info);
+	if (err < 0)
+		return err;
+	err = tok_digest(secret, strlen(secret), ret_digest);
+	if (err < 0)
+		return err;
+	*ret_expires = info->expires;
+	return 0;
+}
+
 /* True when the request may go on; otherwise it has been answered. */
 static bool
 hs_auth(struct httpd *h, struct hreq *r)
 {
 	char tok[HS_TOKEN_MAX + 16];
-	const char *secret = NULL;
+	const char *secret;
 	enum cfg_role need;
+	bool in_query;
 	int err;
 
 	if (r->route.kind == ROUTE_STATIC || r->route.kind == ROUTE_HEALTH)
 		return true;
 	need = hs_need_role(r->route.kind);
-	if (hs_header(r, "authorization", tok, sizeof(tok))) {
-		if (strncasecmp(tok, "Bearer ", 7) == 0)
-			secret = tok + 7;
-	} else if (hs_arg(r, "token", tok, HS_TOKEN_MAX)) {
+	secret = hs_secret(r, tok, sizeof(tok), &in_query);
+	if (secret != NULL && in_query) {
 		char *esc = curl_easy_escape(NULL, tok, 0);
 
-		secret = tok;
 		r->token_in_query = true;
 		snprintf(r->token_query, sizeof(r->token_query), "?token=%.*s", HS_TOKEN_MAX,
 			 esc != NULL ? esc : "");
@@ -200,6 +237,9 @@ hs_dispatch(struct httpd *h, struct hreq *r)
 		break;
 	case ROUTE_SNAPSHOT:
 		snap_get(h, r);
+		break;
+	case ROUTE_LIVE_MJPEG:
+		mjpeg_get(h, r);
 		break;
 	case ROUTE_EXPORT:
 		export_get(h, r);

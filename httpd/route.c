@@ -29,6 +29,30 @@ route_parse_int(const char *s, int64_t *ret)
 	return 0;
 }
 
+int
+route_parse_milli(const char *s, int64_t *ret)
+{
+	int64_t v = 0;
+	size_t i = 0, frac = 0;
+
+	for (; s[i] >= '0' && s[i] <= '9'; i++)
+		v = v * 10 + (s[i] - '0');
+	if (i == 0 || i > 3)
+		return -EINVAL;
+	if (s[i] == '.') {
+		for (i++; s[i] >= '0' && s[i] <= '9' && frac < 4; i++, frac++)
+			v = v * 10 + (s[i] - '0');
+		if (frac == 0 || frac > 3)
+			return -EINVAL;
+	}
+	if (s[i] != '\0')
+		return -EINVAL;
+	for (; frac < 3; frac++)
+		v *= 10;
+	*ret = v;
+	return 0;
+}
+
 /* Checks the whole path once: what is refused here can never reach a route or
  * a file name. The path was percent-decoded (http1_path), so a '%' that is
  * still there was double-encoded; an encoded '/' has become a '/' and must
@@ -174,6 +198,10 @@ route_api(char **parts, int n, struct route *ret)
 		return -EINVAL;
 	if (n == 4 && strcmp(parts[3], "snapshot.jpg") == 0) {
 		ret->kind = ROUTE_SNAPSHOT;
+		return 0;
+	}
+	if (n == 4 && strcmp(parts[3], "live.mjpeg") == 0) {
+		ret->kind = ROUTE_LIVE_MJPEG;
 		return 0;
 	}
 	if (strcmp(parts[3], "sessions") != 0)

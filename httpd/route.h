@@ -25,6 +25,7 @@ enum route_kind {
 	ROUTE_SEGMENT,
 	ROUTE_EXPORT,
 	ROUTE_PLAYLIST,
+	ROUTE_LIVE_MJPEG,
 	ROUTE_N_KINDS,
 };
 
@@ -59,5 +60,9 @@ const char *route_allow(enum route_kind kind);
 /* Parses a canonical non-negative decimal int64 ("0", "17", never "017",
  * "+1", "-1" or an overflow): 0 or -EINVAL. */
 int route_parse_int(const char *s, int64_t *ret);
+/* Parses a plain decimal with up to 3 integer and 3 fraction digits ("1",
+ * "0.5", "2.25"; never "", ".5", "1.", "1e1", "+1", "-1" or "1,5") into
+ * thousandths: "0.5" gives 500. 0 or -EINVAL. */
+int route_parse_milli(const char *s, int64_t *ret);
 
 #endif

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "mjpeg.h"
 #include "mp.h"
 #include "net.h"
 #include "proc.h"
@@ -99,6 +100,10 @@ hs_conn_data(void *ctx, struct srv_conn *sc, const uint8_t *buf, size_t len)
 	struct httpd *h = ctx;
 	struct hreq *r = srv_conn_data(sc);
 
+	if (r->mjpeg != NULL) {
+		mjpeg_data(h, r, len);
+		return;
+	}
 	if (len == 0) {
 		/* The client sent all it will: the request being answered is
 		 * finished, then the connection ends. */
@@ -158,14 +163,23 @@ hs_conn_writable(void *ctx, struct srv_conn *sc)
 	struct httpd *h = ctx;
 	struct hreq *r = srv_conn_data(sc);
 
-	if (hs_writeable(h, r) < 0)
+	if (r->mjpeg != NULL)
+		mjpeg_writable(h, r);
+	else if (hs_writeable(h, r) < 0)
 		srv_conn_abort(sc);
 }
 
+/* answer.c tags its chunks with the request; any other tag is a JPEG that
+ * mjpeg.c queued (and holds a reference to). */
 static void
 hs_conn_sent(void *ctx, struct srv_conn *sc, void *tag, bool written)
 {
-	hs_sent(ctx, srv_conn_data(sc), written);
+	struct hreq *r = srv_conn_data(sc);
+
+	if (tag != r)
+		mjpeg_sent(ctx, r, tag, written);
+	else
+		hs_sent(ctx, r, written);
 }
 
 /* Waiting for a request: a head that stalled gets 408; an idle keep-alive
@@ -176,6 +190,8 @@ hs_conn_expired(void *ctx, struct srv_conn *sc)
 	struct httpd *h = ctx;
 	struct hreq *r = srv_conn_data(sc);
 
+	if (r->mjpeg != NULL)
+		return; /* mjpeg_tick watches streams */
 	if (r->busy) {
 		if (r->pprev_parked != NULL) { /* parked: the park's own timeout answers */
 			srv_conn_deadline(sc, proc_mono_ms() + h->cfg->timeout_idle_ms);
@@ -198,6 +214,8 @@ hs_conn_closed(void *ctx, struct srv_conn *sc)
 	struct httpd *h = ctx;
 	struct hreq *r = srv_conn_data(sc);
 
+	if (r->mjpeg != NULL)
+		mjpeg_closed(h, r);
 	hs_reset(r);
 	free(r->buf);
 	r->buf = NULL;
@@ -211,6 +229,7 @@ static void
 hs_conn_wake(void *ctx)
 {
 	snap_service(ctx);
+	mjpeg_service(ctx);
 }
 
 static void
@@ -231,8 +250,10 @@ hs_on_message(void *ctx, const struct bus_msg *msg)
 
 		/* The operator console's revocation reaches every stage this way. */
 		if (mp_get_str(msg->body, "token", &tok, &tlen) == 0 &&
-		    tok_revoke(h->tok, tok, tlen) == 0)
+		    tok_revoke(h->tok, tok, tlen) == 0) {
 			log_info("a token was revoked");
+			mjpeg_revoke(h, tok, tlen);
+		}
 	}
 }
 
@@ -259,7 +280,7 @@ hs_stats(void *ctx, msgpack_packer *pk)
 	const struct httpd_stats *s = &h->stats;
 	const struct srv *s_srv = ((struct hs *)h->srv)->srv;
 
-	msgpack_pack_map(pk, 14); /* 10 + srv_pack_listener's 4 */
+	msgpack_pack_map(pk, 14 + MJPEG_STATS_N); /* 10 + srv_pack_listener's 4 */
 	mp_pack_kv_int(pk, "requests", (int64_t)s->requests);
 	mp_pack_kv_int(pk, "responses2xx", (int64_t)s->responses_2xx);
 	mp_pack_kv_int(pk, "responses4xx", (int64_t)s->responses_4xx);
@@ -271,6 +292,7 @@ hs_stats(void *ctx, msgpack_packer *pk)
 	mp_pack_kv_int(pk, "snapshots", (int64_t)s->snapshots);
 	mp_pack_kv_int(pk, "memBytesInFlight", (int64_t)h->mem_in_use);
 	srv_pack_listener(s_srv, pk);
+	mjpeg_pack_stats(h, pk);
 }
 
 static void
@@ -288,6 +310,7 @@ hs_conn_tick(void *ctx)
 		srv_set_caps(s->srv, h->cfg->max_connections_per_ip, h->cfg->max_handshakes);
 	}
 	hs_park_timeouts(h);
+	mjpeg_tick(h);
 }
 
 static const struct srv_ops hs_ops = {
@@ -369,6 +392,14 @@ hs_run(struct httpd *h)
 			log_error(r, "epoll_wait() failed");
 			return r;
 		}
+	}
+	/* live.mjpeg streams end with their close delimiter, not a cut: a short
+	 * while for those bytes to leave (vigild waits 5 s before SIGKILL). */
+	for (int64_t end = proc_mono_ms() + HS_STOP_FLUSH_MS;
+	     mjpeg_stop(h) > 0 && proc_mono_ms() < end;) {
+		r = srv_once(s->srv, 50);
+		if (r < 0)
+			break;
 	}
 	return 0;
 }

@@ -12,6 +12,8 @@
 #include "httpd.h"
 #include "srv.h"
 
+struct mjpeg_client;
+
 #define HS_CHUNK         (128u << 10) /* bytes per TLS write of a body */
 #define HS_DIRECT_BUDGET (4ull << 20) /* bytes per writable callback (plain HTTP) */
 #define HS_HEAD_MS       10000        /* a request head must arrive within this (or idle) */
@@ -19,6 +21,7 @@
 #define HS_EXTRA_MAX     1024         /* response headers besides status, type and length */
 #define HS_TOKEN_MAX     512
 #define HS_INLINE_MAX    (16u << 10) /* a memory body up to this goes with the headers */
+#define HS_STOP_FLUSH_MS 1000        /* at stop, for the last bytes of streams */
 
 /* Per connection (srv's data area, zeroed at accept); the answer's part is
  * reset for every request of a keep-alive connection.
@@ -57,6 +60,9 @@ struct hreq {
 	int fd;
 	size_t fd_part;
 	unsigned char *buf;
+	/* live.mjpeg: set from the stream's start until the connection closes;
+	 * mjpeg.c then owns the writing (see mjpeg.h) */
+	struct mjpeg_client *mjpeg;
 };
 
 struct hs {
@@ -82,5 +88,14 @@ int hs_writeable(struct httpd *h, struct hreq *r);
 void hs_done(struct httpd *h, struct hreq *r);
 /* A chunk handed to srv (the TLS path) was sent. */
 void hs_sent(struct httpd *h, struct hreq *r, bool written);
+/* Queues the status line and headers (the extras, the Connection header)
+ * of a response without Content-Length: a HEAD, or a body that ends with
+ * the connection (close_after). -1: the connection failed. */
+int hs_stream_headers(struct httpd *h, struct hreq *r, int status, const char *ctype);
+
+/* request.c: what identifies the request's token for later checks (revoked,
+ * expired): its SHA-256 as tok_digest gives it, and its expiry (unix s, 0
+ * never). -ENOENT without a token, else as tok_check. */
+int hs_token_id(struct hreq *r, uint8_t ret_digest[32], int64_t *ret_expires);
 
 #endif

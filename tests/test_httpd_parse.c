@@ -29,6 +29,7 @@ START_TEST(test_routes_accepted)
 		{ "/api/config", ROUTE_API_CONFIG },
 		{ "/api/sentinels", ROUTE_SENTINELS },
 		{ "/api/sentinels/" SID "/snapshot.jpg", ROUTE_SNAPSHOT },
+		{ "/api/sentinels/" SID "/live.mjpeg", ROUTE_LIVE_MJPEG },
 		{ "/api/sentinels/" SID "/sessions", ROUTE_SESSIONS },
 		{ API, ROUTE_SESSION },
 		{ API "/segments", ROUTE_SEGMENTS },
@@ -62,6 +63,7 @@ START_TEST(test_routes_bad_ids_are_400)
 	static const char *const bad[] = {
 		"/api/sentinels/not-a-uuid/sessions",
 		"/api/sentinels/" SID "x/sessions",
+		"/api/sentinels/not-a-uuid/live.mjpeg",
 		"/api/sentinels/" SID "/sessions/123",
 		API "/segments/01.m4s", /* not canonical */
 		API "/segments/-1.m4s", /* negative */
@@ -139,6 +141,27 @@ START_TEST(test_methods)
 	ck_assert_uint_eq(route_methods(ROUTE_SEGMENT), ROUTE_GET | ROUTE_HEAD);
 	ck_assert_str_eq(route_allow(ROUTE_SESSION), "DELETE");
 	ck_assert_str_eq(route_allow(ROUTE_HEALTH), "GET, HEAD");
+}
+END_TEST
+
+/* live.mjpeg's ?fps=: plain decimals in thousandths, nothing else. */
+START_TEST(test_milli)
+{
+	static const struct {
+		const char *s;
+		int64_t v;
+	} ok[] = { { "1", 1000 },  { "5", 5000 },  { "0.5", 500 },    { "2.25", 2250 },
+		   { "0.1", 100 }, { "0.001", 1 }, { "999", 999000 }, { "007", 7000 } };
+	static const char *const bad[] = { "",   ".5", "1.",  "1e1",  "+1",     "-1",  "1,5",
+					   "1 ", " 1", "0x1", "1000", "1.2345", "nan", "1..2" };
+	int64_t v;
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		ck_assert_msg(route_parse_milli(ok[i].s, &v) == 0, "refused %s", ok[i].s);
+		ck_assert_int_eq(v, ok[i].v);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(route_parse_milli(bad[i], &v) == -EINVAL, "took '%s'", bad[i]);
 }
 END_TEST
 
@@ -236,6 +259,7 @@ parse_suite(void)
 	tcase_add_test(tc, test_traversal_forms_refused);
 	tcase_add_test(tc, test_long_path_refused);
 	tcase_add_test(tc, test_methods);
+	tcase_add_test(tc, test_milli);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("range");
 	tcase_add_test(tc, test_range_rfc9110_cases);
