@@ -18,7 +18,9 @@
  * newest join point after 1 s, then up to 10 s.
  *
  * mjpeg_dec_set, _take and _stats belong to the loop thread; wake() is called
- * from the encoders' threads and must be safe from any thread (hs_wake). */
+ * from the encoders' threads and must be safe from any thread (hs_wake).
+ * Files: mjpeg_dec.c the worker and this API, mjpeg_pipe.c the pipelines,
+ * mjpeg_dec_internal.h what they share. */
 #ifndef VIGIL_MJPEG_DEC_H
 #define VIGIL_MJPEG_DEC_H
 
