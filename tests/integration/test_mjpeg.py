@@ -25,6 +25,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
 from vigil import BUILD, Vigil  # noqa: E402
+from wsclient import Client  # noqa: E402
 
 SENTINEL = os.path.join(BUILD, "deploy", "vigil-sentinel")
 PT, AT, OT, ST, RT = ("proctor-secret", "archivist-secret", "operator-secret", "sentinel-secret",
@@ -68,6 +69,30 @@ def jpeg_size(b):
             return w, h
         i += 2 + length
     raise AssertionError("no SOF marker")
+
+
+def fmp4(width, height, seconds=2):
+    """An init segment and one-second keyframe segments of a test pattern, as
+    tests/data/fmp4/make.sh makes the fixtures, at any size."""
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "out.mp4")
+        subprocess.run(["gst-launch-1.0", "-q", "videotestsrc", "num-buffers=%d" % (30 * seconds),
+                        "pattern=ball", "!", "video/x-raw,format=I420,width=%d,height=%d,"
+                        "framerate=30/1" % (width, height), "!", "x264enc", "key-int-max=30",
+                        "tune=zerolatency", "speed-preset=ultrafast", "!", "h264parse", "!",
+                        "mp4mux", "fragment-duration=1000", "streamable=true", "!", "filesink",
+                        "location=" + out], check=True, timeout=60)
+        with open(out, "rb") as f:
+            data = f.read()
+    boxes, off = [], 0
+    while off < len(data):
+        size, kind = struct.unpack(">I4s", data[off:off + 8])
+        boxes.append((kind, data[off:off + size]))
+        off += size
+    init = b"".join(b for k, b in boxes if k in (b"ftyp", b"moov"))
+    segs = [boxes[i][1] + boxes[i + 1][1] for i in range(len(boxes) - 1)
+            if boxes[i][0] == b"moof" and boxes[i + 1][0] == b"mdat"]
+    return init, segs
 
 
 def rss_kib(pid):
@@ -445,6 +470,29 @@ class TestLife(Base):
         self.assertLess(waited, GRACE_S + 5)
         st, _, body = self.req("GET", self.path(sid=b["sentinelId"]))
         self.assertEqual(st, 404, body)
+
+    def test_a_new_init_goes_on_at_the_new_size(self):
+        """A new init in the session (new encoder settings, here a new size):
+        the decoder starts again at its first join point, the stream goes on."""
+        small, big = fmp4(160, 120), fmp4(320, 240)
+        py = Client(self.v.url("ingest", "/sentinel"))
+        self.addCleanup(py.close)
+        ack = py.register(name="py-cam")
+        seq = iter(range(100))
+
+        def send(init, segs):
+            py.send("sentinel.init", {"data": init})
+            for seg in segs:
+                py.send("sentinel.segment", {"sequence": next(seq), "data": seg})
+        send(*small)
+        until(lambda: [x for x in self.listing() if x["sentinelId"] == ack["sentinelId"] and
+                       x["lastSequence"] >= 1], what="py-cam's segments")
+        s = self.open(sid=ack["sentinelId"], fps=5)
+        self.assertEqual(jpeg_size(s.part()[1]), (160, 120))
+        send(*big)
+        sizes = set()
+        until(lambda: sizes.add(jpeg_size(s.part()[1])) or (320, 240) in sizes,
+              what="a picture at the new size")
 
     def test_deleted_session_ends_the_stream_at_once(self):
         c = self.sentinel("cam-c", "320x180")
