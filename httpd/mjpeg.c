@@ -29,6 +29,8 @@
  * does not read, so that it neither skips frames nor is seen to stall. */
 #define MJPEG_NOTSENT_MAX (64 << 10)
 
+#define MJPEG_CTYPE "multipart/x-mixed-replace; boundary=" MJPEG_BOUNDARY
+
 /* What every part but the first starts with, and what follows each JPEG. */
 #define MJPEG_OPEN  "--" MJPEG_BOUNDARY "\r\n"
 #define MJPEG_AFTER "\r\n--" MJPEG_BOUNDARY
@@ -311,8 +313,7 @@ mjpeg_start(struct httpd *h, struct mjpeg *m, struct hreq *r, struct mjpeg_clien
 	mjpeg_want(m, c->stream);
 	r->close_after = true;
 	hs_extra(r, "cache-control:", "no-store");
-	if (hs_stream_headers(h, r, 200, "multipart/x-mixed-replace;boundary=" MJPEG_BOUNDARY) <
-	    0) {
+	if (hs_stream_headers(h, r, 200, MJPEG_CTYPE) < 0) {
 		srv_conn_abort(r->sc);
 		return;
 	}
@@ -363,8 +364,7 @@ mjpeg_get(struct httpd *h, struct hreq *r)
 		width = 0; /* the video's own: one encoder for both */
 	if (r->head) {
 		hs_extra(r, "cache-control:", "no-store");
-		if (hs_stream_headers(h, r, 200,
-				      "multipart/x-mixed-replace;boundary=" MJPEG_BOUNDARY) < 0)
+		if (hs_stream_headers(h, r, 200, MJPEG_CTYPE) < 0)
 			srv_conn_abort(r->sc);
 		else
 			hs_done(h, r);

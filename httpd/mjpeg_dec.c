@@ -66,16 +66,21 @@ mjd_push(struct mjpeg_dec *d, struct mjd_slot *s, const struct ring_seg *m, cons
 	return gst_app_src_push_buffer(GST_APP_SRC(s->src), buf) == GST_FLOW_OK ? 0 : -EIO;
 }
 
-/* Whether more than MJD_BEHIND_US of pushed segments wait for the decoder
- * (known when segments carry tfdt and a picture came out). */
+/* Whether the decoder is more than MJD_BEHIND_US behind what was pushed,
+ * beyond the two segments it may rightly hold (the one it paces, the next);
+ * known when segments carry tfdt and a picture came out. */
 static bool
 mjd_behind(struct mjd_slot *s)
 {
-	bool behind;
+	const struct mjd_rec *rc;
+	bool behind = false;
 
 	pthread_mutex_lock(&s->lock);
-	behind = s->n_rec > 0 && s->decoded_pts != INT64_MIN &&
-		 s->rec[(s->n_rec - 1) % MJD_RECS].end_us - s->decoded_pts > MJD_BEHIND_US;
+	if (s->n_rec > 0 && s->decoded_pts != INT64_MIN) {
+		rc = &s->rec[(s->n_rec - 1) % MJD_RECS];
+		behind = rc->end_us - s->decoded_pts >
+			 MJD_BEHIND_US + 2 * (rc->end_us - rc->start_us);
+	}
 	pthread_mutex_unlock(&s->lock);
 	return behind;
 }
@@ -161,6 +166,7 @@ mjd_round(struct mjpeg_dec *d, struct mjd_slot *s, bool on, const struct mjpeg_d
 	}
 	if (!s->running && now >= s->retry_at_us) {
 		r = mjd_start(d, s, want);
+		s->started_us = now;
 		if (r < 0 && r != -EAGAIN) {
 			log_warn(r, "mjpeg: decoder of slot %d not started", s->index);
 			s->retry_us = s->retry_us == 0 ? MJD_RETRY_US : s->retry_us * 2;
@@ -172,6 +178,8 @@ mjd_round(struct mjpeg_dec *d, struct mjd_slot *s, bool on, const struct mjpeg_d
 	}
 	if (!s->running)
 		return true;
+	if (s->retry_us != 0 && now - s->started_us > MJD_STABLE_US)
+		s->retry_us = 0; /* it ran well: a failure later is a first one again */
 	if (s->applied_gen != gen) {
 		mjd_sync_encoders(d, s, want);
 		s->applied_gen = gen;

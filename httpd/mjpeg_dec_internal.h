@@ -26,7 +26,8 @@
 #define MJD_BACKLOG   (16ull << 20) /* bytes waiting for the demuxer: behind, restart; */
 #define MJD_BEHIND_US 4000000       /* so is this much stream time not yet decoded */
 #define MJD_RETRY_US  1000000       /* first restart delay after a failure, */
-#define MJD_RETRY_MAX 10000000      /* doubling up to this */
+#define MJD_RETRY_MAX 10000000      /* doubling up to this, */
+#define MJD_STABLE_US 30000000      /* and back to the first after this long running */
 
 struct mjd_slot;
 
@@ -63,7 +64,7 @@ struct mjd_slot {
 	struct fmp4_init init;
 	uint64_t cursor;
 	bool need_key;
-	int64_t retry_at_us, retry_us;
+	int64_t retry_at_us, retry_us, started_us;
 	GstElement *pipe, *src;
 	/* worker <-> decoder thread, under lock */
 	pthread_mutex_t lock;

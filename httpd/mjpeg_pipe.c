@@ -395,7 +395,7 @@ mjd_start(struct mjpeg_dec *d, struct mjd_slot *s, const struct mjpeg_dec_want *
 	sink = NULL;
 	if (gst_element_set_state(s->pipe, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
 		r = -EIO;
-		goto fail;
+		goto fail_playing;
 	}
 	init = gst_buffer_new_memdup(d->init_buf, rs.init_len);
 	if (init == NULL || gst_app_src_push_buffer(GST_APP_SRC(s->src), init) != GST_FLOW_OK) {

@@ -290,7 +290,7 @@ class TestStream(Base):
     def test_framing_headers_sizes_and_rate(self):
         s = self.open(fps=2, width=160)
         self.assertEqual(s.headers["content-type"],
-                         "multipart/x-mixed-replace;boundary=" + BOUNDARY.decode())
+                         "multipart/x-mixed-replace; boundary=" + BOUNDARY.decode())
         self.assertEqual(s.headers["cache-control"], "no-store")
         self.assertEqual(s.headers["connection"], "close")
         self.assertNotIn("content-length", s.headers)
@@ -412,7 +412,7 @@ class TestRequests(Base):
         for tok in (PT, AT, OT):  # proctor, and the roles above it (PROTOCOL.md section 6)
             st, hd, body = self.req("HEAD", base, tok)
             self.assertEqual((st, body), (200, b""), tok)
-            self.assertTrue(hd["content-type"].startswith("multipart/x-mixed-replace;boundary="))
+            self.assertTrue(hd["content-type"].startswith("multipart/x-mixed-replace; boundary="))
             self.assertEqual(hd["cache-control"], "no-store")
             self.assertNotIn("content-length", hd)
         # HEAD keeps the connection: a second request on it is answered
