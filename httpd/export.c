@@ -20,6 +20,9 @@
 #include "httpd.h"
 #include "log.h"
 
+#define EXPORT_GENS_MAX 64              /* init generations in one export */
+#define EXPORT_WAIT_MS  (5 * 60 * 1000) /* for the plan of a large export */
+
 struct export_sel {
 	bool by_seq, by_time;
 	int64_t from, to;   /* sequences, inclusive */
@@ -95,24 +98,6 @@ export_base(const struct fmp4_init *init, const struct part *pt)
 	return base;
 }
 
-/* The ring copy just added moves at once; a file moves as it is sent. */
-static int
-export_rebase_part(struct body *b, struct part *pt)
-{
-	struct fmp4_seg seg;
-	char err[160];
-
-	if (pt->mem == NULL) {
-		pt->rebase = true;
-		return 0;
-	}
-	if (fmp4_parse_segment(pt->mem->data + pt->off, pt->len, b->init, &seg, err, sizeof(err)) <
-		    0 ||
-	    fmp4_rebase(pt->mem->data + pt->off, pt->len, &seg, b->rebase) < 0)
-		return -EINVAL;
-	return 0;
-}
-
 /* "{name}-{UTC start}.mp4" with only [A-Za-z0-9._-] (runs of anything else
  * become one '_'), so that the name is valid on every file system. */
 static void
@@ -149,20 +134,167 @@ export_selected(const struct export_sel *sel, const struct seg *g)
 	return g->sequence >= sel->from && g->sequence <= sel->to;
 }
 
+/* The session's init generations in the selection, ascending: each one's
+ * init (parsed) becomes an entry of the export's stsd. */
+struct export_gens {
+	int gen[EXPORT_GENS_MAX];
+	struct fmp4_init init[EXPORT_GENS_MAX];
+	size_t n;
+};
+
+static int
+export_gen_index(const struct export_gens *g, int gen)
+{
+	for (size_t i = 0; i < g->n; i++) {
+		if (g->gen[i] == gen)
+			return (int)i;
+	}
+	return -1;
+}
+
+/* The export's init: the first generation's, with the later ones' sample
+ * entries when there are several. Answers r and returns < 0 on failure. */
+static int
+export_init(struct httpd *h, struct hreq *r, const struct sess *s, struct export_gens *g,
+	    struct body *b, EVP_MD_CTX *md)
+{
+	struct fmp4_src src[EXPORT_GENS_MAX];
+	struct body ib = { 0 };
+	char etag[HTTPD_ETAG_MAX];
+	ssize_t n;
+	int err = 0;
+
+	for (size_t i = 0; i < g->n && err == 0; i++) {
+		err = ar_init_body(h, s, g->gen[i], &ib, etag);
+		if (err < 0) {
+			hs_error(r, 404, "init generation %d of session %s is not available",
+				 g->gen[i], s->session);
+			break;
+		}
+		EVP_DigestUpdate(md, etag, strlen(etag));
+		src[i] = (struct fmp4_src){ ib.v[i].mem->data, ib.v[i].len, &g->init[i] };
+		err = fmp4_parse_init(src[i].buf, src[i].len, &g->init[i], NULL, 0);
+		if (err < 0)
+			hs_error(r, 500, "init generation %d of session %s does not parse",
+				 g->gen[i], s->session);
+	}
+	if (err == 0 && g->n == 1) {
+		err = body_add_mem(b, ib.v[0].mem, 0, ib.v[0].len);
+	} else if (err == 0) {
+		n = fmp4_merge_inits(src, g->n, NULL, 0);
+		for (size_t i = 1; n == -EDOM && i < g->n; i++) {
+			if (g->init[i].timescale != g->init[0].timescale) {
+				hs_error(r, 409,
+					 "init generations %d and %d have different timescales (%u "
+					 "and %u): export each part separately (from=/to=)",
+					 g->gen[0], g->gen[i], g->init[0].timescale,
+					 g->init[i].timescale);
+				err = -EDOM;
+				break;
+			}
+		}
+		if (err == 0) {
+			struct hbuf *m = n > 0 ? hbuf_new((size_t)n) : NULL;
+
+			if (m == NULL || fmp4_merge_inits(src, g->n, m->data, m->len) != n ||
+			    body_add_mem(b, m, 0, m->len) < 0)
+				err = -ENOMEM;
+			hbuf_unref(m);
+		}
+	}
+	if (err == -ENOMEM)
+		hs_error(r, 500, "out of memory");
+	body_free(&ib);
+	return err;
+}
+
+/* The selection's generations: -E2BIG (answered) past EXPORT_GENS_MAX. */
+static int
+export_gens(struct hreq *r, const struct seglist *l, size_t first, size_t last,
+	    struct export_gens *g)
+{
+	g->n = 0;
+	for (size_t i = first; i <= last; i++) {
+		if (export_gen_index(g, l->v[i].init) >= 0)
+			continue;
+		if (g->n == EXPORT_GENS_MAX) {
+			hs_error(r, 409,
+				 "the range spans more than %d init generations; export "
+				 "it in parts (from=/to=)",
+				 EXPORT_GENS_MAX);
+			return -E2BIG;
+		}
+		g->gen[g->n++] = l->v[i].init;
+	}
+	return 0;
+}
+
+/* Segments, remapped where they need it: *ret_unknown when a remap changes
+ * some length, which only a read of the segment tells. */
+static int
+export_segments(struct httpd *h, struct hreq *r, const struct sess *s, const struct seglist *l,
+		size_t first, size_t last, struct export_gens *g, struct body *b, EVP_MD_CTX *md,
+		bool *ret_unknown)
+{
+	char etag[HTTPD_ETAG_MAX], tag[48];
+	uint64_t rebase = 0;
+	int err;
+
+	*ret_unknown = false;
+	b->xp = xport_new(g->n);
+	if (b->xp == NULL) {
+		hs_error(r, 500, "out of memory");
+		return -ENOMEM;
+	}
+	for (size_t i = first; i <= last; i++) {
+		int k = export_gen_index(g, l->v[i].init);
+
+		err = ar_segment_body(h, s, &l->v[i], b, etag);
+		if (err == -EBUSY) {
+			hs_retry_after(r, 1);
+			hs_error(r, 503, "too many segments from memory in flight; retry");
+			return err;
+		}
+		if (err < 0) {
+			hs_error(r, 503, "segment %lld left the ring before it was archived; retry",
+				 (long long)l->v[i].sequence);
+			return err;
+		}
+		EVP_DigestUpdate(md, etag, strlen(etag));
+		if (i == first) {
+			/* An export starts at time 0; later inits get entries after the first's. */
+			rebase = export_base(&g->init[0], &b->v[b->n - 1]);
+			for (size_t k2 = 0; k2 < g->n; k2++)
+				xport_set(b->xp, k2, &g->init[k2],
+					  k2 == 0 ? 0 : g->init[0].entries + (uint32_t)k2, rebase);
+		}
+		if (rebase > 0 || k > 0)
+			body_remap_last(b, k);
+		if (k > 0 && !xport_same_length(b->xp, (size_t)k))
+			*ret_unknown = true;
+	}
+	/* Moved bytes are other bytes: the tag says by how much. */
+	snprintf(tag, sizeof(tag), "rebase=%llu gens=%zu", (unsigned long long)rebase, g->n);
+	EVP_DigestUpdate(md, tag, strlen(tag));
+	return 0;
+}
+
 void
 export_get(struct httpd *h, struct hreq *r)
 {
 	const struct route *rt = hs_route(r);
 	struct export_sel sel;
+	struct export_gens *g = NULL;
 	struct seglist l = { 0 };
 	struct body b = { 0 };
-	char etag[HTTPD_ETAG_MAX], disp[256], fname[160], base_tag[32];
+	char etag[HTTPD_ETAG_MAX], disp[256], fname[160];
 	size_t first = SIZE_MAX, last = 0;
 	EVP_MD_CTX *md = NULL;
 	unsigned char dg[EVP_MAX_MD_SIZE];
 	unsigned dlen = 0;
+	bool unknown;
 	struct sess s;
-	int gen, err;
+	int err;
 
 	if (!export_args(r, &sel))
 		return;
@@ -188,58 +320,15 @@ export_get(struct httpd *h, struct hreq *r)
 	/* A playable file starts at a join point: back to the last keyframe. */
 	while (first > 0 && !l.v[first].keyframe)
 		first--;
-	gen = l.v[first].init;
-	for (size_t i = first; i <= last; i++) {
-		if (l.v[i].init != gen) {
-			hs_error(r, 409,
-				 "the range spans init generations %d and %d; export each part "
-				 "separately (from=/to=)",
-				 gen, l.v[i].init);
-			goto out;
-		}
-	}
+	g = malloc(sizeof(*g));
 	md = EVP_MD_CTX_new();
-	if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+	if (g == NULL || md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
 		hs_error(r, 500, "out of memory");
 		goto out;
 	}
-	err = ar_init_body(h, &s, gen, &b, etag);
-	if (err < 0) {
-		hs_error(r, 404, "the init segment of session %s is not available", s.session);
+	if (export_gens(r, &l, first, last, g) < 0 || export_init(h, r, &s, g, &b, md) < 0 ||
+	    export_segments(h, r, &s, &l, first, last, g, &b, md, &unknown) < 0)
 		goto out;
-	}
-	EVP_DigestUpdate(md, etag, strlen(etag));
-	/* The init is in memory (ar_init_body reads it whole). */
-	b.init = malloc(sizeof(*b.init));
-	if (b.init == NULL || b.v[0].mem == NULL ||
-	    fmp4_parse_init(b.v[0].mem->data, b.v[0].len, b.init, NULL, 0) < 0) {
-		free(b.init);
-		b.init = NULL; /* not ours to parse: sent as it is */
-	}
-	for (size_t i = first; i <= last; i++) {
-		err = ar_segment_body(h, &s, &l.v[i], &b, etag);
-		if (err == -EBUSY) {
-			hs_retry_after(r, 1);
-			hs_error(r, 503, "too many segments from memory in flight; retry");
-			goto out;
-		}
-		if (err < 0) {
-			hs_error(r, 503, "segment %lld left the ring before it was archived; retry",
-				 (long long)l.v[i].sequence);
-			goto out;
-		}
-		if (i == first && b.init != NULL)
-			b.rebase = export_base(b.init, &b.v[b.n - 1]);
-		if (b.rebase > 0 && export_rebase_part(&b, &b.v[b.n - 1]) < 0) {
-			hs_error(r, 500, "segment %lld of the export could not be read",
-				 (long long)l.v[i].sequence);
-			goto out;
-		}
-		EVP_DigestUpdate(md, etag, strlen(etag));
-	}
-	/* Moved bytes are other bytes: the tag says by how much. */
-	snprintf(base_tag, sizeof(base_tag), "rebase=%llu", (unsigned long long)b.rebase);
-	EVP_DigestUpdate(md, base_tag, strlen(base_tag));
 	EVP_DigestFinal_ex(md, dg, &dlen);
 	/* The selection's bytes are fixed once listed, so the ETag is a digest of
 	 * its parts' ETags: the same export gets the same tag. */
@@ -247,6 +336,20 @@ export_get(struct httpd *h, struct hreq *r)
 	for (unsigned i = 0; i < 16 && i < dlen; i++)
 		snprintf(etag + 3 + 2 * i, sizeof(etag) - 3 - 2 * i, "%02x", dg[i]);
 	strcat(etag, "\"");
+	/* Lengths that only a read tells, and the whole file's digest, come from
+	 * the plan (xplan.c); the request waits for it once per export. */
+	err = xplan_apply(h, etag, s.session, &b, unknown || !hs_has_range(r));
+	if (err == 0 && !hs_parked_timed_out(r)) {
+		hs_park(r, HS_PARK_EXPORT, 0, EXPORT_WAIT_MS);
+		goto out;
+	}
+	if (err <= 0) {
+		hs_retry_after(r, 5);
+		hs_error(r, 503,
+			 "the export could not be prepared (busy, or a part is gone); "
+			 "retry");
+		goto out;
+	}
 	export_filename(fname, sizeof(fname), &s, l.v[first].start_ms);
 	snprintf(disp, sizeof(disp), "attachment; filename=\"%s\"", fname);
 	h->stats.exports++;
@@ -254,6 +357,7 @@ export_get(struct httpd *h, struct hreq *r)
 		 s.end_ms >= 0 ? "private, max-age=3600" : "no-cache");
 out:
 	EVP_MD_CTX_free(md);
+	free(g);
 	body_free(&b);
 	seglist_free(&l);
 }

@@ -106,7 +106,10 @@ void
 ar_forget(struct httpd *h, const uint8_t session[16])
 {
 	struct forget *f = forget_get(h);
+	char id[ID_STR_LEN];
 
+	id_format(session, id);
+	xplan_forget(h, id); /* what an export of it measured goes too */
 	if (f == NULL) {
 		log_error(-ENOMEM, "a deleted session could not be remembered");
 		return;

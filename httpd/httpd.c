@@ -70,6 +70,7 @@ httpd_new(struct stage *st)
 		h->ring = NULL;
 	}
 	snap_init(h);
+	xplan_init(h);
 	r = hs_open(h);
 	if (r < 0) {
 		log_error(r, "the HTTP server did not start");
@@ -96,6 +97,7 @@ httpd_free(struct httpd *h)
 		return;
 	hs_close(h);
 	snap_free(h);
+	xplan_free(h);
 	if (h->ring != NULL)
 		ring_close(h->ring);
 	if (h->data_fd >= 0)

@@ -211,6 +211,7 @@ static void
 hs_conn_wake(void *ctx)
 {
 	snap_service(ctx);
+	xplan_service(ctx);
 }
 
 static void

@@ -6,6 +6,7 @@ vigil-sentinel for ffprobe, ffmpeg and the snapshot); Range cases of RFC 9110;
 auth (none, wrong role, expired, revoked); traversal forms and limits; a
 session the test writes into data_dir itself (the archive layout of
 docs/archive.md) and its deletion through archive."""
+import base64
 import hashlib
 import http.client
 import json
@@ -25,6 +26,7 @@ from urllib.parse import unquote
 
 sys.path.insert(0, os.path.dirname(__file__))
 from vigil import BUILD, SOURCE, Vigil  # noqa: E402
+from proctor import Proctor  # noqa: E402
 from wsclient import Client  # noqa: E402
 
 FIX = os.path.join(SOURCE, "tests", "data", "fmp4")
@@ -102,6 +104,69 @@ def tfdt_of(data):
                     else struct.unpack(">I", data[off + 12:off + 16])[0])
         off += size
     return None
+
+
+CONTAINERS = (b"moov", b"trak", b"mdia", b"minf", b"stbl", b"moof", b"traf")
+
+
+def boxes(data, path=()):
+    """Every box of an MP4 as (path, offset, size), walking the containers."""
+    def walk(off, end, at):
+        while off + 8 <= end:
+            size, typ = struct.unpack(">I4s", data[off:off + 8])
+            if size == 1:
+                size = struct.unpack(">Q", data[off + 8:off + 16])[0]
+            elif size == 0:
+                size = end - off
+            if size < 8 or off + size > end:
+                raise AssertionError("bad box at %d" % off)
+            yield at + (typ,), off, size
+            if typ in CONTAINERS:
+                yield from walk(off + 8, off + size, at + (typ,))
+            off += size
+    return list(walk(0, len(data), path))
+
+
+def stsd(data):
+    _, off, size = next(b for b in boxes(data) if b[0][-1] == b"stsd")
+    return off, size
+
+
+def stsd_entries(data):
+    off, _ = stsd(data)
+    return struct.unpack(">I", data[off + 12:off + 16])[0]
+
+
+def init_entry_len(data):
+    off, _ = stsd(data)
+    return struct.unpack(">I", data[off + 16:off + 20])[0]
+
+
+def tfhd_sample_desc(data):
+    """Each tfhd's sample_description_index, None where it has none."""
+    out = []
+    for p, off, size in boxes(data):
+        if p[-1] == b"tfhd":
+            flags = struct.unpack(">I", data[off + 8:off + 12])[0] & 0xFFFFFF
+            base = 16 + (8 if flags & 1 else 0)
+            out.append(struct.unpack(">I", data[off + base:off + base + 4])[0]
+                       if flags & 2 else None)
+    return out
+
+
+def frames_of(data):
+    """Samples in the truns of a segment."""
+    return sum(struct.unpack(">I", data[off + 12:off + 16])[0]
+               for p, off, size in boxes(data) if p[-1] == b"trun")
+
+
+def decoded_frames(path):
+    """Frames ffmpeg decodes from a file, which must decode without an error."""
+    res = subprocess.run(["ffmpeg", "-v", "error", "-i", path, "-fps_mode", "passthrough",
+                          "-f", "framemd5", "-"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and res.stderr == "", res.stderr
+    return sum(1 for ln in res.stdout.splitlines() if ln and not ln.startswith("#"))
 
 
 def probe(path):
@@ -485,8 +550,20 @@ class TestLive(Base):
         self.assertIn('#EXT-X-MAP:URI="init.mp4"\n', text)
         self.assertIn('#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI="init.mp4?init=1"\n', text)
         self.assertNotIn("#EXT-X-ENDLIST", text)  # live
-        st, _, body = self.get(base + "/export.mp4", AT)
-        self.assertEqual(st, 409, body)
+        # one playable file across the new init: two sample entries, and the
+        # later segment names the second in its tfhd (issue 14, item 5)
+        st, hd, body = self.get(base + "/export.mp4", AT)
+        self.assertEqual(st, 200, body[:200])
+        self.assertEqual(len(body), len(INIT) + init_entry_len(INIT) + len(SEG0) + len(SEG1) + 4)
+        self.assertEqual(stsd_entries(body), 2)
+        self.assertEqual(tfhd_sample_desc(body), [None, 2])
+        path = os.path.join(self.v.dir, "export-reinit.mp4")
+        with open(path, "wb") as f:
+            f.write(body)
+        self.assertEqual(decoded_frames(path), frames_of(SEG0) + frames_of(SEG1))
+        self.assertIn("repr-digest", hd)
+        self.assertEqual(hd["repr-digest"],
+                         "sha-256=:%s:" % base64.b64encode(hashlib.sha256(body).digest()).decode())
         # a later part starts at 0: seg1's tfdt (3000) moves back, nothing else
         self.assertEqual(tfdt_of(SEG1), 3000)
         self.assertEqual(self.get(base + "/export.mp4?from=1", AT)[2], INIT + rebased(SEG1, 3000))
@@ -554,12 +631,19 @@ class TestRecorded(Base):
         self.assertEqual(st, 200, body[:200])
         self.assertEqual(body, init + b"".join(parts))
         self.assertEqual(int(hd["content-length"]), len(body))
+        # RFC 9530: the whole file's SHA-256 with it, and the same again
+        digest = "sha-256=:%s:" % base64.b64encode(hashlib.sha256(body).digest()).decode()
+        self.assertEqual(hd["repr-digest"], digest)
+        st, hd2, again = self.get(base + "/export.mp4", AT)
+        self.assertEqual((st, again, hd2["repr-digest"], hd2["etag"]),
+                         (200, body, digest, hd["etag"]))
         self.assertTrue(hd["content-disposition"].startswith("attachment; filename="))
         self.assertEqual(self.get(base + "/export.mp4", PT)[0], 403)
         # Range across the init/segment boundary of the export
         a, b = len(init) - 5, len(init) + 20
         st, hd, part = self.get(base + "/export.mp4", AT, headers={"Range": "bytes=%d-%d" % (a, b)})
         self.assertEqual((st, part), (206, body[a:b + 1]))
+        self.assertNotIn("repr-digest", hd)  # only with the whole representation
         # from/to: a subset, starting at a join point, and at time 0: each
         # fragment's decode time moved back by the first one's (issue 14)
         st, hd, sub = self.get(base + "/export.mp4?from=1&to=2", AT)
@@ -619,6 +703,55 @@ class TestRecorded(Base):
                               "stream=nb_read_packets", "-of", "json", path],
                              capture_output=True, text=True, timeout=60)
         self.assertEqual(hls_packets, int(json.loads(res.stdout)["streams"][0]["nb_read_packets"]))
+
+    def test_export_across_a_frame_rate_change(self):
+        """A proctor's fps change makes the sentinel send a new init; the whole
+        session still exports as one file that decodes from end to end."""
+        proc = subprocess.Popen([SENTINEL, "--url", self.v.url("ingest", "/sentinel"),
+                                 "--duration", "6", "--size", "320x180", "--fps", "15",
+                                 "--name", "fpscam"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.addCleanup(proc.stderr.close)
+        self.addCleanup(proc.kill)
+        sent = until(lambda: [x for x in self.json_ok("/api/sentinels")
+                              if x["name"] == "fpscam" and x["lastSequence"] >= 0],
+                     what="the sentinel's first segment")[0]
+        sid, sess = sent["sentinelId"], sent["sessionId"]
+        base = "/api/sentinels/%s/sessions/%s" % (sid, sess)
+        p = Proctor(self.v.url("relay", "/proctor"))
+        self.addCleanup(p.close)
+        p.register(PT)
+        p.send("proctor.fps.change", {"sentinelId": sid, "framerate": 5})
+        until(lambda: any(g["init"] == 1 for g in self.json_ok(base + "/segments")["segments"]),
+              what="a segment after the new init")
+        self.assertEqual(proc.wait(30), 0, proc.stderr.read()[-2000:])
+        until(lambda: [x for x in self.json_ok("/api/sentinels/%s/sessions" % sid)
+                       if x["sessionId"] == sess and x["endTime"] is not None],
+              what="the session's end")
+        segs = self.json_ok(base + "/segments")["segments"]
+        gens = sorted({g["init"] for g in segs})
+        self.assertEqual(gens, [0, 1])
+        st, hd, body = self.get(base + "/export.mp4", AT)
+        self.assertEqual(st, 200, body[:300])
+        self.assertEqual(stsd_entries(body), 2)
+        # every fragment of the later init names the second sample entry
+        descs = tfhd_sample_desc(body)
+        self.assertEqual(descs, [None if g["init"] == 0 else 2 for g in segs])
+        self.assertEqual(hd["repr-digest"],
+                         "sha-256=:%s:" % base64.b64encode(hashlib.sha256(body).digest()).decode())
+        path = os.path.join(self.v.dir, "export-fps.mp4")
+        with open(path, "wb") as f:
+            f.write(body)
+        self.assertEqual(decoded_frames(path), frames_of(body))
+        start, dur = probe(path)
+        want = sum(g["duration"] for g in segs) / 1000
+        self.assertLess(abs(dur - want), 0.5, (dur, want))
+        # the frame rate did change: the later fragments' samples last 200 ms
+        res = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v",
+                              "-show_entries", "packet=duration_time", "-of", "csv=p=0", path],
+                             capture_output=True, text=True, timeout=60)
+        durs = [round(float(x), 3) for x in res.stdout.split()]
+        self.assertIn(0.2, durs[-5:], durs[-10:])
 
 
 NODE_FETCH_20 = r"""
