@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "beneath.h"
 #include "log.h"
 #include "proc.h"
@@ -184,8 +186,12 @@ hs_bytes(struct hreq *r, const char *ctype, struct body *body, const char *etag,
 	}
 	hs_answer(r, rr == RANGE_PARTIAL ? 206 : 200, ctype);
 	/* RFC 9530: the digest of the whole representation, sent with it. */
-	if (rr == RANGE_WHOLE && r->body.repr_digest[0] != '\0')
-		hs_extra(r, "repr-digest:", "sha-256=:%s:", r->body.repr_digest);
+	if (rr == RANGE_WHOLE && r->body.has_sha256) {
+		unsigned char b64[48];
+
+		EVP_EncodeBlock(b64, r->body.sha256, sizeof(r->body.sha256));
+		hs_extra(r, "repr-digest:", "sha-256=:%s:", (const char *)b64);
+	}
 	if (rr == RANGE_PARTIAL) {
 		hs_extra(r, "content-range:", "bytes %llu-%llu/%llu", (unsigned long long)rg.first,
 			 (unsigned long long)rg.last, (unsigned long long)size);

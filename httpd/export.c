@@ -279,66 +279,64 @@ export_segments(struct httpd *h, struct hreq *r, const struct sess *s, const str
 	return 0;
 }
 
-void
-export_get(struct httpd *h, struct hreq *r)
+int
+export_prepare(struct httpd *h, struct hreq *r, bool whole, bool need_sha256, struct export *x)
 {
 	const struct route *rt = hs_route(r);
-	struct export_sel sel;
+	struct export_sel sel = { .from = 0, .to = INT64_MAX, .start = 0, .end = INT64_MAX };
 	struct export_gens *g = NULL;
-	struct seglist l = { 0 };
-	struct body b = { 0 };
-	char etag[HTTPD_ETAG_MAX], disp[256], fname[160];
-	size_t first = SIZE_MAX, last = 0;
 	EVP_MD_CTX *md = NULL;
 	unsigned char dg[EVP_MAX_MD_SIZE];
 	unsigned dlen = 0;
 	bool unknown;
-	struct sess s;
-	int err;
+	int err, ret = 0;
 
-	if (!export_args(r, &sel))
-		return;
-	if (ar_session(h, rt->sentinel, rt->session, &s) < 0) {
+	memset(x, 0, sizeof(*x));
+	x->first = SIZE_MAX;
+	if (!whole && !export_args(r, &sel))
+		return 0;
+	if (ar_session(h, rt->sentinel, rt->session, &x->s) < 0) {
 		hs_error(r, 404, "session %s of sentinel %s not found", rt->session, rt->sentinel);
-		return;
+		return 0;
 	}
-	if (ar_segments(h, &s, &l) < 0) {
+	if (ar_segments(h, &x->s, &x->l) < 0) {
 		hs_error(r, 500, "out of memory");
-		return;
+		return 0;
 	}
-	for (size_t i = 0; i < l.n; i++) {
-		if (!export_selected(&sel, &l.v[i]))
+	for (size_t i = 0; i < x->l.n; i++) {
+		if (!export_selected(&sel, &x->l.v[i]))
 			continue;
-		if (first == SIZE_MAX)
-			first = i;
-		last = i;
+		if (x->first == SIZE_MAX)
+			x->first = i;
+		x->last = i;
 	}
-	if (first == SIZE_MAX) {
-		hs_error(r, 404, "no segment of session %s in the range", s.session);
+	if (x->first == SIZE_MAX) {
+		hs_error(r, 404, "no segment of session %s in the range", x->s.session);
 		goto out;
 	}
 	/* A playable file starts at a join point: back to the last keyframe. */
-	while (first > 0 && !l.v[first].keyframe)
-		first--;
+	while (x->first > 0 && !x->l.v[x->first].keyframe)
+		x->first--;
 	g = malloc(sizeof(*g));
 	md = EVP_MD_CTX_new();
 	if (g == NULL || md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
 		hs_error(r, 500, "out of memory");
 		goto out;
 	}
-	if (export_gens(r, &l, first, last, g) < 0 || export_init(h, r, &s, g, &b, md) < 0 ||
-	    export_segments(h, r, &s, &l, first, last, g, &b, md, &unknown) < 0)
+	if (export_gens(r, &x->l, x->first, x->last, g) < 0 ||
+	    export_init(h, r, &x->s, g, &x->b, md) < 0 ||
+	    export_segments(h, r, &x->s, &x->l, x->first, x->last, g, &x->b, md, &unknown) < 0)
 		goto out;
 	EVP_DigestFinal_ex(md, dg, &dlen);
 	/* The selection's bytes are fixed once listed, so the ETag is a digest of
 	 * its parts' ETags: the same export gets the same tag. */
-	snprintf(etag, sizeof(etag), "\"x-");
+	snprintf(x->etag, sizeof(x->etag), "\"x-");
 	for (unsigned i = 0; i < 16 && i < dlen; i++)
-		snprintf(etag + 3 + 2 * i, sizeof(etag) - 3 - 2 * i, "%02x", dg[i]);
-	strcat(etag, "\"");
+		snprintf(x->etag + 3 + 2 * i, sizeof(x->etag) - 3 - 2 * i, "%02x", dg[i]);
+	strcat(x->etag, "\"");
 	/* Lengths that only a read tells, and the whole file's digest, come from
 	 * the plan (xplan.c); the request waits for it once per export. */
-	err = xplan_apply(h, etag, s.session, &b, unknown || !hs_has_range(r));
+	err = xplan_apply(h, x->etag, x->s.session, &x->b, unknown || need_sha256);
 	if (err == 0 && !hs_parked_timed_out(r)) {
 		hs_park(r, HS_PARK_EXPORT, 0, EXPORT_WAIT_MS);
 		goto out;
@@ -350,14 +348,34 @@ export_get(struct httpd *h, struct hreq *r)
 			 "retry");
 		goto out;
 	}
-	export_filename(fname, sizeof(fname), &s, l.v[first].start_ms);
-	snprintf(disp, sizeof(disp), "attachment; filename=\"%s\"", fname);
-	h->stats.exports++;
-	hs_bytes(r, "video/mp4", &b, etag, disp,
-		 s.end_ms >= 0 ? "private, max-age=3600" : "no-cache");
+	ret = 1;
 out:
 	EVP_MD_CTX_free(md);
 	free(g);
-	body_free(&b);
-	seglist_free(&l);
+	if (ret == 0)
+		export_release(x);
+	return ret;
+}
+
+void
+export_release(struct export *x)
+{
+	body_free(&x->b);
+	seglist_free(&x->l);
+}
+
+void
+export_get(struct httpd *h, struct hreq *r)
+{
+	char disp[256], fname[160];
+	struct export x;
+
+	if (export_prepare(h, r, false, !hs_has_range(r), &x) == 0)
+		return;
+	export_filename(fname, sizeof(fname), &x.s, x.l.v[x.first].start_ms);
+	snprintf(disp, sizeof(disp), "attachment; filename=\"%s\"", fname);
+	h->stats.exports++;
+	hs_bytes(r, "video/mp4", &x.b, x.etag, disp,
+		 x.s.end_ms >= 0 ? "private, max-age=3600" : "no-cache");
+	export_release(&x);
 }

@@ -61,8 +61,9 @@ struct body {
 	struct part *v;
 	size_t n, cap;
 	uint64_t total;
-	struct xport *xp;     /* an export's remaps (xplan.c), or NULL */
-	char repr_digest[48]; /* base64 SHA-256 of the whole body: sent with a 200 */
+	struct xport *xp; /* an export's remaps (xplan.c), or NULL */
+	bool has_sha256;  /* sha256 is the whole body's: Repr-Digest with a 200 */
+	unsigned char sha256[32];
 };
 
 /* -ENOMEM. add_mem takes a reference of its own. A file's path is relative to
@@ -159,7 +160,7 @@ int xport_render(const struct xport *xp, const struct part *pt, struct hbuf **re
 void xplan_init(struct httpd *h);
 void xplan_free(struct httpd *h);
 /* The plan of the export tagged etag applied to b: 1 when it was known (every
- * part's length, and b->repr_digest), 0 when it is being made (park the
+ * part's length, and b->sha256), 0 when it is being made (park the
  * request), -EAGAIN when making it failed (answer 503). With need false and
  * no plan known, 1 and b as it is. Otherwise a job starts: b moves into it. */
 int xplan_apply(struct httpd *h, const char *etag, const char *session, struct body *b, bool need);
@@ -167,9 +168,25 @@ int xplan_apply(struct httpd *h, const char *etag, const char *session, struct b
 void xplan_forget(struct httpd *h, const char *session);
 void xplan_service(struct httpd *h); /* loop thread: jobs done */
 
+/* export.c: an export of the request's session, as export.mp4 sends it. */
+struct export
+{
+	struct sess s;
+	struct seglist l;
+	size_t first, last; /* of l, selected */
+	struct body b;
+	char etag[HTTPD_ETAG_MAX];
+};
+/* 1 with x ready (export_release it), or 0 when r was answered (an error) or
+ * parked (the handler runs again). whole: the session from end to end, else
+ * the request's from/to or start/end; need_sha256: b.sha256 is wanted. */
+int export_prepare(struct httpd *h, struct hreq *r, bool whole, bool need_sha256, struct export *x);
+void export_release(struct export *x);
+
 /* export.c, hls.c, metrics.c, static.c, snap.c: route handlers. Each ends by
  * answering r (hs_* below) or parking it. */
 void export_get(struct httpd *h, struct hreq *r);
+void manifest_get(struct httpd *h, struct hreq *r);
 void hls_get(struct httpd *h, struct hreq *r);
 void metrics_get(struct httpd *h, struct hreq *r); /* health, metrics, status, config */
 void static_get(struct httpd *h, struct hreq *r);

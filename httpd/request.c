@@ -136,6 +136,7 @@ hs_need_role(enum route_kind kind)
 	case ROUTE_API_CONFIG:
 		return CFG_ROLE_OPERATOR;
 	case ROUTE_EXPORT:
+	case ROUTE_MANIFEST:
 	case ROUTE_SESSION:
 		return CFG_ROLE_ARCHIVIST;
 	default:
@@ -206,6 +207,9 @@ hs_dispatch(struct httpd *h, struct hreq *r)
 		break;
 	case ROUTE_PLAYLIST:
 		hls_get(h, r);
+		break;
+	case ROUTE_MANIFEST:
+		manifest_get(h, r);
 		break;
 	default:
 		history_handle(h, r);

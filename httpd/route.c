@@ -103,7 +103,8 @@ route_uuid(const char *s, char out[37], const char *what, struct route *ret)
 static int
 route_session_tail(char **parts, int n, struct route *ret)
 {
-	/* parts: sessionId [segments [N.m4s] | init.mp4 | export.mp4 | playlist.m3u8] */
+	/* parts: sessionId [segments [N.m4s] | init.mp4 | export.mp4 | playlist.m3u8 |
+	 * manifest.json] */
 	if (route_uuid(parts[0], ret->session, "sessionId is not a UUID", ret) < 0)
 		return -EINVAL;
 	if (n == 1) {
@@ -119,6 +120,8 @@ route_session_tail(char **parts, int n, struct route *ret)
 			ret->kind = ROUTE_EXPORT;
 		else if (strcmp(parts[1], "playlist.m3u8") == 0)
 			ret->kind = ROUTE_PLAYLIST;
+		else if (strcmp(parts[1], "manifest.json") == 0)
+			ret->kind = ROUTE_MANIFEST;
 		else
 			return -ENOENT;
 		return 0;

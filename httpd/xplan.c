@@ -50,7 +50,7 @@ struct xplan_entry {
 	enum xplan_state state;
 	uint64_t *len; /* of every part */
 	size_t n;
-	char digest[48];
+	unsigned char sha256[32];
 	int64_t done_ms, used;
 };
 
@@ -392,7 +392,7 @@ xplan_service(struct httpd *h)
 				e->len = j->len;
 				e->n = j->body.n;
 				j->len = NULL;
-				EVP_EncodeBlock((unsigned char *)e->digest, j->md, 32);
+				memcpy(e->sha256, j->md, sizeof(e->sha256));
 			} else {
 				e->state = XPLAN_FAILED;
 				log_warn(j->err, "export %s of session %s could not be read whole",
@@ -480,7 +480,8 @@ xplan_apply(struct httpd *h, const char *etag, const char *session, struct body 
 			b->v[k].len = e->len[k];
 			b->total += e->len[k];
 		}
-		snprintf(b->repr_digest, sizeof(b->repr_digest), "%s", e->digest);
+		memcpy(b->sha256, e->sha256, sizeof(b->sha256));
+		b->has_sha256 = true;
 		return 1;
 	}
 	if (!need)

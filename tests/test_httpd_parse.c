@@ -36,6 +36,7 @@ START_TEST(test_routes_accepted)
 		{ API "/segments/0.m4s", ROUTE_SEGMENT },
 		{ API "/export.mp4", ROUTE_EXPORT },
 		{ API "/playlist.m3u8", ROUTE_PLAYLIST },
+		{ API "/manifest.json", ROUTE_MANIFEST },
 	};
 	struct route r;
 

@@ -446,8 +446,10 @@ class TestLive(Base):
         self.assertEqual(st, 404)
         st, _, body = self.get(base + "/segments/01.m4s")
         self.assertEqual(st, 400)
-        # a live session is not deleted
+        # a live session is not deleted, and has no manifest yet
         st, _, body = self.req("DELETE", base, AT)
+        self.assertEqual(st, 409, body)
+        st, _, body = self.get(base + "/manifest.json", AT)
         self.assertEqual(st, 409, body)
         self.assertIn("error", json.loads(body))
 
@@ -461,7 +463,8 @@ class TestLive(Base):
                        if x["sessionId"] == sess and x["endTime"] is not None],
               what="the session's end on disk")
         routes = [base + "/segments", base + "/init.mp4", base + "/segments/0.m4s",
-                  base + "/segments/1.m4s", base + "/playlist.m3u8", base + "/export.mp4"]
+                  base + "/segments/1.m4s", base + "/playlist.m3u8", base + "/export.mp4",
+                  base + "/manifest.json"]
         for path in routes:  # served before: from the ring and the disk
             self.assertEqual(self.get(path, AT)[0], 200, path)
         st, _, body = self.req("DELETE", base, AT)
@@ -678,6 +681,7 @@ class TestRecorded(Base):
         dur = float(json.loads(res.stdout)["format"]["duration"]) * 1000
         want = sum(g["duration"] for g in segs)
         self.assertLessEqual(abs(dur - want), max(g["duration"] for g in segs), (dur, want))
+        self.check_manifest(sid, sess, base, init, segs, parts, body)
         # the playlist, ended: ffmpeg reads it to the end
         st, hd, pl = self.get(base + "/playlist.m3u8")
         self.assertEqual(st, 200)
@@ -703,6 +707,43 @@ class TestRecorded(Base):
                               "stream=nb_read_packets", "-of", "json", path],
                              capture_output=True, text=True, timeout=60)
         self.assertEqual(hls_packets, int(json.loads(res.stdout)["streams"][0]["nb_read_packets"]))
+
+    def check_manifest(self, sid, sess, base, init, segs, parts, export):
+        """manifest.json: every digest it gives is the one of the bytes served
+        and of the file archive wrote (issue 14, item 7)."""
+        def sha(b):
+            return hashlib.sha256(b).hexdigest()
+
+        def disk(name):
+            with open(os.path.join(self.data, sid, sess, name), "rb") as f:
+                return f.read()
+        self.assertEqual(self.get(base + "/manifest.json", PT)[0], 403)
+        self.assertEqual(self.get(base + "/manifest.json", None)[0], 401)
+        st, hd, raw = self.get(base + "/manifest.json", AT)
+        self.assertEqual(st, 200, raw[:300])
+        self.assertEqual(hd["content-type"], "application/json")
+        m = json.loads(raw)
+        self.assertEqual((m["sentinelId"], m["sessionId"], m["name"], m["marks"]),
+                         (sid, sess, "ffcam", []))
+        self.assertIsNotNone(m["endTime"])
+        self.assertTrue(m["codec"].startswith("avc1."), m["codec"])
+        self.assertEqual([i["init"] for i in m["inits"]], [0])
+        self.assertEqual(m["inits"][0]["sha256"], sha(init))
+        self.assertEqual(m["inits"][0]["sha256"], sha(disk("init.mp4")))
+        self.assertEqual(m["inits"][0]["bytes"], len(init))
+        self.assertEqual([g["sequence"] for g in m["segments"]], [g["sequence"] for g in segs])
+        for g, part in zip(m["segments"], parts):
+            self.assertEqual(g["sha256"], sha(part), g)
+            self.assertEqual(g["sha256"], sha(disk("%06d.m4s" % g["sequence"])), g)
+            self.assertEqual(g["bytes"], len(part))
+            self.assertEqual(self.get(base + "/" + g["url"])[2], part)
+        self.assertEqual((m["export"]["sha256"], m["export"]["bytes"]), (sha(export), len(export)))
+        st, hd, again = self.get(base + "/" + m["export"]["url"], AT)
+        self.assertEqual(hd["etag"], m["export"]["etag"])
+        self.assertEqual(hd["repr-digest"], "sha-256=:%s:" % base64.b64encode(
+            bytes.fromhex(m["export"]["sha256"])).decode())
+        # the same recording, the same manifest, byte for byte
+        self.assertEqual(self.get(base + "/manifest.json", AT)[2], raw)
 
     def test_export_across_a_frame_rate_change(self):
         """A proctor's fps change makes the sentinel send a new init; the whole
@@ -746,6 +787,13 @@ class TestRecorded(Base):
         start, dur = probe(path)
         want = sum(g["duration"] for g in segs) / 1000
         self.assertLess(abs(dur - want), 0.5, (dur, want))
+        # the manifest names both inits, each with its digest, and the export's
+        m = json.loads(self.get(base + "/manifest.json", AT)[2])
+        self.assertEqual([i["init"] for i in m["inits"]], [0, 1])
+        for i in m["inits"]:
+            self.assertEqual(i["sha256"],
+                             hashlib.sha256(self.get(base + "/" + i["url"])[2]).hexdigest())
+        self.assertEqual(m["export"]["sha256"], hashlib.sha256(body).hexdigest())
         # the frame rate did change: the later fragments' samples last 200 ms
         res = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v",
                               "-show_entries", "packet=duration_time", "-of", "csv=p=0", path],
