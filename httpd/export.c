@@ -140,6 +140,7 @@ struct export_gens {
 	int gen[EXPORT_GENS_MAX];
 	struct fmp4_init init[EXPORT_GENS_MAX];
 	size_t n;
+	bool opaque; /* one init that is not ours to parse: bytes sent as they are */
 };
 
 static int
@@ -174,9 +175,14 @@ export_init(struct httpd *h, struct hreq *r, const struct sess *s, struct export
 		EVP_DigestUpdate(md, etag, strlen(etag));
 		src[i] = (struct fmp4_src){ ib.v[i].mem->data, ib.v[i].len, &g->init[i] };
 		err = fmp4_parse_init(src[i].buf, src[i].len, &g->init[i], NULL, 0);
-		if (err < 0)
+		/* Everything ingest stored parses; a file put there by other means
+		 * is exported as it is, alone, untouched. */
+		g->opaque = err < 0 && g->n == 1;
+		if (err < 0 && !g->opaque)
 			hs_error(r, 500, "init generation %d of session %s does not parse",
 				 g->gen[i], s->session);
+		if (g->opaque)
+			err = 0;
 	}
 	if (err == 0 && g->n == 1) {
 		err = body_add_mem(b, ib.v[0].mem, 0, ib.v[0].len);
@@ -214,6 +220,7 @@ export_gens(struct hreq *r, const struct seglist *l, size_t first, size_t last,
 	    struct export_gens *g)
 {
 	g->n = 0;
+	g->opaque = false;
 	for (size_t i = first; i <= last; i++) {
 		if (export_gen_index(g, l->v[i].init) >= 0)
 			continue;
@@ -261,7 +268,7 @@ export_segments(struct httpd *h, struct hreq *r, const struct sess *s, const str
 			return err;
 		}
 		EVP_DigestUpdate(md, etag, strlen(etag));
-		if (i == first) {
+		if (i == first && !g->opaque) {
 			/* An export starts at time 0; later inits get entries after the first's. */
 			rebase = export_base(&g->init[0], &b->v[b->n - 1]);
 			for (size_t k2 = 0; k2 < g->n; k2++)
