@@ -169,8 +169,9 @@ class Clients(unittest.TestCase):
         cls.export_file = os.path.join(cls.tmp, "expected-export.mp4")
         with open(cls.export_file, "wb") as f:
             f.write(cls.rec.export)
-        sys.stderr.write("clients: a %d s session of %d segments, %d bytes, recorded in %.1f s\n" % (
-            SECONDS, len(cls.rec.seqs), len(cls.rec.export), time.monotonic() - t0))
+        sys.stderr.write("clients: a %d s session of %d segments, %d bytes, recorded in "
+                         "%.1f s\n" % (SECONDS, len(cls.rec.seqs), len(cls.rec.export),
+                                        time.monotonic() - t0))
 
     @classmethod
     def tearDownClass(cls):
@@ -246,8 +247,7 @@ class Clients(unittest.TestCase):
                                     self.url(base + "/segments/%d.m4s" % s), PT, 206,
                                     blob[1000:], rng="bytes=1000-",
                                     crange="bytes 1000-%d/%d" % (len(blob) - 1, len(blob))))
-        reqs.append(Req("export", self.url(base + "/export.mp4"), AT, want=rec.export,
-                        check=None))
+        reqs.append(Req("export", self.url(base + "/export.mp4"), AT, want=rec.export))
         reqs.append(Req("playlist", self.url(base + "/playlist.m3u8?token=" + PT), None,
                         check=self.playlist_uris))
         return reqs
@@ -472,15 +472,19 @@ class Clients(unittest.TestCase):
 
     def test_hlsjs_in_chromium(self):
         """hls.js (httpd/web's copy) plays the playlist in Debian's chromium
-        to its end, at twice the speed: every body it loaded has the archive's
-        SHA-256, FRAG_LOADED came for every segment, no hls.js error."""
+        to its end: every body it loaded has the archive's SHA-256,
+        FRAG_LOADED came for every segment, no hls.js error but stalls."""
         t0 = time.monotonic()
         playlist = self.url(self.rec.base + "/playlist.m3u8?token=" + PT)
         res = run(["node", os.path.join(HERE, "hls_play.mjs"), self.url("/index.html"), playlist],
                   timeout=90)
         self.assertEqual(res.returncode, 0, res.stderr.decode()[-3000:])
         out = json.loads(res.stdout)
-        self.assertEqual(out["errors"], [], out)
+        # A stall (the playhead waiting for the decoder on a busy machine) is
+        # the player's own pace, not the server's doing: counted, not failed.
+        stalls = [e for e in out["errors"] if e == {"type": "mediaError", "fatal": False,
+                                                    "details": "bufferStalledError"}]
+        self.assertEqual([e for e in out["errors"] if e not in stalls], [], out)
         self.assertEqual(out["why"], "ended", out)
         self.assertTrue(out["ended"])
         want_s = sum(e["duration"] for e in self.rec.index) / 1000
@@ -495,11 +499,12 @@ class Clients(unittest.TestCase):
         want[playlist] = got.get(playlist)  # its text is checked by the other clients
         self.assertEqual(got, want)
         self.assertGreater(out["reused"], 0, "chromium reused no connection")
-        FIGURES.append("hls.js in chromium: played to the end (%.2f s of video), %d loads with "
-                       "the archive's SHA-256, %d fragments, %d API answers on %d connection(s); "
-                       "%.2f s" % (out["duration"], len(out["loads"]), len(out["frags"]),
-                                   out["responses"], out["connections"],
-                                   time.monotonic() - t0))
+        FIGURES.append("hls.js in chromium: played to the end (%.2f s of video, %d stall%s), "
+                       "%d loads with the archive's SHA-256, %d fragments, %d API answers on %d "
+                       "connection(s); %.2f s" % (
+                           out["duration"], len(stalls), "s"[len(stalls) == 1:],
+                           len(out["loads"]), len(out["frags"]), out["responses"],
+                           out["connections"], time.monotonic() - t0))
 
     def test_wrk(self):
         """wrk -c 8 -t 2 -d 3s over kept-alive connections: every answer

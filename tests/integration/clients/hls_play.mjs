@@ -25,7 +25,7 @@ try {
   const logs = [];
   page.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
   await page.goto(pageUrl);
-  const res = await page.evaluate(([url]) => window.playAll(url, 2, 30000), [playlistUrl]);
+  const res = await page.evaluate(([url]) => window.playAll(url, 1, 30000), [playlistUrl]);
   out = { ...res, responses, connections: connections.size, reused, console: logs.slice(-20) };
 } finally {
   await browser.close();
