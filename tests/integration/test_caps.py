@@ -268,11 +268,11 @@ class AtScale(unittest.TestCase):
             "second each, %d handshaking at httpd's peak heartbeat): all answered 408 and "
             "closed, open to close min %.2f / median %.2f / max %.2f s; a client at %s, a "
             "request every 100 ms on a new connection: %d requests, all answered, latency "
-            "p50 %.1f / p99 %.1f / max %.1f ms (max %.1f ms over the %d sent while the 408s "
-            "went out)" % (
+            "p50 %.1f / p99 %.1f / max %.1f ms (%.2f s after the flood began; max %.1f ms over "
+            "the %d sent while the 408s went out)" % (
                 SLOW, SOURCES, opened_in, peak, min(lasted), statistics.median(lasted),
                 max(lasted), OTHER, len(real), pct(lat, 50), pct(lat, 99), max(lat),
-                max(cut, default=0), len(cut)))
+                max(real, key=lambda r: r[1])[2], max(cut, default=0), len(cut)))
 
 
 if __name__ == "__main__":
