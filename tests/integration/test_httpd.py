@@ -465,6 +465,8 @@ class TestLive(Base):
         routes = [base + "/segments", base + "/init.mp4", base + "/segments/0.m4s",
                   base + "/segments/1.m4s", base + "/playlist.m3u8", base + "/export.mp4",
                   base + "/manifest.json"]
+        # the manifest once archive has the session's end and every segment
+        until(lambda: self.get(base + "/manifest.json", AT)[0] == 200, what="the manifest")
         for path in routes:  # served before: from the ring and the disk
             self.assertEqual(self.get(path, AT)[0], 200, path)
         st, _, body = self.req("DELETE", base, AT)
@@ -511,7 +513,7 @@ class TestLive(Base):
             st, _, body = self.get(base + "/export.mp4", AT)
             self.assertEqual((st, body), (200, INIT + SEG0 + SEG1))
             # the figures reach /api/metrics with httpd's next heartbeat
-            until(lambda: self.json_ok("/api/metrics", OT)["stages"]["httpd"]["stats"].get(
+            until(lambda: (self.json_ok("/api/metrics", OT)["stages"]["httpd"]["stats"] or {}).get(
                 "segmentsFromRing", 0) >= 2, what="segmentsFromRing >= 2 in httpd's stats")
             # archive is down: a DELETE gets no answer, and says so
             sid, sess, dbase = write_session(self.data, torn=False)
