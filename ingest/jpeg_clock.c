@@ -95,10 +95,11 @@ jpeg_clock_batch(struct jpeg_clock *c, int64_t sent_ms, int64_t rx_ms, uint32_t 
 		n = 1;
 	if (!c->started) {
 		/* The first batch covers the time since the register, if that
-		 * is a plausible interval, else one second. */
+		 * is a plausible interval (whole seconds cannot say less than
+		 * one), else one second. */
 		int64_t first = t - c->prev_ms;
 
-		if (c->prev_ms < 0 || first <= 0 || first > JPEG_CLOCK_SPAN_MAX_MS)
+		if (c->prev_ms < 0 || first < 1000 || first > JPEG_CLOCK_SPAN_MAX_MS)
 			first = JPEG_CLOCK_FIRST_MS;
 		c->origin_ms = c->off_ms = t - first;
 		c->end_ns = 0;

@@ -72,6 +72,7 @@ START_TEST(test_first_batch)
 		{ T0 - 1000, 1000 }, { T0 - 2000, 2000 },   { T0 - 5000, 5000 },
 		{ T0, 1000 },        { T0 + 3000, 1000 },   { T0 - 3600000, 1000 },
 		{ -1, 1000 },        { T0 - 10000, 10000 }, { T0 - 10001, 1000 },
+		{ T0 - 999, 1000 },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -133,6 +134,9 @@ START_TEST(test_missing_timestamps)
 	for (int k = 1; k <= 10; k++)
 		ck_assert_int_eq(run_batch(&r, -1, T0 + k * 1000ll, 4), 250 * MS);
 	ck_assert_int_eq(jpeg_clock_origin_ms(&r.c), T0);
+	/* the first batch 3 ms after the register still covers a second */
+	run_init(&r, -1, T0);
+	ck_assert_int_eq(run_batch(&r, -1, T0 + 3, 4), 250 * MS);
 }
 END_TEST
 
