@@ -109,6 +109,9 @@ int layout_entry_format(const struct layout_entry *e, char *buf, size_t size);
  * and bytes >= 0, duration and init within 32 bits, sha256 64 lower-case hex
  * digits), no key twice. -EINVAL otherwise. */
 int layout_entry_parse(const char *line, size_t len, struct layout_entry *ret);
+/* The same through jansson alone: the reference that layout_entry_parse,
+ * which reads archive's own spelling without jansson, must agree with. */
+int layout_entry_parse_json(const char *line, size_t len, struct layout_entry *ret);
 /* SHA-256 in lower-case hex. -EIO if OpenSSL fails (out is then all '0'). */
 int layout_sha256_hex(const void *data, size_t len, char out[LAYOUT_SHA_HEX]);
 

@@ -1,7 +1,8 @@
 /* test_layout: common/layout.c, the archive's format on disk as both archive
  * and httpd read it: directory names, the walk over an index's complete lines
  * (invalid and non-ascending lines passed over, a torn tail left), reading an
- * index from an offset, session.json and sentinel.json texts and their
+ * index from an offset, the fast reading of index lines against jansson's,
+ * session.json and sentinel.json texts and their
  * parsers, .deleted-sessions. Names and single index lines are also covered by
  * test_archive. Each test gets a fresh temporary directory. */
 #include <check.h>
@@ -76,6 +77,18 @@ START_TEST(test_dir_and_file_names)
 	ck_assert(!layout_id_name(".deleting-0b6c0000-0000-4000-8000-00000000000a", NULL));
 	ck_assert(!layout_id_name("0b6c0000-0000-4000-8000-00000000000a.tmp", NULL));
 	ck_assert(!layout_id_name("", NULL));
+	ck_assert(!layout_id_name("0b6c0000-0000-4000-8000-00000000000", NULL));
+	ck_assert(!layout_id_name("0b6c0000-0000-4000-8000+00000000000a", NULL));
+	ck_assert(!layout_id_name("0b6c0000-0000-4000-8000-00000000000g", NULL));
+	for (int i = 0; i < 1000; i++) {
+		char text[ID_STR_LEN];
+		uint8_t want[16];
+
+		id_new(text);
+		ck_assert_int_eq(id_parse(text, want), 0);
+		ck_assert(layout_id_name(text, id));
+		ck_assert_int_eq(memcmp(id, want, 16), 0);
+	}
 	ck_assert(layout_seg_file("000042.m4s", &seq));
 	ck_assert_int_eq(seq, 42);
 	ck_assert(layout_seg_file("1000000.m4s", &seq));
@@ -159,6 +172,116 @@ START_TEST(test_index_read_from_offset)
 	fd = openat(tfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	ck_assert_int_eq(layout_index_read(fd, 0, &buf, &len), -EINVAL);
 	close(fd);
+}
+END_TEST
+
+/* The fast reading of archive's own spelling agrees with jansson's on that
+ * spelling, on edge values, and on many small corruptions of it. */
+static void
+same_reading(const char *line, size_t len)
+{
+	struct layout_entry a, b;
+	int ra = layout_entry_parse(line, len, &a), rb = layout_entry_parse_json(line, len, &b);
+
+	ck_assert_msg(ra == rb, "%d vs %d for %.*s", ra, rb, (int)len, line);
+	if (ra < 0)
+		return;
+	ck_assert_int_eq(a.sequence, b.sequence);
+	ck_assert_int_eq(a.start_ms, b.start_ms);
+	ck_assert_uint_eq(a.duration_ms, b.duration_ms);
+	ck_assert_uint_eq(a.bytes, b.bytes);
+	ck_assert_int_eq(a.keyframe, b.keyframe);
+	ck_assert_uint_eq(a.init, b.init);
+	ck_assert_str_eq(a.sha256, b.sha256);
+}
+
+START_TEST(test_entry_fast_reading_agrees_with_jansson)
+{
+	static const char *const edges[] = {
+		"0",
+		"1",
+		"-1",
+		"-0",
+		"00",
+		"01",
+		"4294967295",
+		"4294967296",
+		"999999999999999999",
+		"9223372036854775807",
+		"9223372036854775808",
+		"-9223372036854775808",
+		"1.0",
+		"1e3",
+		"true",
+		"\"1\"",
+		"",
+	};
+	static const char alphabet[] = "0123456789-+ .,:\"{}aAefltrun\\\x01\xc3";
+	static const char *const fields[] = { "sequence", "startTime", "duration", "bytes",
+					      "init" };
+	char line[LAYOUT_LINE_MAX * 2], base[LAYOUT_LINE_MAX];
+	struct layout_entry e = { .sequence = 123456,
+				  .start_ms = 1763900000000,
+				  .duration_ms = 1000,
+				  .bytes = 98765,
+				  .keyframe = true,
+				  .init = 3 };
+	uint64_t x = 0x9e3779b97f4a7c15u;
+	int n;
+
+	memset(e.sha256, 'f', 64);
+	n = layout_entry_format(&e, base, sizeof(base)) - 1; /* without the '\n' */
+	same_reading(base, (size_t)n);
+	e.keyframe = false;
+	e.start_ms = -5;
+	n = layout_entry_format(&e, base, sizeof(base)) - 1;
+	same_reading(base, (size_t)n);
+	/* Each field at each edge value, in archive's spelling otherwise. */
+	for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++) {
+		for (size_t v = 0; v < sizeof(edges) / sizeof(edges[0]); v++) {
+			snprintf(line, sizeof(line),
+				 "{\"sequence\":%s,\"startTime\":%s,\"duration\":%s,\"bytes\":%s,"
+				 "\"keyframe\":true,\"init\":%s,\"sha256\":\"%064d\"}",
+				 f == 0 ? edges[v] : "7", f == 1 ? edges[v] : "7",
+				 f == 2 ? edges[v] : "7", f == 3 ? edges[v] : "7",
+				 f == 4 ? edges[v] : "7", 0);
+			same_reading(line, strlen(line));
+		}
+	}
+	/* Small corruptions: a byte replaced, dropped or added, up to three times. */
+	for (int round = 0; round < 20000; round++) {
+		size_t len = (size_t)n;
+
+		memcpy(line, base, len);
+		for (int k = 0, edits = 1 + round % 3; k < edits; k++) {
+			size_t at;
+			char c;
+
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			at = (size_t)(x % (len + 1));
+			c = alphabet[(x >> 32) % (sizeof(alphabet) - 1)];
+			switch ((x >> 48) % 3) {
+			case 0:
+				if (at < len)
+					line[at] = c;
+				break;
+			case 1:
+				if (at < len) {
+					memmove(line + at, line + at + 1, len - at - 1);
+					len--;
+				}
+				break;
+			default:
+				memmove(line + at + 1, line + at, len - at);
+				line[at] = c;
+				len++;
+				break;
+			}
+		}
+		same_reading(line, len);
+	}
 }
 END_TEST
 
@@ -280,6 +403,7 @@ layout_suite(void)
 		{ "names", test_dir_and_file_names },
 		{ "index_walk", test_index_walk },
 		{ "index_read", test_index_read_from_offset },
+		{ "entry_fast", test_entry_fast_reading_agrees_with_jansson },
 		{ "session_sentinel", test_session_and_sentinel },
 		{ "deleted", test_deleted_sessions },
 		{ "deleted_tail", test_deleted_sessions_tail_of_a_long_file },
