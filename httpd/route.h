@@ -25,6 +25,7 @@ enum route_kind {
 	ROUTE_SEGMENT,
 	ROUTE_EXPORT,
 	ROUTE_PLAYLIST,
+	ROUTE_ALL_SESSIONS, /* /api/sessions: every sentinel's */
 	ROUTE_N_KINDS,
 };
 
