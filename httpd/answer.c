@@ -37,7 +37,7 @@ hs_token_query(const struct hreq *r)
 void
 hs_extra(struct hreq *r, const char *name, const char *fmt, ...)
 {
-	char val[512];
+	char val[HS_EXTRA_MAX];
 	size_t nl = strlen(name) + 1, vl;
 	va_list ap;
 

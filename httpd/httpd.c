@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "catalog.h"
 #include "httpd.h"
 #include "log.h"
 
@@ -104,6 +105,7 @@ httpd_free(struct httpd *h)
 		close(h->data_fd);
 	tok_store_free(h->tok);
 	ar_forget_free(h);
+	catalog_free(h);
 	json_decref(h->status);
 	json_decref(h->deleted);
 	ar_cache_free();

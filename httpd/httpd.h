@@ -225,6 +225,8 @@ int hs_park_ref(const struct hreq *r);
 bool hs_has_range(struct hreq *r);
 /* Adds Retry-After to the answer (503). */
 void hs_retry_after(struct hreq *r, int seconds);
+/* Adds Link: <target>; rel="next" (the next page of a listing). */
+void hs_link_next(struct hreq *r, const char *target);
 /* Wakes every request parked for why (ref -1: any ref). */
 void hs_unpark(struct httpd *h, enum hs_park why, int ref);
 
@@ -237,6 +239,8 @@ struct httpd {
 	char ring_name[64];
 	int data_fd;           /* data_dir, opened once it exists: see ar_data_fd() */
 	struct forget *forget; /* forget.c */
+	/* catalog.c: what /api/sessions keeps of each session directory */
+	struct catalog *catalog;
 	char web_root[4096];
 	void *srv; /* server.c's state */
 	/* vigild's last status answer (bus "status"), and when it came. */

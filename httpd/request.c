@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "proc.h"
+#include "catalog.h"
 #include "server.h"
 
 void
@@ -78,6 +79,12 @@ void
 hs_retry_after(struct hreq *r, int seconds)
 {
 	hs_extra(r, "retry-after:", "%d", seconds);
+}
+
+void
+hs_link_next(struct hreq *r, const char *target)
+{
+	hs_extra(r, "link:", "<%s>; rel=\"next\"", target);
 }
 
 void
@@ -198,6 +205,9 @@ hs_dispatch(struct httpd *h, struct hreq *r)
 		break;
 	case ROUTE_SENTINELS:
 		hs_json(r, 200, ar_sentinels_json(h));
+		break;
+	case ROUTE_ALL_SESSIONS:
+		catalog_get(h, r);
 		break;
 	case ROUTE_SNAPSHOT:
 		snap_get(h, r);

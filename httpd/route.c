@@ -157,10 +157,13 @@ route_api(char **parts, int n, struct route *ret)
 			const char *name;
 			enum route_kind kind;
 		} flat[] = {
+			/* clang-format off */
 			{ "status", ROUTE_API_STATUS },
 			{ "metrics", ROUTE_API_METRICS },
 			{ "config", ROUTE_API_CONFIG },
 			{ "sentinels", ROUTE_SENTINELS },
+			{ "sessions", ROUTE_ALL_SESSIONS },
+			/* clang-format on */
 		};
 
 		for (size_t i = 0; i < sizeof(flat) / sizeof(flat[0]); i++) {

@@ -26,6 +26,7 @@ enum route_kind {
 	ROUTE_EXPORT,
 	ROUTE_PLAYLIST,
 	ROUTE_MANIFEST,
+	ROUTE_ALL_SESSIONS, /* /api/sessions: every sentinel's */
 	ROUTE_N_KINDS,
 };
 

@@ -28,6 +28,7 @@ START_TEST(test_routes_accepted)
 		{ "/api/metrics", ROUTE_API_METRICS },
 		{ "/api/config", ROUTE_API_CONFIG },
 		{ "/api/sentinels", ROUTE_SENTINELS },
+		{ "/api/sessions", ROUTE_ALL_SESSIONS },
 		{ "/api/sentinels/" SID "/snapshot.jpg", ROUTE_SNAPSHOT },
 		{ "/api/sentinels/" SID "/sessions", ROUTE_SESSIONS },
 		{ API, ROUTE_SESSION },
