@@ -1,8 +1,8 @@
 /* archive: internal interfaces of vigil-archive, which copies every segment of
  * the ring to disk (docs/archive.md is the layout and the contract).
  *
- *   store.c      the disk layout: names, atomic files, session.json, sentinel.json,
- *                index lines, the start-up repair of a session directory, removal
+ *   store.c      writing the layout (common/layout.h): atomic files, session.json,
+ *                sentinel.json, the start-up repair of a session directory, removal
  *   sync.c       fsync of many fds at once from a few threads (the journal then
  *                commits them together: group commit)
  *   writer.c     the writer thread: reads the ring, batches segments, makes them
@@ -26,55 +26,15 @@
 #include <stdint.h>
 
 #include "id.h"
+#include "layout.h"
 #include "ring.h"
 #include "stage.h"
 
-/* ---- store.c: the layout ---------------------------------------------- *
+/* ---- store.c: writing the layout -------------------------------------- *
  *
- * docs/archive.md is the contract (httpd and outside tools read it):
- *
- *   data_dir/
- *     .deleted-sessions                  ids deleted on request, one a line
- *     .deleting-{uuid}/                  a removal in progress
- *     {sentinelId}/sentinel.json         {"sentinelId","name","updated"}
- *     {sentinelId}/{sessionId}/
- *       session.json                     {"sentinelId","sessionId","name","codec","width",
- *                                         "height","timescale","startTime","endTime"|null,
- *                                         "inits"}
- *       init.mp4, init-1.mp4 ...         init generation 0, 1, ...
- *       000000.m4s, 000001.m4s ...       the sentinel's sequence, %06lld, bytes as sent
- *       index.jsonl                      one line per durable segment:
- *         {"sequence","startTime","duration","bytes","keyframe","init","sha256"}\n
- *
- * Text, not binary: JSON written by jansson, so no magic; a reader takes only
- * complete lines of index.jsonl. Whole files are replaced atomically (.tmp,
- * fsync, rename, directory fsync); index lines are appended only after the
- * segment file is durable.
+ * The layout itself (names, index lines, session.json, sentinel.json) is
+ * common/layout.h, shared with httpd; docs/archive.md is the contract.
  */
-
-#define ARCHIVE_SHA_HEX 65 /* 64 hex digits and the NUL */
-
-/* One line of index.jsonl. */
-struct archive_entry {
-	int64_t sequence;
-	int64_t start_ms;
-	uint32_t duration_ms;
-	uint64_t bytes;
-	bool keyframe;
-	uint32_t init; /* file generation: 0 = init.mp4, K = init-K.mp4 */
-	char sha256[ARCHIVE_SHA_HEX];
-};
-
-/* session.json; end_ms < 0 is null (live). */
-struct archive_meta {
-	char sentinel[ID_STR_LEN];
-	char session[ID_STR_LEN];
-	char name[128];
-	char codec[64];
-	uint32_t width, height, timescale;
-	int64_t start_ms, end_ms;
-	uint32_t inits;
-};
 
 /* What the start-up repair found in a session directory. */
 struct archive_scan {
@@ -88,29 +48,17 @@ struct archive_scan {
 	bool torn;           /* a torn last line was cut off */
 };
 
-/* "%06lld.m4s", "init.mp4" / "init-%u.mp4". */
-void archive_seg_name(int64_t sequence, char *buf, size_t size);
-void archive_init_name(uint32_t gen, char *buf, size_t size);
-/* True for a name archive writes inside a session directory (and may delete). */
-bool archive_layout_name(const char *name);
-
-/* The entry as one line with its '\n'; returns the length, or -ENOBUFS. */
-int archive_entry_format(const struct archive_entry *e, char *buf, size_t size);
-/* One line without its '\n'. -EINVAL for anything that is not a full entry. */
-int archive_entry_parse(const char *line, size_t len, struct archive_entry *ret);
-void archive_sha256_hex(const void *data, size_t len, char out[ARCHIVE_SHA_HEX]);
-
 /* name.tmp, fsync, rename to name; and an fsync of dirfd when sync_dir. */
 int archive_write_atomic(int dirfd, const char *name, const void *data, size_t len, bool sync_dir);
 int archive_fsync_dir(int dirfd);
-int archive_meta_write(int dirfd, const struct archive_meta *m);
-/* The JSON texts of session.json and sentinel.json (malloc'ed; NULL: no memory). */
-char *archive_meta_text(const struct archive_meta *m);
+/* session.json, written atomically. */
+int archive_meta_write(int dirfd, const struct layout_session *m);
+/* sentinel.json's text stamped with the time now (malloc'ed; NULL: no memory),
+ * and that text written atomically. */
 char *archive_sentinel_text(const char *id, const char *name);
-int archive_meta_read(int dirfd, struct archive_meta *ret);
 int archive_sentinel_write(int dirfd, const char *id, const char *name);
-/* The name in dirfd's sentinel.json; -ENOENT, -EINVAL. */
-int archive_sentinel_read(int dirfd, char *name, size_t size);
+/* dirfd's sentinel.json is missing, unreadable or names the sentinel otherwise. */
+bool archive_sentinel_stale(int dirfd, const char *name);
 
 /* docs/archive.md "Start-up repair" for one session directory: removes *.tmp,
  * cuts a torn tail, drops entries whose file is missing or of the wrong size
@@ -134,7 +82,7 @@ int archive_sync_all(struct archive_sync *sy, const int *fds, size_t n, int *ret
 
 struct archive_sess {
 	uint8_t sentinel[16], session[16];
-	struct archive_meta meta;
+	struct layout_session meta;
 	bool live;
 	bool end_from_bus;   /* endTime is ingest's endedAt, not derived */
 	bool created;        /* directory and session.json exist */
@@ -219,7 +167,7 @@ struct archive_item {
 	int fd; /* the .tmp while phase 1..3 */
 	int err;
 	int tries;
-	struct archive_entry entry;
+	struct layout_entry entry;
 };
 
 struct archive {

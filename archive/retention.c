@@ -18,8 +18,6 @@
 #include "log.h"
 #include "proc.h"
 
-#define RET_DELETING  ".deleting-"
-#define RET_TOMBS     ".deleted-sessions"
 #define RET_DAY_MS    (86400 * 1000ll)
 #define RET_GUARD_LOG (60 * 1000) /* the half-of-everything refusal is logged this often */
 #define RET_RECENT_S  3600        /* an index changed this lately is repaired at start */
@@ -99,18 +97,6 @@ archive_tombstoned(const struct archive *ar, const uint8_t session[16])
 	return false;
 }
 
-/* Archive names its directories with lower-case UUIDs; anything else is not its own. */
-static bool
-ret_canonical(const char *name, uint8_t id[16])
-{
-	char back[ID_STR_LEN];
-
-	if (id_parse(name, id) < 0)
-		return false;
-	id_format(id, back);
-	return strcmp(back, name) == 0;
-}
-
 /* The start-up repair of one catalogued session (docs/archive.md), done before
  * anything is appended to it and, for the others, in the background. */
 int
@@ -182,22 +168,22 @@ static void
 ret_load_session(struct archive *ar, int sfd, const uint8_t sentinel[16], const char *sentinel_name,
 		 const char *name)
 {
-	struct archive_meta meta;
+	struct layout_session meta;
 	struct archive_sess *s;
 	struct stat sb;
 	uint8_t session[16];
 	bool recent;
 	int fd, r;
 
-	if (!ret_canonical(name, session))
+	if (!layout_id_name(name, session))
 		return;
 	fd = openat(sfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return;
-	r = archive_meta_read(fd, &meta);
-	recent = fstatat(fd, "index.jsonl", &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
+	r = layout_session_read(fd, &meta);
+	recent = fstatat(fd, LAYOUT_INDEX, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
 		 sb.st_mtime >= time(NULL) - RET_RECENT_S;
-	if (r < 0 && fstatat(fd, "index.jsonl", &sb, AT_SYMLINK_NOFOLLOW) < 0) {
+	if (r < 0 && fstatat(fd, LAYOUT_INDEX, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
 		/* Killed between mkdir and the first session.json: nothing to keep. */
 		close(fd);
 		if (archive_remove_dir(sfd, name) == 0)
@@ -231,19 +217,20 @@ ret_load_session(struct archive *ar, int sfd, const uint8_t sentinel[16], const 
 static void
 ret_load_sentinel(struct archive *ar, const char *name)
 {
-	char sname[128] = "";
+	struct layout_sentinel ls = { .name = "" };
 	struct dirent *de;
 	uint8_t sentinel[16];
 	DIR *d;
 	int sfd, fd;
 
-	if (!ret_canonical(name, sentinel))
+	if (!layout_id_name(name, sentinel))
 		return;
 	sfd = openat(ar->data_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (sfd < 0)
 		return;
-	unlinkat(sfd, "sentinel.json.tmp", 0);
-	archive_sentinel_read(sfd, sname, sizeof(sname));
+	unlinkat(sfd, LAYOUT_SENTINEL LAYOUT_TMP, 0);
+	if (layout_sentinel_read(sfd, &ls) < 0)
+		ls.name[0] = '\0';
 	fd = dup(sfd);
 	d = fd >= 0 ? fdopendir(fd) : NULL;
 	if (d == NULL) {
@@ -254,7 +241,7 @@ ret_load_sentinel(struct archive *ar, const char *name)
 	}
 	while ((de = readdir(d)) != NULL && !atomic_load(&ar->stop)) {
 		if (id_valid(de->d_name))
-			ret_load_session(ar, sfd, sentinel, sname, de->d_name);
+			ret_load_session(ar, sfd, sentinel, ls.name, de->d_name);
 	}
 	closedir(d);
 	close(sfd);
@@ -273,25 +260,18 @@ ret_tombstone(struct archive *ar, const uint8_t session[16])
 static void
 ret_tombs_load(struct archive *ar)
 {
-	char line[ID_STR_LEN + 1];
-	uint8_t id[16];
-	FILE *f;
-	int fd;
+	uint8_t(*ids)[16];
+	size_t n;
+	int r = layout_deleted_read(ar->data_fd, &ids, &n);
 
-	fd = openat(ar->data_fd, RET_TOMBS, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	f = fdopen(fd, "r");
-	if (f == NULL) {
-		close(fd);
+	if (r < 0) {
+		if (r != -ENOENT)
+			log_warn(r, "%s/" LAYOUT_DELETED " not read", ar->data_dir);
 		return;
 	}
-	while (fgets(line, sizeof(line), f) != NULL) {
-		line[strcspn(line, "\n")] = '\0';
-		if (id_parse(line, id) == 0)
-			ret_tombstone(ar, id);
-	}
-	fclose(f);
+	for (size_t i = 0; i < n; i++)
+		ret_tombstone(ar, ids[i]);
+	free(ids);
 }
 
 /* Appends the id durably; past twice the memory's worth, the file is rewritten
@@ -306,8 +286,8 @@ ret_tombs_add(struct archive *ar, const uint8_t session[16])
 	ret_tombstone(ar, session);
 	id_format(session, line);
 	strcat(line, "\n");
-	fd = openat(ar->data_fd, RET_TOMBS, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
-		    0644);
+	fd = openat(ar->data_fd, LAYOUT_DELETED,
+		    O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
 	errno = 0;
@@ -327,7 +307,7 @@ ret_tombs_add(struct archive *ar, const uint8_t session[16])
 			id_format(ar->tombs[k], buf + i * ID_STR_LEN);
 			buf[i * ID_STR_LEN + ID_STR_LEN - 1] = '\n';
 		}
-		r = archive_write_atomic(ar->data_fd, RET_TOMBS, buf, n * ID_STR_LEN, true);
+		r = archive_write_atomic(ar->data_fd, LAYOUT_DELETED, buf, n * ID_STR_LEN, true);
 		free(buf);
 	}
 	return r;
@@ -350,9 +330,9 @@ archive_catalog_load(struct archive *ar)
 		return r;
 	}
 	ret_tombs_load(ar);
-	unlinkat(ar->data_fd, RET_TOMBS ".tmp", 0);
+	unlinkat(ar->data_fd, LAYOUT_DELETED LAYOUT_TMP, 0);
 	while ((de = readdir(d)) != NULL && !atomic_load(&ar->stop)) {
-		if (strncmp(de->d_name, RET_DELETING, strlen(RET_DELETING)) == 0) {
+		if (strncmp(de->d_name, LAYOUT_DELETING, strlen(LAYOUT_DELETING)) == 0) {
 			r = archive_remove_dir(ar->data_fd, de->d_name);
 			if (r < 0)
 				log_warn(r,
@@ -385,7 +365,7 @@ ret_sentinel_has_sessions(const struct archive *ar, const uint8_t sentinel[16])
 static int
 ret_remove(struct archive *ar, struct archive_sess *s)
 {
-	char path[2 * ID_STR_LEN + 1], hidden[sizeof(RET_DELETING) + ID_STR_LEN];
+	char path[2 * ID_STR_LEN + 1], hidden[sizeof(LAYOUT_DELETING) + ID_STR_LEN];
 	char uuid[ID_STR_LEN];
 	uint8_t sentinel[16];
 	int sfd, r = 0;
@@ -397,7 +377,7 @@ ret_remove(struct archive *ar, struct archive_sess *s)
 	}
 	snprintf(path, sizeof(path), "%s/%s", s->meta.sentinel, s->meta.session);
 	id_new(uuid);
-	snprintf(hidden, sizeof(hidden), RET_DELETING "%s", uuid);
+	snprintf(hidden, sizeof(hidden), LAYOUT_DELETING "%s", uuid);
 	if (renameat(ar->data_fd, path, ar->data_fd, hidden) < 0) {
 		if (errno != ENOENT)
 			return -errno;
@@ -472,7 +452,7 @@ archive_delete(struct archive *ar, const uint8_t sentinel[16], const uint8_t ses
 	r = ret_tombs_add(ar, session);
 	if (r < 0)
 		log_warn(r,
-			 "%s not recorded in %s/" RET_TOMBS ": a restart while the ring still "
+			 "%s not recorded in %s/" LAYOUT_DELETED ": a restart while the ring still "
 			 "holds its segments could store them again",
 			 what, ar->data_dir);
 	r = ret_remove(ar, s);

@@ -44,7 +44,6 @@ sess_mkdir(int dirfd, const char *name, bool *ret_made)
 static int
 sess_create(struct archive *ar, struct archive_sess *s)
 {
-	char name[128];
 	bool made;
 	int sfd = -1, r;
 
@@ -57,7 +56,7 @@ sess_create(struct archive *ar, struct archive_sess *s)
 		     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (sfd < 0)
 		return -errno;
-	if (archive_sentinel_read(sfd, name, sizeof(name)) < 0 || strcmp(name, s->meta.name) != 0) {
+	if (archive_sentinel_stale(sfd, s->meta.name)) {
 		r = archive_sentinel_write(sfd, s->meta.sentinel, s->meta.name);
 		if (r < 0)
 			goto out;
@@ -110,7 +109,7 @@ archive_sess_open(struct archive *ar, struct archive_sess *s)
 		}
 	}
 	if (s->index_fd < 0) {
-		s->index_fd = openat(s->dir_fd, "index.jsonl",
+		s->index_fd = openat(s->dir_fd, LAYOUT_INDEX,
 				     O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
 		if (s->index_fd < 0)
 			return -errno;
@@ -270,7 +269,7 @@ archive_sess_init(struct archive *ar, struct archive_sess *s, const struct ring_
 		s->meta_dirty = true;
 		return 0;
 	}
-	archive_init_name(gen, name, sizeof(name));
+	layout_init_name(gen, name, sizeof(name));
 	r = archive_write_atomic(s->dir_fd, name, ar->init_buf, e.init_len, false);
 	if (r < 0)
 		return r;
@@ -380,7 +379,6 @@ sess_create_chunk(struct archive *ar, struct archive_sess **ss, size_t n)
 	size_t owner[2 * ARCHIVE_CREATE_MAX + 1];
 	size_t nt = 0, nf = 0;
 	bool new_dir = false;
-	char name[128];
 
 	for (size_t i = 0; i < n; i++) {
 		struct archive_sess *s = ss[i];
@@ -396,10 +394,9 @@ sess_create_chunk(struct archive *ar, struct archive_sess **ss, size_t n)
 				err[i] = -errno;
 		}
 		if (err[i] == 0 && !sess_same_sentinel(ss, i, err) &&
-		    (archive_sentinel_read(sfd[i], name, sizeof(name)) < 0 ||
-		     strcmp(name, s->meta.name) != 0))
+		    archive_sentinel_stale(sfd[i], s->meta.name))
 			err[i] =
-				sess_tmp_open(&t[nt++], sfd[i], "sentinel.json",
+				sess_tmp_open(&t[nt++], sfd[i], LAYOUT_SENTINEL,
 					      archive_sentinel_text(s->meta.sentinel, s->meta.name),
 					      i);
 		if (err[i] == 0)
@@ -411,8 +408,8 @@ sess_create_chunk(struct archive *ar, struct archive_sess **ss, size_t n)
 				err[i] = -errno;
 		}
 		if (err[i] == 0)
-			err[i] = sess_tmp_open(&t[nt++], s->dir_fd, "session.json",
-					       archive_meta_text(&s->meta), i);
+			err[i] = sess_tmp_open(&t[nt++], s->dir_fd, LAYOUT_SESSION,
+					       layout_session_text(&s->meta), i);
 	}
 	for (size_t k = 0; k < nt; k++) {
 		if (t[k].fd >= 0 && err[t[k].owner] == 0) {

@@ -180,7 +180,7 @@ writer_collect(struct archive *ar)
 		it->err = 0;
 		it->tries = 0;
 		it->read_mono_us = writer_mono_us();
-		it->entry = (struct archive_entry){
+		it->entry = (struct layout_entry){
 			.sequence = it->meta.sequence,
 			.start_ms = it->meta.start_ms,
 			.duration_ms = it->meta.duration_ms,
@@ -188,7 +188,7 @@ writer_collect(struct archive *ar)
 			.keyframe = (it->meta.flags & RING_SEG_KEYFRAME) != 0,
 			.init = it->meta.init_gen > 0 ? it->meta.init_gen - 1 : 0,
 		};
-		archive_sha256_hex(ar->arena + used, it->meta.len, it->entry.sha256);
+		layout_sha256_hex(ar->arena + used, it->meta.len, it->entry.sha256);
 		used += it->meta.len;
 		ar->batch_n++;
 	}
@@ -220,7 +220,7 @@ writer_unlink_tmp(struct archive_item *it)
 		it->fd = -1;
 	}
 	if (it->sess != NULL && it->sess->dir_fd >= 0) {
-		archive_seg_name(it->entry.sequence, name, sizeof(name));
+		layout_seg_name(it->entry.sequence, name, sizeof(name));
 		strcat(name, ".tmp");
 		unlinkat(it->sess->dir_fd, name, 0);
 	}
@@ -247,7 +247,7 @@ writer_phase_write(struct archive *ar)
 		if (r == 0)
 			r = archive_sess_init(ar, s, &it->meta);
 		if (r == 0) {
-			archive_seg_name(it->entry.sequence, name, sizeof(name));
+			layout_seg_name(it->entry.sequence, name, sizeof(name));
 			strcat(name, ".tmp");
 			it->fd =
 				openat(s->dir_fd, name,
@@ -319,7 +319,7 @@ writer_phase_rename(struct archive *ar, int *fds, int *errs, size_t *idx)
 		}
 		close(it->fd);
 		it->fd = -1;
-		archive_seg_name(it->entry.sequence, name, sizeof(name));
+		layout_seg_name(it->entry.sequence, name, sizeof(name));
 		snprintf(tmp, sizeof(tmp), "%s.tmp", name);
 		if (renameat(it->sess->dir_fd, tmp, it->sess->dir_fd, name) < 0) {
 			writer_fail(it, -errno);
@@ -329,10 +329,10 @@ writer_phase_rename(struct archive *ar, int *fds, int *errs, size_t *idx)
 }
 
 static int
-writer_add_line(struct archive_sess *s, const struct archive_entry *e)
+writer_add_line(struct archive_sess *s, const struct layout_entry *e)
 {
 	char line[512];
-	int n = archive_entry_format(e, line, sizeof(line));
+	int n = layout_entry_format(e, line, sizeof(line));
 
 	if (n < 0)
 		return n;

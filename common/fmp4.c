@@ -327,6 +327,15 @@ parse_trak(struct ctx *ctx, const struct box *trak, struct fmp4_init *init)
 	r = parse_avc(ctx, &entry, init);
 	if (r < 0)
 		return r;
+	/* Box offsets fit 32 bits: an init is at most a few MiB (the message cap). */
+	init->path_off[1] = (uint32_t)trak->off;
+	init->path_off[2] = (uint32_t)mdia.off;
+	init->path_off[3] = (uint32_t)minf.off;
+	init->path_off[4] = (uint32_t)stbl.off;
+	init->path_off[5] = (uint32_t)stsd.off;
+	init->entries = rd32(body(ctx, &stsd) + 4);
+	init->entry_off = (uint32_t)entry.off;
+	init->entry_len = (uint32_t)(entry.end - entry.off);
 
 	ctx->depth = depth + 1; /* back in trak */
 	if ((r = find(ctx, it, "tkhd", true, &tkhd)) < 0 ||
@@ -384,10 +393,12 @@ parse_moov(struct ctx *ctx, const struct box *moov, struct fmp4_init *init)
 	int r = enter(ctx, moov, 0, &it);
 
 	while (r >= 0 && (r = next(ctx, &it, &box)) > 0) {
-		if (is(&box, "trak") && !found)
+		if (is(&box, "trak") && !found) {
 			found = (r = parse_trak(ctx, &box, init)) > 0;
-		else if (is(&box, "mvex") && mvex.type == NULL)
+			init->path_off[0] = (uint32_t)moov->off;
+		} else if (is(&box, "mvex") && mvex.type == NULL) {
 			mvex = box;
+		}
 	}
 	if (r < 0)
 		return r;
@@ -413,8 +424,11 @@ fmp4_parse_init(const void *buf, size_t len, struct fmp4_init *ret, char *err, s
 	struct fmp4_init init = { .track_id = 0 };
 	bool have_ftyp = false, have_moov = false;
 	struct box box;
-	int r = check_tree(&ctx, it);
+	int r;
 
+	if ((uint64_t)len > UINT32_MAX)
+		return fail(&ctx, NULL, "an init of %zu bytes (4 GiB at most)", len);
+	r = check_tree(&ctx, it);
 	while (r >= 0 && (r = next(&ctx, &it, &box)) > 0) {
 		if (!have_ftyp) {
 			if (!is(&box, "ftyp"))
@@ -577,15 +591,8 @@ parse_traf(struct ctx *ctx, const struct box *traf, struct seg_state *st)
 	has_tfdt = r = find(ctx, it, "tfdt", false, &tfdt);
 	if (r < 0 || (r > 0 && (r = full_box(ctx, &tfdt, 1, 8, 12, &version, NULL)) < 0))
 		return r;
-	if (has_tfdt) {
-		p = body(ctx, &tfdt) + 4;
-		if (st->seg.n_tfdt < FMP4_TFDT_MAX) {
-			st->seg.tfdt[st->seg.n_tfdt].off = (uint32_t)(p - ctx->buf);
-			st->seg.tfdt[st->seg.n_tfdt].version = (uint8_t)version;
-		}
-		st->seg.n_tfdt++;
-	}
 	if (has_tfdt && st->seg.n_fragments == 0 && !st->ours) {
+		p = body(ctx, &tfdt) + 4;
 		st->seg.decode_time = version == 0 ? rd32(p) : rd64(p);
 		st->seg.has_decode_time = true;
 	}
@@ -673,29 +680,5 @@ fmp4_parse_segment(const void *buf, size_t len, const struct fmp4_init *init, st
 		return fail(&ctx, NULL, "duration of %" PRIu64 " ms out of range", ms);
 	st.seg.duration_ms = (uint32_t)ms;
 	*ret = st.seg;
-	return 0;
-}
-
-int
-fmp4_rebase(void *buf, size_t len, const struct fmp4_seg *seg, uint64_t base)
-{
-	uint8_t *b = buf;
-
-	if (seg->n_tfdt > FMP4_TFDT_MAX)
-		return -E2BIG;
-	for (uint32_t i = 0; i < seg->n_tfdt; i++) {
-		size_t off = seg->tfdt[i].off, width = seg->tfdt[i].version == 0 ? 4 : 8;
-		uint64_t v = 0;
-
-		if (off + width > len)
-			return -ERANGE;
-		for (size_t k = 0; k < width; k++)
-			v = v << 8 | b[off + k];
-		v = v >= base ? v - base : 0;
-		if (width == 4 && v > UINT32_MAX)
-			return -ERANGE;
-		for (size_t k = width; k-- > 0; v >>= 8)
-			b[off + k] = (uint8_t)v;
-	}
 	return 0;
 }

@@ -8,12 +8,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Limits on untrusted input. */
 #define FMP4_DEPTH_MAX   8       /* box nesting; moov is 1, moov/.../avc1/avcC is 8 */
 #define FMP4_BOXES_MAX   16384   /* boxes at the top level and in containers */
 #define FMP4_SAMPLES_MAX 1000000 /* samples of the video track in one segment */
-#define FMP4_TFDT_MAX    64      /* tfdt boxes of the video track recorded per segment */
 
 /* Box sizes, for both parsers: a 32-bit size >= 8 or, when it is 1, a 64-bit
  * largesize >= 16, within the parent (or the buffer). Size 0 ("to the end")
@@ -35,6 +35,12 @@ struct fmp4_init {
 	uint32_t track_id;      /* tkhd, > 0 */
 	/* trex of that track (moov/mvex), the last resort of the segment parser. */
 	uint32_t default_sample_duration, default_sample_size, default_sample_flags;
+	/* Where the video track's sample description lies in the buffer (for
+	 * fmp4_merge_inits): the headers of moov, trak, mdia, minf, stbl and
+	 * stsd, in that order; stsd's entry count; the sample entry parsed. */
+	uint32_t path_off[6];
+	uint32_t entries;
+	uint32_t entry_off, entry_len;
 };
 
 /* Requires ftyp first, then one moov; other top-level boxes (free, skip, uuid,
@@ -54,15 +60,6 @@ struct fmp4_seg {
 	bool keyframe;        /* the first sample is a join point: sync
 	                          * (sample_is_non_sync_sample 0) and not marked as
 	                          * depending on other samples (sample_depends_on != 1) */
-	/* Where the video track's tfdt values are in buf (for fmp4_rebase): the
-	 * offset of each baseMediaDecodeTime field and its width (version 0: 32
-	 * bits, 1: 64). More than FMP4_TFDT_MAX of them: n_tfdt is the count and
-	 * fmp4_rebase refuses the segment. */
-	uint32_t n_tfdt;
-	struct {
-		uint32_t off;
-		uint8_t version;
-	} tfdt[FMP4_TFDT_MAX];
 };
 
 /* buf holds one or more moof+mdat pairs, an mdat right after its moof; styp,
@@ -78,12 +75,44 @@ struct fmp4_seg {
 int fmp4_parse_segment(const void *buf, size_t len, const struct fmp4_init *init,
 		       struct fmp4_seg *ret, char *err, size_t errlen);
 
-/* Moves the segment parsed into seg (in buf) back by base timescale units:
- * every tfdt of the video track becomes its value minus base (0 when below),
- * so that an export of a later part of a session starts at time 0. The
- * length and every other byte stay. -E2BIG over FMP4_TFDT_MAX tfdts,
- * -ERANGE when a version 0 tfdt cannot hold the result (it cannot: the value
- * only shrinks; kept for the bounds check). */
-int fmp4_rebase(void *buf, size_t len, const struct fmp4_seg *seg, uint64_t base);
+/* ---- fmp4_edit.c: one playable file out of a session's parts ----------- *
+ *
+ * A session's export is one init and its segments. When the sentinel sent a
+ * new init midway (new encoder settings), the export's init is the first one
+ * with the sample entry of every later one appended to its stsd, and each
+ * later segment names its own entry in its tfhd (sample_description_index);
+ * an export of a later part starts at time 0. Both functions take buffers
+ * that the parsers above accepted, and return the output's length, writing
+ * it to out when out is not NULL (size at least that), else -errno. */
+
+/* One parsed init and its bytes. */
+struct fmp4_src {
+	const void *buf;
+	size_t len;
+	const struct fmp4_init *init;
+};
+
+/* v[0]'s init with the sample entries of v[1..n) appended: the entry of v[i]
+ * is then number v[0].init->entries + i (1-based). -EDOM when a timescale
+ * differs from v[0]'s (fragments would have to be rescaled), -EFBIG, -ENOBUFS. */
+ssize_t fmp4_merge_inits(const struct fmp4_src *v, size_t n, void *out, size_t size);
+
+/* How a segment enters an export. */
+struct fmp4_remap {
+	const struct fmp4_init *own;    /* the init the segment was sent after */
+	const struct fmp4_init *export; /* the export's init (the merge's first) */
+	uint32_t sample_desc;           /* its entry in the export's stsd; 0: leave it */
+	uint64_t rebase;                /* tfdt values move back by this (0 at most) */
+};
+
+/* The segment buf (whole, as fmp4_parse_segment takes it) as the export
+ * carries it: in each traf of the video track, the tfdt moved back, the
+ * track_ID the export's, the tfhd naming sample_desc and carrying the own
+ * init's trex defaults where they differ from the export's; box sizes and
+ * trun data offsets follow; a sidx, whose sizes no longer hold, becomes a
+ * free box. Only the tfhd grows, so the mdat and its samples are copied
+ * unchanged. -EBADMSG when buf does not parse against own, -ERANGE when a
+ * size or offset no longer fits its field, -ENOBUFS. */
+ssize_t fmp4_remap(const void *buf, size_t len, const struct fmp4_remap *m, void *out, size_t size);
 
 #endif

@@ -290,6 +290,12 @@ wss_next(struct wss_conn *c)
 	return c->next;
 }
 
+void
+wss_conn_pause(struct wss_conn *c, bool paused)
+{
+	srv_conn_pause(c->sc, paused);
+}
+
 bool
 wss_conn_closing(const struct wss_conn *c)
 {

@@ -124,6 +124,11 @@ int wss_conn_check_token(struct wss_conn *c, const struct tok_store *store,
  * 3004. Returns how many were closed, -EINVAL without a token, -ENOENT for a
  * token the store does not know. */
 int wss_revoke(struct wss *w, struct tok_store *store, const msgpack_object *body);
+/* Stops (or resumes) reading the client: backpressure for a stage whose work
+ * on the client's messages lags behind (ingest's JPEG encoder). The messages
+ * in bytes read already are still delivered; the kernel's buffers then fill
+ * and TCP slows the client down. */
+void wss_conn_pause(struct wss_conn *c, bool paused);
 /* Closes after what is queued has been sent. */
 void wss_conn_close(struct wss_conn *c, int code, const char *reason);
 bool wss_conn_closing(const struct wss_conn *c);

@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "beneath.h"
 #include "log.h"
 #include "proc.h"
@@ -35,7 +37,7 @@ hs_token_query(const struct hreq *r)
 void
 hs_extra(struct hreq *r, const char *name, const char *fmt, ...)
 {
-	char val[512];
+	char val[HS_EXTRA_MAX];
 	size_t nl = strlen(name) + 1, vl;
 	va_list ap;
 
@@ -183,12 +185,25 @@ hs_bytes(struct hreq *r, const char *ctype, struct body *body, const char *etag,
 		return;
 	}
 	hs_answer(r, rr == RANGE_PARTIAL ? 206 : 200, ctype);
+	/* RFC 9530: the digest of the whole representation, sent with it. */
+	if (rr == RANGE_WHOLE && r->body.has_sha256) {
+		unsigned char b64[48];
+
+		EVP_EncodeBlock(b64, r->body.sha256, sizeof(r->body.sha256));
+		hs_extra(r, "repr-digest:", "sha-256=:%s:", (const char *)b64);
+	}
 	if (rr == RANGE_PARTIAL) {
 		hs_extra(r, "content-range:", "bytes %llu-%llu/%llu", (unsigned long long)rg.first,
 			 (unsigned long long)rg.last, (unsigned long long)size);
 		r->pos = rg.first;
 		r->end = rg.last + 1;
 	}
+}
+
+bool
+hs_has_range(struct hreq *r)
+{
+	return http1_header(r->req, "range") != NULL;
 }
 
 bool
@@ -265,35 +280,20 @@ hs_stream_headers(struct httpd *h, struct hreq *r, int status, const char *ctype
 	return hs_queue_headers(h, r, false);
 }
 
-/* A segment of an export that starts after its session did: read whole (a
- * segment is at most limits.max_message_bytes), its tfdt values moved back
- * by the body's rebase (export.c), sent from memory from then on and let go
- * once the cursor passes it. The file's own bytes stay as they are. */
+/* An export's segment is remapped as its turn comes (xplan.c): sent from
+ * memory from then on and let go once the cursor passes it. */
 static int
-hs_rebase_part(struct hreq *r, struct part *pt)
+hs_remap_part(struct hreq *r, struct part *pt)
 {
-	struct fmp4_seg seg;
-	struct stat sb;
 	struct hbuf *b;
-	char err[160];
-	ssize_t n;
-	int fd = beneath_open_file(pt->dirfd, pt->path, &sb);
+	int err = xport_render(r->body.xp, pt, &b);
 
-	if (fd < 0)
-		return fd;
-	b = (uint64_t)sb.st_size >= pt->off + pt->len ? hbuf_new((size_t)pt->len) : NULL;
-	n = b != NULL ? pread(fd, b->data, b->len, (off_t)pt->off) : -1;
-	close(fd);
-	if (n != (ssize_t)pt->len ||
-	    fmp4_parse_segment(b->data, b->len, r->body.init, &seg, err, sizeof(err)) < 0 ||
-	    fmp4_rebase(b->data, b->len, &seg, r->body.rebase) < 0) {
-		log_warn(0, "%s could not be moved to the export's start", pt->path);
-		hbuf_unref(b);
-		return -EIO;
-	}
+	if (err < 0)
+		return err;
+	hbuf_unref(pt->mem);
 	pt->mem = b;
 	pt->off = 0;
-	pt->rebase = false;
+	pt->gen = -1;
 	pt->release = true;
 	return 0;
 }
@@ -319,7 +319,7 @@ hs_cursor(struct hreq *r, uint64_t *ret_skip)
 	if (r->part == r->body.n)
 		return NULL;
 	pt = &r->body.v[r->part];
-	if (pt->rebase && hs_rebase_part(r, pt) < 0)
+	if (pt->gen >= 0 && hs_remap_part(r, pt) < 0)
 		return NULL;
 	*ret_skip = r->pos - r->part_start;
 	return pt;

@@ -1,5 +1,5 @@
 /* archive_read: what vigil-httpd knows of recordings: the archive's layout on
- * disk (docs/archive.md: session.json, index.jsonl, init and segment files)
+ * disk (common/layout.h: session.json, index.jsonl, init and segment files)
  * merged with the segments the ring still holds, so a live session is listed
  * and served up to its newest segment before archive has written it. Runs in
  * the service thread; reads only names it builds from validated ids. */
@@ -13,42 +13,25 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
 #include "httpd.h"
 #include "id.h"
 #include "beneath.h"
+#include "layout.h"
 #include "log.h"
 #include "proc.h"
 
 #define AR_INIT_MAX   (16u << 20) /* an init file larger than this is refused */
 #define AR_BITRATE_MS 5000
-#define AR_INDEX_LINE 4096
-
-static void
-ar_hex(const unsigned char *md, unsigned n, char *out)
-{
-	static const char hex[] = "0123456789abcdef";
-
-	for (unsigned i = 0; i < n; i++) {
-		out[2 * i] = hex[md[i] >> 4];
-		out[2 * i + 1] = hex[md[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
 
 static int
 ar_sha256_etag(const void *data, size_t len, char etag[HTTPD_ETAG_MAX])
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned n = 0;
-	char hex[2 * EVP_MAX_MD_SIZE + 1];
+	char hex[LAYOUT_SHA_HEX];
+	int r = layout_sha256_hex(data, len, hex);
 
-	if (EVP_Digest(data, len, md, &n, EVP_sha256(), NULL) != 1)
-		return -ENOMEM;
-	ar_hex(md, n, hex);
-	snprintf(etag, HTTPD_ETAG_MAX, "\"%.64s\"", hex);
-	return 0;
+	if (r == 0)
+		snprintf(etag, HTTPD_ETAG_MAX, "\"%s\"", hex);
+	return r;
 }
 
 int
@@ -88,69 +71,35 @@ ar_opendir(struct httpd *h, const char *path)
 	return d;
 }
 
-static json_t *
-ar_load_json(struct httpd *h, const char *path)
-{
-	json_error_t err;
-	FILE *f = beneath_fopen(ar_data_fd(h), path);
-	json_t *j;
-
-	if (f == NULL)
-		return NULL;
-	j = json_loadf(f, JSON_REJECT_DUPLICATES, &err);
-	fclose(f);
-
-	if (j != NULL && !json_is_object(j)) {
-		json_decref(j);
-		return NULL;
-	}
-	return j;
-}
-
-static int64_t
-ar_int(json_t *o, const char *key, int64_t dflt)
-{
-	json_t *v = json_object_get(o, key);
-
-	return json_is_integer(v) ? (int64_t)json_integer_value(v) : dflt;
-}
-
-static void
-ar_str(json_t *o, const char *key, char *buf, size_t size)
-{
-	const char *v = json_string_value(json_object_get(o, key));
-
-	snprintf(buf, size, "%s", v != NULL ? v : "");
-}
-
 int
 ar_session(struct httpd *h, const char *sentinel, const char *session, struct sess *ret)
 {
-	char path[PATH_MAX];
+	char path[2 * ID_STR_LEN];
 	struct sess s = { .end_ms = -1, .ring_slot = -1 };
+	struct layout_session ls;
 	struct ring_sentinel rs;
 	uint8_t sid[16];
-	json_t *j;
-	int slot;
+	int slot, fd;
 
 	if (ar_forgotten(h, session))
 		return -ENOENT; /* hard-deleted: not even from the ring */
 	snprintf(s.sentinel, sizeof(s.sentinel), "%s", sentinel);
 	snprintf(s.session, sizeof(s.session), "%s", session);
-	snprintf(path, sizeof(path), "%s/%s/session.json", sentinel, session);
-	j = ar_load_json(h, path);
-	if (j != NULL) {
+	snprintf(path, sizeof(path), "%s/%s", sentinel, session);
+	fd = beneath_open(ar_data_fd(h), path, O_RDONLY | O_DIRECTORY, 0);
+	if (fd >= 0 && layout_session_read(fd, &ls) == 0) {
 		s.on_disk = true;
-		ar_str(j, "name", s.name, sizeof(s.name));
-		ar_str(j, "codec", s.codec, sizeof(s.codec));
-		s.width = ar_int(j, "width", 0);
-		s.height = ar_int(j, "height", 0);
-		s.timescale = ar_int(j, "timescale", 0);
-		s.start_ms = ar_int(j, "startTime", 0);
-		s.end_ms = ar_int(j, "endTime", -1);
-		s.inits = (int)ar_int(j, "inits", 0);
-		json_decref(j);
+		snprintf(s.name, sizeof(s.name), "%s", ls.name);
+		snprintf(s.codec, sizeof(s.codec), "%s", ls.codec);
+		s.width = ls.width;
+		s.height = ls.height;
+		s.timescale = ls.timescale;
+		s.start_ms = ls.start_ms;
+		s.end_ms = ls.end_ms;
+		s.inits = (int)ls.inits;
 	}
+	if (fd >= 0)
+		close(fd);
 	slot = ar_ring_slot(h, sentinel);
 	if (slot >= 0 && id_parse(session, sid) == 0 &&
 	    ring_sentinel_get(h->ring, (uint32_t)slot, &rs, NULL, 0) == 0 &&
@@ -216,32 +165,6 @@ seglist_find(const struct seglist *l, int64_t sequence)
 	return bsearch(&key, l->v, l->n, sizeof(key), seg_cmp);
 }
 
-/* One index line: only complete lines are passed here; one that is not a
- * valid entry is skipped (archive repairs such lines at its start). */
-static bool
-ar_index_entry(const char *line, struct seg *g)
-{
-	json_error_t err;
-	json_t *j = json_loads(line, 0, &err);
-	const char *sha;
-	bool ok;
-
-	if (j == NULL)
-		return false;
-	memset(g, 0, sizeof(*g));
-	g->sequence = ar_int(j, "sequence", -1);
-	g->start_ms = ar_int(j, "startTime", 0);
-	g->duration_ms = (uint32_t)ar_int(j, "duration", 0);
-	g->bytes = (uint64_t)ar_int(j, "bytes", -1);
-	g->keyframe = json_is_true(json_object_get(j, "keyframe"));
-	g->init = (int)ar_int(j, "init", 0);
-	sha = json_string_value(json_object_get(j, "sha256"));
-	snprintf(g->sha256, sizeof(g->sha256), "%s", sha != NULL ? sha : "");
-	ok = g->sequence >= 0 && ar_int(j, "bytes", -1) >= 0 && g->init >= 0;
-	json_decref(j);
-	return ok;
-}
-
 /* Parsed index files, kept while the file is unchanged (same inode, size and
  * mtime): a segment request then costs a stat, not a parse of every line. An
  * index only grows by whole lines, and a rewrite (archive's repair) is a new
@@ -271,30 +194,32 @@ ar_cache_free(void)
 	}
 }
 
+/* Every entry of the index text (layout_index_next: complete lines that are
+ * entries, ascending; the others are skipped as archive's repair drops them). */
 static int
-ar_parse_index(FILE *f, struct seglist *l)
+ar_parse_index(const char *buf, size_t len, struct seglist *l)
 {
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n;
-	int r = 0;
+	struct layout_index_iter it;
+	struct layout_entry e;
+	int r, n;
 
-	while ((n = getline(&line, &cap, f)) > 0) {
-		struct seg g;
+	layout_index_begin(&it, buf, len, -1);
+	while ((n = layout_index_next(&it, &e, NULL, NULL)) != 0) {
+		struct seg g = { .sequence = e.sequence,
+				 .start_ms = e.start_ms,
+				 .duration_ms = e.duration_ms,
+				 .bytes = e.bytes,
+				 .keyframe = e.keyframe,
+				 .init = (int)e.init };
 
-		/* A line without its '\n' is being written or was torn: not there yet. */
-		if (line[n - 1] != '\n')
-			break;
-		if (!ar_index_entry(line, &g))
+		if (n < 0)
 			continue;
-		if (l->n > 0 && g.sequence <= l->v[l->n - 1].sequence)
-			continue; /* never listed twice, always ascending */
+		memcpy(g.sha256, e.sha256, sizeof(g.sha256));
 		r = seglist_add(l, &g);
 		if (r < 0)
-			break;
+			return r;
 	}
-	free(line);
-	return r;
+	return 0;
 }
 
 /* The session's parsed index, from the cache (parsed again when the file
@@ -303,23 +228,19 @@ ar_parse_index(FILE *f, struct seglist *l)
 static int
 ar_index(struct httpd *h, const struct sess *s, struct seglist *view)
 {
-	char path[PATH_MAX], key[2 * ID_STR_LEN];
+	char path[PATH_MAX], key[2 * ID_STR_LEN], *buf = NULL;
 	struct ar_cached *c = NULL, *lru = &ar_cache[0];
 	struct seglist l = { 0 };
 	struct stat sb;
-	FILE *f;
-	int r;
+	size_t len;
+	int fd, r;
 
 	memset(view, 0, sizeof(*view));
-	snprintf(path, sizeof(path), "%s/%s/index.jsonl", s->sentinel, s->session);
+	snprintf(path, sizeof(path), "%s/%s/" LAYOUT_INDEX, s->sentinel, s->session);
 	snprintf(key, sizeof(key), "%s/%s", s->sentinel, s->session);
-	f = beneath_fopen(ar_data_fd(h), path);
-	if (f == NULL)
-		return errno == ENOENT ? 0 : -errno;
-	if (fstat(fileno(f), &sb) < 0) {
-		r = -errno;
-		goto out;
-	}
+	fd = beneath_open_file(ar_data_fd(h), path, &sb);
+	if (fd < 0)
+		return fd == -ENOENT ? 0 : fd;
 	for (int i = 0; i < AR_CACHE; i++) {
 		if (strcmp(ar_cache[i].key, key) == 0)
 			c = &ar_cache[i];
@@ -328,7 +249,9 @@ ar_index(struct httpd *h, const struct sess *s, struct seglist *view)
 	}
 	if (c == NULL || c->dev != sb.st_dev || c->ino != sb.st_ino || c->size != sb.st_size ||
 	    c->mtime.tv_sec != sb.st_mtim.tv_sec || c->mtime.tv_nsec != sb.st_mtim.tv_nsec) {
-		r = ar_parse_index(f, &l);
+		r = layout_index_read(fd, 0, &buf, &len);
+		if (r == 0)
+			r = ar_parse_index(buf, len, &l);
 		if (r < 0) {
 			seglist_free(&l);
 			goto out;
@@ -349,7 +272,8 @@ ar_index(struct httpd *h, const struct sess *s, struct seglist *view)
 	view->n = c->n;
 	r = 0;
 out:
-	fclose(f);
+	free(buf);
+	close(fd);
 	return r;
 }
 
@@ -461,15 +385,15 @@ int
 ar_segment_body(struct httpd *h, const struct sess *s, const struct seg *g, struct body *b,
 		char etag[HTTPD_ETAG_MAX])
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX], name[32];
 	struct ring_seg m;
 	struct hbuf *buf;
 	struct stat sb;
 	int r;
 
 	if (!g->ring) {
-		snprintf(path, sizeof(path), "%s/%s/%06lld.m4s", s->sentinel, s->session,
-			 (long long)g->sequence);
+		layout_seg_name(g->sequence, name, sizeof(name));
+		snprintf(path, sizeof(path), "%s/%s/%s", s->sentinel, s->session, name);
 		if (beneath_stat_file(ar_data_fd(h), path, &sb) < 0 ||
 		    (uint64_t)sb.st_size != g->bytes)
 			return -ENOENT;
@@ -501,17 +425,15 @@ int
 ar_init_body(struct httpd *h, const struct sess *s, int gen, struct body *b,
 	     char etag[HTTPD_ETAG_MAX])
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX], name[32];
 	struct ring_sentinel rs;
 	struct ring_stats st;
 	struct hbuf *buf = NULL;
 	struct stat sb;
 	int fd, r = -ENOENT;
 
-	if (gen == 0)
-		snprintf(path, sizeof(path), "%s/%s/init.mp4", s->sentinel, s->session);
-	else
-		snprintf(path, sizeof(path), "%s/%s/init-%d.mp4", s->sentinel, s->session, gen);
+	layout_init_name((uint32_t)gen, name, sizeof(name));
+	snprintf(path, sizeof(path), "%s/%s/%s", s->sentinel, s->session, name);
 	fd = beneath_open_file(ar_data_fd(h), path, &sb);
 	if (fd >= 0) {
 		if (sb.st_size > AR_INIT_MAX) {
@@ -614,19 +536,6 @@ ar_cmp_start(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Lower-case UUID names only: anything else under data_dir is not ours to list. */
-static bool
-ar_is_id(const char *name)
-{
-	if (!id_valid(name))
-		return false;
-	for (const char *p = name; *p != '\0'; p++) {
-		if (*p >= 'A' && *p <= 'F')
-			return false;
-	}
-	return true;
-}
-
 int
 ar_sessions_json(struct httpd *h, const char *sentinel, json_t **ret)
 {
@@ -652,8 +561,8 @@ ar_sessions_json(struct httpd *h, const char *sentinel, json_t **ret)
 	while (d != NULL && (de = readdir(d)) != NULL) {
 		json_t *j;
 
-		if (!ar_is_id(de->d_name) || ar_session(h, sentinel, de->d_name, &s) < 0 ||
-		    !s.on_disk)
+		if (!layout_id_name(de->d_name, NULL) ||
+		    ar_session(h, sentinel, de->d_name, &s) < 0 || !s.on_disk)
 			continue;
 		if (strcmp(de->d_name, cur) == 0)
 			cur[0] = '\0'; /* listed from disk already */
@@ -700,8 +609,8 @@ ar_newest_session(struct httpd *h, const char *sentinel, json_t *o)
 	if (d == NULL)
 		return;
 	while ((de = readdir(d)) != NULL) {
-		if (!ar_is_id(de->d_name) || ar_session(h, sentinel, de->d_name, &s) < 0 ||
-		    !s.on_disk)
+		if (!layout_id_name(de->d_name, NULL) ||
+		    ar_session(h, sentinel, de->d_name, &s) < 0 || !s.on_disk)
 			continue;
 		if (best[0] == '\0' || s.start_ms > bs.start_ms) {
 			bs = s;
@@ -737,7 +646,6 @@ ar_sentinels_json(struct httpd *h)
 	json_t *arr = json_array(), *seen = json_object();
 	uint32_t n = h->ring != NULL ? ring_sentinel_slots(h->ring) : 0;
 	uint64_t *bits = n ? calloc(n, sizeof(*bits)) : NULL;
-	char path[PATH_MAX];
 	struct dirent *de;
 	DIR *d;
 
@@ -782,29 +690,28 @@ ar_sentinels_json(struct httpd *h)
 	}
 	d = ar_opendir(h, ".");
 	while (d != NULL && (de = readdir(d)) != NULL) {
-		json_t *o, *js;
-		char name[128] = "";
-		struct stat sb;
+		struct layout_sentinel ls = { .name = "" };
+		json_t *o;
+		int sfd;
 
 		/* A sentinel is a directory of ours, never a symlink to one. */
-		if (!ar_is_id(de->d_name) ||
-		    fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    !S_ISDIR(sb.st_mode))
+		if (!layout_id_name(de->d_name, NULL))
+			continue;
+		sfd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sfd < 0)
 			continue;
 		o = json_object_get(seen, de->d_name);
+		if (o == NULL && layout_sentinel_read(sfd, &ls) < 0)
+			ls.name[0] = '\0';
+		close(sfd);
 		if (o != NULL) {
 			json_object_set_new(o, "archived", json_true());
 			continue;
 		}
-		snprintf(path, sizeof(path), "%s/sentinel.json", de->d_name);
-		js = ar_load_json(h, path);
-		if (js != NULL)
-			ar_str(js, "name", name, sizeof(name));
-		json_decref(js);
 		o = json_pack("{s:s, s:s, s:n, s:b, s:s, s:i, s:i, s:n, s:i, s:i, s:b}",
-			      "sentinelId", de->d_name, "name", name, "sessionId", "online", false,
-			      "codec", "", "width", 0, "height", 0, "startedAt", "lastSequence", -1,
-			      "bitrate", 0, "archived", true);
+			      "sentinelId", de->d_name, "name", ls.name, "sessionId", "online",
+			      false, "codec", "", "width", 0, "height", 0, "startedAt",
+			      "lastSequence", -1, "bitrate", 0, "archived", true);
 		if (o == NULL)
 			continue;
 		ar_newest_session(h, de->d_name, o);

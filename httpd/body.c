@@ -60,7 +60,9 @@ body_add_file(struct body *b, int dirfd, const char *path, uint64_t off, uint64_
 
 	if (body_grow(b) < 0 || (p = strdup(path)) == NULL)
 		return -ENOMEM;
-	b->v[b->n++] = (struct part){ .path = p, .dirfd = dirfd, .off = off, .len = len };
+	b->v[b->n++] = (struct part){
+		.path = p, .dirfd = dirfd, .off = off, .len = len, .gen = -1, .src_len = len
+	};
 	b->total += len;
 	return 0;
 }
@@ -70,7 +72,9 @@ body_add_mem(struct body *b, struct hbuf *mem, uint64_t off, uint64_t len)
 {
 	if (body_grow(b) < 0)
 		return -ENOMEM;
-	b->v[b->n++] = (struct part){ .mem = hbuf_ref(mem), .off = off, .len = len };
+	b->v[b->n++] = (struct part){
+		.mem = hbuf_ref(mem), .off = off, .len = len, .gen = -1, .src_len = len
+	};
 	b->total += len;
 	return 0;
 }
@@ -97,6 +101,13 @@ body_free(struct body *b)
 		hbuf_unref(b->v[i].mem);
 	}
 	free(b->v);
-	free(b->init);
+	xport_free(b->xp);
 	memset(b, 0, sizeof(*b));
+}
+
+void
+body_remap_last(struct body *b, int gen)
+{
+	if (b->n > 0)
+		b->v[b->n - 1].gen = gen;
 }

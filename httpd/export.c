@@ -20,6 +20,9 @@
 #include "httpd.h"
 #include "log.h"
 
+#define EXPORT_GENS_MAX 64              /* init generations in one export */
+#define EXPORT_WAIT_MS  (5 * 60 * 1000) /* for the plan of a large export */
+
 struct export_sel {
 	bool by_seq, by_time;
 	int64_t from, to;   /* sequences, inclusive */
@@ -95,24 +98,6 @@ export_base(const struct fmp4_init *init, const struct part *pt)
 	return base;
 }
 
-/* The ring copy just added moves at once; a file moves as it is sent. */
-static int
-export_rebase_part(struct body *b, struct part *pt)
-{
-	struct fmp4_seg seg;
-	char err[160];
-
-	if (pt->mem == NULL) {
-		pt->rebase = true;
-		return 0;
-	}
-	if (fmp4_parse_segment(pt->mem->data + pt->off, pt->len, b->init, &seg, err, sizeof(err)) <
-		    0 ||
-	    fmp4_rebase(pt->mem->data + pt->off, pt->len, &seg, b->rebase) < 0)
-		return -EINVAL;
-	return 0;
-}
-
 /* "{name}-{UTC start}.mp4" with only [A-Za-z0-9._-] (runs of anything else
  * become one '_'), so that the name is valid on every file system. */
 static void
@@ -149,111 +134,255 @@ export_selected(const struct export_sel *sel, const struct seg *g)
 	return g->sequence >= sel->from && g->sequence <= sel->to;
 }
 
-void
-export_get(struct httpd *h, struct hreq *r)
-{
-	const struct route *rt = hs_route(r);
-	struct export_sel sel;
-	struct seglist l = { 0 };
-	struct body b = { 0 };
-	char etag[HTTPD_ETAG_MAX], disp[256], fname[160], base_tag[32];
-	size_t first = SIZE_MAX, last = 0;
-	EVP_MD_CTX *md = NULL;
-	unsigned char dg[EVP_MAX_MD_SIZE];
-	unsigned dlen = 0;
-	struct sess s;
-	int gen, err;
+/* The session's init generations in the selection, ascending: each one's
+ * init (parsed) becomes an entry of the export's stsd. */
+struct export_gens {
+	int gen[EXPORT_GENS_MAX];
+	struct fmp4_init init[EXPORT_GENS_MAX];
+	size_t n;
+	bool opaque; /* one init that is not ours to parse: bytes sent as they are */
+};
 
-	if (!export_args(r, &sel))
-		return;
-	if (ar_session(h, rt->sentinel, rt->session, &s) < 0) {
-		hs_error(r, 404, "session %s of sentinel %s not found", rt->session, rt->sentinel);
-		return;
+static int
+export_gen_index(const struct export_gens *g, int gen)
+{
+	for (size_t i = 0; i < g->n; i++) {
+		if (g->gen[i] == gen)
+			return (int)i;
 	}
-	if (ar_segments(h, &s, &l) < 0) {
-		hs_error(r, 500, "out of memory");
-		return;
+	return -1;
+}
+
+/* The export's init: the first generation's, with the later ones' sample
+ * entries when there are several. Answers r and returns < 0 on failure. */
+static int
+export_init(struct httpd *h, struct hreq *r, const struct sess *s, struct export_gens *g,
+	    struct body *b, EVP_MD_CTX *md)
+{
+	struct fmp4_src src[EXPORT_GENS_MAX];
+	struct body ib = { 0 };
+	char etag[HTTPD_ETAG_MAX];
+	ssize_t n;
+	int err = 0;
+
+	for (size_t i = 0; i < g->n && err == 0; i++) {
+		err = ar_init_body(h, s, g->gen[i], &ib, etag);
+		if (err < 0) {
+			hs_error(r, 404, "init generation %d of session %s is not available",
+				 g->gen[i], s->session);
+			break;
+		}
+		EVP_DigestUpdate(md, etag, strlen(etag));
+		src[i] = (struct fmp4_src){ ib.v[i].mem->data, ib.v[i].len, &g->init[i] };
+		err = fmp4_parse_init(src[i].buf, src[i].len, &g->init[i], NULL, 0);
+		/* Everything ingest stored parses; a file put there by other means
+		 * is exported as it is, alone, untouched. */
+		g->opaque = err < 0 && g->n == 1;
+		if (err < 0 && !g->opaque)
+			hs_error(r, 500, "init generation %d of session %s does not parse",
+				 g->gen[i], s->session);
+		if (g->opaque)
+			err = 0;
 	}
-	for (size_t i = 0; i < l.n; i++) {
-		if (!export_selected(&sel, &l.v[i]))
-			continue;
-		if (first == SIZE_MAX)
-			first = i;
-		last = i;
-	}
-	if (first == SIZE_MAX) {
-		hs_error(r, 404, "no segment of session %s in the range", s.session);
-		goto out;
-	}
-	/* A playable file starts at a join point: back to the last keyframe. */
-	while (first > 0 && !l.v[first].keyframe)
-		first--;
-	gen = l.v[first].init;
-	for (size_t i = first; i <= last; i++) {
-		if (l.v[i].init != gen) {
-			hs_error(r, 409,
-				 "the range spans init generations %d and %d; export each part "
-				 "separately (from=/to=)",
-				 gen, l.v[i].init);
-			goto out;
+	if (err == 0 && g->n == 1) {
+		err = body_add_mem(b, ib.v[0].mem, 0, ib.v[0].len);
+	} else if (err == 0) {
+		n = fmp4_merge_inits(src, g->n, NULL, 0);
+		for (size_t i = 1; n == -EDOM && i < g->n; i++) {
+			if (g->init[i].timescale != g->init[0].timescale) {
+				hs_error(r, 409,
+					 "init generations %d and %d have different timescales (%u "
+					 "and %u): export each part separately (from=/to=)",
+					 g->gen[0], g->gen[i], g->init[0].timescale,
+					 g->init[i].timescale);
+				err = -EDOM;
+				break;
+			}
+		}
+		if (err == 0) {
+			struct hbuf *m = n > 0 ? hbuf_new((size_t)n) : NULL;
+
+			if (m == NULL || fmp4_merge_inits(src, g->n, m->data, m->len) != n ||
+			    body_add_mem(b, m, 0, m->len) < 0)
+				err = -ENOMEM;
+			hbuf_unref(m);
 		}
 	}
-	md = EVP_MD_CTX_new();
-	if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+	if (err == -ENOMEM)
 		hs_error(r, 500, "out of memory");
-		goto out;
+	body_free(&ib);
+	return err;
+}
+
+/* The selection's generations: -E2BIG (answered) past EXPORT_GENS_MAX. */
+static int
+export_gens(struct hreq *r, const struct seglist *l, size_t first, size_t last,
+	    struct export_gens *g)
+{
+	g->n = 0;
+	g->opaque = false;
+	for (size_t i = first; i <= last; i++) {
+		if (export_gen_index(g, l->v[i].init) >= 0)
+			continue;
+		if (g->n == EXPORT_GENS_MAX) {
+			hs_error(r, 409,
+				 "the range spans more than %d init generations; export "
+				 "it in parts (from=/to=)",
+				 EXPORT_GENS_MAX);
+			return -E2BIG;
+		}
+		g->gen[g->n++] = l->v[i].init;
 	}
-	err = ar_init_body(h, &s, gen, &b, etag);
-	if (err < 0) {
-		hs_error(r, 404, "the init segment of session %s is not available", s.session);
-		goto out;
-	}
-	EVP_DigestUpdate(md, etag, strlen(etag));
-	/* The init is in memory (ar_init_body reads it whole). */
-	b.init = malloc(sizeof(*b.init));
-	if (b.init == NULL || b.v[0].mem == NULL ||
-	    fmp4_parse_init(b.v[0].mem->data, b.v[0].len, b.init, NULL, 0) < 0) {
-		free(b.init);
-		b.init = NULL; /* not ours to parse: sent as it is */
+	return 0;
+}
+
+/* Segments, remapped where they need it: *ret_unknown when a remap changes
+ * some length, which only a read of the segment tells. */
+static int
+export_segments(struct httpd *h, struct hreq *r, const struct sess *s, const struct seglist *l,
+		size_t first, size_t last, struct export_gens *g, struct body *b, EVP_MD_CTX *md,
+		bool *ret_unknown)
+{
+	char etag[HTTPD_ETAG_MAX], tag[48];
+	uint64_t rebase = 0;
+	int err;
+
+	*ret_unknown = false;
+	b->xp = xport_new(g->n);
+	if (b->xp == NULL) {
+		hs_error(r, 500, "out of memory");
+		return -ENOMEM;
 	}
 	for (size_t i = first; i <= last; i++) {
-		err = ar_segment_body(h, &s, &l.v[i], &b, etag);
+		int k = export_gen_index(g, l->v[i].init);
+
+		err = ar_segment_body(h, s, &l->v[i], b, etag);
 		if (err == -EBUSY) {
 			hs_retry_after(r, 1);
 			hs_error(r, 503, "too many segments from memory in flight; retry");
-			goto out;
+			return err;
 		}
 		if (err < 0) {
 			hs_error(r, 503, "segment %lld left the ring before it was archived; retry",
-				 (long long)l.v[i].sequence);
-			goto out;
-		}
-		if (i == first && b.init != NULL)
-			b.rebase = export_base(b.init, &b.v[b.n - 1]);
-		if (b.rebase > 0 && export_rebase_part(&b, &b.v[b.n - 1]) < 0) {
-			hs_error(r, 500, "segment %lld of the export could not be read",
-				 (long long)l.v[i].sequence);
-			goto out;
+				 (long long)l->v[i].sequence);
+			return err;
 		}
 		EVP_DigestUpdate(md, etag, strlen(etag));
+		if (i == first && !g->opaque) {
+			/* An export starts at time 0; later inits get entries after the first's. */
+			rebase = export_base(&g->init[0], &b->v[b->n - 1]);
+			for (size_t k2 = 0; k2 < g->n; k2++)
+				xport_set(b->xp, k2, &g->init[k2],
+					  k2 == 0 ? 0 : g->init[0].entries + (uint32_t)k2, rebase);
+		}
+		if (rebase > 0 || k > 0)
+			body_remap_last(b, k);
+		if (k > 0 && !xport_same_length(b->xp, (size_t)k))
+			*ret_unknown = true;
 	}
 	/* Moved bytes are other bytes: the tag says by how much. */
-	snprintf(base_tag, sizeof(base_tag), "rebase=%llu", (unsigned long long)b.rebase);
-	EVP_DigestUpdate(md, base_tag, strlen(base_tag));
+	snprintf(tag, sizeof(tag), "rebase=%llu gens=%zu", (unsigned long long)rebase, g->n);
+	EVP_DigestUpdate(md, tag, strlen(tag));
+	return 0;
+}
+
+int
+export_prepare(struct httpd *h, struct hreq *r, bool whole, bool need_sha256, struct export *x)
+{
+	const struct route *rt = hs_route(r);
+	struct export_sel sel = { .from = 0, .to = INT64_MAX, .start = 0, .end = INT64_MAX };
+	struct export_gens *g = NULL;
+	EVP_MD_CTX *md = NULL;
+	unsigned char dg[EVP_MAX_MD_SIZE];
+	unsigned dlen = 0;
+	bool unknown;
+	int err, ret = 0;
+
+	memset(x, 0, sizeof(*x));
+	x->first = SIZE_MAX;
+	if (!whole && !export_args(r, &sel))
+		return 0;
+	if (ar_session(h, rt->sentinel, rt->session, &x->s) < 0) {
+		hs_error(r, 404, "session %s of sentinel %s not found", rt->session, rt->sentinel);
+		return 0;
+	}
+	if (ar_segments(h, &x->s, &x->l) < 0) {
+		hs_error(r, 500, "out of memory");
+		return 0;
+	}
+	for (size_t i = 0; i < x->l.n; i++) {
+		if (!export_selected(&sel, &x->l.v[i]))
+			continue;
+		if (x->first == SIZE_MAX)
+			x->first = i;
+		x->last = i;
+	}
+	if (x->first == SIZE_MAX) {
+		hs_error(r, 404, "no segment of session %s in the range", x->s.session);
+		goto out;
+	}
+	/* A playable file starts at a join point: back to the last keyframe. */
+	while (x->first > 0 && !x->l.v[x->first].keyframe)
+		x->first--;
+	g = malloc(sizeof(*g));
+	md = EVP_MD_CTX_new();
+	if (g == NULL || md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+		hs_error(r, 500, "out of memory");
+		goto out;
+	}
+	if (export_gens(r, &x->l, x->first, x->last, g) < 0 ||
+	    export_init(h, r, &x->s, g, &x->b, md) < 0 ||
+	    export_segments(h, r, &x->s, &x->l, x->first, x->last, g, &x->b, md, &unknown) < 0)
+		goto out;
 	EVP_DigestFinal_ex(md, dg, &dlen);
 	/* The selection's bytes are fixed once listed, so the ETag is a digest of
 	 * its parts' ETags: the same export gets the same tag. */
-	snprintf(etag, sizeof(etag), "\"x-");
+	snprintf(x->etag, sizeof(x->etag), "\"x-");
 	for (unsigned i = 0; i < 16 && i < dlen; i++)
-		snprintf(etag + 3 + 2 * i, sizeof(etag) - 3 - 2 * i, "%02x", dg[i]);
-	strcat(etag, "\"");
-	export_filename(fname, sizeof(fname), &s, l.v[first].start_ms);
-	snprintf(disp, sizeof(disp), "attachment; filename=\"%s\"", fname);
-	h->stats.exports++;
-	hs_bytes(r, "video/mp4", &b, etag, disp,
-		 s.end_ms >= 0 ? "private, max-age=3600" : "no-cache");
+		snprintf(x->etag + 3 + 2 * i, sizeof(x->etag) - 3 - 2 * i, "%02x", dg[i]);
+	strcat(x->etag, "\"");
+	/* Lengths that only a read tells, and the whole file's digest, come from
+	 * the plan (xplan.c); the request waits for it once per export. */
+	err = xplan_apply(h, x->etag, x->s.session, &x->b, unknown || need_sha256);
+	if (err == 0 && !hs_parked_timed_out(r)) {
+		hs_park(r, HS_PARK_EXPORT, 0, EXPORT_WAIT_MS);
+		goto out;
+	}
+	if (err <= 0) {
+		hs_retry_after(r, 5);
+		hs_error(r, 503,
+			 "the export could not be prepared (busy, or a part is gone); "
+			 "retry");
+		goto out;
+	}
+	ret = 1;
 out:
 	EVP_MD_CTX_free(md);
-	body_free(&b);
-	seglist_free(&l);
+	free(g);
+	if (ret == 0)
+		export_release(x);
+	return ret;
+}
+
+void
+export_release(struct export *x)
+{
+	body_free(&x->b);
+	seglist_free(&x->l);
+}
+
+void
+export_get(struct httpd *h, struct hreq *r)
+{
+	char disp[256], fname[160];
+	struct export x;
+
+	if (export_prepare(h, r, false, !hs_has_range(r), &x) == 0)
+		return;
+	export_filename(fname, sizeof(fname), &x.s, x.l.v[x.first].start_ms);
+	snprintf(disp, sizeof(disp), "attachment; filename=\"%s\"", fname);
+	h->stats.exports++;
+	hs_bytes(r, "video/mp4", &x.b, x.etag, disp,
+		 x.s.end_ms >= 0 ? "private, max-age=3600" : "no-cache");
+	export_release(&x);
 }

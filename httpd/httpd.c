@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "catalog.h"
 #include "httpd.h"
 #include "log.h"
 #include "mjpeg.h"
@@ -71,6 +72,7 @@ httpd_new(struct stage *st)
 		h->ring = NULL;
 	}
 	snap_init(h);
+	xplan_init(h);
 	r = hs_open(h);
 	if (r < 0) {
 		log_error(r, "the HTTP server did not start");
@@ -100,12 +102,14 @@ httpd_free(struct httpd *h)
 	hs_close(h);
 	mjpeg_free(h);
 	snap_free(h);
+	xplan_free(h);
 	if (h->ring != NULL)
 		ring_close(h->ring);
 	if (h->data_fd >= 0)
 		close(h->data_fd);
 	tok_store_free(h->tok);
 	ar_forget_free(h);
+	catalog_free(h);
 	json_decref(h->status);
 	json_decref(h->deleted);
 	ar_cache_free();

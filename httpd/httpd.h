@@ -47,20 +47,25 @@ void hbuf_unref(struct hbuf *b);
 struct part {
 	char *path; /* a file, or NULL: beneath dirfd (beneath.h) unless AT_FDCWD */
 	int dirfd;
-	bool rebase;      /* a file segment whose tfdts move by body.rebase when sent */
-	bool release;     /* mem was made for sending: let go once it is sent */
-	struct hbuf *mem; /* or bytes in memory */
-	uint64_t off, len;
+	struct hbuf *mem;  /* or bytes in memory */
+	uint64_t off, len; /* the bytes the part sends */
+	/* An export's segment, remapped when it is sent (xplan.c): by the
+	 * export's generation gen (-1: sent as it is), from src_len bytes at
+	 * off; len is then what the remap gives. */
+	int gen;
+	uint64_t src_len;
+	bool release; /* mem was made for sending: let go once it is sent */
 };
+
+struct xport;
 
 struct body {
 	struct part *v;
 	size_t n, cap;
 	uint64_t total;
-	/* An export of a later part of a session: its segments' decode times
-	 * move back by rebase (timescale units) so that it starts at 0. */
-	struct fmp4_init *init;
-	uint64_t rebase;
+	struct xport *xp; /* an export's remaps (xplan.c), or NULL */
+	bool has_sha256;  /* sha256 is the whole body's: Repr-Digest with a 200 */
+	unsigned char sha256[32];
 };
 
 /* -ENOMEM. add_mem takes a reference of its own. A file's path is relative to
@@ -69,6 +74,8 @@ int body_add_file(struct body *b, int dirfd, const char *path, uint64_t off, uin
 int body_add_mem(struct body *b, struct hbuf *mem, uint64_t off, uint64_t len);
 int body_add_copy(struct body *b, const void *data, size_t len);
 void body_free(struct body *b);
+/* The last part added becomes a segment remapped by generation gen of b->xp. */
+void body_remap_last(struct body *b, int gen);
 
 /* One segment of a session, from the archive's index or only from the ring. */
 struct seg {
@@ -136,9 +143,52 @@ bool ar_forgotten_id(struct httpd *h, const uint8_t session[16]);
 void ar_forget(struct httpd *h, const uint8_t session[16]);
 void ar_forget_free(struct httpd *h);
 
+/* xplan.c: what an export needs besides its parts. The remap of its
+ * segments (fmp4_edit.c) is done as each is sent; when a remap changes a
+ * segment's length (a later init's segments), or a whole export's SHA-256 is
+ * asked for (Repr-Digest, manifest.json), a worker thread reads the export
+ * once and the result is kept by the export's ETag. */
+struct xport *xport_new(size_t gens);
+void xport_free(struct xport *xp);
+/* Generation i: its init (parsed) and how its segments move. */
+void xport_set(struct xport *xp, size_t i, const struct fmp4_init *init, uint32_t sample_desc,
+	       uint64_t rebase);
+/* Whether segments of generation i keep their length when remapped. */
+bool xport_same_length(const struct xport *xp, size_t i);
+/* The part's bytes as sent (any thread): a new buffer of pt->len bytes,
+ * read from the part's file or memory and remapped. -EIO. */
+int xport_render(const struct xport *xp, const struct part *pt, struct hbuf **ret);
+
+void xplan_init(struct httpd *h);
+void xplan_free(struct httpd *h);
+/* The plan of the export tagged etag applied to b: 1 when it was known (every
+ * part's length, and b->sha256), 0 when it is being made (park the
+ * request), -EAGAIN when making it failed (answer 503). With need false and
+ * no plan known, 1 and b as it is. Otherwise a job starts: b moves into it. */
+int xplan_apply(struct httpd *h, const char *etag, const char *session, struct body *b, bool need);
+/* Forgets every plan of a session (a hard delete). */
+void xplan_forget(struct httpd *h, const char *session);
+void xplan_service(struct httpd *h); /* loop thread: jobs done */
+
+/* export.c: an export of the request's session, as export.mp4 sends it. */
+struct export
+{
+	struct sess s;
+	struct seglist l;
+	size_t first, last; /* of l, selected */
+	struct body b;
+	char etag[HTTPD_ETAG_MAX];
+};
+/* 1 with x ready (export_release it), or 0 when r was answered (an error) or
+ * parked (the handler runs again). whole: the session from end to end, else
+ * the request's from/to or start/end; need_sha256: b.sha256 is wanted. */
+int export_prepare(struct httpd *h, struct hreq *r, bool whole, bool need_sha256, struct export *x);
+void export_release(struct export *x);
+
 /* export.c, hls.c, metrics.c, static.c, snap.c: route handlers. Each ends by
  * answering r (hs_* below) or parking it. */
 void export_get(struct httpd *h, struct hreq *r);
+void manifest_get(struct httpd *h, struct hreq *r);
 void hls_get(struct httpd *h, struct hreq *r);
 void metrics_get(struct httpd *h, struct hreq *r); /* health, metrics, status, config */
 void static_get(struct httpd *h, struct hreq *r);
@@ -167,13 +217,18 @@ enum hs_park {
 	HS_PARK_STATUS = 1,
 	HS_PARK_DELETE,
 	HS_PARK_SNAPSHOT,
+	HS_PARK_EXPORT,
 };
 void hs_park(struct hreq *r, enum hs_park why, int ref, int timeout_ms);
 bool hs_parked_timed_out(const struct hreq *r);
 /* While a handler runs again after hs_park: the ref it parked with, else -1. */
 int hs_park_ref(const struct hreq *r);
+/* Whether the request asks for a Range (the answer may still be whole). */
+bool hs_has_range(struct hreq *r);
 /* Adds Retry-After to the answer (503). */
 void hs_retry_after(struct hreq *r, int seconds);
+/* Adds Link: <target>; rel="next" (the next page of a listing). */
+void hs_link_next(struct hreq *r, const char *target);
 /* Wakes every request parked for why (ref -1: any ref). */
 void hs_unpark(struct httpd *h, enum hs_park why, int ref);
 
@@ -186,6 +241,8 @@ struct httpd {
 	char ring_name[64];
 	int data_fd;           /* data_dir, opened once it exists: see ar_data_fd() */
 	struct forget *forget; /* forget.c */
+	/* catalog.c: what /api/sessions keeps of each session directory */
+	struct catalog *catalog;
 	char web_root[4096];
 	void *srv; /* server.c's state */
 	/* vigild's last status answer (bus "status"), and when it came. */
@@ -202,6 +259,7 @@ struct httpd {
 		uint64_t connections;
 	} stats;
 	void *snap;          /* snap.c's state */
+	void *xplan;         /* xplan.c's state */
 	struct mjpeg *mjpeg; /* mjpeg.c's state, made by the first live.mjpeg */
 };
 

@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "proc.h"
+#include "catalog.h"
 #include "mjpeg.h"
 #include "server.h"
 
@@ -82,6 +83,12 @@ hs_retry_after(struct hreq *r, int seconds)
 }
 
 void
+hs_link_next(struct hreq *r, const char *target)
+{
+	hs_extra(r, "link:", "<%s>; rel=\"next\"", target);
+}
+
+void
 hs_unpark(struct httpd *h, enum hs_park why, int ref)
 {
 	struct hs *s = h->srv;
@@ -137,6 +144,7 @@ hs_need_role(enum route_kind kind)
 	case ROUTE_API_CONFIG:
 		return CFG_ROLE_OPERATOR;
 	case ROUTE_EXPORT:
+	case ROUTE_MANIFEST:
 	case ROUTE_SESSION:
 		return CFG_ROLE_ARCHIVIST;
 	default:
@@ -235,6 +243,9 @@ hs_dispatch(struct httpd *h, struct hreq *r)
 	case ROUTE_SENTINELS:
 		hs_json(r, 200, ar_sentinels_json(h));
 		break;
+	case ROUTE_ALL_SESSIONS:
+		catalog_get(h, r);
+		break;
 	case ROUTE_SNAPSHOT:
 		snap_get(h, r);
 		break;
@@ -246,6 +257,9 @@ hs_dispatch(struct httpd *h, struct hreq *r)
 		break;
 	case ROUTE_PLAYLIST:
 		hls_get(h, r);
+		break;
+	case ROUTE_MANIFEST:
+		manifest_get(h, r);
 		break;
 	default:
 		history_handle(h, r);

@@ -127,7 +127,8 @@ route_uuid(const char *s, char out[37], const char *what, struct route *ret)
 static int
 route_session_tail(char **parts, int n, struct route *ret)
 {
-	/* parts: sessionId [segments [N.m4s] | init.mp4 | export.mp4 | playlist.m3u8] */
+	/* parts: sessionId [segments [N.m4s] | init.mp4 | export.mp4 | playlist.m3u8 |
+	 * manifest.json] */
 	if (route_uuid(parts[0], ret->session, "sessionId is not a UUID", ret) < 0)
 		return -EINVAL;
 	if (n == 1) {
@@ -143,6 +144,8 @@ route_session_tail(char **parts, int n, struct route *ret)
 			ret->kind = ROUTE_EXPORT;
 		else if (strcmp(parts[1], "playlist.m3u8") == 0)
 			ret->kind = ROUTE_PLAYLIST;
+		else if (strcmp(parts[1], "manifest.json") == 0)
+			ret->kind = ROUTE_MANIFEST;
 		else
 			return -ENOENT;
 		return 0;
@@ -178,10 +181,13 @@ route_api(char **parts, int n, struct route *ret)
 			const char *name;
 			enum route_kind kind;
 		} flat[] = {
+			/* clang-format off */
 			{ "status", ROUTE_API_STATUS },
 			{ "metrics", ROUTE_API_METRICS },
 			{ "config", ROUTE_API_CONFIG },
 			{ "sentinels", ROUTE_SENTINELS },
+			{ "sessions", ROUTE_ALL_SESSIONS },
+			/* clang-format on */
 		};
 
 		for (size_t i = 0; i < sizeof(flat) / sizeof(flat[0]); i++) {

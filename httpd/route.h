@@ -25,6 +25,8 @@ enum route_kind {
 	ROUTE_SEGMENT,
 	ROUTE_EXPORT,
 	ROUTE_PLAYLIST,
+	ROUTE_MANIFEST,
+	ROUTE_ALL_SESSIONS, /* /api/sessions: every sentinel's */
 	ROUTE_LIVE_MJPEG,
 	ROUTE_N_KINDS,
 };

@@ -25,15 +25,14 @@ hs_head_ms(const struct httpd *h)
 	return h->cfg->timeout_idle_ms < HS_HEAD_MS ? h->cfg->timeout_idle_ms : HS_HEAD_MS;
 }
 
-/* A connection between requests: closed after the keep-alive timeout, or
- * hs_head_ms() after a request began to arrive. */
+/* A connection between requests: closed after the keep-alive timeout from
+ * now, or at head_by_ms once a head began to arrive (never later: each byte
+ * of a head that drips in does not buy another hs_head_ms()). */
 static void
 hs_wait_deadline(struct httpd *h, struct hreq *r)
 {
-	bool started = r->req != NULL && http1_started(r->req);
-
-	srv_conn_deadline(r->sc,
-			  proc_mono_ms() + (started ? hs_head_ms(h) : h->cfg->timeout_idle_ms));
+	srv_conn_deadline(r->sc, r->head_by_ms != 0 ? r->head_by_ms
+						    : proc_mono_ms() + h->cfg->timeout_idle_ms);
 }
 
 static void
@@ -46,7 +45,8 @@ hs_conn_opened(void *ctx, struct srv_conn *sc)
 	r->sc = sc;
 	r->fd = -1;
 	h->stats.connections++;
-	srv_conn_deadline(sc, proc_mono_ms() + hs_head_ms(h));
+	r->head_by_ms = proc_mono_ms() + hs_head_ms(h);
+	srv_conn_deadline(sc, r->head_by_ms);
 }
 
 /* A head http1 refused: its status, then the connection ends. */
@@ -54,6 +54,7 @@ static void
 hs_refuse(struct httpd *h, struct hreq *r, int status, const char *reason)
 {
 	r->busy = true;
+	r->head_by_ms = 0;
 	srv_conn_pause(r->sc, true);
 	srv_conn_established(r->sc);
 	h->stats.requests++;
@@ -71,6 +72,8 @@ hs_feed(struct httpd *h, struct hreq *r, const uint8_t *buf, size_t len)
 		srv_conn_abort(r->sc);
 		return;
 	}
+	if (r->head_by_ms == 0)
+		r->head_by_ms = proc_mono_ms() + hs_head_ms(h);
 	used = http1_feed(r->req, buf, len);
 	switch (http1_state(r->req)) {
 	case HTTP1_MORE:
@@ -88,6 +91,7 @@ hs_feed(struct httpd *h, struct hreq *r, const uint8_t *buf, size_t len)
 		return;
 	}
 	r->busy = true;
+	r->head_by_ms = 0;
 	srv_conn_pause(r->sc, true);
 	srv_conn_established(r->sc);
 	srv_conn_deadline(r->sc, 0);
@@ -230,6 +234,7 @@ hs_conn_wake(void *ctx)
 {
 	snap_service(ctx);
 	mjpeg_service(ctx);
+	xplan_service(ctx);
 }
 
 static void

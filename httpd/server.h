@@ -34,6 +34,11 @@ struct hreq {
 	struct httpd *h;
 	struct srv_conn *sc;
 	struct http1 *req;
+	/* The head being read must be complete by then (408 after it): set at
+	 * accept, or by the first byte after an answer; later bytes of the same
+	 * head never move it (a client that sends a byte a second is still cut
+	 * off). 0: no head begun. */
+	int64_t head_by_ms;
 	bool busy, finishing, buf_busy, peer_eof;
 	struct bytes pend; /* bytes read after the request being answered */
 	struct hreq *next_parked, **pprev_parked;

@@ -9,6 +9,7 @@
  *   registry.c the sentinels: ring table slots, who is online, replacement,
  *              bus announcements, control messages from the bus
  *   jpeg.c     legacy JPEG sentinels: a GStreamer pipeline per sentinel
+ *   jpeg_clock.c  when each legacy JPEG frame was taken (no GStreamer)
  * All of it runs in the one lws service thread, except the GStreamer
  * streaming threads of jpeg.c, which only hand buffers over.
  */
@@ -30,19 +31,26 @@
 
 struct ingest_jpeg;
 
+/* The most frames one sentinel.frame may carry (docs/protocol.md): a second
+ * at 1000 fps, ten at 100. A batch of more is refused whole. */
+#define INGEST_JPEG_BATCH_MAX 1000
+
 /* server.error codes (documented in docs/protocol.md) */
 enum ingest_err {
 	INGEST_ERR_BAD_REQUEST = 400,  /* bytes or fields that do not parse */
 	INGEST_ERR_NOT_FOUND = 404,    /* unknown message type */
 	INGEST_ERR_CONFLICT = 409,     /* sequence not above the last one, already registered */
 	INGEST_ERR_PRECONDITION = 412, /* segment before any init */
-	INGEST_ERR_TOO_LARGE = 413,    /* init larger than the ring keeps */
+	INGEST_ERR_TOO_LARGE = 413,    /* init larger than the ring keeps, too many frames */
 	INGEST_ERR_INTERNAL = 500,
 };
 
 struct ingest_stats {
 	uint64_t registered_total, rejected_total, replaced_total;
 	uint64_t segments, segment_bytes, inits, errors, frames, ring_errors;
+	/* legacy JPEG: connections paused for the encoder's backlog, encoded
+	 * segments dropped because the loop fell behind (never, by design) */
+	uint64_t jpeg_pauses, jpeg_dropped;
 	/* last byte received -> visible in the ring, microseconds, since the last heartbeat */
 	uint32_t lat_us[4096];
 	uint32_t n_lat;
@@ -61,6 +69,10 @@ struct ingest_sess {
 	bool has_seq;
 	int64_t last_seq;
 	int64_t started_ms;
+	int64_t reg_sent_ms; /* the register's envelope timestamp (unix ms), -1 without one */
+	/* legacy frames: the highest index encoded, which later frames must pass */
+	bool has_index;
+	int64_t last_index;
 	struct ingest_jpeg *jpeg;
 	int64_t token_expires;
 };
@@ -120,12 +132,28 @@ void ingest_reg_bus(void *ctx, const struct bus_msg *msg);
 void ingest_reg_check_tokens(struct ingest *ing, int64_t now);
 
 /* jpeg.c */
+struct ingest_frame {
+	int64_t index;
+	uint32_t pos; /* in the message's frames array */
+	const void *data;
+	size_t len;
+};
 struct ingest_jpeg *ingest_jpeg_new(struct ingest *ing, struct wss_conn *c);
 void ingest_jpeg_free(struct ingest_jpeg *j);
-int ingest_jpeg_push(struct ingest_jpeg *j, const void *jpeg, size_t len);
-/* The next segment the encoder makes starts with a keyframe. */
+/* Encodes the n frames of one batch, in this order, spread over the time the
+ * batch covers (jpeg_clock.h): sent_ms is the envelope's timestamp (unix ms,
+ * -1 without one), rx_ms its arrival (unix ms). Pauses the connection while
+ * the encoder's backlog is over its bound. -EIO when the pipeline refused. */
+int ingest_jpeg_push(struct ingest_jpeg *j, const struct ingest_frame *frames, uint32_t n,
+		     int64_t sent_ms, int64_t rx_ms);
+/* The next segment the encoder makes starts with a keyframe (each one does). */
 void ingest_jpeg_force_key(struct ingest_jpeg *j);
-/* In the service thread: moves what the encoder produced into the ring. */
+/* In the service thread: moves what the encoders produced into the ring,
+ * resumes connections whose backlog went down, closes those whose encoder
+ * failed (3005). */
 void ingest_jpeg_drain(struct ingest *ing);
+/* At the session's end, before it goes offline: the encoder finishes (at most
+ * 2 s) and its last segment enters the ring. */
+void ingest_jpeg_finish(struct ingest *ing, struct ingest_jpeg *j);
 
 #endif

@@ -53,7 +53,7 @@ ingest_pack_stats(void *ctx, msgpack_packer *pk)
 	uint32_t n = st->n_lat;
 
 	qsort(st->lat_us, n, sizeof(st->lat_us[0]), ingest_cmp_u32);
-	msgpack_pack_map(pk, 19);
+	msgpack_pack_map(pk, 21);
 	mp_pack_kv_int(pk, "sentinelsOnline", ing->online);
 	wss_pack_listener(ing->wss, pk);
 	mp_pack_kv_int(pk, "connectionsTotal", (int64_t)ws->connections_total);
@@ -64,6 +64,8 @@ ingest_pack_stats(void *ctx, msgpack_packer *pk)
 	mp_pack_kv_int(pk, "segmentBytes", (int64_t)st->segment_bytes);
 	mp_pack_kv_int(pk, "inits", (int64_t)st->inits);
 	mp_pack_kv_int(pk, "frames", (int64_t)st->frames);
+	mp_pack_kv_int(pk, "jpegPauses", (int64_t)st->jpeg_pauses);
+	mp_pack_kv_int(pk, "jpegDropped", (int64_t)st->jpeg_dropped);
 	mp_pack_kv_int(pk, "errors", (int64_t)st->errors);
 	mp_pack_kv_int(pk, "closes1009", (int64_t)ws->closes_1009);
 	mp_pack_kv_int(pk, "closes3006", (int64_t)ws->closes_3006);

@@ -4,10 +4,12 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "ingest.h"
+#include "jpeg_clock.h"
 #include "log.h"
 #include "mp.h"
 #include "proc.h"
@@ -43,7 +45,7 @@ sess_check_token(struct ingest *ing, struct wss_conn *c, const msgpack_object *p
 }
 
 static void
-sess_register(struct ingest *ing, struct wss_conn *c, const msgpack_object *p)
+sess_register(struct ingest *ing, struct wss_conn *c, const msgpack_object *p, int64_t sent_ms)
 {
 	struct ingest_sess *s = ingest_conn_sess(c);
 	struct wss_msg m;
@@ -84,6 +86,7 @@ sess_register(struct ingest *ing, struct wss_conn *c, const msgpack_object *p)
 	id_new(s->session_str);
 	id_parse(s->session_str, s->session);
 	s->started_ms = proc_now_ms();
+	s->reg_sent_ms = sent_ms;
 	r = ingest_reg_online(ing, c);
 	if (r == -EBUSY) {
 		sess_reject(ing, c, 3007, "Server busy");
@@ -295,13 +298,83 @@ sess_segment(struct ingest *ing, struct wss_conn *c, const msgpack_object *p, in
 		   "sentinel.segment", "segment refused: %s", err);
 }
 
+/* Index order; frames of equal index keep their order in the message. */
+static int
+sess_frame_cmp(const void *a, const void *b)
+{
+	const struct ingest_frame *x = a, *y = b;
+
+	if (x->index != y->index)
+		return x->index < y->index ? -1 : 1;
+	return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/* The frames of a batch that can be encoded, in index order, into f; one
+ * server.error for those that cannot (400: no data or no integer index) and
+ * one for those already encoded (409: an index not above the last one, as a
+ * repeated batch has). Returns how many are left. */
+static uint32_t
+sess_frames_take(struct ingest *ing, struct wss_conn *c, const msgpack_object *frames,
+		 struct ingest_frame *f)
+{
+	struct ingest_sess *s = ingest_conn_sess(c);
+	uint32_t total = frames->via.array.size, n = 0, bad = 0, first_bad = 0, repeats = 0, m;
+	const char *why = NULL;
+	int64_t last = s->last_index, first_repeat = 0;
+	bool had_index = s->has_index;
+
+	for (uint32_t i = 0; i < total; i++) {
+		const msgpack_object *o = &frames->via.array.ptr[i];
+		const char *fault;
+
+		if (mp_get_bin(o, "data", &f[n].data, &f[n].len) < 0)
+			fault = "needs data (JPEG bytes)";
+		else if (mp_get_int(o, "index", &f[n].index) < 0)
+			fault = "needs an integer index (the frames' order)";
+		else {
+			f[n++].pos = i;
+			continue;
+		}
+		/* The reason names the first bad frame; the count, all of them. */
+		if (bad++ == 0) {
+			first_bad = i;
+			why = fault;
+		}
+	}
+	if (bad > 0)
+		sess_error(ing, c, INGEST_ERR_BAD_REQUEST, "sentinel.frame",
+			   "frames[%u] %s; %u of %u frames dropped", first_bad, why, bad, total);
+	qsort(f, n, sizeof(*f), sess_frame_cmp);
+	m = 0;
+	for (uint32_t k = 0; k < n; k++) {
+		if (s->has_index && f[k].index <= s->last_index) {
+			if (repeats++ == 0)
+				first_repeat = f[k].index;
+			continue;
+		}
+		s->last_index = f[k].index;
+		s->has_index = true;
+		f[m++] = f[k];
+	}
+	if (repeats > 0 && had_index)
+		sess_error(
+			ing, c, INGEST_ERR_CONFLICT, "sentinel.frame",
+			"index %lld is not above the last one (%lld); %u repeated frames dropped",
+			(long long)first_repeat, (long long)last, repeats);
+	else if (repeats > 0)
+		sess_error(ing, c, INGEST_ERR_CONFLICT, "sentinel.frame",
+			   "index %lld appears twice; %u repeated frames dropped",
+			   (long long)first_repeat, repeats);
+	return m;
+}
+
 static void
-sess_frame(struct ingest *ing, struct wss_conn *c, const msgpack_object *p)
+sess_frame(struct ingest *ing, struct wss_conn *c, const msgpack_object *p, int64_t sent_ms)
 {
 	struct ingest_sess *s = ingest_conn_sess(c);
 	const msgpack_object *frames;
-	const void *data;
-	size_t len;
+	struct ingest_frame *f;
+	uint32_t n;
 
 	if (s->has_init && !s->legacy) {
 		sess_error(ing, c, INGEST_ERR_CONFLICT, "sentinel.frame",
@@ -313,26 +386,49 @@ sess_frame(struct ingest *ing, struct wss_conn *c, const msgpack_object *p)
 			   "sentinel.frame needs frames (an array)");
 		return;
 	}
+	s->legacy = true;
+	if (frames->via.array.size > INGEST_JPEG_BATCH_MAX) {
+		sess_error(ing, c, INGEST_ERR_TOO_LARGE, "sentinel.frame",
+			   "a batch holds at most %d frames, this one %u; none was encoded",
+			   INGEST_JPEG_BATCH_MAX, frames->via.array.size);
+		return;
+	}
+	if (frames->via.array.size == 0)
+		return;
+	f = calloc(frames->via.array.size, sizeof(*f));
+	if (f == NULL) {
+		sess_error(ing, c, INGEST_ERR_INTERNAL, "sentinel.frame", "out of memory");
+		return;
+	}
+	n = sess_frames_take(ing, c, frames, f);
+	if (n == 0)
+		goto out;
 	if (s->jpeg == NULL) {
-		s->legacy = true;
 		s->jpeg = ingest_jpeg_new(ing, c);
 		if (s->jpeg == NULL) {
 			sess_error(ing, c, INGEST_ERR_INTERNAL, "sentinel.frame",
 				   "the JPEG encoder could not be started");
-			return;
+			goto out;
 		}
 	}
-	for (uint32_t i = 0; i < frames->via.array.size; i++) {
-		if (mp_get_bin(&frames->via.array.ptr[i], "data", &data, &len) < 0) {
-			sess_error(ing, c, INGEST_ERR_BAD_REQUEST, "sentinel.frame",
-				   "frames[%u] needs data (JPEG bytes)", i);
-			continue;
-		}
-		if (ingest_jpeg_push(s->jpeg, data, len) < 0)
-			sess_error(ing, c, INGEST_ERR_INTERNAL, "sentinel.frame",
-				   "frames[%u] could not be queued for encoding", i);
-		ing->stats.frames++;
-	}
+	if (ingest_jpeg_push(s->jpeg, f, n, sent_ms, proc_now_ms()) < 0)
+		sess_error(ing, c, INGEST_ERR_INTERNAL, "sentinel.frame",
+			   "%u frames could not be queued for encoding", n);
+	else
+		ing->stats.frames += n;
+out:
+	free(f);
+}
+
+/* The envelope's timestamp in unix ms; -1 when absent or beyond any clock. */
+static int64_t
+sess_sent_ms(const struct env *env)
+{
+	int64_t ts = env_timestamp(env);
+
+	if (!env_has_timestamp(env) || ts < 0 || ts > JPEG_CLOCK_TS_MAX_MS / 1000)
+		return -1;
+	return ts * 1000;
 }
 
 void
@@ -351,7 +447,7 @@ ingest_sess_message(struct ingest *ing, struct wss_conn *c, const void *buf, siz
 	p = env_payload(env);
 	if (!s->registered) {
 		if (strcmp(type, "sentinel.register") == 0)
-			sess_register(ing, c, p);
+			sess_register(ing, c, p, sess_sent_ms(env));
 		else
 			sess_reject(ing, c, 3001, "The first message must be sentinel.register");
 	} else if (strcmp(type, "sentinel.segment") == 0) {
@@ -359,7 +455,7 @@ ingest_sess_message(struct ingest *ing, struct wss_conn *c, const void *buf, siz
 	} else if (strcmp(type, "sentinel.init") == 0) {
 		sess_init(ing, c, p);
 	} else if (strcmp(type, "sentinel.frame") == 0) {
-		sess_frame(ing, c, p);
+		sess_frame(ing, c, p, sess_sent_ms(env));
 	} else if (strcmp(type, "sentinel.ping") == 0) {
 		wss_send_pong(c);
 	} else if (strcmp(type, "sentinel.bye") == 0) {
@@ -377,6 +473,10 @@ ingest_sess_closed(struct ingest *ing, struct wss_conn *c)
 {
 	struct ingest_sess *s = ingest_conn_sess(c);
 
+	/* The encoder's last segment belongs to the session: in before it ends
+	 * (not for a replaced connection, whose slot is taken). */
+	if (s->registered)
+		ingest_jpeg_finish(ing, s->jpeg);
 	ingest_jpeg_free(s->jpeg);
 	s->jpeg = NULL;
 	if (s->registered)

@@ -1,8 +1,8 @@
-/* test_archive: archive/store.c and sync.c, the layout of docs/archive.md:
- * names, index lines, atomic files, the start-up repair of a session directory
- * (torn tail, missing or short files, stray temp and unlisted files) and
- * removal that spares files archive did not write. Each test gets a fresh
- * temporary directory. */
+/* test_archive: archive/store.c and sync.c over common/layout.c, the layout of
+ * docs/archive.md: names, index lines, atomic files, the start-up repair of a
+ * session directory (torn tail, missing or short files, stray temp and
+ * unlisted files) and removal that spares files archive did not write. Each
+ * test gets a fresh temporary directory. */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -79,19 +79,19 @@ slurp(const char *name)
 static void
 segment(int64_t seq, size_t len, char *idx, size_t size)
 {
-	struct archive_entry e = { .sequence = seq,
-				   .start_ms = 1000 * seq,
-				   .duration_ms = 1000,
-				   .bytes = len,
-				   .keyframe = true };
+	struct layout_entry e = { .sequence = seq,
+				  .start_ms = 1000 * seq,
+				  .duration_ms = 1000,
+				  .bytes = len,
+				  .keyframe = true };
 	char name[32], line[512];
 	char *data = malloc(len);
 
 	memset(data, 'a' + (int)(seq % 26), len);
-	archive_seg_name(seq, name, sizeof(name));
+	layout_seg_name(seq, name, sizeof(name));
 	put(name, data, len);
-	archive_sha256_hex(data, len, e.sha256);
-	ck_assert_int_gt(archive_entry_format(&e, line, sizeof(line)), 0);
+	layout_sha256_hex(data, len, e.sha256);
+	ck_assert_int_gt(layout_entry_format(&e, line, sizeof(line)), 0);
 	ck_assert_uint_lt(strlen(idx) + strlen(line), size);
 	strcat(idx, line);
 	free(data);
@@ -101,15 +101,15 @@ START_TEST(test_names)
 {
 	char buf[32];
 
-	archive_seg_name(0, buf, sizeof(buf));
+	layout_seg_name(0, buf, sizeof(buf));
 	ck_assert_str_eq(buf, "000000.m4s");
-	archive_seg_name(999999, buf, sizeof(buf));
+	layout_seg_name(999999, buf, sizeof(buf));
 	ck_assert_str_eq(buf, "999999.m4s");
-	archive_seg_name(1000000, buf, sizeof(buf));
+	layout_seg_name(1000000, buf, sizeof(buf));
 	ck_assert_str_eq(buf, "1000000.m4s");
-	archive_init_name(0, buf, sizeof(buf));
+	layout_init_name(0, buf, sizeof(buf));
 	ck_assert_str_eq(buf, "init.mp4");
-	archive_init_name(3, buf, sizeof(buf));
+	layout_init_name(3, buf, sizeof(buf));
 	ck_assert_str_eq(buf, "init-3.mp4");
 	static const char *const ours[] = { "000000.m4s",    "1234567.m4s",    "init.mp4",
 					    "init-12.mp4",   "index.jsonl",    "session.json",
@@ -119,34 +119,34 @@ START_TEST(test_names)
 					      ".m4s",      "foo.tmp",    "x000000.m4s",
 					      "..",        "." };
 	for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++)
-		ck_assert_msg(archive_layout_name(ours[i]), "%s not ours", ours[i]);
+		ck_assert_msg(layout_name(ours[i]), "%s not ours", ours[i]);
 	for (size_t i = 0; i < sizeof(theirs) / sizeof(theirs[0]); i++)
-		ck_assert_msg(!archive_layout_name(theirs[i]), "%s ours", theirs[i]);
+		ck_assert_msg(!layout_name(theirs[i]), "%s ours", theirs[i]);
 }
 END_TEST
 
 START_TEST(test_entry_round_trip)
 {
-	struct archive_entry e = { .sequence = 42,
-				   .start_ms = 1763900000000,
-				   .duration_ms = 999,
-				   .bytes = 12345,
-				   .keyframe = false,
-				   .init = 2 },
-			     got;
+	struct layout_entry e = { .sequence = 42,
+				  .start_ms = 1763900000000,
+				  .duration_ms = 999,
+				  .bytes = 12345,
+				  .keyframe = false,
+				  .init = 2 },
+			    got;
 	char line[512];
 	int n;
 
-	archive_sha256_hex("abc", 3, e.sha256);
+	layout_sha256_hex("abc", 3, e.sha256);
 	ck_assert_str_eq(e.sha256,
 			 "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-	n = archive_entry_format(&e, line, sizeof(line));
+	n = layout_entry_format(&e, line, sizeof(line));
 	ck_assert_int_eq(n, (int)strlen(line));
 	ck_assert_str_eq(line,
 			 "{\"sequence\":42,\"startTime\":1763900000000,\"duration\":999,"
 			 "\"bytes\":12345,\"keyframe\":false,\"init\":2,\"sha256\":"
 			 "\"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\"}\n");
-	ck_assert_int_eq(archive_entry_parse(line, (size_t)n - 1, &got), 0);
+	ck_assert_int_eq(layout_entry_parse(line, (size_t)n - 1, &got), 0);
 	ck_assert_int_eq(got.sequence, 42);
 	ck_assert_int_eq(got.start_ms, 1763900000000);
 	ck_assert_uint_eq(got.duration_ms, 999);
@@ -154,7 +154,7 @@ START_TEST(test_entry_round_trip)
 	ck_assert(!got.keyframe);
 	ck_assert_uint_eq(got.init, 2);
 	ck_assert_str_eq(got.sha256, e.sha256);
-	ck_assert_int_eq(archive_entry_format(&e, line, 40), -ENOBUFS);
+	ck_assert_int_eq(layout_entry_format(&e, line, 40), -ENOBUFS);
 }
 END_TEST
 
@@ -175,28 +175,28 @@ START_TEST(test_entry_parse_refuses)
 		"{\"sequence\":1,\"startTime\":0,\"duration\":1,\"bytes\":1,\"keyframe\":true,"
 		"\"sha256\":\"0000000000000000000000000000000000000000000000000000000000000000\"}",
 	};
-	struct archive_entry e;
+	struct layout_entry e;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		ck_assert_msg(archive_entry_parse(bad[i], strlen(bad[i]), &e) == -EINVAL, "took %s",
+		ck_assert_msg(layout_entry_parse(bad[i], strlen(bad[i]), &e) == -EINVAL, "took %s",
 			      bad[i]);
 }
 END_TEST
 
 START_TEST(test_atomic_and_meta)
 {
-	struct archive_meta m = { .sentinel = "0b6c0000-0000-4000-8000-000000000001",
-				  .session = "5f1e0000-0000-4000-8000-000000000002",
-				  .name = "hall \"a\" / 7",
-				  .codec = "avc1.64001f",
-				  .width = 1280,
-				  .height = 720,
-				  .timescale = 90000,
-				  .start_ms = 1763900000000,
-				  .end_ms = -1,
-				  .inits = 1 },
-			    got;
-	char name[128];
+	struct layout_session m = { .sentinel = "0b6c0000-0000-4000-8000-000000000001",
+				    .session = "5f1e0000-0000-4000-8000-000000000002",
+				    .name = "hall \"a\" / 7",
+				    .codec = "avc1.64001f",
+				    .width = 1280,
+				    .height = 720,
+				    .timescale = 90000,
+				    .start_ms = 1763900000000,
+				    .end_ms = -1,
+				    .inits = 1 },
+			      got;
+	struct layout_sentinel ls;
 
 	ck_assert_int_eq(archive_meta_write(tfd, &m), 0);
 	ck_assert(!exists("session.json.tmp"));
@@ -206,21 +206,21 @@ START_TEST(test_atomic_and_meta)
 		"\"5f1e0000-0000-4000-8000-000000000002\",\"name\":\"hall \\\"a\\\" / 7\","
 		"\"codec\":\"avc1.64001f\",\"width\":1280,\"height\":720,\"timescale\":90000,"
 		"\"startTime\":1763900000000,\"endTime\":null,\"inits\":1}");
-	ck_assert_int_eq(archive_meta_read(tfd, &got), 0);
+	ck_assert_int_eq(layout_session_read(tfd, &got), 0);
 	ck_assert_int_eq(got.end_ms, -1);
 	ck_assert_str_eq(got.name, m.name);
 	m.end_ms = 1763900060000;
 	m.inits = 2;
 	ck_assert_int_eq(archive_meta_write(tfd, &m), 0);
-	ck_assert_int_eq(archive_meta_read(tfd, &got), 0);
+	ck_assert_int_eq(layout_session_read(tfd, &got), 0);
 	ck_assert_int_eq(got.end_ms, 1763900060000);
 	ck_assert_uint_eq(got.inits, 2);
-	ck_assert_int_eq(archive_sentinel_read(tfd, name, sizeof(name)), -ENOENT);
+	ck_assert_int_eq(layout_sentinel_read(tfd, &ls), -ENOENT);
 	ck_assert_int_eq(archive_sentinel_write(tfd, m.sentinel, "seat 7"), 0);
-	ck_assert_int_eq(archive_sentinel_read(tfd, name, sizeof(name)), 0);
-	ck_assert_str_eq(name, "seat 7");
+	ck_assert_int_eq(layout_sentinel_read(tfd, &ls), 0);
+	ck_assert_str_eq(ls.name, "seat 7");
 	puts_("session.json", "{\"startTime\":");
-	ck_assert_int_eq(archive_meta_read(tfd, &got), -EINVAL);
+	ck_assert_int_eq(layout_session_read(tfd, &got), -EINVAL);
 }
 END_TEST
 

@@ -512,46 +512,195 @@ START_TEST(test_segment_fixture)
 }
 END_TEST
 
+/* The first tfdt value of the video track in a segment. */
+static uint64_t
+first_tfdt(const void *buf, size_t len, const struct fmp4_init *init)
+{
+	struct fmp4_seg seg;
+	char err[ERR_LEN] = "";
+
+	ck_assert_msg(parse_seg(buf, len, init, &seg, err) == 0, "%s", err);
+	ck_assert(seg.has_decode_time);
+	return seg.decode_time;
+}
+
+static uint8_t *
+remap(const void *buf, size_t len, const struct fmp4_remap *m, size_t *ret_len)
+{
+	ssize_t n = fmp4_remap(buf, len, m, NULL, 0), w;
+	uint8_t *out;
+
+	ck_assert_int_gt(n, 0);
+	out = malloc((size_t)n);
+	ck_assert_ptr_nonnull(out);
+	ck_assert_int_eq(fmp4_remap(buf, len, m, out, (size_t)n - 1), -ENOBUFS);
+	w = fmp4_remap(buf, len, m, out, (size_t)n);
+	ck_assert_int_eq(w, n);
+	*ret_len = (size_t)n;
+	return out;
+}
+
 /* An export of a later part starts at 0: only the tfdt values move. */
-START_TEST(test_rebase)
+START_TEST(test_remap_rebase)
 {
 	struct fmp4_init init = fixture_init();
 	struct blob s0 = fixture_load("seg0.m4s"), s1 = fixture_load("seg1.m4s");
-	struct fmp4_seg seg, again;
+	struct fmp4_remap m = { .own = &init, .export = &init, .rebase = 3000 };
+	struct fmp4_seg a, b;
 	char err[ERR_LEN] = "";
-	uint8_t *both = malloc(s0.len + s1.len), *orig = malloc(s1.len);
-	size_t diff = 0;
+	uint8_t *out, *both = malloc(s0.len + s1.len);
+	size_t n, diff = 0;
 
 	ck_assert_ptr_nonnull(both);
-	ck_assert_ptr_nonnull(orig);
-	memcpy(orig, s1.data, s1.len);
-	ck_assert_msg(parse_seg(s1.data, s1.len, &init, &seg, err) == 0, "%s", err);
-	ck_assert_uint_eq(seg.n_tfdt, 1);
-	ck_assert_int_eq(fmp4_rebase(s1.data, s1.len, &seg, 3000), 0);
-	ck_assert_msg(parse_seg(s1.data, s1.len, &init, &again, err) == 0, "%s", err);
-	ck_assert_uint_eq(again.decode_time, 0);
-	ck_assert_uint_eq(again.duration, seg.duration);
-	for (size_t i = 0; i < s1.len; i++)
-		diff += ((uint8_t *)s1.data)[i] != orig[i];
+	ck_assert_uint_eq(first_tfdt(s1.data, s1.len, &init), 3000);
+	out = remap(s1.data, s1.len, &m, &n);
+	ck_assert_uint_eq(n, s1.len);
+	ck_assert_uint_eq(first_tfdt(out, n, &init), 0);
+	ck_assert_msg(parse_seg(s1.data, s1.len, &init, &a, err) == 0, "%s", err);
+	ck_assert_msg(parse_seg(out, n, &init, &b, err) == 0, "%s", err);
+	ck_assert_uint_eq(a.duration, b.duration);
+	ck_assert_uint_eq(a.n_samples, b.n_samples);
+	for (size_t i = 0; i < n; i++)
+		diff += ((uint8_t *)s1.data)[i] != out[i];
 	ck_assert_uint_le(diff, 2); /* 3000 = 0x0bb8: two bytes of the tfdt */
+	free(out);
 	/* below the base: 0, never a wrap */
-	ck_assert_int_eq(fmp4_rebase(s1.data, s1.len, &again, 5000), 0);
-	ck_assert_msg(parse_seg(s1.data, s1.len, &init, &again, err) == 0, "%s", err);
-	ck_assert_uint_eq(again.decode_time, 0);
+	m.rebase = 5000;
+	out = remap(s1.data, s1.len, &m, &n);
+	ck_assert_uint_eq(first_tfdt(out, n, &init), 0);
+	free(out);
 	/* two pairs: both tfdts move */
 	memcpy(both, s0.data, s0.len);
-	memcpy(both + s0.len, orig, s1.len);
-	ck_assert_msg(parse_seg(both, s0.len + s1.len, &init, &seg, err) == 0, "%s", err);
-	ck_assert_uint_eq(seg.n_tfdt, 2);
-	ck_assert_int_eq(fmp4_rebase(both, s0.len + s1.len, &seg, 1000), 0);
-	ck_assert_msg(parse_seg(both + s0.len, s1.len, &init, &again, err) == 0, "%s", err);
-	ck_assert_uint_eq(again.decode_time, 2000);
-	seg.n_tfdt = FMP4_TFDT_MAX + 1;
-	ck_assert_int_eq(fmp4_rebase(both, s0.len + s1.len, &seg, 1000), -E2BIG);
+	memcpy(both + s0.len, s1.data, s1.len);
+	m.rebase = 1000;
+	out = remap(both, s0.len + s1.len, &m, &n);
+	ck_assert_uint_eq(first_tfdt(out + s0.len, s1.len, &init), 2000);
+	free(out);
+	/* what does not parse is not remapped */
+	ck_assert_int_eq(fmp4_remap(both, s0.len - 1, &m, NULL, 0), -EBADMSG);
 	free(both);
-	free(orig);
 	free(s0.data);
 	free(s1.data);
+}
+END_TEST
+
+/* A segment of a later init names its sample entry; its defaults travel. */
+START_TEST(test_remap_sample_desc)
+{
+	struct fmp4_init init = fixture_init(), own = init;
+	struct blob s1 = fixture_load("seg1.m4s");
+	struct fmp4_remap m = { .own = &own, .export = &init, .sample_desc = 2 };
+	struct fmp4_seg a, b;
+	char err[ERR_LEN] = "";
+	size_t n, mdat;
+	uint8_t *out;
+
+	ck_assert_msg(parse_seg(s1.data, s1.len, &init, &a, err) == 0, "%s", err);
+	out = remap(s1.data, s1.len, &m, &n);
+	ck_assert_uint_eq(n, s1.len + 4); /* one traf: the index */
+	ck_assert_msg(parse_seg(out, n, &init, &b, err) == 0, "%s", err);
+	ck_assert_uint_eq(a.n_samples, b.n_samples);
+	ck_assert_uint_eq(a.duration, b.duration);
+	ck_assert_uint_eq(a.keyframe, b.keyframe);
+	/* the mdat, last, is byte for byte the same */
+	mdat = 0;
+	while (mdat + 8 <= s1.len && memcmp((uint8_t *)s1.data + mdat + 4, "mdat", 4) != 0)
+		mdat += ((uint8_t *)s1.data)[mdat] << 24 | ((uint8_t *)s1.data)[mdat + 1] << 16 |
+			((uint8_t *)s1.data)[mdat + 2] << 8 | ((uint8_t *)s1.data)[mdat + 3];
+	ck_assert_uint_lt(mdat, s1.len);
+	ck_assert(memcmp(out + mdat + 4, (uint8_t *)s1.data + mdat, s1.len - mdat) == 0);
+	free(out);
+	/* trex defaults of the own init that differ from the export's go into
+	 * the tfhd: parsed against the export's init, the samples stay */
+	own.default_sample_duration = init.default_sample_duration + 7;
+	own.default_sample_size = init.default_sample_size + 9;
+	own.default_sample_flags = init.default_sample_flags ^ 0x10000;
+	ck_assert_msg(parse_seg(s1.data, s1.len, &own, &a, err) == 0, "%s", err);
+	out = remap(s1.data, s1.len, &m, &n);
+	ck_assert_uint_eq(n, s1.len + 16);
+	ck_assert_msg(parse_seg(out, n, &init, &b, err) == 0, "%s", err);
+	ck_assert_uint_eq(a.duration, b.duration);
+	ck_assert_uint_eq(a.keyframe, b.keyframe);
+	free(out);
+	/* another track id: the export's */
+	own = init;
+	own.track_id = init.track_id + 1;
+	ck_assert_int_eq(fmp4_remap(s1.data, s1.len, &m, NULL, 0), -EBADMSG);
+	free(s1.data);
+}
+END_TEST
+
+/* Built boxes: two trafs, a sidx before the pair, 64-bit sizes. */
+START_TEST(test_remap_built)
+{
+	struct fmp4_init init = fixture_init();
+	struct fmp4_remap m = { .own = &init, .export = &init, .sample_desc = 3, .rebase = 10 };
+	struct blob s0 = fixture_load("seg0.m4s");
+	struct fmp4_seg a, b;
+	char err[ERR_LEN] = "";
+	uint8_t sidx[32] = { 0, 0, 0, 32, 's', 'i', 'd', 'x' };
+	uint8_t *in = malloc(sizeof(sidx) + s0.len), *out;
+	size_t n;
+
+	ck_assert_ptr_nonnull(in);
+	memcpy(in, sidx, sizeof(sidx));
+	memcpy(in + sizeof(sidx), s0.data, s0.len);
+	ck_assert_msg(parse_seg(in, sizeof(sidx) + s0.len, &init, &a, err) == 0, "%s", err);
+	out = remap(in, sizeof(sidx) + s0.len, &m, &n);
+	ck_assert_uint_eq(n, sizeof(sidx) + s0.len + 4);
+	ck_assert(memcmp(out + 4, "free", 4) == 0); /* its sizes no longer hold */
+	ck_assert_msg(parse_seg(out, n, &init, &b, err) == 0, "%s", err);
+	ck_assert_uint_eq(a.n_samples, b.n_samples);
+	free(out);
+	/* nothing grows: the sidx stays */
+	m.sample_desc = 0;
+	out = remap(in, sizeof(sidx) + s0.len, &m, &n);
+	ck_assert_uint_eq(n, sizeof(sidx) + s0.len);
+	ck_assert(memcmp(out + 4, "sidx", 4) == 0);
+	free(out);
+	free(in);
+	free(s0.data);
+}
+END_TEST
+
+/* Two inits into one: the second's sample entry appended to the first's stsd. */
+START_TEST(test_merge_inits)
+{
+	struct fmp4_init init = fixture_init(), merged, other;
+	struct blob i0 = fixture_load("init.mp4");
+	struct fmp4_src v[3] = { { i0.data, i0.len, &init },
+				 { i0.data, i0.len, &init },
+				 { i0.data, i0.len, &init } };
+	char err[ERR_LEN] = "";
+	ssize_t n = fmp4_merge_inits(v, 3, NULL, 0);
+	uint8_t *out;
+
+	ck_assert_int_eq(n, (ssize_t)(i0.len + 2 * init.entry_len));
+	out = malloc((size_t)n);
+	ck_assert_ptr_nonnull(out);
+	ck_assert_int_eq(fmp4_merge_inits(v, 3, out, (size_t)n - 1), -ENOBUFS);
+	ck_assert_int_eq(fmp4_merge_inits(v, 3, out, (size_t)n), n);
+	ck_assert_msg(parse_init(out, (size_t)n, &merged, err) == 0, "%s", err);
+	ck_assert_uint_eq(merged.entries, 3);
+	ck_assert_str_eq(merged.codec, init.codec);
+	ck_assert_uint_eq(merged.timescale, init.timescale);
+	ck_assert_uint_eq(merged.track_id, init.track_id);
+	ck_assert_uint_eq(merged.entry_len, init.entry_len);
+	/* entries 2 and 3 are the first's bytes */
+	ck_assert(memcmp(out + merged.entry_off + init.entry_len,
+			 (uint8_t *)i0.data + init.entry_off, init.entry_len) == 0);
+	ck_assert(memcmp(out + merged.entry_off + 2 * init.entry_len,
+			 (uint8_t *)i0.data + init.entry_off, init.entry_len) == 0);
+	/* one source: the init as it is */
+	ck_assert_int_eq(fmp4_merge_inits(v, 1, out, (size_t)n), (ssize_t)i0.len);
+	ck_assert(memcmp(out, i0.data, i0.len) == 0);
+	/* another timescale cannot share the track */
+	other = init;
+	other.timescale++;
+	v[1].init = &other;
+	ck_assert_int_eq(fmp4_merge_inits(v, 2, NULL, 0), -EDOM);
+	free(out);
+	free(i0.data);
 }
 END_TEST
 
@@ -1320,7 +1469,10 @@ fmp4_suite(void)
 
 	add(s, "init_fixture", test_init_fixture);
 	add(s, "segment_fixture", test_segment_fixture);
-	add(s, "rebase", test_rebase);
+	add(s, "remap rebase", test_remap_rebase);
+	add(s, "remap sample desc", test_remap_sample_desc);
+	add(s, "remap built", test_remap_built);
+	add(s, "merge inits", test_merge_inits);
 	add(s, "fixture_non_sync", test_fixture_non_sync);
 	add(s, "init_built", test_init_built);
 	add(s, "keyframe_flags", test_keyframe_flags);

@@ -28,6 +28,7 @@ START_TEST(test_routes_accepted)
 		{ "/api/metrics", ROUTE_API_METRICS },
 		{ "/api/config", ROUTE_API_CONFIG },
 		{ "/api/sentinels", ROUTE_SENTINELS },
+		{ "/api/sessions", ROUTE_ALL_SESSIONS },
 		{ "/api/sentinels/" SID "/snapshot.jpg", ROUTE_SNAPSHOT },
 		{ "/api/sentinels/" SID "/live.mjpeg", ROUTE_LIVE_MJPEG },
 		{ "/api/sentinels/" SID "/sessions", ROUTE_SESSIONS },
@@ -37,6 +38,7 @@ START_TEST(test_routes_accepted)
 		{ API "/segments/0.m4s", ROUTE_SEGMENT },
 		{ API "/export.mp4", ROUTE_EXPORT },
 		{ API "/playlist.m3u8", ROUTE_PLAYLIST },
+		{ API "/manifest.json", ROUTE_MANIFEST },
 	};
 	struct route r;
 

@@ -292,6 +292,60 @@ async function main() {
         if (probe.status !== 0 || !(d >= 2.5 && d <= 6.5)) throw new Error(`ffprobe: ${probe.status} ${probe.stdout} ${probe.stderr}`);
         return `${d} s`;
       });
+      await step('an export across a frame-rate change plays to its end', async () => {
+        // A proctor's fps change makes the sentinel send a new init (issue 14, item 5).
+        const auth = { headers: { Authorization: `Bearer ${PTOKEN}` } };
+        const segsOf = async () => {
+          const list = await (await fetch(`${server.url}/api/sentinels/${ids[0]}/sessions`, auth)).json();
+          const sess = list[list.length - 1].sessionId;
+          const r = await fetch(`${server.url}/api/sentinels/${ids[0]}/sessions/${sess}/segments`, auth);
+          return { sess, segs: (await r.json()).segments };
+        };
+        await page.evaluate(
+          ([url, token, id]) =>
+            new Promise((resolve, reject) => {
+              const ws = new WebSocket(url);
+              ws.onopen = () => ws.send(JSON.stringify({ type: 'proctor.register', payload: { token } }));
+              ws.onmessage = (m) => {
+                if (JSON.parse(m.data).type !== 'server.registration.ack') return;
+                ws.send(JSON.stringify({ type: 'proctor.fps.change', payload: { sentinelId: id, framerate: 5 } }));
+                setTimeout(() => ws.close(), 500);
+                resolve();
+              };
+              ws.onerror = () => reject(new Error('relay socket failed'));
+            }),
+          [v.relayUrl, PTOKEN, ids[0]]
+        );
+        const { sess, segs } = await waitFor(
+          'three segments after the new init',
+          async () => {
+            const x = await segsOf();
+            return x.segs.filter((g) => g.init > 0).length >= 3 ? x : null;
+          },
+          30000
+        );
+        const later = segs.findIndex((g) => g.init > 0);
+        const from = segs[Math.max(0, later - 2)].sequence;
+        const src = `/api/sentinels/${ids[0]}/sessions/${sess}/export.mp4?from=${from}&to=${segs[segs.length - 1].sequence}&token=${ATOKEN}`;
+        const res = await page.evaluate(
+          (url) =>
+            new Promise((resolve) => {
+              const vid = document.createElement('video');
+              vid.muted = true;
+              vid.src = url;
+              vid.onended = () => resolve({ ended: true, t: vid.currentTime, frames: vid.getVideoPlaybackQuality().totalVideoFrames, w: vid.videoWidth });
+              vid.onerror = () => resolve({ error: vid.error && vid.error.message });
+              document.body.appendChild(vid);
+              vid.playbackRate = 4;
+              vid.play().catch((e) => resolve({ error: String(e) }));
+              setTimeout(() => resolve({ timeout: true, t: vid.currentTime }), 25000);
+            }),
+          src
+        );
+        const want = segs.slice(Math.max(0, later - 2)).reduce((a, g) => a + g.duration, 0) / 1000;
+        if (!res.ended || Math.abs(res.t - want) > 1.5 || !(res.frames > 0)) throw new Error(`playback: ${JSON.stringify(res)}, want ${want} s`);
+        return `${res.t.toFixed(1)} s of ${want.toFixed(1)} s, ${res.frames} frames decoded, across init generations ${segs[later - 1]?.init} and ${segs[later].init}`;
+      });
     }
   } finally {
     await browser.close().catch(() => {});

@@ -1,8 +1,12 @@
-/* fuzz_fmp4: libFuzzer target for the fMP4 parser. Each input is parsed as an
- * init segment and as a media segment, against the fixture's init (trex
- * defaults 0) and against one with every trex default set, so that both the
- * per-sample and the default paths are reached. Any result but 0 or -EBADMSG
- * with a one-line reason, or an inconsistent success, is a crash. */
+/* fuzz_fmp4: libFuzzer target for the fMP4 parser and editor. Each input is
+ * parsed as an init segment and as a media segment, against the fixture's
+ * init (trex defaults 0) and against one with every trex default set, so that
+ * both the per-sample and the default paths are reached. Any result but 0 or
+ * -EBADMSG with a one-line reason, or an inconsistent success, is a crash.
+ * What parses is also edited as an export does (fmp4_edit.c): an init merged
+ * with the fixture's must parse with one more sample entry, and a segment
+ * remapped to a later sample entry and moved in time must parse again with
+ * the same samples and duration. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -48,6 +52,55 @@ check_err(int r, const char *err)
 		__builtin_trap();
 }
 
+/* own's segment into an export whose init is exp's: it parses against
+ * exp with the same samples, and the length is what the measure said. */
+static void
+check_remap(const uint8_t *data, size_t size, const struct fmp4_init *own,
+	    const struct fmp4_init *exp, const struct fmp4_seg *seg)
+{
+	struct fmp4_remap m = { .own = own, .export = exp, .sample_desc = 2, .rebase = 1000 };
+	struct fmp4_seg again;
+	ssize_t n = fmp4_remap(data, size, &m, NULL, 0);
+	uint8_t *out;
+
+	if (n == -ERANGE)
+		return; /* a data offset or size that no longer fits its field */
+	if (n < (ssize_t)size)
+		__builtin_trap();
+	out = malloc((size_t)n);
+	if (out == NULL)
+		return;
+	if (fmp4_remap(data, size, &m, out, (size_t)n) != n ||
+	    fmp4_parse_segment(out, (size_t)n, exp, &again, NULL, 0) != 0 ||
+	    again.n_samples != seg->n_samples || again.duration != seg->duration ||
+	    again.keyframe != seg->keyframe ||
+	    (again.has_decode_time && again.decode_time > seg->decode_time))
+		__builtin_trap();
+	free(out);
+}
+
+static void
+check_merge(const uint8_t *data, size_t size, const struct fmp4_init *init)
+{
+	struct fmp4_src v[2] = { { data, size, init }, { data, size, init } };
+	struct fmp4_init merged;
+	ssize_t n = fmp4_merge_inits(v, 2, NULL, 0);
+	uint8_t *out;
+
+	if (n == -EFBIG)
+		return;
+	if (n != (ssize_t)(size + init->entry_len))
+		__builtin_trap();
+	out = malloc((size_t)n);
+	if (out == NULL)
+		return;
+	if (fmp4_merge_inits(v, 2, out, (size_t)n) != n ||
+	    fmp4_parse_init(out, (size_t)n, &merged, NULL, 0) != 0 ||
+	    merged.entries != init->entries + 1 || merged.timescale != init->timescale)
+		__builtin_trap();
+	free(out);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -71,6 +124,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			__builtin_trap();
 		if (r != 0)
 			check_err(r, err);
+		if (r == 0)
+			check_remap(data, size, &inits[i], &inits[1 - i], &seg);
 	}
+	if (fmp4_parse_init(data, size, &init, NULL, 0) == 0)
+		check_merge(data, size, &init);
 	return 0;
 }

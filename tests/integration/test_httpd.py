@@ -6,6 +6,7 @@ vigil-sentinel for ffprobe, ffmpeg and the snapshot); Range cases of RFC 9110;
 auth (none, wrong role, expired, revoked); traversal forms and limits; a
 session the test writes into data_dir itself (the archive layout of
 docs/archive.md) and its deletion through archive."""
+import base64
 import hashlib
 import http.client
 import json
@@ -25,6 +26,7 @@ from urllib.parse import unquote
 
 sys.path.insert(0, os.path.dirname(__file__))
 from vigil import BUILD, SOURCE, Vigil  # noqa: E402
+from proctor import Proctor  # noqa: E402
 from wsclient import Client  # noqa: E402
 
 FIX = os.path.join(SOURCE, "tests", "data", "fmp4")
@@ -102,6 +104,69 @@ def tfdt_of(data):
                     else struct.unpack(">I", data[off + 12:off + 16])[0])
         off += size
     return None
+
+
+CONTAINERS = (b"moov", b"trak", b"mdia", b"minf", b"stbl", b"moof", b"traf")
+
+
+def boxes(data, path=()):
+    """Every box of an MP4 as (path, offset, size), walking the containers."""
+    def walk(off, end, at):
+        while off + 8 <= end:
+            size, typ = struct.unpack(">I4s", data[off:off + 8])
+            if size == 1:
+                size = struct.unpack(">Q", data[off + 8:off + 16])[0]
+            elif size == 0:
+                size = end - off
+            if size < 8 or off + size > end:
+                raise AssertionError("bad box at %d" % off)
+            yield at + (typ,), off, size
+            if typ in CONTAINERS:
+                yield from walk(off + 8, off + size, at + (typ,))
+            off += size
+    return list(walk(0, len(data), path))
+
+
+def stsd(data):
+    _, off, size = next(b for b in boxes(data) if b[0][-1] == b"stsd")
+    return off, size
+
+
+def stsd_entries(data):
+    off, _ = stsd(data)
+    return struct.unpack(">I", data[off + 12:off + 16])[0]
+
+
+def init_entry_len(data):
+    off, _ = stsd(data)
+    return struct.unpack(">I", data[off + 16:off + 20])[0]
+
+
+def tfhd_sample_desc(data):
+    """Each tfhd's sample_description_index, None where it has none."""
+    out = []
+    for p, off, size in boxes(data):
+        if p[-1] == b"tfhd":
+            flags = struct.unpack(">I", data[off + 8:off + 12])[0] & 0xFFFFFF
+            base = 16 + (8 if flags & 1 else 0)
+            out.append(struct.unpack(">I", data[off + base:off + base + 4])[0]
+                       if flags & 2 else None)
+    return out
+
+
+def frames_of(data):
+    """Samples in the truns of a segment."""
+    return sum(struct.unpack(">I", data[off + 12:off + 16])[0]
+               for p, off, size in boxes(data) if p[-1] == b"trun")
+
+
+def decoded_frames(path):
+    """Frames ffmpeg decodes from a file, which must decode without an error."""
+    res = subprocess.run(["ffmpeg", "-v", "error", "-i", path, "-fps_mode", "passthrough",
+                          "-f", "framemd5", "-"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and res.stderr == "", res.stderr
+    return sum(1 for ln in res.stdout.splitlines() if ln and not ln.startswith("#"))
 
 
 def probe(path):
@@ -381,8 +446,10 @@ class TestLive(Base):
         self.assertEqual(st, 404)
         st, _, body = self.get(base + "/segments/01.m4s")
         self.assertEqual(st, 400)
-        # a live session is not deleted
+        # a live session is not deleted, and has no manifest yet
         st, _, body = self.req("DELETE", base, AT)
+        self.assertEqual(st, 409, body)
+        st, _, body = self.get(base + "/manifest.json", AT)
         self.assertEqual(st, 409, body)
         self.assertIn("error", json.loads(body))
 
@@ -396,7 +463,10 @@ class TestLive(Base):
                        if x["sessionId"] == sess and x["endTime"] is not None],
               what="the session's end on disk")
         routes = [base + "/segments", base + "/init.mp4", base + "/segments/0.m4s",
-                  base + "/segments/1.m4s", base + "/playlist.m3u8", base + "/export.mp4"]
+                  base + "/segments/1.m4s", base + "/playlist.m3u8", base + "/export.mp4",
+                  base + "/manifest.json"]
+        # the manifest once archive has the session's end and every segment
+        until(lambda: self.get(base + "/manifest.json", AT)[0] == 200, what="the manifest")
         for path in routes:  # served before: from the ring and the disk
             self.assertEqual(self.get(path, AT)[0], 200, path)
         st, _, body = self.req("DELETE", base, AT)
@@ -442,9 +512,9 @@ class TestLive(Base):
                 tags[path] = hd["etag"]
             st, _, body = self.get(base + "/export.mp4", AT)
             self.assertEqual((st, body), (200, INIT + SEG0 + SEG1))
-            stats = until(lambda: self.json_ok("/api/metrics", OT)["stages"]["httpd"]["stats"],
-                          what="httpd's stats")
-            self.assertGreaterEqual(stats["segmentsFromRing"], 2)
+            # the figures reach /api/metrics with httpd's next heartbeat
+            until(lambda: (self.json_ok("/api/metrics", OT)["stages"]["httpd"]["stats"] or {}).get(
+                "segmentsFromRing", 0) >= 2, what="segmentsFromRing >= 2 in httpd's stats")
             # archive is down: a DELETE gets no answer, and says so
             sid, sess, dbase = write_session(self.data, torn=False)
             st, hd, body = self.req("DELETE", dbase, AT)
@@ -485,8 +555,20 @@ class TestLive(Base):
         self.assertIn('#EXT-X-MAP:URI="init.mp4"\n', text)
         self.assertIn('#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI="init.mp4?init=1"\n', text)
         self.assertNotIn("#EXT-X-ENDLIST", text)  # live
-        st, _, body = self.get(base + "/export.mp4", AT)
-        self.assertEqual(st, 409, body)
+        # one playable file across the new init: two sample entries, and the
+        # later segment names the second in its tfhd (issue 14, item 5)
+        st, hd, body = self.get(base + "/export.mp4", AT)
+        self.assertEqual(st, 200, body[:200])
+        self.assertEqual(len(body), len(INIT) + init_entry_len(INIT) + len(SEG0) + len(SEG1) + 4)
+        self.assertEqual(stsd_entries(body), 2)
+        self.assertEqual(tfhd_sample_desc(body), [None, 2])
+        path = os.path.join(self.v.dir, "export-reinit.mp4")
+        with open(path, "wb") as f:
+            f.write(body)
+        self.assertEqual(decoded_frames(path), frames_of(SEG0) + frames_of(SEG1))
+        self.assertIn("repr-digest", hd)
+        self.assertEqual(hd["repr-digest"],
+                         "sha-256=:%s:" % base64.b64encode(hashlib.sha256(body).digest()).decode())
         # a later part starts at 0: seg1's tfdt (3000) moves back, nothing else
         self.assertEqual(tfdt_of(SEG1), 3000)
         self.assertEqual(self.get(base + "/export.mp4?from=1", AT)[2], INIT + rebased(SEG1, 3000))
@@ -554,12 +636,19 @@ class TestRecorded(Base):
         self.assertEqual(st, 200, body[:200])
         self.assertEqual(body, init + b"".join(parts))
         self.assertEqual(int(hd["content-length"]), len(body))
+        # RFC 9530: the whole file's SHA-256 with it, and the same again
+        digest = "sha-256=:%s:" % base64.b64encode(hashlib.sha256(body).digest()).decode()
+        self.assertEqual(hd["repr-digest"], digest)
+        st, hd2, again = self.get(base + "/export.mp4", AT)
+        self.assertEqual((st, again, hd2["repr-digest"], hd2["etag"]),
+                         (200, body, digest, hd["etag"]))
         self.assertTrue(hd["content-disposition"].startswith("attachment; filename="))
         self.assertEqual(self.get(base + "/export.mp4", PT)[0], 403)
         # Range across the init/segment boundary of the export
         a, b = len(init) - 5, len(init) + 20
         st, hd, part = self.get(base + "/export.mp4", AT, headers={"Range": "bytes=%d-%d" % (a, b)})
         self.assertEqual((st, part), (206, body[a:b + 1]))
+        self.assertNotIn("repr-digest", hd)  # only with the whole representation
         # from/to: a subset, starting at a join point, and at time 0: each
         # fragment's decode time moved back by the first one's (issue 14)
         st, hd, sub = self.get(base + "/export.mp4?from=1&to=2", AT)
@@ -594,6 +683,7 @@ class TestRecorded(Base):
         dur = float(json.loads(res.stdout)["format"]["duration"]) * 1000
         want = sum(g["duration"] for g in segs)
         self.assertLessEqual(abs(dur - want), max(g["duration"] for g in segs), (dur, want))
+        self.check_manifest(sid, sess, base, init, segs, parts, body)
         # the playlist, ended: ffmpeg reads it to the end
         st, hd, pl = self.get(base + "/playlist.m3u8")
         self.assertEqual(st, 200)
@@ -619,6 +709,99 @@ class TestRecorded(Base):
                               "stream=nb_read_packets", "-of", "json", path],
                              capture_output=True, text=True, timeout=60)
         self.assertEqual(hls_packets, int(json.loads(res.stdout)["streams"][0]["nb_read_packets"]))
+
+    def check_manifest(self, sid, sess, base, init, segs, parts, export):
+        """manifest.json: every digest it gives is the one of the bytes served
+        and of the file archive wrote (issue 14, item 7)."""
+        def sha(b):
+            return hashlib.sha256(b).hexdigest()
+
+        def disk(name):
+            with open(os.path.join(self.data, sid, sess, name), "rb") as f:
+                return f.read()
+        self.assertEqual(self.get(base + "/manifest.json", PT)[0], 403)
+        self.assertEqual(self.get(base + "/manifest.json", None)[0], 401)
+        st, hd, raw = self.get(base + "/manifest.json", AT)
+        self.assertEqual(st, 200, raw[:300])
+        self.assertEqual(hd["content-type"], "application/json")
+        m = json.loads(raw)
+        self.assertEqual((m["sentinelId"], m["sessionId"], m["name"], m["marks"]),
+                         (sid, sess, "ffcam", []))
+        self.assertIsNotNone(m["endTime"])
+        self.assertTrue(m["codec"].startswith("avc1."), m["codec"])
+        self.assertEqual([i["init"] for i in m["inits"]], [0])
+        self.assertEqual(m["inits"][0]["sha256"], sha(init))
+        self.assertEqual(m["inits"][0]["sha256"], sha(disk("init.mp4")))
+        self.assertEqual(m["inits"][0]["bytes"], len(init))
+        self.assertEqual([g["sequence"] for g in m["segments"]], [g["sequence"] for g in segs])
+        for g, part in zip(m["segments"], parts):
+            self.assertEqual(g["sha256"], sha(part), g)
+            self.assertEqual(g["sha256"], sha(disk("%06d.m4s" % g["sequence"])), g)
+            self.assertEqual(g["bytes"], len(part))
+            self.assertEqual(self.get(base + "/" + g["url"])[2], part)
+        self.assertEqual((m["export"]["sha256"], m["export"]["bytes"]), (sha(export), len(export)))
+        st, hd, again = self.get(base + "/" + m["export"]["url"], AT)
+        self.assertEqual(hd["etag"], m["export"]["etag"])
+        self.assertEqual(hd["repr-digest"], "sha-256=:%s:" % base64.b64encode(
+            bytes.fromhex(m["export"]["sha256"])).decode())
+        # the same recording, the same manifest, byte for byte
+        self.assertEqual(self.get(base + "/manifest.json", AT)[2], raw)
+
+    def test_export_across_a_frame_rate_change(self):
+        """A proctor's fps change makes the sentinel send a new init; the whole
+        session still exports as one file that decodes from end to end."""
+        proc = subprocess.Popen([SENTINEL, "--url", self.v.url("ingest", "/sentinel"),
+                                 "--duration", "6", "--size", "320x180", "--fps", "15",
+                                 "--name", "fpscam"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.addCleanup(proc.stderr.close)
+        self.addCleanup(proc.kill)
+        sent = until(lambda: [x for x in self.json_ok("/api/sentinels")
+                              if x["name"] == "fpscam" and x["lastSequence"] >= 0],
+                     what="the sentinel's first segment")[0]
+        sid, sess = sent["sentinelId"], sent["sessionId"]
+        base = "/api/sentinels/%s/sessions/%s" % (sid, sess)
+        p = Proctor(self.v.url("relay", "/proctor"))
+        self.addCleanup(p.close)
+        p.register(PT)
+        p.send("proctor.fps.change", {"sentinelId": sid, "framerate": 5})
+        until(lambda: any(g["init"] == 1 for g in self.json_ok(base + "/segments")["segments"]),
+              what="a segment after the new init")
+        self.assertEqual(proc.wait(30), 0, proc.stderr.read()[-2000:])
+        until(lambda: [x for x in self.json_ok("/api/sentinels/%s/sessions" % sid)
+                       if x["sessionId"] == sess and x["endTime"] is not None],
+              what="the session's end")
+        segs = self.json_ok(base + "/segments")["segments"]
+        gens = sorted({g["init"] for g in segs})
+        self.assertEqual(gens, [0, 1])
+        st, hd, body = self.get(base + "/export.mp4", AT)
+        self.assertEqual(st, 200, body[:300])
+        self.assertEqual(stsd_entries(body), 2)
+        # every fragment of the later init names the second sample entry
+        descs = tfhd_sample_desc(body)
+        self.assertEqual(descs, [None if g["init"] == 0 else 2 for g in segs])
+        self.assertEqual(hd["repr-digest"],
+                         "sha-256=:%s:" % base64.b64encode(hashlib.sha256(body).digest()).decode())
+        path = os.path.join(self.v.dir, "export-fps.mp4")
+        with open(path, "wb") as f:
+            f.write(body)
+        self.assertEqual(decoded_frames(path), frames_of(body))
+        start, dur = probe(path)
+        want = sum(g["duration"] for g in segs) / 1000
+        self.assertLess(abs(dur - want), 0.5, (dur, want))
+        # the manifest names both inits, each with its digest, and the export's
+        m = json.loads(self.get(base + "/manifest.json", AT)[2])
+        self.assertEqual([i["init"] for i in m["inits"]], [0, 1])
+        for i in m["inits"]:
+            self.assertEqual(i["sha256"],
+                             hashlib.sha256(self.get(base + "/" + i["url"])[2]).hexdigest())
+        self.assertEqual(m["export"]["sha256"], hashlib.sha256(body).hexdigest())
+        # the frame rate did change: the later fragments' samples last 200 ms
+        res = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v",
+                              "-show_entries", "packet=duration_time", "-of", "csv=p=0", path],
+                             capture_output=True, text=True, timeout=60)
+        durs = [round(float(x), 3) for x in res.stdout.split()]
+        self.assertIn(0.2, durs[-5:], durs[-10:])
 
 
 NODE_FETCH_20 = r"""
