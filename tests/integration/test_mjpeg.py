@@ -186,6 +186,13 @@ class Stream:
             out.append(p)
         return out
 
+    def wait_end(self, timeout):
+        """Reads parts until the clean end; the seconds that took."""
+        t0 = time.monotonic()
+        while self.part(timeout=timeout) is not None:
+            assert time.monotonic() - t0 < timeout, "the stream did not end in %ss" % timeout
+        return time.monotonic() - t0
+
     def close(self):
         self.sock.close()
 
@@ -430,14 +437,27 @@ class TestRequests(Base):
         self.assertEqual(st, 400, body)
         self.assertEqual(self.req("POST", base)[0], 405)
 
+    def test_over_a_cap_is_503_with_retry_after(self):
+        """4 widths per sentinel: a fifth is refused until one is free."""
+        before = self.stats().get("mjpegRefused", 0)
+        streams = [self.open(width=w) for w in (320, 160, 96, 64)]
+        st, hd, body = self.req("GET", self.path(width=32), None)
+        self.assertEqual(st, 503, body)
+        self.assertEqual(hd["retry-after"], "5")
+        self.assertEqual(hd["content-type"], "application/json")
+        self.assertIn("4 widths per sentinel", json.loads(body)["error"])
+        self.assertIsNotNone(self.open(width=160).part())  # a width in use is shared
+        self.wait_stats("the refusal counted", mjpegRefused=before + 1)
+        streams[0].close()
+        until(lambda: (lambda x: x.close() or x.status == 200)(
+            Stream(self.host, self.port, self.path(width=32))), what="a free width")
+
     def test_revoked_token_ends_the_stream(self):
         s = self.open(token=RT)
         self.assertIsNotNone(s.part())
         ans = self.v.request(cmd="send", to="httpd", type="token.revoke", body={"token": RT})
         self.assertTrue(ans["ok"], ans)
-        t0 = time.monotonic()
-        while s.part() is not None:
-            self.assertLess(time.monotonic() - t0, 5, "the stream outlived its revoked token")
+        self.assertLess(s.wait_end(5), 5, "the stream outlived its revoked token")
         self.assertTrue(s.ended)
         st, _, body = self.req("GET", self.path(token=RT), None)
         self.assertEqual((st, json.loads(body)["error"]), (401, "Token revoked"))
@@ -461,10 +481,7 @@ class TestLife(Base):
         # offline for good: the stream ends cleanly after the grace
         self.procs[-1].terminate()
         self.assertEqual(self.procs[-1].wait(30), 0)
-        t0 = time.monotonic()
-        while s.part(timeout=GRACE_S + 10) is not None:
-            pass
-        waited = time.monotonic() - t0
+        waited = s.wait_end(GRACE_S + 5)
         self.assertTrue(s.ended)
         self.assertGreater(waited, GRACE_S - 2)
         self.assertLess(waited, GRACE_S + 5)
@@ -508,10 +525,7 @@ class TestLife(Base):
         self.assertLess(time.monotonic() - t0, GRACE_S - 3, "archive too slow for this test")
         st, _, body = self.req("DELETE", base + "/" + c["sessionId"], AT)
         self.assertEqual(st, 204, body)
-        t1 = time.monotonic()
-        while s.part() is not None:
-            pass
-        self.assertLess(time.monotonic() - t1, 3, "the stream outlived its deleted session")
+        self.assertLess(s.wait_end(3), 3, "the stream outlived its deleted session")
         self.assertEqual(self.req("GET", self.path(sid=c["sentinelId"]))[0], 404)
 
     def test_zz_httpd_restart_ends_streams_cleanly(self):
@@ -521,8 +535,7 @@ class TestLife(Base):
         self.addCleanup(w.close)
         pid = self.v.stage("httpd")["pid"]
         self.v.ctl("restart", "httpd")
-        while s.part() is not None:
-            pass
+        s.wait_end(10)
         self.assertTrue(s.ended)
         w.wait_state("httpd", "running", not_pid=pid, timeout=30)
         self.assertIsNotNone(self.open(fps=5).part())
