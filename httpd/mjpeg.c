@@ -162,17 +162,22 @@ static void
 mjpeg_end(struct mjpeg *m, struct mjpeg_client *c, const char *why)
 {
 	static const char last[] = "--\r\n", empty[] = "--" MJPEG_BOUNDARY "--\r\n";
+	struct srv_conn *sc = c->r->sc;
+	int r;
 
 	if (c->ending)
 		return;
-	log_debug("mjpeg: a stream to %s ends: %s", srv_conn_peer(c->r->sc), why);
+	log_debug("mjpeg: a stream to %s ends: %s", srv_conn_peer(sc), why);
 	mjpeg_detach(m, c);
 	c->ending = true;
 	if (c->parts)
-		srv_conn_write_copy(c->r->sc, last, sizeof(last) - 1);
+		r = srv_conn_write_copy(sc, last, sizeof(last) - 1);
 	else
-		srv_conn_write_copy(c->r->sc, empty, sizeof(empty) - 1);
-	srv_conn_shutdown(c->r->sc, HS_LINGER_MS);
+		r = srv_conn_write_copy(sc, empty, sizeof(empty) - 1);
+	if (r < 0)
+		srv_conn_abort(sc); /* no room even for that: cut (c is freed) */
+	else
+		srv_conn_shutdown(sc, HS_LINGER_MS);
 }
 
 /* Queues the client's pending JPEG as one part once the socket took the
