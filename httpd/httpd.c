@@ -97,12 +97,13 @@ httpd_free(struct httpd *h)
 {
 	if (h == NULL)
 		return;
-	/* The decoders' threads wake the loop: they stop before it goes. */
+	/* The worker threads (decoders, snapshots, export plans) wake the loop:
+	 * they stop before it goes. */
 	mjpeg_stop(h);
-	hs_close(h);
-	mjpeg_free(h);
 	snap_free(h);
 	xplan_free(h);
+	hs_close(h);
+	mjpeg_free(h);
 	if (h->ring != NULL)
 		ring_close(h->ring);
 	if (h->data_fd >= 0)
