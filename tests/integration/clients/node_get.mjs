@@ -1,6 +1,9 @@
 // GETs a list of URLs one after the other with Node's own clients, the way an
 // application would: `http` with its default (pooling, keep-alive) agent, or
 // the built-in `fetch` (undici). Used by tests/integration/test_clients.py.
+// Node 19 made the default agent keep connections alive; on an older Node
+// (Debian 12 has 18) an agent with keepAlive stands in for it, so that the
+// pooling that once met "socket hang up" is what is tested everywhere.
 //   node node_get.mjs http|fetch REQUESTS.json
 // REQUESTS.json: [{ "url": "...", "headers": { ... } }]. Prints one JSON
 // object: { results: [{ status, headers, body (base64) }], connects }, where
@@ -12,10 +15,11 @@ import http from 'node:http';
 const [mode, file] = process.argv.slice(2);
 const requests = JSON.parse(fs.readFileSync(file, 'utf8'));
 let connects = 0;
+const agent = http.globalAgent.keepAlive ? http.globalAgent : new http.Agent({ keepAlive: true });
 
 function viaHttp({ url, headers }) {
   return new Promise((resolve, reject) => {
-    const req = http.get(url, { headers }, (res) => {
+    const req = http.get(url, { headers, agent }, (res) => {
       const chunks = [];
       res.on('data', (d) => chunks.push(d));
       res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
