@@ -93,6 +93,11 @@ size_t srv_conn_count(const struct srv *s);
 void srv_pack_listener(const struct srv *s, msgpack_packer *pk);
 
 void *srv_conn_data(struct srv_conn *c);
+/* The bytes of the data area (srv_params.conn_size). */
+size_t srv_conn_data_size(const struct srv_conn *c);
+/* Another layer takes the connection over (httpd hands /api/ws to wss): its
+ * callbacks from now on, with ctx; tick and wake stay the loop's. */
+void srv_conn_set_ops(struct srv_conn *c, const struct srv_ops *ops, void *ctx);
 struct srv_conn *srv_conn_of(void *data);
 int srv_conn_fd(const struct srv_conn *c);
 bool srv_conn_is_tls(const struct srv_conn *c);

@@ -59,6 +59,8 @@ struct srv_conn {
 	enum srv_kind kind; /* SRV_K_CONN */
 	int fd;
 	struct srv *s;
+	const struct srv_ops *ops; /* s->ops, unless a layer took the connection over */
+	void *ctx;
 	struct srv_conn *next, **pprev; /* every connection */
 	struct srv_conn *next_pending;  /* flush at the end of the round */
 	struct srv_conn *next_zombie;
