@@ -35,6 +35,39 @@
  *   token.revoke     any -> *           { token }           refuse it from now on; ingest
  *                                         and relay close its connections with 3004
  *
+ * The operator console (PROTOCOL.md section 7): httpd asks vigild on an
+ * operator's behalf; every request carries a ref that its answer repeats.
+ *
+ *   stage.set        httpd -> vigild    { ref, stage, state: "start"|"stop"|"restart"|"kill" }
+ *   stage.result     vigild -> httpd    { ref, stage, state, pid } once the stage reached
+ *                                         the state asked for ("kill" and "restart": running
+ *                                         again with a new pid; "stop": down, pid 0), or
+ *                                         { ref, stage, state, error } (refused, failed, or
+ *                                         not there within 30 s)
+ *   logs.request     httpd -> vigild    { ref, stage, lines }    the last lines (at most 1000)
+ *   log.lines        vigild -> httpd    { ref, lines: [{ stage, level, time, line }], more }
+ *                                         the answer, in as many packets as BUS_MSG_MAX takes
+ *                                         (more: true on all but the last); time unix ms;
+ *                                         level "debug"|"info"|"warn"|"error" from the line
+ *   logs.follow      httpd -> vigild    { on }                   every new line from now on, or not
+ *   log.line         vigild -> httpd    { stage, level, time, line }   each new line while on; a
+ *                                         line the bus cannot take is counted, and the next
+ *                                         one that goes carries { dropped: N } besides
+ *   config.update    httpd -> vigild    { ref, config: map }     the keys that can change live
+ *   config.result    vigild -> httpd    { ref, applied: [keys], restartRequired: [keys] } or
+ *                                         { ref, error } (key and what was expected; nothing
+ *                                         applied)
+ *   config.reload    vigild -> stage    { overrides? }           (above) with the console's
+ *                                         live keys on top of the file, as a map like config
+ *   shutdown.request httpd -> vigild    { ref, in }              seconds, 0..3600
+ *   shutdown.notice  vigild -> *        { at }                   unix ms: each stage sends
+ *                                         server.shutdown { at } to its clients; at `at` vigild
+ *                                         stops every stage in order (close 1001)
+ *   revoked          vigild -> stage    { digests: [hex] }       every token digest revoked and
+ *                                         not lifted, kept under data_dir: after hello and after
+ *                                         each change; the stage refuses them and closes
+ *                                         their connections with 3004
+ *
  * A receiver ignores types it does not know.
  */
 #ifndef VIGIL_BUS_H

@@ -22,7 +22,9 @@
 
 #include "cfg.h"
 #include "env.h"
+#include "http1.h"
 #include "lat.h"
+#include "srv.h"
 #include "stage.h"
 #include "tok.h"
 
@@ -86,6 +88,23 @@ void wss_free(struct wss *w);
 /* Serves until the stage is asked to stop, then closes every connection (1012
  * for a restart, 1001 for a shutdown) and waits up to 2 s for the closes. */
 int wss_run(struct wss *w);
+/* Embedded in another layer's loop (httpd's /api/ws): no listener of its
+ * own. The host sizes its connections' data area to at least
+ * wss_conn_size(ops), hands over each connection whose upgrade request it
+ * read (wss_adopt takes head and answers 101 or the refusal), calls
+ * wss_tick() every SRV_TICK_MS and, at stop, wss_close_all() and its loop
+ * until wss_open_count() is 0 (or a drain time passed). */
+struct wss *wss_embed(struct stage *st, struct srv *s, const struct wss_ops *ops, void *ctx);
+size_t wss_conn_size(const struct wss_ops *ops);
+/* The host's own state of the connection is gone by now: the data area is
+ * the connection's from here. rest: bytes read after the head. -ENOBUFS
+ * (the connection aborted) when the area is too small. */
+int wss_adopt(struct wss *w, struct srv_conn *sc, struct http1 *head, const uint8_t *rest,
+	      size_t len);
+void wss_tick(struct wss *w);
+/* 1012 to every client when the stage restarts, 1001 when it stops. */
+void wss_close_all(struct wss *w);
+size_t wss_open_count(const struct wss *w);
 /* One round of the loop, waiting up to timeout_ms: what wss_run does until
  * the stage stops, for a driver that runs the loop itself (the fuzz target). */
 int wss_service(struct wss *w, int timeout_ms);

@@ -223,12 +223,87 @@ err:
 	return NULL;
 }
 
+struct wss *
+wss_embed(struct stage *st, struct srv *s, const struct wss_ops *ops, void *ctx)
+{
+	struct wss *w = calloc(1, sizeof(*w));
+
+	if (w == NULL)
+		return NULL;
+	w->st = st;
+	w->cfg = stage_cfg(st);
+	w->ops = ops;
+	w->ctx = ctx;
+	w->srv = s;
+	w->embedded = true;
+	if (wslay_frame_context_init(&w->framer.fr, &wss_frame_out, &w->framer) != 0) {
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+size_t
+wss_conn_size(const struct wss_ops *ops)
+{
+	return sizeof(struct wss_conn) + ops->conn_size;
+}
+
+int
+wss_adopt(struct wss *w, struct srv_conn *sc, struct http1 *head, const uint8_t *rest, size_t len)
+{
+	struct wss_conn *c = srv_conn_data(sc);
+
+	if (srv_conn_data_size(sc) < wss_conn_size(w->ops)) {
+		http1_free(head);
+		srv_conn_abort(sc);
+		return -ENOBUFS;
+	}
+	memset(c, 0, wss_conn_size(w->ops));
+	c->sc = sc;
+	c->w = w;
+	c->head = head;
+	srv_conn_set_ops(sc, &wss_srv_ops, w);
+	if (!wss_upgrade(c))
+		return 0;
+	/* The connection may have carried requests before: the register
+	 * deadline counts from the upgrade. */
+	srv_conn_deadline(sc, proc_mono_ms() + w->cfg->timeout_register_ms);
+	if (len > 0)
+		wss_frames(c, rest, len); /* frames sent with the request */
+	return 0;
+}
+
+void
+wss_tick(struct wss *w)
+{
+	w->ops->tick(w->ctx);
+}
+
+void
+wss_close_all(struct wss *w)
+{
+	bool restart = stage_restarting(w->st);
+
+	/* Clients learn why they are dropped: 1012 to come back soon, 1001 otherwise. */
+	for (struct wss_conn *c = w->conns; c != NULL; c = c->next)
+		wss_conn_close(c, restart ? 1012 : 1001,
+			       restart ? w->ops->restart_text : "Server shutting down");
+}
+
+size_t
+wss_open_count(const struct wss *w)
+{
+	return w->n_open;
+}
+
 void
 wss_free(struct wss *w)
 {
 	if (w == NULL)
 		return;
-	srv_free(w->srv);
+	if (!w->embedded)
+		srv_free(w->srv);
 	if (w->framer.fr != NULL)
 		wslay_frame_context_free(w->framer.fr);
 	free(w);
@@ -243,13 +318,12 @@ wss_service(struct wss *w, int timeout_ms)
 size_t
 wss_conn_count(const struct wss *w)
 {
-	return srv_conn_count(w->srv);
+	return w->embedded ? w->n_open : srv_conn_count(w->srv);
 }
 
 int
 wss_run(struct wss *w)
 {
-	bool restart;
 	int64_t deadline;
 	char lis[64] = "?";
 	int r;
@@ -264,11 +338,7 @@ wss_run(struct wss *w)
 			return r;
 		}
 	}
-	/* Clients learn why they are dropped: 1012 to come back soon, 1001 otherwise. */
-	restart = stage_restarting(w->st);
-	for (struct wss_conn *c = w->conns; c != NULL; c = c->next)
-		wss_conn_close(c, restart ? 1012 : 1001,
-			       restart ? w->ops->restart_text : "Server shutting down");
+	wss_close_all(w);
 	deadline = proc_mono_ms() + WSS_DRAIN_MS;
 	while (w->n_open > 0 && proc_mono_ms() < deadline)
 		srv_once(w->srv, 50);

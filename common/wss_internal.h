@@ -102,6 +102,7 @@ struct wss {
 	const struct wss_ops *ops;
 	void *ctx;
 	struct srv *srv;
+	bool embedded; /* srv is another layer's (wss_embed) */
 	struct wss_conn *conns;
 	size_t n_open;
 	struct wss_framer framer;
