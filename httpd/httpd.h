@@ -191,6 +191,9 @@ void export_get(struct httpd *h, struct hreq *r);
 void manifest_get(struct httpd *h, struct hreq *r);
 void hls_get(struct httpd *h, struct hreq *r);
 void metrics_get(struct httpd *h, struct hreq *r); /* health, metrics, status, config */
+/* The bodies of /api/status and /api/metrics from vigild's last status. */
+json_t *metrics_status_json(struct httpd *h);
+json_t *metrics_api_json(struct httpd *h);
 void static_get(struct httpd *h, struct hreq *r);
 void snap_get(struct httpd *h, struct hreq *r);
 void snap_init(struct httpd *h);
@@ -258,9 +261,10 @@ struct httpd {
 		uint64_t bytes_out, ring_served, file_served, exports, snapshots;
 		uint64_t connections;
 	} stats;
-	void *snap;          /* snap.c's state */
-	void *xplan;         /* xplan.c's state */
-	struct mjpeg *mjpeg; /* mjpeg.c's state, made by the first live.mjpeg */
+	void *snap;              /* snap.c's state */
+	void *xplan;             /* xplan.c's state */
+	struct mjpeg *mjpeg;     /* mjpeg.c's state, made by the first live.mjpeg */
+	struct console *console; /* console.c's state */
 };
 
 #define HTTPD_MEM_BUDGET (256ull << 20)

@@ -352,6 +352,18 @@ m_prometheus(struct httpd *h, struct hreq *r)
 	free(b.p);
 }
 
+json_t *
+metrics_status_json(struct httpd *h)
+{
+	return m_status_json(h);
+}
+
+json_t *
+metrics_api_json(struct httpd *h)
+{
+	return m_metrics_json(h);
+}
+
 void
 metrics_get(struct httpd *h, struct hreq *r)
 {

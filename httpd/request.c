@@ -301,15 +301,17 @@ hs_request(struct httpd *h, struct hreq *r)
 			hs_error(r, 400, "malformed request-target, or a NUL byte in the path");
 		return;
 	}
-	/* WebSocket upgrades: only the operator console's path takes one. */
+	/* The operator console's path goes to it whole: wss answers the upgrade,
+	 * or refuses a bad one with its status. Other upgrades are not ours. */
+	if (strcmp(path, "/api/ws") == 0) {
+		r->to_console = true;
+		return;
+	}
 	if (http1_header(r->req, "upgrade") != NULL) {
 		r->close_after = true;
-		if (strcmp(path, "/api/ws") == 0)
-			hs_error(r, 501, "the operator console (/api/ws) is not available yet");
-		else
-			hs_error(r, 404,
-				 "no WebSocket endpoint here: the operator console is /api/ws, "
-				 "live video is relay's /proctor");
+		hs_error(r, 404,
+			 "no WebSocket endpoint here: the operator console is /api/ws, "
+			 "live video is relay's /proctor");
 		return;
 	}
 	err = route_parse(path, &r->route);

@@ -51,6 +51,7 @@ struct hreq {
 	unsigned method;
 	bool head;
 	bool token_in_query;
+	bool to_console; /* an upgrade to /api/ws: the console takes the connection */
 	char token_query[HS_TOKEN_MAX + 8];
 	/* the answer */
 	bool answered, hdr_sent, close_after;

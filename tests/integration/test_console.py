@@ -1,0 +1,162 @@
+#!/usr/bin/python3
+"""The operator console, /api/ws on httpd (issue 11; PROTOCOL.md section 7),
+against a real vigild: operator.auth and every refusal the other sockets
+give, both encodings, the pushes, and each request with its answer."""
+import os
+import sys
+import time
+import unittest
+
+import msgpack
+
+sys.path.insert(0, os.path.dirname(__file__))
+from console_client import Operator, Closed  # noqa: E402
+from vigil import Vigil  # noqa: E402
+
+OTOKEN, O2TOKEN, PTOKEN, ATOKEN = "operator-secret", "operator2-secret", "proctor-secret", \
+    "archivist-secret"
+AUTH = """auth:
+  sentinel: none
+  tokens:
+    - { name: ops, role: operator, token: "%s" }
+    - { name: ops2, role: operator, token: "%s" }
+    - { name: p1, role: proctor, token: "%s" }
+    - { name: a1, role: archivist, token: "%s" }
+""" % (OTOKEN, O2TOKEN, PTOKEN, ATOKEN)
+
+
+class Console(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.v = Vigil(extra=AUTH, timeouts="register: 2s, idle: 4s")
+        cls.v.start()
+        cls.url = "ws://%s/api/ws" % cls.v.stage("httpd")["listen"]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.v.stop()
+
+    def op(self, token=OTOKEN, binary=False):
+        o = Operator(self.url)
+        self.addCleanup(o.close)
+        if token is not None:
+            self.ack = o.auth(token, binary=binary)
+        return o
+
+    def test_auth_success_in_both_encodings(self):
+        for binary in (False, True):
+            o = self.op(binary=binary)
+            self.assertEqual(len(self.ack["operatorId"]), 36)
+            self.assertIsNone(self.ack["expiresAt"])
+            # the pushes: status and metrics, as JSON text frames
+            msg, _ = o.wait(lambda m: m["type"] == "server.status", 5, "server.status")
+            self.assertFalse(msg["_binary"])
+            st = msg["payload"]
+            self.assertEqual(set(st["stages"]), {"ingest", "relay", "archive", "httpd"})
+            self.assertEqual(st["stages"]["httpd"], "running")
+            self.assertEqual(st["state"], "running")
+            msg, _ = o.wait(lambda m: m["type"] == "server.metrics", 5, "server.metrics")
+            m = msg["payload"]
+            for k in ("cpuPercent", "memBytes", "connections", "loopAvgS", "loopMaxS",
+                      "loopMinS"):
+                self.assertIn(k, m["stages"]["httpd"])
+            self.assertGreater(m["ring"]["sizeBytes"], 0)
+
+    def test_pushes_every_second(self):
+        o = self.op()
+        t = []
+        # one at the sign-in and one with vigild's first answer; then a second apart
+        for _ in range(2):
+            o.wait(lambda m: m["type"] == "server.status", 5, "server.status")
+        while len(t) < 4:
+            msg, _ = o.wait(lambda m: m["type"] == "server.status", 5, "server.status")
+            t.append(time.monotonic())
+            o.send("operator.ping")  # under timeouts.idle (4 s here)
+        gaps = [b - a for a, b in zip(t, t[1:])]
+        self.assertTrue(all(0.5 < g < 2.0 for g in gaps), gaps)
+
+    def test_refusals(self):
+        cases = [
+            ({"token": PTOKEN}, 3001, "not valid"),
+            ({"token": ATOKEN}, 3001, "not valid"),
+            ({"token": "nope"}, 3001, "Invalid token"),
+            ({}, 3001, None),
+            ({"token": OTOKEN, "version": 2}, 3002, "Unsupported version 2"),
+            ({"token": OTOKEN, "version": "1"}, 3002, "version"),
+        ]
+        for payload, code, text in cases:
+            o = Operator(self.url)
+            self.addCleanup(o.close)
+            o.send("operator.auth", payload)
+            rej = o.expect("server.registration.reject")
+            (got, reason), _ = o.expect_close()
+            self.assertEqual(got, code, payload)
+            self.assertEqual(reason, rej["reason"])
+            if text:
+                self.assertIn(text, reason, payload)
+        # another message first
+        o = Operator(self.url)
+        self.addCleanup(o.close)
+        o.send("operator.stats")
+        o.expect("server.registration.reject")
+        self.assertEqual(o.expect_close()[0][0], 3001)
+        # nothing at all: 3003 after timeouts.register
+        o = Operator(self.url)
+        self.addCleanup(o.close)
+        (code, reason), _ = o.expect_close(timeout=10)
+        self.assertEqual(code, 3003, reason)
+        self.assertIn("operator.auth", reason)
+
+    def test_envelope_rules(self):
+        o = self.op()
+        o.send("operator.ping")
+        self.assertIsInstance(o.expect("server.pong")["time"], int)
+        o.send("operator.nothing")
+        err = o.expect("server.error")
+        self.assertEqual(err["ref"], "operator.nothing")
+        o.send("operator.stats")
+        m = o.expect("server.metrics", skip=("server.status",))
+        self.assertIn("stages", m)
+        o.ws.send("{not json")
+        (code, _), _ = o.expect_close()
+        self.assertEqual(code, 3006)
+        o = self.op()
+        o.ws.send_binary(msgpack.packb({"type": "operator.ping",
+                                        "payload": {"x": "y" * (3 << 20)}}))
+        (code, _), _ = o.expect_close()
+        self.assertEqual(code, 1009)
+
+    def test_idle_closes_with_3003(self):
+        o = self.op()
+        (code, reason), _ = o.expect_close(timeout=15)
+        self.assertEqual(code, 3003, reason)
+
+    def test_bad_requests_get_an_error_and_the_connection_stays(self):
+        o = self.op()
+        for payload in ({"stage": "nope", "state": "restart"}, {"stage": "relay"},
+                        {"stage": "relay", "state": "pause"}, {"stage": 1, "state": "stop"},
+                        {"stage": "httpd", "state": "stop"}):
+            o.send("operator.stage.set", payload)
+            self.assertIn("error", o.result("operator.stage.set"), payload)
+        for payload in ({"stage": "x"}, {"stage": "relay", "lines": 0},
+                        {"stage": "relay", "lines": 1001}, {"stage": "relay", "lines": "5"}):
+            o.send("operator.logs", payload)
+            self.assertIn("error", o.result("operator.logs"), payload)
+        for payload in ({"stages": ["x"]}, {"stages": "relay"}, {"level": "loud"}):
+            o.send("operator.console", payload)
+            self.assertIn("error", o.result("operator.console"), payload)
+        for payload in ({}, {"config": 5}):
+            o.send("operator.config.update", payload)
+            self.assertIn("error", o.result("operator.config.update"), payload)
+        for payload in ({}, {"token": ""}, {"token": "not-a-token"}):
+            o.send("operator.token.revoke", payload)
+            self.assertIn("error", o.result("operator.token.revoke"), payload)
+        for payload in ({}, {"in": -1}, {"in": 3601}, {"in": "5"}):
+            o.send("operator.shutdown", payload)
+            self.assertIn("error", o.result("operator.shutdown"), payload)
+        o.send("operator.ping")
+        o.expect("server.pong")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
