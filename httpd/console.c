@@ -316,7 +316,8 @@ con_message(void *ctx, struct wss_conn *c, const void *buf, size_t len, bool bin
 	} else if (strcmp(type, "operator.auth.refresh") == 0) {
 		con_refresh(h, c, p);
 	} else if (strcmp(type, "operator.auth") == 0) {
-		con_error(c, type, "already signed in (operator.auth.refresh replaces the token)");
+		wss_send_errorf(c, 409, type,
+				"already signed in (operator.auth.refresh replaces the token)");
 	} else if (strlen(type) > 5 && strcmp(type + strlen(type) - 5, ".ping") == 0) {
 		wss_send_pong(c);
 	} else {
