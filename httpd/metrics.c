@@ -159,16 +159,18 @@ m_metrics_json(struct httpd *h)
 
 		json_object_set_new(
 			stages, name,
-			json_pack("{s:O?, s:f, s:I, s:I, s:f, s:f, s:f, s:O?, s:O?, s:O?}", "state",
-				  json_object_get(st, "state"), "cpuPercent",
-				  m_num(hb, "cpuPercent"), "memBytes",
-				  (json_int_t)m_num(hb, "memBytes"), "connections",
-				  (json_int_t)m_num(hb, "connections"), "loopAvgS",
-				  m_num(hb, "loopAvgS"), "loopMaxS", m_num(hb, "loopMaxS"),
-				  "loopMinS", m_num(hb, "loopMinS"), "restarts",
-				  json_object_get(st, "restarts"), "pid",
-				  json_object_get(st, "pid"), "stats",
-				  json_object_get(hb, "stats")));
+			json_pack(
+				"{s:O?, s:f, s:I, s:I, s:f, s:f, s:f, s:O?, s:O?, s:O?, s:O?, s:O?}",
+				"state", json_object_get(st, "state"), "cpuPercent",
+				m_num(hb, "cpuPercent"), "memBytes",
+				(json_int_t)m_num(hb, "memBytes"), "connections",
+				(json_int_t)m_num(hb, "connections"), "loopAvgS",
+				m_num(hb, "loopAvgS"), "loopMaxS", m_num(hb, "loopMaxS"),
+				"loopMinS", m_num(hb, "loopMinS"), "restarts",
+				json_object_get(st, "restarts"), "pid", json_object_get(st, "pid"),
+				"uptimeMs", json_object_get(st, "uptimeMs"), "lastExit",
+				json_object_get(st, "lastExit"), "stats",
+				json_object_get(hb, "stats")));
 	}
 	return json_pack("{s:I, s:o, s:o, s:i}", "timestamp", (json_int_t)(proc_now_ms() / 1000),
 			 "stages", stages, "ring", m_ring(h), "sentinelsOnline", m_online(h));
