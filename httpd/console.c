@@ -18,6 +18,7 @@
 #include "httpd.h"
 #include "id.h"
 #include "log.h"
+#include "metrics.h"
 #include "mjpeg.h"
 #include "mp.h"
 #include "proc.h"

@@ -6,10 +6,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "archive_read.h"
 #include "catalog.h"
+#include "forget.h"
 #include "httpd.h"
 #include "log.h"
 #include "mjpeg.h"
+#include "snap.h"
+#include "xplan.h"
 
 #ifndef VIGIL_WEB_ROOT
 #define VIGIL_WEB_ROOT "/usr/share/vigil/web"

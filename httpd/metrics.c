@@ -1,7 +1,7 @@
 /* metrics: /health, /metrics (Prometheus text format 0.0.4), /api/status,
  * /api/metrics and /api/config. The stages' states and heartbeat figures
  * come from vigild (bus status.request -> status, at most a second old); the
- * ring's figures from the ring itself. Service thread. */
+ * ring's figures from the ring itself. Loop thread. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -9,8 +9,9 @@
 #include <string.h>
 
 #include "httpd.h"
-#include "text.h"
+#include "metrics.h"
 #include "proc.h"
+#include "text.h"
 
 #define METRICS_STATUS_MAX_AGE_MS 1000
 #define METRICS_STATUS_WAIT_MS    3000

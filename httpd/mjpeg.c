@@ -16,6 +16,8 @@
 
 #include <openssl/crypto.h>
 
+#include "archive_read.h"
+#include "forget.h"
 #include "id.h"
 #include "log.h"
 #include "mjpeg_dec.h"

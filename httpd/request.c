@@ -1,6 +1,6 @@
 /* request: one HTTP request: method, route, authentication (Bearer or
  * ?token=, roles from tok.h), the handler it goes to, and parking while a
- * handler waits for the bus or the snapshot worker. Service thread. */
+ * handler waits for the bus or the snapshot worker. Loop thread. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -14,11 +14,18 @@
 
 #include <curl/curl.h>
 
-#include "log.h"
-#include "proc.h"
+#include "archive_read.h"
 #include "catalog.h"
+#include "export.h"
+#include "history.h"
+#include "hls.h"
+#include "log.h"
+#include "metrics.h"
 #include "mjpeg.h"
+#include "proc.h"
 #include "server.h"
+#include "snap.h"
+#include "static.h"
 
 void
 hs_park(struct hreq *r, enum hs_park why, int ref, int timeout_ms)

@@ -10,12 +10,15 @@
 #include <time.h>
 
 #include "console.h"
+#include "history.h"
 #include "log.h"
 #include "mjpeg.h"
 #include "mp.h"
 #include "net.h"
 #include "proc.h"
 #include "server.h"
+#include "snap.h"
+#include "xplan.h"
 
 static bool hs_feed(struct httpd *h, struct hreq *r, const uint8_t *buf, size_t len);
 

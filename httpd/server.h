@@ -59,7 +59,7 @@ struct hreq {
 	char ctype[64];
 	char extra[HS_EXTRA_MAX];
 	size_t extra_len;
-	struct body body;
+	struct hbody body;
 	uint64_t pos, end;   /* bytes [pos, end) of body still to send */
 	size_t part;         /* the part holding pos, */
 	uint64_t part_start; /* at this offset of the body */
