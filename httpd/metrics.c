@@ -154,24 +154,31 @@ m_metrics_json(struct httpd *h)
 
 	json_array_foreach(m_stages(h), i, st)
 	{
-		json_t *hb = json_object_get(st, "heartbeat");
+		json_t *hb = json_object_get(st, "heartbeat"), *e;
 		const char *name = m_field(st, "name");
 
 		json_object_set_new(
 			stages, name,
-			json_pack("{s:O?, s:f, s:I, s:I, s:f, s:f, s:f, s:O?, s:O?, s:O?}", "state",
-				  json_object_get(st, "state"), "cpuPercent",
-				  m_num(hb, "cpuPercent"), "memBytes",
-				  (json_int_t)m_num(hb, "memBytes"), "connections",
-				  (json_int_t)m_num(hb, "connections"), "loopAvgS",
-				  m_num(hb, "loopAvgS"), "loopMaxS", m_num(hb, "loopMaxS"),
-				  "loopMinS", m_num(hb, "loopMinS"), "restarts",
-				  json_object_get(st, "restarts"), "pid",
-				  json_object_get(st, "pid"), "stats",
-				  json_object_get(hb, "stats")));
+			e = json_pack("{s:O?, s:f, s:I, s:I, s:f, s:f, s:f, s:O?, s:O?, s:O?}",
+				      "state", json_object_get(st, "state"), "cpuPercent",
+				      m_num(hb, "cpuPercent"), "memBytes",
+				      (json_int_t)m_num(hb, "memBytes"), "connections",
+				      (json_int_t)m_num(hb, "connections"), "loopAvgS",
+				      m_num(hb, "loopAvgS"), "loopMaxS", m_num(hb, "loopMaxS"),
+				      "loopMinS", m_num(hb, "loopMinS"), "restarts",
+				      json_object_get(st, "restarts"), "pid",
+				      json_object_get(st, "pid"), "stats",
+				      json_object_get(hb, "stats")));
+		/* For the operator page's cards: how long up, and how it last ended. */
+		if (e != NULL) {
+			json_object_set(e, "uptimeMs", json_object_get(st, "uptimeMs"));
+			json_object_set(e, "lastExit", json_object_get(st, "lastExit"));
+		}
 	}
-	return json_pack("{s:I, s:o, s:o, s:i}", "timestamp", (json_int_t)(proc_now_ms() / 1000),
-			 "stages", stages, "ring", m_ring(h), "sentinelsOnline", m_online(h));
+	return json_pack("{s:I, s:I, s:o, s:o, s:i}", "timestamp",
+			 (json_int_t)(proc_now_ms() / 1000), "uptimeMs",
+			 (json_int_t)m_num(h->status, "uptimeMs"), "stages", stages, "ring",
+			 m_ring(h), "sentinelsOnline", m_online(h));
 }
 
 static void
