@@ -52,7 +52,8 @@ int stage_signal_fd(const struct stage *st);
 void stage_service(struct stage *st);
 /* Sends the heartbeat when a second has passed since the last one. */
 void stage_tick(struct stage *st);
-/* Sends a message with a body packed by the caller (msgpack map bytes) to a stage or "*". */
+/* Sends a message with a body packed by the caller (msgpack map bytes) to a stage or "*".
+ * type NULL: body is the whole message, envelope included (bus_pack_begin), sent as it is. */
 int stage_send(struct stage *st, const char *type, const char *to, const void *body,
 	       size_t body_len);
 bool stage_stopping(const struct stage *st);

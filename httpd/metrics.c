@@ -173,8 +173,10 @@ m_metrics_json(struct httpd *h)
 				json_object_get(st, "lastExit"), "stats",
 				json_object_get(hb, "stats")));
 	}
-	return json_pack("{s:I, s:o, s:o, s:i}", "timestamp", (json_int_t)(proc_now_ms() / 1000),
-			 "stages", stages, "ring", m_ring(h), "sentinelsOnline", m_online(h));
+	return json_pack("{s:I, s:I, s:o, s:o, s:i}", "timestamp",
+			 (json_int_t)(proc_now_ms() / 1000), "uptimeMs",
+			 (json_int_t)m_num(h->status, "uptimeMs"), "stages", stages, "ring",
+			 m_ring(h), "sentinelsOnline", m_online(h));
 }
 
 static void
