@@ -48,16 +48,19 @@ static const struct cfg_key cfg_keys_ring[] = {
 	{ 0 },
 };
 static const struct cfg_key cfg_keys_limits[] = {
+	/* Live up to the ring's slots, which vigild sized at its start. */
 	{ .name = "max_sentinels",
 	  .kind = CFG_K_INT,
 	  .off = C(max_sentinels),
 	  .min = 1,
-	  .max = 10000 },
+	  .max = 10000,
+	  .live = true },
 	{ .name = "max_proctors",
 	  .kind = CFG_K_INT,
 	  .off = C(max_proctors),
 	  .min = 1,
-	  .max = 100000 },
+	  .max = 100000,
+	  .live = true },
 	{ .name = "max_message_bytes",
 	  .kind = CFG_K_SIZE,
 	  .off = C(max_message_bytes),
@@ -68,17 +71,20 @@ static const struct cfg_key cfg_keys_limits[] = {
 	  .kind = CFG_K_INT,
 	  .off = C(proctor_queue_seconds),
 	  .min = 1,
-	  .max = 600 },
+	  .max = 600,
+	  .live = true },
 	{ .name = "max_connections_per_ip",
 	  .kind = CFG_K_INT,
 	  .off = C(max_connections_per_ip),
 	  .min = 0,
-	  .max = 1000000 },
+	  .max = 1000000,
+	  .live = true },
 	{ .name = "max_handshakes",
 	  .kind = CFG_K_INT,
 	  .off = C(max_handshakes),
 	  .min = 1,
-	  .max = 1000000 },
+	  .max = 1000000,
+	  .live = true },
 	{ 0 },
 };
 static const struct cfg_key cfg_keys_timeouts[] = {
@@ -86,23 +92,26 @@ static const struct cfg_key cfg_keys_timeouts[] = {
 	  .kind = CFG_K_DURATION,
 	  .off = C(timeout_register_ms),
 	  .min = 1,
-	  .max = CFG_DAY_MS },
+	  .max = CFG_DAY_MS,
+	  .live = true },
 	{ .name = "idle",
 	  .kind = CFG_K_DURATION,
 	  .off = C(timeout_idle_ms),
 	  .min = 1,
-	  .max = CFG_DAY_MS },
+	  .max = CFG_DAY_MS,
+	  .live = true },
 	/* The watchdog ticks in seconds: a shorter heartbeat would only add noise. */
 	{ .name = "stage_heartbeat",
 	  .kind = CFG_K_DURATION,
 	  .off = C(timeout_heartbeat_ms),
 	  .min = CFG_SEC_MS,
-	  .max = CFG_DAY_MS },
+	  .max = CFG_DAY_MS,
+	  .live = true },
 	{ 0 },
 };
 static const struct cfg_key cfg_keys_auth[] = {
-	{ .name = "sentinel", .kind = CFG_K_SENTINEL, .off = C(sentinel_auth) },
-	{ .name = "tokens", .kind = CFG_K_TOKENS },
+	{ .name = "sentinel", .kind = CFG_K_SENTINEL, .off = C(sentinel_auth), .live = true },
+	{ .name = "tokens", .kind = CFG_K_TOKENS, .live = true },
 	{ 0 },
 };
 static const struct cfg_key cfg_keys_archive[] = {
@@ -110,20 +119,22 @@ static const struct cfg_key cfg_keys_archive[] = {
 	  .kind = CFG_K_INT,
 	  .off = C(retention_days),
 	  .min = 0,
-	  .max = 36500 },
+	  .max = 36500,
+	  .live = true },
 	{ .name = "max_bytes",
 	  .kind = CFG_K_SIZE,
 	  .off = C(archive_max_bytes),
 	  .min = (int64_t)CFG_MIB,
 	  .max = (int64_t)(1024 * 1024 * CFG_TIB),
-	  .zero_ok = true },
+	  .zero_ok = true,
+	  .live = true },
 	{ 0 },
 };
-static const struct cfg_key cfg_keys_top[] = {
+const struct cfg_key cfg_keys_top[] = {
 	{ .name = "instance", .kind = CFG_K_NAME, .off = C(instance) },
 	{ .name = "run_dir", .kind = CFG_K_STR, .off = C(run_dir) },
 	{ .name = "data_dir", .kind = CFG_K_STR, .off = C(data_dir) },
-	{ .name = "log_level", .kind = CFG_K_LEVEL, .off = C(log_level) },
+	{ .name = "log_level", .kind = CFG_K_LEVEL, .off = C(log_level), .live = true },
 	{ .name = "listen", .kind = CFG_K_MAP, .sub = cfg_keys_listen },
 	{ .name = "tls", .kind = CFG_K_MAP, .sub = cfg_keys_tls },
 	{ .name = "buffer_seconds",
@@ -440,8 +451,10 @@ close_fd:
 	return r;
 }
 
-/* Rules between keys, checked once the whole document is applied. */
-static int
+/* Rules between keys, checked once the whole document is applied. In an
+ * update, the key the update named is blamed; a value that came from the file
+ * has no node here (the file passed these rules on its own). */
+int
 cfg_check(struct cfg_ctx *ctx)
 {
 	struct cfg *cfg = ctx->cfg;
@@ -450,11 +463,15 @@ cfg_check(struct cfg_ctx *ctx)
 
 	/* A message must fit the ring several times over, or one sentinel starves the rest. */
 	if (cfg->max_message_bytes > cfg->ring_size / 4) {
-		if (msg && !cfg_is_null(msg)) {
+		if ((msg && !cfg_is_null(msg)) || !ring) {
 			cfg_fmt_size(limit, sizeof(limit), cfg->ring_size / 4);
-			return cfg_fail(ctx, msg->start_mark, "limits.max_message_bytes",
+			if (msg)
+				cfg_found(msg, found, sizeof(found));
+			else
+				cfg_fmt_size(found, sizeof(found), cfg->max_message_bytes);
+			return cfg_fail(ctx, cfg_mark(msg), "limits.max_message_bytes",
 					"expected at most ring.size/4 = %s, found %s", limit,
-					cfg_found(msg, found, sizeof(found)));
+					found);
 		}
 		cfg_fmt_size(limit, sizeof(limit), cfg->max_message_bytes * 4);
 		return cfg_fail(ctx, ring->start_mark, "ring.size",
@@ -462,10 +479,10 @@ cfg_check(struct cfg_ctx *ctx)
 				limit, cfg_found(ring, found, sizeof(found)));
 	}
 	if (cfg->tls_cert && !cfg->tls_key)
-		return cfg_fail(ctx, ctx->where[CFG_SLOT_CERT]->start_mark, "tls.cert",
+		return cfg_fail(ctx, cfg_mark(ctx->where[CFG_SLOT_CERT]), "tls.cert",
 				"expected tls.key as well (TLS needs both), found only tls.cert");
 	if (cfg->tls_key && !cfg->tls_cert)
-		return cfg_fail(ctx, ctx->where[CFG_SLOT_KEY]->start_mark, "tls.key",
+		return cfg_fail(ctx, cfg_mark(ctx->where[CFG_SLOT_KEY]), "tls.key",
 				"expected tls.cert as well (TLS needs both), found only tls.key");
 	return 0;
 }
@@ -487,7 +504,7 @@ cfg_mark_at(const char *text, size_t len, size_t offset)
 	return mark;
 }
 
-static int
+int
 cfg_syntax(struct cfg_ctx *ctx, const yaml_parser_t *parser, const char *text, size_t len)
 {
 	const char *problem = parser->problem ? parser->problem : "unknown problem";
@@ -644,14 +661,7 @@ cfg_free(struct cfg *cfg)
 {
 	if (!cfg)
 		return;
-	for (size_t i = 0; i < cfg->n_tokens; i++) {
-		if (cfg->tokens[i].token)
-			explicit_bzero(cfg->tokens[i].token, strlen(cfg->tokens[i].token));
-		free(cfg->tokens[i].token);
-		free(cfg->tokens[i].name);
-		free(cfg->tokens[i].token_file);
-	}
-	free(cfg->tokens);
+	cfg_tokens_free(cfg);
 	free(cfg->path);
 	free(cfg->instance);
 	free(cfg->run_dir);
