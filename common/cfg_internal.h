@@ -75,7 +75,7 @@ struct cfg_ctx {
 	yaml_node_t *where[CFG_SLOT_COUNT];
 };
 
-/* The file's keys from the top: cfg.c walks them, cfg_over.c too. */
+/* cfg_keys.c: the file's keys from the top; cfg.c walks them, cfg_over.c too. */
 extern const struct cfg_key cfg_keys_top[];
 
 /* Indexed by enum cfg_role: cfg_role_name() and the "role" key both read it. */
