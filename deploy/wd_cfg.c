@@ -227,6 +227,7 @@ static int
 wd_cfg_update(struct wd *wd, json_t *update, json_t **ret_result, char *err, size_t errlen)
 {
 	json_t *all = NULL, *live = NULL, *next = NULL, *live_keys, *other_keys, *restart = NULL;
+	json_t *given, *result = NULL;
 	struct cfg *cand = NULL, *eff = NULL;
 	char line[1024], line2[1024];
 	msgpack_sbuffer sb;
@@ -248,9 +249,8 @@ wd_cfg_update(struct wd *wd, json_t *update, json_t **ret_result, char *err, siz
 	if (r < 0)
 		goto out;
 	/* The ring has as many sentinel slots as the limit said when vigild made it. */
-	if (cand->max_sentinels > wd->ring_sentinels &&
-	    !json_is_null(wd_cfg_at(update, "limits.max_sentinels")) &&
-	    wd_cfg_at(update, "limits.max_sentinels") != NULL) {
+	given = wd_cfg_at(update, "limits.max_sentinels");
+	if (given != NULL && !json_is_null(given) && cand->max_sentinels > wd->ring_sentinels) {
 		snprintf(err, errlen,
 			 "config.update: limits.max_sentinels: expected at most %lld (the ring's "
 			 "sentinel slots; more takes a vigild restart), found %lld",
@@ -282,6 +282,11 @@ wd_cfg_update(struct wd *wd, json_t *update, json_t **ret_result, char *err, siz
 	if (r < 0)
 		goto out;
 	msgpack_sbuffer_destroy(&sb);
+	result = json_pack("{s:O, s:O}", "applied", live_keys, "restartRequired", restart);
+	if (result == NULL) {
+		r = -ENOMEM;
+		goto out;
+	}
 
 	/* Checked: from here on it applies. */
 	json_decref(wd->overrides);
@@ -293,8 +298,7 @@ wd_cfg_update(struct wd *wd, json_t *update, json_t **ret_result, char *err, siz
 	wd_cfg_log("config.update: applied", live_keys, line, sizeof(line));
 	wd_cfg_log("; not live, not applied:", restart, line2, sizeof(line2));
 	log_info("%s%s", line, line2);
-	*ret_result = json_pack("{s:O, s:O}", "applied", live_keys, "restartRequired", restart);
-	r = *ret_result ? 0 : -ENOMEM;
+	*ret_result = result;
 
 out:
 	if (r == -ENOMEM)
