@@ -1,8 +1,9 @@
 /* cfg: loads the YAML configuration (libyaml document API) over built-in defaults.
  *
  * A table of keys (cfg_keys.c) drives the walk: each entry says where a value lands, how
- * it is parsed (the scalar parsers are in cfg_value.c) and what bounds it has. The first fault stops the
- * load with one "FILE:LINE:COL: KEY: message" line; the caller never sees a half-filled cfg.
+ * it is parsed (the scalar parsers are in cfg_value.c) and what bounds it has. The first
+ * fault stops the load with one "FILE:LINE:COL: KEY: message" line; the caller never sees
+ * a half-filled cfg.
  */
 #include <errno.h>
 #include <fcntl.h>
