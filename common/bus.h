@@ -17,7 +17,8 @@
  *                                         stats: { the stage's own figures } }
  *   stop             vigild -> stage    { reason }          exit cleanly now; reason
  *                                                        "restart" or "shutdown"
- *   config.reload    vigild -> stage    { }                 re-read the config file
+ *   config.reload    vigild -> stage    { overrides? }      re-read the config file, with the
+ *                                         console's live keys on top (below); none: the file alone
  *   stage.state      vigild -> *        { stage, state, pid }
  *   config.reloaded  stage -> *         { ok, error? }      after config.reload
  *   status.request   stage -> vigild    { }                 ask for the supervisor's view
@@ -33,7 +34,9 @@
  *   session.delete   httpd -> archive   { sentinelId, sessionId, ref }
  *   session.deleted  archive -> httpd   { ref, status: 204|404|409|500, error? }
  *   token.revoke     any -> *           { token }           refuse it from now on; ingest
- *                                         and relay close its connections with 3004
+ *                                         and relay close its connections with 3004. vigild
+ *                                         writes a configured token's digest under data_dir
+ *                                         before it passes the message on, then sends revoked
  *
  * The operator console (PROTOCOL.md section 7): httpd asks vigild on an
  * operator's behalf; every request carries a ref that its answer repeats.
@@ -53,12 +56,19 @@
  *   log.line         vigild -> httpd    { stage, level, time, line }   each new line while on; a
  *                                         line the bus cannot take is counted, and the next
  *                                         one that goes carries { dropped: N } besides
- *   config.update    httpd -> vigild    { ref, config: map }     the keys that can change live
+ *   config.update    httpd -> vigild    { ref, config: map }     the keys that can change live,
+ *                                         a map shaped like the file ({ limits: { max_proctors:
+ *                                         800 } }); a null value takes a key's override away
  *   config.result    vigild -> httpd    { ref, applied: [keys], restartRequired: [keys] } or
  *                                         { ref, error } (key and what was expected; nothing
- *                                         applied)
+ *                                         applied). Keys are dotted ("limits.max_proctors");
+ *                                         applied: every live key given; restartRequired: the
+ *                                         other keys given with a new value (checked, neither
+ *                                         applied nor kept); error: "config.update: KEY:
+ *                                         expected ..., found ...", the file's wording
  *   config.reload    vigild -> stage    { overrides? }           (above) with the console's
- *                                         live keys on top of the file, as a map like config
+ *                                         live keys on top of the file, as a map like config;
+ *                                         also after hello when there are any
  *   shutdown.request httpd -> vigild    { ref, in }              seconds, 0..3600
  *   shutdown.notice  vigild -> *        { at }                   unix ms: each stage sends
  *                                         server.shutdown { at } to its clients; at `at` vigild
@@ -66,7 +76,11 @@
  *   revoked          vigild -> stage    { digests: [hex] }       every token digest revoked and
  *                                         not lifted, kept under data_dir: after hello and after
  *                                         each change; the stage refuses them and closes
- *                                         their connections with 3004
+ *                                         their connections with 3004. hex: SHA-256, 64
+ *                                         lower-case digits (tok_digest_hex)
+ *
+ * After a stage's hello, vigild sends config.reload (when there are overrides) and
+ * revoked before anything else on that connection; stage_new waits for them.
  *
  * A receiver ignores types it does not know.
  */

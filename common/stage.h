@@ -15,6 +15,7 @@
 
 #include "bus.h"
 #include "cfg.h"
+#include "tok.h"
 
 struct stage;
 
@@ -25,7 +26,7 @@ struct stage_metrics {
 };
 
 /* Called in the stage process for every bus message that is not stop or
- * config.reload. */
+ * config.reload; for "revoked", after stage_revoked() has the new list. */
 typedef void (*stage_msg_fn)(void *ctx, const struct bus_msg *msg);
 /* Packs one msgpack map of the stage's own figures into each heartbeat ("stats"). */
 typedef void (*stage_stats_fn)(void *ctx, msgpack_packer *pk);
@@ -33,7 +34,10 @@ typedef void (*stage_stats_fn)(void *ctx, msgpack_packer *pk);
 /* Parses "--config FILE", "--help", "--version" (printing and exiting 0 for the
  * last two, exiting 2 on a usage or config error after one clear line), opens
  * the log under the stage's name and connects to the bus (a stage started by
- * hand without vigild runs standalone). Returns NULL with errno on failure. */
+ * hand without vigild runs standalone). After hello it waits (up to 2 s) for
+ * vigild's answer: the live overrides, already applied to stage_cfg() when it
+ * returns, and the revocation list (stage_revoked()). Returns NULL with errno
+ * on failure. */
 struct stage *stage_new(enum bus_stage which, int argc, char **argv);
 void stage_free(struct stage *st);
 
@@ -62,10 +66,19 @@ bool stage_stopping(const struct stage *st);
 bool stage_restarting(const struct stage *st);
 /* Set by config.reload or SIGHUP; the stage clears it after re-reading. */
 bool stage_take_reload(struct stage *st);
-/* Re-reads the config file: on success stage_cfg() returns the new one (the
- * old is freed: callers drop their pointers into it); on error the running
- * config stays and the error is logged. */
+/* Re-reads the config file, with the live overrides of vigild's last
+ * config.reload on top (none after a reload from the file): on success
+ * stage_cfg() returns the new one (the old is freed: callers drop their
+ * pointers into it); on error the running config stays and the error is
+ * logged. Either way config.reloaded { ok, error? } goes to every stage. */
 int stage_reload(struct stage *st);
+/* The token digests vigild's last "revoked" named, *ret_n of them
+ * (TOK_DIGEST_LEN bytes each, back to back; NULL when none); valid until the
+ * next one. A stage gives them to every token store it builds
+ * (tok_set_revoked), since a store loaded from the config has none. */
+const uint8_t *stage_revoked(const struct stage *st, size_t *ret_n);
+/* tok_set_revoked(store, stage_revoked()): >= 0, or -ENOMEM. */
+int stage_set_revoked(const struct stage *st, struct tok_store *store);
 
 /* A loop for a stage that only needs the bus: returns 0 when told to stop. */
 int stage_run(struct stage *st);

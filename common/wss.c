@@ -8,8 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-#include <openssl/crypto.h>
 #include <wslay/wslay.h>
 
 #include "log.h"
@@ -139,31 +139,49 @@ wss_conn_check_token(struct wss_conn *c, const struct tok_store *store,
 	return 0;
 }
 
+/* Closes every connection whose token is on store's revocation list. */
+static int
+wss_close_revoked(struct wss *w, const struct tok_store *store)
+{
+	int n = 0;
+
+	for (struct wss_conn *c = w->conns; c != NULL; c = c->next) {
+		if (c->has_token && !c->closing && tok_digest_revoked(store, c->token)) {
+			wss_conn_close(c, 3004, "Token revoked");
+			n++;
+		}
+	}
+	return n;
+}
+
 int
 wss_revoke(struct wss *w, struct tok_store *store, const msgpack_object *body)
 {
-	uint8_t digest[TOK_DIGEST_LEN];
 	const char *secret;
 	size_t len;
-	int r, n = 0;
+	int r, n;
 
 	if (mp_get_str(body, "token", &secret, &len) < 0 || len == 0)
 		return -EINVAL;
 	r = tok_revoke(store, secret, len);
 	if (r < 0)
 		return r;
-	r = tok_digest(secret, len, digest);
-	if (r < 0)
-		return r;
-	for (struct wss_conn *c = w->conns; c != NULL; c = c->next) {
-		if (c->has_token && !c->closing &&
-		    CRYPTO_memcmp(c->token, digest, sizeof(digest)) == 0) {
-			wss_conn_close(c, 3004, "Token revoked");
-			n++;
-		}
-	}
+	n = wss_close_revoked(w, store);
 	log_info("a token was revoked: %d connection%s closed", n, n == 1 ? "" : "s");
 	return n;
+}
+
+int
+wss_revoke_list(struct wss *w, struct tok_store *store, const uint8_t *digests, size_t n)
+{
+	int r = tok_set_revoked(store, digests, n);
+
+	if (r < 0)
+		return r;
+	r = wss_close_revoked(w, store);
+	if (r > 0)
+		log_info("%d connection%s of revoked tokens closed", r, r == 1 ? "" : "s");
+	return r;
 }
 
 /* ---- accessors ---- */

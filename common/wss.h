@@ -143,6 +143,11 @@ int wss_conn_check_token(struct wss_conn *c, const struct tok_store *store,
  * 3004. Returns how many were closed, -EINVAL without a token, -ENOENT for a
  * token the store does not know. */
 int wss_revoke(struct wss *w, struct tok_store *store, const msgpack_object *body);
+/* vigild's "revoked" list (stage_revoked()): makes it store's whole list
+ * (tok_set_revoked: the digests not on it are lifted) and closes every
+ * connection registered with a token on it with 3004. Returns how many were
+ * closed, or -ENOMEM with nothing changed. */
+int wss_revoke_list(struct wss *w, struct tok_store *store, const uint8_t *digests, size_t n);
 /* Stops (or resumes) reading the client: backpressure for a stage whose work
  * on the client's messages lags behind (ingest's JPEG encoder). The messages
  * in bytes read already are still delivered; the kernel's buffers then fill

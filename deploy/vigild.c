@@ -234,6 +234,7 @@ vigild_create_ring(struct wd *wd)
 	int r;
 
 	snprintf(wd->ring_name, sizeof(wd->ring_name), "/vigil-%s", wd->cfg->instance);
+	wd->ring_sentinels = wd->cfg->max_sentinels;
 	/* We hold the instance lock: a ring left behind is from a vigild that died. */
 	ring_unlink(wd->ring_name);
 	r = ring_create(wd->ring_name, &p);
@@ -310,28 +311,13 @@ vigild_reload(struct wd *wd, char *err, size_t errlen)
 		log_error(0, "reload refused, keeping the running config: %s", err);
 		return r;
 	}
-	if (strcmp(cfg->instance, wd->cfg->instance) != 0 ||
-	    strcmp(cfg->run_dir, wd->cfg->run_dir) != 0 || cfg->ring_size != wd->cfg->ring_size ||
-	    memcmp(&cfg->listen_ingest, &wd->cfg->listen_ingest, sizeof(cfg->listen_ingest)) ||
-	    memcmp(&cfg->listen_relay, &wd->cfg->listen_relay, sizeof(cfg->listen_relay)) ||
-	    memcmp(&cfg->listen_http, &wd->cfg->listen_http, sizeof(cfg->listen_http)))
-		log_warn(0, "instance, run_dir, ring.size and listen take effect at the next "
-			    "vigild start");
-	cfg_free(wd->cfg);
-	wd->cfg = cfg;
-	for (int i = 0; i < BUS_N_STAGES; i++) {
-		msgpack_sbuffer sb;
-		msgpack_packer pk;
-
-		if (wd->child[i].bus_fd < 0)
-			continue;
-		msgpack_sbuffer_init(&sb);
-		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-		bus_pack_begin(&pk, "config.reload", "vigild", bus_stage_name(i));
-		msgpack_pack_map(&pk, 0);
-		bus_send(wd->child[i].bus_fd, sb.data, sb.size);
-		msgpack_sbuffer_destroy(&sb);
-	}
+	/* The file is the truth again: the console's live keys go (docs/operations.md). */
+	if (wd->overrides != NULL)
+		log_info("the live overrides are dropped: back to the file");
+	wd_cfg_drop(wd);
+	wd_cfg_adopt(wd, cfg);
+	wd_cfg_send(wd, NULL);
+	wd_rev_prune(wd);
 	log_info("configuration reloaded from %s", wd->config_path);
 	return 0;
 }
@@ -677,6 +663,12 @@ main(int argc, char **argv)
 	lock_fd = vigild_lock(wd.cfg->instance);
 	if (lock_fd < 0)
 		goto out_cfg;
+	/* Behind the lock: another vigild of the instance may be rewriting the file. */
+	if (wd_rev_open(&wd, err, sizeof(err)) < 0) {
+		fprintf(stderr, "vigild: %s\n", err);
+		ret = 2;
+		goto out_lock;
+	}
 	if (vigild_open_listeners(&wd) < 0 || vigild_create_ring(&wd) < 0 ||
 	    vigild_open_sockets(&wd) < 0)
 		goto out_clean;
@@ -704,8 +696,11 @@ out_clean:
 		close(wd.bus_listen_fd);
 	if (wd.ctl_listen_fd >= 0)
 		close(wd.ctl_listen_fd);
+	wd_rev_free(&wd);
+out_lock:
 	close(lock_fd);
 out_cfg:
+	wd_cfg_drop(&wd);
 	cfg_free(wd.cfg);
 	return ret;
 }

@@ -363,6 +363,10 @@ wd_on_hello(struct wd *wd, struct wd_child *c, int bus_fd)
 		close(c->bus_fd);
 	c->bus_fd = bus_fd;
 	c->last_beat_ms = proc_mono_ms();
+	/* First on the connection, before any other message: the stage waits for them
+	 * (stage_new) before it serves a client. */
+	wd_cfg_send(wd, c);
+	wd_rev_send(wd, c);
 	if (c->state == WD_STARTING) {
 		log_info("%s: running (pid %d)", bus_stage_name(c->which), (int)c->pid);
 		wd_set_state(wd, c, WD_RUNNING);

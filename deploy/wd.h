@@ -68,8 +68,10 @@ struct wd_child {
 	size_t partial_len;
 };
 
+struct wd_rev;
+
 struct wd {
-	struct cfg *cfg;
+	struct cfg *cfg;                     /* the file, with the overrides on top */
 	char config_path[4096];              /* absolute, "" for built-in defaults */
 	char stage_path[BUS_N_STAGES][4096]; /* the vigil-<stage> programs */
 	char ring_name[64];
@@ -83,6 +85,9 @@ struct wd {
 	bool shutdown;
 	bool foreground;
 	int64_t started_ms;
+	int64_t ring_sentinels; /* the ring's sentinel slots: limits.max_sentinels at start */
+	json_t *overrides;      /* the console's live keys (wd_cfg.c), NULL: the file alone */
+	struct wd_rev *rev;     /* revoked tokens (wd_rev.c) */
 };
 
 const char *wd_state_name(enum wd_state state);
@@ -116,6 +121,34 @@ int vigild_reload(struct wd *wd, char *err, size_t errlen);
 int wd_bus_accept(struct wd *wd);
 void wd_bus_service_new(struct wd *wd, int slot);
 void wd_bus_service(struct wd *wd, struct wd_child *c);
+
+/* wd_cfg.c: live configuration. The overrides are the console's live keys
+ * (config.update, vigilctl config set), kept in memory over the file until a
+ * reload from the file. wd_cfg_on_bus answers config.update with
+ * config.result; wd_cfg_ctl answers ctl's "config", "config.update" and
+ * "config.set"; wd_cfg_send tells one stage (after its hello) or every stage
+ * (c NULL) config.reload { overrides? }; wd_cfg_adopt makes cfg vigild's own
+ * (warning about the keys that wait for a vigild restart) and frees the old. */
+void wd_cfg_on_bus(struct wd *wd, struct wd_child *from, const struct bus_msg *msg);
+json_t *wd_cfg_ctl(struct wd *wd, const char *cmd, json_t *req);
+void wd_cfg_send(struct wd *wd, struct wd_child *c);
+void wd_cfg_adopt(struct wd *wd, struct cfg *cfg);
+/* A reload from the file: drops the overrides. */
+void wd_cfg_drop(struct wd *wd);
+
+/* wd_rev.c: revoked tokens, durable in data_dir/.revoked-tokens. wd_rev_open
+ * loads the file at start (-EINVAL with err for a file it cannot read: vigild
+ * must not start and forget a revocation) and drops the digests of tokens the
+ * config no longer has, as wd_rev_prune does after a reload from the file.
+ * wd_rev_from_bus takes token.revoke { token } and persists it before the bus
+ * carries it on; wd_rev_send gives one stage (after hello) or all (c NULL)
+ * revoked { digests }; wd_rev_ctl answers ctl's "revoke", "revoked", "lift". */
+int wd_rev_open(struct wd *wd, char *err, size_t errlen);
+void wd_rev_free(struct wd *wd);
+void wd_rev_prune(struct wd *wd);
+void wd_rev_from_bus(struct wd *wd, const struct bus_msg *msg);
+void wd_rev_send(struct wd *wd, struct wd_child *c);
+json_t *wd_rev_ctl(struct wd *wd, const char *cmd, json_t *req);
 
 /* wd_ctl.c: the ctl socket for vigilctl, one JSON request and answer per line. */
 int wd_ctl_accept(struct wd *wd);

@@ -1,5 +1,6 @@
 /* wd_bus: vigild's end of the control bus: hello, heartbeats, and routing of
- * messages addressed to another stage or to every stage. Runs in vigild only. */
+ * messages addressed to another stage or to every stage; config.update and
+ * token.revoke go on to wd_cfg.c and wd_rev.c. Runs in vigild only. */
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -66,8 +67,12 @@ wd_bus_route(struct wd *wd, struct wd_child *from, const struct bus_msg *msg, si
 	int to;
 
 	if (strcmp(msg->to, "*") == 0) {
+		/* A token never leaves vigild towards a watcher. */
+		json_t *body = strcmp(msg->type, "token.revoke") == 0
+				       ? json_pack("{s:s}", "token", "***")
+				       : mp_to_json(msg->body);
 		json_t *ev = json_pack("{s:s, s:s, s:s, s:o*}", "event", "bus", "type", msg->type,
-				       "from", msg->from, "body", mp_to_json(msg->body));
+				       "from", msg->from, "body", body);
 
 		/* Operators (vigilctl watch) and tests see every broadcast as it passes. */
 		if (ev != NULL)
@@ -132,12 +137,18 @@ wd_bus_service(struct wd *wd, struct wd_child *c)
 				 bus_stage_name(c->which));
 			continue;
 		}
+		/* A revocation is on disk before the bus carries it on to the stages. */
+		if (strcmp(msg.type, "token.revoke") == 0 &&
+		    (strcmp(msg.to, "*") == 0 || strcmp(msg.to, "vigild") == 0))
+			wd_rev_from_bus(wd, &msg);
 		if (msg.to[0] != '\0' && strcmp(msg.to, "vigild") != 0)
 			wd_bus_route(wd, c, &msg, (size_t)n);
 		else if (strcmp(msg.type, "heartbeat") == 0)
 			wd_on_heartbeat(wd, c, mp_to_json(msg.body));
 		else if (strcmp(msg.type, "status.request") == 0)
 			wd_bus_status(wd, c);
+		else if (strcmp(msg.type, "config.update") == 0)
+			wd_cfg_on_bus(wd, c, &msg);
 		bus_msg_release(&msg);
 	}
 }

@@ -13,6 +13,16 @@
  *   {"cmd":"send", "to":STAGE|"*", "type":T, "body":{...}}
  *                           {"ok":true}: puts a message on the bus as vigild (operators'
  *                           and tests' way to ask a stage what relay would ask)
+ *   {"cmd":"config"}        {"ok":true, "config":{effective, secrets "***"},
+ *                           "overrides":{the live keys over the file}}
+ *   {"cmd":"config.update", "config":{...}}, {"cmd":"config.set", "key":"a.b", "value":YAML}
+ *                           {"ok":true, "applied":[keys], "restartRequired":[keys]} or
+ *                           {"ok":false, "error":"config.update: KEY: expected ..."}: the
+ *                           bus's config.update, one implementation (wd_cfg.c)
+ *   {"cmd":"revoke", "token":T}   {"ok":true, "name", "role"}: kept in data_dir, then every
+ *                           stage refuses it and closes its connections (3004)
+ *   {"cmd":"revoked"}       {"ok":true, "revoked":[{name, role, digest (a prefix), revokedAt}]}
+ *   {"cmd":"lift", "name":NAME|DIGEST-PREFIX}   {"ok":true, "lifted":{...}}
  * Runs in vigild only.
  */
 #include <errno.h>
@@ -206,6 +216,11 @@ wd_ctl_handle(struct wd *wd, int slot, json_t *req)
 		return wd_status_json(wd);
 	if (strcmp(cmd, "send") == 0)
 		return wd_ctl_send(wd, req);
+	if (strcmp(cmd, "config") == 0 || strcmp(cmd, "config.update") == 0 ||
+	    strcmp(cmd, "config.set") == 0)
+		return wd_cfg_ctl(wd, cmd, req);
+	if (strcmp(cmd, "revoke") == 0 || strcmp(cmd, "revoked") == 0 || strcmp(cmd, "lift") == 0)
+		return wd_rev_ctl(wd, cmd, req);
 	if (strcmp(cmd, "watch") == 0) {
 		wd->ctl_watch[slot] = true;
 		return json_pack("{s:b}", "ok", 1);

@@ -201,7 +201,8 @@ reg_forward(struct wss_conn *c, const char *type, double framerate)
 
 /* Bus messages for ingest: keyframe.request { sentinelId } and
  * fps.change { sentinelId, framerate } from relay; token.revoke { token }
- * from the operator console. */
+ * from the operator console; revoked { digests } from vigild (the durable
+ * list, which stage.c has already taken). */
 void
 ingest_reg_bus(void *ctx, const struct bus_msg *msg)
 {
@@ -223,6 +224,12 @@ ingest_reg_bus(void *ctx, const struct bus_msg *msg)
 			reg_forward(c, "server.fps.change", fps);
 	} else if (strcmp(msg->type, "token.revoke") == 0) {
 		wss_revoke(ing->wss, ing->tokens, msg->body);
+	} else if (strcmp(msg->type, "revoked") == 0) {
+		size_t n;
+		const uint8_t *digests = stage_revoked(ing->st, &n);
+
+		if (wss_revoke_list(ing->wss, ing->tokens, digests, n) < 0)
+			log_error(-ENOMEM, "the revocation list was not applied");
 	}
 }
 
