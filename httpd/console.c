@@ -508,6 +508,29 @@ console_bus(struct httpd *h, const struct bus_msg *msg)
 	return true;
 }
 
+int
+console_revoke(struct httpd *h, const msgpack_object *body)
+{
+	const char *tok;
+	size_t len;
+
+	if (con_of(h) != NULL)
+		return wss_revoke(con_of(h)->wss, h->tok, body);
+	if (mp_get_str(body, "token", &tok, &len) < 0)
+		return -EINVAL;
+	return tok_revoke(h->tok, tok, len);
+}
+
+void
+console_revoked(struct httpd *h, const uint8_t *digests, size_t n)
+{
+	int r = con_of(h) != NULL ? wss_revoke_list(con_of(h)->wss, h->tok, digests, n)
+				  : tok_set_revoked(h->tok, digests, n);
+
+	if (r < 0)
+		log_error(r, "the revoked tokens could not be applied");
+}
+
 void
 console_close_all(struct httpd *h)
 {

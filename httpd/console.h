@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <msgpack.h>
+
 #include "bus.h"
 #include "http1.h"
 #include "srv.h"
@@ -32,6 +34,12 @@ void console_adopt(struct httpd *h, struct srv_conn *sc, struct http1 *req, cons
 void console_tick(struct httpd *h);
 /* A bus message; true when it was the console's. */
 bool console_bus(struct httpd *h, const struct bus_msg *msg);
+/* token.revoke { token } from the bus: the store refuses it (wss_revoke) and
+ * operators who used it are closed with 3004. wss_revoke's result. */
+int console_revoke(struct httpd *h, const msgpack_object *body);
+/* vigild's revoked list: the store's whole list from now on, and operators
+ * whose token is on it closed with 3004. */
+void console_revoked(struct httpd *h, const uint8_t *digests, size_t n);
 /* vigild's status changed (a fresh answer came): operators see it now. */
 void console_status(struct httpd *h);
 /* At stop: 1012 or 1001 to every operator; how many are still open. */

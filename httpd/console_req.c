@@ -166,7 +166,8 @@ con_revoke(struct httpd *h, struct wss_conn *c, const msgpack_object *p)
 		return;
 	}
 	log_info("operator %s revoked a token", con_sess(c)->name);
-	mjpeg_revoke(h, tok, len);
+	tok_revoke(h->tok, tok, len);
+	mjpeg_revoked(h);
 	/* The answer is queued before the close, should the token be this
 	 * operator's own. */
 	con_result_ok(&m, ref, 0);

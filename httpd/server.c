@@ -284,15 +284,19 @@ hs_on_message(void *ctx, const struct bus_msg *msg)
 	} else if (strcmp(msg->type, "session.deleted") == 0) {
 		history_deleted(h, msg);
 	} else if (strcmp(msg->type, "token.revoke") == 0) {
-		const char *tok;
-		size_t tlen;
-
-		/* The operator console's revocation reaches every stage this way. */
-		if (mp_get_str(msg->body, "token", &tok, &tlen) == 0 &&
-		    tok_revoke(h->tok, tok, tlen) == 0) {
+		/* A revocation from vigilctl or another operator: refused from now
+		 * on, its console connections and streams end. */
+		if (console_revoke(h, msg->body) >= 0) {
 			log_info("a token was revoked");
-			mjpeg_revoke(h, tok, tlen);
+			mjpeg_revoked(h);
 		}
+	} else if (strcmp(msg->type, "revoked") == 0) {
+		size_t n;
+		const uint8_t *digests = stage_revoked(h->st, &n);
+
+		/* vigild's whole list (kept under data_dir): a lift works again. */
+		console_revoked(h, digests, n);
+		mjpeg_revoked(h);
 	}
 }
 
