@@ -2,6 +2,7 @@
 """The operator console, /api/ws on httpd (issue 11; PROTOCOL.md section 7),
 against a real vigild: operator.auth and every refusal the other sockets
 give, both encodings, the pushes, and each request with its answer."""
+import http.client
 import os
 import sys
 import time
@@ -11,18 +12,22 @@ import msgpack
 
 sys.path.insert(0, os.path.dirname(__file__))
 from console_client import Operator, Closed  # noqa: E402
+from proctor import Proctor  # noqa: E402
 from vigil import Vigil  # noqa: E402
+from wsclient import Client  # noqa: E402
 
 OTOKEN, O2TOKEN, PTOKEN, ATOKEN = "operator-secret", "operator2-secret", "proctor-secret", \
     "archivist-secret"
+SHARED = "shared-operator-secret"  # one token a sentinel, a proctor and an operator all use
 AUTH = """auth:
-  sentinel: none
+  sentinel: required
   tokens:
     - { name: ops, role: operator, token: "%s" }
     - { name: ops2, role: operator, token: "%s" }
     - { name: p1, role: proctor, token: "%s" }
     - { name: a1, role: archivist, token: "%s" }
-""" % (OTOKEN, O2TOKEN, PTOKEN, ATOKEN)
+    - { name: shared, role: operator, token: "%s" }
+""" % (OTOKEN, O2TOKEN, PTOKEN, ATOKEN, SHARED)
 
 
 class Console(unittest.TestCase):
@@ -156,6 +161,60 @@ class Console(unittest.TestCase):
             self.assertIn("error", o.result("operator.shutdown"), payload)
         o.send("operator.ping")
         o.expect("server.pong")
+
+    def test_revoke_closes_every_socket_of_that_token(self):
+        """A sentinel, a proctor and a second operator signed in with one
+        token are all closed with 3004 within a second of the revocation;
+        the others stay; the token is refused from then on."""
+        s = Client("ws://%s/sentinel" % self.v.stage("ingest")["listen"])
+        self.addCleanup(s.close)
+        s.register(SHARED, name="revoke-me")
+        p = Proctor("ws://%s/proctor" % self.v.stage("relay")["listen"])
+        self.addCleanup(p.close)
+        p.register(SHARED)
+        other = Proctor("ws://%s/proctor" % self.v.stage("relay")["listen"])
+        self.addCleanup(other.close)
+        other.register(PTOKEN)
+        o2 = self.op(SHARED)
+        o = self.op()
+        o.send("operator.token.revoke", {"token": SHARED})
+        t0 = time.monotonic()
+        self.assertEqual(o.result("operator.token.revoke")["status"], "OK")
+        for who, c in (("operator", o2), ("proctor", p)):
+            (code, reason), _ = c.expect_close(timeout=5)
+            self.assertEqual((code, reason), (3004, "Token revoked"), who)
+        (code, reason) = s.expect_close(timeout=5)[0]
+        self.assertEqual((code, reason), (3004, "Token revoked"), "sentinel")
+        self.assertLess(time.monotonic() - t0, 1.0)
+        # the others stay
+        other.send("proctor.ping")
+        other.wait(lambda m: m["type"] == "server.pong", 5, "the other proctor's pong")
+        o.send("operator.ping")
+        o.expect("server.pong")
+        # refused from now on, on every socket and over HTTP
+        again = Operator(self.url)
+        self.addCleanup(again.close)
+        again.send("operator.auth", {"token": SHARED})
+        self.assertIn("revoked", again.expect("server.registration.reject")["reason"])
+        c = http.client.HTTPConnection(*self.v.stage("httpd")["listen"].rsplit(":", 1))
+        c.request("GET", "/api/status", headers={"Authorization": "Bearer " + SHARED})
+        r = c.getresponse()
+        self.assertEqual((r.status, r.read()), (401, b'{"error":"Token revoked"}'))
+        c.close()
+        # lifted: it works again
+        self.v.ctl("revoke", "--lift", "shared")
+        until_ok = time.monotonic() + 5
+        while True:
+            again = Operator(self.url)
+            try:
+                again.auth(SHARED)
+                again.close()
+                break
+            except Exception:
+                again.close()
+                if time.monotonic() > until_ok:
+                    raise
+                time.sleep(0.1)
 
 
 if __name__ == "__main__":
