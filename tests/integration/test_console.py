@@ -3,6 +3,7 @@
 against a real vigild: operator.auth and every refusal the other sockets
 give, both encodings, the pushes, and each request with its answer."""
 import http.client
+import json
 import os
 import sys
 import time
@@ -215,6 +216,47 @@ class Console(unittest.TestCase):
                 if time.monotonic() > until_ok:
                     raise
                 time.sleep(0.1)
+
+    def test_config_update_applies_live_keys_and_refuses_a_bad_one_whole(self):
+        o = self.op()
+        relay = "ws://%s/proctor" % self.v.stage("relay")["listen"]
+        o.send("operator.config.update", {"config": {"limits": {"max_proctors": "lots"},
+                                                     "timeouts": {"idle": "9s"}}})
+        res = o.result("operator.config.update")
+        self.assertIn("limits.max_proctors", res["error"])
+        self.assertIn("expected", res["error"])
+        # nothing changed: the idle timeout is still the file's
+        st, cfg = self.http_json("/api/config", OTOKEN)
+        self.assertEqual(cfg["timeouts"]["idle"], 4000)
+        w = self.v.watch()
+        self.addCleanup(w.close)
+        o.send("operator.config.update", {"config": {"limits": {"max_proctors": 1},
+                                                     "ring": {"size": "128MiB"}}})
+        res = o.result("operator.config.update")
+        self.assertEqual(res["status"], "OK", res)
+        self.assertEqual(res["applied"], ["limits.max_proctors"])
+        self.assertEqual(res["restartRequired"], ["ring.size"])
+        self.addCleanup(lambda: self.v.ctl("reload"))
+        w.wait(lambda e: e.get("type") == "config.reloaded" and e.get("from") == "relay",
+               what="relay's config.reloaded")
+        first = Proctor(relay)
+        self.addCleanup(first.close)
+        first.register(PTOKEN)
+        second = Proctor(relay)
+        self.addCleanup(second.close)
+        second.send("proctor.register", {"token": PTOKEN})
+        self.assertEqual(second.expect("server.registration.reject")["reason"], "Server busy")
+        self.assertEqual(second.expect_close()[0][0], 3007)
+        st, cfg = self.http_json("/api/config", OTOKEN)
+        self.assertEqual(cfg["limits"]["max_proctors"], 1)
+
+    def http_json(self, path, token):
+        c = http.client.HTTPConnection(*self.v.stage("httpd")["listen"].rsplit(":", 1))
+        c.request("GET", path, headers={"Authorization": "Bearer " + token})
+        r = c.getresponse()
+        body = r.read()
+        c.close()
+        return r.status, json.loads(body)
 
 
 if __name__ == "__main__":
