@@ -653,7 +653,6 @@ wss_on_tick(void *ctx)
 	w->stats.handshaking = ss->handshaking;
 	w->stats.refused_per_ip = ss->refused_per_ip;
 	w->stats.refused_handshakes = ss->refused_handshakes;
-	srv_take_loop(w->srv, stage_metrics(w->st));
 	w->ops->tick(w->ctx);
 }
 
