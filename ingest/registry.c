@@ -201,13 +201,14 @@ reg_forward(struct wss_conn *c, const char *type, double framerate)
 
 /* Bus messages for ingest: keyframe.request { sentinelId } and
  * fps.change { sentinelId, framerate } from relay; token.revoke { token }
- * from the operator console. */
+ * from the operator console; shutdown.notice { at } from vigild. */
 void
 ingest_reg_bus(void *ctx, const struct bus_msg *msg)
 {
 	struct ingest *ing = ctx;
 	struct wss_conn *c;
 	double fps;
+	int64_t at;
 
 	if (strcmp(msg->type, "keyframe.request") == 0) {
 		c = reg_lookup(ing, msg->body);
@@ -223,6 +224,9 @@ ingest_reg_bus(void *ctx, const struct bus_msg *msg)
 			reg_forward(c, "server.fps.change", fps);
 	} else if (strcmp(msg->type, "token.revoke") == 0) {
 		wss_revoke(ing->wss, ing->tokens, msg->body);
+	} else if (strcmp(msg->type, "shutdown.notice") == 0) {
+		if (mp_get_int(msg->body, "at", &at) == 0)
+			wss_shutdown_notice(ing->wss, at);
 	}
 }
 
