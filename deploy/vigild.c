@@ -297,6 +297,7 @@ vigild_state_changed(struct wd *wd, struct wd_child *c)
 	if (event != NULL)
 		wd_ctl_broadcast(wd, event);
 	json_decref(event);
+	wd_act_state_changed(wd, c);
 }
 
 int
@@ -435,9 +436,11 @@ vigild_loop(struct wd *wd, int ready_fd)
 
 	for (;;) {
 		nfds_t n = PFD_FIXED;
-		int timeout = wd_tick(wd);
+		int timeout = wd_tick(wd), act_timeout = wd_act_tick(wd);
 
 		log_tick();
+		if (act_timeout < timeout)
+			timeout = act_timeout;
 
 		if (wd->shutdown && vigild_shutdown_step(wd))
 			return 0;
@@ -463,17 +466,21 @@ vigild_loop(struct wd *wd, int ready_fd)
 				pfd[n++] =
 					(struct pollfd){ .fd = wd->bus_conn[i], .events = POLLIN };
 			}
-			if (wd->ctl_conn[i] >= 0) {
+			if (wd->ctl[i].fd >= 0) {
 				owner[n] = 100 + i;
-				pfd[n++] =
-					(struct pollfd){ .fd = wd->ctl_conn[i], .events = POLLIN };
+				pfd[n++] = (struct pollfd){
+					.fd = wd->ctl[i].fd,
+					.events = POLLIN | (wd->ctl[i].out_len > 0 ? POLLOUT : 0)
+				};
 			}
 		}
 		for (int i = 0; i < BUS_N_STAGES; i++) {
 			if (wd->child[i].bus_fd >= 0) {
 				owner[n] = 200 + i;
-				pfd[n++] = (struct pollfd){ .fd = wd->child[i].bus_fd,
-							    .events = POLLIN };
+				pfd[n++] = (struct pollfd){
+					.fd = wd->child[i].bus_fd,
+					.events = POLLIN | (wd->child[i].out != NULL ? POLLOUT : 0)
+				};
 			}
 			if (wd->child[i].log_fd >= 0) {
 				owner[n] = 300 + i;
@@ -561,9 +568,8 @@ vigild_cleanup(struct wd *wd)
 	for (int i = 0; i < WD_MAX_CONNS; i++) {
 		if (wd->bus_conn[i] >= 0)
 			close(wd->bus_conn[i]);
-		if (wd->ctl_conn[i] >= 0)
-			close(wd->ctl_conn[i]);
 	}
+	wd_ctl_free(wd);
 	snprintf(path, sizeof(path), "%s/bus.sock", wd->run_dir);
 	unlink(path);
 	snprintf(path, sizeof(path), "%s/ctl.sock", wd->run_dir);
@@ -641,7 +647,7 @@ main(int argc, char **argv)
 	vigild_parse_args(argc, argv, &opts);
 	log_open("vigild");
 	memset(wd.bus_conn, -1, sizeof(wd.bus_conn));
-	memset(wd.ctl_conn, -1, sizeof(wd.ctl_conn));
+	wd_ctl_init(&wd);
 	wd.bus_listen_fd = wd.ctl_listen_fd = wd.sig_fd = -1;
 	wd.foreground = opts.foreground;
 	wd.started_ms = proc_mono_ms();
