@@ -471,8 +471,10 @@ class Flood(unittest.TestCase):
             self.assertTrue(counted.wait_for(
                 lambda: got["lines"] + got["dropped"] >= n + n_max, 20), (got, n, n_max))
         self.assertGreater(got["lines"], (n + n_max) // 2)
-        # No memory grows with the flood (the kept lines are bounded).
-        self.assertLess(rss1 - rss0, 8 << 10, (rss0, rss1))
+        # No memory grows with the flood (the kept lines are bounded); ASan's
+        # quarantine keeps what is freed.
+        if os.environ.get("VIGIL_SANITIZE") != "1":
+            self.assertLess(rss1 - rss0, 8 << 10, (rss0, rss1))
         print("\nflood: 10,000 lines/s paced: %.0f lines/s taken, vigild %.0f%% CPU, "
               "ctl.sock answers in %.1f ms at most; unpaced: %.0f lines/s; relay hung: "
               "seen in %.2f s; reader got %d lines, %d dropped; vigild RSS %d -> %d KiB" % (
