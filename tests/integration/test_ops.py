@@ -422,7 +422,7 @@ class Flood(unittest.TestCase):
         c0, t0 = cpu_s(vigild), time.monotonic()
         n, elapsed = self.flood(10000, 4, probe)
         cpu = (cpu_s(vigild) - c0) / (time.monotonic() - t0)
-        self.assertGreaterEqual(n / elapsed, 9500, "the pipe held the stage back")
+        self.assertGreaterEqual(n / elapsed, 9000, "the pipe held the stage back")
         self.assertLess(max(lat), 0.25, "ctl.sock answered late during the flood")
 
         # As fast as the pipe takes it, with a hung relay meanwhile: its
