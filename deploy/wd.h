@@ -14,7 +14,8 @@
  * Restart delays double from 100 ms to 10 s and go back to 100 ms after a
  * minute of stable running. Only vigild runs this code.
  *
- *   vigild.c  the process: lock, ring, sockets, the poll loop, reload
+ *   vigild.c  the process: arguments, signals, the poll loop, reload
+ *   vigild_setup.c  before and after the loop: lock, ring, sockets, detach
  *   wd.c      the state machine above: spawn, stop, kill, exits, heartbeats
  *   wd_log.c  the stages' log lines: kept, parsed, passed on, followed
  *   wd_act.c  operators' actions that wait for their outcome (stage.set,
