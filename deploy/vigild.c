@@ -112,9 +112,10 @@ vigild_state_changed(struct wd *wd, struct wd_child *c)
 	mp_pack_kv_str(&pk, "stage", bus_stage_name(c->which));
 	mp_pack_kv_str(&pk, "state", wd_state_name(c->state));
 	mp_pack_kv_int(&pk, "pid", c->pid);
+	/* Queued if need be: httpd's console must not miss a change. */
 	for (int i = 0; i < BUS_N_STAGES; i++) {
 		if (wd->child[i].bus_fd >= 0)
-			bus_send(wd->child[i].bus_fd, sb.data, sb.size);
+			wd_bus_send(wd, &wd->child[i], sb.data, sb.size);
 	}
 	msgpack_sbuffer_destroy(&sb);
 	event = json_pack("{s:s, s:s, s:s, s:i, s:I}", "event", "stage", "stage",

@@ -254,6 +254,8 @@ bool wd_bus_console(struct wd *wd, const struct wd_peer *peer, const struct bus_
  * queue nor waited for: queued up to WD_OUT_MAX. -ENOTCONN when the asker
  * is gone. */
 int wd_peer_send(struct wd *wd, const struct wd_peer *peer, const void *msg, size_t len);
+/* wd_peer_send to stage c's bus connection (a stage state, a status). */
+int wd_bus_send(struct wd *wd, struct wd_child *c, const void *msg, size_t len);
 /* A message that may be lost (log.line): sent only while the connection has
  * room left for answers, -EAGAIN otherwise. */
 int wd_peer_offer(struct wd *wd, const struct wd_peer *peer, const void *msg, size_t len);

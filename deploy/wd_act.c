@@ -224,7 +224,6 @@ wd_act_state_changed(struct wd *wd, struct wd_child *c)
 static void
 wd_act_notice(struct wd *wd, struct wd_child *c)
 {
-	struct wd_peer peer = { .ctl = false, .slot = (int)c->which, .gen = c->bus_gen };
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 
@@ -236,7 +235,7 @@ wd_act_notice(struct wd *wd, struct wd_child *c)
 	msgpack_pack_map(&pk, 1);
 	mp_pack_kv_int(&pk, "at", wd->shutdown_at_ms);
 	/* Queued if need be: a stage must not miss the stop for a full socket. */
-	wd_peer_send(wd, &peer, sb.data, sb.size);
+	wd_bus_send(wd, c, sb.data, sb.size);
 	msgpack_sbuffer_destroy(&sb);
 }
 

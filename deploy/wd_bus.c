@@ -98,7 +98,8 @@ wd_bus_flush(struct wd_child *c)
 		c->out_bytes -= p->len;
 		free(p);
 	}
-	c->out_tail = NULL;
+	if (c->out == NULL)
+		c->out_tail = NULL;
 }
 
 static struct wd_child *
@@ -155,6 +156,14 @@ wd_peer_send(struct wd *wd, const struct wd_peer *peer, const void *msg, size_t 
 	c->out_tail = p;
 	c->out_bytes += len;
 	return 0;
+}
+
+int
+wd_bus_send(struct wd *wd, struct wd_child *c, const void *msg, size_t len)
+{
+	struct wd_peer peer = { .ctl = false, .slot = (int)c->which, .gen = c->bus_gen };
+
+	return wd_peer_send(wd, &peer, msg, len);
 }
 
 int
@@ -266,7 +275,8 @@ wd_bus_status(struct wd *wd, struct wd_child *c)
 		log_warn(r, "bus: status for %s not packed", bus_stage_name(c->which));
 		return;
 	}
-	r = bus_send(c->bus_fd, sb.data, sb.size);
+	/* An answer: queued when the socket is full (of log lines, say). */
+	r = wd_bus_send(wd, c, sb.data, sb.size);
 	if (r < 0)
 		log_warn(r, "bus: status for %s not sent", bus_stage_name(c->which));
 	msgpack_sbuffer_destroy(&sb);

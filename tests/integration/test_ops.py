@@ -330,7 +330,55 @@ class Shutdown(unittest.TestCase):
             v.stop()
 
 
-FLOOD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "flood.py")
+HERE = os.path.dirname(os.path.abspath(__file__))
+FLOOD, FAKE_HTTPD = os.path.join(HERE, "flood.py"), os.path.join(HERE, "fakehttpd.py")
+
+
+class StageDir:
+    """A VIGIL_STAGE_DIR for vigild: archive with flood.py beside it, and
+    optionally fakehttpd.py as httpd; the other stages from the build."""
+
+    def __init__(self, fake_httpd=False):
+        self.dir = tempfile.mkdtemp(prefix="vigil-stages-")
+        self.cmd, self.res = os.path.join(self.dir, "cmd"), os.path.join(self.dir, "res")
+        self.httpd_sock = os.path.join(self.dir, "httpd.sock")
+        os.mkfifo(self.cmd)
+        os.mkfifo(self.res)
+        self.write("vigil-archive", "/usr/bin/python3 %s %s %s &\nexec %s \"$@\"\n" % (
+            FLOOD, self.cmd, self.res, os.path.join(BUILD, "archive", "vigil-archive")))
+        if fake_httpd:
+            self.write("vigil-httpd", "exec /usr/bin/python3 %s \"$@\"\n" % FAKE_HTTPD)
+
+    def write(self, name, script):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write("#!/bin/sh\n" + script)
+        os.chmod(path, 0o755)
+
+    def env(self):
+        return {"VIGIL_STAGE_DIR": self.dir, "FAKE_HTTPD_SOCK": self.httpd_sock}
+
+    def flood(self, rate, seconds, during=None):
+        """Runs a flood; during() runs meanwhile. Returns (lines, seconds)."""
+        with open(self.cmd, "w") as f:
+            f.write("%d %g\n" % (rate, seconds))
+        result = []
+
+        def read_result():
+            with open(self.res) as f:
+                result.append(f.read())
+        t = threading.Thread(target=read_result)
+        t.start()
+        if during is not None:
+            during()
+        t.join(seconds + 60)
+        n, elapsed = result[0].split()
+        return int(n), float(elapsed)
+
+    def remove(self):
+        for name in os.listdir(self.dir):
+            os.unlink(os.path.join(self.dir, name))
+        os.rmdir(self.dir)
 
 
 def rss_kib(pid):
@@ -350,40 +398,16 @@ class Flood(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="vigil-flood-")
-        cls.cmd, cls.res = os.path.join(cls.dir, "cmd"), os.path.join(cls.dir, "res")
-        os.mkfifo(cls.cmd)
-        os.mkfifo(cls.res)
-        wrapper = os.path.join(cls.dir, "vigil-archive")
-        with open(wrapper, "w") as f:
-            f.write("#!/bin/sh\n/usr/bin/python3 %s %s %s &\nexec %s \"$@\"\n" % (
-                FLOOD, cls.cmd, cls.res, os.path.join(BUILD, "archive", "vigil-archive")))
-        os.chmod(wrapper, 0o755)
-        cls.v = Vigil(env={"VIGIL_STAGE_DIR": cls.dir}).start()
+        cls.stages = StageDir()
+        cls.v = Vigil(env=cls.stages.env()).start()
 
     @classmethod
     def tearDownClass(cls):
         cls.v.stop()
-        for p in (cls.cmd, cls.res, os.path.join(cls.dir, "vigil-archive")):
-            os.unlink(p)
-        os.rmdir(cls.dir)
+        cls.stages.remove()
 
     def flood(self, rate, seconds, during=None):
-        """Runs a flood; during() runs meanwhile. Returns (lines, seconds)."""
-        with open(self.cmd, "w") as f:
-            f.write("%d %g\n" % (rate, seconds))
-        result = []
-
-        def read_result():
-            with open(self.res) as f:
-                result.append(f.read())
-        t = threading.Thread(target=read_result)
-        t.start()
-        if during is not None:
-            during()
-        t.join(seconds + 60)
-        n, elapsed = result[0].split()
-        return int(n), float(elapsed)
+        return self.stages.flood(rate, seconds, during)
 
     def test_flood_neither_stalls_vigild_nor_grows_it(self):
         v = self.v
@@ -507,6 +531,104 @@ class Flood(unittest.TestCase):
             self.assertLess(abs(ln["time"] - now), 60000)
         self.assertTrue(any("GStreamer-CRITICAL" in ln["line"] for ln in lines))
         s.close()
+
+
+class FakeHttpd(Watch):
+    """The test's end of fakehttpd.py: what it reads on the bus, as JSON lines."""
+
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(path)
+        self.buf = b""
+
+    def send(self, type_, body):
+        self.sock.sendall((json.dumps({"send": {"type": type_, "body": body}}) +
+                           "\n").encode())
+
+    def reading(self, on):
+        self.sock.sendall((json.dumps({"read": on}) + "\n").encode())
+
+
+class BusAsHttpd(unittest.TestCase):
+    """The console's requests on the real bus, from a stand-in for httpd
+    (fakehttpd.py), which can stop reading as a slow httpd would."""
+
+    def setUp(self):
+        self.stages = StageDir(fake_httpd=True)
+        self.v = Vigil(env=self.stages.env()).start()
+        self.h = FakeHttpd(self.stages.httpd_sock)
+
+    def tearDown(self):
+        self.h.close()
+        self.v.stop()
+        self.stages.remove()
+
+    def test_answers_reach_a_slow_httpd_and_vigild_never_waits(self):
+        v, h = self.v, self.h
+        w = v.watch()
+        h.send("logs.follow", {"on": True})
+        self.stages.flood(100, 0.05)
+        h.wait(lambda m: m["type"] == "log.line", 10, "a first log.line")
+        h.reading(False)
+        # While httpd reads nothing: a flood for its follow, and requests.
+        n, _ = self.stages.flood(0, 1.5)
+        relay = v.pids()["relay"]
+        h.send("stage.set", {"ref": 1, "stage": "relay", "state": "restart"})
+        h.send("logs.request", {"ref": {"r": [1, 2]}, "stage": "archive", "lines": 1000})
+        h.send("shutdown.request", {"ref": "too-late", "in": 3601})
+        h.send("status.request", {})
+        # vigild acts and answers ctl.sock meanwhile.
+        new = w.wait_state("relay", "running", not_pid=relay)["pid"]
+        t = time.monotonic()
+        v.request(cmd="status")
+        self.assertLess(time.monotonic() - t, 0.25)
+        h.reading(True)
+        got = {"log.line": [], "log.lines": []}
+        dropped = 0
+
+        def take(m):
+            nonlocal dropped
+            self.assertLessEqual(m["size"], 65536, m["type"])
+            if m["type"] in ("log.line", "log.lines"):
+                got[m["type"]].append(m["body"])
+                dropped += m["body"].get("dropped", 0)
+            else:
+                got[m["type"]] = m["body"]
+        while not ("stage.result" in got and "status" in got and "shutdown.result" in got and
+                   got["log.lines"] and not got["log.lines"][-1]["more"]):
+            take(h.wait(lambda m: True, 15, "the answers after %s" % list(got)))
+        # Once httpd has read what waited, new lines go again; the first
+        # carries the count of those that did not.
+        self.stages.flood(100, 0.05)
+        while not (got["log.line"] and "flood 3 line" in got["log.line"][-1]["line"]):
+            take(h.wait(lambda m: True, 15, "a line of the third flood"))
+        self.assertEqual(got["stage.result"],
+                         {"ref": 1, "stage": "relay", "state": "restart", "pid": new})
+        self.assertEqual(sum(len(c["lines"]) for c in got["log.lines"]), 1000)
+        self.assertGreater(len(got["log.lines"]), 1)
+        for c in got["log.lines"]:
+            self.assertEqual(c["ref"], {"r": [1, 2]})
+        self.assertIn("error", got["shutdown.result"])
+        self.assertEqual(got["shutdown.result"]["ref"], "too-late")
+        self.assertEqual([s["name"] for s in got["status"]["stages"]], list(STAGES))
+        # httpd's socket took some of the flood; the rest was counted.
+        self.assertGreater(len(got["log.line"]), 0)
+        self.assertGreater(dropped, 0)
+        self.assertLess(len(got["log.line"]), n)
+        w.close()
+
+    def test_shutdown_request_on_the_bus(self):
+        w = self.v.watch()
+        self.h.send("shutdown.request", {"ref": 5, "in": 1})
+        # httpd is a stage too: the notice, then the answer.
+        notice = self.h.wait(lambda m: m["type"] == "shutdown.notice", 10, "the notice")
+        res = self.h.wait(lambda m: m["type"] == "shutdown.result", 10, "the result")["body"]
+        self.assertEqual(res, {"ref": 5, "at": notice["body"]["at"]})
+        self.assertAlmostEqual(res["at"] / 1000, time.time() + 1, delta=1)
+        w.wait_state("ingest", "stopping", timeout=10)
+        self.assertGreaterEqual(time.time() * 1000, res["at"] - 50)
+        self.assertEqual(self.v.proc.wait(30), 0)
+        w.close()
 
 
 if __name__ == "__main__":
