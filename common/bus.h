@@ -38,9 +38,10 @@
  * The operator console (PROTOCOL.md section 7): httpd asks vigild on an
  * operator's behalf; every request carries a ref that its answer repeats
  * (any msgpack value of at most 128 bytes packed; nil in the answer if
- * larger or absent). Answers are never lost to a full socket queue: vigild
- * keeps them (up to 4 MiB) until httpd reads; an answer for an httpd that
- * has restarted since it asked is dropped.
+ * larger or absent). Answers (and status, and stage.state) are never lost to
+ * a full socket queue: vigild keeps them (up to 4 MiB) until the stage
+ * reads; an answer for an httpd that has restarted since it asked is
+ * dropped.
  *
  *   stage.set        httpd -> vigild    { ref, stage, state: "start"|"stop"|"restart"|"kill" }
  *   stage.result     vigild -> httpd    { ref, stage, state, pid } once the stage reached
