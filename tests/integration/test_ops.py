@@ -554,14 +554,14 @@ class BusAsHttpd(unittest.TestCase):
     (fakehttpd.py), which can stop reading as a slow httpd would."""
 
     def setUp(self):
+        # Cleanups, not tearDown: they run when setUp fails half way too.
         self.stages = StageDir(fake_httpd=True)
-        self.v = Vigil(env=self.stages.env()).start()
+        self.addCleanup(self.stages.remove)
+        self.v = Vigil(env=self.stages.env())
+        self.addCleanup(self.v.stop)
+        self.v.start()
         self.h = FakeHttpd(self.stages.httpd_sock)
-
-    def tearDown(self):
-        self.h.close()
-        self.v.stop()
-        self.stages.remove()
+        self.addCleanup(self.h.close)
 
     def test_answers_reach_a_slow_httpd_and_vigild_never_waits(self):
         v, h = self.v, self.h
