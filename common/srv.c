@@ -613,28 +613,8 @@ srv_once(struct srv *s, int timeout_ms)
 	}
 	srv_reap(s);
 	dt = (double)proc_mono_us() / 1e6 - t0;
-	s->loop_sum += dt;
-	s->loop_n++;
-	if (dt > s->stats.loop_max_s)
-		s->stats.loop_max_s = dt;
-	if (s->stats.loop_min_s < 0 || dt < s->stats.loop_min_s)
-		s->stats.loop_min_s = dt;
+	stage_loop_round(s->st, dt);
 	return 0;
-}
-
-void
-srv_take_loop(struct srv *s, struct stage_metrics *m)
-{
-	if (s->loop_n == 0)
-		return;
-	m->loop_avg_s = s->loop_sum / (double)s->loop_n;
-	m->loop_max_s = s->stats.loop_max_s;
-	m->loop_min_s = s->stats.loop_min_s;
-	s->stats.loop_avg_s = m->loop_avg_s;
-	s->loop_sum = 0;
-	s->loop_n = 0;
-	s->stats.loop_max_s = 0;
-	s->stats.loop_min_s = -1;
 }
 
 void
@@ -699,7 +679,6 @@ srv_new(struct stage *st, const struct srv_params *p, const struct srv_ops *ops,
 	s->ops = ops;
 	s->ctx = ctx;
 	s->wake.fd = -1;
-	s->stats.loop_min_s = -1;
 	s->next_tick_ms = proc_mono_ms() + SRV_TICK_MS;
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (s->epfd < 0) {

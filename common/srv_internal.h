@@ -91,8 +91,6 @@ struct srv {
 	struct srv_ip *ips[SRV_IP_BUCKETS];
 	struct srv_stats stats;
 	int64_t next_tick_ms;
-	double loop_sum;
-	uint64_t loop_n;
 	uint8_t rbuf[SRV_RBUF];
 };
 

@@ -43,6 +43,9 @@ struct stage {
 	int64_t last_beat_ms;
 	struct proc_sample last_sample;
 	struct stage_metrics metrics;
+	/* the loop's rounds since the last heartbeat */
+	double loop_sum, loop_max, loop_min;
+	uint64_t loop_n;
 	stage_msg_fn on_msg;
 	void *on_msg_ctx;
 	stage_stats_fn on_stats;
@@ -546,6 +549,31 @@ stage_send(struct stage *st, const char *type, const char *to, const void *body,
 }
 
 void
+stage_loop_round(struct stage *st, double work_s)
+{
+	if (st->loop_n == 0 || work_s > st->loop_max)
+		st->loop_max = work_s;
+	if (st->loop_n == 0 || work_s < st->loop_min)
+		st->loop_min = work_s;
+	st->loop_sum += work_s;
+	st->loop_n++;
+}
+
+/* The heartbeat covers every round since the one before, not a sample of
+ * them: a long round between two heartbeats shows in loopMaxS. */
+static void
+stage_take_loop(struct stage *st)
+{
+	struct stage_metrics *m = &st->metrics;
+
+	m->loop_avg_s = st->loop_n > 0 ? st->loop_sum / (double)st->loop_n : 0;
+	m->loop_max_s = st->loop_n > 0 ? st->loop_max : 0;
+	m->loop_min_s = st->loop_n > 0 ? st->loop_min : 0;
+	st->loop_sum = st->loop_max = st->loop_min = 0;
+	st->loop_n = 0;
+}
+
+void
 stage_tick(struct stage *st)
 {
 	struct proc_sample now;
@@ -560,6 +588,7 @@ stage_tick(struct stage *st)
 	st->last_beat_ms = mono;
 	if (proc_sample(&now) < 0)
 		now = st->last_sample;
+	stage_take_loop(st);
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	msgpack_pack_map(&pk, st->on_stats != NULL ? 9 : 8);
@@ -589,16 +618,18 @@ stage_run(struct stage *st)
 
 	stage_tick(st);
 	while (!st->stopping) {
-		int64_t wait = 1000 - (proc_mono_ms() - st->last_beat_ms);
+		int64_t wait = 1000 - (proc_mono_ms() - st->last_beat_ms), t0;
 
 		pfd[0] = (struct pollfd){ .fd = st->sig_fd, .events = POLLIN };
 		pfd[1] = (struct pollfd){ .fd = st->bus_fd, .events = POLLIN };
 		if (poll(pfd, 2, wait < 0 ? 0 : (int)wait) < 0 && errno != EINTR)
 			return -errno;
+		t0 = proc_mono_us();
 		stage_service(st);
 		if (stage_take_reload(st))
 			stage_reload(st);
 		stage_tick(st);
+		stage_loop_round(st, (double)(proc_mono_us() - t0) / 1e6);
 	}
 	log_info("stopped");
 	return 0;

@@ -19,7 +19,9 @@
 
 struct stage;
 
-/* The stage's loop figures, reported in heartbeats; the stage updates them. */
+/* The figures each heartbeat reports: the stage keeps connections up to
+ * date; the loop figures are the last heartbeat's, computed from the rounds
+ * stage_loop_round() was told of since the heartbeat before. */
 struct stage_metrics {
 	int64_t connections;
 	double loop_avg_s, loop_max_s, loop_min_s;
@@ -56,6 +58,10 @@ int stage_signal_fd(const struct stage *st);
 void stage_service(struct stage *st);
 /* Sends the heartbeat when a second has passed since the last one. */
 void stage_tick(struct stage *st);
+/* One round of the stage's loop did work_s seconds of work (the wait for
+ * events excluded); the next heartbeat carries the average, longest and
+ * shortest round since the one before (loopAvgS, loopMaxS, loopMinS). */
+void stage_loop_round(struct stage *st, double work_s);
 /* Sends a message with a body packed by the caller (msgpack map bytes) to a stage or "*".
  * type NULL: body is the whole message, envelope included (bus_pack_begin), sent as it is. */
 int stage_send(struct stage *st, const char *type, const char *to, const void *body,

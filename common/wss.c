@@ -536,12 +536,37 @@ wss_reject(struct wss_conn *c, int code, const char *reason)
 
 /* ---- deadlines ---- */
 
+static void
+wss_send_shutdown(struct wss_conn *c, int64_t at_ms)
+{
+	struct wss_msg m;
+
+	wss_msg_begin(&m, "server.shutdown", 1);
+	mp_pack_kv_int(&m.pk, "at", at_ms);
+	wss_msg_send(c, &m);
+}
+
 void
 wss_conn_registered(struct wss_conn *c)
 {
 	c->registered = true;
 	srv_conn_established(c->sc);
 	srv_conn_deadline(c->sc, proc_mono_ms() + c->w->cfg->timeout_idle_ms);
+	/* A client that comes in after the notice learns of the stop too. */
+	if (c->w->shutdown_at_ms > 0)
+		wss_send_shutdown(c, c->w->shutdown_at_ms);
+}
+
+void
+wss_shutdown_notice(struct wss *w, int64_t at_ms)
+{
+	if (at_ms <= 0)
+		return;
+	w->shutdown_at_ms = at_ms;
+	for (struct wss_conn *c = w->conns; c != NULL; c = c->next) {
+		if (c->registered && !wss_conn_closing(c))
+			wss_send_shutdown(c, at_ms);
+	}
 }
 
 /* Before the upgrade: the head took too long (408). After it: the register
@@ -671,7 +696,6 @@ wss_on_tick(void *ctx)
 	w->stats.handshaking = ss->handshaking;
 	w->stats.refused_per_ip = ss->refused_per_ip;
 	w->stats.refused_handshakes = ss->refused_handshakes;
-	srv_take_loop(w->srv, stage_metrics(w->st));
 	w->ops->tick(w->ctx);
 }
 

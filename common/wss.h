@@ -156,8 +156,15 @@ void wss_conn_pause(struct wss_conn *c, bool paused);
 /* Closes after what is queued has been sent. */
 void wss_conn_close(struct wss_conn *c, int code, const char *reason);
 bool wss_conn_closing(const struct wss_conn *c);
-/* From the register deadline to the idle rule. */
+/* From the register deadline to the idle rule. Call it after the
+ * registration's ack: after a shutdown notice, the client gets
+ * server.shutdown next. */
 void wss_conn_registered(struct wss_conn *c);
+/* The bus's shutdown.notice { at } (unix ms; PROTOCOL.md section 7): every
+ * registered client gets server.shutdown { at } now, and each one that
+ * registers later gets it after its ack. A second notice replaces the time.
+ * The closes (1001) come when vigild stops the stage. */
+void wss_shutdown_notice(struct wss *w, int64_t at_ms);
 
 /* Decodes a client message as an envelope (JSON text or msgpack binary). A
  * malformed one closes the connection, 3006 with the parser's reason (3005 if

@@ -107,6 +107,7 @@ struct wss {
 	size_t n_open;
 	struct wss_framer framer;
 	struct wss_stats stats;
+	int64_t shutdown_at_ms; /* unix ms of the announced stop; 0 none */
 };
 
 /* wss.c */

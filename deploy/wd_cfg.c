@@ -112,7 +112,7 @@ wd_cfg_send(struct wd *wd, struct wd_child *c)
 			continue;
 		r = wd_cfg_pack(wd->overrides, bus_stage_name(to->which), &sb);
 		if (r == 0) {
-			r = bus_send(to->bus_fd, sb.data, sb.size);
+			r = wd_bus_send(wd, to, sb.data, sb.size);
 			msgpack_sbuffer_destroy(&sb);
 		}
 		if (r < 0)
@@ -342,7 +342,7 @@ wd_cfg_on_bus(struct wd *wd, struct wd_child *from, const struct bus_msg *msg)
 		: -ENOMEM;
 	json_decref(ans);
 	if (r == 0) {
-		r = bus_send(from->bus_fd, sb.data, sb.size);
+		r = wd_bus_send(wd, from, sb.data, sb.size);
 		msgpack_sbuffer_destroy(&sb);
 	}
 	if (r < 0)

@@ -346,7 +346,7 @@ wd_rev_send(struct wd *wd, struct wd_child *c)
 			tok_digest_hex(wd->rev->v[j].digest, hex);
 			mp_pack_str(&pk, hex);
 		}
-		r = bus_send(to->bus_fd, sb.data, sb.size);
+		r = wd_bus_send(wd, to, sb.data, sb.size);
 		if (r < 0)
 			log_error(r, "revoked not sent to %s", bus_stage_name(to->which));
 		msgpack_sbuffer_destroy(&sb);
@@ -507,7 +507,7 @@ wd_rev_forward(struct wd *wd, const char *secret)
 	mp_pack_kv_str(&pk, "token", secret);
 	for (int i = 0; i < BUS_N_STAGES; i++) {
 		if (wd->child[i].bus_fd >= 0)
-			bus_send(wd->child[i].bus_fd, sb.data, sb.size);
+			wd_bus_send(wd, &wd->child[i], sb.data, sb.size);
 	}
 	msgpack_sbuffer_destroy(&sb);
 }

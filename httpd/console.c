@@ -50,7 +50,7 @@ con_error(struct wss_conn *c, const char *ref, const char *fmt, ...)
 	wss_msg_send(c, &m);
 }
 
-void
+static void
 con_send_all(struct console *con, struct wss_msg *m)
 {
 	for (struct wss_conn *c = wss_first(con->wss); c != NULL; c = wss_next(c)) {
@@ -491,7 +491,7 @@ console_bus(struct httpd *h, const struct bus_msg *msg)
 		return false;
 	}
 	if (strcmp(msg->type, "stage.result") != 0 && strcmp(msg->type, "log.lines") != 0 &&
-	    strcmp(msg->type, "config.result") != 0)
+	    strcmp(msg->type, "config.result") != 0 && strcmp(msg->type, "shutdown.result") != 0)
 		return false;
 	pd = con_pending_find(con, msg->body);
 	if (pd == NULL)
@@ -502,6 +502,8 @@ console_bus(struct httpd *h, const struct bus_msg *msg)
 	}
 	if (strcmp(msg->type, "stage.result") == 0)
 		con_stage_result(pd, msg->body);
+	else if (strcmp(msg->type, "shutdown.result") == 0)
+		con_shutdown_result(pd, msg->body);
 	else
 		con_config_result(pd, msg->body);
 	pd->ref = 0;

@@ -85,7 +85,6 @@ void con_result_ok(struct wss_msg *m, const char *ref, uint32_t n_more);
 /* server.result { ref, error }: the connection stays. */
 void con_error(struct wss_conn *c, const char *ref, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-void con_send_all(struct console *con, struct wss_msg *m);
 /* A request to vigild: a free slot for its answer (NULL, the operator told,
  * when every one waits), the message begun (ref and n more entries to pack),
  * and sent (false, the operator told, when the bus refused it). */
@@ -101,6 +100,7 @@ void con_config(struct httpd *h, struct wss_conn *c, const msgpack_object *p);
 void con_config_result(struct con_pending *pd, const msgpack_object *body);
 void con_revoke(struct httpd *h, struct wss_conn *c, const msgpack_object *p);
 void con_shutdown(struct httpd *h, struct wss_conn *c, const msgpack_object *p);
+void con_shutdown_result(struct con_pending *pd, const msgpack_object *body);
 void con_shutdown_notice(struct console *con, const msgpack_object *body);
 
 /* console_log.c */

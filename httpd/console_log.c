@@ -148,7 +148,13 @@ con_logs_answer(struct con_pending *pd, const msgpack_object *body)
 	const msgpack_object *arr;
 	struct wss_msg m;
 	bool more = false;
+	char err[256];
 
+	if (mp_get_strbuf(body, "error", err, sizeof(err)) == 0) {
+		con_error(pd->c, "operator.logs", "%s", err);
+		pd->ref = 0;
+		return;
+	}
 	if (mp_get_array(body, "lines", &arr) == 0) {
 		for (uint32_t i = 0; i < arr->via.array.size; i++) {
 			char stage[16], level[8];

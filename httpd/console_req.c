@@ -206,27 +206,31 @@ con_shutdown(struct httpd *h, struct wss_conn *c, const msgpack_object *p)
 	log_info("operator %s: shutdown in %lld s", con_sess(c)->name, (long long)in);
 }
 
-/* shutdown.notice: every operator hears when; the one who asked gets the
- * result too. */
+/* shutdown.result: the one who asked hears when, or why not. */
+void
+con_shutdown_result(struct con_pending *pd, const msgpack_object *body)
+{
+	struct wss_msg m;
+	char err[256];
+	int64_t at = 0;
+
+	if (mp_get_strbuf(body, "error", err, sizeof(err)) == 0) {
+		con_error(pd->c, "operator.shutdown", "%s", err);
+		return;
+	}
+	mp_get_int(body, "at", &at);
+	con_result_ok(&m, "operator.shutdown", 1);
+	mp_pack_kv_int(&m.pk, "at", at);
+	wss_msg_send(pd->c, &m);
+}
+
+/* shutdown.notice: every operator hears when, and each one who signs in
+ * before then too (wss). */
 void
 con_shutdown_notice(struct console *con, const msgpack_object *body)
 {
-	struct wss_msg m;
 	int64_t at;
 
-	if (mp_get_int(body, "at", &at) < 0)
-		return;
-	for (int i = 0; i < CON_PENDING_MAX; i++) {
-		struct con_pending *pd = &con->pending[i];
-
-		if (pd->ref == 0 || pd->kind != CON_K_SHUTDOWN)
-			continue;
-		con_result_ok(&m, "operator.shutdown", 1);
-		mp_pack_kv_int(&m.pk, "at", at);
-		wss_msg_send(pd->c, &m);
-		pd->ref = 0;
-	}
-	wss_msg_begin(&m, "server.shutdown", 1);
-	mp_pack_kv_int(&m.pk, "at", at);
-	con_send_all(con, &m);
+	if (mp_get_int(body, "at", &at) == 0)
+		wss_shutdown_notice(con->wss, at);
 }

@@ -346,7 +346,6 @@ hs_conn_tick(void *ctx)
 	struct stage_metrics *m = stage_metrics(h->st);
 
 	m->connections = (int64_t)h->stats.connections;
-	srv_take_loop(s->srv, m);
 	stage_tick(h->st);
 	if (stage_take_reload(h->st)) {
 		httpd_reload(h);
