@@ -504,8 +504,12 @@ console_bus(struct httpd *h, const struct bus_msg *msg)
 		con_stage_result(pd, msg->body);
 	else if (strcmp(msg->type, "shutdown.result") == 0)
 		con_shutdown_result(pd, msg->body);
-	else
+	else {
+		/* vigild sent httpd its config.reload before this: applied first,
+		 * so that the operator's next GET /api/config shows it. */
+		httpd_take_reload(h);
 		con_config_result(pd, msg->body);
+	}
 	pd->ref = 0;
 	return true;
 }

@@ -23,7 +23,6 @@
 #define CON_RESULT_MS      35000 /* vigild answers a stage.set within 30 s */
 #define CON_PENDING_MAX    64    /* requests waiting for vigild, all operators */
 #define CON_SHUTDOWN_MAX_S 3600
-#define CON_VIGILD         BUS_N_STAGES /* vigild's own lines: the bit after the stages' */
 
 enum con_level { CON_DEBUG, CON_INFO, CON_WARN, CON_ERROR, CON_N_LEVELS };
 

@@ -25,15 +25,12 @@ con_level_parse(const char *s)
 	return -1;
 }
 
-/* A stage name or "vigild": its bit in con_sess.follow, or -1. */
+/* A stage name: its bit in con_sess.follow, or -1. (vigild's own lines are
+ * in its journal, not in the buffers it keeps of the stages'.) */
 static int
 con_stage_bit(const char *name)
 {
-	int s = bus_stage_parse(name);
-
-	if (s >= 0)
-		return s;
-	return strcmp(name, "vigild") == 0 ? CON_VIGILD : -1;
+	return bus_stage_parse(name);
 }
 
 static void
@@ -117,7 +114,7 @@ con_logs(struct httpd *h, struct wss_conn *c, const msgpack_object *p)
 	int r;
 
 	if (mp_get_strbuf(p, "stage", stage, sizeof(stage)) < 0 || con_stage_bit(stage) < 0) {
-		con_error(c, ref, "stage must be one of ingest, relay, archive, httpd, vigild");
+		con_error(c, ref, "stage must be one of ingest, relay, archive, httpd");
 		return;
 	}
 	r = mp_get_int(p, "lines", &lines);
@@ -216,7 +213,7 @@ con_console(struct httpd *h, struct wss_conn *c, const msgpack_object *p)
 
 	r = mp_get_array(p, "stages", &arr);
 	if (r == -ENOENT) {
-		follow = (1u << (CON_VIGILD + 1)) - 1;
+		follow = (1u << BUS_N_STAGES) - 1;
 	} else if (r < 0) {
 		con_error(c, ref, "stages must be an array of stage names");
 		return;
@@ -232,8 +229,7 @@ con_console(struct httpd *h, struct wss_conn *c, const msgpack_object *p)
 				bit = con_stage_bit(name);
 			}
 			if (bit < 0) {
-				con_error(c, ref,
-					  "stages holds ingest, relay, archive, httpd or vigild");
+				con_error(c, ref, "stages holds ingest, relay, archive or httpd");
 				return;
 			}
 			follow |= 1u << bit;

@@ -110,6 +110,8 @@ void hs_wake(struct httpd *h);
 
 /* httpd.c: the stage's state. Config reload: tokens and limits from now on. */
 void httpd_reload(struct httpd *h);
+/* server.c: a reload the bus asked for, now rather than at the next tick. */
+void httpd_take_reload(struct httpd *h);
 
 /* Stage sequencing for main.c. */
 struct httpd *httpd_new(struct stage *st);

@@ -300,6 +300,17 @@ hs_on_message(void *ctx, const struct bus_msg *msg)
 	}
 }
 
+void
+httpd_take_reload(struct httpd *h)
+{
+	struct hs *s = h->srv;
+
+	if (!stage_take_reload(h->st))
+		return;
+	httpd_reload(h);
+	srv_set_caps(s->srv, h->cfg->max_connections_per_ip, h->cfg->max_handshakes);
+}
+
 bool
 httpd_status_fresh(struct httpd *h, int64_t max_age_ms)
 {
@@ -342,15 +353,11 @@ static void
 hs_conn_tick(void *ctx)
 {
 	struct httpd *h = ctx;
-	struct hs *s = h->srv;
 	struct stage_metrics *m = stage_metrics(h->st);
 
 	m->connections = (int64_t)h->stats.connections;
 	stage_tick(h->st);
-	if (stage_take_reload(h->st)) {
-		httpd_reload(h);
-		srv_set_caps(s->srv, h->cfg->max_connections_per_ip, h->cfg->max_handshakes);
-	}
+	httpd_take_reload(h);
 	hs_park_timeouts(h);
 	mjpeg_tick(h);
 	console_tick(h);

@@ -8,7 +8,7 @@
 import { el } from './api.js';
 
 export const MAX_LINES = 2000;
-export const LOG_STAGES = ['ingest', 'relay', 'archive', 'httpd', 'vigild'];
+export const LOG_STAGES = ['ingest', 'relay', 'archive', 'httpd'];
 const LEVELS = ['debug', 'info', 'warn', 'error'];
 
 function hms(ms) {
