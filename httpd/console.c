@@ -393,6 +393,9 @@ con_tick(void *ctx)
 		con_expiry(c, time(NULL));
 		if (con_sess(c)->n_backlog > 0)
 			con_backlog_pump(c);
+		/* The count of lost lines need not wait for the next line. */
+		if (con_sess(c)->authed && !wss_conn_closing(c))
+			con_dropped_notice(c);
 	}
 	/* A status a second: the answer's arrival pushes it to every operator. */
 	if (con->operators > 0 && now - con->last_push_ms >= CON_PUSH_MS &&

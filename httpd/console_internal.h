@@ -110,6 +110,9 @@ void con_line(struct console *con, const msgpack_object *body);
 /* vigild is asked for every new line while one operator follows. */
 void con_follow_update(struct httpd *h);
 void con_backlog_pump(struct wss_conn *c);
+/* What a follower lost is said once its queue has room (true: said, or
+ * nothing to say). */
+bool con_dropped_notice(struct wss_conn *c);
 void con_backlog_free(struct con_sess *s);
 
 #endif

@@ -254,6 +254,25 @@ con_console(struct httpd *h, struct wss_conn *c, const msgpack_object *p)
 	}
 }
 
+bool
+con_dropped_notice(struct wss_conn *c)
+{
+	struct con_sess *s = con_sess(c);
+	struct wss_msg m;
+	char text[96];
+	int n;
+
+	if (s->dropped == 0)
+		return true;
+	n = snprintf(text, sizeof(text), "%llu lines dropped: this console did not keep up",
+		     (unsigned long long)s->dropped);
+	con_pack_line(&m, "httpd", "warn", proc_now_ms(), text, (size_t)n);
+	if (wss_msg_send(c, &m) == -ENOBUFS)
+		return false;
+	s->dropped = 0;
+	return true;
+}
+
 /* A new line from vigild: to every operator who follows its stage. */
 void
 con_line(struct console *con, const msgpack_object *body)
@@ -281,18 +300,9 @@ con_line(struct console *con, const msgpack_object *body)
 		if (!s->authed || !(s->follow & (1u << bit)) || lv < (int)s->level ||
 		    wss_conn_closing(c))
 			continue;
-		if (s->dropped > 0) {
-			char text[96];
-			int n = snprintf(text, sizeof(text),
-					 "%llu lines dropped: this console did not keep up",
-					 (unsigned long long)s->dropped);
-
-			con_pack_line(&m, "httpd", "warn", proc_now_ms(), text, (size_t)n);
-			if (wss_msg_send(c, &m) == -ENOBUFS) {
-				s->dropped++;
-				continue;
-			}
-			s->dropped = 0;
+		if (!con_dropped_notice(c)) {
+			s->dropped++;
+			continue;
 		}
 		con_pack_line(&m, stage, level, t, line, len);
 		if (wss_msg_send(c, &m) == -ENOBUFS)

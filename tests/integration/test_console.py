@@ -9,10 +9,13 @@ import sys
 import time
 import unittest
 
+SANITIZED = os.environ.get("VIGIL_SANITIZE") == "1"
+
 import msgpack
 
 sys.path.insert(0, os.path.dirname(__file__))
 from console_client import Operator, Closed  # noqa: E402
+from test_ops import StageDir, rss_kib  # noqa: E402
 from proctor import Proctor  # noqa: E402
 from vigil import Vigil  # noqa: E402
 from wsclient import Client  # noqa: E402
@@ -257,6 +260,64 @@ class Console(unittest.TestCase):
         body = r.read()
         c.close()
         return r.status, json.loads(body)
+
+
+class ConsoleFlood(unittest.TestCase):
+    """archive's stderr carries a flood (flood.py beside it, test_ops's
+    StageDir): an operator who reads gets the lines and the pushes, one who
+    reads nothing costs httpd no memory and is told what it lost."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.stages = StageDir()
+        cls.v = Vigil(extra=AUTH, env=cls.stages.env()).start()
+        cls.url = "ws://%s/api/ws" % cls.v.stage("httpd")["listen"]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.v.stop()
+        cls.stages.remove()
+
+    def test_a_console_that_does_not_read_loses_lines_not_memory(self):
+        reader = Operator(self.url)
+        self.addCleanup(reader.close)
+        reader.auth(OTOKEN)
+        reader.send("operator.console", {"stages": ["archive"]})
+        self.assertEqual(reader.result("operator.console")["status"], "OK")
+        stalled = Operator(self.url, rcvbuf=4096)
+        self.addCleanup(stalled.close)
+        stalled.auth(O2TOKEN)
+        stalled.send("operator.console", {})
+        stalled.result("operator.console")
+        pid = self.v.stage("httpd")["pid"]
+        before = rss_kib(pid)
+        got = {"lines": 0, "status": 0}
+
+        def read_meanwhile():
+            deadline = time.monotonic() + 4
+            while time.monotonic() < deadline:
+                msg = reader.recv(5)
+                if msg["type"] == "server.console" and "flood" in msg["payload"]["line"]:
+                    got["lines"] += 1
+                elif msg["type"] == "server.status":
+                    got["status"] += 1
+                    reader.send("operator.ping")
+        n, _ = self.stages.flood(5000, 4, read_meanwhile)
+        grew = rss_kib(pid) - before
+        sys.stderr.write("console flood: %d lines written, the reader got %d in 4 s and %d "
+                         "status pushes; httpd's RSS grew %d KiB\n" % (
+                             n, got["lines"], got["status"], grew))
+        self.assertGreater(got["lines"], 1000)
+        self.assertGreaterEqual(got["status"], 2)  # the pushes kept coming
+        if not SANITIZED:
+            self.assertLess(grew, 4096)
+        # the stalled one reads at last: what it lost is said, in a line of httpd's
+        stalled.send("operator.ping")
+        msg, _ = stalled.wait(lambda m: m["type"] == "server.console" and
+                              m["payload"]["stage"] == "httpd" and
+                              "lines dropped" in m["payload"]["line"], 30, "the dropped notice")
+        self.assertEqual(msg["payload"]["level"], "warn")
+        self.assertEqual(self.v.stage("httpd")["pid"], pid)
 
 
 if __name__ == "__main__":
