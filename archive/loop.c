@@ -318,17 +318,22 @@ archive_run(struct archive *ar)
 
 	stage_tick(ar->st);
 	while (!stage_stopping(ar->st)) {
+		int64_t t0;
+
 		pfd[0] = (struct pollfd){ .fd = stage_signal_fd(ar->st), .events = POLLIN };
 		pfd[1] = (struct pollfd){ .fd = stage_bus_fd(ar->st), .events = POLLIN };
 		pfd[2] = (struct pollfd){ .fd = ar->reply_efd, .events = POLLIN };
 		if (poll(pfd, 3, 250) < 0 && errno != EINTR)
 			return -errno;
+		t0 = proc_mono_us();
 		stage_service(ar->st);
 		if (stage_take_reload(ar->st))
 			loop_reload(ar);
 		if (pfd[2].revents & POLLIN)
 			loop_replies(ar);
 		stage_tick(ar->st);
+		/* The loop thread's rounds; the copying is the writer thread's. */
+		stage_loop_round(ar->st, (double)(proc_mono_us() - t0) / 1e6);
 	}
 	return 0;
 }

@@ -17,7 +17,8 @@
  *                                         stats: { the stage's own figures } }
  *   stop             vigild -> stage    { reason }          exit cleanly now; reason
  *                                                        "restart" or "shutdown"
- *   config.reload    vigild -> stage    { }                 re-read the config file
+ *   config.reload    vigild -> stage    { overrides? }      re-read the config file, with the
+ *                                         console's live keys on top (below); none: the file alone
  *   stage.state      vigild -> *        { stage, state, pid }
  *   config.reloaded  stage -> *         { ok, error? }      after config.reload
  *   status.request   stage -> vigild    { }                 ask for the supervisor's view
@@ -33,7 +34,78 @@
  *   session.delete   httpd -> archive   { sentinelId, sessionId, ref }
  *   session.deleted  archive -> httpd   { ref, status: 204|404|409|500, error? }
  *   token.revoke     any -> *           { token }           refuse it from now on; ingest
- *                                         and relay close its connections with 3004
+ *                                         and relay close its connections with 3004. vigild
+ *                                         writes a configured token's digest under data_dir
+ *                                         before it passes the message on, then sends revoked
+ *
+ * The operator console (PROTOCOL.md section 7): httpd asks vigild on an
+ * operator's behalf; every request carries a ref that its answer repeats
+ * (any msgpack value of at most 128 bytes packed; nil in the answer if
+ * larger or absent). Answers (and status, and stage.state) are never lost to
+ * a full socket queue: vigild keeps them (up to 4 MiB) until the stage
+ * reads; an answer for an httpd that has restarted since it asked is
+ * dropped.
+ *
+ *   stage.set        httpd -> vigild    { ref, stage, state: "start"|"stop"|"restart"|"kill" }
+ *   stage.result     vigild -> httpd    { ref, stage, state, pid } once the stage reached
+ *                                         the state asked for ("start": running; "kill" and
+ *                                         "restart": running again with a new pid; "stop":
+ *                                         down, pid 0), or { ref, stage, state, error }
+ *                                         (unknown stage or state, start of a running stage,
+ *                                         kill of one not running, during the stop: at once;
+ *                                         failed, or not there within 30 s). stage and state
+ *                                         repeat the request's. A stop of a stage that is
+ *                                         down, or a restart of one that is down or failed,
+ *                                         is not an error. Several may wait at once.
+ *   logs.request     httpd -> vigild    { ref, stage, lines }    the last lines (0 to 1000;
+ *                                         more is 1000; absent: 100), oldest first
+ *   log.lines        vigild -> httpd    { ref, lines: [{ stage, level, time, line }], more }
+ *                                         the answer, in as many packets as BUS_MSG_MAX takes
+ *                                         (more: true on all but the last); time unix ms;
+ *                                         level "debug"|"info"|"warn"|"error" from the line;
+ *                                         line as the stage wrote it (with its own time,
+ *                                         name and pid), bytes that are not UTF-8 as '?'.
+ *                                         A line of another form (a library's stderr) is
+ *                                         "info" at the time vigild read it. Or { ref, error }
+ *                                         for an unknown stage or a lines that is no integer
+ *   logs.follow      httpd -> vigild    { on }                   every new line of every stage
+ *                                         from now on, or not; off again when httpd's bus
+ *                                         connection ends
+ *   log.line         vigild -> httpd    { stage, level, time, line }   each new line while on; a
+ *                                         line the bus cannot take (or that would use the half
+ *                                         of httpd's socket buffer kept for answers and stage
+ *                                         states) is counted, and the next one that goes
+ *                                         carries { dropped: N } besides
+ *   config.update    httpd -> vigild    { ref, config: map }     the keys that can change live,
+ *                                         a map shaped like the file ({ limits: { max_proctors:
+ *                                         800 } }); a null value takes a key's override away
+ *   config.result    vigild -> httpd    { ref, applied: [keys], restartRequired: [keys] } or
+ *                                         { ref, error } (key and what was expected; nothing
+ *                                         applied). Keys are dotted ("limits.max_proctors");
+ *                                         applied: every live key given; restartRequired: the
+ *                                         other keys given with a new value (checked, neither
+ *                                         applied nor kept); error: "config.update: KEY:
+ *                                         expected ..., found ...", the file's wording
+ *   config.reload    vigild -> stage    { overrides? }           (above) with the console's
+ *                                         live keys on top of the file, as a map like config;
+ *                                         also after hello when there are any
+ *   shutdown.request httpd -> vigild    { ref, in }              seconds, 0..3600 (a float
+ *                                         is taken); a second request replaces the time
+ *   shutdown.result  vigild -> httpd    { ref, at } or { ref, error }   at once
+ *   shutdown.notice  vigild -> *        { at }                   unix ms: each stage sends
+ *                                         server.shutdown { at } to its clients (and to those
+ *                                         that register later); at `at` vigild stops every
+ *                                         stage in order (close 1001). Sent again on each
+ *                                         change of `at`, and to a stage that says hello
+ *                                         before it
+ *   revoked          vigild -> stage    { digests: [hex] }       every token digest revoked and
+ *                                         not lifted, kept under data_dir: after hello and after
+ *                                         each change; the stage refuses them and closes
+ *                                         their connections with 3004. hex: SHA-256, 64
+ *                                         lower-case digits (tok_digest_hex)
+ *
+ * After a stage's hello, vigild sends config.reload (when there are overrides) and
+ * revoked before anything else on that connection; stage_new waits for them.
  *
  * A receiver ignores types it does not know.
  */

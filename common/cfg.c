@@ -1,8 +1,9 @@
 /* cfg: loads the YAML configuration (libyaml document API) over built-in defaults.
  *
- * A table of keys drives the walk: each entry says where a value lands, how it is parsed
- * (the scalar parsers are in cfg_value.c) and what bounds it has. The first fault stops the
- * load with one "FILE:LINE:COL: KEY: message" line; the caller never sees a half-filled cfg.
+ * A table of keys (cfg_keys.c) drives the walk: each entry says where a value lands, how
+ * it is parsed (the scalar parsers are in cfg_value.c) and what bounds it has. The first
+ * fault stops the load with one "FILE:LINE:COL: KEY: message" line; the caller never sees
+ * a half-filled cfg.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,124 +24,6 @@
 
 static const char *const cfg_levels[] = { "error", "warn", "info", "debug" };
 static const char *const cfg_sentinel_modes[] = { "required", "none" };
-
-#define C(field) offsetof(struct cfg, field)
-#define T(field) offsetof(struct cfg_token, field)
-
-static const struct cfg_key cfg_keys_listen[] = {
-	{ .name = "ingest", .kind = CFG_K_LISTEN, .off = C(listen_ingest) },
-	{ .name = "relay", .kind = CFG_K_LISTEN, .off = C(listen_relay) },
-	{ .name = "http", .kind = CFG_K_LISTEN, .off = C(listen_http) },
-	{ 0 },
-};
-static const struct cfg_key cfg_keys_tls[] = {
-	{ .name = "cert", .kind = CFG_K_OPTSTR, .off = C(tls_cert), .slot = CFG_SLOT_CERT },
-	{ .name = "key", .kind = CFG_K_OPTSTR, .off = C(tls_key), .slot = CFG_SLOT_KEY },
-	{ 0 },
-};
-static const struct cfg_key cfg_keys_ring[] = {
-	{ .name = "size",
-	  .kind = CFG_K_SIZE,
-	  .off = C(ring_size),
-	  .min = (int64_t)CFG_MIB,
-	  .max = (int64_t)(64 * CFG_GIB),
-	  .slot = CFG_SLOT_RING },
-	{ 0 },
-};
-static const struct cfg_key cfg_keys_limits[] = {
-	{ .name = "max_sentinels",
-	  .kind = CFG_K_INT,
-	  .off = C(max_sentinels),
-	  .min = 1,
-	  .max = 10000 },
-	{ .name = "max_proctors",
-	  .kind = CFG_K_INT,
-	  .off = C(max_proctors),
-	  .min = 1,
-	  .max = 100000 },
-	{ .name = "max_message_bytes",
-	  .kind = CFG_K_SIZE,
-	  .off = C(max_message_bytes),
-	  .min = (int64_t)CFG_KIB,
-	  .max = (int64_t)(256 * CFG_MIB),
-	  .slot = CFG_SLOT_MSG },
-	{ .name = "proctor_queue_seconds",
-	  .kind = CFG_K_INT,
-	  .off = C(proctor_queue_seconds),
-	  .min = 1,
-	  .max = 600 },
-	{ .name = "max_connections_per_ip",
-	  .kind = CFG_K_INT,
-	  .off = C(max_connections_per_ip),
-	  .min = 0,
-	  .max = 1000000 },
-	{ .name = "max_handshakes",
-	  .kind = CFG_K_INT,
-	  .off = C(max_handshakes),
-	  .min = 1,
-	  .max = 1000000 },
-	{ 0 },
-};
-static const struct cfg_key cfg_keys_timeouts[] = {
-	{ .name = "register",
-	  .kind = CFG_K_DURATION,
-	  .off = C(timeout_register_ms),
-	  .min = 1,
-	  .max = CFG_DAY_MS },
-	{ .name = "idle",
-	  .kind = CFG_K_DURATION,
-	  .off = C(timeout_idle_ms),
-	  .min = 1,
-	  .max = CFG_DAY_MS },
-	/* The watchdog ticks in seconds: a shorter heartbeat would only add noise. */
-	{ .name = "stage_heartbeat",
-	  .kind = CFG_K_DURATION,
-	  .off = C(timeout_heartbeat_ms),
-	  .min = CFG_SEC_MS,
-	  .max = CFG_DAY_MS },
-	{ 0 },
-};
-static const struct cfg_key cfg_keys_auth[] = {
-	{ .name = "sentinel", .kind = CFG_K_SENTINEL, .off = C(sentinel_auth) },
-	{ .name = "tokens", .kind = CFG_K_TOKENS },
-	{ 0 },
-};
-static const struct cfg_key cfg_keys_archive[] = {
-	{ .name = "retention_days",
-	  .kind = CFG_K_INT,
-	  .off = C(retention_days),
-	  .min = 0,
-	  .max = 36500 },
-	{ .name = "max_bytes",
-	  .kind = CFG_K_SIZE,
-	  .off = C(archive_max_bytes),
-	  .min = (int64_t)CFG_MIB,
-	  .max = (int64_t)(1024 * 1024 * CFG_TIB),
-	  .zero_ok = true },
-	{ 0 },
-};
-static const struct cfg_key cfg_keys_top[] = {
-	{ .name = "instance", .kind = CFG_K_NAME, .off = C(instance) },
-	{ .name = "run_dir", .kind = CFG_K_STR, .off = C(run_dir) },
-	{ .name = "data_dir", .kind = CFG_K_STR, .off = C(data_dir) },
-	{ .name = "log_level", .kind = CFG_K_LEVEL, .off = C(log_level) },
-	{ .name = "listen", .kind = CFG_K_MAP, .sub = cfg_keys_listen },
-	{ .name = "tls", .kind = CFG_K_MAP, .sub = cfg_keys_tls },
-	{ .name = "buffer_seconds",
-	  .kind = CFG_K_INT,
-	  .off = C(buffer_seconds),
-	  .min = 1,
-	  .max = 3600 },
-	{ .name = "ring", .kind = CFG_K_MAP, .sub = cfg_keys_ring },
-	{ .name = "limits", .kind = CFG_K_MAP, .sub = cfg_keys_limits },
-	{ .name = "timeouts", .kind = CFG_K_MAP, .sub = cfg_keys_timeouts },
-	{ .name = "auth", .kind = CFG_K_MAP, .sub = cfg_keys_auth },
-	{ .name = "archive", .kind = CFG_K_MAP, .sub = cfg_keys_archive },
-	{ 0 },
-};
-
-#undef C
-#undef T
 
 /* ---- the walk ---- */
 
@@ -440,8 +323,10 @@ close_fd:
 	return r;
 }
 
-/* Rules between keys, checked once the whole document is applied. */
-static int
+/* Rules between keys, checked once the whole document is applied. In an
+ * update, the key the update named is blamed; a value that came from the file
+ * has no node here (the file passed these rules on its own). */
+int
 cfg_check(struct cfg_ctx *ctx)
 {
 	struct cfg *cfg = ctx->cfg;
@@ -450,11 +335,15 @@ cfg_check(struct cfg_ctx *ctx)
 
 	/* A message must fit the ring several times over, or one sentinel starves the rest. */
 	if (cfg->max_message_bytes > cfg->ring_size / 4) {
-		if (msg && !cfg_is_null(msg)) {
+		if ((msg && !cfg_is_null(msg)) || !ring) {
 			cfg_fmt_size(limit, sizeof(limit), cfg->ring_size / 4);
-			return cfg_fail(ctx, msg->start_mark, "limits.max_message_bytes",
+			if (msg)
+				cfg_found(msg, found, sizeof(found));
+			else
+				cfg_fmt_size(found, sizeof(found), cfg->max_message_bytes);
+			return cfg_fail(ctx, cfg_mark(msg), "limits.max_message_bytes",
 					"expected at most ring.size/4 = %s, found %s", limit,
-					cfg_found(msg, found, sizeof(found)));
+					found);
 		}
 		cfg_fmt_size(limit, sizeof(limit), cfg->max_message_bytes * 4);
 		return cfg_fail(ctx, ring->start_mark, "ring.size",
@@ -462,10 +351,10 @@ cfg_check(struct cfg_ctx *ctx)
 				limit, cfg_found(ring, found, sizeof(found)));
 	}
 	if (cfg->tls_cert && !cfg->tls_key)
-		return cfg_fail(ctx, ctx->where[CFG_SLOT_CERT]->start_mark, "tls.cert",
+		return cfg_fail(ctx, cfg_mark(ctx->where[CFG_SLOT_CERT]), "tls.cert",
 				"expected tls.key as well (TLS needs both), found only tls.cert");
 	if (cfg->tls_key && !cfg->tls_cert)
-		return cfg_fail(ctx, ctx->where[CFG_SLOT_KEY]->start_mark, "tls.key",
+		return cfg_fail(ctx, cfg_mark(ctx->where[CFG_SLOT_KEY]), "tls.key",
 				"expected tls.cert as well (TLS needs both), found only tls.key");
 	return 0;
 }
@@ -487,7 +376,7 @@ cfg_mark_at(const char *text, size_t len, size_t offset)
 	return mark;
 }
 
-static int
+int
 cfg_syntax(struct cfg_ctx *ctx, const yaml_parser_t *parser, const char *text, size_t len)
 {
 	const char *problem = parser->problem ? parser->problem : "unknown problem";
@@ -644,14 +533,7 @@ cfg_free(struct cfg *cfg)
 {
 	if (!cfg)
 		return;
-	for (size_t i = 0; i < cfg->n_tokens; i++) {
-		if (cfg->tokens[i].token)
-			explicit_bzero(cfg->tokens[i].token, strlen(cfg->tokens[i].token));
-		free(cfg->tokens[i].token);
-		free(cfg->tokens[i].name);
-		free(cfg->tokens[i].token_file);
-	}
-	free(cfg->tokens);
+	cfg_tokens_free(cfg);
 	free(cfg->path);
 	free(cfg->instance);
 	free(cfg->run_dir);

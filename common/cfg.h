@@ -80,4 +80,35 @@ int cfg_parse_listen(const char *s, struct cfg_listen *ret_listen);
  * by "***" when redact is set. Caller json_decref()s it. */
 void *cfg_to_json(const struct cfg *cfg, bool redact);
 
+/* Live updates (cfg_over.c). An update is a JSON object (json_t *, as void *)
+ * shaped like the file, { "limits": { "max_proctors": 800 }, "timeouts":
+ * { "idle": "45s" } }: the operator console's config.update, vigilctl config
+ * set, and the overrides vigild keeps and sends with config.reload. Its values
+ * are read by the file's parsers (a JSON number is read as its digits) and
+ * checked by the file's rules; auth.tokens replaces the file's list whole. */
+
+/* cfg_load, then over (NULL: none) on top. A fault in over is refused whole
+ * with "config.update: KEY: what was expected, found ..."; one in the file
+ * keeps its "FILE:LINE:COL: KEY: ..." line. */
+int cfg_load_over(const char *path, const void *over, struct cfg **ret_cfg, char *err,
+		  size_t errlen);
+
+/* Whether a dotted key ("limits.max_proctors", "auth.tokens") takes effect
+ * while running, at the stages' next reload. false for maps and unknown keys. */
+bool cfg_key_live(const char *key);
+
+/* Sorts the keys an update names into the two json arrays (dotted strings,
+ * in the update's order): live_keys, and other_keys that only the file sets.
+ * A null value stands for "no override": for a map, for each of its keys.
+ * *ret_live: a copy of update holding only its live keys. -EINVAL for a value
+ * cfg_load_over would refuse (a key not in the file, a map that is not one),
+ * -ENOMEM. */
+int cfg_over_split(const void *update, void **ret_live, void *live_keys, void *other_keys);
+
+/* One value written as YAML (vigilctl config set KEY VALUE) as JSON: a plain
+ * null or an empty text is null, a plain integer a number, other scalars
+ * strings, flow maps and lists objects and arrays. NULL on a syntax error
+ * ("value:LINE:COL: -: syntax error: ..." in err) or without memory. */
+void *cfg_yaml_value(const char *text, char *err, size_t errlen);
+
 #endif

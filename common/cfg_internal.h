@@ -1,4 +1,4 @@
-/* cfg_internal: what cfg.c and cfg_value.c share. Private to the cfg module:
+/* cfg_internal: what the cfg*.c files share. Private to the cfg module:
  * not installed, and no other module includes it (they use cfg.h).
  */
 #ifndef VIGIL_CFG_INTERNAL_H
@@ -60,18 +60,23 @@ struct cfg_key {
 	size_t off; /* into struct cfg, or struct cfg_token below auth.tokens */
 	int64_t min, max;
 	bool zero_ok; /* sizes: 0 means unlimited */
+	bool live;    /* may change while running (cfg_over.c); maps: see their keys */
 	enum cfg_slot slot;
 	const struct cfg_key *sub;
 };
 
 struct cfg_ctx {
-	const char *file;
+	const char *file; /* "FILE" in messages; for an update, "config.update" */
+	bool update;      /* keys over a loaded cfg: no line and column, tokens replaced */
 	char *err;
 	size_t errlen;
 	yaml_document_t *doc;
 	struct cfg *cfg;
 	yaml_node_t *where[CFG_SLOT_COUNT];
 };
+
+/* cfg_keys.c: the file's keys from the top; cfg.c walks them, cfg_over.c too. */
+extern const struct cfg_key cfg_keys_top[];
 
 /* Indexed by enum cfg_role: cfg_role_name() and the "role" key both read it. */
 extern const char *const cfg_role_names[CFG_ROLE_COUNT];
@@ -84,15 +89,24 @@ int cfg_parse_int(const char *s, int64_t *ret_value);
 int cfg_walk_map(struct cfg_ctx *ctx, yaml_node_t *node, const char *prefix,
 		 const struct cfg_key *keys, void *base);
 int cfg_slurp(const char *path, size_t max, char **ret_buf, size_t *ret_len, bool *ret_opened);
+/* cfg.c: the rules between keys, once every key of a document is applied. */
+int cfg_check(struct cfg_ctx *ctx);
+/* cfg.c: a libyaml parser's error as the one line. */
+int cfg_syntax(struct cfg_ctx *ctx, const yaml_parser_t *parser, const char *text, size_t len);
 
 /* cfg_tokens.c: auth.tokens. */
 int cfg_walk_tokens(struct cfg_ctx *ctx, yaml_node_t *node, const char *key);
+/* cfg_tokens.c: frees auth.tokens (the secrets wiped) and leaves none. */
+void cfg_tokens_free(struct cfg *cfg);
 
 /* cfg_msg.c: the error line and its pieces. cfg_fail writes
- * "FILE:LINE:COL: KEY: ..." and returns -EINVAL; cfg_oom returns -ENOMEM. */
+ * "FILE:LINE:COL: KEY: ..." ("config.update: KEY: ..." for an update) and
+ * returns -EINVAL; cfg_oom returns -ENOMEM. node may be NULL for a value that
+ * came from the file (cfg_mark gives a mark for it all the same). */
 int cfg_fail(struct cfg_ctx *ctx, yaml_mark_t mark, const char *key, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 int cfg_oom(struct cfg_ctx *ctx);
+yaml_mark_t cfg_mark(const yaml_node_t *node);
 void cfg_fmt_size(char *buf, size_t size, uint64_t v);
 void cfg_fmt_ms(char *buf, size_t size, int64_t v);
 /* What a node is, for "found ...": a map, a list, or the quoted scalar. */

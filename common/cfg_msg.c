@@ -90,8 +90,12 @@ cfg_fail(struct cfg_ctx *ctx, yaml_mark_t mark, const char *key, const char *fmt
 
 	if (!ctx->err || ctx->errlen == 0)
 		return -EINVAL;
-	n = snprintf(ctx->err, ctx->errlen, "%s:%zu:%zu: %s: ", ctx->file, mark.line + 1,
-		     mark.column + 1, key);
+	/* An update has no lines: its keys are all there is to point at. */
+	if (ctx->update)
+		n = snprintf(ctx->err, ctx->errlen, "%s: %s: ", ctx->file, key);
+	else
+		n = snprintf(ctx->err, ctx->errlen, "%s:%zu:%zu: %s: ", ctx->file, mark.line + 1,
+			     mark.column + 1, key);
 	if (n >= 0 && (size_t)n < ctx->errlen) {
 		va_start(ap, fmt);
 		vsnprintf(ctx->err + n, ctx->errlen - (size_t)n, fmt, ap);
@@ -99,6 +103,14 @@ cfg_fail(struct cfg_ctx *ctx, yaml_mark_t mark, const char *key, const char *fmt
 	}
 	cfg_one_line(ctx->err);
 	return -EINVAL;
+}
+
+yaml_mark_t
+cfg_mark(const yaml_node_t *node)
+{
+	yaml_mark_t none = { 0 };
+
+	return node ? node->start_mark : none;
 }
 
 int

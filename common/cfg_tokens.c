@@ -44,6 +44,12 @@ cfg_check_token(struct cfg_ctx *ctx, yaml_node_t *node, const char *key, size_t 
 		return cfg_fail(ctx, node->start_mark, key,
 				"expected exactly one of token or token_file, found %s",
 				t->token ? "both" : "neither");
+	/* What GET /api/config shows in place of a secret, sent back by a console form. */
+	if (ctx->update && t->token && strcmp(t->token, "***") == 0) {
+		cfg_key_join(sub_key, sizeof(sub_key), key, "token");
+		return cfg_fail(ctx, ctx->where[CFG_SLOT_TOKEN]->start_mark, sub_key,
+				"expected the secret itself, found the redacted \"***\"");
+	}
 	if (t->token_file) {
 		cfg_key_join(file_key, sizeof(file_key), key, "token_file");
 		r = cfg_slurp(t->token_file, CFG_TOKEN_FILE_MAX, &t->token, &len, &opened);
@@ -87,6 +93,21 @@ cfg_check_token(struct cfg_ctx *ctx, yaml_node_t *node, const char *key, size_t 
 	return 0;
 }
 
+void
+cfg_tokens_free(struct cfg *cfg)
+{
+	for (size_t i = 0; i < cfg->n_tokens; i++) {
+		if (cfg->tokens[i].token)
+			explicit_bzero(cfg->tokens[i].token, strlen(cfg->tokens[i].token));
+		free(cfg->tokens[i].token);
+		free(cfg->tokens[i].name);
+		free(cfg->tokens[i].token_file);
+	}
+	free(cfg->tokens);
+	cfg->tokens = NULL;
+	cfg->n_tokens = 0;
+}
+
 int
 cfg_walk_tokens(struct cfg_ctx *ctx, yaml_node_t *node, const char *key)
 {
@@ -102,6 +123,9 @@ cfg_walk_tokens(struct cfg_ctx *ctx, yaml_node_t *node, const char *key)
 	if (node->type != YAML_SEQUENCE_NODE)
 		return cfg_fail(ctx, node->start_mark, key, "expected a list of tokens, found %s",
 				cfg_found(node, found, sizeof(found)));
+	/* An update's list replaces the file's whole: tokens are not merged by name, so that
+	 * an operator can remove one ([] removes them all). */
+	cfg_tokens_free(cfg);
 	n = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
 	if (n == 0)
 		return 0;

@@ -7,6 +7,8 @@
  *
  *   data_dir/
  *     .deleted-sessions                  session ids deleted on request, one a line
+ *     .revoked-tokens                    vigild's: SHA-256 (hex) of each revoked token and
+ *                                        when, one a line (docs/operations.md)
  *     .deleting-{uuid}/                  a removal in progress: never read it
  *     {sentinelId}/                      a lower-case UUID (layout_id_name)
  *       sentinel.json                    {"sentinelId","name","updated"}
@@ -45,6 +47,7 @@
 #define LAYOUT_SESSION  "session.json"
 #define LAYOUT_SENTINEL "sentinel.json"
 #define LAYOUT_DELETED  ".deleted-sessions"
+#define LAYOUT_REVOKED  ".revoked-tokens"
 #define LAYOUT_DELETING ".deleting-" /* followed by a UUID */
 #define LAYOUT_TMP      ".tmp"       /* suffix of a file being written */
 

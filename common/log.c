@@ -71,6 +71,84 @@ log_level_parse(const char *name, enum log_level *ret_level)
 	return -EINVAL;
 }
 
+const char *
+log_level_name(enum log_level level)
+{
+	return (unsigned)level <= LOG_LVL_DEBUG ? log_level_names[level] : "?";
+}
+
+/* n decimal digits at s; -1 when one is not a digit. */
+static int
+log_digits(const char *s, int n)
+{
+	int v = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v;
+}
+
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar (Howard
+ * Hinnant's days_from_civil): timegm() would do, but reads the time zone. */
+static int64_t
+log_days(int64_t y, int m, int d)
+{
+	int64_t era, yoe, doy;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	return era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
+}
+
+int
+log_line_parse(const char *line, size_t len, enum log_level *ret_level, int64_t *ret_ms)
+{
+	/* "2026-12-06T07:10:06.123Z ingest[1234] info: message" */
+	static const char shape[] = "dddd-dd-ddTdd:dd:dd.dddZ ";
+	int y, mo, d, h, mi, s, ms;
+	const char *p, *end = line + len, *colon;
+	size_t n = sizeof(shape) - 1;
+
+	if (len < n)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (shape[i] == 'd' ? line[i] < '0' || line[i] > '9' : line[i] != shape[i])
+			return -EINVAL;
+	}
+	y = log_digits(line, 4);
+	mo = log_digits(line + 5, 2);
+	d = log_digits(line + 8, 2);
+	h = log_digits(line + 11, 2);
+	mi = log_digits(line + 14, 2);
+	s = log_digits(line + 17, 2);
+	ms = log_digits(line + 20, 3);
+	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60)
+		return -EINVAL;
+	/* The name and pid: "NAME[PID] ", then the level and a colon. */
+	p = memchr(line + n, ']', (size_t)(end - (line + n)));
+	if (p == NULL || p + 1 >= end || p[1] != ' ')
+		return -EINVAL;
+	p += 2;
+	colon = memchr(p, ':', (size_t)(end - p));
+	if (colon == NULL)
+		return -EINVAL;
+	for (size_t i = 0; i < sizeof(log_level_names) / sizeof(log_level_names[0]); i++) {
+		size_t l = strlen(log_level_names[i]);
+
+		if ((size_t)(colon - p) == l && memcmp(p, log_level_names[i], l) == 0) {
+			*ret_level = (enum log_level)i;
+			*ret_ms = ((log_days(y, mo, d) * 24 + h) * 60 + mi) * 60000 + s * 1000 + ms;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
 static void log_line(enum log_level level, int err, const char *fmt, va_list ap)
 	__attribute__((format(printf, 3, 0)));
 

@@ -7,6 +7,9 @@
 #ifndef VIGIL_LOG_H
 #define VIGIL_LOG_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 enum log_level {
 	LOG_LVL_ERROR = 0,
 	LOG_LVL_WARN,
@@ -20,6 +23,12 @@ void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
 /* Parses "error", "warn", "info", "debug"; returns -EINVAL otherwise. */
 int log_level_parse(const char *name, enum log_level *ret_level);
+const char *log_level_name(enum log_level level);
+
+/* Reads back a line this module wrote (without its newline): its level and
+ * its time in unix ms. -EINVAL for a line of another form (a library's own
+ * stderr), with ret_* untouched. vigild reads its stages' lines with it. */
+int log_line_parse(const char *line, size_t len, enum log_level *ret_level, int64_t *ret_ms);
 
 /* err is a negative errno (or 0): its text is appended as ": strerror".
  * Each call site (fmt) writes at most 20 lines per 5 s; what it held back

@@ -208,6 +208,49 @@ mp_pack_kv_bin(msgpack_packer *pk, const char *key, const void *data, size_t len
 	msgpack_pack_bin_body(pk, data, len);
 }
 
+void
+mp_pack_json(msgpack_packer *pk, const void *json)
+{
+	const json_t *j = json;
+	const char *key;
+	json_t *v;
+	size_t i;
+
+	switch (json_typeof(j)) {
+	case JSON_OBJECT:
+		msgpack_pack_map(pk, json_object_size(j));
+		json_object_foreach((json_t *)j, key, v)
+		{
+			mp_pack_str(pk, key);
+			mp_pack_json(pk, v);
+		}
+		break;
+	case JSON_ARRAY:
+		msgpack_pack_array(pk, json_array_size(j));
+		json_array_foreach(j, i, v) mp_pack_json(pk, v);
+		break;
+	case JSON_STRING:
+		msgpack_pack_str(pk, json_string_length(j));
+		msgpack_pack_str_body(pk, json_string_value(j), json_string_length(j));
+		break;
+	case JSON_INTEGER:
+		msgpack_pack_int64(pk, json_integer_value(j));
+		break;
+	case JSON_REAL:
+		msgpack_pack_double(pk, json_real_value(j));
+		break;
+	case JSON_TRUE:
+		msgpack_pack_true(pk);
+		break;
+	case JSON_FALSE:
+		msgpack_pack_false(pk);
+		break;
+	default:
+		msgpack_pack_nil(pk);
+		break;
+	}
+}
+
 void *
 mp_to_json(const msgpack_object *obj)
 {

@@ -31,6 +31,10 @@ void mp_pack_kv_double(msgpack_packer *pk, const char *key, double val);
 void mp_pack_kv_bool(msgpack_packer *pk, const char *key, bool val);
 void mp_pack_kv_bin(msgpack_packer *pk, const char *key, const void *data, size_t len);
 
+/* Packs a jansson json_t * (given as void *, as below) as the msgpack value
+ * of the same shape: objects become maps, in the object's order. */
+void mp_pack_json(msgpack_packer *pk, const void *json);
+
 /* The object as a jansson json_t * (returned as void * to keep jansson out of
  * this header); BIN becomes its length (bus bodies carry no bytes).
  * NULL on allocation failure. Depth is bounded by msgpack-c's unpacker. */

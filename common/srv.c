@@ -140,9 +140,9 @@ srv_conn_final(struct srv_conn *c)
 	/* What is still queued goes back to the layer first, then it forgets the
 	 * connection. */
 	srv_conn_drop_out(c);
-	if (!c->told_closed && !c->refused && s->ops->closed != NULL) {
+	if (!c->told_closed && !c->refused && c->ops->closed != NULL) {
 		c->told_closed = true;
-		s->ops->closed(s->ctx, c);
+		c->ops->closed(c->ctx, c);
 	}
 	c->dead = true;
 	if (c->handshaking) {
@@ -175,11 +175,9 @@ srv_conn_final(struct srv_conn *c)
 static void
 srv_conn_start_linger(struct srv_conn *c)
 {
-	struct srv *s = c->s;
-
-	if (!c->told_closed && !c->refused && s->ops->closed != NULL) {
+	if (!c->told_closed && !c->refused && c->ops->closed != NULL) {
 		c->told_closed = true;
-		s->ops->closed(s->ctx, c);
+		c->ops->closed(c->ctx, c);
 	}
 	if (c->linger_ms <= 0 || c->peer_eof) {
 		srv_conn_final(c);
@@ -204,6 +202,8 @@ srv_conn_new(struct srv *s, int fd, const char *peer, struct srv_ip *ip, bool re
 	c->kind = SRV_K_CONN;
 	c->fd = fd;
 	c->s = s;
+	c->ops = s->ops;
+	c->ctx = s->ctx;
 	c->refused = refused;
 	c->ip = ip;
 	c->accepted_ms = c->last_rx_ms = proc_mono_ms();
@@ -324,9 +324,22 @@ srv_accept(struct srv *s)
 		s->stats.open++;
 		if (s->stats.open > s->stats.peak_open)
 			s->stats.peak_open = s->stats.open;
-		if (s->ops->opened != NULL)
-			s->ops->opened(s->ctx, c);
+		if (c->ops->opened != NULL)
+			c->ops->opened(c->ctx, c);
 	}
+}
+
+void
+srv_conn_set_ops(struct srv_conn *c, const struct srv_ops *ops, void *ctx)
+{
+	c->ops = ops;
+	c->ctx = ctx;
+}
+
+size_t
+srv_conn_data_size(const struct srv_conn *c)
+{
+	return c->refused ? 0 : c->s->p.conn_size;
 }
 
 void *
@@ -472,7 +485,7 @@ srv_flush_pending(struct srv *s)
 		for (int round = 0; round < 4; round++) {
 			if (c->want_write && !c->blocked && c->out_n == c->out_head && !c->ending) {
 				c->want_write = false;
-				s->ops->writable(s->ctx, c);
+				c->ops->writable(c->ctx, c);
 				if (c->dead)
 					break;
 			}
@@ -503,8 +516,8 @@ srv_tick(struct srv *s, int64_t now)
 			continue;
 		}
 		c->deadline_ms = 0;
-		if (s->ops->expired != NULL)
-			s->ops->expired(s->ctx, c);
+		if (c->ops->expired != NULL)
+			c->ops->expired(c->ctx, c);
 		else
 			srv_conn_abort(c);
 	}
@@ -600,28 +613,8 @@ srv_once(struct srv *s, int timeout_ms)
 	}
 	srv_reap(s);
 	dt = (double)proc_mono_us() / 1e6 - t0;
-	s->loop_sum += dt;
-	s->loop_n++;
-	if (dt > s->stats.loop_max_s)
-		s->stats.loop_max_s = dt;
-	if (s->stats.loop_min_s < 0 || dt < s->stats.loop_min_s)
-		s->stats.loop_min_s = dt;
+	stage_loop_round(s->st, dt);
 	return 0;
-}
-
-void
-srv_take_loop(struct srv *s, struct stage_metrics *m)
-{
-	if (s->loop_n == 0)
-		return;
-	m->loop_avg_s = s->loop_sum / (double)s->loop_n;
-	m->loop_max_s = s->stats.loop_max_s;
-	m->loop_min_s = s->stats.loop_min_s;
-	s->stats.loop_avg_s = m->loop_avg_s;
-	s->loop_sum = 0;
-	s->loop_n = 0;
-	s->stats.loop_max_s = 0;
-	s->stats.loop_min_s = -1;
 }
 
 void
@@ -686,7 +679,6 @@ srv_new(struct stage *st, const struct srv_params *p, const struct srv_ops *ops,
 	s->ops = ops;
 	s->ctx = ctx;
 	s->wake.fd = -1;
-	s->stats.loop_min_s = -1;
 	s->next_tick_ms = proc_mono_ms() + SRV_TICK_MS;
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (s->epfd < 0) {

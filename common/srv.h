@@ -66,9 +66,6 @@ struct srv_stats {
 	uint64_t accepted, refused_per_ip, refused_handshakes;
 	uint64_t open, handshaking, peak_open;
 	uint64_t bytes_in, bytes_out, writes, partial_writes;
-	/* the loop's work per iteration (the wait in epoll excluded), in seconds,
-	 * since the last srv_take_loop() */
-	double loop_avg_s, loop_max_s, loop_min_s;
 };
 
 /* Opens the loop on p->listen_fd with the stage's fds. NULL with errno; a TLS
@@ -78,21 +75,25 @@ struct srv *srv_new(struct stage *st, const struct srv_params *p, const struct s
 /* Closes every connection at once (no callbacks but closed) and the loop. */
 void srv_free(struct srv *s);
 /* One round: waits up to timeout_ms for events (less when a tick is due),
- * handles them, flushes what was queued. -errno when epoll fails. */
+ * handles them, flushes what was queued, and tells the stage how long the
+ * work took (stage_loop_round). -errno when epoll fails. */
 int srv_once(struct srv *s, int timeout_ms);
 /* Any thread: makes ops->wake run in the loop. */
 void srv_wake(struct srv *s);
 /* Caps from a reloaded config, for connections accepted from now on. */
 void srv_set_caps(struct srv *s, int64_t max_per_ip, int64_t max_handshakes);
 const struct srv_stats *srv_stats(const struct srv *s);
-/* Fills st's loop figures from the rounds since the last call and restarts them. */
-void srv_take_loop(struct srv *s, struct stage_metrics *m);
 size_t srv_conn_count(const struct srv *s);
 /* 4 map entries for a heartbeat's stats: connectionsOpen, handshaking,
  * refusedPerIp, refusedHandshakes. */
 void srv_pack_listener(const struct srv *s, msgpack_packer *pk);
 
 void *srv_conn_data(struct srv_conn *c);
+/* The bytes of the data area (srv_params.conn_size). */
+size_t srv_conn_data_size(const struct srv_conn *c);
+/* Another layer takes the connection over (httpd hands /api/ws to wss): its
+ * callbacks from now on, with ctx; tick and wake stay the loop's. */
+void srv_conn_set_ops(struct srv_conn *c, const struct srv_ops *ops, void *ctx);
 struct srv_conn *srv_conn_of(void *data);
 int srv_conn_fd(const struct srv_conn *c);
 bool srv_conn_is_tls(const struct srv_conn *c);

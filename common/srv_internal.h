@@ -59,6 +59,8 @@ struct srv_conn {
 	enum srv_kind kind; /* SRV_K_CONN */
 	int fd;
 	struct srv *s;
+	const struct srv_ops *ops; /* s->ops, unless a layer took the connection over */
+	void *ctx;
 	struct srv_conn *next, **pprev; /* every connection */
 	struct srv_conn *next_pending;  /* flush at the end of the round */
 	struct srv_conn *next_zombie;
@@ -89,8 +91,6 @@ struct srv {
 	struct srv_ip *ips[SRV_IP_BUCKETS];
 	struct srv_stats stats;
 	int64_t next_tick_ms;
-	double loop_sum;
-	uint64_t loop_n;
 	uint8_t rbuf[SRV_RBUF];
 };
 

@@ -164,13 +164,13 @@ srv_conn_read(struct srv_conn *c)
 			}
 			c->peer_eof = true;
 			srv_conn_watch(c);
-			s->ops->data(s->ctx, c, NULL, 0);
+			c->ops->data(c->ctx, c, NULL, 0);
 			return;
 		}
 		c->last_rx_ms = proc_mono_ms();
 		s->stats.bytes_in += (uint64_t)n;
 		if (!c->lingering && !c->ending && !c->refused)
-			s->ops->data(s->ctx, c, s->rbuf, (size_t)n);
+			c->ops->data(c->ctx, c, s->rbuf, (size_t)n);
 		if (c->ssl == NULL || c->lingering || SSL_pending(c->ssl) == 0)
 			return;
 	}
@@ -184,7 +184,7 @@ srv_release(struct srv_conn *c, struct srv_out *o, bool written)
 	if (o->tag == NULL)
 		free((void *)o->p);
 	else if (!c->refused)
-		c->s->ops->sent(c->s->ctx, c, o->tag, written);
+		c->ops->sent(c->ctx, c, o->tag, written);
 }
 
 static int

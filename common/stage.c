@@ -12,11 +12,18 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "log.h"
 #include "mp.h"
 #include "net.h"
 #include "proc.h"
 #include "stage.h"
+
+/* How long a new stage waits for vigild's answer to its hello. */
+#define STAGE_HELLO_WAIT_MS 2000
+
+static void stage_await_vigild(struct stage *st);
 
 struct stage {
 	enum bus_stage which;
@@ -28,10 +35,17 @@ struct stage {
 	bool stopping;
 	bool restarting;
 	bool reload;
+	bool have_revoked; /* vigild's list came (stage_await_vigild) */
+	json_t *overrides; /* the console's live keys from vigild's config.reload, or NULL */
+	uint8_t *revoked;  /* vigild's "revoked": n_revoked digests back to back */
+	size_t n_revoked;
 	int64_t started_ms;
 	int64_t last_beat_ms;
 	struct proc_sample last_sample;
 	struct stage_metrics metrics;
+	/* the loop's rounds since the last heartbeat */
+	double loop_sum, loop_max, loop_min;
+	uint64_t loop_n;
 	stage_msg_fn on_msg;
 	void *on_msg_ctx;
 	stage_stats_fn on_stats;
@@ -190,6 +204,8 @@ stage_new(enum bus_stage which, int argc, char **argv)
 	} else if ((r = stage_send_hello(st)) < 0) {
 		log_error(r, "sending hello on the bus failed");
 		goto err_free;
+	} else {
+		stage_await_vigild(st);
 	}
 	log_info("started (version %s, pid %d)", VIGIL_VERSION, (int)getpid());
 	return st;
@@ -212,6 +228,8 @@ stage_free(struct stage *st)
 	if (st->sig_fd >= 0)
 		close(st->sig_fd);
 	cfg_free(st->cfg);
+	json_decref(st->overrides);
+	free(st->revoked);
 	free(st->config_path);
 	free(st);
 }
@@ -227,7 +245,7 @@ stage_reload(struct stage *st)
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 
-	r = cfg_load(st->config_path, &cfg, err, sizeof(err));
+	r = cfg_load_over(st->config_path, st->overrides, &cfg, err, sizeof(err));
 	if (r < 0) {
 		log_error(0, "config reload refused, keeping the running one: %s", err);
 	} else {
@@ -235,7 +253,8 @@ stage_reload(struct stage *st)
 		st->cfg = cfg;
 		if (log_level_parse(cfg->log_level, &level) == 0)
 			log_set_level(level);
-		log_info("configuration reloaded");
+		log_info("configuration reloaded%s",
+			 st->overrides ? ", with the live overrides from vigild on top" : "");
 	}
 	/* Operators (vigilctl watch) see each stage take the new config or not. */
 	msgpack_sbuffer_init(&sb);
@@ -254,6 +273,19 @@ stage_on_stats(struct stage *st, stage_stats_fn fn, void *ctx)
 {
 	st->on_stats = fn;
 	st->on_stats_ctx = ctx;
+}
+
+const uint8_t *
+stage_revoked(const struct stage *st, size_t *ret_n)
+{
+	*ret_n = st->n_revoked;
+	return st->revoked;
+}
+
+int
+stage_set_revoked(const struct stage *st, struct tok_store *store)
+{
+	return tok_set_revoked(store, st->revoked, st->n_revoked);
 }
 
 bool
@@ -342,40 +374,150 @@ stage_service_signals(struct stage *st)
 	}
 }
 
+/* vigild's "revoked" { digests: [hex] }: the whole list, replacing the one before. A
+ * malformed list is ignored whole rather than half-applied. */
+static int
+stage_take_revoked(struct stage *st, const msgpack_object *body)
+{
+	const msgpack_object *list;
+	uint8_t *digests = NULL;
+	uint32_t n;
+
+	if (mp_get_array(body, "digests", &list) < 0)
+		return -EBADMSG;
+	n = list->via.array.size;
+	if (n > 0 && (digests = reallocarray(NULL, n, TOK_DIGEST_LEN)) == NULL)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < n; i++) {
+		const msgpack_object *o = &list->via.array.ptr[i];
+
+		if (o->type != MSGPACK_OBJECT_STR ||
+		    tok_digest_parse(o->via.str.ptr, o->via.str.size,
+				     digests + (size_t)i * TOK_DIGEST_LEN) < 0) {
+			free(digests);
+			return -EBADMSG;
+		}
+	}
+	free(st->revoked);
+	st->revoked = digests;
+	st->n_revoked = n;
+	st->have_revoked = true;
+	return 0;
+}
+
+/* config.reload { overrides? }: the next reload reads the file with these on top;
+ * without overrides (vigilctl reload, SIGHUP to vigild) it reads the file alone. */
 static void
-stage_service_bus(struct stage *st)
+stage_take_overrides(struct stage *st, const msgpack_object *body)
+{
+	const msgpack_object *over;
+	json_t *j = NULL;
+
+	if (mp_get_map(body, "overrides", &over) == 0 && over->via.map.size > 0) {
+		j = mp_to_json(over);
+		if (j == NULL)
+			log_error(-ENOMEM,
+				  "the live overrides were lost: reloading the file alone");
+	}
+	json_decref(st->overrides);
+	st->overrides = j;
+	st->reload = true;
+}
+
+/* Every bus message goes through here, before the stage's loop exists too. */
+static void
+stage_handle(struct stage *st, const struct bus_msg *msg)
+{
+	int r;
+
+	if (strcmp(msg->type, "stop") == 0) {
+		const char *why = "";
+		size_t n_why = 0;
+
+		mp_get_str(msg->body, "reason", &why, &n_why);
+		st->restarting = n_why == 7 && memcmp(why, "restart", 7) == 0;
+		log_info("vigild asked to stop (%.*s)", (int)n_why, why);
+		st->stopping = true;
+		return;
+	}
+	if (strcmp(msg->type, "config.reload") == 0) {
+		stage_take_overrides(st, msg->body);
+		return;
+	}
+	if (strcmp(msg->type, "revoked") == 0) {
+		size_t before = st->n_revoked;
+
+		r = stage_take_revoked(st, msg->body);
+		if (r < 0) {
+			log_error(r, "a malformed revocation list from vigild ignored");
+			return;
+		}
+		if (st->n_revoked != before)
+			log_info("%zu token%s revoked", st->n_revoked,
+				 st->n_revoked == 1 ? " is" : "s are");
+	}
+	if (st->on_msg != NULL)
+		st->on_msg(st->on_msg_ctx, msg);
+}
+
+/* Reads one packet: 1 handled, 0 nothing waiting, < 0 the connection is gone. */
+static int
+stage_read_bus(struct stage *st)
 {
 	static char buf[BUS_MSG_MAX];
 	struct bus_msg msg;
 	int n;
 
-	while (st->bus_fd >= 0 && (n = bus_recv(st->bus_fd, buf, sizeof(buf))) != -EAGAIN) {
-		if (n <= 0) {
-			log_error(n, "bus connection to vigild lost: stopping");
-			close(st->bus_fd);
-			st->bus_fd = -1;
-			st->stopping = true;
+	n = bus_recv(st->bus_fd, buf, sizeof(buf));
+	if (n == -EAGAIN)
+		return 0;
+	if (n <= 0) {
+		log_error(n, "bus connection to vigild lost: stopping");
+		close(st->bus_fd);
+		st->bus_fd = -1;
+		st->stopping = true;
+		return n < 0 ? n : -ECONNRESET;
+	}
+	if (bus_decode(buf, (size_t)n, &msg) < 0) {
+		log_warn(0, "malformed bus message ignored (%d bytes)", n);
+		return 1;
+	}
+	stage_handle(st, &msg);
+	bus_msg_release(&msg);
+	return 1;
+}
+
+static void
+stage_service_bus(struct stage *st)
+{
+	while (st->bus_fd >= 0 && stage_read_bus(st) > 0)
+		;
+}
+
+/* vigild answers hello with the live overrides (if any) and the revocation
+ * list, ahead of anything else on this connection. Waiting for them here
+ * means the stage serves no client with the file's limits or a revoked token. */
+static void
+stage_await_vigild(struct stage *st)
+{
+	int64_t deadline = proc_mono_ms() + STAGE_HELLO_WAIT_MS, left;
+	struct pollfd pfd;
+
+	while (st->bus_fd >= 0 && !st->have_revoked && !st->stopping) {
+		left = deadline - proc_mono_ms();
+		if (left <= 0) {
+			log_warn(0, "vigild sent no revocation list within %d ms: starting without",
+				 STAGE_HELLO_WAIT_MS);
 			return;
 		}
-		if (bus_decode(buf, (size_t)n, &msg) < 0) {
-			log_warn(0, "malformed bus message ignored (%d bytes)", n);
-			continue;
-		}
-		if (strcmp(msg.type, "stop") == 0) {
-			const char *why = "";
-			size_t n_why = 0;
-
-			mp_get_str(msg.body, "reason", &why, &n_why);
-			st->restarting = n_why == 7 && memcmp(why, "restart", 7) == 0;
-			log_info("vigild asked to stop (%.*s)", (int)n_why, why);
-			st->stopping = true;
-		} else if (strcmp(msg.type, "config.reload") == 0) {
-			st->reload = true;
-		} else if (st->on_msg != NULL) {
-			st->on_msg(st->on_msg_ctx, &msg);
-		}
-		bus_msg_release(&msg);
+		pfd = (struct pollfd){ .fd = st->bus_fd, .events = POLLIN };
+		if (poll(&pfd, 1, (int)left) < 0 && errno != EINTR)
+			return;
+		if (stage_read_bus(st) < 0)
+			return;
 	}
+	if (stage_take_reload(st))
+		stage_reload(st);
 }
 
 void
@@ -394,6 +536,9 @@ stage_send(struct stage *st, const char *type, const char *to, const void *body,
 
 	if (st->bus_fd < 0)
 		return -ENOTCONN;
+	/* The console packs its requests whole (their ref is inside the body). */
+	if (type == NULL)
+		return bus_send(st->bus_fd, body, body_len);
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	bus_pack_begin(&pk, type, bus_stage_name(st->which), to);
@@ -401,6 +546,31 @@ stage_send(struct stage *st, const char *type, const char *to, const void *body,
 	r = bus_send(st->bus_fd, sb.data, sb.size);
 	msgpack_sbuffer_destroy(&sb);
 	return r;
+}
+
+void
+stage_loop_round(struct stage *st, double work_s)
+{
+	if (st->loop_n == 0 || work_s > st->loop_max)
+		st->loop_max = work_s;
+	if (st->loop_n == 0 || work_s < st->loop_min)
+		st->loop_min = work_s;
+	st->loop_sum += work_s;
+	st->loop_n++;
+}
+
+/* The heartbeat covers every round since the one before, not a sample of
+ * them: a long round between two heartbeats shows in loopMaxS. */
+static void
+stage_take_loop(struct stage *st)
+{
+	struct stage_metrics *m = &st->metrics;
+
+	m->loop_avg_s = st->loop_n > 0 ? st->loop_sum / (double)st->loop_n : 0;
+	m->loop_max_s = st->loop_n > 0 ? st->loop_max : 0;
+	m->loop_min_s = st->loop_n > 0 ? st->loop_min : 0;
+	st->loop_sum = st->loop_max = st->loop_min = 0;
+	st->loop_n = 0;
 }
 
 void
@@ -418,6 +588,7 @@ stage_tick(struct stage *st)
 	st->last_beat_ms = mono;
 	if (proc_sample(&now) < 0)
 		now = st->last_sample;
+	stage_take_loop(st);
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	msgpack_pack_map(&pk, st->on_stats != NULL ? 9 : 8);
@@ -447,16 +618,18 @@ stage_run(struct stage *st)
 
 	stage_tick(st);
 	while (!st->stopping) {
-		int64_t wait = 1000 - (proc_mono_ms() - st->last_beat_ms);
+		int64_t wait = 1000 - (proc_mono_ms() - st->last_beat_ms), t0;
 
 		pfd[0] = (struct pollfd){ .fd = st->sig_fd, .events = POLLIN };
 		pfd[1] = (struct pollfd){ .fd = st->bus_fd, .events = POLLIN };
 		if (poll(pfd, 2, wait < 0 ? 0 : (int)wait) < 0 && errno != EINTR)
 			return -errno;
+		t0 = proc_mono_us();
 		stage_service(st);
 		if (stage_take_reload(st))
 			stage_reload(st);
 		stage_tick(st);
+		stage_loop_round(st, (double)(proc_mono_us() - t0) / 1e6);
 	}
 	log_info("stopped");
 	return 0;

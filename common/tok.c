@@ -3,10 +3,12 @@
  * Entries are allocated one by one so that the tok_info pointers handed out
  * stay valid while the list grows. Only the digest comparison is constant
  * time: what happens after a match (revoked, expired, role) is returned to the
- * caller anyway. */
+ * caller anyway. The revocation list is a second flat array of digests, and
+ * each entry's revoked flag mirrors whether its digest is on it. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -22,6 +24,8 @@ struct tok_entry {
 struct tok_store {
 	struct tok_entry **entries;
 	size_t n, cap;
+	uint8_t *revoked; /* n_revoked digests, back to back */
+	size_t n_revoked;
 };
 
 int
@@ -70,7 +74,19 @@ tok_store_free(struct tok_store *store)
 	for (size_t i = 0; i < store->n; i++)
 		free(store->entries[i]);
 	free(store->entries);
+	free(store->revoked);
 	free(store);
+}
+
+/* The index of digest on the revocation list, or -1. */
+static ssize_t
+tok_revoked_index(const struct tok_store *store, const uint8_t digest[TOK_DIGEST_LEN])
+{
+	for (size_t i = 0; i < store->n_revoked; i++) {
+		if (CRYPTO_memcmp(store->revoked + i * TOK_DIGEST_LEN, digest, TOK_DIGEST_LEN) == 0)
+			return (ssize_t)i;
+	}
+	return -1;
 }
 
 int
@@ -110,7 +126,7 @@ tok_store_add(struct tok_store *store, const char *name, enum cfg_role role, con
 		.name = e->name,
 		.role = role,
 		.expires = expires,
-		.revoked = false,
+		.revoked = tok_revoked_index(store, digest) >= 0,
 	};
 	store->entries[store->n++] = e;
 	return 0;
@@ -187,7 +203,6 @@ int
 tok_revoke(struct tok_store *store, const char *secret, size_t len)
 {
 	uint8_t digest[TOK_DIGEST_LEN];
-	struct tok_entry *e;
 	int r;
 
 	if (secret == NULL || len == 0)
@@ -195,10 +210,126 @@ tok_revoke(struct tok_store *store, const char *secret, size_t len)
 	r = tok_digest(secret, len, digest);
 	if (r < 0)
 		return r;
-	e = tok_find(store, digest);
-	if (e == NULL)
+	if (tok_find(store, digest) == NULL)
 		return -ENOENT;
+	r = tok_revoke_digest(store, digest);
+	return r < 0 ? r : 0;
+}
+
+int
+tok_revoke_digest(struct tok_store *store, const uint8_t digest[TOK_DIGEST_LEN])
+{
+	struct tok_entry *e = tok_find(store, digest);
+	uint8_t *v;
+
+	if (tok_revoked_index(store, digest) < 0) {
+		v = reallocarray(store->revoked, store->n_revoked + 1, TOK_DIGEST_LEN);
+		if (v == NULL)
+			return -ENOMEM;
+		memcpy(v + store->n_revoked * TOK_DIGEST_LEN, digest, TOK_DIGEST_LEN);
+		store->revoked = v;
+		store->n_revoked++;
+	}
+	if (e == NULL)
+		return 0;
 	e->info.revoked = true;
+	return 1;
+}
+
+int
+tok_lift_digest(struct tok_store *store, const uint8_t digest[TOK_DIGEST_LEN])
+{
+	ssize_t i = tok_revoked_index(store, digest);
+	struct tok_entry *e;
+
+	if (i < 0)
+		return -ENOENT;
+	memmove(store->revoked + (size_t)i * TOK_DIGEST_LEN,
+		store->revoked + ((size_t)i + 1) * TOK_DIGEST_LEN,
+		(store->n_revoked - (size_t)i - 1) * TOK_DIGEST_LEN);
+	store->n_revoked--;
+	e = tok_find(store, digest);
+	if (e != NULL)
+		e->info.revoked = false;
+	return 0;
+}
+
+int
+tok_set_revoked(struct tok_store *store, const uint8_t *digests, size_t n)
+{
+	uint8_t *copy = NULL;
+	int count = 0;
+
+	if (n > 0) {
+		copy = reallocarray(NULL, n, TOK_DIGEST_LEN);
+		if (copy == NULL)
+			return -ENOMEM;
+		memcpy(copy, digests, n * TOK_DIGEST_LEN);
+	}
+	free(store->revoked);
+	store->revoked = copy;
+	store->n_revoked = n;
+	for (size_t i = 0; i < store->n; i++) {
+		struct tok_entry *e = store->entries[i];
+
+		e->info.revoked = tok_revoked_index(store, e->digest) >= 0;
+		count += e->info.revoked;
+	}
+	return count;
+}
+
+const uint8_t *
+tok_revoked(const struct tok_store *store, size_t *ret_n)
+{
+	*ret_n = store->n_revoked;
+	return store->revoked;
+}
+
+bool
+tok_digest_revoked(const struct tok_store *store, const uint8_t digest[TOK_DIGEST_LEN])
+{
+	return tok_revoked_index(store, digest) >= 0;
+}
+
+void
+tok_digest_hex(const uint8_t digest[TOK_DIGEST_LEN], char out[TOK_DIGEST_HEX + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < TOK_DIGEST_LEN; i++) {
+		out[2 * i] = hex[digest[i] >> 4];
+		out[2 * i + 1] = hex[digest[i] & 15];
+	}
+	out[TOK_DIGEST_HEX] = '\0';
+}
+
+static int
+tok_nibble(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int
+tok_digest_parse(const char *hex, size_t len, uint8_t ret_digest[TOK_DIGEST_LEN])
+{
+	uint8_t d[TOK_DIGEST_LEN];
+
+	if (len != TOK_DIGEST_HEX)
+		return -EINVAL;
+	for (size_t i = 0; i < TOK_DIGEST_LEN; i++) {
+		int hi = tok_nibble(hex[2 * i]), lo = tok_nibble(hex[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return -EINVAL;
+		d[i] = (uint8_t)(hi << 4 | lo);
+	}
+	memcpy(ret_digest, d, TOK_DIGEST_LEN);
 	return 0;
 }
 

@@ -3,8 +3,11 @@
  * The store keeps only SHA-256 digests of the secrets. A check hashes the
  * presented secret and compares it with every entry, so its timing reveals
  * neither which entry matched nor how long any stored secret is.
- * Revocation marks the entry's digest in this store only: it lasts as long as
- * the store, and a store rebuilt from the configuration has forgotten it. */
+ * Revocation is a list of digests the store keeps beside its entries: an entry
+ * whose digest is on it is refused, including one added after the digest was.
+ * A store rebuilt from the configuration starts with an empty list; the
+ * stages set it again from vigild's "revoked" message (stage_revoked()), which
+ * vigild keeps durably under data_dir. */
 #ifndef VIGIL_TOK_H
 #define VIGIL_TOK_H
 
@@ -16,6 +19,7 @@
 
 #define TOK_ROLE(r)    (1u << (r))
 #define TOK_DIGEST_LEN 32
+#define TOK_DIGEST_HEX (2 * TOK_DIGEST_LEN) /* characters, without the NUL */
 
 struct tok_store;
 
@@ -57,6 +61,27 @@ int tok_digest(const char *secret, size_t len, uint8_t out[TOK_DIGEST_LEN]);
 
 /* Marks the token revoked (again is fine). -ENOENT if unknown, -ENOMEM. */
 int tok_revoke(struct tok_store *store, const char *secret, size_t len);
+
+/* Revocation by digest, for what a stage learns from vigild or remembers of a
+ * connection. tok_revoke_digest adds digest to the list (again is fine): 1 when
+ * an entry has it, 0 when none does yet (it is refused if it is added later),
+ * -ENOMEM. tok_lift_digest takes it off: 0, or -ENOENT when it was not on it. */
+int tok_revoke_digest(struct tok_store *store, const uint8_t digest[TOK_DIGEST_LEN]);
+int tok_lift_digest(struct tok_store *store, const uint8_t digest[TOK_DIGEST_LEN]);
+/* Replaces the whole list with n digests (n * TOK_DIGEST_LEN bytes; vigild's
+ * "revoked"): every other digest is lifted. Returns how many entries are
+ * revoked now, or -ENOMEM with the list as it was. */
+int tok_set_revoked(struct tok_store *store, const uint8_t *digests, size_t n);
+/* The list, *ret_n digests of TOK_DIGEST_LEN bytes each; valid until the next change. */
+const uint8_t *tok_revoked(const struct tok_store *store, size_t *ret_n);
+/* Whether digest is on the list (a connection's remembered token). */
+bool tok_digest_revoked(const struct tok_store *store, const uint8_t digest[TOK_DIGEST_LEN]);
+
+/* Lower-case hex, the form of the bus and the revocations file: out gets
+ * TOK_DIGEST_HEX characters and a NUL. tok_digest_parse reads exactly
+ * TOK_DIGEST_HEX hex digits (either case) of len bytes: 0 or -EINVAL. */
+void tok_digest_hex(const uint8_t digest[TOK_DIGEST_LEN], char out[TOK_DIGEST_HEX + 1]);
+int tok_digest_parse(const char *hex, size_t len, uint8_t ret_digest[TOK_DIGEST_LEN]);
 
 /* The reason a client is given when its token is refused: err is what
  * tok_check returned, -ENOENT for no token, -EINVAL for a token that is not a

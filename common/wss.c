@@ -4,116 +4,18 @@
  * the close handshake) and vigil's (size limits, the register deadline, the
  * idle rule) enforced here, bytes moved by srv. Runs in the loop thread. */
 #include <errno.h>
-#include <stdalign.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include <openssl/crypto.h>
-#include <openssl/sha.h>
 #include <wslay/wslay.h>
 
-#include "b64.h"
-#include "bytes.h"
-#include "env.h"
-#include "http1.h"
 #include "log.h"
 #include "mp.h"
-#include "net.h"
 #include "proc.h"
-#include "srv.h"
-#include "wss.h"
-
-#define WSS_REPLIES_MAX 256          /* queued replies per connection */
-#define WSS_RX_KEEP     (1u << 20)   /* a larger receive buffer is freed after use */
-#define WSS_DRAIN_MS    2000         /* at stop: time for clients to get their close */
-#define WSS_LINGER_MS   2000         /* after our close: time for the client's */
-#define WSS_PREREG_MAX  (64u << 10)  /* a message before the register */
-#define WSS_BATCH_BYTES (256u << 10) /* handed to srv at once; the rest stays droppable */
-#define WSS_BATCH_N     32
-#define WSS_PRE         16 /* headroom before a message: its frame header goes there */
-#define WSS_GUID        "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-struct wss_buf {
-	unsigned refs;
-	bool binary;
-	uint8_t hdr_len; /* 0 until the frame header is written before data */
-	size_t len;
-	alignas(16) unsigned char data[]; /* WSS_PRE bytes, then the message */
-};
-
-struct wss_tx {
-	struct wss_tx *next;
-	struct wss_buf *buf;
-	struct wss_tx_info info;
-};
-
-/* A connection's protocol states:
- *
- *   HEAD --upgrade answered 101--> OPEN --wss_conn_close / peer's close--> CLOSING
- *     |                                                                      |
- *     +--refused (4xx answered, linger)                 close frame sent, linger
- */
-enum wss_state {
-	WSS_C_HEAD = 0,
-	WSS_C_OPEN,
-	WSS_C_CLOSING,
-	WSS_C_GONE,
-};
-
-/* Lives in srv's data area of the connection (zeroed at accept). */
-struct wss_conn {
-	struct wss_conn *next, **pprev; /* open connections, for wss_first */
-	struct srv_conn *sc;
-	struct wss *w;
-	enum wss_state state;
-	struct http1 *head;
-	wslay_frame_context_ptr fr;
-	const uint8_t *in;
-	size_t in_len;
-	/* the frame being read */
-	bool frame_open;
-	uint8_t frame_op;
-	uint64_t frame_left;
-	uint8_t ctl[125];
-	size_t ctl_len;
-	/* the message being read */
-	bool in_msg, rx_binary;
-	struct bytes rx;
-	/* queued, and handed to srv */
-	struct wss_tx *tx_head, *tx_tail;
-	unsigned replies, inflight;
-	bool closing, close_queued;
-	int close_code;
-	char close_reason[124];
-	bool registered;
-	bool has_token;
-	uint8_t token[TOK_DIGEST_LEN];    /* digest of the token it registered with */
-	alignas(16) unsigned char data[]; /* the stage's per-connection state */
-};
-
-/* Builds a frame header (and a control frame's payload) with wslay. */
-struct wss_framer {
-	wslay_frame_context_ptr fr;
-	uint8_t out[WSS_PRE + 125];
-	size_t len;
-	bool header_done, copy_payload;
-};
-
-struct wss {
-	struct stage *st;
-	const struct cfg *cfg;
-	const struct cfg_listen *addr;
-	const struct wss_ops *ops;
-	void *ctx;
-	struct srv *srv;
-	struct wss_conn *conns;
-	size_t n_open;
-	struct wss_framer framer;
-	struct wss_stats stats;
-};
+#include "wss_internal.h"
 
 /* ---- buffers and frames ---- */
 
@@ -152,7 +54,7 @@ wss_buf_unref(struct wss_buf *b)
 
 /* The framer's "socket": the first call is the header, then the payload,
  * copied only for control frames. */
-static ssize_t
+ssize_t
 wss_framer_send(const uint8_t *data, size_t len, int flags, void *user)
 {
 	struct wss_framer *f = user;
@@ -203,7 +105,7 @@ wss_buf_frame(struct wss *w, struct wss_buf *b)
 	return 0;
 }
 
-static int
+int
 wss_send_control(struct wss_conn *c, uint8_t opcode, const uint8_t *payload, size_t len)
 {
 	struct wss_framer *f = &c->w->framer;
@@ -237,31 +139,49 @@ wss_conn_check_token(struct wss_conn *c, const struct tok_store *store,
 	return 0;
 }
 
+/* Closes every connection whose token is on store's revocation list. */
+static int
+wss_close_revoked(struct wss *w, const struct tok_store *store)
+{
+	int n = 0;
+
+	for (struct wss_conn *c = w->conns; c != NULL; c = c->next) {
+		if (c->has_token && !c->closing && tok_digest_revoked(store, c->token)) {
+			wss_conn_close(c, 3004, "Token revoked");
+			n++;
+		}
+	}
+	return n;
+}
+
 int
 wss_revoke(struct wss *w, struct tok_store *store, const msgpack_object *body)
 {
-	uint8_t digest[TOK_DIGEST_LEN];
 	const char *secret;
 	size_t len;
-	int r, n = 0;
+	int r, n;
 
 	if (mp_get_str(body, "token", &secret, &len) < 0 || len == 0)
 		return -EINVAL;
 	r = tok_revoke(store, secret, len);
 	if (r < 0)
 		return r;
-	r = tok_digest(secret, len, digest);
-	if (r < 0)
-		return r;
-	for (struct wss_conn *c = w->conns; c != NULL; c = c->next) {
-		if (c->has_token && !c->closing &&
-		    CRYPTO_memcmp(c->token, digest, sizeof(digest)) == 0) {
-			wss_conn_close(c, 3004, "Token revoked");
-			n++;
-		}
-	}
+	n = wss_close_revoked(w, store);
 	log_info("a token was revoked: %d connection%s closed", n, n == 1 ? "" : "s");
 	return n;
+}
+
+int
+wss_revoke_list(struct wss *w, struct tok_store *store, const uint8_t *digests, size_t n)
+{
+	int r = tok_set_revoked(store, digests, n);
+
+	if (r < 0)
+		return r;
+	r = wss_close_revoked(w, store);
+	if (r > 0)
+		log_info("%d connection%s of revoked tokens closed", r, r == 1 ? "" : "s");
+	return r;
 }
 
 /* ---- accessors ---- */
@@ -384,7 +304,7 @@ wss_conn_send(struct wss_conn *c, const void *mp, size_t len)
 	return r;
 }
 
-static void
+void
 wss_tx_done(struct wss_conn *c, struct wss_tx *tx)
 {
 	if (tx->info.owner == NULL)
@@ -438,8 +358,6 @@ wss_on_sent(void *ctx, struct srv_conn *sc, void *tag, bool written)
 	}
 	wss_tx_done(c, tx);
 }
-
-static void wss_conn_forget(struct wss_conn *c);
 
 static void
 wss_send_close_frame(struct wss_conn *c)
@@ -511,10 +429,7 @@ wss_conn_close(struct wss_conn *c, int code, const char *reason)
 
 /* A violation of the frame or message rules: what is queued is dropped (the
  * stream cannot be trusted), the close goes out at once. */
-static void wss_fail(struct wss_conn *c, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void
+void
 wss_fail(struct wss_conn *c, int code, const char *fmt, ...)
 {
 	char reason[124];
@@ -621,12 +536,37 @@ wss_reject(struct wss_conn *c, int code, const char *reason)
 
 /* ---- deadlines ---- */
 
+static void
+wss_send_shutdown(struct wss_conn *c, int64_t at_ms)
+{
+	struct wss_msg m;
+
+	wss_msg_begin(&m, "server.shutdown", 1);
+	mp_pack_kv_int(&m.pk, "at", at_ms);
+	wss_msg_send(c, &m);
+}
+
 void
 wss_conn_registered(struct wss_conn *c)
 {
 	c->registered = true;
 	srv_conn_established(c->sc);
 	srv_conn_deadline(c->sc, proc_mono_ms() + c->w->cfg->timeout_idle_ms);
+	/* A client that comes in after the notice learns of the stop too. */
+	if (c->w->shutdown_at_ms > 0)
+		wss_send_shutdown(c, c->w->shutdown_at_ms);
+}
+
+void
+wss_shutdown_notice(struct wss *w, int64_t at_ms)
+{
+	if (at_ms <= 0)
+		return;
+	w->shutdown_at_ms = at_ms;
+	for (struct wss_conn *c = w->conns; c != NULL; c = c->next) {
+		if (c->registered && !wss_conn_closing(c))
+			wss_send_shutdown(c, at_ms);
+	}
 }
 
 /* Before the upgrade: the head took too long (408). After it: the register
@@ -671,373 +611,6 @@ wss_on_expired(void *ctx, struct srv_conn *sc)
 	wss_conn_close(c, 3003, reason);
 }
 
-/* ---- receiving frames ---- */
-
-static ssize_t
-wss_frame_recv(uint8_t *buf, size_t len, int flags, void *user)
-{
-	struct wss_conn *c = user;
-	size_t n = len < c->in_len ? len : c->in_len;
-
-	if (n == 0)
-		return -1; /* wslay: want more */
-	memcpy(buf, c->in, n);
-	c->in += n;
-	c->in_len -= n;
-	return (ssize_t)n;
-}
-
-static ssize_t
-wss_frame_nosend(const uint8_t *data, size_t len, int flags, void *user)
-{
-	return -1; /* this context only reads */
-}
-
-static ssize_t
-wss_frame_norecv(uint8_t *buf, size_t len, int flags, void *user)
-{
-	return -1; /* this context only writes */
-}
-
-static int
-wss_genmask(uint8_t *buf, size_t len, void *user)
-{
-	return -1; /* servers do not mask */
-}
-
-static const struct wslay_frame_callbacks wss_frame_in = { wss_frame_nosend, wss_frame_recv,
-							   wss_genmask };
-static const struct wslay_frame_callbacks wss_frame_out = { wss_framer_send, wss_frame_norecv,
-							    wss_genmask };
-
-static bool
-wss_close_code_ok(unsigned code)
-{
-	return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) ||
-	       (code >= 3000 && code <= 4999);
-}
-
-static void
-wss_on_close_frame(struct wss_conn *c)
-{
-	unsigned code = 1000;
-
-	if (c->ctl_len == 1) {
-		wss_fail(c, 1002, "A close frame of one byte");
-		return;
-	}
-	if (c->ctl_len >= 2) {
-		code = (unsigned)c->ctl[0] << 8 | c->ctl[1];
-		if (!wss_close_code_ok(code)) {
-			wss_fail(c, 1002, "Close code %u is not one a client may send", code);
-			return;
-		}
-		if (!env_utf8_valid(c->ctl + 2, c->ctl_len - 2)) {
-			wss_fail(c, 1007, "The close reason is not valid UTF-8");
-			return;
-		}
-	}
-	wss_conn_close(c, (int)code, "Closing as the client asked");
-}
-
-static void
-wss_on_control(struct wss_conn *c)
-{
-	switch (c->frame_op) {
-	case WSLAY_PING:
-		if (wss_send_control(c, WSLAY_PONG, c->ctl, c->ctl_len) < 0)
-			srv_conn_abort(c->sc);
-		break;
-	case WSLAY_CONNECTION_CLOSE:
-		wss_on_close_frame(c);
-		break;
-	default: /* a pong: activity, nothing else */
-		break;
-	}
-}
-
-static void
-wss_on_message(struct wss_conn *c)
-{
-	struct wss *w = c->w;
-
-	c->in_msg = false;
-	if (!c->rx_binary && !env_utf8_valid(c->rx.p, c->rx.len)) {
-		wss_fail(c, 1007, "Text message is not valid UTF-8");
-		return;
-	}
-	w->ops->message(w->ctx, c, c->rx.p, c->rx.len, c->rx_binary, proc_mono_us());
-	bytes_reset(&c->rx, WSS_RX_KEEP);
-}
-
-/* The first chunk of a frame: its header is checked against the rules that
- * wslay leaves to its caller. false: the connection is being failed. */
-static bool
-wss_frame_start(struct wss_conn *c, const struct wslay_frame_iocb *io)
-{
-	struct wss *w = c->w;
-	uint64_t max = w->cfg->max_message_bytes;
-
-	c->frame_open = true;
-	c->frame_op = io->opcode;
-	c->frame_left = io->payload_length;
-	c->ctl_len = 0;
-	if (!io->mask) {
-		wss_fail(c, 1002, "A client frame must be masked (RFC 6455 section 5.1)");
-		return false;
-	}
-	if (io->rsv != 0) {
-		wss_fail(c, 1002, "Reserved bits are set: no extension was negotiated");
-		return false;
-	}
-	switch (io->opcode) {
-	case WSLAY_CONTINUATION_FRAME:
-		if (!c->in_msg) {
-			wss_fail(c, 1002, "A continuation frame with no message to continue");
-			return false;
-		}
-		break;
-	case WSLAY_TEXT_FRAME:
-	case WSLAY_BINARY_FRAME:
-		if (c->in_msg) {
-			wss_fail(c, 1002, "A new message began before the last one was finished");
-			return false;
-		}
-		c->in_msg = true;
-		c->rx_binary = io->opcode == WSLAY_BINARY_FRAME;
-		c->rx.len = 0;
-		break;
-	case WSLAY_CONNECTION_CLOSE:
-	case WSLAY_PING:
-	case WSLAY_PONG:
-		return true;
-	default:
-		wss_fail(c, 1002, "Unknown opcode %u", io->opcode);
-		return false;
-	}
-	if (!c->registered && max > WSS_PREREG_MAX)
-		max = WSS_PREREG_MAX;
-	if (c->rx.len + io->payload_length > max) {
-		w->stats.closes_1009++;
-		wss_fail(c, 1009,
-			 "Message of at least %llu bytes exceeds the limit of %llu bytes%s",
-			 (unsigned long long)(c->rx.len + io->payload_length),
-			 (unsigned long long)max, c->registered ? "" : " before the register");
-		return false;
-	}
-	return true;
-}
-
-static bool
-wss_rx_append(struct wss_conn *c, const uint8_t *p, size_t n)
-{
-	if (bytes_append(&c->rx, p, n) < 0) {
-		wss_fail(c, 3005, "Out of memory");
-		return false;
-	}
-	return true;
-}
-
-static void
-wss_frames(struct wss_conn *c, const uint8_t *buf, size_t len)
-{
-	c->in = buf;
-	c->in_len = len;
-	while (c->state == WSS_C_OPEN && !c->closing) {
-		struct wslay_frame_iocb io;
-		ssize_t r;
-
-		memset(&io, 0, sizeof(io));
-		r = wslay_frame_recv(c->fr, &io);
-		if (r == WSLAY_ERR_WANT_READ)
-			break;
-		if (r < 0) {
-			wss_fail(c, 1002,
-				 "Malformed frame header (a length that is not minimal or "
-				 "has its top bit set, or a control frame over 125 bytes or "
-				 "fragmented)");
-			break;
-		}
-		if (!c->frame_open && !wss_frame_start(c, &io))
-			break;
-		if (c->frame_op & 0x8) {
-			memcpy(c->ctl + c->ctl_len, io.data, io.data_length);
-			c->ctl_len += io.data_length;
-		} else if (io.data_length > 0 && !wss_rx_append(c, io.data, io.data_length)) {
-			break;
-		}
-		c->frame_left -= io.data_length;
-		if (c->frame_left > 0)
-			continue;
-		c->frame_open = false;
-		if (c->frame_op & 0x8)
-			wss_on_control(c);
-		else if (io.fin)
-			wss_on_message(c);
-	}
-	c->in = NULL;
-	c->in_len = 0;
-}
-
-/* ---- the upgrade ---- */
-
-static void wss_refuse(struct wss_conn *c, int status, const char *extra, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static void
-wss_refuse(struct wss_conn *c, int status, const char *extra, const char *fmt, ...)
-{
-	char reason[256], *ans;
-	size_t len;
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(reason, sizeof(reason), fmt, ap);
-	va_end(ap);
-	log_debug("%d to %s: %s", status, srv_conn_peer(c->sc), reason);
-	c->state = WSS_C_GONE;
-	if (http1_error_answer(status, extra, reason, &ans, &len) == 0) {
-		/* The answer to a HEAD has the headers only (RFC 9110 section 9.3.2). */
-		if (c->head != NULL && http1_state(c->head) == HTTP1_DONE &&
-		    strcmp(http1_method(c->head), "HEAD") == 0)
-			len = (size_t)(strstr(ans, "\r\n\r\n") + 4 - ans);
-		srv_conn_write_copy(c->sc, ans, len);
-		free(ans);
-	}
-	srv_conn_shutdown(c->sc, WSS_LINGER_MS);
-}
-
-static int
-wss_accept_key(const char *key, char out[29])
-{
-	unsigned char md[SHA_DIGEST_LENGTH];
-	char in[64 + sizeof(WSS_GUID)];
-	char *b;
-	size_t n;
-
-	snprintf(in, sizeof(in), "%s%s", key, WSS_GUID);
-	SHA1((const unsigned char *)in, strlen(in), md);
-	if (b64_encode(md, sizeof(md), &b, &n) < 0 || n != 28) {
-		free(b);
-		return -ENOMEM;
-	}
-	memcpy(out, b, 29);
-	free(b);
-	return 0;
-}
-
-/* The request head is complete: a WebSocket upgrade to our path, or the
- * HTTP answer that says why not (RFC 6455 section 4.2). */
-static bool
-wss_upgrade(struct wss_conn *c)
-{
-	const struct wss_ops *ops = c->w->ops;
-	struct http1 *h = c->head;
-	const char *key = http1_header(h, "sec-websocket-key");
-	const char *ver = http1_header(h, "sec-websocket-version");
-	uint8_t raw[B64_DECODED_MAX(64)];
-	char path[256], accept[29], *resp;
-	size_t rawlen;
-	bool proto;
-	int r;
-
-	r = http1_path(h, path, sizeof(path));
-	if (r < 0 || strcmp(path, ops->path) != 0) {
-		wss_refuse(c, r == -EINVAL ? 400 : 404, NULL,
-			   r == -EINVAL ? "malformed request-target" : "nothing here but %s",
-			   ops->path);
-		return false;
-	}
-	if (http1_version(h) < 11) {
-		wss_refuse(c, 400, NULL,
-			   "a WebSocket upgrade needs HTTP/1.1 (RFC 6455 section 4.1)");
-		return false;
-	}
-	if (strcmp(http1_method(h), "GET") != 0) {
-		wss_refuse(c, 405, "Allow: GET\r\n", "%s takes a GET with a WebSocket upgrade",
-			   ops->path);
-		return false;
-	}
-	if (!http1_header_has(h, "upgrade", "websocket") ||
-	    !http1_header_has(h, "connection", "upgrade")) {
-		wss_refuse(c, 426, "Upgrade: websocket\r\nConnection: Upgrade\r\n",
-			   "%s is a WebSocket endpoint: upgrade to websocket", ops->path);
-		return false;
-	}
-	if (http1_header_count(h, "sec-websocket-version") != 1 || strcmp(ver, "13") != 0) {
-		wss_refuse(c, 426, "Sec-WebSocket-Version: 13\r\n",
-			   "WebSocket version 13 only (RFC 6455)");
-		return false;
-	}
-	if (http1_header_count(h, "sec-websocket-key") != 1 || strlen(key) != 24 ||
-	    b64_decode_to(key, 24, raw, &rawlen) < 0 || rawlen != 16) {
-		wss_refuse(c, 400, NULL, "Sec-WebSocket-Key must be 16 bytes in base64");
-		return false;
-	}
-	if (http1_close_after(h) && http1_header(h, "content-length") != NULL) {
-		wss_refuse(c, 400, NULL, "an upgrade request carries no body");
-		return false;
-	}
-	if (wss_accept_key(key, accept) < 0) {
-		srv_conn_abort(c->sc);
-		return false;
-	}
-	/* The client's subprotocol is taken when it offers ours; others are not
-	 * answered (RFC 6455 section 4.2.2), and no extension is negotiated. */
-	proto = http1_header_has(h, "sec-websocket-protocol", ops->protocol);
-	if (asprintf(&resp,
-		     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-		     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s%s%s\r\n",
-		     accept, proto ? "Sec-WebSocket-Protocol: " : "", proto ? ops->protocol : "",
-		     proto ? "\r\n" : "") < 0) {
-		srv_conn_abort(c->sc);
-		return false;
-	}
-	r = srv_conn_write_copy(c->sc, resp, strlen(resp));
-	free(resp);
-	if (r < 0 || wslay_frame_context_init(&c->fr, &wss_frame_in, c) != 0) {
-		srv_conn_abort(c->sc);
-		return false;
-	}
-	http1_free(c->head);
-	c->head = NULL;
-	c->state = WSS_C_OPEN;
-	c->next = c->w->conns;
-	if (c->next != NULL)
-		c->next->pprev = &c->next;
-	c->pprev = &c->w->conns;
-	c->w->conns = c;
-	c->w->n_open++;
-	c->w->stats.connections_total++;
-	srv_conn_deadline(c->sc, srv_conn_accepted_ms(c->sc) + c->w->cfg->timeout_register_ms);
-	if (ops->opened != NULL)
-		ops->opened(c->w->ctx, c);
-	return true;
-}
-
-static void
-wss_head(struct wss_conn *c, const uint8_t *buf, size_t len)
-{
-	size_t used;
-
-	if (c->head == NULL && (c->head = http1_new()) == NULL) {
-		srv_conn_abort(c->sc);
-		return;
-	}
-	used = http1_feed(c->head, buf, len);
-	switch (http1_state(c->head)) {
-	case HTTP1_MORE:
-		return;
-	case HTTP1_BAD:
-		wss_refuse(c, http1_status(c->head), NULL, "%s", http1_reason(c->head));
-		return;
-	case HTTP1_DONE:
-		if (wss_upgrade(c) && used < len)
-			wss_frames(c, buf + used, len - used); /* frames sent with the request */
-		return;
-	}
-}
-
 /* ---- srv's callbacks ---- */
 
 static void
@@ -1066,9 +639,7 @@ wss_on_data(void *ctx, struct srv_conn *sc, const uint8_t *buf, size_t len)
 		wss_frames(c, buf, len);
 }
 
-/* The stage forgets the connection: its queue is released and ops->closed
- * runs, once. */
-static void
+void
 wss_conn_forget(struct wss_conn *c)
 {
 	struct wss *w = c->w;
@@ -1125,11 +696,10 @@ wss_on_tick(void *ctx)
 	w->stats.handshaking = ss->handshaking;
 	w->stats.refused_per_ip = ss->refused_per_ip;
 	w->stats.refused_handshakes = ss->refused_handshakes;
-	srv_take_loop(w->srv, stage_metrics(w->st));
 	w->ops->tick(w->ctx);
 }
 
-static const struct srv_ops wss_srv_ops = {
+const struct srv_ops wss_srv_ops = {
 	.opened = wss_on_opened,
 	.data = wss_on_data,
 	.writable = wss_on_writable,
@@ -1139,101 +709,3 @@ static const struct srv_ops wss_srv_ops = {
 	.wake = wss_on_wake,
 	.tick = wss_on_tick,
 };
-
-struct wss *
-wss_new(struct stage *st, const struct cfg_listen *addr, const struct wss_ops *ops, void *ctx)
-{
-	struct wss *w = calloc(1, sizeof(*w));
-	const struct cfg *cfg = stage_cfg(st);
-	struct srv_params p = { 0 };
-	int lfd, r;
-
-	if (w == NULL)
-		return NULL;
-	w->st = st;
-	w->cfg = cfg;
-	w->addr = addr;
-	w->ops = ops;
-	w->ctx = ctx;
-	lfd = stage_listen_fd(st, addr);
-	if (lfd < 0) {
-		log_error(lfd, "no listening socket for %s:%u", addr->host, addr->port);
-		r = lfd;
-		goto err;
-	}
-	if (wslay_frame_context_init(&w->framer.fr, &wss_frame_out, &w->framer) != 0) {
-		r = -ENOMEM;
-		goto err;
-	}
-	p.listen_fd = lfd;
-	p.tls_cert = cfg->tls_cert;
-	p.tls_key = cfg->tls_key;
-	p.conn_size = sizeof(struct wss_conn) + ops->conn_size;
-	p.sndbuf = ops->sndbuf;
-	p.max_per_ip = cfg->max_connections_per_ip;
-	p.max_handshakes = cfg->max_handshakes;
-	w->srv = srv_new(st, &p, &wss_srv_ops, w);
-	if (w->srv == NULL) {
-		r = -errno;
-		goto err;
-	}
-	return w;
-
-err:
-	log_error(r, "the WebSocket server did not start");
-	wss_free(w);
-	errno = -r;
-	return NULL;
-}
-
-void
-wss_free(struct wss *w)
-{
-	if (w == NULL)
-		return;
-	srv_free(w->srv);
-	if (w->framer.fr != NULL)
-		wslay_frame_context_free(w->framer.fr);
-	free(w);
-}
-
-int
-wss_service(struct wss *w, int timeout_ms)
-{
-	return srv_once(w->srv, timeout_ms);
-}
-
-size_t
-wss_conn_count(const struct wss *w)
-{
-	return srv_conn_count(w->srv);
-}
-
-int
-wss_run(struct wss *w)
-{
-	bool restart;
-	int64_t deadline;
-	char lis[64] = "?";
-	int r;
-
-	net_local_name(stage_listen_fd(w->st, w->addr), lis, sizeof(lis), NULL);
-	log_info("accepting WebSockets on %s://%s%s", w->cfg->tls_cert != NULL ? "wss" : "ws", lis,
-		 w->ops->path);
-	while (!stage_stopping(w->st)) {
-		r = srv_once(w->srv, 1000);
-		if (r < 0) {
-			log_error(r, "epoll_wait() failed");
-			return r;
-		}
-	}
-	/* Clients learn why they are dropped: 1012 to come back soon, 1001 otherwise. */
-	restart = stage_restarting(w->st);
-	for (struct wss_conn *c = w->conns; c != NULL; c = c->next)
-		wss_conn_close(c, restart ? 1012 : 1001,
-			       restart ? w->ops->restart_text : "Server shutting down");
-	deadline = proc_mono_ms() + WSS_DRAIN_MS;
-	while (w->n_open > 0 && proc_mono_ms() < deadline)
-		srv_once(w->srv, 50);
-	return 0;
-}

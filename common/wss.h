@@ -22,7 +22,9 @@
 
 #include "cfg.h"
 #include "env.h"
+#include "http1.h"
 #include "lat.h"
+#include "srv.h"
 #include "stage.h"
 #include "tok.h"
 
@@ -86,6 +88,23 @@ void wss_free(struct wss *w);
 /* Serves until the stage is asked to stop, then closes every connection (1012
  * for a restart, 1001 for a shutdown) and waits up to 2 s for the closes. */
 int wss_run(struct wss *w);
+/* Embedded in another layer's loop (httpd's /api/ws): no listener of its
+ * own. The host sizes its connections' data area to at least
+ * wss_conn_size(ops), hands over each connection whose upgrade request it
+ * read (wss_adopt takes head and answers 101 or the refusal), calls
+ * wss_tick() every SRV_TICK_MS and, at stop, wss_close_all() and its loop
+ * until wss_open_count() is 0 (or a drain time passed). */
+struct wss *wss_embed(struct stage *st, struct srv *s, const struct wss_ops *ops, void *ctx);
+size_t wss_conn_size(const struct wss_ops *ops);
+/* The host's own state of the connection is gone by now: the data area is
+ * the connection's from here. rest: bytes read after the head. -ENOBUFS
+ * (the connection aborted) when the area is too small. */
+int wss_adopt(struct wss *w, struct srv_conn *sc, struct http1 *head, const uint8_t *rest,
+	      size_t len);
+void wss_tick(struct wss *w);
+/* 1012 to every client when the stage restarts, 1001 when it stops. */
+void wss_close_all(struct wss *w);
+size_t wss_open_count(const struct wss *w);
 /* One round of the loop, waiting up to timeout_ms: what wss_run does until
  * the stage stops, for a driver that runs the loop itself (the fuzz target). */
 int wss_service(struct wss *w, int timeout_ms);
@@ -124,6 +143,11 @@ int wss_conn_check_token(struct wss_conn *c, const struct tok_store *store,
  * 3004. Returns how many were closed, -EINVAL without a token, -ENOENT for a
  * token the store does not know. */
 int wss_revoke(struct wss *w, struct tok_store *store, const msgpack_object *body);
+/* vigild's "revoked" list (stage_revoked()): makes it store's whole list
+ * (tok_set_revoked: the digests not on it are lifted) and closes every
+ * connection registered with a token on it with 3004. Returns how many were
+ * closed, or -ENOMEM with nothing changed. */
+int wss_revoke_list(struct wss *w, struct tok_store *store, const uint8_t *digests, size_t n);
 /* Stops (or resumes) reading the client: backpressure for a stage whose work
  * on the client's messages lags behind (ingest's JPEG encoder). The messages
  * in bytes read already are still delivered; the kernel's buffers then fill
@@ -132,8 +156,15 @@ void wss_conn_pause(struct wss_conn *c, bool paused);
 /* Closes after what is queued has been sent. */
 void wss_conn_close(struct wss_conn *c, int code, const char *reason);
 bool wss_conn_closing(const struct wss_conn *c);
-/* From the register deadline to the idle rule. */
+/* From the register deadline to the idle rule. Call it after the
+ * registration's ack: after a shutdown notice, the client gets
+ * server.shutdown next. */
 void wss_conn_registered(struct wss_conn *c);
+/* The bus's shutdown.notice { at } (unix ms; PROTOCOL.md section 7): every
+ * registered client gets server.shutdown { at } now, and each one that
+ * registers later gets it after its ack. A second notice replaces the time.
+ * The closes (1001) come when vigild stops the stage. */
+void wss_shutdown_notice(struct wss *w, int64_t at_ms);
 
 /* Decodes a client message as an envelope (JSON text or msgpack binary). A
  * malformed one closes the connection, 3006 with the parser's reason (3005 if

@@ -1,29 +1,23 @@
 /* vigild: the watchdog parent. Takes the instance lock, creates the ring, the
  * bus and the listening sockets, starts the four stages and keeps them
  * running; answers vigilctl on ctl.sock. Signals arrive through a signalfd
- * read in the one poll loop. */
+ * read in the one poll loop. The setup before the loop and the teardown
+ * after it are in vigild_setup.c. */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "mp.h"
-#include "net.h"
 #include "proc.h"
-#include "ring.h"
-#include "wd.h"
+#include "vigild.h"
 
 #define VIGILD_READY_TIMEOUT_MS 15000
 
@@ -104,174 +98,6 @@ vigild_parse_args(int argc, char **argv, struct vigild_opts *o)
 		o->config = "/etc/vigil/vigil.yaml";
 }
 
-/* Programs live beside vigild when installed, in build/<folder>/ in the build tree. */
-static int
-vigild_find_stages(struct wd *wd)
-{
-	char exe[PATH_MAX], *slash;
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-
-	if (n < 0)
-		return -errno;
-	exe[n] = '\0';
-	slash = strrchr(exe, '/');
-	*slash = '\0';
-	for (int i = 0; i < BUS_N_STAGES; i++) {
-		const char *name = bus_stage_name(i);
-		char *path = wd->stage_path[i];
-		const char *dir = getenv("VIGIL_STAGE_DIR");
-
-		int n1 = snprintf(path, sizeof(wd->stage_path[i]), "%s/vigil-%s",
-				  dir != NULL ? dir : exe, name);
-
-		if (n1 > 0 && (size_t)n1 < sizeof(wd->stage_path[i]) && access(path, X_OK) == 0)
-			continue;
-		n1 = snprintf(path, sizeof(wd->stage_path[i]), "%s/../%s/vigil-%s", exe, name,
-			      name);
-		if (n1 < 0 || (size_t)n1 >= sizeof(wd->stage_path[i]) || access(path, X_OK) != 0) {
-			fprintf(stderr, "vigild: vigil-%s not found beside %s\n", name, exe);
-			return -ENOENT;
-		}
-	}
-	return 0;
-}
-
-/* The instance lock: an abstract Unix socket named after the instance, so it
- * vanishes with the process and leaves no file behind. A second vigild learns
- * the holder's pid from SO_PEERCRED. */
-static int
-vigild_lock(const char *instance)
-{
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	socklen_t len;
-	struct ucred cred;
-	socklen_t clen = sizeof(cred);
-	int fd, probe;
-
-	snprintf(addr.sun_path + 1, sizeof(addr.sun_path) - 1, "vigil-%s.lock", instance);
-	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(addr.sun_path + 1));
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
-	if (bind(fd, (struct sockaddr *)&addr, len) == 0 && listen(fd, 4) == 0)
-		return fd;
-	close(fd);
-	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (probe >= 0 && connect(probe, (struct sockaddr *)&addr, len) == 0 &&
-	    getsockopt(probe, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0)
-		fprintf(stderr,
-			"vigild: instance '%s' is already running (vigild pid %d); "
-			"not starting a second one\n",
-			instance, (int)cred.pid);
-	else
-		fprintf(stderr,
-			"vigild: instance '%s' is already running; "
-			"not starting a second one\n",
-			instance);
-	if (probe >= 0)
-		close(probe);
-	return -EADDRINUSE;
-}
-
-static int
-vigild_mkdir_p(const char *path)
-{
-	char buf[4096];
-
-	snprintf(buf, sizeof(buf), "%s", path);
-	for (char *p = buf + 1; *p != '\0'; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
-static int
-vigild_open_listeners(struct wd *wd)
-{
-	const struct cfg_listen *addr[BUS_N_STAGES] = {
-		[BUS_INGEST] = &wd->cfg->listen_ingest,
-		[BUS_RELAY] = &wd->cfg->listen_relay,
-		[BUS_HTTPD] = &wd->cfg->listen_http,
-	};
-	static const char *const key[BUS_N_STAGES] = {
-		[BUS_INGEST] = "listen.ingest",
-		[BUS_RELAY] = "listen.relay",
-		[BUS_HTTPD] = "listen.http",
-	};
-
-	for (int i = 0; i < BUS_N_STAGES; i++) {
-		int fd = -1;
-
-		if (addr[i] != NULL) {
-			fd = net_listen(addr[i]);
-			if (fd < 0) {
-				fprintf(stderr, "vigild: cannot listen on %s:%u (%s): %s\n",
-					addr[i]->host, addr[i]->port, key[i], strerror(-fd));
-				return fd;
-			}
-			net_local_name(fd, wd->listen_name[i], sizeof(wd->listen_name[i]), NULL);
-		}
-		wd_init_child(&wd->child[i], i, fd);
-	}
-	return 0;
-}
-
-static int
-vigild_create_ring(struct wd *wd)
-{
-	struct ring_params p = {
-		.data_size = wd->cfg->ring_size,
-		.n_sentinels = (uint32_t)wd->cfg->max_sentinels,
-		.max_segment_bytes = (uint32_t)wd->cfg->max_message_bytes,
-	};
-	int r;
-
-	snprintf(wd->ring_name, sizeof(wd->ring_name), "/vigil-%s", wd->cfg->instance);
-	/* We hold the instance lock: a ring left behind is from a vigild that died. */
-	ring_unlink(wd->ring_name);
-	r = ring_create(wd->ring_name, &p);
-	if (r < 0)
-		fprintf(stderr, "vigild: ring_create(%s, %llu bytes) failed: %s\n", wd->ring_name,
-			(unsigned long long)p.data_size, strerror(-r));
-	return r;
-}
-
-/* "http://127.0.0.1:8080/" for a printable bound address; wildcards become loopback. */
-static void
-vigild_url(const char *name, const char *scheme, const char *path, char *buf, size_t size)
-{
-	const char *colon = strrchr(name, ':');
-
-	if (strncmp(name, "0.0.0.0:", 8) == 0 || strncmp(name, "[::]:", 5) == 0)
-		snprintf(buf, size, "%s://127.0.0.1%s%s", scheme, colon, path);
-	else
-		snprintf(buf, size, "%s://%s%s", scheme, name, path);
-}
-
-static void
-vigild_print_ready(struct wd *wd, FILE *f)
-{
-	char ingest[128], relay[128], http[128];
-
-	vigild_url(wd->listen_name[BUS_INGEST], "ws", "/sentinel", ingest, sizeof(ingest));
-	vigild_url(wd->listen_name[BUS_RELAY], "ws", "/proctor", relay, sizeof(relay));
-	vigild_url(wd->listen_name[BUS_HTTPD], "http", "/", http, sizeof(http));
-	fprintf(f,
-		"vigil '%s' is up (vigild pid %d)\n"
-		"  sentinels connect to  %s\n"
-		"  proctors connect to   %s\n"
-		"  web app and HTTP API  %s\n",
-		wd->cfg->instance, (int)getpid(), ingest, relay, http);
-	fflush(f);
-}
-
 void
 vigild_state_changed(struct wd *wd, struct wd_child *c)
 {
@@ -286,9 +112,10 @@ vigild_state_changed(struct wd *wd, struct wd_child *c)
 	mp_pack_kv_str(&pk, "stage", bus_stage_name(c->which));
 	mp_pack_kv_str(&pk, "state", wd_state_name(c->state));
 	mp_pack_kv_int(&pk, "pid", c->pid);
+	/* Queued if need be: httpd's console must not miss a change. */
 	for (int i = 0; i < BUS_N_STAGES; i++) {
 		if (wd->child[i].bus_fd >= 0)
-			bus_send(wd->child[i].bus_fd, sb.data, sb.size);
+			wd_bus_send(wd, &wd->child[i], sb.data, sb.size);
 	}
 	msgpack_sbuffer_destroy(&sb);
 	event = json_pack("{s:s, s:s, s:s, s:i, s:I}", "event", "stage", "stage",
@@ -297,6 +124,7 @@ vigild_state_changed(struct wd *wd, struct wd_child *c)
 	if (event != NULL)
 		wd_ctl_broadcast(wd, event);
 	json_decref(event);
+	wd_act_state_changed(wd, c);
 }
 
 int
@@ -310,28 +138,13 @@ vigild_reload(struct wd *wd, char *err, size_t errlen)
 		log_error(0, "reload refused, keeping the running config: %s", err);
 		return r;
 	}
-	if (strcmp(cfg->instance, wd->cfg->instance) != 0 ||
-	    strcmp(cfg->run_dir, wd->cfg->run_dir) != 0 || cfg->ring_size != wd->cfg->ring_size ||
-	    memcmp(&cfg->listen_ingest, &wd->cfg->listen_ingest, sizeof(cfg->listen_ingest)) ||
-	    memcmp(&cfg->listen_relay, &wd->cfg->listen_relay, sizeof(cfg->listen_relay)) ||
-	    memcmp(&cfg->listen_http, &wd->cfg->listen_http, sizeof(cfg->listen_http)))
-		log_warn(0, "instance, run_dir, ring.size and listen take effect at the next "
-			    "vigild start");
-	cfg_free(wd->cfg);
-	wd->cfg = cfg;
-	for (int i = 0; i < BUS_N_STAGES; i++) {
-		msgpack_sbuffer sb;
-		msgpack_packer pk;
-
-		if (wd->child[i].bus_fd < 0)
-			continue;
-		msgpack_sbuffer_init(&sb);
-		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-		bus_pack_begin(&pk, "config.reload", "vigild", bus_stage_name(i));
-		msgpack_pack_map(&pk, 0);
-		bus_send(wd->child[i].bus_fd, sb.data, sb.size);
-		msgpack_sbuffer_destroy(&sb);
-	}
+	/* The file is the truth again: the console's live keys go (docs/operations.md). */
+	if (wd->overrides != NULL)
+		log_info("the live overrides are dropped: back to the file");
+	wd_cfg_drop(wd);
+	wd_cfg_adopt(wd, cfg);
+	wd_cfg_send(wd, NULL);
+	wd_rev_prune(wd);
 	log_info("configuration reloaded from %s", wd->config_path);
 	return 0;
 }
@@ -435,9 +248,11 @@ vigild_loop(struct wd *wd, int ready_fd)
 
 	for (;;) {
 		nfds_t n = PFD_FIXED;
-		int timeout = wd_tick(wd);
+		int timeout = wd_tick(wd), act_timeout = wd_act_tick(wd);
 
 		log_tick();
+		if (act_timeout < timeout)
+			timeout = act_timeout;
 
 		if (wd->shutdown && vigild_shutdown_step(wd))
 			return 0;
@@ -463,17 +278,21 @@ vigild_loop(struct wd *wd, int ready_fd)
 				pfd[n++] =
 					(struct pollfd){ .fd = wd->bus_conn[i], .events = POLLIN };
 			}
-			if (wd->ctl_conn[i] >= 0) {
+			if (wd->ctl[i].fd >= 0) {
 				owner[n] = 100 + i;
-				pfd[n++] =
-					(struct pollfd){ .fd = wd->ctl_conn[i], .events = POLLIN };
+				pfd[n++] = (struct pollfd){
+					.fd = wd->ctl[i].fd,
+					.events = POLLIN | (wd->ctl[i].out_len > 0 ? POLLOUT : 0)
+				};
 			}
 		}
 		for (int i = 0; i < BUS_N_STAGES; i++) {
 			if (wd->child[i].bus_fd >= 0) {
 				owner[n] = 200 + i;
-				pfd[n++] = (struct pollfd){ .fd = wd->child[i].bus_fd,
-							    .events = POLLIN };
+				pfd[n++] = (struct pollfd){
+					.fd = wd->child[i].bus_fd,
+					.events = POLLIN | (wd->child[i].out != NULL ? POLLOUT : 0)
+				};
 			}
 			if (wd->child[i].log_fd >= 0) {
 				owner[n] = 300 + i;
@@ -512,123 +331,6 @@ vigild_loop(struct wd *wd, int ready_fd)
 	}
 }
 
-/* Forks; the parent waits until the stages are up, prints where vigil listens and exits. */
-static int
-vigild_detach(struct wd *wd, int *ret_ready_fd)
-{
-	char path[4200], ok = 'n';
-	int pipefd[2], logfd, devnull;
-	pid_t pid;
-
-	if (pipe2(pipefd, O_CLOEXEC) < 0)
-		return -errno;
-	pid = fork();
-	if (pid < 0)
-		return -errno;
-	if (pid > 0) {
-		close(pipefd[1]);
-		if (read(pipefd[0], &ok, 1) != 1 || ok != 'y') {
-			fprintf(stderr,
-				"vigild: the stages did not all come up; see %s/vigild.log "
-				"and 'vigilctl status'\n",
-				wd->run_dir);
-			exit(1);
-		}
-		vigild_print_ready(wd, stdout);
-		exit(0);
-	}
-	close(pipefd[0]);
-	setsid();
-	snprintf(path, sizeof(path), "%s/vigild.log", wd->run_dir);
-	logfd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (logfd < 0 || devnull < 0 || dup2(devnull, 0) < 0 || dup2(devnull, 1) < 0 ||
-	    dup2(logfd, 2) < 0)
-		return -errno;
-	close(logfd);
-	close(devnull);
-	*ret_ready_fd = pipefd[1];
-	return 0;
-}
-
-static void
-vigild_cleanup(struct wd *wd)
-{
-	char path[4200];
-
-	for (int i = 0; i < BUS_N_STAGES; i++)
-		wd_free_child(&wd->child[i]);
-	for (int i = 0; i < WD_MAX_CONNS; i++) {
-		if (wd->bus_conn[i] >= 0)
-			close(wd->bus_conn[i]);
-		if (wd->ctl_conn[i] >= 0)
-			close(wd->ctl_conn[i]);
-	}
-	snprintf(path, sizeof(path), "%s/bus.sock", wd->run_dir);
-	unlink(path);
-	snprintf(path, sizeof(path), "%s/ctl.sock", wd->run_dir);
-	unlink(path);
-	snprintf(path, sizeof(path), "%s/vigild.pid", wd->run_dir);
-	unlink(path);
-	if (wd->ring_name[0] != '\0')
-		ring_unlink(wd->ring_name);
-}
-
-static int
-vigild_write_pidfile(struct wd *wd)
-{
-	char path[4200];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/vigild.pid", wd->run_dir);
-	f = fopen(path, "we");
-	if (f == NULL)
-		return -errno;
-	fprintf(f, "%d\n", (int)getpid());
-	return fclose(f) == 0 ? 0 : -errno;
-}
-
-static int
-vigild_open_sockets(struct wd *wd)
-{
-	char path[4200];
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/bus.sock", wd->run_dir);
-	wd->bus_listen_fd = bus_listen(path);
-	if (wd->bus_listen_fd < 0) {
-		fprintf(stderr, "vigild: bus_listen(%s) failed: %s\n", path,
-			strerror(-wd->bus_listen_fd));
-		return wd->bus_listen_fd;
-	}
-	snprintf(path, sizeof(path), "%s/ctl.sock", wd->run_dir);
-	unlink(path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd >= 0) {
-		struct sockaddr_un addr = { .sun_family = AF_UNIX };
-
-		if (strlen(path) >= sizeof(addr.sun_path)) {
-			close(fd);
-			errno = ENAMETOOLONG;
-			fd = -1;
-			goto out_err;
-		}
-		memcpy(addr.sun_path, path, strlen(path) + 1);
-		if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 16) < 0) {
-			close(fd);
-			fd = -1;
-		}
-	}
-out_err:
-	if (fd < 0) {
-		fprintf(stderr, "vigild: cannot listen on %s: %s\n", path, strerror(errno));
-		return -errno;
-	}
-	chmod(path, 0660);
-	wd->ctl_listen_fd = fd;
-	return 0;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -641,7 +343,7 @@ main(int argc, char **argv)
 	vigild_parse_args(argc, argv, &opts);
 	log_open("vigild");
 	memset(wd.bus_conn, -1, sizeof(wd.bus_conn));
-	memset(wd.ctl_conn, -1, sizeof(wd.ctl_conn));
+	wd_ctl_init(&wd);
 	wd.bus_listen_fd = wd.ctl_listen_fd = wd.sig_fd = -1;
 	wd.foreground = opts.foreground;
 	wd.started_ms = proc_mono_ms();
@@ -677,6 +379,12 @@ main(int argc, char **argv)
 	lock_fd = vigild_lock(wd.cfg->instance);
 	if (lock_fd < 0)
 		goto out_cfg;
+	/* Behind the lock: another vigild of the instance may be rewriting the file. */
+	if (wd_rev_open(&wd, err, sizeof(err)) < 0) {
+		fprintf(stderr, "vigild: %s\n", err);
+		ret = 2;
+		goto out_lock;
+	}
 	if (vigild_open_listeners(&wd) < 0 || vigild_create_ring(&wd) < 0 ||
 	    vigild_open_sockets(&wd) < 0)
 		goto out_clean;
@@ -704,8 +412,11 @@ out_clean:
 		close(wd.bus_listen_fd);
 	if (wd.ctl_listen_fd >= 0)
 		close(wd.ctl_listen_fd);
+	wd_rev_free(&wd);
+out_lock:
 	close(lock_fd);
 out_cfg:
+	wd_cfg_drop(&wd);
 	cfg_free(wd.cfg);
 	return ret;
 }

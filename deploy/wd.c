@@ -1,5 +1,4 @@
-/* wd: spawn, watch and restart the stages; keep their last log lines.
- * Runs in vigild only. */
+/* wd: spawn, watch and restart the stages. Runs in vigild only. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -7,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -56,80 +56,11 @@ wd_free_child(struct wd_child *c)
 		close(c->bus_fd);
 	if (c->listen_fd >= 0)
 		close(c->listen_fd);
+	wd_bus_reset(c);
 	json_decref(c->heartbeat);
-	for (unsigned i = 0; i < WD_LOG_LINES; i++)
-		free(c->log[i]);
+	wd_log_free(c);
 	memset(c, 0, sizeof(*c));
 	c->log_fd = c->bus_fd = c->listen_fd = -1;
-}
-
-static void
-wd_keep_line(struct wd *wd, struct wd_child *c, const char *line, size_t len)
-{
-	char *copy = strndup(line, len);
-	unsigned slot = (c->log_head + c->log_count) % WD_LOG_LINES;
-
-	if (copy == NULL)
-		return;
-	if (c->log_count == WD_LOG_LINES) {
-		free(c->log[c->log_head]);
-		c->log_head = (c->log_head + 1) % WD_LOG_LINES;
-		slot = (c->log_head + c->log_count - 1) % WD_LOG_LINES;
-	} else {
-		c->log_count++;
-	}
-	c->log[slot] = copy;
-	/* Stage lines already carry time, stage name and pid: pass them on as they are. */
-	fprintf(stderr, "%s\n", copy);
-	(void)wd;
-}
-
-void
-wd_read_log(struct wd *wd, struct wd_child *c)
-{
-	char buf[4096];
-	ssize_t n;
-
-	while (c->log_fd >= 0) {
-		n = read(c->log_fd, buf, sizeof(buf));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			return;
-		if (n <= 0) {
-			if (c->partial_len > 0)
-				wd_keep_line(wd, c, c->partial, c->partial_len);
-			c->partial_len = 0;
-			close(c->log_fd);
-			c->log_fd = -1;
-			return;
-		}
-		for (ssize_t i = 0; i < n; i++) {
-			if (buf[i] == '\n' || c->partial_len == sizeof(c->partial)) {
-				wd_keep_line(wd, c, c->partial, c->partial_len);
-				c->partial_len = 0;
-				if (buf[i] == '\n')
-					continue;
-			}
-			c->partial[c->partial_len++] = buf[i];
-		}
-	}
-}
-
-json_t *
-wd_log_tail(const struct wd_child *c, unsigned n)
-{
-	json_t *lines = json_array();
-	unsigned first;
-
-	if (lines == NULL)
-		return NULL;
-	if (n > c->log_count)
-		n = c->log_count;
-	first = c->log_count - n;
-	for (unsigned i = first; i < c->log_count; i++)
-		json_array_append_new(lines, json_string(c->log[(c->log_head + i) % WD_LOG_LINES]));
-	return lines;
 }
 
 /* In the child between fork and exec: only async-signal-safe calls. */
@@ -322,6 +253,7 @@ wd_on_exit(struct wd *wd, struct wd_child *c, int status)
 		close(c->bus_fd);
 		c->bus_fd = -1;
 	}
+	wd_bus_reset(c);
 	wd_read_log(wd, c);
 	c->pid = 0;
 	if (c->state == WD_STOPPING || wd->shutdown) {
@@ -359,10 +291,20 @@ wd_on_exit(struct wd *wd, struct wd_child *c, int status)
 void
 wd_on_hello(struct wd *wd, struct wd_child *c, int bus_fd)
 {
+	socklen_t len = sizeof(c->bus_sndbuf);
+
 	if (c->bus_fd >= 0)
 		close(c->bus_fd);
+	wd_bus_reset(c);
 	c->bus_fd = bus_fd;
+	c->bus_gen++;
+	if (getsockopt(bus_fd, SOL_SOCKET, SO_SNDBUF, &c->bus_sndbuf, &len) < 0)
+		c->bus_sndbuf = 0;
 	c->last_beat_ms = proc_mono_ms();
+	/* First on the connection, before any other message: the stage waits for them
+	 * (stage_new) before it serves a client. */
+	wd_cfg_send(wd, c);
+	wd_rev_send(wd, c);
 	if (c->state == WD_STARTING) {
 		log_info("%s: running (pid %d)", bus_stage_name(c->which), (int)c->pid);
 		wd_set_state(wd, c, WD_RUNNING);

@@ -13,11 +13,21 @@
  *
  * Restart delays double from 100 ms to 10 s and go back to 100 ms after a
  * minute of stable running. Only vigild runs this code.
+ *
+ *   vigild.c  the process: arguments, signals, the poll loop, reload
+ *   vigild_setup.c  before and after the loop: lock, ring, sockets, detach
+ *   wd.c      the state machine above: spawn, stop, kill, exits, heartbeats
+ *   wd_log.c  the stages' log lines: kept, parsed, passed on, followed
+ *   wd_act.c  operators' actions that wait for their outcome (stage.set,
+ *             vigilctl restart ...) and the announced shutdown
+ *   wd_bus.c  the bus: hello, heartbeats, routing, the console's requests
+ *   wd_ctl.c  ctl.sock for vigilctl
  */
 #ifndef VIGIL_WD_H
 #define VIGIL_WD_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -25,6 +35,7 @@
 
 #include "bus.h"
 #include "cfg.h"
+#include "log.h"
 
 #define WD_LOG_LINES      1000
 #define WD_BACKOFF_MIN_MS 100
@@ -35,6 +46,15 @@
 #define WD_STOP_GRACE_MS  5000 /* asked to stop -> SIGKILL */
 #define WD_ABORT_GRACE_MS 3000 /* SIGABRT for a hung stage -> SIGKILL */
 #define WD_MAX_CONNS      16
+#define WD_LINE_MAX       1024         /* a longer line is cut into several */
+#define WD_LOG_READ_MAX   (64u << 10)  /* read from one stage's pipe per loop round */
+#define WD_OUT_MAX        (4u << 20)   /* answers queued for one stage's bus connection */
+#define WD_CTL_OUT_MAX    (4u << 20)   /* unsent bytes of one ctl connection: closed beyond */
+#define WD_CTL_LOG_MAX    (256u << 10) /* log events wait no longer: dropped and counted */
+#define WD_WAIT_MS        30000        /* an action that waits gives up after */
+#define WD_WAITS_MAX      32
+#define WD_REF_MAX        128 /* a request's ref, packed */
+#define WD_SHUTDOWN_MAX_S 3600
 
 enum wd_state {
 	WD_DOWN = 0,
@@ -44,6 +64,22 @@ enum wd_state {
 	WD_BACKOFF,
 	WD_FAILED,
 	WD_N_STATES,
+};
+
+/* One log line of a stage, as kept for logs and the console. */
+struct wd_line {
+	char *text; /* valid UTF-8, no NUL, no newline */
+	uint32_t len;
+	enum log_level level; /* from the line; info for a line of another form */
+	int64_t time_ms;      /* unix ms: the line's own time, or when it came */
+};
+
+/* Messages for a stage's bus connection that must not be lost when its
+ * queue is full (answers): sent in order as the socket takes them. */
+struct wd_pkt {
+	struct wd_pkt *next;
+	size_t len;
+	unsigned char data[];
 };
 
 struct wd_child {
@@ -62,14 +98,69 @@ struct wd_child {
 	unsigned restarts;
 	char last_exit[96]; /* "exited with status 1", "killed by signal 6" */
 	json_t *heartbeat;  /* last heartbeat body, NULL before the first */
-	char *log[WD_LOG_LINES];
+	struct wd_line log[WD_LOG_LINES];
 	unsigned log_head, log_count;
-	char partial[1024];
+	char partial[WD_LINE_MAX];
 	size_t partial_len;
+	/* the bus connection's own state, reset at each hello */
+	unsigned bus_gen;              /* counts hellos: answers go to the asker only */
+	int bus_sndbuf;                /* SO_SNDBUF of bus_fd */
+	struct wd_pkt *out, *out_tail; /* answers the socket did not take yet */
+	size_t out_bytes;
+	bool follow;           /* logs.follow { on: true }: every new line as log.line */
+	uint64_t follow_drops; /* log.line not sent since the last one that was */
 };
 
+/* Where a console request came from and its answers go: a stage's bus
+ * connection (httpd's), or a ctl.sock connection that handed vigild the
+ * message as httpd would have sent it ({"cmd":"bus"}), which gets the
+ * answers as JSON lines. gen tells a reused slot from the asker. */
+struct wd_peer {
+	bool ctl;
+	int slot; /* enum bus_stage, or the ctl connection */
+	unsigned gen;
+};
+
+/* A ctl.sock connection. Writes never block vigild: what the socket does
+ * not take waits in out; a client that lets WD_CTL_OUT_MAX pile up is
+ * closed, and log events beyond WD_CTL_LOG_MAX are dropped and counted. */
+struct wd_ctl_conn {
+	int fd; /* -1: free */
+	unsigned gen;
+	bool watch;      /* stage events and bus broadcasts */
+	unsigned follow; /* bit per enum bus_stage: its new lines as {"event":"log"} */
+	bool follow_bus; /* logs.follow through {"cmd":"bus"}: log.line events */
+	uint64_t drops;  /* {"event":"log"} dropped since the last one sent */
+	uint64_t bus_drops;
+	char *out;
+	size_t out_len, out_cap;
+};
+
+/* An action waiting for its outcome (wd_act.c). */
+enum wd_act {
+	WD_ACT_START = 0,
+	WD_ACT_STOP,
+	WD_ACT_RESTART,
+	WD_ACT_KILL,
+	WD_N_ACTS,
+};
+
+struct wd_wait {
+	bool used;
+	bool bus_form; /* answered as stage.result; else as vigilctl's JSON */
+	struct wd_peer peer;
+	enum bus_stage stage;
+	enum wd_act act;
+	pid_t old_pid;
+	int64_t deadline_ms;           /* monotonic */
+	unsigned char ref[WD_REF_MAX]; /* the request's ref, packed msgpack */
+	size_t ref_len;
+};
+
+struct wd_rev;
+
 struct wd {
-	struct cfg *cfg;
+	struct cfg *cfg;                     /* the file, with the overrides on top */
 	char config_path[4096];              /* absolute, "" for built-in defaults */
 	char stage_path[BUS_N_STAGES][4096]; /* the vigil-<stage> programs */
 	char ring_name[64];
@@ -78,11 +169,17 @@ struct wd {
 	char listen_name[BUS_N_STAGES][64];
 	int bus_listen_fd, ctl_listen_fd, sig_fd;
 	int bus_conn[WD_MAX_CONNS]; /* connections that have not said hello yet */
-	int ctl_conn[WD_MAX_CONNS];
-	bool ctl_watch[WD_MAX_CONNS];
+	struct wd_ctl_conn ctl[WD_MAX_CONNS];
+	unsigned ctl_gen;
+	struct wd_wait waits[WD_WAITS_MAX];
+	int64_t shutdown_mono_ms; /* the announced stop, monotonic; 0: none */
+	int64_t shutdown_at_ms;   /* the same in unix ms, as announced */
 	bool shutdown;
 	bool foreground;
 	int64_t started_ms;
+	int64_t ring_sentinels; /* the ring's sentinel slots: limits.max_sentinels at start */
+	json_t *overrides;      /* the console's live keys (wd_cfg.c), NULL: the file alone */
+	struct wd_rev *rev;     /* revoked tokens (wd_rev.c) */
 };
 
 const char *wd_state_name(enum wd_state state);
@@ -101,10 +198,6 @@ void wd_on_heartbeat(struct wd *wd, struct wd_child *c, json_t *body);
 /* Timers: restarts after backoff, heartbeat misses, stop escalation. Returns
  * the milliseconds until the next deadline (at most 1000). */
 int wd_tick(struct wd *wd);
-/* Reads what the stage printed; keeps the last WD_LOG_LINES lines. */
-void wd_read_log(struct wd *wd, struct wd_child *c);
-/* The last n lines, oldest first, as a JSON array of strings. */
-json_t *wd_log_tail(const struct wd_child *c, unsigned n);
 json_t *wd_child_json(const struct wd *wd, const struct wd_child *c);
 
 /* Implemented by vigild.c: a stage changed state (tell the bus and ctl watchers). */
@@ -112,15 +205,114 @@ void vigild_state_changed(struct wd *wd, struct wd_child *c);
 /* Implemented by vigild.c: re-reads the config; on error keeps the old one and fills err. */
 int vigild_reload(struct wd *wd, char *err, size_t errlen);
 
+/* wd_log.c: the stages' log lines. */
+/* Reads what the stage printed, at most WD_LOG_READ_MAX bytes a call (a
+ * stage that floods its pipe cannot hold the loop); keeps the last
+ * WD_LOG_LINES lines, echoes them on vigild's stderr, offers each new one to
+ * the followers. */
+void wd_read_log(struct wd *wd, struct wd_child *c);
+void wd_log_free(struct wd_child *c);
+/* The last n lines, oldest first, as a JSON array of strings. */
+json_t *wd_log_tail(const struct wd_child *c, unsigned n);
+/* logs.request { ref, stage, lines }: log.lines to peer, in as many packets
+ * as BUS_MSG_MAX takes, or { ref, error }. */
+void wd_log_request(struct wd *wd, const struct wd_peer *peer, const msgpack_object *body);
+/* logs.follow { on }: every new line of every stage as log.line, or not. */
+void wd_log_follow(struct wd *wd, const struct wd_peer *peer, const msgpack_object *body);
+
+/* wd_act.c: actions that answer once done, and the announced shutdown. */
+/* An operator's start, stop, restart or kill of a stage (stage.set, or the
+ * ctl commands). Refused at once (unknown stage or state, start of a running
+ * stage, kill of one that is not running, during shutdown); else answered
+ * once the stage is where it was asked to be (start: running; stop: down;
+ * restart and kill: running with a new pid), when it failed, or after
+ * WD_WAIT_MS. bus_form: as stage.result { ref, stage, state, pid|error },
+ * else as vigilctl's {"ok":...}; without wait (ctl only), {"ok":true} as soon
+ * as the action is taken. */
+void wd_act_request(struct wd *wd, const struct wd_peer *peer, const msgpack_object *ref,
+		    const char *stage, const char *state, bool bus_form, bool wait);
+/* Announces the ordered stop for in_ms from now (every stage gets
+ * shutdown.notice { at }) and returns at, in unix ms. A second call replaces
+ * the time. */
+int64_t wd_shutdown_schedule(struct wd *wd, int64_t in_ms);
+/* shutdown.request { ref, in } -> shutdown.result { ref, at } or { ref, error }. */
+void wd_shutdown_request(struct wd *wd, const struct wd_peer *peer, const msgpack_object *body);
+/* A stage changed state: answers the waits it settles. */
+void wd_act_state_changed(struct wd *wd, struct wd_child *c);
+/* A stage said hello: it learns of an announced stop it missed. */
+void wd_act_hello(struct wd *wd, struct wd_child *c);
+/* Timers: waits that ran out, the announced stop. Returns the milliseconds
+ * until the next deadline (at most 1000). */
+int wd_act_tick(struct wd *wd);
+
 /* wd_bus.c: the bus from vigild's side. */
 int wd_bus_accept(struct wd *wd);
 void wd_bus_service_new(struct wd *wd, int slot);
+/* Sends the answers waiting for c, then reads what c sent. */
 void wd_bus_service(struct wd *wd, struct wd_child *c);
+/* The bus connection of c is gone or new: queued answers and following end. */
+void wd_bus_reset(struct wd_child *c);
+/* Handles a console request (stage.set, logs.request, logs.follow,
+ * shutdown.request) from peer; false for another type. */
+bool wd_bus_console(struct wd *wd, const struct wd_peer *peer, const struct bus_msg *msg);
+/* An answer (a packed bus message) for peer, never lost to a full socket
+ * queue nor waited for: queued up to WD_OUT_MAX. -ENOTCONN when the asker
+ * is gone. */
+int wd_peer_send(struct wd *wd, const struct wd_peer *peer, const void *msg, size_t len);
+/* wd_peer_send to stage c's bus connection (a stage state, a status). */
+int wd_bus_send(struct wd *wd, struct wd_child *c, const void *msg, size_t len);
+/* A message that may be lost (log.line): sent only while the connection has
+ * room left for answers, -EAGAIN otherwise. */
+int wd_peer_offer(struct wd *wd, const struct wd_peer *peer, const void *msg, size_t len);
+/* The stage name in an answer's "to". */
+const char *wd_peer_name(const struct wd_peer *peer);
+/* The request's "ref" (any type, packed at most WD_REF_MAX bytes), else nil. */
+const msgpack_object *wd_ref(const msgpack_object *body);
+
+/* wd_cfg.c: live configuration. The overrides are the console's live keys
+ * (config.update, vigilctl config set), kept in memory over the file until a
+ * reload from the file. wd_cfg_on_bus answers config.update with
+ * config.result; wd_cfg_ctl answers ctl's "config", "config.update" and
+ * "config.set"; wd_cfg_send tells one stage (after its hello) or every stage
+ * (c NULL) config.reload { overrides? }; wd_cfg_adopt makes cfg vigild's own
+ * (warning about the keys that wait for a vigild restart) and frees the old. */
+void wd_cfg_on_bus(struct wd *wd, struct wd_child *from, const struct bus_msg *msg);
+json_t *wd_cfg_ctl(struct wd *wd, const char *cmd, json_t *req);
+void wd_cfg_send(struct wd *wd, struct wd_child *c);
+void wd_cfg_adopt(struct wd *wd, struct cfg *cfg);
+/* A reload from the file: drops the overrides. */
+void wd_cfg_drop(struct wd *wd);
+
+/* wd_rev.c: revoked tokens, durable in data_dir/.revoked-tokens. wd_rev_open
+ * loads the file at start (-EINVAL with err for a file it cannot read: vigild
+ * must not start and forget a revocation) and drops the digests of tokens the
+ * config no longer has, as wd_rev_prune does after a reload from the file.
+ * wd_rev_from_bus takes token.revoke { token } and persists it before the bus
+ * carries it on; wd_rev_send gives one stage (after hello) or all (c NULL)
+ * revoked { digests }; wd_rev_ctl answers ctl's "revoke", "revoked", "lift". */
+int wd_rev_open(struct wd *wd, char *err, size_t errlen);
+void wd_rev_free(struct wd *wd);
+void wd_rev_prune(struct wd *wd);
+void wd_rev_from_bus(struct wd *wd, const struct bus_msg *msg);
+void wd_rev_send(struct wd *wd, struct wd_child *c);
+json_t *wd_rev_ctl(struct wd *wd, const char *cmd, json_t *req);
 
 /* wd_ctl.c: the ctl socket for vigilctl, one JSON request and answer per line. */
+void wd_ctl_init(struct wd *wd);
+void wd_ctl_free(struct wd *wd);
 int wd_ctl_accept(struct wd *wd);
+/* Sends what waits, then reads a request. */
 void wd_ctl_service(struct wd *wd, int slot);
 void wd_ctl_broadcast(struct wd *wd, json_t *event);
+/* Queues one JSON line for the connection; a client that lets
+ * WD_CTL_OUT_MAX pile up is closed (-ENOBUFS). */
+int wd_ctl_write(struct wd *wd, int slot, json_t *msg);
+/* The same for what may be lost (log events): -EAGAIN once WD_CTL_LOG_MAX
+ * waits. */
+int wd_ctl_offer(struct wd *wd, int slot, json_t *msg);
+/* A bus message for a ctl peer, as {"event":"bus","type",...,"body"}. */
+int wd_ctl_bus_event(struct wd *wd, const struct wd_peer *peer, const void *msg, size_t len,
+		     bool droppable);
 json_t *wd_status_json(const struct wd *wd);
 /* Packs a bus message from vigild with a JSON body (through the envelope
  * codec, as a stage would pack it) into sb, which the caller destroys on

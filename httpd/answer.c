@@ -20,6 +20,7 @@
 #include "log.h"
 #include "proc.h"
 #include "server.h"
+#include "xplan.h"
 
 const struct route *
 hs_route(const struct hreq *r)
@@ -141,7 +142,7 @@ hs_etag_listed(const char *list, const char *etag)
 }
 
 void
-hs_bytes(struct hreq *r, const char *ctype, struct body *body, const char *etag,
+hs_bytes(struct hreq *r, const char *ctype, struct hbody *body, const char *etag,
 	 const char *disposition, const char *cache_control)
 {
 	char hdr[1024];
@@ -283,7 +284,7 @@ hs_stream_headers(struct httpd *h, struct hreq *r, int status, const char *ctype
 /* An export's segment is remapped as its turn comes (xplan.c): sent from
  * memory from then on and let go once the cursor passes it. */
 static int
-hs_remap_part(struct hreq *r, struct part *pt)
+hs_remap_part(struct hreq *r, struct hpart *pt)
 {
 	struct hbuf *b;
 	int err = xport_render(r->body.xp, pt, &b);
@@ -301,10 +302,10 @@ hs_remap_part(struct hreq *r, struct part *pt)
 /* The part that holds r->pos, and how far into it; NULL past the end (or
  * when a part cannot be made ready). The cursor only moves forward, so an
  * export of thousands of parts costs one step per part. */
-static struct part *
+static struct hpart *
 hs_cursor(struct hreq *r, uint64_t *ret_skip)
 {
-	struct part *pt;
+	struct hpart *pt;
 
 	while (r->part < r->body.n && r->pos >= r->part_start + r->body.v[r->part].len) {
 		pt = &r->body.v[r->part];
@@ -327,7 +328,7 @@ hs_cursor(struct hreq *r, uint64_t *ret_skip)
 
 /* The open file of the current part (opened when its part begins). */
 static int
-hs_part_fd(struct hreq *r, const struct part *pt)
+hs_part_fd(struct hreq *r, const struct hpart *pt)
 {
 	if (r->fd >= 0 && r->fd_part == r->part)
 		return r->fd;
@@ -358,7 +359,7 @@ static ssize_t
 hs_fill(struct hreq *r, unsigned char *buf, size_t want)
 {
 	uint64_t skip;
-	struct part *pt = hs_cursor(r, &skip);
+	struct hpart *pt = hs_cursor(r, &skip);
 	ssize_t n;
 	int fd;
 
@@ -393,7 +394,7 @@ hs_direct(struct httpd *h, struct hreq *r)
 
 	while (r->pos < r->end && budget > 0) {
 		uint64_t skip, left;
-		struct part *pt = hs_cursor(r, &skip);
+		struct hpart *pt = hs_cursor(r, &skip);
 		ssize_t n;
 
 		if (pt == NULL)

@@ -2,7 +2,7 @@
  * disk (common/layout.h: session.json, index.jsonl, init and segment files)
  * merged with the segments the ring still holds, so a live session is listed
  * and served up to its newest segment before archive has written it. Runs in
- * the service thread; reads only names it builds from validated ids. */
+ * the loop thread; reads only names it builds from validated ids. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -13,9 +13,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "archive_read.h"
+#include "beneath.h"
+#include "forget.h"
 #include "httpd.h"
 #include "id.h"
-#include "beneath.h"
 #include "layout.h"
 #include "log.h"
 #include "proc.h"
@@ -72,10 +74,10 @@ ar_opendir(struct httpd *h, const char *path)
 }
 
 int
-ar_session(struct httpd *h, const char *sentinel, const char *session, struct sess *ret)
+ar_session(struct httpd *h, const char *sentinel, const char *session, struct ar_sess *ret)
 {
 	char path[2 * ID_STR_LEN];
-	struct sess s = { .end_ms = -1, .ring_slot = -1 };
+	struct ar_sess s = { .end_ms = -1, .ring_slot = -1 };
 	struct layout_session ls;
 	struct ring_sentinel rs;
 	uint8_t sid[16];
@@ -125,18 +127,18 @@ ar_session(struct httpd *h, const char *sentinel, const char *session, struct se
 }
 
 void
-seglist_free(struct seglist *l)
+ar_seglist_free(struct ar_seglist *l)
 {
 	free(l->v);
 	memset(l, 0, sizeof(*l));
 }
 
 static int
-seglist_add(struct seglist *l, const struct seg *g)
+ar_seglist_add(struct ar_seglist *l, const struct ar_seg *g)
 {
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 64;
-		struct seg *v = realloc(l->v, cap * sizeof(*v));
+		struct ar_seg *v = realloc(l->v, cap * sizeof(*v));
 
 		if (v == NULL)
 			return -ENOMEM;
@@ -150,15 +152,15 @@ seglist_add(struct seglist *l, const struct seg *g)
 static int
 seg_cmp(const void *a, const void *b)
 {
-	const struct seg *x = a, *y = b;
+	const struct ar_seg *x = a, *y = b;
 
 	return x->sequence < y->sequence ? -1 : x->sequence > y->sequence;
 }
 
-const struct seg *
-seglist_find(const struct seglist *l, int64_t sequence)
+const struct ar_seg *
+ar_seglist_find(const struct ar_seglist *l, int64_t sequence)
 {
-	struct seg key = { .sequence = sequence };
+	struct ar_seg key = { .sequence = sequence };
 
 	if (l->n == 0)
 		return NULL;
@@ -177,7 +179,7 @@ struct ar_cached {
 	ino_t ino;
 	off_t size;
 	struct timespec mtime;
-	struct seg *v;
+	struct ar_seg *v;
 	size_t n;
 	uint64_t used;
 };
@@ -197,7 +199,7 @@ ar_cache_free(void)
 /* Every entry of the index text (layout_index_next: complete lines that are
  * entries, ascending; the others are skipped as archive's repair drops them). */
 static int
-ar_parse_index(const char *buf, size_t len, struct seglist *l)
+ar_parse_index(const char *buf, size_t len, struct ar_seglist *l)
 {
 	struct layout_index_iter it;
 	struct layout_entry e;
@@ -205,17 +207,17 @@ ar_parse_index(const char *buf, size_t len, struct seglist *l)
 
 	layout_index_begin(&it, buf, len, -1);
 	while ((n = layout_index_next(&it, &e, NULL, NULL)) != 0) {
-		struct seg g = { .sequence = e.sequence,
-				 .start_ms = e.start_ms,
-				 .duration_ms = e.duration_ms,
-				 .bytes = e.bytes,
-				 .keyframe = e.keyframe,
-				 .init = (int)e.init };
+		struct ar_seg g = { .sequence = e.sequence,
+				    .start_ms = e.start_ms,
+				    .duration_ms = e.duration_ms,
+				    .bytes = e.bytes,
+				    .keyframe = e.keyframe,
+				    .init = (int)e.init };
 
 		if (n < 0)
 			continue;
 		memcpy(g.sha256, e.sha256, sizeof(g.sha256));
-		r = seglist_add(l, &g);
+		r = ar_seglist_add(l, &g);
 		if (r < 0)
 			return r;
 	}
@@ -226,11 +228,11 @@ ar_parse_index(const char *buf, size_t len, struct seglist *l)
  * changed): *view points into the cache, valid until the next call. No index
  * file: an empty view. */
 static int
-ar_index(struct httpd *h, const struct sess *s, struct seglist *view)
+ar_index(struct httpd *h, const struct ar_sess *s, struct ar_seglist *view)
 {
 	char path[PATH_MAX], key[2 * ID_STR_LEN], *buf = NULL;
 	struct ar_cached *c = NULL, *lru = &ar_cache[0];
-	struct seglist l = { 0 };
+	struct ar_seglist l = { 0 };
 	struct stat sb;
 	size_t len;
 	int fd, r;
@@ -253,7 +255,7 @@ ar_index(struct httpd *h, const struct sess *s, struct seglist *view)
 		if (r == 0)
 			r = ar_parse_index(buf, len, &l);
 		if (r < 0) {
-			seglist_free(&l);
+			ar_seglist_free(&l);
 			goto out;
 		}
 		if (c == NULL)
@@ -278,18 +280,18 @@ out:
 }
 
 static int
-ar_read_index(struct httpd *h, const struct sess *s, struct seglist *l)
+ar_read_index(struct httpd *h, const struct ar_sess *s, struct ar_seglist *l)
 {
-	struct seglist view;
+	struct ar_seglist view;
 	int r = ar_index(h, s, &view);
 
 	for (size_t i = 0; r == 0 && i < view.n; i++)
-		r = seglist_add(l, &view.v[i]);
+		r = ar_seglist_add(l, &view.v[i]);
 	return r;
 }
 
 static void
-ar_seg_from_ring(const struct ring_seg *m, uint64_t index, struct seg *g)
+ar_seg_from_ring(const struct ring_seg *m, uint64_t index, struct ar_seg *g)
 {
 	memset(g, 0, sizeof(*g));
 	g->sequence = m->sequence;
@@ -303,16 +305,16 @@ ar_seg_from_ring(const struct ring_seg *m, uint64_t index, struct seg *g)
 }
 
 int
-ar_segment_find(struct httpd *h, const struct sess *s, int64_t sequence, struct seg *ret)
+ar_segment_find(struct httpd *h, const struct ar_sess *s, int64_t sequence, struct ar_seg *ret)
 {
-	struct seglist view;
-	const struct seg *g;
+	struct ar_seglist view;
+	const struct ar_seg *g;
 	uint8_t sid[16];
 	int r = ar_index(h, s, &view);
 
 	if (r < 0)
 		return r;
-	g = seglist_find(&view, sequence);
+	g = ar_seglist_find(&view, sequence);
 	if (g != NULL) {
 		*ret = *g;
 		return 0;
@@ -339,9 +341,9 @@ ar_segment_find(struct httpd *h, const struct sess *s, int64_t sequence, struct 
 }
 
 int
-ar_segments(struct httpd *h, const struct sess *s, struct seglist *ret)
+ar_segments(struct httpd *h, const struct ar_sess *s, struct ar_seglist *ret)
 {
-	struct seglist l = { 0 };
+	struct ar_seglist l = { 0 };
 	size_t indexed;
 	uint8_t sid[16];
 	int r;
@@ -352,22 +354,22 @@ ar_segments(struct httpd *h, const struct sess *s, struct seglist *ret)
 	indexed = l.n;
 	if (h->ring != NULL && id_parse(s->session, sid) == 0) {
 		uint64_t head = ring_head(h->ring), i = ring_tail(h->ring);
-		struct seglist idx = { .v = l.v, .n = indexed };
+		struct ar_seglist idx = { .v = l.v, .n = indexed };
 
 		for (; i < head; i++) {
 			struct ring_seg m;
 			const void *data;
-			struct seg g = { 0 };
+			struct ar_seg g = { 0 };
 
 			if (ring_peek(h->ring, i, &m, &data) < 0 || memcmp(m.session, sid, 16) != 0)
 				continue;
 			idx.v = l.v;
-			if (seglist_find(&idx, m.sequence) != NULL)
+			if (ar_seglist_find(&idx, m.sequence) != NULL)
 				continue;
 			if (indexed > 0 && m.sequence < l.v[indexed - 1].sequence)
 				continue; /* a gap the archive passed over: its word stands */
 			ar_seg_from_ring(&m, i, &g);
-			r = seglist_add(&l, &g);
+			r = ar_seglist_add(&l, &g);
 			if (r < 0)
 				goto fail;
 		}
@@ -377,12 +379,12 @@ ar_segments(struct httpd *h, const struct sess *s, struct seglist *ret)
 	*ret = l;
 	return 0;
 fail:
-	seglist_free(&l);
+	ar_seglist_free(&l);
 	return r;
 }
 
 int
-ar_segment_body(struct httpd *h, const struct sess *s, const struct seg *g, struct body *b,
+ar_segment_body(struct httpd *h, const struct ar_sess *s, const struct ar_seg *g, struct hbody *b,
 		char etag[HTTPD_ETAG_MAX])
 {
 	char path[PATH_MAX], name[32];
@@ -422,7 +424,7 @@ ar_segment_body(struct httpd *h, const struct sess *s, const struct seg *g, stru
 }
 
 int
-ar_init_body(struct httpd *h, const struct sess *s, int gen, struct body *b,
+ar_init_body(struct httpd *h, const struct ar_sess *s, int gen, struct hbody *b,
 	     char etag[HTTPD_ETAG_MAX])
 {
 	char path[PATH_MAX], name[32];
@@ -477,12 +479,12 @@ out:
 }
 
 json_t *
-ar_segments_json(const struct sess *s, const struct seglist *l)
+ar_segments_json(const struct ar_sess *s, const struct ar_seglist *l)
 {
 	json_t *arr = json_array();
 
 	for (size_t i = 0; arr != NULL && i < l->n; i++) {
-		const struct seg *g = &l->v[i];
+		const struct ar_seg *g = &l->v[i];
 
 		json_array_append_new(arr, json_pack("{s:I, s:I, s:I, s:I, s:b, s:i}", "sequence",
 						     (json_int_t)g->sequence, "startTime",
@@ -497,16 +499,16 @@ ar_segments_json(const struct sess *s, const struct seglist *l)
 
 /* The end of a session that archive has not closed on disk yet. */
 static void
-ar_fix_end(struct sess *s, const struct seglist *l)
+ar_fix_end(struct ar_sess *s, const struct ar_seglist *l)
 {
 	if (!s->on_disk && s->end_ms >= 0 && l->n > 0)
 		s->end_ms = l->v[l->n - 1].start_ms + l->v[l->n - 1].duration_ms;
 }
 
 static json_t *
-ar_session_json(struct httpd *h, struct sess *s)
+ar_session_json(struct httpd *h, struct ar_sess *s)
 {
-	struct seglist l;
+	struct ar_seglist l;
 	uint64_t bytes = 0, dur = 0;
 	json_t *j;
 
@@ -523,7 +525,7 @@ ar_session_json(struct httpd *h, struct sess *s)
 		      (json_int_t)l.n, "bytes", (json_int_t)bytes, "durationMs", (json_int_t)dur,
 		      "name", s->name, "codec", s->codec, "width", (json_int_t)s->width, "height",
 		      (json_int_t)s->height, "live", s->end_ms < 0);
-	seglist_free(&l);
+	ar_seglist_free(&l);
 	return j;
 }
 
@@ -543,7 +545,7 @@ ar_sessions_json(struct httpd *h, const char *sentinel, json_t **ret)
 	struct ring_sentinel rs;
 	json_t *arr = json_array(), **v = NULL;
 	struct dirent *de;
-	struct sess s;
+	struct ar_sess s;
 	size_t n;
 	DIR *d;
 	int slot = ar_ring_slot(h, sentinel);
@@ -601,7 +603,7 @@ static void
 ar_newest_session(struct httpd *h, const char *sentinel, json_t *o)
 {
 	char best[ID_STR_LEN] = "";
-	struct sess s, bs;
+	struct ar_sess s, bs;
 	struct dirent *de;
 	DIR *d;
 
@@ -621,13 +623,13 @@ ar_newest_session(struct httpd *h, const char *sentinel, json_t *o)
 	if (best[0] == '\0')
 		return;
 	{
-		struct seglist l;
+		struct ar_seglist l;
 		int64_t last = -1;
 
 		if (ar_segments(h, &bs, &l) == 0) {
 			if (l.n > 0)
 				last = l.v[l.n - 1].sequence;
-			seglist_free(&l);
+			ar_seglist_free(&l);
 		}
 		json_object_set_new(o, "sessionId", json_string(best));
 		json_object_set_new(o, "codec", json_string(bs.codec));

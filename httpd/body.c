@@ -1,10 +1,11 @@
 /* body: response bodies as lists of parts (file ranges, refcounted memory
- * buffers), built by the handlers and streamed by answer.c. Service thread. */
+ * buffers), built by the handlers and streamed by answer.c. Loop thread. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "httpd.h"
+#include "xplan.h"
 
 struct hbuf *
 hbuf_new(size_t len)
@@ -37,9 +38,9 @@ hbuf_unref(struct hbuf *b)
 }
 
 static int
-body_grow(struct body *b)
+body_grow(struct hbody *b)
 {
-	struct part *v;
+	struct hpart *v;
 	size_t cap;
 
 	if (b->n < b->cap)
@@ -54,13 +55,13 @@ body_grow(struct body *b)
 }
 
 int
-body_add_file(struct body *b, int dirfd, const char *path, uint64_t off, uint64_t len)
+body_add_file(struct hbody *b, int dirfd, const char *path, uint64_t off, uint64_t len)
 {
 	char *p;
 
 	if (body_grow(b) < 0 || (p = strdup(path)) == NULL)
 		return -ENOMEM;
-	b->v[b->n++] = (struct part){
+	b->v[b->n++] = (struct hpart){
 		.path = p, .dirfd = dirfd, .off = off, .len = len, .gen = -1, .src_len = len
 	};
 	b->total += len;
@@ -68,11 +69,11 @@ body_add_file(struct body *b, int dirfd, const char *path, uint64_t off, uint64_
 }
 
 int
-body_add_mem(struct body *b, struct hbuf *mem, uint64_t off, uint64_t len)
+body_add_mem(struct hbody *b, struct hbuf *mem, uint64_t off, uint64_t len)
 {
 	if (body_grow(b) < 0)
 		return -ENOMEM;
-	b->v[b->n++] = (struct part){
+	b->v[b->n++] = (struct hpart){
 		.mem = hbuf_ref(mem), .off = off, .len = len, .gen = -1, .src_len = len
 	};
 	b->total += len;
@@ -80,7 +81,7 @@ body_add_mem(struct body *b, struct hbuf *mem, uint64_t off, uint64_t len)
 }
 
 int
-body_add_copy(struct body *b, const void *data, size_t len)
+body_add_copy(struct hbody *b, const void *data, size_t len)
 {
 	struct hbuf *m = hbuf_new(len);
 	int r;
@@ -94,7 +95,7 @@ body_add_copy(struct body *b, const void *data, size_t len)
 }
 
 void
-body_free(struct body *b)
+body_free(struct hbody *b)
 {
 	for (size_t i = 0; i < b->n; i++) {
 		free(b->v[i].path);
@@ -106,7 +107,7 @@ body_free(struct body *b)
 }
 
 void
-body_remap_last(struct body *b, int gen)
+body_remap_last(struct hbody *b, int gen)
 {
 	if (b->n > 0)
 		b->v[b->n - 1].gen = gen;

@@ -22,9 +22,11 @@
 
 #include <curl/curl.h>
 
+#include "archive_read.h"
 #include "b64.h"
 #include "beneath.h"
 #include "catalog.h"
+#include "forget.h"
 #include "httpd.h"
 #include "id.h"
 #include "layout.h"

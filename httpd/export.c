@@ -16,9 +16,12 @@
 
 #include <openssl/evp.h>
 
+#include "archive_read.h"
 #include "beneath.h"
+#include "export.h"
 #include "httpd.h"
 #include "log.h"
+#include "xplan.h"
 
 #define EXPORT_GENS_MAX 64              /* init generations in one export */
 #define EXPORT_WAIT_MS  (5 * 60 * 1000) /* for the plan of a large export */
@@ -66,7 +69,7 @@ export_args(struct hreq *r, struct export_sel *sel)
  * when it cannot be read (the export then keeps the session's times). The
  * part is the segment just added, a ring copy or a file beneath data_dir. */
 static uint64_t
-export_base(const struct fmp4_init *init, const struct part *pt)
+export_base(const struct fmp4_init *init, const struct hpart *pt)
 {
 	struct fmp4_seg seg;
 	struct hbuf *b = NULL;
@@ -101,7 +104,7 @@ export_base(const struct fmp4_init *init, const struct part *pt)
 /* "{name}-{UTC start}.mp4" with only [A-Za-z0-9._-] (runs of anything else
  * become one '_'), so that the name is valid on every file system. */
 static void
-export_filename(char *buf, size_t size, const struct sess *s, int64_t start_ms)
+export_filename(char *buf, size_t size, const struct ar_sess *s, int64_t start_ms)
 {
 	char when[32];
 	time_t t = (time_t)(start_ms / 1000);
@@ -127,7 +130,7 @@ export_filename(char *buf, size_t size, const struct sess *s, int64_t start_ms)
 }
 
 static bool
-export_selected(const struct export_sel *sel, const struct seg *g)
+export_selected(const struct export_sel *sel, const struct ar_seg *g)
 {
 	if (sel->by_time)
 		return g->start_ms < sel->end && g->start_ms + (int64_t)g->duration_ms > sel->start;
@@ -156,11 +159,11 @@ export_gen_index(const struct export_gens *g, int gen)
 /* The export's init: the first generation's, with the later ones' sample
  * entries when there are several. Answers r and returns < 0 on failure. */
 static int
-export_init(struct httpd *h, struct hreq *r, const struct sess *s, struct export_gens *g,
-	    struct body *b, EVP_MD_CTX *md)
+export_init(struct httpd *h, struct hreq *r, const struct ar_sess *s, struct export_gens *g,
+	    struct hbody *b, EVP_MD_CTX *md)
 {
 	struct fmp4_src src[EXPORT_GENS_MAX];
-	struct body ib = { 0 };
+	struct hbody ib = { 0 };
 	char etag[HTTPD_ETAG_MAX];
 	ssize_t n;
 	int err = 0;
@@ -216,7 +219,7 @@ export_init(struct httpd *h, struct hreq *r, const struct sess *s, struct export
 
 /* The selection's generations: -E2BIG (answered) past EXPORT_GENS_MAX. */
 static int
-export_gens(struct hreq *r, const struct seglist *l, size_t first, size_t last,
+export_gens(struct hreq *r, const struct ar_seglist *l, size_t first, size_t last,
 	    struct export_gens *g)
 {
 	g->n = 0;
@@ -239,9 +242,9 @@ export_gens(struct hreq *r, const struct seglist *l, size_t first, size_t last,
 /* Segments, remapped where they need it: *ret_unknown when a remap changes
  * some length, which only a read of the segment tells. */
 static int
-export_segments(struct httpd *h, struct hreq *r, const struct sess *s, const struct seglist *l,
-		size_t first, size_t last, struct export_gens *g, struct body *b, EVP_MD_CTX *md,
-		bool *ret_unknown)
+export_segments(struct httpd *h, struct hreq *r, const struct ar_sess *s,
+		const struct ar_seglist *l, size_t first, size_t last, struct export_gens *g,
+		struct hbody *b, EVP_MD_CTX *md, bool *ret_unknown)
 {
 	char etag[HTTPD_ETAG_MAX], tag[48];
 	uint64_t rebase = 0;
@@ -368,7 +371,7 @@ void
 export_release(struct export *x)
 {
 	body_free(&x->b);
-	seglist_free(&x->l);
+	ar_seglist_free(&x->l);
 }
 
 void

@@ -4,10 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "archive_read.h"
+#include "forget.h"
 #include "httpd.h"
 #include "id.h"
 #include "layout.h"
 #include "log.h"
+#include "xplan.h"
 
 #define FORGET_MAX 4096 /* ids kept; archive's file keeps the last 1024 */
 

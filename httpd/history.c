@@ -1,11 +1,14 @@
 /* history: the archive read routes of PROTOCOL.md section 6 (sessions,
  * segments, init.mp4, segments/{sequence}.m4s) and DELETE of a session,
  * which archive carries out: httpd asks it over the bus (session.delete) and
- * answers the HTTP request with archive's status. Service thread only. */
+ * answers the HTTP request with archive's status. Loop thread only. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "archive_read.h"
+#include "forget.h"
+#include "history.h"
 #include "httpd.h"
 #include "id.h"
 #include "log.h"
@@ -14,12 +17,12 @@
 #define HISTORY_DELETE_WAIT_MS 5000
 
 static void
-history_segment(struct httpd *h, struct hreq *r, const struct sess *s)
+history_segment(struct httpd *h, struct hreq *r, const struct ar_sess *s)
 {
 	const struct route *rt = hs_route(r);
 	char etag[HTTPD_ETAG_MAX];
-	struct body b = { 0 };
-	struct seg g;
+	struct hbody b = { 0 };
+	struct ar_seg g;
 	int err = -ENOENT;
 
 	/* Twice: a segment found only in the ring may have been archived and then
@@ -46,10 +49,10 @@ history_segment(struct httpd *h, struct hreq *r, const struct sess *s)
 }
 
 static void
-history_init(struct httpd *h, struct hreq *r, const struct sess *s)
+history_init(struct httpd *h, struct hreq *r, const struct ar_sess *s)
 {
 	char etag[HTTPD_ETAG_MAX], arg[32];
-	struct body b = { 0 };
+	struct hbody b = { 0 };
 	int64_t gen = 0;
 	int err;
 
@@ -153,8 +156,8 @@ void
 history_handle(struct httpd *h, struct hreq *r)
 {
 	const struct route *rt = hs_route(r);
-	struct seglist l;
-	struct sess s;
+	struct ar_seglist l;
+	struct ar_sess s;
 	json_t *j;
 	int err;
 
@@ -183,7 +186,7 @@ history_handle(struct httpd *h, struct hreq *r)
 			return;
 		}
 		hs_json(r, 200, ar_segments_json(&s, &l));
-		seglist_free(&l);
+		ar_seglist_free(&l);
 		break;
 	case ROUTE_INIT:
 		history_init(h, r, &s);

@@ -3,13 +3,15 @@
  * sentinel sent a new init), EXTINF from the index, EXT-X-PROGRAM-DATE-TIME
  * from each segment's start, EXT-X-ENDLIST once the session has ended. Links
  * are relative, and carry ?token= when the playlist was fetched with one,
- * since players fetch them without the request's header. Service thread. */
+ * since players fetch them without the request's header. Loop thread. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "archive_read.h"
+#include "hls.h"
 #include "httpd.h"
 #include "text.h"
 
@@ -40,11 +42,11 @@ hls_get(struct httpd *h, struct hreq *r)
 	const struct route *rt = hs_route(r);
 	const char *tq = hs_token_query(r);
 	struct text_buf b = { 0 };
-	struct seglist l = { 0 };
+	struct ar_seglist l = { 0 };
 	size_t first = 0;
 	uint32_t target = 1;
 	char date[64];
-	struct sess s;
+	struct ar_sess s;
 	int gen = -1;
 
 	if (ar_session(h, rt->sentinel, rt->session, &s) < 0) {
@@ -68,7 +70,7 @@ hls_get(struct httpd *h, struct hreq *r)
 	text_printf(&b, "#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:%s\n",
 		    s.end_ms >= 0 ? "VOD" : "EVENT");
 	for (size_t i = first; i < l.n; i++) {
-		const struct seg *g = &l.v[i];
+		const struct ar_seg *g = &l.v[i];
 
 		if (g->init != gen) {
 			if (gen >= 0)
@@ -91,5 +93,5 @@ hls_get(struct httpd *h, struct hreq *r)
 	hs_text(r, 200, "application/vnd.apple.mpegurl", b.p, b.len);
 out:
 	free(b.p);
-	seglist_free(&l);
+	ar_seglist_free(&l);
 }

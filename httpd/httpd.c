@@ -6,10 +6,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "archive_read.h"
 #include "catalog.h"
+#include "forget.h"
 #include "httpd.h"
 #include "log.h"
 #include "mjpeg.h"
+#include "snap.h"
+#include "xplan.h"
 
 #ifndef VIGIL_WEB_ROOT
 #define VIGIL_WEB_ROOT "/usr/share/vigil/web"
@@ -24,6 +28,9 @@ httpd_load_tokens(struct httpd *h)
 	if (tok == NULL)
 		return -ENOMEM;
 	r = tok_store_load(tok, h->cfg);
+	/* vigild's revocations outlive a reload and a restart (common/stage.h). */
+	if (r == 0)
+		r = stage_set_revoked(h->st, tok);
 	if (r < 0) {
 		tok_store_free(tok);
 		return r;
@@ -39,7 +46,6 @@ httpd_reload(struct httpd *h)
 	if (stage_reload(h->st) < 0)
 		return;
 	h->cfg = stage_cfg(h->st);
-	/* A reload forgets revocations (common/tok.h): the file is the truth. */
 	if (httpd_load_tokens(h) < 0)
 		log_error(0, "tokens of the new config not loaded; the old ones stay");
 }

@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "archive_read.h"
+#include "export.h"
 #include "httpd.h"
 
 static void
@@ -36,9 +38,9 @@ manifest_inits(struct httpd *h, const struct export *x)
 	int last = -1;
 
 	for (size_t i = 0; arr != NULL && i < x->l.n; i++) {
-		const struct seg *g = &x->l.v[i];
+		const struct ar_seg *g = &x->l.v[i];
 		char etag[HTTPD_ETAG_MAX], sha[65], url[32];
-		struct body b = { 0 };
+		struct hbody b = { 0 };
 		int gen = g->init;
 
 		if (gen <= last)
@@ -67,7 +69,7 @@ manifest_segments(const struct export *x)
 	json_t *arr = json_array();
 
 	for (size_t i = 0; arr != NULL && i < x->l.n; i++) {
-		const struct seg *g = &x->l.v[i];
+		const struct ar_seg *g = &x->l.v[i];
 		char url[48];
 
 		snprintf(url, sizeof(url), "segments/%lld.m4s", (long long)g->sequence);
@@ -89,7 +91,7 @@ manifest_get(struct httpd *h, struct hreq *r)
 	json_t *inits, *segs, *j;
 	char sha[65];
 	struct export x;
-	struct sess s;
+	struct ar_sess s;
 
 	if (ar_session(h, rt->sentinel, rt->session, &s) < 0) {
 		hs_error(r, 404, "session %s of sentinel %s not found", rt->session, rt->sentinel);

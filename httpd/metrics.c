@@ -1,7 +1,7 @@
 /* metrics: /health, /metrics (Prometheus text format 0.0.4), /api/status,
  * /api/metrics and /api/config. The stages' states and heartbeat figures
  * come from vigild (bus status.request -> status, at most a second old); the
- * ring's figures from the ring itself. Service thread. */
+ * ring's figures from the ring itself. Loop thread. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -9,8 +9,9 @@
 #include <string.h>
 
 #include "httpd.h"
-#include "text.h"
+#include "metrics.h"
 #include "proc.h"
+#include "text.h"
 
 #define METRICS_STATUS_MAX_AGE_MS 1000
 #define METRICS_STATUS_WAIT_MS    3000
@@ -159,19 +160,23 @@ m_metrics_json(struct httpd *h)
 
 		json_object_set_new(
 			stages, name,
-			json_pack("{s:O?, s:f, s:I, s:I, s:f, s:f, s:f, s:O?, s:O?, s:O?}", "state",
-				  json_object_get(st, "state"), "cpuPercent",
-				  m_num(hb, "cpuPercent"), "memBytes",
-				  (json_int_t)m_num(hb, "memBytes"), "connections",
-				  (json_int_t)m_num(hb, "connections"), "loopAvgS",
-				  m_num(hb, "loopAvgS"), "loopMaxS", m_num(hb, "loopMaxS"),
-				  "loopMinS", m_num(hb, "loopMinS"), "restarts",
-				  json_object_get(st, "restarts"), "pid",
-				  json_object_get(st, "pid"), "stats",
-				  json_object_get(hb, "stats")));
+			json_pack(
+				"{s:O?, s:f, s:I, s:I, s:f, s:f, s:f, s:O?, s:O?, s:O?, s:O?, s:O?}",
+				"state", json_object_get(st, "state"), "cpuPercent",
+				m_num(hb, "cpuPercent"), "memBytes",
+				(json_int_t)m_num(hb, "memBytes"), "connections",
+				(json_int_t)m_num(hb, "connections"), "loopAvgS",
+				m_num(hb, "loopAvgS"), "loopMaxS", m_num(hb, "loopMaxS"),
+				"loopMinS", m_num(hb, "loopMinS"), "restarts",
+				json_object_get(st, "restarts"), "pid", json_object_get(st, "pid"),
+				"uptimeMs", json_object_get(st, "uptimeMs"), "lastExit",
+				json_object_get(st, "lastExit"), "stats",
+				json_object_get(hb, "stats")));
 	}
-	return json_pack("{s:I, s:o, s:o, s:i}", "timestamp", (json_int_t)(proc_now_ms() / 1000),
-			 "stages", stages, "ring", m_ring(h), "sentinelsOnline", m_online(h));
+	return json_pack("{s:I, s:I, s:o, s:o, s:i}", "timestamp",
+			 (json_int_t)(proc_now_ms() / 1000), "uptimeMs",
+			 (json_int_t)m_num(h->status, "uptimeMs"), "stages", stages, "ring",
+			 m_ring(h), "sentinelsOnline", m_online(h));
 }
 
 static void
@@ -350,6 +355,18 @@ m_prometheus(struct httpd *h, struct hreq *r)
 	}
 	hs_text(r, 200, "text/plain; version=0.0.4; charset=utf-8", b.p, b.len);
 	free(b.p);
+}
+
+json_t *
+metrics_status_json(struct httpd *h)
+{
+	return m_status_json(h);
+}
+
+json_t *
+metrics_api_json(struct httpd *h)
+{
+	return m_metrics_json(h);
 }
 
 void

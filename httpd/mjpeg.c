@@ -16,6 +16,8 @@
 
 #include <openssl/crypto.h>
 
+#include "archive_read.h"
+#include "forget.h"
 #include "id.h"
 #include "log.h"
 #include "mjpeg_dec.h"
@@ -562,17 +564,16 @@ mjpeg_tick(struct httpd *h)
 }
 
 void
-mjpeg_revoke(struct httpd *h, const char *secret, size_t len)
+mjpeg_revoked(struct httpd *h)
 {
 	struct mjpeg *m = h->mjpeg;
-	uint8_t digest[TOK_DIGEST_LEN];
 	struct mjpeg_client *c, *next;
 
-	if (m == NULL || tok_digest(secret, len, digest) < 0)
+	if (m == NULL)
 		return;
 	for (c = m->clients; c != NULL; c = next) {
 		next = c->next;
-		if (!c->ending && CRYPTO_memcmp(c->token, digest, sizeof(digest)) == 0)
+		if (!c->ending && tok_digest_revoked(h->tok, c->token))
 			mjpeg_end(m, c, "its token was revoked");
 	}
 }

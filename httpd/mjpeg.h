@@ -55,8 +55,8 @@ void mjpeg_service(struct httpd *h);
 /* Every tick: sentinels offline or in a new session, deleted sessions,
  * expired tokens, clients that stopped reading. */
 void mjpeg_tick(struct httpd *h);
-/* A revoked token's streams end. */
-void mjpeg_revoke(struct httpd *h, const char *secret, size_t len);
+/* The streams whose token h->tok now holds revoked end. */
+void mjpeg_revoked(struct httpd *h);
 /* The stage stops: every stream ends cleanly and the decoders stop (joined).
  * Returns how many stream connections are still open (flushing their end). */
 unsigned mjpeg_stop(struct httpd *h);

@@ -1,6 +1,6 @@
 /* request: one HTTP request: method, route, authentication (Bearer or
  * ?token=, roles from tok.h), the handler it goes to, and parking while a
- * handler waits for the bus or the snapshot worker. Service thread. */
+ * handler waits for the bus or the snapshot worker. Loop thread. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -14,11 +14,18 @@
 
 #include <curl/curl.h>
 
-#include "log.h"
-#include "proc.h"
+#include "archive_read.h"
 #include "catalog.h"
+#include "export.h"
+#include "history.h"
+#include "hls.h"
+#include "log.h"
+#include "metrics.h"
 #include "mjpeg.h"
+#include "proc.h"
 #include "server.h"
+#include "snap.h"
+#include "static.h"
 
 void
 hs_park(struct hreq *r, enum hs_park why, int ref, int timeout_ms)
@@ -301,15 +308,17 @@ hs_request(struct httpd *h, struct hreq *r)
 			hs_error(r, 400, "malformed request-target, or a NUL byte in the path");
 		return;
 	}
-	/* WebSocket upgrades: only the operator console's path takes one. */
+	/* The operator console's path goes to it whole: wss answers the upgrade,
+	 * or refuses a bad one with its status. Other upgrades are not ours. */
+	if (strcmp(path, "/api/ws") == 0) {
+		r->to_console = true;
+		return;
+	}
 	if (http1_header(r->req, "upgrade") != NULL) {
 		r->close_after = true;
-		if (strcmp(path, "/api/ws") == 0)
-			hs_error(r, 501, "the operator console (/api/ws) is not available yet");
-		else
-			hs_error(r, 404,
-				 "no WebSocket endpoint here: the operator console is /api/ws, "
-				 "live video is relay's /proctor");
+		hs_error(r, 404,
+			 "no WebSocket endpoint here: the operator console is /api/ws, "
+			 "live video is relay's /proctor");
 		return;
 	}
 	err = route_parse(path, &r->route);

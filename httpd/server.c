@@ -9,14 +9,18 @@
 #include <string.h>
 #include <time.h>
 
+#include "console.h"
+#include "history.h"
 #include "log.h"
 #include "mjpeg.h"
 #include "mp.h"
 #include "net.h"
 #include "proc.h"
 #include "server.h"
+#include "snap.h"
+#include "xplan.h"
 
-static void hs_feed(struct httpd *h, struct hreq *r, const uint8_t *buf, size_t len);
+static bool hs_feed(struct httpd *h, struct hreq *r, const uint8_t *buf, size_t len);
 
 /* A request head must arrive within 10 s, or timeouts.idle when shorter. */
 static int64_t
@@ -63,14 +67,35 @@ hs_refuse(struct httpd *h, struct hreq *r, int status, const char *reason)
 	hs_error(r, status, "%s", reason);
 }
 
+/* An upgrade to /api/ws: httpd lets the connection go and the console
+ * takes it, with what came after the request. */
 static void
+hs_to_console(struct httpd *h, struct hreq *r)
+{
+	struct srv_conn *sc = r->sc;
+	struct http1 *req = r->req;
+	struct bytes pend = r->pend;
+
+	r->req = NULL;
+	memset(&r->pend, 0, sizeof(r->pend));
+	hs_reset(r);
+	free(r->buf);
+	h->stats.connections--;
+	srv_conn_pause(sc, false);
+	srv_conn_deadline(sc, 0);
+	console_adopt(h, sc, req, pend.p, pend.len); /* r is the console's from here */
+	bytes_free(&pend);
+}
+
+/* True when the connection is no longer httpd's (the console took it). */
+static bool
 hs_feed(struct httpd *h, struct hreq *r, const uint8_t *buf, size_t len)
 {
 	size_t used;
 
 	if (r->req == NULL && (r->req = http1_new()) == NULL) {
 		srv_conn_abort(r->sc);
-		return;
+		return false;
 	}
 	if (r->head_by_ms == 0)
 		r->head_by_ms = proc_mono_ms() + hs_head_ms(h);
@@ -78,17 +103,17 @@ hs_feed(struct httpd *h, struct hreq *r, const uint8_t *buf, size_t len)
 	switch (http1_state(r->req)) {
 	case HTTP1_MORE:
 		hs_wait_deadline(h, r);
-		return;
+		return false;
 	case HTTP1_BAD:
 		hs_refuse(h, r, http1_status(r->req), http1_reason(r->req));
-		return;
+		return false;
 	case HTTP1_DONE:
 		break;
 	}
 	/* What came after this request waits until it is answered. */
 	if (used < len && bytes_append(&r->pend, buf + used, len - used) < 0) {
 		srv_conn_abort(r->sc);
-		return;
+		return false;
 	}
 	r->busy = true;
 	r->head_by_ms = 0;
@@ -96,6 +121,10 @@ hs_feed(struct httpd *h, struct hreq *r, const uint8_t *buf, size_t len)
 	srv_conn_established(r->sc);
 	srv_conn_deadline(r->sc, 0);
 	hs_request(h, r);
+	if (!r->to_console)
+		return false;
+	hs_to_console(h, r);
+	return true;
 }
 
 static void
@@ -135,8 +164,10 @@ hs_next(struct httpd *h, struct hreq *r)
 	r->busy = false;
 	http1_reset(r->req);
 	memset(&r->pend, 0, sizeof(r->pend));
-	if (pend.len > 0)
-		hs_feed(h, r, pend.p, pend.len);
+	if (pend.len > 0 && hs_feed(h, r, pend.p, pend.len)) {
+		bytes_free(&pend);
+		return;
+	}
 	bytes_free(&pend);
 	if (r->peer_eof && !r->busy) {
 		srv_conn_shutdown(r->sc, 0);
@@ -242,24 +273,42 @@ hs_on_message(void *ctx, const struct bus_msg *msg)
 {
 	struct httpd *h = ctx;
 
+	if (console_bus(h, msg))
+		return;
 	if (strcmp(msg->type, "status") == 0) {
 		json_decref(h->status);
 		h->status = mp_to_json(msg->body);
 		h->status_ms = proc_mono_ms();
 		hs_unpark(h, HS_PARK_STATUS, -1);
+		console_status(h);
 	} else if (strcmp(msg->type, "session.deleted") == 0) {
 		history_deleted(h, msg);
 	} else if (strcmp(msg->type, "token.revoke") == 0) {
-		const char *tok;
-		size_t tlen;
-
-		/* The operator console's revocation reaches every stage this way. */
-		if (mp_get_str(msg->body, "token", &tok, &tlen) == 0 &&
-		    tok_revoke(h->tok, tok, tlen) == 0) {
+		/* A revocation from vigilctl or another operator: refused from now
+		 * on, its console connections and streams end. */
+		if (console_revoke(h, msg->body) >= 0) {
 			log_info("a token was revoked");
-			mjpeg_revoke(h, tok, tlen);
+			mjpeg_revoked(h);
 		}
+	} else if (strcmp(msg->type, "revoked") == 0) {
+		size_t n;
+		const uint8_t *digests = stage_revoked(h->st, &n);
+
+		/* vigild's whole list (kept under data_dir): a lift works again. */
+		console_revoked(h, digests, n);
+		mjpeg_revoked(h);
 	}
+}
+
+void
+httpd_take_reload(struct httpd *h)
+{
+	struct hs *s = h->srv;
+
+	if (!stage_take_reload(h->st))
+		return;
+	httpd_reload(h);
+	srv_set_caps(s->srv, h->cfg->max_connections_per_ip, h->cfg->max_handshakes);
 }
 
 bool
@@ -304,18 +353,14 @@ static void
 hs_conn_tick(void *ctx)
 {
 	struct httpd *h = ctx;
-	struct hs *s = h->srv;
 	struct stage_metrics *m = stage_metrics(h->st);
 
 	m->connections = (int64_t)h->stats.connections;
-	srv_take_loop(s->srv, m);
 	stage_tick(h->st);
-	if (stage_take_reload(h->st)) {
-		httpd_reload(h);
-		srv_set_caps(s->srv, h->cfg->max_connections_per_ip, h->cfg->max_handshakes);
-	}
+	httpd_take_reload(h);
 	hs_park_timeouts(h);
 	mjpeg_tick(h);
+	console_tick(h);
 }
 
 static const struct srv_ops hs_ops = {
@@ -350,12 +395,16 @@ hs_open(struct httpd *h)
 	p.listen_fd = lfd;
 	p.tls_cert = cfg->tls_cert;
 	p.tls_key = cfg->tls_key;
-	p.conn_size = sizeof(struct hreq);
+	/* A connection the console takes over keeps its data area. */
+	p.conn_size = sizeof(struct hreq) > console_conn_size() ? sizeof(struct hreq)
+								: console_conn_size();
 	p.max_per_ip = cfg->max_connections_per_ip;
 	p.max_handshakes = cfg->max_handshakes;
 	s->srv = srv_new(h->st, &p, &hs_ops, h);
 	if (s->srv == NULL)
 		return -errno;
+	if (console_open(h, s->srv) < 0)
+		return -ENOMEM;
 	stage_on_message(h->st, hs_on_message, h);
 	stage_on_stats(h->st, hs_stats, h);
 	return 0;
@@ -368,6 +417,7 @@ hs_close(struct httpd *h)
 
 	if (s == NULL)
 		return;
+	console_free(h);
 	srv_free(s->srv);
 	free(s);
 	h->srv = NULL;
@@ -398,10 +448,12 @@ hs_run(struct httpd *h)
 			return r;
 		}
 	}
-	/* live.mjpeg streams end with their close delimiter, not a cut: a short
-	 * while for those bytes to leave (vigild waits 5 s before SIGKILL). */
+	/* live.mjpeg streams end with their close delimiter, not a cut, and
+	 * operators get 1012 or 1001: a short while for those bytes to leave
+	 * (vigild waits 5 s before SIGKILL). */
+	console_close_all(h);
 	for (int64_t end = proc_mono_ms() + HS_STOP_FLUSH_MS;
-	     mjpeg_stop(h) > 0 && proc_mono_ms() < end;) {
+	     (mjpeg_stop(h) > 0 || console_open_count(h) > 0) && proc_mono_ms() < end;) {
 		r = srv_once(s->srv, 50);
 		if (r < 0)
 			break;

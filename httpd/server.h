@@ -51,6 +51,7 @@ struct hreq {
 	unsigned method;
 	bool head;
 	bool token_in_query;
+	bool to_console; /* an upgrade to /api/ws: the console takes the connection */
 	char token_query[HS_TOKEN_MAX + 8];
 	/* the answer */
 	bool answered, hdr_sent, close_after;
@@ -58,7 +59,7 @@ struct hreq {
 	char ctype[64];
 	char extra[HS_EXTRA_MAX];
 	size_t extra_len;
-	struct body body;
+	struct hbody body;
 	uint64_t pos, end;   /* bytes [pos, end) of body still to send */
 	size_t part;         /* the part holding pos, */
 	uint64_t part_start; /* at this offset of the body */

@@ -4,17 +4,20 @@
  * asked, and cached per sentinel: a picture stands while it comes from the
  * newest join point, and is at most a second old while the sentinel is
  * online. Requests wait (parked) for the worker. Everything but snap_worker
- * runs in the service thread. */
+ * runs in the loop thread. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "archive_read.h"
+#include "forget.h"
 #include "httpd.h"
 #include "id.h"
 #include "log.h"
 #include "proc.h"
+#include "snap.h"
 #ifdef VIGIL_HAVE_SNAPSHOT
 #include "snapshot.h"
 #endif
@@ -211,7 +214,7 @@ static void
 snap_answer(struct hreq *r, struct snap_entry *e)
 {
 	char etag[HTTPD_ETAG_MAX];
-	struct body b = { 0 };
+	struct hbody b = { 0 };
 
 	snprintf(etag, sizeof(etag), "\"snap-%llu-%zu\"", (unsigned long long)e->ring_index,
 		 e->jpeg->len);

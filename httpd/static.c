@@ -2,7 +2,7 @@
  * build time, or the environment's VIGIL_WEB_ROOT). Only regular files under
  * the root are served (route.c has refused dot segments, odd characters and
  * hidden names already; realpath catches symlinks that lead out); no
- * directory listing. Without a built web app, / says so. Service thread. */
+ * directory listing. Without a built web app, / says so. Loop thread. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "httpd.h"
+#include "static.h"
 
 static const char static_missing[] =
 	"<!doctype html><html><head><meta charset=\"utf-8\"><title>vigil</title></head>"
@@ -56,7 +57,7 @@ static_get(struct httpd *h, struct hreq *r)
 {
 	const char *file = hs_route(r)->file;
 	char path[PATH_MAX], real[PATH_MAX], root[PATH_MAX], etag[HTTPD_ETAG_MAX];
-	struct body b = { 0 };
+	struct hbody b = { 0 };
 	struct stat sb;
 	size_t rl;
 

@@ -29,6 +29,7 @@
 #include "httpd.h"
 #include "log.h"
 #include "proc.h"
+#include "xplan.h"
 
 #define XPLAN_CACHE    64
 #define XPLAN_QUEUE    8              /* jobs waiting or running */
@@ -58,7 +59,7 @@ struct xplan_job {
 	struct xplan_job *next;
 	int entry;
 	char etag[HTTPD_ETAG_MAX];
-	struct body body;
+	struct hbody body;
 	uint64_t *len;
 	unsigned char md[32];
 	int err;
@@ -129,7 +130,7 @@ xport_same_length(const struct xport *xp, size_t i)
 
 /* The part's source bytes: its memory, or its file read whole into *ret_own. */
 static int
-xport_source(const struct part *pt, const uint8_t **ret, uint8_t **ret_own)
+xport_source(const struct hpart *pt, const uint8_t **ret, uint8_t **ret_own)
 {
 	struct stat sb;
 	uint8_t *buf;
@@ -161,7 +162,7 @@ xport_source(const struct part *pt, const uint8_t **ret, uint8_t **ret_own)
 
 /* The part remapped, into a buffer of its own length. */
 static int
-xport_remap(const struct xport *xp, const struct part *pt, struct hbuf **ret)
+xport_remap(const struct xport *xp, const struct hpart *pt, struct hbuf **ret)
 {
 	const uint8_t *src;
 	uint8_t *own;
@@ -191,7 +192,7 @@ xport_remap(const struct xport *xp, const struct part *pt, struct hbuf **ret)
 }
 
 int
-xport_render(const struct xport *xp, const struct part *pt, struct hbuf **ret)
+xport_render(const struct xport *xp, const struct hpart *pt, struct hbuf **ret)
 {
 	struct hbuf *b;
 	int r = xport_remap(xp, pt, &b);
@@ -210,7 +211,7 @@ xport_render(const struct xport *xp, const struct part *pt, struct hbuf **ret)
 
 /* Adds a part that is sent as it is to the digest, a chunk at a time. */
 static int
-xplan_hash_plain(EVP_MD_CTX *md, const struct part *pt, uint8_t *chunk)
+xplan_hash_plain(EVP_MD_CTX *md, const struct hpart *pt, uint8_t *chunk)
 {
 	struct stat sb;
 	uint64_t done = 0;
@@ -241,7 +242,7 @@ xplan_hash_plain(EVP_MD_CTX *md, const struct part *pt, uint8_t *chunk)
 static int
 xplan_run(struct xplan_job *j)
 {
-	struct body *b = &j->body;
+	struct hbody *b = &j->body;
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	uint8_t *chunk = malloc(XPLAN_CHUNK);
 	unsigned dlen = 0;
@@ -250,7 +251,7 @@ xplan_run(struct xplan_job *j)
 			: -ENOMEM;
 
 	for (size_t i = 0; i < b->n && r == 0; i++) {
-		struct part *pt = &b->v[i];
+		struct hpart *pt = &b->v[i];
 		struct hbuf *out;
 
 		if (pt->gen < 0) {
@@ -426,7 +427,7 @@ xplan_find(struct xplan *x, const char *etag, int *ret_i)
 }
 
 static int
-xplan_submit(struct httpd *h, int i, const char *etag, const char *session, struct body *b)
+xplan_submit(struct httpd *h, int i, const char *etag, const char *session, struct hbody *b)
 {
 	struct xplan *x = h->xplan;
 	struct xplan_entry *e = &x->e[i];
@@ -458,7 +459,7 @@ xplan_submit(struct httpd *h, int i, const char *etag, const char *session, stru
 }
 
 int
-xplan_apply(struct httpd *h, const char *etag, const char *session, struct body *b, bool need)
+xplan_apply(struct httpd *h, const char *etag, const char *session, struct hbody *b, bool need)
 {
 	struct xplan *x = h->xplan;
 	struct xplan_entry *e;

@@ -201,13 +201,15 @@ reg_forward(struct wss_conn *c, const char *type, double framerate)
 
 /* Bus messages for ingest: keyframe.request { sentinelId } and
  * fps.change { sentinelId, framerate } from relay; token.revoke { token }
- * from the operator console. */
+ * from the operator console; revoked { digests } from vigild (the durable
+ * list, which stage.c has already taken); shutdown.notice { at } from vigild. */
 void
 ingest_reg_bus(void *ctx, const struct bus_msg *msg)
 {
 	struct ingest *ing = ctx;
 	struct wss_conn *c;
 	double fps;
+	int64_t at;
 
 	if (strcmp(msg->type, "keyframe.request") == 0) {
 		c = reg_lookup(ing, msg->body);
@@ -223,6 +225,15 @@ ingest_reg_bus(void *ctx, const struct bus_msg *msg)
 			reg_forward(c, "server.fps.change", fps);
 	} else if (strcmp(msg->type, "token.revoke") == 0) {
 		wss_revoke(ing->wss, ing->tokens, msg->body);
+	} else if (strcmp(msg->type, "revoked") == 0) {
+		size_t n;
+		const uint8_t *digests = stage_revoked(ing->st, &n);
+
+		if (wss_revoke_list(ing->wss, ing->tokens, digests, n) < 0)
+			log_error(-ENOMEM, "the revocation list was not applied");
+	} else if (strcmp(msg->type, "shutdown.notice") == 0) {
+		if (mp_get_int(msg->body, "at", &at) == 0)
+			wss_shutdown_notice(ing->wss, at);
 	}
 }
 

@@ -24,7 +24,8 @@ ingest_reload(struct ingest *ing)
 	ing->cfg = stage_cfg(ing->st);
 	wss_set_cfg(ing->wss, ing->cfg);
 	tokens = tok_store_new();
-	if (tokens == NULL || tok_store_load(tokens, ing->cfg) < 0) {
+	if (tokens == NULL || tok_store_load(tokens, ing->cfg) < 0 ||
+	    stage_set_revoked(ing->st, tokens) < 0) {
 		log_error(0, "tokens of the reloaded config not loaded: keeping the old ones");
 		tok_store_free(tokens);
 		return;
@@ -142,7 +143,8 @@ ingest_new(struct stage *st)
 		goto err_free;
 	}
 	ing->tokens = tok_store_new();
-	if (ing->tokens == NULL || (r = tok_store_load(ing->tokens, ing->cfg)) < 0) {
+	if (ing->tokens == NULL || (r = tok_store_load(ing->tokens, ing->cfg)) < 0 ||
+	    (r = stage_set_revoked(st, ing->tokens)) < 0) {
 		log_error(r, "loading the tokens failed");
 		goto err_free;
 	}

@@ -51,7 +51,8 @@ relay_reload(struct relay *rl)
 	rl->cfg = stage_cfg(rl->st);
 	wss_set_cfg(rl->wss, rl->cfg);
 	tokens = tok_store_new();
-	if (tokens == NULL || tok_store_load(tokens, rl->cfg) < 0) {
+	if (tokens == NULL || tok_store_load(tokens, rl->cfg) < 0 ||
+	    stage_set_revoked(rl->st, tokens) < 0) {
 		log_error(0, "tokens of the reloaded config not loaded: keeping the old ones");
 		tok_store_free(tokens);
 		return;
@@ -166,7 +167,8 @@ relay_new(struct stage *st)
 		goto err_free;
 	}
 	rl->tokens = tok_store_new();
-	if (rl->tokens == NULL || (r = tok_store_load(rl->tokens, rl->cfg)) < 0) {
+	if (rl->tokens == NULL || (r = tok_store_load(rl->tokens, rl->cfg)) < 0 ||
+	    (r = stage_set_revoked(st, rl->tokens)) < 0) {
 		log_error(r, "loading the tokens failed");
 		goto err_free;
 	}

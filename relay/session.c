@@ -530,12 +530,15 @@ sess_bus_offline(struct relay *rl, const msgpack_object *body)
 }
 
 /* Bus messages for relay: sentinel.online and sentinel.offline from ingest,
- * stage.state from vigild, token.revoke from the operator console. */
+ * stage.state and shutdown.notice from vigild, token.revoke from the operator
+ * console, revoked { digests } from vigild (the durable list, which stage.c
+ * has taken). */
 void
 relay_sess_bus(void *ctx, const struct bus_msg *msg)
 {
 	struct relay *rl = ctx;
 	char stage[16], state[16];
+	int64_t at;
 	int which;
 
 	if (strcmp(msg->type, "sentinel.online") == 0) {
@@ -544,6 +547,15 @@ relay_sess_bus(void *ctx, const struct bus_msg *msg)
 		sess_bus_offline(rl, msg->body);
 	} else if (strcmp(msg->type, "token.revoke") == 0) {
 		wss_revoke(rl->wss, rl->tokens, msg->body);
+	} else if (strcmp(msg->type, "revoked") == 0) {
+		size_t n;
+		const uint8_t *digests = stage_revoked(rl->st, &n);
+
+		if (wss_revoke_list(rl->wss, rl->tokens, digests, n) < 0)
+			log_error(-ENOMEM, "the revocation list was not applied");
+	} else if (strcmp(msg->type, "shutdown.notice") == 0) {
+		if (mp_get_int(msg->body, "at", &at) == 0)
+			wss_shutdown_notice(rl->wss, at);
 	} else if (strcmp(msg->type, "stage.state") == 0) {
 		if (mp_get_strbuf(msg->body, "stage", stage, sizeof(stage)) < 0 ||
 		    mp_get_strbuf(msg->body, "state", state, sizeof(state)) < 0)

@@ -1049,6 +1049,9 @@ START_TEST(test_json_token_file)
 }
 END_TEST
 
+/* test_cfg_over.c: live updates over the file, in the same program. */
+void cfg_over_tcases(Suite *s);
+
 static void
 add_loop(Suite *s, const char *name, const TTest *test, size_t n)
 {
@@ -1094,6 +1097,7 @@ cfg_suite(void)
 	add_one(s, "token_file_errors", test_token_file_errors);
 	add_one(s, "json", test_json);
 	add_one(s, "json_token_file", test_json_token_file);
+	cfg_over_tcases(s);
 	return s;
 }
 

@@ -160,6 +160,100 @@ START_TEST(test_revocation)
 }
 END_TEST
 
+static void
+digest_of(const char *secret, uint8_t out[TOK_DIGEST_LEN])
+{
+	ck_assert_int_eq(tok_digest(secret, strlen(secret), out), 0);
+}
+
+/* What vigild's "revoked" list does to a store: by digest, kept for entries
+ * added later, lifted one by one or by a shorter list. */
+START_TEST(test_revoke_by_digest)
+{
+	uint8_t a[TOK_DIGEST_LEN], b[TOK_DIGEST_LEN], later[TOK_DIGEST_LEN];
+	uint8_t list[3 * TOK_DIGEST_LEN];
+	const struct tok_info *info = NULL;
+	const uint8_t *have;
+	size_t n = 99;
+
+	digest_of("s3cret-proctor", a);
+	digest_of("s3cret-archivist", b);
+	digest_of("added-later", later);
+	ck_assert_ptr_null(tok_revoked(store, &n));
+	ck_assert_uint_eq(n, 0);
+
+	ck_assert_int_eq(tok_revoke_digest(store, a), 1);
+	ck_assert_int_eq(tok_revoke_digest(store, a), 1); /* again: still once on the list */
+	ck_assert_int_eq(check("s3cret-proctor", CFG_ROLE_PROCTOR, 0), -EKEYREVOKED);
+	ck_assert(tok_digest_revoked(store, a));
+	ck_assert(!tok_digest_revoked(store, b));
+	have = tok_revoked(store, &n);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_mem_eq(have, a, TOK_DIGEST_LEN);
+
+	/* A digest no entry has yet: remembered, and refused once it is added. */
+	ck_assert_int_eq(tok_revoke_digest(store, later), 0);
+	ck_assert_int_eq(tok_store_add(store, "late", CFG_ROLE_PROCTOR, "added-later", 0), 0);
+	ck_assert_int_eq(check("added-later", CFG_ROLE_PROCTOR, 0), -EKEYREVOKED);
+
+	/* The lift: the token works again, the others stay revoked. */
+	ck_assert_int_eq(tok_check(store, "s3cret-proctor", 14, ~0u, 0, &info), -EKEYREVOKED);
+	ck_assert_int_eq(tok_lift_digest(store, a), 0);
+	ck_assert_int_eq(tok_lift_digest(store, a), -ENOENT);
+	ck_assert_int_eq(check("s3cret-proctor", CFG_ROLE_PROCTOR, 0), 0);
+	ck_assert_int_eq(check("added-later", CFG_ROLE_PROCTOR, 0), -EKEYREVOKED);
+	ck_assert(!tok_digest_revoked(store, a));
+
+	/* The whole list at once: what is not on it is lifted. */
+	memcpy(list, a, TOK_DIGEST_LEN);
+	memcpy(list + TOK_DIGEST_LEN, b, TOK_DIGEST_LEN);
+	ck_assert_int_eq(tok_set_revoked(store, list, 2), 2);
+	ck_assert_int_eq(check("s3cret-proctor", CFG_ROLE_PROCTOR, 0), -EKEYREVOKED);
+	ck_assert_int_eq(check("s3cret-archivist", CFG_ROLE_PROCTOR, 0), -EKEYREVOKED);
+	ck_assert_int_eq(check("added-later", CFG_ROLE_PROCTOR, 0), 0);
+	ck_assert_int_eq(tok_set_revoked(store, list + TOK_DIGEST_LEN, 1), 1);
+	ck_assert_int_eq(check("s3cret-proctor", CFG_ROLE_PROCTOR, 0), 0);
+	ck_assert_int_eq(check("s3cret-archivist", CFG_ROLE_PROCTOR, 0), -EKEYREVOKED);
+	ck_assert_int_eq(tok_set_revoked(store, NULL, 0), 0);
+	ck_assert_int_eq(check("s3cret-archivist", CFG_ROLE_PROCTOR, 0), 0);
+	ck_assert_ptr_null(tok_revoked(store, &n));
+	ck_assert_uint_eq(n, 0);
+
+	/* tok_revoke by secret goes on the same list. */
+	ck_assert_int_eq(tok_revoke(store, "s3cret-operator", 15), 0);
+	have = tok_revoked(store, &n);
+	ck_assert_uint_eq(n, 1);
+	digest_of("s3cret-operator", list);
+	ck_assert_mem_eq(have, list, TOK_DIGEST_LEN);
+}
+END_TEST
+
+START_TEST(test_digest_hex)
+{
+	uint8_t d[TOK_DIGEST_LEN], back[TOK_DIGEST_LEN];
+	char hex[TOK_DIGEST_HEX + 1], upper[TOK_DIGEST_HEX + 1];
+
+	digest_of("abc", d);
+	tok_digest_hex(d, hex);
+	ck_assert_str_eq(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	ck_assert_int_eq(tok_digest_parse(hex, TOK_DIGEST_HEX, back), 0);
+	ck_assert_mem_eq(back, d, TOK_DIGEST_LEN);
+	for (size_t i = 0; i <= TOK_DIGEST_HEX; i++)
+		upper[i] = (char)(hex[i] >= 'a' && hex[i] <= 'f' ? hex[i] - 32 : hex[i]);
+	memset(back, 0, sizeof(back));
+	ck_assert_int_eq(tok_digest_parse(upper, TOK_DIGEST_HEX, back), 0);
+	ck_assert_mem_eq(back, d, TOK_DIGEST_LEN);
+	/* Wrong lengths and non-hex leave the output alone. */
+	memset(back, 7, sizeof(back));
+	ck_assert_int_eq(tok_digest_parse(hex, TOK_DIGEST_HEX - 1, back), -EINVAL);
+	ck_assert_int_eq(tok_digest_parse(hex, TOK_DIGEST_HEX + 1, back), -EINVAL);
+	hex[40] = 'g';
+	ck_assert_int_eq(tok_digest_parse(hex, TOK_DIGEST_HEX, back), -EINVAL);
+	ck_assert_uint_eq(back[0], 7);
+	ck_assert_uint_eq(back[TOK_DIGEST_LEN - 1], 7);
+}
+END_TEST
+
 START_TEST(test_add_errors)
 {
 	ck_assert_int_eq(tok_store_add(store, "again", CFG_ROLE_OPERATOR, "s3cret-proctor", 0),
@@ -280,6 +374,8 @@ tok_suite(void)
 	suite_add_tcase(s, tcase("unknown", test_unknown));
 	suite_add_tcase(s, tcase("expiry", test_expiry_boundary));
 	suite_add_tcase(s, tcase("revocation", test_revocation));
+	suite_add_tcase(s, tcase("revoke_by_digest", test_revoke_by_digest));
+	suite_add_tcase(s, tcase("digest_hex", test_digest_hex));
 	suite_add_tcase(s, tcase("add_errors", test_add_errors));
 	suite_add_tcase(s, tcase("many_entries", test_many_entries_pointers_stay));
 	suite_add_tcase(s, tcase("load", test_load_from_cfg));

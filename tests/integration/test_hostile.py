@@ -46,14 +46,19 @@ CENSUS = os.environ.get("HOSTILE_CENSUS") == "1"
 INIT = open(os.path.join(SOURCE, "tests", "data", "fmp4", "init.mp4"), "rb").read()
 RSS_SLACK_KIB = 1024
 ASYNC = {"server.status", "server.sentinel.online", "server.sentinel.offline",
-         "server.token.expiring"}
+         "server.token.expiring", "server.metrics"}
 
 WS = {
     "ingest": {"path": "/sentinel", "proto": "vigil-sentinel", "reg": "sentinel.register",
                "token": STOKEN, "ack": "server.registration.ack"},
     "relay": {"path": "/proctor", "proto": "vigil-proctor", "reg": "proctor.register",
               "token": PTOKEN, "ack": "server.registration.ack"},
+    # the operator console, on httpd's listener
+    "console": {"path": "/api/ws", "proto": "vigil-operator", "reg": "operator.auth",
+                "token": OTOKEN, "ack": "server.auth.success"},
 }
+# The listener each WebSocket endpoint is on.
+LISTENER = {"ingest": "ingest", "relay": "relay", "console": "httpd", "httpd": "httpd"}
 
 
 # ---- what a case does -------------------------------------------------------
@@ -438,7 +443,7 @@ def httpd_cases():
     add("HTTP/1.0 without keep-alive", http_case(b"GET /health HTTP/1.0\r\n\r\n"),
         ("http", (200,)))
     add("Connection: close", http_case(last), ("http", (200,)))
-    for path, st in ((b"/x", 404), (b"/api/ws", 501), (b"/proctor", 404)):
+    for path, st in ((b"/x", 404), (b"/proctor", 404)):
         add("upgrade to %s" % path.decode(), http_case(H.upgrade_request(path.decode())),
             ("http", (st,)))
     add("POST /health", http_case(b"POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"),
@@ -513,7 +518,7 @@ def relay_data_cases():
 
 
 CASES = (ws_cases("ingest") + ingest_data_cases() + ws_cases("relay") + relay_data_cases() +
-         httpd_cases())
+         httpd_cases() + ws_cases("console"))
 
 
 class Hostile(unittest.TestCase):
@@ -546,6 +551,7 @@ class Hostile(unittest.TestCase):
             len(CASES), ", ".join("%s %d KiB" % kv for kv in sorted(cls.peak.items()))))
 
     def run_case(self, stage, run, expect):
+        stage = LISTENER[stage]
         if CENSUS:
             return self.census(stage, run, expect)
         pid = self.pid[stage]

@@ -1,15 +1,24 @@
 #!/usr/bin/python3
-"""Integration tests of vigild and vigilctl with the four real stage programs."""
+"""Integration tests of vigild and vigilctl with the four real stage programs:
+supervision, the config's live keys (vigilctl config set) and durable token
+revocations (vigilctl revoke)."""
+import hashlib
+import http.client
+import json
 import os
 import resource
 import signal
 import socket
+import stat
 import subprocess
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
+from proctor import Proctor  # noqa: E402
 from vigil import BUILD, STAGES, VIGILCTL, VIGILD, Vigil, alive  # noqa: E402
+from wsclient import Client  # noqa: E402
 
 
 class Supervision(unittest.TestCase):
@@ -227,6 +236,228 @@ class Lifecycle(unittest.TestCase):
             res = subprocess.run([p, "--no-such-option"], capture_output=True, text=True,
                                  timeout=30)
             self.assertEqual(res.returncode, 2, p)
+
+
+PT, GONE, CAM, OP = "proctor-secret", "revoke-me", "revoke-cam", "operator-secret"
+TOKENS = """auth:
+  sentinel: required
+  tokens:
+    - { name: p1, role: proctor, token: "proctor-secret" }
+    - { name: p2, role: proctor, token: "revoke-me" }
+    - { name: s2, role: sentinel, token: "revoke-cam" }
+    - { name: op, role: operator, token: "operator-secret" }
+"""
+
+
+class Ops(unittest.TestCase):
+    """What the operator console does through vigild, from vigilctl."""
+
+    def setUp(self):
+        self.v = Vigil(extra=TOKENS).start()
+        self.addCleanup(self.v.stop)
+        self.w = self.v.watch()
+        self.addCleanup(lambda: self.w.close())
+
+    def proctor(self):
+        p = Proctor(self.v.url("relay", "/proctor"))
+        self.addCleanup(p.close)
+        return p
+
+    def refused(self, p, token, code, reason):
+        p.send("proctor.register", {"token": token})
+        self.assertEqual(p.expect("server.registration.reject")["reason"], reason)
+        self.assertEqual(p.expect_close()[0], (code, reason))
+
+    def reloaded(self, stages=STAGES):
+        """Waits for config.reloaded from each stage (broadcast on the bus)."""
+        left = set(stages)
+
+        def done(e):
+            if e.get("event") == "bus" and e.get("type") == "config.reloaded":
+                self.assertTrue(e["body"]["ok"], e)
+                left.discard(e["from"])
+            return not left
+        self.w.wait(done, what="config.reloaded from %s" % sorted(left))
+
+    def api_config(self):
+        host, port = self.v.stage("httpd")["listen"].rsplit(":", 1)
+        c = http.client.HTTPConnection(host, int(port), timeout=15)
+        c.request("GET", "/api/config", headers={"Authorization": "Bearer " + OP})
+        r = c.getresponse()
+        body = r.read()
+        c.close()
+        self.assertEqual(r.status, 200, body)
+        return json.loads(body)
+
+    def overrides(self):
+        return json.loads(self.v.ctl("config", "show").stdout)["overrides"]
+
+
+class LiveConfig(Ops):
+    def test_a_lowered_limit_applies_live_survives_a_relay_restart_and_reload_ends_it(self):
+        res = self.v.ctl("config", "set", "limits.max_proctors", "1")
+        self.assertEqual(res.stdout, "applied: limits.max_proctors\n")
+        self.reloaded()
+        first = self.proctor()
+        first.register(PT)
+        self.refused(self.proctor(), PT, 3007, "Server busy")
+        self.assertEqual(self.api_config()["limits"]["max_proctors"], 1)
+        self.assertEqual(self.overrides(), {"limits": {"max_proctors": 1}})
+
+        # a restarted relay gets the override after its hello, before it serves
+        pid = self.v.pids()["relay"]
+        self.v.ctl("restart", "relay")
+        self.w.wait_state("relay", "running", not_pid=pid)
+        self.proctor().register(PT)
+        self.refused(self.proctor(), PT, 3007, "Server busy")
+
+        # a reload from the file drops the overrides
+        self.v.ctl("reload")
+        self.reloaded()
+        self.assertEqual(self.overrides(), {})
+        self.proctor().register(PT)
+        self.proctor().register(PT)
+        self.assertEqual(self.api_config()["limits"]["max_proctors"], 500)
+
+    def test_a_bad_value_changes_nothing_and_names_the_key(self):
+        self.v.ctl("config", "set", "timeouts.idle", "45s")
+        self.reloaded()
+        res = self.v.ctl("config", "set", "limits.max_proctors", "lots", check=False)
+        self.assertEqual(res.returncode, 2)
+        self.assertEqual(res.stderr, "vigilctl: config.update: limits.max_proctors: expected an "
+                         "integer in 1..100000, found \"lots\"\n")
+        res = self.v.ctl("config", "set", "limits.max_proctor", "3", check=False)
+        self.assertEqual(res.returncode, 2)
+        self.assertIn("config.update: limits.max_proctor: unknown key (expected max_sentinels, ",
+                      res.stderr)
+        # one bad key refuses the whole update, good keys included
+        ans = self.v.request(cmd="config.update", config={
+            "limits": {"max_proctors": 5}, "timeouts": {"idle": "soon"}})
+        self.assertFalse(ans["ok"])
+        self.assertRegex(ans["error"], r"^config\.update: timeouts\.idle: expected a duration ")
+        ans = self.v.request(cmd="config.update", config={"limits": {"max_sentinels": 201}})
+        self.assertEqual(ans["error"], "config.update: limits.max_sentinels: expected at most "
+                         "200 (the ring's sentinel slots; more takes a vigild restart), found 201")
+        self.assertEqual(self.overrides(), {"timeouts": {"idle": "45s"}})
+        self.assertEqual(self.api_config()["timeouts"]["idle"], 45000)
+
+    def test_keys_that_need_a_restart_are_listed_not_applied(self):
+        ans = self.v.request(cmd="config.update", config={
+            "limits": {"max_proctors": 3}, "listen": {"http": "127.0.0.1:1"},
+            "ring": {"size": "16MiB"}, "log_level": "debug"})
+        self.assertTrue(ans["ok"], ans)
+        self.assertEqual(ans["applied"], ["limits.max_proctors", "log_level"])
+        # ring.size is what runs already: nothing to restart for
+        self.assertEqual(ans["restartRequired"], ["listen.http"])
+        self.reloaded()
+        self.assertEqual(self.overrides(), {"limits": {"max_proctors": 3}, "log_level": "debug"})
+        self.assertEqual(self.api_config()["log_level"], "debug")
+        # null takes an override back to the file's value
+        res = self.v.ctl("config", "set", "log_level", "null")
+        self.assertEqual(res.stdout, "applied: log_level\n")
+        self.assertEqual(self.overrides(), {"limits": {"max_proctors": 3}})
+
+
+class Revocation(Ops):
+    def revoke(self, token):
+        res = subprocess.run([VIGILCTL, "--config", self.v.config, "revoke"], input=token + "\n",
+                             text=True, capture_output=True, timeout=30)
+        return res
+
+    def listed(self):
+        return json.loads(self.v.ctl("revoke", "--list", "--json").stdout)
+
+    def restart_vigild(self):
+        self.w.close()
+        self.v.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(self.v.proc.wait(60), 0)
+        self.v.proc.stdout.close()
+        self.v.stderr.close()
+        self.v.start()
+        self.w = self.v.watch()
+
+    def test_a_revocation_outlives_restarts_and_reloads_until_lifted(self):
+        gone, stays = self.proctor(), self.proctor()
+        gone.register(GONE)
+        stays.register(PT)
+        cam = Client(self.v.url("ingest", "/sentinel"))
+        self.addCleanup(cam.close)
+        cam.register(CAM, name="cam")
+        # the console's way (ctl.sock, as vigilctl does): closed within a second
+        t0 = time.monotonic()
+        ans = self.v.request(cmd="revoke", token=GONE)
+        self.assertEqual((ans["ok"], ans["name"], ans["role"]), (True, "p2", "proctor"))
+        self.assertEqual(gone.expect_close(timeout=1)[0], (3004, "Token revoked"))
+        self.assertLess(time.monotonic() - t0, 1.0)
+        res = self.revoke(CAM)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertEqual(cam.expect_close()[0], (3004, "Token revoked"))
+        stays.send("proctor.ping", {})
+        stays.wait(lambda m: m["type"] == "server.pong", what="server.pong")
+        self.refused(self.proctor(), GONE, 3001, "Token revoked")
+
+        digest = hashlib.sha256(GONE.encode()).hexdigest()
+        self.assertEqual([(r["name"], r["role"], r["digest"]) for r in self.listed()],
+                         [("p2", "proctor", digest[:12]),
+                          ("s2", "sentinel", hashlib.sha256(CAM.encode()).hexdigest()[:12])])
+        path = os.path.join(self.v.dir, "data", ".revoked-tokens")
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
+        with open(path) as f:
+            self.assertIn(digest + " ", f.read())
+        for secret in (GONE, CAM):  # no token in any file vigil wrote, nor in a log
+            res = subprocess.run(["grep", "-rl", secret, self.v.dir], capture_output=True,
+                                 text=True)
+            self.assertEqual(res.stdout.splitlines(), [self.v.config], secret)
+            self.assertNotIn(secret, self.v.log())
+
+        pid = self.v.pids()["relay"]
+        self.v.ctl("restart", "relay")
+        self.w.wait_state("relay", "running", not_pid=pid)
+        self.refused(self.proctor(), GONE, 3001, "Token revoked")
+        self.v.ctl("reload")
+        self.reloaded()
+        self.refused(self.proctor(), GONE, 3001, "Token revoked")
+        self.restart_vigild()
+        self.refused(self.proctor(), GONE, 3001, "Token revoked")
+        cam = Client(self.v.url("ingest", "/sentinel"))
+        self.addCleanup(cam.close)
+        cam.send("sentinel.register", {"token": CAM, "version": 1})
+        self.assertEqual(cam.expect_close()[0], (3001, "Token revoked"))
+
+        # the lift, by name and by digest prefix: the tokens work again
+        res = self.v.ctl("revoke", "--lift", "p2")
+        self.assertIn("lifted p2 (proctor, %s)" % digest[:12], res.stdout)
+        self.proctor().register(GONE)
+        res = self.v.ctl("revoke", "--lift", hashlib.sha256(CAM.encode()).hexdigest()[:8])
+        self.assertIn("lifted s2 (sentinel", res.stdout)
+        cam = Client(self.v.url("ingest", "/sentinel"))
+        self.addCleanup(cam.close)
+        cam.register(CAM, name="cam")
+        self.assertEqual(self.listed(), [])
+        res = self.v.ctl("revoke", "--lift", "p2", check=False)
+        self.assertEqual(res.returncode, 1)
+        self.assertIn("neither the name of a revoked token", res.stderr)
+
+    def test_unknown_tokens_and_tokens_taken_out_of_the_config(self):
+        res = self.revoke("no-such-token")
+        self.assertEqual(res.returncode, 1)
+        self.assertIn("not a token of the running config", res.stderr)
+        self.assertEqual(self.revoke(GONE).returncode, 0)
+        # taken out of the file: refused anyway, and the revocation goes with it
+        with open(self.v.config) as f:
+            good = f.read()
+        with open(self.v.config, "w") as f:
+            f.write(good.replace('    - { name: p2, role: proctor, token: "revoke-me" }\n', ""))
+        self.v.ctl("reload")
+        self.reloaded()
+        self.assertEqual(self.listed(), [])
+        self.refused(self.proctor(), GONE, 3001, "Invalid token")
+        # put back, it is a new token
+        with open(self.v.config, "w") as f:
+            f.write(good)
+        self.v.ctl("reload")
+        self.reloaded()
+        self.proctor().register(GONE)
 
 
 if __name__ == "__main__":

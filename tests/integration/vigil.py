@@ -69,7 +69,7 @@ class Watch:
 
 class Vigil:
     def __init__(self, heartbeat="2s", extra="", limits="max_message_bytes: 2MiB",
-                 timeouts=""):
+                 timeouts="", env=None):
         global _count
         _count += 1
         self.instance = "it-%d-%d" % (os.getpid(), _count)
@@ -81,6 +81,7 @@ class Vigil:
         self.timeouts = timeouts
         self.heartbeat = heartbeat
         self.extra = extra
+        self.env = env or {}  # for vigild, e.g. VIGIL_STAGE_DIR
         self.ring_size = "16MiB"
         self.write_config()
 
@@ -103,7 +104,8 @@ class Vigil:
     def start(self, timeout=20):
         self.stderr = open(os.path.join(self.dir, "vigild.stderr"), "w+")
         self.proc = subprocess.Popen([VIGILD, "--config", self.config, "--foreground"],
-                                     stdout=subprocess.PIPE, stderr=self.stderr)
+                                     stdout=subprocess.PIPE, stderr=self.stderr,
+                                     env=dict(os.environ, **self.env))
         out = b""
         deadline = time.monotonic() + timeout
         while b"is up" not in out:

@@ -1,9 +1,13 @@
-// The proctor web app: sign in, the hall, the live wall, history, status.
-// Where relay is: ?relay=ws://host:port[/proctor], else the page's own host on
-// port 8081 (listen.relay's default); see README.md.
-import { setToken } from './api.js';
+// The proctor web app: sign in, the hall, the live wall, history, status,
+// and for an operator's token the operator view. Where relay is:
+// ?relay=ws://host:port[/proctor], else the page's own host on port 8081
+// (listen.relay's default); the operator console is /api/ws on the page's own
+// origin. See README.md.
+import { fmtDuration, setToken } from './api.js';
+import { Console, consoleUrl } from './console.js';
 import { Grid } from './grid.js';
 import { History } from './history.js';
+import { Ops } from './ops.js';
 import { Relay } from './relay.js';
 import { StatusBar } from './status.js';
 import { Wall } from './wall.js';
@@ -35,7 +39,8 @@ function takeToken() {
 }
 
 let app = null;
-let pending = null; // the relay of a sign-in not answered yet
+let pending = null; // the relay and console of a sign-in not answered yet
+let role = 'unknown'; // operator | proctor, once the console answered operator.auth
 
 function showSignIn(message) {
   $('#signin').hidden = false;
@@ -46,8 +51,25 @@ function showSignIn(message) {
   $('#token').focus();
 }
 
+// Closes that end the sign-in (3001, 3002, 3004 from relay or the console).
+function refused(st) {
+  store.removeItem('vigil.token');
+  $('#signin-wait').hidden = true;
+  if (pending) pending.close();
+  pending = null;
+  if (app) app.stop();
+  app = null;
+  const why = st.code === 3004 ? (/revoked/i.test(st.reason || '') ? 'Your token was revoked' : 'Your token has expired')
+    : st.code === 3002 ? 'This page is too old for the server' : 'Token refused';
+  showSignIn(`${why}: ${st.reason}. Sign in with a valid token.`);
+}
+
+// Relay checks the token (proctor.register) and, at the same time, the console
+// tries it as an operator's (operator.auth): the app shows when either accepts
+// it, so an operator gets in while relay is down. A proctor's token gets 3001
+// from the console, and the page has no operator view.
 function signIn(token) {
-  // The form stays in view (with its message) until relay accepts the token.
+  // The form stays in view (with its message) until relay or the console accepts the token.
   $('#signin').hidden = false;
   $('#relay-addr').textContent = relayUrl();
   $('#signin-error').hidden = true;
@@ -55,49 +77,82 @@ function signIn(token) {
   $('#signin-wait').hidden = false;
   setToken(token);
   if (pending) pending.close();
+  role = 'unknown';
   const relay = new Relay(relayUrl(), token);
-  pending = relay;
+  const con = new Console(consoleUrl(), token);
+  const both = { relay, con, close: () => (relay.close(), con.close()) };
+  pending = both;
   relay.history = []; // every connection state, for the tests
   relay.on('state', (st) => relay.history.push(st.state) > 50 && relay.history.shift());
+  con.history = [];
+  con.on('state', (st) => con.history.push(st.code ? `${st.state} ${st.code}` : st.state) > 50 && con.history.shift());
   let shown = false;
+  const show = () => {
+    if (shown) return;
+    shown = true;
+    pending = null;
+    store.setItem('vigil.token', token);
+    $('#signin-wait').hidden = true;
+    start(relay, con);
+  };
   relay.on('state', (st) => {
-    if (st.state === 'open' && !shown) {
-      shown = true;
-      pending = null;
-      store.setItem('vigil.token', token);
-      $('#signin-wait').hidden = true;
-      start(relay);
+    if (st.state === 'open') show();
+    else if (st.state === 'refused') refused(st);
+    else if (st.state === 'reconnecting' && !shown) $('#signin-wait').textContent = `Cannot reach relay at ${relay.url}; retrying…`;
+    if (app && app.relay === relay) app.status.relayState(st.state, st);
+  });
+  con.on('state', (st) => {
+    if (st.state === 'open' && role !== 'operator') {
+      role = 'operator';
+      show();
+      if (app && app.con === con) app.operator();
     } else if (st.state === 'refused') {
-      store.removeItem('vigil.token');
-      $('#signin-wait').hidden = true;
-      if (pending === relay) pending = null;
-      if (app) app.stop();
-      app = null;
-      const why = st.code === 3004 ? 'Your token has expired' : st.code === 3002 ? 'This page is too old for the server' : 'Token refused';
-      showSignIn(`${why}: ${st.reason}. Sign in with a valid proctor token.`);
-    } else if (st.state === 'reconnecting' && !shown) {
-      $('#signin-wait').textContent = `Cannot reach relay at ${relay.url}; retrying…`;
+      if (role === 'operator') refused(st); // revoked or expired while signed in
+      else role = 'proctor'; // not an operator's token: relay decides alone
     }
-    if (app) app.status.relayState(st.state, st);
   });
   relay.connect();
+  con.connect();
 }
 
-function start(relay) {
+// The header's notice; a shutdown countdown stays until the server is gone.
+let shutdownTimer = null;
+function notice(text) {
+  if (!shutdownTimer) $('#notice').textContent = text;
+}
+function shutdownAt(at) {
+  clearInterval(shutdownTimer);
+  const tick = () => {
+    const left = at - Date.now();
+    $('#notice').textContent = left > 0 ? `The server shuts down in ${fmtDuration(left)}.` : 'The server is shutting down.';
+    if (left <= 0) clearInterval(shutdownTimer);
+  };
+  shutdownTimer = setInterval(tick, 1000);
+  tick();
+}
+
+function start(relay, con) {
   $('#signin').hidden = true;
   $('#app').hidden = false;
-  for (const id of ['#view-hall', '#view-live', '#view-history', '#statusbar']) $(id).replaceChildren();
+  for (const id of ['#view-hall', '#view-live', '#view-history', '#view-ops', '#statusbar']) $(id).replaceChildren();
+  $('#tab-ops').hidden = true;
   const status = new StatusBar($('#statusbar'));
   status.relayState(relay.state);
-  const tabs = { hall: $('#tab-hall'), live: $('#tab-live'), history: $('#tab-history') };
-  const views = { hall: $('#view-hall'), live: $('#view-live'), history: $('#view-history') };
+  const tabs = { hall: $('#tab-hall'), live: $('#tab-live'), history: $('#tab-history'), ops: $('#tab-ops') };
+  const views = { hall: $('#view-hall'), live: $('#view-live'), history: $('#view-history'), ops: $('#view-ops') };
+  let ops = null;
   const show = (name) => {
+    if (name === 'ops' && !ops) name = 'hall';
     for (const k of Object.keys(tabs)) {
       tabs[k].setAttribute('aria-selected', String(k === name));
       views[k].hidden = k !== name;
     }
     $('#filter').disabled = name !== 'hall';
     if (name !== 'history') historyView.stop();
+    if (ops) ops.show(name === 'ops');
+    // #operator names the operator view (a bookmark opens it after the sign-in).
+    const hash = name === 'ops' ? '#operator' : '';
+    if (location.hash !== hash) history.replaceState(null, '', `${location.pathname}${location.search}${hash}`);
   };
   const openHistory = (s) => {
     show('history');
@@ -113,7 +168,7 @@ function start(relay) {
     onWatch: (s) => {
       const at = performance.now();
       show('live');
-      if (!wall.open(s, at)) $('#notice').textContent = 'The wall is full (16 streams): close one first.';
+      if (!wall.open(s, at)) notice('The wall is full (16 streams): close one first.');
     },
     onHistory: openHistory,
   });
@@ -122,10 +177,17 @@ function start(relay) {
   relay.on('server.sentinel.online', (p) => grid.upsert(p.sentinel));
   relay.on('server.sentinel.offline', (p) => grid.offline(p.sentinelId));
   relay.on('server.status', (p) => status.show(p, 'relay'));
-  relay.on('server.token.expiring', (p) => {
-    $('#notice').textContent = `Your token expires at ${new Date(p.expiresAt).toLocaleTimeString()}; sign in again then.`;
-  });
+  const expiring = (p) => notice(`Your token expires at ${new Date(p.expiresAt).toLocaleTimeString()}; sign in again then.`);
+  relay.on('server.token.expiring', expiring);
+  relay.on('server.shutdown', (p) => shutdownAt(p.at));
   relay.on('server.error', (p) => console.warn('relay error', p));
+  con.on('server.token.expiring', expiring);
+  con.on('server.token.expired', () => notice('Your token has expired.'));
+  con.on('server.shutdown', (p) => shutdownAt(p.at));
+  con.on('server.status', (p) => status.show(p, 'console'));
+  con.on('server.metrics', (p) => {
+    if (p.uptimeMs != null) status.uptime = p.uptimeMs; // drawn with the next status
+  });
   for (const [name, tab] of Object.entries(tabs)) tab.addEventListener('click', () => (name === 'history' ? openHistory(null) : show(name)));
   $('#filter').addEventListener('input', (e) => grid.setFilter(e.target.value));
   $('#signout').addEventListener('click', () => {
@@ -135,17 +197,36 @@ function start(relay) {
   // Bitrates change: the list again every 5 s; the delay captions every second.
   const timers = [setInterval(() => relay.send('proctor.list', {}), 5000), setInterval(() => wall.tick(), 1000)];
   grid.loadArchived();
-  if (!mseSupported) $('#notice').textContent = 'This browser has no Media Source Extensions: live view cannot play.';
+  if (!mseSupported) notice('This browser has no Media Source Extensions: live view cannot play.');
+  const wantOps = location.hash === '#operator';
   show('hall');
   app = {
-    relay, grid, wall, history: historyView, status,
+    relay, con, grid, wall, history: historyView, status,
+    get ops() {
+      return ops;
+    },
+    get role() {
+      return role;
+    },
+    // The console accepted the token as an operator's: the Operator tab appears.
+    operator() {
+      if (ops) return;
+      ops = new Ops(views.ops, con, { notify: notice });
+      tabs.ops.hidden = false;
+      if (wantOps) show('ops');
+    },
     stop() {
       timers.forEach(clearInterval);
+      clearInterval(shutdownTimer);
+      shutdownTimer = null;
       for (const t of [...wall.tiles.keys()]) wall.close(t);
       historyView.stop();
+      if (ops) ops.stop();
       relay.close();
+      con.close();
     },
   };
+  if (role === 'operator') app.operator();
   window.vigil = app; // for the browser tests and the benchmark
 }
 

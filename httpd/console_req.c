@@ -1,0 +1,236 @@
+/* console_req: the operator's requests that change the server, and vigild's
+ * answers to them: operator.stage.set, operator.config.update,
+ * operator.token.revoke, operator.shutdown (PROTOCOL.md section 7; the bus
+ * messages in common/bus.h). Loop thread. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "console_internal.h"
+#include "log.h"
+#include "mjpeg.h"
+#include "mp.h"
+
+void
+con_stage_set(struct httpd *h, struct wss_conn *c, const msgpack_object *p)
+{
+	static const char *const states[] = { "start", "stop", "restart", "kill" };
+	const char *ref = "operator.stage.set";
+	char stage[16], state[16];
+	struct con_pending *pd;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	bool known = false;
+
+	if (mp_get_strbuf(p, "stage", stage, sizeof(stage)) < 0 || bus_stage_parse(stage) < 0) {
+		con_error(c, ref, "stage must be one of ingest, relay, archive, httpd");
+		return;
+	}
+	if (mp_get_strbuf(p, "state", state, sizeof(state)) == 0) {
+		for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++)
+			known |= strcmp(state, states[i]) == 0;
+	}
+	if (!known) {
+		con_error(c, ref, "state must be one of start, stop, restart, kill");
+		return;
+	}
+	/* The console runs in httpd: stopping it would end this connection and
+	 * every other operator's, with nothing left to start it again from here. */
+	if (strcmp(stage, "httpd") == 0 && strcmp(state, "stop") == 0) {
+		con_error(c, ref,
+			  "httpd serves this console: stopping it would cut every operator off "
+			  "(vigilctl stop httpd can)");
+		return;
+	}
+	pd = con_pending_new(con_of(h), c, CON_K_STAGE, ref);
+	if (pd == NULL)
+		return;
+	con_bus_begin(&sb, &pk, "stage.set", pd->ref, 2);
+	mp_pack_kv_str(&pk, "stage", stage);
+	mp_pack_kv_str(&pk, "state", state);
+	if (!con_bus_send(h, c, ref, &sb))
+		pd->ref = 0;
+	log_info("operator %s: %s %s", con_sess(c)->name, state, stage);
+}
+
+void
+con_stage_result(struct con_pending *pd, const msgpack_object *body)
+{
+	char stage[16] = "", state[16] = "", err[256];
+	struct wss_msg m;
+	int64_t pid = 0;
+
+	mp_get_strbuf(body, "stage", stage, sizeof(stage));
+	mp_get_strbuf(body, "state", state, sizeof(state));
+	if (mp_get_strbuf(body, "error", err, sizeof(err)) == 0) {
+		con_error(pd->c, "operator.stage.set", "%s %s: %s", state, stage, err);
+		return;
+	}
+	mp_get_int(body, "pid", &pid);
+	con_result_ok(&m, "operator.stage.set", 3);
+	mp_pack_kv_str(&m.pk, "stage", stage);
+	mp_pack_kv_str(&m.pk, "state", state);
+	mp_pack_kv_int(&m.pk, "pid", pid);
+	wss_msg_send(pd->c, &m);
+}
+
+/* ---- configuration, revocation, shutdown ---- */
+
+void
+con_config(struct httpd *h, struct wss_conn *c, const msgpack_object *p)
+{
+	const char *ref = "operator.config.update";
+	const msgpack_object *cfg;
+	struct con_pending *pd;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+
+	if (mp_get_map(p, "config", &cfg) < 0) {
+		con_error(c, ref, "config must be a map of settings, as in the file");
+		return;
+	}
+	pd = con_pending_new(con_of(h), c, CON_K_CONFIG, ref);
+	if (pd == NULL)
+		return;
+	con_bus_begin(&sb, &pk, "config.update", pd->ref, 1);
+	mp_pack_str(&pk, "config");
+	msgpack_pack_object(&pk, *cfg);
+	if (sb.size > BUS_MSG_MAX) {
+		msgpack_sbuffer_destroy(&sb);
+		pd->ref = 0;
+		con_error(c, ref, "config is over %d bytes", BUS_MSG_MAX);
+		return;
+	}
+	if (!con_bus_send(h, c, ref, &sb))
+		pd->ref = 0;
+	log_info("operator %s: config.update", con_sess(c)->name);
+}
+
+void
+con_config_result(struct con_pending *pd, const msgpack_object *body)
+{
+	const msgpack_object *applied, *restart;
+	char err[512];
+	struct wss_msg m;
+
+	if (mp_get_strbuf(body, "error", err, sizeof(err)) == 0) {
+		con_error(pd->c, "operator.config.update", "%s", err);
+		return;
+	}
+	con_result_ok(&m, "operator.config.update", 2);
+	mp_pack_str(&m.pk, "applied");
+	if (mp_get_array(body, "applied", &applied) == 0)
+		msgpack_pack_object(&m.pk, *applied);
+	else
+		msgpack_pack_array(&m.pk, 0);
+	mp_pack_str(&m.pk, "restartRequired");
+	if (mp_get_array(body, "restartRequired", &restart) == 0)
+		msgpack_pack_object(&m.pk, *restart);
+	else
+		msgpack_pack_array(&m.pk, 0);
+	wss_msg_send(pd->c, &m);
+}
+
+/* Refused at once here (HTTP, live.mjpeg, this console) and, over the bus, by
+ * every other stage and by vigild, which keeps it. */
+void
+con_revoke(struct httpd *h, struct wss_conn *c, const msgpack_object *p)
+{
+	const char *ref = "operator.token.revoke", *tok;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	struct wss_msg m;
+	size_t len;
+	int r;
+
+	if (mp_get_str(p, "token", &tok, &len) < 0 || len == 0) {
+		con_error(c, ref, "token must be a non-empty string");
+		return;
+	}
+	if (tok_check(h->tok, tok, len, ~0u, time(NULL), NULL) == -EACCES) {
+		con_error(c, ref, "no such token in the configuration");
+		return;
+	}
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	bus_pack_begin(&pk, "token.revoke", "httpd", "*");
+	msgpack_pack_map(&pk, 1);
+	mp_pack_str(&pk, "token");
+	msgpack_pack_str(&pk, len);
+	msgpack_pack_str_body(&pk, tok, len);
+	r = stage_send(h->st, NULL, "*", sb.data, sb.size);
+	msgpack_sbuffer_destroy(&sb);
+	if (r < 0) {
+		con_error(c, ref, "the revocation could not be sent to the other stages; retry");
+		return;
+	}
+	log_info("operator %s revoked a token", con_sess(c)->name);
+	tok_revoke(h->tok, tok, len);
+	mjpeg_revoked(h);
+	/* The answer is queued before the close, should the token be this
+	 * operator's own. */
+	con_result_ok(&m, ref, 0);
+	wss_msg_send(c, &m);
+	wss_revoke(con_of(h)->wss, h->tok,
+		   &(msgpack_object){ .type = MSGPACK_OBJECT_MAP,
+				      .via.map = { 1, &(msgpack_object_kv){
+							      .key = { .type = MSGPACK_OBJECT_STR,
+								       .via.str = { 5, "token" } },
+							      .val = { .type = MSGPACK_OBJECT_STR,
+								       .via.str = { (uint32_t)len,
+										    tok } } } } });
+}
+
+void
+con_shutdown(struct httpd *h, struct wss_conn *c, const msgpack_object *p)
+{
+	const char *ref = "operator.shutdown";
+	struct con_pending *pd;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	int64_t in;
+
+	if (mp_get_int(p, "in", &in) < 0 || in < 0 || in > CON_SHUTDOWN_MAX_S) {
+		con_error(c, ref, "in must be a number of seconds from 0 to %d",
+			  CON_SHUTDOWN_MAX_S);
+		return;
+	}
+	pd = con_pending_new(con_of(h), c, CON_K_SHUTDOWN, ref);
+	if (pd == NULL)
+		return;
+	con_bus_begin(&sb, &pk, "shutdown.request", pd->ref, 1);
+	mp_pack_kv_int(&pk, "in", in);
+	if (!con_bus_send(h, c, ref, &sb))
+		pd->ref = 0;
+	log_info("operator %s: shutdown in %lld s", con_sess(c)->name, (long long)in);
+}
+
+/* shutdown.result: the one who asked hears when, or why not. */
+void
+con_shutdown_result(struct con_pending *pd, const msgpack_object *body)
+{
+	struct wss_msg m;
+	char err[256];
+	int64_t at = 0;
+
+	if (mp_get_strbuf(body, "error", err, sizeof(err)) == 0) {
+		con_error(pd->c, "operator.shutdown", "%s", err);
+		return;
+	}
+	mp_get_int(body, "at", &at);
+	con_result_ok(&m, "operator.shutdown", 1);
+	mp_pack_kv_int(&m.pk, "at", at);
+	wss_msg_send(pd->c, &m);
+}
+
+/* shutdown.notice: every operator hears when, and each one who signs in
+ * before then too (wss). */
+void
+con_shutdown_notice(struct console *con, const msgpack_object *body)
+{
+	int64_t at;
+
+	if (mp_get_int(body, "at", &at) == 0)
+		wss_shutdown_notice(con->wss, at);
+}
