@@ -135,6 +135,18 @@ class Console(unittest.TestCase):
         (code, _), _ = o.expect_close()
         self.assertEqual(code, 1009)
 
+    def test_auth_refresh(self):
+        o = self.op()
+        o.send("operator.auth.refresh", {"token": O2TOKEN})
+        r = o.result("operator.auth.refresh")
+        self.assertEqual(r["status"], "OK")
+        self.assertIsNone(r["expiresAt"])
+        for tok in (PTOKEN, "nope"):
+            o.send("operator.auth.refresh", {"token": tok})
+            self.assertIn("error", o.result("operator.auth.refresh"), tok)
+        o.send("operator.ping")
+        o.expect("server.pong")
+
     def test_idle_closes_with_3003(self):
         o = self.op()
         (code, reason), _ = o.expect_close(timeout=15)
