@@ -466,6 +466,13 @@ console_adopt(struct httpd *h, struct srv_conn *sc, struct http1 *req, const uin
 }
 
 void
+console_set_cfg(struct httpd *h)
+{
+	if (con_of(h) != NULL)
+		wss_set_cfg(con_of(h)->wss, h->cfg);
+}
+
+void
 console_tick(struct httpd *h)
 {
 	if (con_of(h) != NULL)

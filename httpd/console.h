@@ -30,6 +30,8 @@ void console_free(struct httpd *h);
  * head. */
 void console_adopt(struct httpd *h, struct srv_conn *sc, struct http1 *req, const uint8_t *rest,
 		   size_t len);
+/* httpd's config changed (a reload): limits and timeouts from now on. */
+void console_set_cfg(struct httpd *h);
 /* Every SRV_TICK_MS. */
 void console_tick(struct httpd *h);
 /* A bus message; true when it was the console's. */

@@ -8,6 +8,7 @@
 
 #include "archive_read.h"
 #include "catalog.h"
+#include "console.h"
 #include "forget.h"
 #include "httpd.h"
 #include "log.h"
@@ -46,6 +47,8 @@ httpd_reload(struct httpd *h)
 	if (stage_reload(h->st) < 0)
 		return;
 	h->cfg = stage_cfg(h->st);
+	/* The old config is freed: the console's WebSocket server held it too. */
+	console_set_cfg(h);
 	if (httpd_load_tokens(h) < 0)
 		log_error(0, "tokens of the new config not loaded; the old ones stay");
 }
