@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "archive.h"
+#include "files.h"
 #include "id.h"
 #include "log.h"
 #include "mp.h"
@@ -207,28 +208,6 @@ loop_stats(void *ctx, msgpack_packer *pk)
 }
 
 /* mkdir -p: the data directory may not exist on a fresh install. */
-static int
-loop_mkdirs(const char *path)
-{
-	char buf[4096];
-	size_t len = strlen(path);
-
-	if (len == 0 || len >= sizeof(buf))
-		return -ENAMETOOLONG;
-	memcpy(buf, path, len + 1);
-	for (char *p = buf + 1; *p != '\0'; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0750) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, 0750) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 struct archive *
 archive_new(struct stage *st)
 {
@@ -252,7 +231,7 @@ archive_new(struct stage *st)
 	ar->data_dir = strdup(cfg->data_dir);
 	if (ar->data_dir == NULL)
 		goto fail;
-	r = loop_mkdirs(ar->data_dir);
+	r = files_mkdirs(ar->data_dir, 0750);
 	if (r < 0) {
 		log_error(r, "mkdir(%s) failed", ar->data_dir);
 		goto fail;

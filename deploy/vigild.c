@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "files.h"
 #include "log.h"
 #include "mp.h"
 #include "proc.h"
@@ -369,7 +370,7 @@ main(int argc, char **argv)
 	if (vigild_find_stages(&wd) < 0)
 		goto out_cfg;
 	if (realpath(wd.cfg->run_dir, wd.run_dir) == NULL) {
-		r = vigild_mkdir_p(wd.cfg->run_dir);
+		r = files_mkdirs(wd.cfg->run_dir, 0755);
 		if (r < 0 || realpath(wd.cfg->run_dir, wd.run_dir) == NULL) {
 			fprintf(stderr, "vigild: cannot create run_dir %s: %s\n", wd.cfg->run_dir,
 				strerror(r < 0 ? -r : errno));

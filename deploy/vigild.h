@@ -14,7 +14,6 @@ int vigild_find_stages(struct wd *wd);
 /* The instance lock (an abstract Unix socket, gone with the process): its
  * fd, or -EADDRINUSE after saying which vigild holds it. */
 int vigild_lock(const char *instance);
-int vigild_mkdir_p(const char *path);
 int vigild_open_listeners(struct wd *wd);
 int vigild_create_ring(struct wd *wd);
 /* bus.sock and ctl.sock in run_dir. */

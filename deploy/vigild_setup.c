@@ -88,25 +88,6 @@ vigild_lock(const char *instance)
 }
 
 int
-vigild_mkdir_p(const char *path)
-{
-	char buf[4096];
-
-	snprintf(buf, sizeof(buf), "%s", path);
-	for (char *p = buf + 1; *p != '\0'; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
-int
 vigild_open_listeners(struct wd *wd)
 {
 	const struct cfg_listen *addr[BUS_N_STAGES] = {

@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "files.h"
 #include "layout.h"
 #include "log.h"
 #include "mp.h"
@@ -48,84 +49,33 @@ struct wd_rev {
 
 /* ---- the file ---- */
 
-static int
-wd_rev_mkdirs(const char *path)
-{
-	char buf[4096];
-	int n = snprintf(buf, sizeof(buf), "%s", path);
-
-	if (n < 0 || (size_t)n >= sizeof(buf))
-		return -ENAMETOOLONG;
-	for (char *p = buf + 1; *p != '\0'; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0750) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, 0750) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
-static int
-wd_rev_write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* The whole list, atomically: a crash leaves the old file or the new one. */
 static int
 wd_rev_save(const struct wd_rev *rev)
 {
-	char line[TOK_DIGEST_HEX + 32], hex[TOK_DIGEST_HEX + 1];
-	int dfd, fd, r;
+	char hex[TOK_DIGEST_HEX + 1];
+	size_t cap = strlen(WD_REV_HEADER) + rev->n * (TOK_DIGEST_HEX + 32), len;
+	char *text = malloc(cap);
+	int dfd, r;
 
-	r = wd_rev_mkdirs(rev->dir);
-	if (r < 0)
-		return r;
-	dfd = open(rev->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return -errno;
-	fd = openat(dfd, LAYOUT_REVOKED LAYOUT_TMP,
-		    O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		r = -errno;
-		goto close_dir;
-	}
-	/* 0600 whatever the umask or an older file said: a digest of a short
-	 * token can be searched for. */
-	r = fchmod(fd, 0600) < 0 ? -errno : 0;
-	if (r == 0)
-		r = wd_rev_write_all(fd, WD_REV_HEADER, strlen(WD_REV_HEADER));
-	for (size_t i = 0; r == 0 && i < rev->n; i++) {
+	if (text == NULL)
+		return -ENOMEM;
+	len = (size_t)snprintf(text, cap, "%s", WD_REV_HEADER);
+	for (size_t i = 0; i < rev->n && len < cap; i++) {
 		tok_digest_hex(rev->v[i].digest, hex);
-		snprintf(line, sizeof(line), "%s %" PRId64 "\n", hex, rev->v[i].at_ms);
-		r = wd_rev_write_all(fd, line, strlen(line));
+		len += (size_t)snprintf(text + len, cap - len, "%s %" PRId64 "\n", hex,
+					rev->v[i].at_ms);
 	}
-	if (r == 0 && fsync(fd) < 0)
+	r = files_mkdirs(rev->dir, 0750);
+	dfd = r == 0 ? open(rev->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	if (r == 0 && dfd < 0)
 		r = -errno;
-	if (close(fd) < 0 && r == 0)
-		r = -errno;
-	if (r == 0 && renameat(dfd, LAYOUT_REVOKED LAYOUT_TMP, dfd, LAYOUT_REVOKED) < 0)
-		r = -errno;
-	if (r == 0 && fsync(dfd) < 0)
-		r = -errno;
-	if (r < 0)
-		unlinkat(dfd, LAYOUT_REVOKED LAYOUT_TMP, 0);
-close_dir:
-	close(dfd);
+	/* 0600: a digest of a short token can be searched for. */
+	if (r == 0)
+		r = files_replace(dfd, LAYOUT_REVOKED, text, len, 0600, true);
+	if (dfd >= 0)
+		close(dfd);
+	free(text);
 	return r;
 }
 
