@@ -24,6 +24,15 @@ bus_stage_name(enum bus_stage stage)
 	return bus_stage_names[stage];
 }
 
+const char *
+bus_state_public(const char *state)
+{
+	if (strcmp(state, "running") == 0 || strcmp(state, "starting") == 0 ||
+	    strcmp(state, "stopping") == 0)
+		return state;
+	return "offline";
+}
+
 int
 bus_stage_parse(const char *name)
 {

@@ -128,6 +128,9 @@ enum bus_stage {
 };
 
 const char *bus_stage_name(enum bus_stage stage);
+/* vigild's state of a stage as PROTOCOL.md section 5 names it to clients
+ * (server.status): "running", "starting", "stopping", else "offline". */
+const char *bus_state_public(const char *state);
 /* Returns the stage, or -EINVAL for a name that is not one. */
 int bus_stage_parse(const char *name);
 

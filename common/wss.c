@@ -523,6 +523,22 @@ wss_send_pong(struct wss_conn *c)
 	wss_msg_send(c, &m);
 }
 
+int
+wss_check_version(const msgpack_object *payload, char *reason, size_t size)
+{
+	int64_t version;
+	int r = mp_get_int(payload, "version", &version);
+
+	if (r == -ENOENT || (r == 0 && version == 1))
+		return 0;
+	if (r == 0)
+		snprintf(reason, size, "Unsupported version %lld (this server speaks 1)",
+			 (long long)version);
+	else
+		snprintf(reason, size, "version must be the integer 1");
+	return -1;
+}
+
 void
 wss_reject(struct wss_conn *c, int code, const char *reason)
 {

@@ -187,6 +187,9 @@ void wss_send_errorf(struct wss_conn *c, int code, const char *ref, const char *
 	__attribute__((format(printf, 4, 5)));
 /* server.pong { time: unix ms }, the answer to every *.ping (PROTOCOL.md section 3). */
 void wss_send_pong(struct wss_conn *c);
+/* The register's version (PROTOCOL.md section 4, 5, 7): absent or the
+ * integer 1 is 0; otherwise -1 with the 3002 reason in reason. */
+int wss_check_version(const msgpack_object *payload, char *reason, size_t size);
 /* server.registration.reject { reason }, then the close with the same reason. */
 void wss_reject(struct wss_conn *c, int code, const char *reason);
 

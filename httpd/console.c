@@ -62,16 +62,6 @@ con_send_all(struct console *con, struct wss_msg *m)
 
 /* ---- status and metrics ---- */
 
-/* PROTOCOL.md section 5's stage values. */
-static const char *
-con_stage_value(const char *state)
-{
-	if (strcmp(state, "running") == 0 || strcmp(state, "starting") == 0 ||
-	    strcmp(state, "stopping") == 0)
-		return state;
-	return "offline";
-}
-
 static void
 con_pack_status(struct httpd *h, struct wss_msg *m)
 {
@@ -89,7 +79,7 @@ con_pack_status(struct httpd *h, struct wss_msg *m)
 	{
 		const char *state = json_string_value(json_object_get(v, "state"));
 
-		mp_pack_kv_str(&m->pk, name, con_stage_value(state != NULL ? state : ""));
+		mp_pack_kv_str(&m->pk, name, bus_state_public(state != NULL ? state : ""));
 	}
 	json_decref(st);
 }
@@ -219,16 +209,8 @@ con_auth(struct httpd *h, struct wss_conn *c, const msgpack_object *p)
 	const char *why;
 	char reason[96];
 	struct wss_msg m;
-	int64_t version;
-	int r = mp_get_int(p, "version", &version);
 
-	if (r != -ENOENT && (r < 0 || version != 1)) {
-		if (r == 0)
-			snprintf(reason, sizeof(reason),
-				 "Unsupported version %lld (this server speaks 1)",
-				 (long long)version);
-		else
-			snprintf(reason, sizeof(reason), "version must be the integer 1");
+	if (wss_check_version(p, reason, sizeof(reason)) < 0) {
 		log_info("operator refused (3002): %s", reason);
 		wss_reject(c, 3002, reason);
 		return;

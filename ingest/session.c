@@ -52,18 +52,9 @@ sess_register(struct ingest *ing, struct wss_conn *c, const msgpack_object *p, i
 	char idbuf[64], reason[96];
 	const char *name;
 	size_t n;
-	int64_t version;
 	int r;
 
-	r = mp_get_int(p, "version", &version);
-	if (r != -ENOENT && (r < 0 || version != 1)) {
-		if (r == 0)
-			snprintf(reason, sizeof(reason),
-				 "Unsupported version %lld (this server "
-				 "speaks 1)",
-				 (long long)version);
-		else
-			snprintf(reason, sizeof(reason), "version must be the integer 1");
+	if (wss_check_version(p, reason, sizeof(reason)) < 0) {
 		sess_reject(ing, c, 3002, reason);
 		return;
 	}

@@ -62,18 +62,10 @@ sess_register(struct relay *rl, struct wss_conn *c, const msgpack_object *p)
 	struct wss_msg m;
 	const char *why, *name;
 	char reason[96];
-	int64_t version, expires = 0;
+	int64_t expires = 0;
 	size_t n;
-	int r;
 
-	r = mp_get_int(p, "version", &version);
-	if (r != -ENOENT && (r < 0 || version != 1)) {
-		if (r == 0)
-			snprintf(reason, sizeof(reason),
-				 "Unsupported version %lld (this server speaks 1)",
-				 (long long)version);
-		else
-			snprintf(reason, sizeof(reason), "version must be the integer 1");
+	if (wss_check_version(p, reason, sizeof(reason)) < 0) {
 		sess_reject(rl, c, 3002, reason);
 		return;
 	}
@@ -486,15 +478,6 @@ relay_sess_closed(struct relay *rl, struct wss_conn *c)
 	}
 }
 
-static const char *
-sess_stage_value(const char *state)
-{
-	if (strcmp(state, "running") == 0 || strcmp(state, "starting") == 0 ||
-	    strcmp(state, "stopping") == 0)
-		return state;
-	return "offline";
-}
-
 static void
 sess_bus_online(struct relay *rl, const msgpack_object *body)
 {
@@ -563,7 +546,7 @@ relay_sess_bus(void *ctx, const struct bus_msg *msg)
 		which = bus_stage_parse(stage);
 		if (which >= 0 && which != BUS_RELAY)
 			snprintf(rl->stage_state[which], sizeof(rl->stage_state[which]), "%s",
-				 sess_stage_value(state));
+				 bus_state_public(state));
 	}
 }
 
