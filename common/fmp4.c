@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "be.h"
 #include "fmp4.h"
 
 /* tfhd and trun flags (ISO/IEC 14496-12 8.8.7, 8.8.8). */
@@ -54,18 +55,6 @@ struct ctx {
 	unsigned n_boxes;
 	const uint8_t *other_video; /* sample entry of a video track that is not H.264 */
 };
-
-static uint32_t
-rd32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t
-rd64(const uint8_t *p)
-{
-	return (uint64_t)rd32(p) << 32 | rd32(p + 4);
-}
 
 static bool
 is(const struct box *box, const char *type)
@@ -151,11 +140,11 @@ next(struct ctx *ctx, struct iter *it, struct box *ret)
 		return fail(ctx, NULL, "truncated box header (%zu bytes left)", left);
 	p = ctx->buf + it->pos;
 	box.type = p + 4;
-	size = rd32(p);
+	size = be32_get(p);
 	if (size == 1) {
 		if (left < 16)
 			return fail(ctx, &box, "truncated 64-bit box size (%zu bytes left)", left);
-		size = rd64(p + 8);
+		size = be64_get(p + 8);
 		hdr = 16;
 		if (size < 16)
 			return fail(ctx, &box, "64-bit box size %" PRIu64 " below 16", size);
@@ -223,7 +212,7 @@ full_box(struct ctx *ctx, const struct box *box, unsigned vmax, size_t need_v0, 
 	if (ret_version != NULL)
 		*ret_version = p[0];
 	if (ret_flags != NULL)
-		*ret_flags = rd32(p) & 0xffffff;
+		*ret_flags = be32_get(p) & 0xffffff;
 	return 0;
 }
 
@@ -308,7 +297,7 @@ parse_trak(struct ctx *ctx, const struct box *trak, struct fmp4_init *init)
 	if ((r = find(ctx, sub, "mdhd", true, &mdhd)) < 0 ||
 	    (r = full_box(ctx, &mdhd, 1, 24, 36, &version, NULL)) < 0)
 		return r;
-	init->timescale = rd32(body(ctx, &mdhd) + (version == 0 ? 12 : 20));
+	init->timescale = be32_get(body(ctx, &mdhd) + (version == 0 ? 12 : 20));
 	if (init->timescale == 0)
 		return fail(ctx, &mdhd, "timescale 0");
 	if ((r = find(ctx, sub, "minf", true, &minf)) < 0 || (r = enter(ctx, &minf, 0, &sub)) < 0 ||
@@ -333,7 +322,7 @@ parse_trak(struct ctx *ctx, const struct box *trak, struct fmp4_init *init)
 	init->path_off[3] = (uint32_t)minf.off;
 	init->path_off[4] = (uint32_t)stbl.off;
 	init->path_off[5] = (uint32_t)stsd.off;
-	init->entries = rd32(body(ctx, &stsd) + 4);
+	init->entries = be32_get(body(ctx, &stsd) + 4);
 	init->entry_off = (uint32_t)entry.off;
 	init->entry_len = (uint32_t)(entry.end - entry.off);
 
@@ -343,13 +332,13 @@ parse_trak(struct ctx *ctx, const struct box *trak, struct fmp4_init *init)
 		return r;
 	p = body(ctx, &tkhd);
 	tkhd_len = version == 0 ? 84 : 96;
-	init->track_id = rd32(p + (version == 0 ? 12 : 20));
+	init->track_id = be32_get(p + (version == 0 ? 12 : 20));
 	if (init->track_id == 0)
 		return fail(ctx, &tkhd, "track_ID 0");
 	if (init->width == 0 || init->height == 0) {
 		/* 16.16 fixed point, the last two fields */
-		init->width = rd32(p + tkhd_len - 8) >> 16;
-		init->height = rd32(p + tkhd_len - 4) >> 16;
+		init->width = be32_get(p + tkhd_len - 8) >> 16;
+		init->height = be32_get(p + tkhd_len - 4) >> 16;
 	}
 	if (init->width == 0 || init->height == 0)
 		return fail(ctx, &tkhd, "no picture size in %.4s or tkhd",
@@ -372,11 +361,11 @@ parse_mvex(struct ctx *ctx, const struct box *mvex, struct fmp4_init *init)
 		const uint8_t *p = body(ctx, &box);
 
 		if (!is(&box, "trex") || (r = full_box(ctx, &box, 0, 24, 24, NULL, NULL)) < 0 ||
-		    rd32(p + 4) != init->track_id)
+		    be32_get(p + 4) != init->track_id)
 			continue;
-		init->default_sample_duration = rd32(p + 12);
-		init->default_sample_size = rd32(p + 16);
-		init->default_sample_flags = rd32(p + 20);
+		init->default_sample_duration = be32_get(p + 12);
+		init->default_sample_size = be32_get(p + 16);
+		init->default_sample_flags = be32_get(p + 20);
 		ctx->depth--;
 		return 0;
 	}
@@ -487,13 +476,13 @@ parse_trun(struct ctx *ctx, const struct box *trun, const struct defaults *d, ui
 			       8 + 4 * (size_t)__builtin_popcount(
 					       flags & (TRUN_DATA_OFFSET | TRUN_FIRST_FLAGS)))) < 0)
 		return r;
-	count = rd32(p - 4);
+	count = be32_get(p - 4);
 	if (flags & TRUN_DATA_OFFSET) {
-		start = (int64_t)base + (int32_t)rd32(p);
+		start = (int64_t)base + (int32_t)be32_get(p);
 		p += 4;
 	}
 	if (flags & TRUN_FIRST_FLAGS) {
-		first_flags = rd32(p);
+		first_flags = be32_get(p);
 		p += 4;
 	}
 	per = 4 * (size_t)__builtin_popcount(flags & TRUN_PER_SAMPLE);
@@ -506,7 +495,7 @@ parse_trun(struct ctx *ctx, const struct box *trun, const struct defaults *d, ui
 			    FMP4_SAMPLES_MAX);
 	/* Per-sample flags win over first_sample_flags, as in FFmpeg. */
 	if (count > 0 && (flags & TRUN_FLAGS))
-		first_flags = rd32(p + size_at + (flags & TRUN_SIZE ? 4 : 0));
+		first_flags = be32_get(p + size_at + (flags & TRUN_SIZE ? 4 : 0));
 	if (!(flags & TRUN_DURATION))
 		dur_sum = (uint64_t)count * d->duration;
 	if (!(flags & TRUN_SIZE))
@@ -514,9 +503,9 @@ parse_trun(struct ctx *ctx, const struct box *trun, const struct defaults *d, ui
 	/* Bounded by the bytes of the box; the mdat payload is never read. */
 	for (uint32_t i = 0; i < count && (flags & (TRUN_DURATION | TRUN_SIZE)); i++, p += per) {
 		if (flags & TRUN_DURATION)
-			dur_sum += rd32(p);
+			dur_sum += be32_get(p);
 		if (flags & TRUN_SIZE)
-			size_sum += rd32(p + size_at);
+			size_sum += be32_get(p + size_at);
 	}
 	/* Empty samples have no data, wherever they point. */
 	if (size_sum > 0 && start < (int64_t)st->lo)
@@ -558,7 +547,7 @@ parse_traf(struct ctx *ctx, const struct box *traf, struct seg_state *st)
 	    (r = full_box(ctx, &tfhd, 0, 8, 8, NULL, &flags)) < 0)
 		return r;
 	p = body(ctx, &tfhd) + 4;
-	if (rd32(p) != st->init->track_id) {
+	if (be32_get(p) != st->init->track_id) {
 		st->chain_known = false;
 		goto done;
 	}
@@ -574,7 +563,7 @@ parse_traf(struct ctx *ctx, const struct box *traf, struct seg_state *st)
 	p += flags & TFHD_SAMPLE_DESC_INDEX ? 8 : 4;
 	for (int i = 0; i < 3; i++) {
 		if (flags & (TFHD_DEFAULT_DURATION << i)) {
-			*dst[i] = rd32(p);
+			*dst[i] = be32_get(p);
 			p += 4;
 		}
 	}
@@ -593,7 +582,7 @@ parse_traf(struct ctx *ctx, const struct box *traf, struct seg_state *st)
 		return r;
 	if (has_tfdt && st->seg.n_fragments == 0 && !st->ours) {
 		p = body(ctx, &tfdt) + 4;
-		st->seg.decode_time = version == 0 ? rd32(p) : rd64(p);
+		st->seg.decode_time = version == 0 ? be32_get(p) : be64_get(p);
 		st->seg.has_decode_time = true;
 	}
 	st->ours = true;

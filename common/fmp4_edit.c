@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "be.h"
 #include "fmp4.h"
 
 /* tfhd and trun flags (ISO/IEC 14496-12 8.8.7, 8.8.8). */
@@ -28,27 +29,6 @@ struct out {
 	int err;
 };
 
-static uint32_t
-rd32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t
-rd64(const uint8_t *p)
-{
-	return (uint64_t)rd32(p) << 32 | rd32(p + 4);
-}
-
-static void
-wr32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
 /* The box at pos, within [pos, end): 0 or -EBADMSG. */
 static int
 ebox_at(const uint8_t *buf, size_t pos, size_t end, struct ebox *ret)
@@ -58,11 +38,11 @@ ebox_at(const uint8_t *buf, size_t pos, size_t end, struct ebox *ret)
 
 	if (pos > end || end - pos < 8)
 		return -EBADMSG;
-	size = rd32(buf + pos);
+	size = be32_get(buf + pos);
 	if (size == 1) {
 		if (end - pos < 16)
 			return -EBADMSG;
-		size = rd64(buf + pos + 8);
+		size = be64_get(buf + pos + 8);
 		hdr = 16;
 	} else if (size == 0) {
 		size = end - pos; /* to the end: only a last top-level box has it */
@@ -100,7 +80,7 @@ put32(struct out *o, uint32_t v)
 {
 	uint8_t b[4];
 
-	wr32(b, v);
+	be32_put(b, v);
 	put(o, b, 4);
 }
 
@@ -170,15 +150,15 @@ fmp4_merge_inits(const struct fmp4_src *v, size_t n, void *out, size_t size)
 			return -EBADMSG;
 		grown = (uint64_t)(box.end - box.off) + add;
 		if (box.large) {
-			wr32(o + box.off + 8, (uint32_t)(grown >> 32));
-			wr32(o + box.off + 12, (uint32_t)grown);
+			be32_put(o + box.off + 8, (uint32_t)(grown >> 32));
+			be32_put(o + box.off + 12, (uint32_t)grown);
 		} else if (grown > UINT32_MAX) {
 			return -EFBIG;
 		} else {
-			wr32(o + box.off, (uint32_t)grown);
+			be32_put(o + box.off, (uint32_t)grown);
 		}
 	}
-	wr32(o + stsd.body + 4, base->entries + (uint32_t)(n - 1));
+	be32_put(o + stsd.body + 4, base->entries + (uint32_t)(n - 1));
 	return (ssize_t)total;
 }
 
@@ -193,7 +173,7 @@ remap_tfhd_flags(const struct ebox *tfhd, const uint8_t *buf, const struct fmp4_
 				  m->own->default_sample_flags };
 	const uint32_t exp[3] = { m->export->default_sample_duration,
 				  m->export->default_sample_size, m->export->default_sample_flags };
-	uint32_t old = rd32(buf + tfhd->body) & 0xffffff, flags = old;
+	uint32_t old = be32_get(buf + tfhd->body) & 0xffffff, flags = old;
 
 	if (m->sample_desc > 0)
 		flags |= TFHD_SAMPLE_DESC_INDEX;
@@ -221,7 +201,7 @@ remap_find_tfhd(const uint8_t *buf, const struct ebox *traf, const struct fmp4_r
 		if (box.end - box.body < 8)
 			return -EBADMSG;
 		*ret = box;
-		*ret_ours = rd32(buf + box.body + 4) == m->own->track_id;
+		*ret_ours = be32_get(buf + box.body + 4) == m->own->track_id;
 		return 0;
 	}
 	return -EBADMSG;
@@ -233,7 +213,7 @@ remap_tfhd(struct out *o, const uint8_t *buf, const struct ebox *tfhd, const str
 	const uint32_t own[3] = { m->own->default_sample_duration, m->own->default_sample_size,
 				  m->own->default_sample_flags };
 	const uint8_t *p = buf + tfhd->body;
-	uint32_t old = rd32(p) & 0xffffff, flags, desc = 0;
+	uint32_t old = be32_get(p) & 0xffffff, flags, desc = 0;
 	size_t grow = remap_tfhd_flags(tfhd, buf, m, &flags), need;
 
 	/* fmp4_parse_segment refused a base-data-offset in the video track. */
@@ -247,7 +227,7 @@ remap_tfhd(struct out *o, const uint8_t *buf, const struct ebox *tfhd, const str
 	put32(o, m->export->track_id);
 	p += 8;
 	if (old & TFHD_SAMPLE_DESC_INDEX) {
-		desc = rd32(p);
+		desc = be32_get(p);
 		p += 4;
 	}
 	if (flags & TFHD_SAMPLE_DESC_INDEX)
@@ -279,7 +259,7 @@ remap_tfdt(struct out *o, const uint8_t *buf, const struct ebox *tfdt, uint64_t 
 		put_box(o, buf, tfdt);
 		return;
 	}
-	v = width == 8 ? rd64(p + 4) : rd32(p + 4);
+	v = width == 8 ? be64_get(p + 4) : be32_get(p + 4);
 	v = v >= rebase ? v - rebase : 0;
 	put(o, buf + tfdt->off, tfdt->body + 4 - tfdt->off);
 	if (width == 8)
@@ -295,11 +275,11 @@ remap_trun(struct out *o, const uint8_t *buf, const struct ebox *trun, size_t gr
 	const uint8_t *p = buf + trun->body;
 	int64_t off;
 
-	if (grow == 0 || trun->end - trun->body < 12 || !(rd32(p) & TRUN_DATA_OFFSET)) {
+	if (grow == 0 || trun->end - trun->body < 12 || !(be32_get(p) & TRUN_DATA_OFFSET)) {
 		put_box(o, buf, trun);
 		return;
 	}
-	off = (int64_t)(int32_t)rd32(p + 8) + (int64_t)grow;
+	off = (int64_t)(int32_t)be32_get(p + 8) + (int64_t)grow;
 	if (off > INT32_MAX && o->err == 0)
 		o->err = -ERANGE;
 	put(o, buf + trun->off, trun->body + 8 - trun->off);

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "be.h"
 #include "mp4split.h"
 
 struct mp4split {
@@ -33,12 +34,6 @@ mp4split_free(struct mp4split *sp)
 	free(sp);
 }
 
-static uint32_t
-mp4split_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 /* The size of the box at p, 0 while its header is incomplete, -EBADMSG if impossible. */
 static int64_t
 mp4split_box_size(const uint8_t *p, size_t avail)
@@ -47,11 +42,11 @@ mp4split_box_size(const uint8_t *p, size_t avail)
 
 	if (avail < 8)
 		return 0;
-	size = mp4split_be32(p);
+	size = be32_get(p);
 	if (size == 1) {
 		if (avail < 16)
 			return 0;
-		size = (uint64_t)mp4split_be32(p + 8) << 32 | mp4split_be32(p + 12);
+		size = (uint64_t)be32_get(p + 8) << 32 | be32_get(p + 12);
 		if (size < 16)
 			return -EBADMSG;
 	} else if (size < 8) {

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "be.h"
 #include "sentinel.h"
 
 /* VisualSampleEntry fields before its child boxes (ISO 14496-12 12.1.3). */
@@ -20,27 +21,6 @@ struct snt_mp4_box {
 	char type[5];
 };
 
-static uint32_t
-snt_mp4_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t
-snt_mp4_be64(const uint8_t *p)
-{
-	return (uint64_t)snt_mp4_be32(p) << 32 | snt_mp4_be32(p + 4);
-}
-
-static void
-snt_mp4_put_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
 /* The header of the box at off, which must lie within [off, end): 0, -EBADMSG. */
 static int
 snt_mp4_box_at(const uint8_t *buf, size_t end, size_t off, struct snt_mp4_box *ret)
@@ -50,11 +30,11 @@ snt_mp4_box_at(const uint8_t *buf, size_t end, size_t off, struct snt_mp4_box *r
 
 	if (end - off < 8)
 		return -EBADMSG;
-	size = snt_mp4_be32(buf + off);
+	size = be32_get(buf + off);
 	if (size == 1) {
 		if (end - off < 16)
 			return -EBADMSG;
-		size = snt_mp4_be64(buf + off + 8);
+		size = be64_get(buf + off + 8);
 		hdr = 16;
 	} else if (size == 0) {
 		size = end - off; /* to the end of the parent */
@@ -131,7 +111,7 @@ snt_mp4_replace_avcc(const uint8_t *init, size_t len, const uint8_t *avcc, size_
 	delta = (int64_t)(avcc_len + 8) - (int64_t)(old->end - old->off);
 	/* Every box around the avcC grows or shrinks by delta; each has a 32-bit size. */
 	for (size_t i = 0; i < 7; i++) {
-		int64_t size = snt_mp4_be32(init + b[i].off);
+		int64_t size = be32_get(init + b[i].off);
 
 		if (b[i].body - b[i].off != 8 || size + delta > UINT32_MAX || size + delta < 8)
 			return -EBADMSG;
@@ -141,14 +121,13 @@ snt_mp4_replace_avcc(const uint8_t *init, size_t len, const uint8_t *avcc, size_
 	if (out == NULL)
 		return -ENOMEM;
 	memcpy(out, init, old->off);
-	snt_mp4_put_be32(out + old->off, (uint32_t)(avcc_len + 8));
+	be32_put(out + old->off, (uint32_t)(avcc_len + 8));
 	memcpy(out + old->off + 4, "avcC", 4);
 	memcpy(out + old->off + 8, avcc, avcc_len);
 	memcpy(out + old->off + 8 + avcc_len, init + old->end, len - old->end);
 	/* The ancestors all start before the avcC, at the same offsets as in init. */
 	for (size_t i = 0; i < 7; i++)
-		snt_mp4_put_be32(out + b[i].off,
-				 (uint32_t)((int64_t)snt_mp4_be32(init + b[i].off) + delta));
+		be32_put(out + b[i].off, (uint32_t)((int64_t)be32_get(init + b[i].off) + delta));
 	*ret_init = out;
 	*ret_len = new_len;
 	return 0;
