@@ -83,10 +83,11 @@ class Load:
             p.wait()
 
 
-def follower(url, out, stop, stages=("archive",)):
+def follower(url, out, stop, stages=None):
+    """An operator following the console (stages None: every stage)."""
     o = Operator(url)
     o.auth(OTOKEN)
-    o.send("operator.console", {"stages": list(stages)})
+    o.send("operator.console", {} if stages is None else {"stages": list(stages)})
     o.result("operator.console")
 
     def run():
@@ -127,7 +128,7 @@ def main():
         load = Load(v, 600)
         # 2. log line to console
         got, stop = [], threading.Event()
-        t = follower(url, got, stop)
+        t = follower(url, got, stop, ["archive"])
         n, _ = stages.flood(200, 5)
         deadline = time.monotonic() + 10
         while len(got) < n * 9 // 10 and time.monotonic() < deadline:
@@ -144,7 +145,7 @@ def main():
         for k in (0, 10):
             outs = [[] for _ in range(k)]
             stop = threading.Event()
-            ts = [follower(url, outs[i], stop, ()) for i in range(k)]  # every stage
+            ts = [follower(url, outs[i], stop) for i in range(k)]
             c0, t0 = proc_cpu_seconds(hpid), time.monotonic()
             n, _ = stages.flood(1000, 10)
             cpu[k] = (proc_cpu_seconds(hpid) - c0) / (time.monotonic() - t0) * 100
