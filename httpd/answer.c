@@ -201,6 +201,30 @@ hs_bytes(struct hreq *r, const char *ctype, struct hbody *body, const char *etag
 	}
 }
 
+const char *
+hs_query(const struct hreq *r)
+{
+	const char *q = strchr(http1_target(r->req), '?');
+
+	return q != NULL ? q + 1 : "";
+}
+
+void
+hs_stream(struct hreq *r, int status, const char *ctype, const struct hs_stream_ops *ops, void *ctx)
+{
+	body_free(&r->body);
+	r->stream = ops;
+	r->stream_ctx = ctx;
+	r->stream_end = false;
+	r->chunked = http1_version(r->req) != 10;
+	hs_extra(r, "cache-control:", "no-store");
+	if (r->chunked)
+		hs_extra(r, "transfer-encoding:", "chunked");
+	else
+		r->close_after = true; /* the body ends with the connection */
+	hs_answer(r, status, ctype);
+}
+
 bool
 hs_has_range(struct hreq *r)
 {
@@ -455,6 +479,60 @@ hs_inline_body(struct httpd *h, struct hreq *r)
 	return srv_conn_write_copy(r->sc, buf, n);
 }
 
+/* The next part of a streamed body (hs_stream), once the socket took the
+ * last: in r->buf, framed as one chunk (with the last chunk after the end). */
+static int
+hs_stream_more(struct httpd *h, struct hreq *r)
+{
+	const size_t head = 8, tail = 7; /* "1ffff\r\n" at most; "\r\n0\r\n\r\n" */
+	unsigned char *p;
+	char hex[16];
+	bool end = false;
+	size_t len, hl;
+	ssize_t n;
+
+	srv_conn_deadline(r->sc, proc_mono_ms() + h->cfg->timeout_idle_ms);
+	if (r->buf_busy)
+		return 0;
+	if (r->stream_end) {
+		hs_done(h, r);
+		return 0;
+	}
+	if (r->buf == NULL && (r->buf = malloc(HS_CHUNK)) == NULL)
+		return -1;
+	n = r->stream->fill(r->stream_ctx, r->buf + head, HS_CHUNK - head - tail, &end);
+	if (n < 0)
+		return -1;
+	if (n == 0 && !end) {
+		srv_conn_want_write(r->sc); /* the next round: others go first */
+		return 0;
+	}
+	r->stream_end = end;
+	p = r->buf + head;
+	len = (size_t)n;
+	if (r->chunked) {
+		if (n > 0) {
+			hl = (size_t)snprintf(hex, sizeof(hex), "%zx\r\n", len);
+			p -= hl;
+			memcpy(p, hex, hl);
+			memcpy(p + hl + len, "\r\n", 2);
+			len += hl + 2;
+		}
+		if (end) {
+			memcpy(p + len, "0\r\n\r\n", 5);
+			len += 5;
+		}
+	} else if (len == 0) {
+		hs_done(h, r);
+		return 0;
+	}
+	if (srv_conn_write(r->sc, p, len, r) < 0)
+		return -1;
+	r->buf_busy = true;
+	h->stats.bytes_out += len;
+	return 0;
+}
+
 int
 hs_writeable(struct httpd *h, struct hreq *r)
 {
@@ -467,6 +545,15 @@ hs_writeable(struct httpd *h, struct hreq *r)
 		hs_done(h, r);
 		return 0;
 	}
+	if (r->stream != NULL && !r->hdr_sent) {
+		if (hs_queue_headers(h, r, false) < 0)
+			return -1;
+		r->finishing = r->head;
+		srv_conn_want_write(r->sc);
+		return 0;
+	}
+	if (r->stream != NULL)
+		return hs_stream_more(h, r);
 	if (!r->hdr_sent) {
 		if (hs_send_headers(h, r) < 0 || hs_inline_body(h, r) < 0)
 			return -1;

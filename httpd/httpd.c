@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "archive_read.h"
+#include "aread.h"
 #include "catalog.h"
 #include "console.h"
 #include "forget.h"
@@ -82,6 +83,7 @@ httpd_new(struct stage *st)
 	}
 	snap_init(h);
 	xplan_init(h);
+	aread_init(h);
 	r = hs_open(h);
 	if (r < 0) {
 		log_error(r, "the HTTP server did not start");
@@ -106,11 +108,13 @@ httpd_free(struct httpd *h)
 {
 	if (h == NULL)
 		return;
-	/* The worker threads (decoders, snapshots, export plans) wake the loop:
+	/* The worker threads (decoders, snapshots, export plans, the audit
+	 * log's check) wake the loop:
 	 * they stop before it goes. */
 	mjpeg_stop(h);
 	snap_free(h);
 	xplan_free(h);
+	aread_free(h);
 	hs_close(h);
 	mjpeg_free(h);
 	if (h->ring != NULL)

@@ -9,13 +9,15 @@
  * Each module has its header: body.h (response bodies), archive_read.h and
  * forget.h (recordings, and the sessions deleted on request), export.h,
  * xplan.h, history.h, hls.h, metrics.h, snap.h, static.h, mjpeg.h,
- * catalog.h, console.h; server.h is the server's own. */
+ * catalog.h, console.h, aread.h (the audit log), work.h (worker threads);
+ * server.h is the server's own. */
 #ifndef VIGIL_HTTPD_H
 #define VIGIL_HTTPD_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <jansson.h>
 
@@ -46,6 +48,25 @@ void hs_text(struct hreq *r, int status, const char *ctype, const char *text, si
 /* Bytes with ETag, Range, If-Range and If-None-Match; body is moved. */
 void hs_bytes(struct hreq *r, const char *ctype, struct hbody *body, const char *etag,
 	      const char *disposition, const char *cache_control);
+/* The request's query as sent (percent-encoded), without the '?'; "" when
+ * there is none. */
+const char *hs_query(const struct hreq *r);
+/* A body made while it is sent, whose length is not known before: chunked
+ * (HTTP/1.1; an HTTP/1.0 client gets it up to the connection's end). fill
+ * puts up to size bytes in buf and returns how many; 0 with *ret_end false
+ * means none yet: it is asked again in the loop's next round, so one fill
+ * should take a bounded time and other clients go between. *ret_end after
+ * the last bytes; < 0 cuts the answer (the connection is dropped without the
+ * last chunk, so the client knows the body is incomplete). fill is asked
+ * again only once the socket took what it gave: a client that reads slowly
+ * holds one chunk. done frees ctx, whether the body was sent or not (HEAD,
+ * a closed connection). Never cached (Cache-Control: no-store). Loop thread. */
+struct hs_stream_ops {
+	ssize_t (*fill)(void *ctx, unsigned char *buf, size_t size, bool *ret_end);
+	void (*done)(void *ctx);
+};
+void hs_stream(struct hreq *r, int status, const char *ctype, const struct hs_stream_ops *ops,
+	       void *ctx);
 /* Waits for the bus or a worker; hs_unpark() runs the route's handler again,
  * which finds what it waited for (or hs_parked_timed_out()). */
 enum hs_park {
@@ -53,6 +74,7 @@ enum hs_park {
 	HS_PARK_DELETE,
 	HS_PARK_SNAPSHOT,
 	HS_PARK_EXPORT,
+	HS_PARK_AUDIT, /* the audit log's check (aread.c) */
 };
 void hs_park(struct hreq *r, enum hs_park why, int ref, int timeout_ms);
 bool hs_parked_timed_out(const struct hreq *r);
@@ -97,6 +119,7 @@ struct httpd {
 	void *xplan;             /* xplan.c's state */
 	struct mjpeg *mjpeg;     /* mjpeg.c's state, made by the first live.mjpeg */
 	struct console *console; /* console.c's state */
+	struct aread *aread;     /* aread.c's state: the audit log's check */
 };
 
 #define HTTPD_MEM_BUDGET (256ull << 20)

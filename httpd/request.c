@@ -15,6 +15,7 @@
 #include <curl/curl.h>
 
 #include "archive_read.h"
+#include "aread.h"
 #include "catalog.h"
 #include "export.h"
 #include "history.h"
@@ -127,6 +128,11 @@ hs_reset(struct hreq *r)
 {
 	hs_unlink(r);
 	body_free(&r->body);
+	if (r->stream != NULL)
+		r->stream->done(r->stream_ctx);
+	r->stream = NULL;
+	r->stream_ctx = NULL;
+	r->stream_end = false;
 	if (r->fd >= 0)
 		close(r->fd);
 	r->fd = -1;
@@ -149,6 +155,8 @@ hs_need_role(enum route_kind kind)
 	case ROUTE_METRICS:
 	case ROUTE_API_METRICS:
 	case ROUTE_API_CONFIG:
+	case ROUTE_AUDIT:
+	case ROUTE_AUDIT_VERIFY:
 		return CFG_ROLE_OPERATOR;
 	case ROUTE_EXPORT:
 	case ROUTE_MANIFEST:
@@ -267,6 +275,12 @@ hs_dispatch(struct httpd *h, struct hreq *r)
 		break;
 	case ROUTE_MANIFEST:
 		manifest_get(h, r);
+		break;
+	case ROUTE_AUDIT:
+		aread_get(h, r);
+		break;
+	case ROUTE_AUDIT_VERIFY:
+		aread_verify_get(h, r);
 		break;
 	default:
 		history_handle(h, r);

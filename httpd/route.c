@@ -187,6 +187,7 @@ route_api(char **parts, int n, struct route *ret)
 			{ "config", ROUTE_API_CONFIG },
 			{ "sentinels", ROUTE_SENTINELS },
 			{ "sessions", ROUTE_ALL_SESSIONS },
+			{ "audit", ROUTE_AUDIT },
 			/* clang-format on */
 		};
 
@@ -197,6 +198,10 @@ route_api(char **parts, int n, struct route *ret)
 			}
 		}
 		return -ENOENT;
+	}
+	if (n == 3 && strcmp(parts[1], "audit") == 0 && strcmp(parts[2], "verify") == 0) {
+		ret->kind = ROUTE_AUDIT_VERIFY;
+		return 0;
 	}
 	if (strcmp(parts[1], "sentinels") != 0 || n < 4)
 		return -ENOENT;

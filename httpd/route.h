@@ -28,6 +28,8 @@ enum route_kind {
 	ROUTE_MANIFEST,
 	ROUTE_ALL_SESSIONS, /* /api/sessions: every sentinel's */
 	ROUTE_LIVE_MJPEG,
+	ROUTE_AUDIT,        /* /api/audit: the audit log's records (aread.h) */
+	ROUTE_AUDIT_VERIFY, /* /api/audit/verify: its hash chain checked */
 	ROUTE_N_KINDS,
 };
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "aread.h"
 #include "console.h"
 #include "history.h"
 #include "log.h"
@@ -266,6 +267,7 @@ hs_conn_wake(void *ctx)
 	snap_service(ctx);
 	mjpeg_service(ctx);
 	xplan_service(ctx);
+	aread_service(ctx);
 }
 
 static void

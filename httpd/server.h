@@ -66,6 +66,10 @@ struct hreq {
 	int fd;
 	size_t fd_part;
 	unsigned char *buf;
+	/* a body made while it is sent (hs_stream): chunked unless HTTP/1.0 */
+	const struct hs_stream_ops *stream;
+	void *stream_ctx;
+	bool chunked, stream_end;
 	/* live.mjpeg: set from the stream's start until the connection closes;
 	 * mjpeg.c then owns the writing (see mjpeg.h) */
 	struct mjpeg_client *mjpeg;

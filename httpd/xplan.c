@@ -9,14 +9,13 @@
  * Plans. Two things can only be known by reading the whole export: the
  * lengths of segments whose remap grows them (needed before the first byte:
  * Content-Length, Range) and the SHA-256 of the whole file (Repr-Digest,
- * manifest.json). A worker thread reads the export once (about 1.3 GB/s of
+ * manifest.json). A worker thread (work.h) reads the export once (about 1.3 GB/s of
  * SHA-256 here, plus the reads) and the loop keeps the result by the export's
  * ETag, which changes whenever any byte would; requests wait parked. Only the
  * worker reads the job's body while it runs, and only the loop thread touches
  * refcounts (the job's body is freed once it is back). */
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +28,7 @@
 #include "httpd.h"
 #include "log.h"
 #include "proc.h"
+#include "work.h"
 #include "xplan.h"
 
 #define XPLAN_CACHE    64
@@ -56,7 +56,7 @@ struct xplan_entry {
 };
 
 struct xplan_job {
-	struct xplan_job *next;
+	struct work_job wj; /* first: the worker's view of it */
 	int entry;
 	char etag[HTTPD_ETAG_MAX];
 	struct hbody body;
@@ -68,13 +68,8 @@ struct xplan_job {
 struct xplan {
 	struct xplan_entry e[XPLAN_CACHE];
 	int64_t clock;
-	pthread_t thread;
-	bool started, stop;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct xplan_job *todo, *done;
+	struct work *work; /* NULL when the thread did not start */
 	unsigned jobs;
-	struct httpd *h;
 };
 
 /* ---- remaps ------------------------------------------------------------- */
@@ -274,30 +269,13 @@ xplan_run(struct xplan_job *j)
 	return r;
 }
 
-static void *
-xplan_worker(void *arg)
+/* The worker thread: the job's body is read whole. */
+static void
+xplan_job_run(struct work_job *wj)
 {
-	struct xplan *x = arg;
+	struct xplan_job *j = (struct xplan_job *)wj;
 
-	pthread_mutex_lock(&x->lock);
-	for (;;) {
-		struct xplan_job *j;
-
-		while (!x->stop && x->todo == NULL)
-			pthread_cond_wait(&x->cond, &x->lock);
-		if (x->stop)
-			break;
-		j = x->todo;
-		x->todo = j->next;
-		pthread_mutex_unlock(&x->lock);
-		j->err = xplan_run(j);
-		pthread_mutex_lock(&x->lock);
-		j->next = x->done;
-		x->done = j;
-		hs_wake(x->h);
-	}
-	pthread_mutex_unlock(&x->lock);
-	return NULL;
+	j->err = xplan_run(j);
 }
 
 static void
@@ -310,6 +288,12 @@ xplan_job_free(struct xplan_job *j)
 	free(j);
 }
 
+static void
+xplan_job_free_wj(struct work_job *wj)
+{
+	xplan_job_free((struct xplan_job *)wj);
+}
+
 void
 xplan_init(struct httpd *h)
 {
@@ -317,13 +301,9 @@ xplan_init(struct httpd *h)
 
 	if (x == NULL)
 		return;
-	x->h = h;
-	pthread_mutex_init(&x->lock, NULL);
-	pthread_cond_init(&x->cond, NULL);
-	if (pthread_create(&x->thread, NULL, xplan_worker, x) == 0)
-		x->started = true;
-	else
-		log_error(0, "export worker not started: exports that need it answer 503");
+	x->work = work_new(h);
+	if (x->work == NULL)
+		log_error(-errno, "export worker not started: exports that need it answer 503");
 	h->xplan = x;
 }
 
@@ -338,29 +318,12 @@ void
 xplan_free(struct httpd *h)
 {
 	struct xplan *x = h->xplan;
-	struct xplan_job *j;
 
 	if (x == NULL)
 		return;
-	if (x->started) {
-		pthread_mutex_lock(&x->lock);
-		x->stop = true;
-		pthread_cond_signal(&x->cond);
-		pthread_mutex_unlock(&x->lock);
-		pthread_join(x->thread, NULL);
-	}
-	while ((j = x->todo) != NULL) {
-		x->todo = j->next;
-		xplan_job_free(j);
-	}
-	while ((j = x->done) != NULL) {
-		x->done = j->next;
-		xplan_job_free(j);
-	}
+	work_free(x->work, xplan_job_free_wj);
 	for (int i = 0; i < XPLAN_CACHE; i++)
 		xplan_entry_clear(&x->e[i]);
-	pthread_mutex_destroy(&x->lock);
-	pthread_cond_destroy(&x->cond);
 	free(x);
 	h->xplan = NULL;
 }
@@ -369,20 +332,15 @@ void
 xplan_service(struct httpd *h)
 {
 	struct xplan *x = h->xplan;
-	struct xplan_job *done, *j;
+	struct work_job *done;
 
-	if (x == NULL)
+	if (x == NULL || x->work == NULL || (done = work_done(x->work)) == NULL)
 		return;
-	pthread_mutex_lock(&x->lock);
-	done = x->done;
-	x->done = NULL;
-	pthread_mutex_unlock(&x->lock);
-	if (done == NULL)
-		return;
-	while ((j = done) != NULL) {
+	while (done != NULL) {
+		struct xplan_job *j = (struct xplan_job *)done;
 		struct xplan_entry *e = &x->e[j->entry];
 
-		done = j->next;
+		done = done->next;
 		x->jobs--;
 		/* A forgotten session's entry was cleared (and maybe taken again)
 		 * meanwhile: then the result goes. */
@@ -433,7 +391,7 @@ xplan_submit(struct httpd *h, int i, const char *etag, const char *session, stru
 	struct xplan_entry *e = &x->e[i];
 	struct xplan_job *j;
 
-	if (!x->started || x->jobs >= XPLAN_QUEUE)
+	if (x->work == NULL || x->jobs >= XPLAN_QUEUE)
 		return -EAGAIN;
 	j = calloc(1, sizeof(*j));
 	if (j == NULL || (j->len = calloc(b->n ? b->n : 1, sizeof(*j->len))) == NULL) {
@@ -449,12 +407,9 @@ xplan_submit(struct httpd *h, int i, const char *etag, const char *session, stru
 	snprintf(j->etag, sizeof(j->etag), "%s", etag);
 	j->body = *b;
 	memset(b, 0, sizeof(*b));
-	pthread_mutex_lock(&x->lock);
-	j->next = x->todo;
-	x->todo = j;
+	j->wj.run = xplan_job_run;
 	x->jobs++;
-	pthread_cond_signal(&x->cond);
-	pthread_mutex_unlock(&x->lock);
+	work_submit(x->work, &j->wj);
 	return 0;
 }
 

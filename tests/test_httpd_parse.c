@@ -29,6 +29,8 @@ START_TEST(test_routes_accepted)
 		{ "/api/config", ROUTE_API_CONFIG },
 		{ "/api/sentinels", ROUTE_SENTINELS },
 		{ "/api/sessions", ROUTE_ALL_SESSIONS },
+		{ "/api/audit", ROUTE_AUDIT },
+		{ "/api/audit/verify", ROUTE_AUDIT_VERIFY },
 		{ "/api/sentinels/" SID "/snapshot.jpg", ROUTE_SNAPSHOT },
 		{ "/api/sentinels/" SID "/live.mjpeg", ROUTE_LIVE_MJPEG },
 		{ "/api/sentinels/" SID "/sessions", ROUTE_SESSIONS },
