@@ -118,6 +118,10 @@ START_TEST(test_traversal_forms_refused)
 	ck_assert_int_eq(route_parse("/health/", &r), -ENOENT);
 	ck_assert_int_eq(route_parse("/api", &r), -ENOENT);
 	ck_assert_int_eq(route_parse("/api/nothing", &r), -ENOENT);
+	ck_assert_int_eq(route_parse("/api/audit/", &r), -ENOENT);
+	ck_assert_int_eq(route_parse("/api/audit/x", &r), -ENOENT);
+	ck_assert_int_eq(route_parse("/api/audit/verify/x", &r), -ENOENT);
+	ck_assert_int_eq(route_parse("/api/audit/verify/", &r), -ENOENT);
 	ck_assert_int_eq(route_parse(API "/segments/1.mp4", &r), -ENOENT);
 	ck_assert_int_eq(route_parse("", &r), -EINVAL);
 	ck_assert_int_eq(route_parse("health", &r), -EINVAL);
