@@ -138,22 +138,48 @@ class Conn:
             hdr[k.strip().lower()] = v.strip()
         return status, hdr
 
-    def http_answers(self, timeout=WAIT):
-        """Every HTTP answer until the server closes: [(status, headers, body)]."""
+    def http_answers(self, timeout=WAIT, head=False):
+        """Every HTTP answer until the server closes: [(status, headers, body)].
+        head: the requests were HEAD (no body, whatever the headers say)."""
         out = []
         while True:
             status, hdr = self.http_head(timeout)
             if status is None:
                 return out
-            n = int(hdr.get("content-length", "0"))
-            while len(self.buf) < n and not self.eof:
-                self.fill(timeout)
-            out.append((status, hdr, self.buf[:n]))
-            self.buf = self.buf[n:]
+            if head:
+                out.append((status, hdr, b""))
+            elif hdr.get("transfer-encoding", "").lower() == "chunked":
+                out.append((status, hdr, self.chunked_body(timeout)))
+            else:
+                n = int(hdr.get("content-length", "0"))
+                while len(self.buf) < n and not self.eof:
+                    self.fill(timeout)
+                out.append((status, hdr, self.buf[:n]))
+                self.buf = self.buf[n:]
             if hdr.get("connection", "").lower() == "close":
                 self.read_all(timeout)
                 out.extend([("after-close", {}, self.buf)] if self.buf else [])
                 return out
+
+    def chunked_body(self, timeout=WAIT):
+        """A body in chunked coding (RFC 9112 section 7.1), decoded."""
+        body = b""
+        while True:
+            while b"\r\n" not in self.buf:
+                if self.eof:
+                    raise Hang("the chunked body ended early")
+                self.fill(timeout)
+            size, self.buf = self.buf.split(b"\r\n", 1)
+            n = int(size.split(b";")[0], 16)
+            while len(self.buf) < n + 2:
+                if self.eof:
+                    raise Hang("a chunk ended early")
+                self.fill(timeout)
+            if n == 0:  # no trailers here: the empty line
+                self.buf = self.buf[2:]
+                return body
+            body += self.buf[:n]
+            self.buf = self.buf[n + 2:]
 
     def frames(self, timeout=WAIT):
         """Server frames until a close frame or EOF: ([(opcode, payload)], close)

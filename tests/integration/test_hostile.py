@@ -29,6 +29,7 @@ import unittest
 import msgpack
 
 sys.path.insert(0, os.path.dirname(__file__))
+import auditlog as A  # noqa: E402
 import hostile as H  # noqa: E402
 from vigil import BUILD, SOURCE, Vigil, alive  # noqa: E402
 
@@ -68,6 +69,17 @@ def http_case(data):
         c = H.Conn(addr)
         c.send(data)
         got = c.http_answers()
+        c.close()
+        return ("http", tuple(a[0] for a in got if a[0] != "after-close"))
+    return run
+
+
+def head_case(data):
+    """HEAD requests: answers without bodies."""
+    def run(t, addr):
+        c = H.Conn(addr)
+        c.send(data)
+        got = c.http_answers(head=True)
         c.close()
         return ("http", tuple(a[0] for a in got if a[0] != "after-close"))
     return run
@@ -452,9 +464,59 @@ def httpd_cases():
     add("two Hosts", http_case(b"GET /health HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
         ("http", (400,)))
     add("an idle keep-alive connection", silent_case(), ("http", ()))
+    for name, data, expect in audit_cases():
+        add(name, (head_case if data.startswith(b"HEAD") else http_case)(data),
+            ("http", expect))
     for i in range(1, len(get)):
         add("dropped after %d bytes of a request" % i, drop_case(get[:i]), ("sent",))
     return cases
+
+
+def audit_cases():
+    """The audit log's routes (PROTOCOL.md section 6): their query parsing,
+    roles, and the streamed (chunked) answer among pipelined requests."""
+    def req(target, token=OTOKEN, version=b"HTTP/1.1", method=b"GET", close=True):
+        return (method + b" " + target + b" " + version + b"\r\nHost: x\r\n" +
+                (b"Authorization: Bearer " + token.encode() + b"\r\n" if token else b"") +
+                (b"Connection: close\r\n" if close else b"") + b"\r\n")
+    a = b"/api/audit"
+    many = b"&".join(b"x%d=%d" % (i, i) for i in range(800))
+    return [
+        ("audit: no query", req(a), (200,)),
+        ("audit: every filter", req(a + b"?from=1&to=2&sentinelId=0b6c1f2e-8d3a-4c5b-9e7f-"
+                                     b"112233445566&actor=a&action=mark,export&limit=5"),
+         (200,)),
+        ("audit: 800 unknown arguments", req(a + b"?" + many), (200,)),
+        ("audit: HEAD", req(a, method=b"HEAD"), (200,)),
+        ("audit: HTTP/1.0", req(a, version=b"HTTP/1.0", close=False), (200,)),
+        ("audit: a stream, then /health, pipelined",
+         req(a, close=False) + b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close"
+                               b"\r\n\r\n", (200, 200)),
+        ("audit: no token", req(a, token=None), (401,)),
+        ("audit: a proctor's token", req(a, token=PTOKEN), (403,)),
+        ("audit: a sentinel's token", req(a, token=STOKEN), (403,)),
+        ("audit: from=-1", req(a + b"?from=-1"), (400,)),
+        ("audit: from after to", req(a + b"?from=9&to=8"), (400,)),
+        ("audit: from past int64", req(a + b"?from=99999999999999999999999"), (400,)),
+        ("audit: from=1e3", req(a + b"?from=1e3"), (400,)),
+        ("audit: an empty value", req(a + b"?actor="), (400,)),
+        ("audit: a name without a value", req(a + b"?action"), (400,)),
+        ("audit: %00 in a value", req(a + b"?actor=a%00b"), (400,)),
+        ("audit: a bad percent-encoding", req(a + b"?actor=%g0"), (400,)),
+        ("audit: a cut percent-encoding", req(a + b"?actor=a%2"), (400,)),
+        ("audit: an 8 KB value", req(a + b"?actor=" + b"v" * 8000), (400,)),
+        ("audit: 1,000 action names", req(a + b"?action=" + b",".join([b"a"] * 1000)), (400,)),
+        ("audit: action given twice", req(a + b"?action=a&action=b"), (400,)),
+        ("audit: a sentinelId that is no UUID", req(a + b"?sentinelId=../../etc"), (400,)),
+        ("audit: limit=0", req(a + b"?limit=0"), (400,)),
+        ("audit: limit past int64", req(a + b"?limit=99999999999999999999"), (400,)),
+        ("audit verify", req(a + b"/verify"), (200,)),
+        ("audit verify with arguments", req(a + b"/verify?from=-1&x"), (200,)),
+        ("audit verify without a token", req(a + b"/verify", token=None), (401,)),
+        ("audit verify with a proctor's token", req(a + b"/verify", token=PTOKEN), (403,)),
+        ("audit: POST", req(a, method=b"POST"), (405,)),
+        ("audit: a trailing slash", req(a + b"/"), (404,)),
+    ]
 
 
 def ingest_data_cases():
@@ -528,6 +590,9 @@ class Hostile(unittest.TestCase):
                       timeouts="register: 2s, idle: 3s")
         cls.v.ring_size = "64MiB"
         cls.v.write_config()
+        # an audit log, so that /api/audit's answers carry records
+        A.generate(A.AuditLog(os.path.join(cls.v.dir, "data", "audit")), 2000,
+                   int(time.time() * 1000) - 3 * 86400 * 1000, 100000)
         cls.v.start()
         st = cls.v.request(cmd="status")["stages"]
         cls.pid = {s["name"]: s["pid"] for s in st}
