@@ -299,8 +299,10 @@ aread_int(struct aread_scan *sc, int64_t *ret)
 		sc->p++;
 		digits = 1;
 	} else {
-		while (sc->p < sc->end && *sc->p >= '0' && *sc->p <= '9' && digits < 19) {
-			v = v * 10 + (*sc->p++ - '0');
+		while (sc->p < sc->end && *sc->p >= '0' && *sc->p <= '9' && digits <= 18) {
+			if (digits < 18) /* a 19th digit only says "too long" */
+				v = v * 10 + (*sc->p - '0');
+			sc->p++;
 			digits++;
 		}
 	}

@@ -16,11 +16,42 @@
 // its steps. Screenshots go to <builddir>/browser-artifacts.
 import fs from 'node:fs';
 import path from 'node:path';
-import { ARTIFACTS, PTOKEN, Vigil, launch, waitFor } from './lib.mjs';
+import { spawnSync } from 'node:child_process';
+import { ARTIFACTS, PTOKEN, SOURCE, Vigil, launch, waitFor } from './lib.mjs';
 
 const OTOKEN = 'operator-secret';
 const STOKEN = 'operator-short'; // expires a little after the start
 const STAGES = ['ingest', 'relay', 'archive', 'httpd'];
+// The audit log the test writes before the start (tests/integration/auditlog.py,
+// the format's reference): records of the sentinel "cam" (whose id the test
+// gives it) and of one the page does not know, over the last 48 hours.
+const CAM_ID = '5e1f0c2a-7b3d-4e8f-9a10-2b3c4d5e6f70';
+const OTHER_ID = '0b6c1f2e-8d3a-4c5b-9e7f-112233445566';
+const AUDIT_N = 400;
+const OPERATOR_ACTIONS = 'token.revoke,stage.set,config.update,shutdown';
+const GEN = `
+import sys, time
+sys.path.insert(0, sys.argv[1])
+import auditlog as A
+n = int(sys.argv[3])
+step = 48 * 3600 * 1000 // n
+A.generate(A.AuditLog(sys.argv[2]), n, int(time.time() * 1000) - n * step - 60000, step,
+           sentinels=[sys.argv[4], sys.argv[5]])
+`;
+
+function writeAuditLog(dir) {
+  const r = spawnSync('/usr/bin/python3', ['-c', GEN, path.join(SOURCE, 'tests', 'integration'), dir, String(AUDIT_N), CAM_ID, OTHER_ID], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`auditlog.py: ${r.stderr}`);
+}
+
+// Every record in the log's files, in their order (what /api/audit reads).
+function auditRecords(dir) {
+  const out = [];
+  for (const f of fs.readdirSync(dir).filter((n) => /^audit-\d{4}-\d\d-\d\d\.jsonl$/.test(n)).sort()) {
+    for (const line of fs.readFileSync(path.join(dir, f), 'utf8').split('\n')) if (line) out.push(JSON.parse(line));
+  }
+  return out;
+}
 let passed = 0;
 let failed = 0;
 let skipped = 0;
@@ -89,7 +120,10 @@ async function main() {
     ].join('\n'),
   });
   const browser = await launch();
+  const auditDir = path.join(v.dir, 'data', 'audit');
   try {
+    fs.writeFileSync(path.join(v.dir, 'cam.id'), `${CAM_ID}\n`);
+    writeAuditLog(auditDir);
     await v.start();
     v.sentinel('cam', '--size', '320x180', '--bitrate', '300');
     const base = `${v.httpUrl}/?relay=${encodeURIComponent(v.relayUrl)}`;
@@ -260,6 +294,86 @@ async function main() {
       await op.fill('#cfg-limits-max_proctors', '500');
       await op.locator('#ops-config').screenshot({ path: path.join(ARTIFACTS, 'operator-config.png') });
       return `${await op.locator('#config-form tbody tr').count()} keys, ${await op.locator('#config-form tr.live').count()} editable`;
+    });
+
+    await step('the audit log: a sentinel\'s records by name, time range and action; Verify', async () => {
+      const calls = [];
+      op.on('request', (r) => {
+        if (r.url().includes('/api/audit')) calls.push({ url: r.url(), auth: r.headers().authorization });
+      });
+      await op.locator('#audit-form').scrollIntoViewIfNeeded();
+      // From 12 hours ago, to open; the page sends the minute's start in its own time zone.
+      await op.evaluate((ms) => {
+        const d = new Date(ms);
+        const p = (n) => String(n).padStart(2, '0');
+        const i = document.querySelector('#audit-from');
+        i.value = `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+      }, Date.now() - 12 * 3600 * 1000);
+      await op.fill('#audit-to', '');
+      await op.fill('#audit-sentinel', 'cam');
+      const search = async (action) => {
+        await op.selectOption('#audit-action', action);
+        await op.evaluate(() => {
+          document.querySelector('#audit-result').textContent = '';
+        });
+        await op.click('#audit-search');
+        await waitFor('the search\'s answer', async () => {
+          const t = await op.locator('#audit-result').textContent();
+          return t && !/Searching/.test(t) ? t : null;
+        }, 10000);
+        return (await opsStats(op)).audit;
+      };
+      const check = (audit, pred) => {
+        const q = new URLSearchParams(audit.query);
+        const from = Number(q.get('from'));
+        if (!(Math.abs(from - (Date.now() - 12 * 3600 * 1000)) < 5 * 60 * 1000)) throw new Error(`from=${from}`);
+        if (q.has('to') || q.get('limit') !== '501') throw new Error(`query ${audit.query}`);
+        const all = auditRecords(auditDir);
+        const match = (r) => r.time >= from && pred(r);
+        // ours exactly; any the server's own writer added must pass the filter too
+        const want = all.filter((r) => r.seq <= AUDIT_N && match(r)).map((r) => r.seq);
+        const got = audit.seqs.filter((s) => s <= AUDIT_N);
+        if (JSON.stringify(got) !== JSON.stringify(want)) throw new Error(`rows ${got.length} ${got.slice(0, 8)}..., want ${want.length} ${want.slice(0, 8)}...`);
+        const bySeq = new Map(all.map((r) => [r.seq, r]));
+        for (const s of audit.seqs) if (s > AUDIT_N && !match(bySeq.get(s) || {})) throw new Error(`record ${s} does not pass`);
+        if (!want.length) throw new Error('nothing to show: the log is not as written');
+        return want.length;
+      };
+      const cam = (r) => r.sentinelId === CAM_ID;
+      const nAll = check(await search(''), cam);
+      const rows = await op.locator('#audit-table tbody tr').count();
+      if (rows !== (await opsStats(op)).audit.seqs.length) throw new Error(`${rows} rows drawn`);
+      if (!/ records?\.$/.test(await op.locator('#audit-result').textContent())) throw new Error('no count');
+      const cell = await op.locator('#audit-table tbody tr').first().locator('td').nth(5).textContent();
+      if (cell !== 'cam') throw new Error(`sentinel cell "${cell}"`);
+      const nExport = check(await search('export'), (r) => cam(r) && r.action === 'export');
+      await op.fill('#audit-sentinel', '');
+      const nOps = check(await search(OPERATOR_ACTIONS), (r) => OPERATOR_ACTIONS.split(',').includes(r.action));
+      // the server's refusal is shown; a name nobody has is caught by the page
+      await op.evaluate(() => {
+        document.querySelector('#audit-to').value = '2000-01-01T00:00';
+      });
+      await search('');
+      const refused = await op.locator('#audit-result').textContent();
+      if (refused !== 'Not searched: 400 from is after to') throw new Error(`"${refused}"`);
+      await op.fill('#audit-to', '');
+      await op.fill('#audit-sentinel', 'nobody-here');
+      await search('');
+      if (!/No sentinel is named "nobody-here"/.test(await op.locator('#audit-result').textContent())) throw new Error('unknown name not caught');
+      await op.fill('#audit-sentinel', 'cam');
+      await search('');
+      await op.click('#audit-verify');
+      await waitFor('the check', async () => /^Chain /.test(await op.locator('#audit-verify-result').textContent()), 30000);
+      const verdict = (await opsStats(op)).audit.verdict;
+      const said = await op.locator('#audit-verify-result').textContent();
+      if (!verdict.ok || verdict.records < AUDIT_N || !/^Chain intact: \d+ records/.test(said)) throw new Error(`${JSON.stringify(verdict)}: "${said}"`);
+      for (const c of calls) {
+        if (/[?&]token=/.test(c.url)) throw new Error(`a token in ${c.url}`);
+        if (c.auth !== `Bearer ${OTOKEN}`) throw new Error(`no Authorization header on ${c.url}`);
+      }
+      if (!calls.some((c) => c.url.endsWith('/api/audit/verify'))) throw new Error('no verify request');
+      await op.locator('#ops-audit').screenshot({ path: path.join(ARTIFACTS, 'operator-audit.png') });
+      return `cam: ${nAll} records in 12 h, ${nExport} exports; ${nOps} operator actions; "${said}"`;
     });
 
     await step('revoking the proctor\'s token closes the proctor\'s page with the reason', async () => {

@@ -2,10 +2,12 @@
 // token as an operator's: a card per stage (vigild's state, pid, uptime,
 // restarts, how it last ended, CPU and memory over the last five minutes,
 // start/stop/restart/kill), the ring (fill, segment and byte rates), the live
-// log, the configuration, token revocation and shutdown. Everything moving
+// log, the configuration, token revocation and shutdown, the audit log
+// (audit.js: records and the chain's check, over HTTP). Everything moving
 // comes from the console's server.metrics push (every second and at each
 // stage change); see console.js for the socket.
 import { el, fmtDuration } from './api.js';
+import { Audit } from './audit.js';
 import { Chart, fmtBytes } from './chart.js';
 import { Control, ask } from './control.js';
 import { LogView } from './logview.js';
@@ -61,10 +63,12 @@ export class Ops {
       section('ops-stages', 'Stages', cards),
       el('div', { class: 'ops-row' }, section('ops-ring', 'Ring', this.ring.node), section('ops-act', 'Tokens and shutdown', side)),
       section('ops-log', 'Log', logRoot),
-      section('ops-config', 'Configuration', (this.cfgRoot = el('div'))));
+      section('ops-config', 'Configuration', (this.cfgRoot = el('div'))),
+      section('ops-audit', 'Audit log', (this.auditRoot = el('div', { class: 'audit-panel' }))));
     this.log = new LogView(logRoot, con, { notify });
     this.settings = new Settings(this.cfgRoot, con);
     this.control = new Control(side, con);
+    this.audit = new Audit(this.auditRoot);
     con.on('server.metrics', (p) => this.metrics(p));
     con.on('server.status', (p) => this.status(p));
     con.on('server.shutdown', (p) => this.shutdownAt(p.at));
@@ -79,6 +83,7 @@ export class Ops {
       this.shownOnce = true;
       this.log.start();
       this.settings.load();
+      this.audit.load();
     }
     this.draw();
   }
@@ -280,6 +285,6 @@ export class Ops {
     for (const c of this.cards.values()) {
       cards[c.name] = { state: c.m && c.m.state, pid: c.m && c.m.pid, doing: c.doing, seen: [...c.seen], result: c.result || null, cpuSamples: c.cpu.samples.length, memSamples: c.mem.samples.length, draws: c.cpu.draws };
     }
-    return { pushes: this.pushes, cards, ring: { fill: this.ring.meter.value, segRate: this.ring.segRate ?? null }, log: this.log.stats(), shutdown: this.shutdown || null, console: this.con.state };
+    return { pushes: this.pushes, cards, ring: { fill: this.ring.meter.value, segRate: this.ring.segRate ?? null }, log: this.log.stats(), shutdown: this.shutdown || null, console: this.con.state, audit: { seqs: this.audit.rows.map((r) => r.seq), query: this.audit.query || null, verdict: this.audit.verdict } };
   }
 }
