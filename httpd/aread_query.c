@@ -208,10 +208,12 @@ aread_query_filters(const struct aread_query *q)
 
 /* ---- a record's fields, read in place ----------------------------------- */
 
+#define AREAD_KEYS_MAX 8
+
 struct aread_scan {
 	const unsigned char *p, *end;
 	const char *const *keys;
-	size_t n;
+	size_t n, klen[AREAD_KEYS_MAX];
 	struct aread_val *vals;
 };
 
@@ -254,6 +256,22 @@ aread_utf8(const unsigned char *p, const unsigned char *end)
 	return n;
 }
 
+/* Whether 8 bytes are all plain ASCII for a string: no quote, backslash,
+ * control byte or byte >= 0x80 (the bit tricks of "Bit Twiddling Hacks":
+ * (x - 0x01..) & ~x & 0x80.. is nonzero when some byte is zero). */
+static bool
+aread_plain8(const unsigned char *p)
+{
+	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+	uint64_t x, q, b;
+
+	memcpy(&x, p, 8);
+	q = x ^ (ones * '"');
+	b = x ^ (ones * '\\');
+	return ((x & highs) | ((x - ones * 0x20) & ~x & highs) | ((q - ones) & ~q & highs) |
+		((b - ones) & ~b & highs)) == 0;
+}
+
 /* A string without escapes: false for anything else (an escape, a control
  * byte, bad UTF-8, no closing quote), which jansson then reads. */
 static bool
@@ -264,11 +282,17 @@ aread_string(struct aread_scan *sc, const char **ret, size_t *ret_len)
 	if (sc->p >= sc->end || *sc->p != '"')
 		return false;
 	start = ++sc->p;
+	while (sc->end - sc->p >= 8 && aread_plain8(sc->p))
+		sc->p += 8;
 	while (sc->p < sc->end && *sc->p != '"') {
 		size_t k;
 
-		if (*sc->p == '\\' || *sc->p < 0x20)
-			return false;
+		if (*sc->p < 0x80) { /* the common case, one byte at a time */
+			if (*sc->p == '\\' || *sc->p < 0x20)
+				return false;
+			sc->p++;
+			continue;
+		}
 		k = aread_utf8(sc->p, sc->end);
 		if (k == 0)
 			return false;
@@ -421,7 +445,7 @@ aread_scan_object(struct aread_scan *sc)
 			if (!aread_value(sc, 1, &v))
 				return false;
 			for (size_t i = 0; i < sc->n; i++)
-				if (strlen(sc->keys[i]) == kl && memcmp(sc->keys[i], k, kl) == 0)
+				if (sc->klen[i] == kl && memcmp(sc->keys[i], k, kl) == 0)
 					sc->vals[i] = v;
 			aread_ws(sc);
 			if (sc->p >= sc->end)
@@ -481,7 +505,9 @@ aread_fields(const char *line, size_t len, const char *const *keys, size_t n,
 
 	*ret_hold = NULL;
 	memset(vals, 0, n * sizeof(*vals));
-	if (aread_scan_object(&sc))
+	for (size_t i = 0; i < n && n <= AREAD_KEYS_MAX; i++)
+		sc.klen[i] = strlen(keys[i]);
+	if (n <= AREAD_KEYS_MAX && aread_scan_object(&sc))
 		return 0;
 	return aread_fields_json(line, len, keys, n, vals, ret_hold);
 }

@@ -39,7 +39,8 @@ def make_line(rec):
 class AuditLog:
     """Appends records to DIR's day files the way the writer does. Each
     record kept in .records is the dict as written (hash included), with
-    where it went: .files[seq] = (file name, line number from 1)."""
+    where it went: .files[seq] = (file name, line number from 1). What was
+    added is on disk after flush() or write_head()."""
 
     def __init__(self, d, boot="t0"):
         self.dir = d
@@ -49,6 +50,13 @@ class AuditLog:
         self.files = {}
         self.lines = {}  # file name -> lines written
         self.boot = boot
+        self.out = None  # (name, file) being appended to
+
+    def flush(self):
+        """Closes the file being appended to: what was added is on disk."""
+        if self.out is not None:
+            self.out[1].close()
+            self.out = None
 
     def add(self, time_ms, action, actor="proctors", role="proctor", remote="10.0.0.7",
             written_ms=None, **fields):
@@ -63,8 +71,10 @@ class AuditLog:
         line, h = make_line(rec)
         rec["hash"] = h
         name = day_name(written_ms if written_ms is not None else time_ms)
-        with open(os.path.join(self.dir, name), "ab") as f:
-            f.write(line + b"\n")
+        if self.out is None or self.out[0] != name:
+            self.flush()
+            self.out = (name, open(os.path.join(self.dir, name), "ab"))
+        self.out[1].write(line + b"\n")
         self.lines[name] = self.lines.get(name, 0) + 1
         self.files[self.seq] = (name, self.lines[name])
         self.records.append(rec)
@@ -72,10 +82,12 @@ class AuditLog:
         return rec
 
     def write_head(self):
+        self.flush()
         write_anchor(os.path.join(self.dir, "head"), self.seq, self.prev)
 
     def retire_oldest(self):
         """Retention: the oldest day file goes and base names its last record."""
+        self.flush()
         name = sorted(self.lines)[0]
         last = max(s for s, (n, _) in self.files.items() if n == name)
         os.unlink(os.path.join(self.dir, name))
@@ -90,11 +102,10 @@ def write_anchor(path, seq, h):
     os.rename(path + ".tmp", path)
 
 
-def fields_for(action, rng, sentinel, session):
-    if action == "live.view":
-        t = rng.randrange(1, 3600) * 1000
-        return {"sentinelId": sentinel, "sessionId": session, "from": 1_700_000_000_000,
-                "to": 1_700_000_000_000 + t}
+def fields_for(action, rng, sentinel, session, at):
+    if action == "live.view":  # a view that ended at `at`
+        return {"sentinelId": sentinel, "sessionId": session,
+                "from": at - rng.randrange(1, 3600) * 1000, "to": at}
     if action == "history.read":
         return {"sentinelId": sentinel, "sessionId": session,
                 "requests": rng.randrange(1, 60), "bytes": rng.randrange(1, 1 << 30)}
@@ -132,7 +143,7 @@ def generate(log, n, start_ms, step_ms=1000, seed=1, sentinels=None, actors=None
         if action == "auth.failed":
             actor, role = None, None
         s = rng.choice(sentinels)
-        f = fields_for(action, rng, s, "%08x-1111-4111-8111-%012x" % (rng.randrange(4), 7))
+        f = fields_for(action, rng, s, "%08x-1111-4111-8111-%012x" % (rng.randrange(4), 7), t)
         if pad:
             f["note"] = "x" * pad
         log.add(t, action, actor=actor, role=role, remote="10.0.%d.%d" % (

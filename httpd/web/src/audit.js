@@ -55,7 +55,7 @@ export class Audit {
     this.body = el('tbody');
     this.table = el('table', { class: 'audit', id: 'audit-table' },
       el('caption', {}, 'Records, oldest first'),
-      el('thead', {}, el('tr', {}, ...['seq', 'time', 'action', 'actor', 'from', 'sentinel', 'details'].map((h) => el('th', { scope: 'col' }, h)))),
+      el('thead', {}, el('tr', {}, ...['seq', 'time', 'action', 'actor', 'address', 'sentinel', 'details'].map((h) => el('th', { scope: 'col' }, h)))),
       this.body);
     const form = el('form', { class: 'panel audit-form', id: 'audit-form', 'aria-label': 'Search the audit log' },
       field('audit-sentinel', 'Sentinel', this.sentinel), this.list,
