@@ -468,8 +468,8 @@ class TestAuditBig(unittest.TestCase):
     def setUpClass(cls):
         cls.v = Vigil(extra=AUTH)
         cls.dir = os.path.join(cls.v.dir, "data", "audit")
-        # records of about 1.1 KB (a 900-byte note), one a second back from now
-        n = cls.MB * 1024 * 1024 // 1100
+        # records of about 1.3 KB (a 900-byte note), one a second back from now
+        n = cls.MB * 1024 * 1024 // 1290
         cls.log = A.generate(A.AuditLog(cls.dir), n, int(time.time() * 1000) - n * 1000 - 5000,
                              1000, sentinels=SENTINELS, pad=900)
         cls.n = n
