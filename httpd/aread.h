@@ -3,7 +3,8 @@
  * pass the query's filters, and GET /api/audit/verify checks the hash chain
  * on a worker thread. httpd never writes there: archive is the writer.
  *
- *   aread_query.c   the query, a record's fields, the day files (pure)
+ *   aread_query.c   the query, the day files (pure)
+ *   aread_fields.c  a record's fields, in place or by jansson (pure)
  *   aread_chain.c   the chain check (any thread)
  *   aread.c         the two routes: the stream, the check's job and its waiters
  */

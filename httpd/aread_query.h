@@ -1,7 +1,8 @@
 /* aread_query: the pure parts of reading the audit log (docs/audit.md, the
- * format archive writes): GET /api/audit's query, the few top-level fields of
- * a record line that its filters and the chain check need, and which day
- * files a time range reads. No I/O; unit-tested alone (tests/test_aread.c).
+ * format archive writes): GET /api/audit's query and which day files a time
+ * range reads (aread_query.c), the few top-level fields of a record line that
+ * its filters and the chain check need (aread_fields.c). No I/O; unit-tested
+ * alone (tests/test_aread.c).
  *
  * A record line is read in place when it is in the writer's own spelling
  * (compact JSON, strings without escapes, integers, valid UTF-8): then it is
