@@ -4,7 +4,8 @@
  * of the one before, and its hash is the SHA-256 of the line up to its last
  * `,"hash":"` followed by `}`. Empty lines are skipped (the script does so);
  * a last line without its newline is bad even when it would pass (it was cut
- * short, or is still being written: the writer writes whole lines). */
+ * short), unless it gets its newline within AREAD_TAIL_WAIT_NS (the writer
+ * was appending it as the check read). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -19,9 +21,10 @@
 #include "aread_chain.h"
 #include "beneath.h"
 
-#define AREAD_ANCHOR_MAX 4096 /* bytes of head or base */
-#define AREAD_PREV_MAX   256  /* a prev (base's hash) we can compare */
-#define AREAD_TRIES      3
+#define AREAD_ANCHOR_MAX   4096 /* bytes of head or base */
+#define AREAD_PREV_MAX     256  /* a prev (base's hash) we can compare */
+#define AREAD_TRIES        3
+#define AREAD_TAIL_WAIT_NS (200 * 1000 * 1000) /* for a last line being written */
 
 static const char aread_hash_key[] = ",\"hash\":\"";
 
@@ -218,6 +221,7 @@ aread_file(struct aread_chain *c, int64_t day)
 {
 	struct stat sb;
 	size_t have = 0;
+	bool waited = false;
 	int fd, r = 1;
 
 	aread_day_name(day, c->file, sizeof(c->file));
@@ -237,6 +241,15 @@ aread_file(struct aread_chain *c, int64_t day)
 		if (n < 0) {
 			r = -errno;
 			break;
+		}
+		if (n == 0 && have > 0 && !waited) {
+			/* The writer may be appending this line right now: once
+			 * more after a moment before calling it cut short. */
+			const struct timespec ts = { .tv_nsec = AREAD_TAIL_WAIT_NS };
+
+			waited = true;
+			nanosleep(&ts, NULL);
+			continue;
 		}
 		if (n == 0) {
 			if (have > 0) {

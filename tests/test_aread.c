@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -492,6 +493,39 @@ START_TEST(test_chain_cut_last_line)
 }
 END_TEST
 
+/* The writer appends the line's end while the check waits for it. */
+START_TEST(test_chain_line_being_written)
+{
+	struct aread_verdict v;
+	char line[700], path[128];
+	size_t half;
+	pid_t pid;
+	FILE *f;
+
+	put_records("audit-2026-12-01.jsonl", 2);
+	record(line, sizeof(line));
+	half = strlen(line) / 2;
+	snprintf(path, sizeof(path), "%s/audit-2026-12-01.jsonl", tmpdir);
+	f = fopen(path, "a");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fwrite(line, 1, half, f), half);
+	fclose(f);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		usleep(20 * 1000);
+		f = fopen(path, "a");
+		fprintf(f, "%s\n", line + half);
+		fclose(f);
+		_exit(0);
+	}
+	ck_assert_int_eq(aread_chain_check(dirfd_, &v), 0);
+	waitpid(pid, NULL, 0);
+	ck_assert_msg(v.ok, "%s", v.reason);
+	ck_assert_int_eq(v.records, 3);
+}
+END_TEST
+
 START_TEST(test_chain_head_and_base)
 {
 	struct aread_verdict v;
@@ -577,6 +611,7 @@ aread_suite(void)
 	tcase_add_test(tc, test_chain_empty);
 	tcase_add_test(tc, test_chain_good_with_empty_lines_and_other_files);
 	tcase_add_test(tc, test_chain_cut_last_line);
+	tcase_add_test(tc, test_chain_line_being_written);
 	tcase_add_test(tc, test_chain_head_and_base);
 	tcase_add_test(tc, test_chain_from_base);
 	tcase_add_test(tc, test_chain_long_line);
