@@ -2,7 +2,7 @@
 """The audit log as docs/audit.md defines it, written by a plain reference:
 records with their hash chain, day files, head and base, and the tampering
 the tests do. Kept small so that it is obviously right; the tests of the
-reading side (test_audit.py) and of the writer can both build on it.
+reading side (test_audit_read.py) and of the writer can both build on it.
 
     python3 auditlog.py DIR [--records N] [--pad BYTES]   # a valid log in DIR
 

@@ -11,7 +11,7 @@ vigil-httpd started by hand on it. Measured, each the median of --runs:
   SHA-256 alone                   OpenSSL over the same bytes, in this process
 
 and httpd's RSS before and after. Figures go in docs/benchmarks.md.
-(`meson test -C build --benchmark --suite bench audit --verbose`.)"""
+(`meson test -C build --benchmark --suite bench audit-read --verbose`.)"""
 import argparse
 import glob
 import hashlib
@@ -27,7 +27,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "integration"))
 import auditlog as A  # noqa: E402
-from test_audit import OT, SENTINELS, Httpd, rss_kib  # noqa: E402
+from test_audit_read import OT, SENTINELS, Httpd, rss_kib  # noqa: E402
 from vigil import SOURCE  # noqa: E402
 
 
