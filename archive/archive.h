@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "alog.h"
 #include "id.h"
 #include "layout.h"
 #include "ring.h"
@@ -127,6 +128,8 @@ struct archive_ev {
 	char error[160];
 	int64_t retention_days;
 	uint64_t max_bytes;
+	/* session.delete: who asked, for the audit record (empty: unknown) */
+	char actor[128], role[16], remote[64];
 };
 
 struct archive_figures {
@@ -172,6 +175,7 @@ struct archive_item {
 
 struct archive {
 	struct stage *st;
+	struct alog *alog; /* the audit log's writer (alog.h); NULL: it could not open */
 	char *data_dir;
 	int data_fd;
 	struct ring *ring;
