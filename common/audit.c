@@ -38,6 +38,9 @@ struct audit {
 	int64_t ticked_ms; /* mono: the last audit_tick that looked */
 	struct audit_figures fig;
 	int64_t warned_ms;
+	int64_t refusal_sec; /* mono second of the refusals counted in refusals */
+	unsigned refusals;
+	uint64_t suppressed; /* refusals not recorded since the last that was */
 };
 
 struct audit *
@@ -80,7 +83,8 @@ audit_free(struct audit *a)
 json_t *
 audit_record_as(const char *action, const char *actor, const char *role, const char *remote)
 {
-	/* The key order is the record's (docs/audit.md): jansson keeps insertion order. */
+	/* The key order is the record's (docs/audit.md): jansson keeps insertion
+	 * order. s? packs null for NULL: the key is there either way. */
 	return json_pack("{s:I, s:s?, s:s?, s:s?, s:s}", "time", (json_int_t)proc_now_ms(), "actor",
 			 actor, "role", role, "remote", remote, "action", action);
 }
@@ -88,16 +92,29 @@ audit_record_as(const char *action, const char *actor, const char *role, const c
 json_t *
 audit_record(const char *action, const struct tok_info *info, const char *remote)
 {
-	json_t *rec = audit_record_as(action, info != NULL ? info->name : NULL,
-				      info != NULL ? cfg_role_name(info->role) : NULL, remote);
+	/* A token the configuration does not know: actor and role null. */
+	return audit_record_as(action, info != NULL ? info->name : NULL,
+			       info != NULL ? cfg_role_name(info->role) : NULL, remote);
+}
 
-	/* s:s? packs null for NULL, which is what an unknown token's actor is;
-	 * but the key must be there either way. */
-	if (rec != NULL && info == NULL) {
-		json_object_set_new(rec, "actor", json_null());
-		json_object_set_new(rec, "role", json_null());
+void
+audit_mask(json_t *j)
+{
+	const char *key;
+	json_t *v;
+	size_t i;
+
+	if (json_is_object(j)) {
+		json_object_foreach (j, key, v) {
+			if (strcmp(key, "token") == 0 && json_is_string(v))
+				json_object_set_new(j, key, json_string("***"));
+			else
+				audit_mask(v);
+		}
+	} else if (json_is_array(j)) {
+		json_array_foreach (j, i, v)
+			audit_mask(v);
 	}
-	return rec;
 }
 
 static int
@@ -197,6 +214,27 @@ out:
 	return ret;
 }
 
+int
+audit_emit_refusal(struct audit *a, json_t *rec)
+{
+	int64_t sec = proc_mono_ms() / 1000;
+
+	if (sec != a->refusal_sec) {
+		a->refusal_sec = sec;
+		a->refusals = 0;
+	}
+	if (a->refusals >= AUDIT_REFUSALS_PER_S) {
+		a->suppressed++;
+		json_decref(rec);
+		return 0;
+	}
+	a->refusals++;
+	if (rec != NULL && a->suppressed > 0 &&
+	    json_object_set_new(rec, "suppressed", json_integer((json_int_t)a->suppressed)) == 0)
+		a->suppressed = 0;
+	return audit_emit(a, rec, 0, NULL, NULL);
+}
+
 void
 audit_forget(struct audit *a, void *ctx)
 {
@@ -258,6 +296,15 @@ audit_tick(struct audit *a)
 	if (now - a->ticked_ms < 100)
 		return;
 	a->ticked_ms = now;
+	/* A flood that ended: its count goes out without waiting for the next. */
+	if (a->suppressed > 0 && now / 1000 != a->refusal_sec) {
+		json_t *rec = audit_record_as("auth.failed", NULL, NULL, NULL);
+
+		if (rec != NULL)
+			json_object_set_new(rec, "reason",
+					    json_string("refusals over the record rate"));
+		audit_emit_refusal(a, rec);
+	}
 	for (struct audit_rec *r = a->head; r != NULL; r = r->next) {
 		if (r->done != NULL && now >= r->deadline_ms) {
 			audit_done_fn done = r->done;

@@ -59,11 +59,20 @@ json_t *audit_record(const char *action, const struct tok_info *info, const char
 json_t *audit_record_as(const char *action, const char *actor, const char *role,
 			const char *remote);
 
+/* Secrets as "***" in a request kept in a record: every "token" string, at
+ * any depth (a config's auth.tokens, a revocation). */
+void audit_mask(json_t *j);
+
 /* Queues rec (the reference is taken) and sends it. done (may be NULL) is
  * called when it is durable, or with -ETIMEDOUT when it is not within
  * wait_ms (it stays queued), or at once with the error when it cannot be
  * queued. Returns 0 or that error. */
 int audit_emit(struct audit *a, json_t *rec, int wait_ms, audit_done_fn done, void *ctx);
+/* A refusal (auth.failed): a stranger can send thousands a second, so at
+ * most AUDIT_REFUSALS_PER_S of them go out each second; the rest are counted
+ * and the next one that goes carries { suppressed: N }. rec is taken. */
+#define AUDIT_REFUSALS_PER_S 20
+int audit_emit_refusal(struct audit *a, json_t *rec);
 /* Whoever waits with ctx has gone: its callbacks are not called. */
 void audit_forget(struct audit *a, void *ctx);
 

@@ -76,27 +76,6 @@ wd_audit_tick(struct wd *wd)
 		audit_tick(wd->audit);
 }
 
-/* Secrets as "***": every "token" string anywhere in a request. */
-static void
-wd_audit_mask(json_t *j)
-{
-	const char *key;
-	json_t *v;
-	size_t i;
-
-	if (json_is_object(j)) {
-		json_object_foreach (j, key, v) {
-			if (strcmp(key, "token") == 0 && json_is_string(v))
-				json_object_set_new(j, key, json_string("***"));
-			else
-				wd_audit_mask(v);
-		}
-	} else if (json_is_array(j)) {
-		json_array_foreach (j, i, v)
-			wd_audit_mask(v);
-	}
-}
-
 /* The Unix user of the vigilctl on the other end. */
 static void
 wd_audit_user(int fd, char *out, size_t size)
@@ -204,7 +183,7 @@ wd_audit_ctl(struct wd *wd, int slot, const char *cmd, json_t *req, json_t *ans)
 	fields = cmd != NULL ? wd_audit_fields(cmd, req, &action) : NULL;
 	if (fields == NULL)
 		return ans;
-	wd_audit_mask(fields);
+	audit_mask(fields);
 	wd_audit_user(wd->ctl[slot].fd, user, sizeof(user));
 	rec = audit_record_as(action, user, "operator", "local");
 	if (rec == NULL) {

@@ -13,6 +13,7 @@
 #include "httpd.h"
 #include "log.h"
 #include "mjpeg.h"
+#include "record.h"
 #include "snap.h"
 #include "xplan.h"
 
@@ -80,6 +81,9 @@ httpd_new(struct stage *st)
 			 h->ring_name);
 		h->ring = NULL;
 	}
+	r = rec_init(h);
+	if (r < 0)
+		goto fail;
 	snap_init(h);
 	xplan_init(h);
 	r = hs_open(h);
@@ -109,6 +113,7 @@ httpd_free(struct httpd *h)
 	/* The worker threads (decoders, snapshots, export plans) wake the loop:
 	 * they stop before it goes. */
 	mjpeg_stop(h);
+	rec_free(h);
 	snap_free(h);
 	xplan_free(h);
 	hs_close(h);

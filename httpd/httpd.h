@@ -53,6 +53,7 @@ enum hs_park {
 	HS_PARK_DELETE,
 	HS_PARK_SNAPSHOT,
 	HS_PARK_EXPORT,
+	HS_PARK_AUDIT, /* record.c: an export's record on its way to disk */
 };
 void hs_park(struct hreq *r, enum hs_park why, int ref, int timeout_ms);
 bool hs_parked_timed_out(const struct hreq *r);
@@ -97,6 +98,7 @@ struct httpd {
 	void *xplan;             /* xplan.c's state */
 	struct mjpeg *mjpeg;     /* mjpeg.c's state, made by the first live.mjpeg */
 	struct console *console; /* console.c's state */
+	struct rec *rec;         /* record.c's state */
 };
 
 #define HTTPD_MEM_BUDGET (256ull << 20)
