@@ -58,6 +58,7 @@ struct alog {
 	int64_t day;  /* of fd, days since the epoch */
 	uint64_t seq; /* the newest durable record */
 	char prev[65];
+	uint64_t base_seq; /* base's: the last record retention removed */
 	struct alog_src src[ALOG_SRC_MAX];
 	size_t n_src;
 	char *buf; /* the batch's lines */
@@ -412,8 +413,9 @@ alog_open_day(struct alog *al, int64_t day)
  * last record of the newest one removed first, so a crash in between leaves
  * files the next pass removes (and the reader skips). */
 static void
-alog_retention(struct alog *al, int64_t days_kept, bool at_start, uint64_t base_seq)
+alog_retention(struct alog *al, int64_t days_kept, bool at_start)
 {
+	uint64_t base_seq = al->base_seq;
 	int64_t *days = NULL, today = proc_now_ms() / ALOG_DAY_MS, last = -1;
 	size_t n = 0;
 	char name[32], hash[65];
@@ -436,10 +438,12 @@ alog_retention(struct alog *al, int64_t days_kept, bool at_start, uint64_t base_
 	}
 	if (last < 0)
 		goto out;
-	if (alog_scan(al, days[last], &seq, hash, &end, &size) == 0 && seq > base_seq &&
-	    alog_write_mark(al, "base", seq, hash, true) < 0) {
-		log_error(-errno, "audit: base not written: nothing removed");
-		goto out;
+	if (alog_scan(al, days[last], &seq, hash, &end, &size) == 0 && seq > base_seq) {
+		if (alog_write_mark(al, "base", seq, hash, true) < 0) {
+			log_error(-errno, "audit: base not written: nothing removed");
+			goto out;
+		}
+		al->base_seq = seq;
 	}
 	for (int64_t i = 0; i <= last; i++) {
 		alog_day_name(days[i], name);
@@ -468,7 +472,9 @@ alog_recover(struct alog *al)
 	int r;
 
 	have_head = alog_read_mark(al, "head", &head_seq, head_hash) == 0;
-	if (alog_read_mark(al, "base", &base_seq, base_hash) == 0 && !have_head) {
+	if (alog_read_mark(al, "base", &base_seq, base_hash) == 0)
+		al->base_seq = base_seq;
+	if (base_seq > 0 && !have_head) {
 		head_seq = base_seq;
 		memcpy(head_hash, base_hash, 65);
 	}
@@ -483,8 +489,15 @@ alog_recover(struct alog *al)
 		off_t e, sz;
 
 		r = alog_scan(al, days[i], &s, h, &e, &sz);
-		if (r < 0)
-			goto out;
+		if (r < 0) {
+			/* Loudly degraded, not down: the senders keep their records
+			 * and the writer tries again with every batch. */
+			log_error(r, "audit: day file %lld cannot be read: recording stopped "
+				     "until it can",
+				  (long long)days[i]);
+			al->fig.ok = false;
+			break;
+		}
 		if (i == n - 1) {
 			file_seq = s;
 			memcpy(file_hash, h, 65);
@@ -497,10 +510,10 @@ alog_recover(struct alog *al)
 		if (sz >= (off_t)ALOG_SCAN_BYTES || n - i >= 2)
 			break;
 	}
-	if (n > 0) {
-		r = alog_open_day(al, days[n - 1]);
-		if (r < 0)
-			goto out;
+	if (n > 0 && al->fig.ok && (r = alog_open_day(al, days[n - 1])) < 0) {
+		log_error(r, "audit: the newest day file cannot be opened: recording stopped "
+			     "until it can");
+		al->fig.ok = false;
 	}
 	if (file_seq == 0 && base_seq > 0) { /* retention took every file */
 		file_seq = base_seq;
@@ -509,7 +522,7 @@ alog_recover(struct alog *al)
 	if (file_seq >= head_seq) {
 		/* head lags the log by a batch at most: the log is right. A torn
 		 * tail was never acknowledged: cut it off. */
-		if (size > end) {
+		if (size > end && al->fd >= 0) {
 			log_warn(0, "audit: a torn last line (%lld bytes) cut off",
 				 (long long)(size - end));
 			if (ftruncate(al->fd, end) < 0) {
@@ -530,7 +543,7 @@ alog_recover(struct alog *al)
 		al->seq = head_seq;
 		memcpy(al->prev, head_hash, 65);
 	}
-	alog_retention(al, al->retention_days, true, base_seq);
+	alog_retention(al, al->retention_days, true);
 	r = 0;
 out:
 	free(days);
@@ -743,7 +756,7 @@ alog_main(void *arg)
 		/* Retention about hourly, in the thread that owns the files. */
 		if (proc_mono_ms() - al->retention_done_ms >= 3600 * 1000) {
 			al->retention_done_ms = proc_mono_ms();
-			alog_retention(al, keep, false, al->seq);
+			alog_retention(al, keep, false);
 		}
 		pthread_mutex_lock(&al->mu);
 	}

@@ -249,6 +249,22 @@ rec_served(struct httpd *h, struct hreq *r, uint64_t bytes)
 }
 
 void
+rec_view(struct httpd *h, struct hreq *r, const char *sentinel, const char *session,
+	 int64_t from_ms)
+{
+	json_t *rec = rec_new(r, "live.view");
+
+	if (rec == NULL)
+		return;
+	json_object_set_new(rec, "sentinelId", json_string(sentinel));
+	json_object_set_new(rec, "sessionId", json_string(session));
+	json_object_set_new(rec, "from", json_integer(from_ms));
+	json_object_set_new(rec, "to", json_integer(proc_now_ms()));
+	json_object_set_new(rec, "via", json_string("live.mjpeg"));
+	audit_emit(stage_audit(h->st), rec, 0, NULL, NULL);
+}
+
+void
 rec_refused(struct httpd *h, const char *endpoint, const char *remote,
 	    const struct tok_info *info, const char *reason)
 {

@@ -35,6 +35,9 @@ int rec_sync(struct httpd *h, struct hreq *r, json_t *rec);
 /* A response's headers are going out with bytes of body: a read of a
  * session's media is counted. */
 void rec_served(struct httpd *h, struct hreq *r, uint64_t bytes);
+/* A live view (live.mjpeg) of sentinel's session from from_ms ended now. */
+void rec_view(struct httpd *h, struct hreq *r, const char *sentinel, const char *session,
+	      int64_t from_ms);
 /* A request refused for its token: err as tok_check, reason the client's. */
 void rec_refused(struct httpd *h, const char *endpoint, const char *remote,
 		 const struct tok_info *info, const char *reason);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -280,6 +281,50 @@ START_TEST(test_base_and_malformed)
 }
 END_TEST
 
+/* A disk that refuses (here: the day file is a link, which the writer never
+ * follows; ENOSPC takes the same path): nothing acknowledged, recording
+ * stopped loudly, and the record written once the file can be. */
+START_TEST(test_write_failure_then_recovery)
+{
+	struct alog *al;
+	struct acks a = { 0 };
+	struct alog_figures f;
+	char name[64], path[160];
+	time_t now = time(NULL);
+	struct tm tm;
+	json_t *arr;
+
+	ck_assert_int_eq(alog_open(tdir, 365, &al), 0);
+	gmtime_r(&now, &tm);
+	strftime(name, sizeof(name), "audit-%Y-%m-%d.jsonl", &tm);
+	snprintf(path, sizeof(path), "%s/%s", tdir, name);
+	ck_assert_int_eq(symlink("/dev/full", path), 0);
+	push(al, "relay.1", 1, 1, "a");
+	for (int i = 0; i < 500; i++) {
+		alog_figures(al, &f);
+		if (f.failures > 0)
+			break;
+		usleep(10000);
+	}
+	ck_assert_uint_ge(f.failures, 1);
+	ck_assert(!f.ok);
+	ck_assert_uint_eq(f.seq, 0);
+	ck_assert_int_eq(a.count, 0);
+	ck_assert_int_eq(unlink(path), 0);
+	push(al, "relay.1", 1, 1, "a"); /* the sender sends it again */
+	while (a.n < 1)
+		ck_assert_int_ge(wait_acks(al, &a), 1);
+	alog_figures(al, &f);
+	ck_assert(f.ok);
+	ck_assert_uint_eq(f.seq, 1);
+	alog_close(al);
+	arr = lines();
+	ck_assert_uint_eq(json_array_size(arr), 1);
+	ck_assert_int_eq(seq_of(arr, 0), 1);
+	json_decref(arr);
+}
+END_TEST
+
 static Suite *
 alog_suite(void)
 {
@@ -291,6 +336,7 @@ alog_suite(void)
 	tcase_add_test(tc, test_chain_dups_and_gaps);
 	tcase_add_test(tc, test_restart_torn_tail_and_head);
 	tcase_add_test(tc, test_base_and_malformed);
+	tcase_add_test(tc, test_write_failure_then_recovery);
 	suite_add_tcase(s, tc);
 	return s;
 }

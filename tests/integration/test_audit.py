@@ -311,6 +311,52 @@ class Audit(unittest.TestCase):
         self.check_chain()
 
 
+class Unwritable(unittest.TestCase):
+    """The day file cannot be written (here a link, which the writer never
+    follows; a full disk takes the same path): recording stops loudly, the
+    stages keep their records, and they all land once it can write."""
+
+    def test_recording_stops_loudly_and_loses_nothing(self):
+        v = Vigil(extra=AUTH)
+        audit = os.path.join(v.dir, "data", "audit")
+        os.makedirs(audit, mode=0o700)
+        day = os.path.join(audit, time.strftime("audit-%Y-%m-%d.jsonl", time.gmtime()))
+        os.symlink("/dev/full", day)
+        v.start()
+        self.addCleanup(v.stop)
+        host, port = v.stage("httpd")["listen"].rsplit(":", 1)
+
+        def get(path, token=OT):
+            c = http.client.HTTPConnection(host, int(port), timeout=30)
+            c.request("GET", path, headers={"Authorization": "Bearer " + token})
+            r = c.getresponse()
+            body = r.read()
+            c.close()
+            return r.status, body
+        for i in range(3):
+            self.assertEqual(get("/api/sentinels", "bad-%d" % i)[0], 401)
+        st, body = until(lambda: (lambda r: r if r[0] == 503 else None)(get("/health")),
+                         what="/health 503")
+        self.assertEqual(json.loads(body), {"error": "the audit log is not being written",
+                                            "audit": "recording stopped"})
+        metrics = get("/metrics")[1].decode()
+        self.assertIn("vigil_audit_ok 0", metrics)
+        self.assertRegex(metrics, r"vigil_audit_failures_total [1-9]")
+        self.assertRegex(metrics, r'vigil_stage_audit_queued\{stage="httpd"\} [1-9]')
+        self.assertIn("recording stopped", v.log())
+        os.unlink(day)
+        until(lambda: get("/health")[0] == 200, what="/health 200 again")
+
+        def refused():
+            recs = []
+            for f in glob.glob(os.path.join(audit, "audit-*.jsonl")):
+                with open(f) as fh:
+                    recs += [json.loads(x) for x in fh if x.strip()]
+            got = [r for r in recs if r["action"] == "auth.failed"]
+            return got if len(got) >= 3 else None
+        self.assertEqual(len(until(refused, what="the 3 refusals kept and written")), 3)
+
+
 class Flood(unittest.TestCase):
     """A stranger's thousand bad tokens: bounded records, every refusal counted."""
 
