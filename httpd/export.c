@@ -380,8 +380,11 @@ int
 export_record(struct httpd *h, struct hreq *r, const struct export *x, const char *what)
 {
 	char sha[65], hdr[256];
-	json_t *rec = rec_new(r, "export"), *range;
+	json_t *rec, *range;
 
+	if (r->head)
+		return 1; /* nothing of the file is sent */
+	rec = rec_new(r, "export");
 	if (x->b.has_sha256) {
 		for (size_t i = 0; i < sizeof(x->b.sha256); i++)
 			snprintf(sha + 2 * i, 3, "%02x", x->b.sha256[i]);

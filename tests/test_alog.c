@@ -325,6 +325,43 @@ START_TEST(test_write_failure_then_recovery)
 }
 END_TEST
 
+/* Whole day files older than retention_days go at start; base keeps the
+ * last removed record, so the chain still starts somewhere checkable. */
+START_TEST(test_retention)
+{
+	struct alog *al;
+	struct acks a = { 0 };
+	char cmd[512];
+	json_t *arr;
+
+	/* two old days of one record each, chained, then today's */
+	ck_assert_int_eq(alog_open(tdir, 0, &al), 0);
+	push(al, "relay.1", 1, 1, "a");
+	push(al, "relay.1", 2, 1, "b");
+	while (a.n < 2)
+		ck_assert_int_ge(wait_acks(al, &a), 1);
+	alog_close(al);
+	snprintf(cmd, sizeof(cmd),
+		 "cd %s && f=$(ls audit-*.jsonl) && head -1 $f > audit-2020-01-01.jsonl && "
+		 "sed -n 2p $f > audit-2020-01-02.jsonl && rm $f",
+		 tdir);
+	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(alog_open(tdir, 365, &al), 0);
+	push(al, "relay.2", 1, 1, "c");
+	a.n = 0;
+	while (a.n < 1 || strcmp(a.src, "relay.2") != 0)
+		ck_assert_int_ge(wait_acks(al, &a), 1);
+	alog_close(al);
+	arr = lines();
+	ck_assert_uint_eq(json_array_size(arr), 1);
+	ck_assert_int_eq(seq_of(arr, 0), 3);
+	json_decref(arr);
+	snprintf(cmd, sizeof(cmd), "test ! -e %s/audit-2020-01-01.jsonl && grep -q '\"seq\":2' %s/base",
+		 tdir, tdir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 static Suite *
 alog_suite(void)
 {
@@ -337,6 +374,7 @@ alog_suite(void)
 	tcase_add_test(tc, test_restart_torn_tail_and_head);
 	tcase_add_test(tc, test_base_and_malformed);
 	tcase_add_test(tc, test_write_failure_then_recovery);
+	tcase_add_test(tc, test_retention);
 	suite_add_tcase(s, tc);
 	return s;
 }
