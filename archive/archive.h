@@ -11,6 +11,7 @@
  *                directories and session.json, their init files
  *   retention.c  the catalogue of sessions on disk, retention passes, deletion
  *   loop.c       the stage's thread: bus messages in, answers and heartbeats out
+ *   alog.c       the audit log's writer thread (alog.h; its files: alog_disk.c)
  *
  * Two threads: the stage thread (loop.c) owns the bus; the writer thread owns
  * everything on disk and every struct archive_sess. They meet only in the
