@@ -11,6 +11,7 @@
  *                directories and session.json, their init files
  *   retention.c  the catalogue of sessions on disk, retention passes, deletion
  *   loop.c       the stage's thread: bus messages in, answers and heartbeats out
+ *   alog.c       the audit log's writer thread (alog.h; its files: alog_disk.c)
  *
  * Two threads: the stage thread (loop.c) owns the bus; the writer thread owns
  * everything on disk and every struct archive_sess. They meet only in the
@@ -25,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "alog.h"
 #include "id.h"
 #include "layout.h"
 #include "ring.h"
@@ -127,6 +129,8 @@ struct archive_ev {
 	char error[160];
 	int64_t retention_days;
 	uint64_t max_bytes;
+	/* session.delete: who asked, for the audit record (empty: unknown) */
+	char actor[128], role[16], remote[64];
 };
 
 struct archive_figures {
@@ -172,6 +176,7 @@ struct archive_item {
 
 struct archive {
 	struct stage *st;
+	struct alog *alog; /* the audit log's writer (alog.h); NULL: it could not open */
 	char *data_dir;
 	int data_fd;
 	struct ring *ring;

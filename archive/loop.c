@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "archive.h"
+#include "audit.h"
 #include "files.h"
 #include "id.h"
 #include "log.h"
@@ -89,6 +90,44 @@ loop_send_deleted(struct archive *ar, const struct archive_ev *ev)
 	msgpack_sbuffer_destroy(&sb);
 }
 
+/* The delete's record is on disk: now httpd may answer 204. */
+static void
+loop_deleted_done(void *ctx, int status)
+{
+	struct archive_ev *ev = ctx;
+	struct archive *ar = (struct archive *)ev->next; /* parked there while waiting */
+
+	if (status < 0)
+		log_error(status, "audit: the record of a hard delete is not on disk yet; "
+				  "answering anyway (the session is gone)");
+	loop_send_deleted(ar, ev);
+	free(ev);
+}
+
+/* A hard delete is recorded (fsynced) before it is acknowledged (PROTOCOL.md
+ * section 9): the record goes through this stage's outbox like any other. */
+static bool
+loop_audit_delete(struct archive *ar, struct archive_ev *ev)
+{
+	char sentinel[ID_STR_LEN], session[ID_STR_LEN];
+	json_t *rec;
+
+	if (ev->status != 204 || !ev->ids_ok)
+		return false;
+	id_format(ev->sentinel, sentinel);
+	id_format(ev->session, session);
+	rec = audit_record_as("delete", ev->actor[0] ? ev->actor : NULL,
+			      ev->role[0] ? ev->role : NULL, ev->remote[0] ? ev->remote : NULL);
+	if (rec != NULL && json_object_set_new(rec, "sentinelId", json_string(sentinel)) == 0 &&
+	    json_object_set_new(rec, "sessionId", json_string(session)) == 0) {
+		ev->next = (struct archive_ev *)ar;
+		audit_emit(stage_audit(ar->st), rec, 5000, loop_deleted_done, ev);
+		return true;
+	}
+	json_decref(rec);
+	return false;
+}
+
 static void
 loop_replies(struct archive *ar)
 {
@@ -104,6 +143,8 @@ loop_replies(struct archive *ar)
 	pthread_mutex_unlock(&ar->mu);
 	for (; ev != NULL; ev = next) {
 		next = ev->next;
+		if (loop_audit_delete(ar, ev))
+			continue;
 		loop_send_deleted(ar, ev);
 		free(ev);
 	}
@@ -120,6 +161,47 @@ loop_ids(const msgpack_object *body, struct archive_ev *ev)
 	       id_parse(buf, ev->session) == 0;
 }
 
+/* audit.append from any stage or vigild (common/audit.h): to the writer. */
+static void
+loop_audit_append(struct archive *ar, const struct bus_msg *msg)
+{
+	char src[48];
+	const char *text;
+	size_t len;
+	int64_t n, base = 0;
+
+	if (ar->alog == NULL)
+		return; /* no ack: the sender keeps it, and says so in its figures */
+	if (mp_get_strbuf(msg->body, "src", src, sizeof(src)) < 0 ||
+	    mp_get_int(msg->body, "n", &n) < 0 || n < 1 ||
+	    mp_get_str(msg->body, "record", &text, &len) < 0) {
+		log_warn(0, "a malformed audit.append from %s ignored", msg->from);
+		return;
+	}
+	mp_get_int(msg->body, "base", &base);
+	alog_push(ar->alog, msg->from, src, (uint64_t)n, base > 0 ? (uint64_t)base : 0, text,
+		  len);
+}
+
+static void
+loop_send_ack(void *ctx, const char *to, const char *src, uint64_t n)
+{
+	struct archive *ar = ctx;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	int r;
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 2);
+	mp_pack_kv_str(&pk, "src", src);
+	mp_pack_kv_int(&pk, "n", (int64_t)n);
+	r = stage_send(ar->st, "audit.ack", to, sb.data, sb.size);
+	if (r < 0 && r != -ENOTCONN)
+		log_debug("audit.ack to %s not sent (%d): it asks again", to, r);
+	msgpack_sbuffer_destroy(&sb);
+}
+
 /* Bus messages (stage thread): sentinel.online / sentinel.offline from ingest
  * (ingest/registry.c packs them), session.delete from httpd. */
 static void
@@ -131,6 +213,10 @@ loop_msg(void *ctx, const struct bus_msg *msg)
 	size_t len;
 	int64_t v;
 
+	if (strcmp(msg->type, "audit.append") == 0) {
+		loop_audit_append(ar, msg);
+		return;
+	}
 	ev = calloc(1, sizeof(*ev));
 	if (ev == NULL)
 		return;
@@ -148,6 +234,9 @@ loop_msg(void *ctx, const struct bus_msg *msg)
 		ev->time_ms = mp_get_int(msg->body, "endedAt", &v) == 0 ? v : proc_now_ms();
 	} else if (strcmp(msg->type, "session.delete") == 0) {
 		ev->kind = ARCHIVE_EV_DELETE;
+		mp_get_strbuf(msg->body, "actor", ev->actor, sizeof(ev->actor));
+		mp_get_strbuf(msg->body, "role", ev->role, sizeof(ev->role));
+		mp_get_strbuf(msg->body, "remote", ev->remote, sizeof(ev->remote));
 		if (mp_get_int(msg->body, "ref", &ev->ref) < 0) {
 			log_warn(0, "session.delete from %s without an integer ref ignored",
 				 msg->from);
@@ -179,6 +268,7 @@ static void
 loop_stats(void *ctx, msgpack_packer *pk)
 {
 	struct archive *ar = ctx;
+	struct alog_figures af = { 0 };
 	struct archive_figures f;
 	struct statvfs sv;
 	uint64_t head = ring_head(ar->ring), next = atomic_load(&ar->next_shared);
@@ -191,7 +281,9 @@ loop_stats(void *ctx, msgpack_packer *pk)
 	pthread_mutex_unlock(&ar->mu);
 	if (fstatvfs(ar->data_fd, &sv) == 0)
 		free_bytes = (int64_t)((uint64_t)sv.f_bavail * sv.f_frsize);
-	msgpack_pack_map(pk, 13);
+	if (ar->alog != NULL)
+		alog_figures(ar->alog, &af);
+	msgpack_pack_map(pk, 18);
 	mp_pack_kv_int(pk, "segmentsWritten", (int64_t)f.segments_written);
 	mp_pack_kv_int(pk, "bytesWritten", (int64_t)f.bytes_written);
 	mp_pack_kv_double(pk, "writeLatencyAvgMs", f.lat_n ? f.lat_sum_ms / (double)f.lat_n : 0);
@@ -205,6 +297,34 @@ loop_stats(void *ctx, msgpack_packer *pk)
 	mp_pack_kv_int(pk, "fsyncs", (int64_t)f.fsyncs);
 	mp_pack_kv_double(pk, "fsyncMs", f.fsync_ms);
 	mp_pack_kv_bool(pk, "stalled", ar->stalled_shared);
+	/* The audit log stops loudly: auditOk false turns health to degraded. */
+	mp_pack_kv_bool(pk, "auditOk", ar->alog != NULL && af.ok);
+	mp_pack_kv_int(pk, "auditSeq", (int64_t)af.seq);
+	mp_pack_kv_int(pk, "auditWritten", (int64_t)af.written);
+	mp_pack_kv_int(pk, "auditFailures", (int64_t)af.failures);
+	mp_pack_kv_double(pk, "auditFsyncMs", af.fsync_ms);
+}
+
+/* The audit log opens or the stage runs without it, loudly: the video keeps
+ * being archived, and every sender keeps its records until it opens. */
+static int
+loop_audit_open(struct archive *ar, const struct cfg *cfg)
+{
+	char dir[4096];
+	int r;
+
+	if (snprintf(dir, sizeof(dir), "%s/audit", cfg->data_dir) >= (int)sizeof(dir))
+		return -ENAMETOOLONG;
+	r = alog_open(dir, cfg->audit_retention_days, &ar->alog);
+	if (r < 0) {
+		log_error(r, "audit: %s cannot be written: recording stopped", dir);
+		return r;
+	}
+	/* Whatever the senders kept while no writer ran comes now. */
+	r = stage_send(ar->st, "audit.ready", "*", "\x80", 1);
+	if (r < 0 && r != -ENOTCONN)
+		log_warn(r, "audit.ready not sent");
+	return 0;
 }
 
 /* mkdir -p: the data directory may not exist on a fresh install. */
@@ -252,6 +372,7 @@ archive_new(struct stage *st)
 		log_error(r, "ring_open(%s) as reader failed", name);
 		goto fail;
 	}
+	loop_audit_open(ar, cfg); /* its failure is logged and in the figures */
 	stage_on_message(st, loop_msg, ar);
 	stage_on_stats(st, loop_stats, ar);
 	r = archive_writer_start(ar);
@@ -283,6 +404,8 @@ loop_reload(struct archive *ar)
 	ar->retention_days = cfg->retention_days;
 	ar->max_bytes = cfg->archive_max_bytes;
 	pthread_mutex_unlock(&ar->mu);
+	if (ar->alog != NULL)
+		alog_set_retention(ar->alog, cfg->audit_retention_days);
 	ev = calloc(1, sizeof(*ev));
 	if (ev != NULL) {
 		ev->kind = ARCHIVE_EV_CONFIG;
@@ -293,7 +416,7 @@ loop_reload(struct archive *ar)
 int
 archive_run(struct archive *ar)
 {
-	struct pollfd pfd[3];
+	struct pollfd pfd[4];
 
 	stage_tick(ar->st);
 	while (!stage_stopping(ar->st)) {
@@ -302,7 +425,9 @@ archive_run(struct archive *ar)
 		pfd[0] = (struct pollfd){ .fd = stage_signal_fd(ar->st), .events = POLLIN };
 		pfd[1] = (struct pollfd){ .fd = stage_bus_fd(ar->st), .events = POLLIN };
 		pfd[2] = (struct pollfd){ .fd = ar->reply_efd, .events = POLLIN };
-		if (poll(pfd, 3, 250) < 0 && errno != EINTR)
+		pfd[3] = (struct pollfd){ .fd = ar->alog != NULL ? alog_fd(ar->alog) : -1,
+					  .events = POLLIN };
+		if (poll(pfd, 4, 250) < 0 && errno != EINTR)
 			return -errno;
 		t0 = proc_mono_us();
 		stage_service(ar->st);
@@ -310,6 +435,8 @@ archive_run(struct archive *ar)
 			loop_reload(ar);
 		if (pfd[2].revents & POLLIN)
 			loop_replies(ar);
+		if (pfd[3].revents & POLLIN)
+			alog_take_acks(ar->alog, loop_send_ack, ar);
 		stage_tick(ar->st);
 		/* The loop thread's rounds; the copying is the writer thread's. */
 		stage_loop_round(ar->st, (double)(proc_mono_us() - t0) / 1e6);
@@ -328,6 +455,13 @@ archive_free(struct archive *ar)
 	/* Answers the writer gave while the loop was stopping still go out. */
 	if (ar->reply_efd >= 0)
 		loop_replies(ar);
+	/* What the other stages sent last is written and acknowledged. */
+	if (ar->alog != NULL) {
+		alog_stop(ar->alog);
+		alog_take_acks(ar->alog, loop_send_ack, ar);
+		alog_close(ar->alog);
+		ar->alog = NULL;
+	}
 	for (ev = ar->evq; ev != NULL; ev = next) {
 		next = ev->next;
 		free(ev);

@@ -31,7 +31,9 @@
  *   sentinel.offline ingest -> *        { ..., reason, endedAt, lastSequence }
  *   keyframe.request relay -> ingest    { sentinelId }
  *   fps.change       relay -> ingest    { sentinelId, framerate }
- *   session.delete   httpd -> archive   { sentinelId, sessionId, ref }
+ *   session.delete   httpd -> archive   { sentinelId, sessionId, ref, actor, role, remote }
+ *                                         (who asked: archive records the delete, durably,
+ *                                         before it answers)
  *   session.deleted  archive -> httpd   { ref, status: 204|404|409|500, error? }
  *   token.revoke     any -> *           { token }           refuse it from now on; ingest
  *                                         and relay close its connections with 3004. vigild
@@ -103,6 +105,13 @@
  *                                         each change; the stage refuses them and closes
  *                                         their connections with 3004. hex: SHA-256, 64
  *                                         lower-case digits (tok_digest_hex)
+ *
+ * The audit log (common/audit.h, docs/audit.md): every stage and vigild send
+ * their records to archive, the writer:
+ *
+ *   audit.append     any -> archive     { src, n, base, record }   record: JSON text
+ *   audit.ack        archive -> sender  { src, n }     every record of src up to n durable
+ *   audit.ready      archive -> *       { }            the writer (re)started: send again
  *
  * After a stage's hello, vigild sends config.reload (when there are overrides) and
  * revoked before anything else on that connection; stage_new waits for them.

@@ -480,6 +480,7 @@ cfg_defaults(struct cfg *cfg, const char *path)
 	cfg->timeout_heartbeat_ms = 5 * CFG_SEC_MS;
 	cfg->sentinel_auth = true;
 	cfg->retention_days = 30;
+	cfg->audit_retention_days = 365;
 	cfg->archive_max_bytes = 200 * CFG_GIB;
 	return 0;
 }

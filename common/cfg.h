@@ -54,6 +54,7 @@ struct cfg {
 	struct cfg_token *tokens;
 	size_t n_tokens;
 	int64_t retention_days;
+	int64_t audit_retention_days; /* audit.retention_days, 0: for ever */
 	uint64_t archive_max_bytes;
 	char *log_level; /* "info" unless set */
 };

@@ -112,6 +112,16 @@ static const struct cfg_key cfg_keys_archive[] = {
 	  .live = true },
 	{ 0 },
 };
+static const struct cfg_key cfg_keys_audit[] = {
+	/* 0 keeps the audit log for ever; it never follows the sessions' retention. */
+	{ .name = "retention_days",
+	  .kind = CFG_K_INT,
+	  .off = C(audit_retention_days),
+	  .min = 0,
+	  .max = 36500,
+	  .live = true },
+	{ 0 },
+};
 const struct cfg_key cfg_keys_top[] = {
 	{ .name = "instance", .kind = CFG_K_NAME, .off = C(instance) },
 	{ .name = "run_dir", .kind = CFG_K_STR, .off = C(run_dir) },
@@ -129,6 +139,7 @@ const struct cfg_key cfg_keys_top[] = {
 	{ .name = "timeouts", .kind = CFG_K_MAP, .sub = cfg_keys_timeouts },
 	{ .name = "auth", .kind = CFG_K_MAP, .sub = cfg_keys_auth },
 	{ .name = "archive", .kind = CFG_K_MAP, .sub = cfg_keys_archive },
+	{ .name = "audit", .kind = CFG_K_MAP, .sub = cfg_keys_audit },
 	{ 0 },
 };
 

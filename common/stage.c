@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 
+#include "audit.h"
 #include "log.h"
 #include "mp.h"
 #include "net.h"
@@ -22,6 +23,7 @@
 
 /* How long a new stage waits for vigild's answer to its hello. */
 #define STAGE_HELLO_WAIT_MS 2000
+#define STAGE_AUDIT_DRAIN_MS 3000
 
 static void stage_await_vigild(struct stage *st);
 
@@ -46,6 +48,7 @@ struct stage {
 	/* the loop's rounds since the last heartbeat */
 	double loop_sum, loop_max, loop_min;
 	uint64_t loop_n;
+	struct audit *audit; /* this stage's audit records until archive has them */
 	stage_msg_fn on_msg;
 	void *on_msg_ctx;
 	stage_stats_fn on_stats;
@@ -153,6 +156,14 @@ stage_raise_nofile(void)
 		log_warn(-errno, "setrlimit(RLIMIT_NOFILE) failed");
 }
 
+static int stage_read_bus(struct stage *st);
+
+static int
+stage_audit_send(void *ctx, const void *body, size_t len)
+{
+	return stage_send(ctx, "audit.append", "archive", body, len);
+}
+
 struct stage *
 stage_new(enum bus_stage which, int argc, char **argv)
 {
@@ -193,6 +204,11 @@ stage_new(enum bus_stage which, int argc, char **argv)
 		log_error(r, "signalfd() failed");
 		goto err_free;
 	}
+	st->audit = audit_new(bus_stage_name(which), stage_audit_send, st);
+	if (st->audit == NULL) {
+		r = -ENOMEM;
+		goto err_free;
+	}
 	st->started_ms = proc_mono_ms();
 	proc_sample(&st->last_sample);
 	st->last_beat_ms = st->started_ms;
@@ -216,11 +232,40 @@ err_free:
 	return NULL;
 }
 
+/* A stage that stops hands its last records (the views its proctors ended,
+ * say) to the writer before it goes, within a bound: archive stops last. */
+static void
+stage_audit_drain(struct stage *st)
+{
+	int64_t deadline = proc_mono_ms() + STAGE_AUDIT_DRAIN_MS, left;
+	struct pollfd pfd;
+
+	st->on_msg = NULL; /* the stage's own state is gone by now */
+	while (st->bus_fd >= 0 && !audit_idle(st->audit)) {
+		left = deadline - proc_mono_ms();
+		if (left <= 0) {
+			log_warn(0, "audit: the writer did not confirm the last records within %d ms",
+				 STAGE_AUDIT_DRAIN_MS);
+			return;
+		}
+		audit_tick(st->audit);
+		pfd = (struct pollfd){ .fd = st->bus_fd, .events = POLLIN };
+		if (poll(&pfd, 1, left > 100 ? 100 : (int)left) < 0 && errno != EINTR)
+			return;
+		if (stage_read_bus(st) < 0)
+			return;
+	}
+}
+
 void
 stage_free(struct stage *st)
 {
 	if (st == NULL)
 		return;
+	if (st->audit != NULL) {
+		stage_audit_drain(st);
+		audit_free(st->audit);
+	}
 	if (st->listen_fd >= 0)
 		close(st->listen_fd);
 	if (st->bus_fd >= 0)
@@ -444,6 +489,8 @@ stage_handle(struct stage *st, const struct bus_msg *msg)
 		stage_take_overrides(st, msg->body);
 		return;
 	}
+	if (st->audit != NULL && audit_on_msg(st->audit, msg))
+		return;
 	if (strcmp(msg->type, "revoked") == 0) {
 		size_t before = st->n_revoked;
 
@@ -548,6 +595,12 @@ stage_send(struct stage *st, const char *type, const char *to, const void *body,
 	return r;
 }
 
+struct audit *
+stage_audit(struct stage *st)
+{
+	return st->audit;
+}
+
 void
 stage_loop_round(struct stage *st, double work_s)
 {
@@ -576,6 +629,7 @@ stage_take_loop(struct stage *st)
 void
 stage_tick(struct stage *st)
 {
+	struct audit_figures af;
 	struct proc_sample now;
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
@@ -583,6 +637,7 @@ stage_tick(struct stage *st)
 	int r;
 
 	log_tick();
+	audit_tick(st->audit);
 	if (mono - st->last_beat_ms < 1000 || st->bus_fd < 0)
 		return;
 	st->last_beat_ms = mono;
@@ -591,7 +646,8 @@ stage_tick(struct stage *st)
 	stage_take_loop(st);
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, st->on_stats != NULL ? 9 : 8);
+	audit_figures(st->audit, &af);
+	msgpack_pack_map(&pk, st->on_stats != NULL ? 11 : 10);
 	mp_pack_kv_int(&pk, "pid", getpid());
 	mp_pack_kv_double(&pk, "cpuPercent", proc_cpu_percent(&st->last_sample, &now));
 	mp_pack_kv_int(&pk, "memBytes", proc_rss_bytes());
@@ -600,6 +656,8 @@ stage_tick(struct stage *st)
 	mp_pack_kv_double(&pk, "loopMaxS", st->metrics.loop_max_s);
 	mp_pack_kv_double(&pk, "loopMinS", st->metrics.loop_min_s);
 	mp_pack_kv_int(&pk, "uptimeMs", mono - st->started_ms);
+	mp_pack_kv_int(&pk, "auditQueued", (int64_t)af.queued);
+	mp_pack_kv_int(&pk, "auditDropped", (int64_t)af.dropped);
 	if (st->on_stats != NULL) {
 		mp_pack_str(&pk, "stats");
 		st->on_stats(st->on_stats_ctx, &pk);

@@ -66,6 +66,10 @@ void stage_loop_round(struct stage *st, double work_s);
  * type NULL: body is the whole message, envelope included (bus_pack_begin), sent as it is. */
 int stage_send(struct stage *st, const char *type, const char *to, const void *body,
 	       size_t body_len);
+/* The stage's audit outbox (common/audit.h): records go to archive's writer
+ * over the bus, acks and retries are handled by stage_service and
+ * stage_tick, and stage_free waits (a few seconds at most) for the last. */
+struct audit *stage_audit(struct stage *st);
 bool stage_stopping(const struct stage *st);
 /* True when vigild stops the stage to restart it (clients should reconnect:
  * WebSocket close 1012), false for a shutdown (1001). */

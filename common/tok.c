@@ -188,14 +188,15 @@ tok_check(const struct tok_store *store, const char *secret, size_t len, unsigne
 	OPENSSL_cleanse(digest, sizeof(digest));
 	if (e == NULL)
 		return -EACCES;
+	/* Known, refused or not: the audit log names who was refused. */
+	if (ret_info != NULL)
+		*ret_info = &e->info;
 	if (e->info.revoked)
 		return -EKEYREVOKED;
 	if (e->info.expires != 0 && now >= e->info.expires)
 		return -EKEYEXPIRED;
 	if ((need_mask & TOK_ROLE(e->info.role)) == 0)
 		return -EPERM;
-	if (ret_info != NULL)
-		*ret_info = &e->info;
 	return 0;
 }
 

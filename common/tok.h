@@ -51,7 +51,8 @@ unsigned tok_mask_for(enum cfg_role need);
  * usually tok_mask_for()), not revoked and not expired at now (unix seconds).
  * Otherwise, checked in this order: -EACCES unknown or empty, -EKEYREVOKED,
  * -EKEYEXPIRED (now >= expires), -EPERM wrong role; -ENOMEM if hashing failed.
- * *ret_info (may be NULL) is set on success only. */
+ * *ret_info (may be NULL) is set whenever the token is known (success, and
+ * every refusal but -EACCES), so that a refusal can name the token's entry. */
 int tok_check(const struct tok_store *store, const char *secret, size_t len, unsigned need_mask,
 	      int64_t now, const struct tok_info **ret_info);
 

@@ -115,6 +115,12 @@ wss_send_control(struct wss_conn *c, uint8_t opcode, const uint8_t *payload, siz
 	return srv_conn_write_copy(c->sc, f->out, f->len);
 }
 
+const char *
+wss_conn_peer(const struct wss_conn *c)
+{
+	return srv_conn_peer(c->sc);
+}
+
 /* ---- tokens and revocation ---- */
 
 int
@@ -122,7 +128,7 @@ wss_conn_check_token(struct wss_conn *c, const struct tok_store *store,
 		     const msgpack_object *payload, enum cfg_role role,
 		     const struct tok_info **ret_info)
 {
-	const struct tok_info *info;
+	const struct tok_info *info = NULL;
 	const char *secret;
 	size_t len;
 	int r;
@@ -132,10 +138,10 @@ wss_conn_check_token(struct wss_conn *c, const struct tok_store *store,
 		r = tok_check(store, secret, len, tok_mask_for(role), time(NULL), &info);
 	if (r == 0)
 		r = tok_digest(secret, len, c->token);
+	*ret_info = info;
 	if (r < 0)
 		return r;
 	c->has_token = true;
-	*ret_info = info;
 	return 0;
 }
 

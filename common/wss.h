@@ -134,7 +134,11 @@ void wss_conn_drop(struct wss_conn *c, void *owner, int64_t *ret_from, int64_t *
 /* Checks the payload's "token" for role (tok_check with tok_mask_for(role),
  * now) and remembers it (its digest only) so that wss_revoke finds the
  * connection. Errors as tok_check, -ENOENT without a token, -EINVAL when it is
- * not a string: what tok_refusal explains. *ret_info is set on success only. */
+ * not a string: what tok_refusal explains. *ret_info is the token's entry
+ * whenever the store knows it (refused or not), else NULL: the audit log's
+ * auth.failed names who was refused. */
+/* The client's address, "203.0.113.7" (for logs and the audit log). */
+const char *wss_conn_peer(const struct wss_conn *c);
 int wss_conn_check_token(struct wss_conn *c, const struct tok_store *store,
 			 const msgpack_object *payload, enum cfg_role role,
 			 const struct tok_info **ret_info);

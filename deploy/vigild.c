@@ -252,6 +252,7 @@ vigild_loop(struct wd *wd, int ready_fd)
 		int timeout = wd_tick(wd), act_timeout = wd_act_tick(wd);
 
 		log_tick();
+		wd_audit_tick(wd);
 		if (act_timeout < timeout)
 			timeout = act_timeout;
 
@@ -386,6 +387,10 @@ main(int argc, char **argv)
 		ret = 2;
 		goto out_lock;
 	}
+	if (wd_audit_init(&wd) < 0) {
+		fprintf(stderr, "vigild: out of memory\n");
+		goto out_clean;
+	}
 	if (vigild_open_listeners(&wd) < 0 || vigild_create_ring(&wd) < 0 ||
 	    vigild_open_sockets(&wd) < 0)
 		goto out_clean;
@@ -414,6 +419,7 @@ out_clean:
 	if (wd.ctl_listen_fd >= 0)
 		close(wd.ctl_listen_fd);
 	wd_rev_free(&wd);
+	wd_audit_free(&wd);
 out_lock:
 	close(lock_fd);
 out_cfg:

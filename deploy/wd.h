@@ -180,6 +180,7 @@ struct wd {
 	int64_t ring_sentinels; /* the ring's sentinel slots: limits.max_sentinels at start */
 	json_t *overrides;      /* the console's live keys (wd_cfg.c), NULL: the file alone */
 	struct wd_rev *rev;     /* revoked tokens (wd_rev.c) */
+	struct audit *audit;    /* vigilctl's actions on their way to the audit log (wd_audit.c) */
 };
 
 const char *wd_state_name(enum wd_state state);
@@ -298,6 +299,17 @@ void wd_rev_send(struct wd *wd, struct wd_child *c);
 json_t *wd_rev_ctl(struct wd *wd, const char *cmd, json_t *req);
 
 /* wd_ctl.c: the ctl socket for vigilctl, one JSON request and answer per line. */
+/* wd_audit.c */
+int wd_audit_init(struct wd *wd);
+void wd_audit_free(struct wd *wd);
+/* audit.ack addressed to vigild, and archive's audit.ready. */
+void wd_audit_on_bus(struct wd *wd, const struct bus_msg *msg);
+void wd_audit_tick(struct wd *wd);
+/* Records a ctl request that is an operator's act (with what came of it, from
+ * ans) and returns ans to send now, or NULL: it goes once the record is
+ * durable. Requests that only look return ans as it is. */
+json_t *wd_audit_ctl(struct wd *wd, int slot, const char *cmd, json_t *req, json_t *ans);
+
 void wd_ctl_init(struct wd *wd);
 void wd_ctl_free(struct wd *wd);
 int wd_ctl_accept(struct wd *wd);

@@ -243,6 +243,8 @@ wd_bus_route(struct wd *wd, struct wd_child *from, const struct bus_msg *msg, si
 		json_t *ev = json_pack("{s:s, s:s, s:s, s:o*}", "event", "bus", "type", msg->type,
 				       "from", msg->from, "body", body);
 
+		if (strcmp(msg->type, "audit.ready") == 0)
+			wd_audit_on_bus(wd, msg);
 		/* Operators (vigilctl watch) and tests see every broadcast as it passes. */
 		if (ev != NULL)
 			wd_ctl_broadcast(wd, ev);
@@ -322,6 +324,8 @@ wd_bus_service(struct wd *wd, struct wd_child *c)
 			wd_bus_status(wd, c);
 		else if (strcmp(msg.type, "config.update") == 0)
 			wd_cfg_on_bus(wd, c, &msg);
+		else if (strcmp(msg.type, "audit.ack") == 0)
+			wd_audit_on_bus(wd, &msg);
 		else
 			wd_bus_console(wd, &peer, &msg);
 		bus_msg_release(&msg);

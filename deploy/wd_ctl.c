@@ -398,7 +398,7 @@ wd_ctl_bus(struct wd *wd, int slot, json_t *req)
 
 /* The answer to req, or NULL when it was given already or comes later. */
 static json_t *
-wd_ctl_handle(struct wd *wd, int slot, json_t *req)
+wd_ctl_dispatch(struct wd *wd, int slot, json_t *req)
 {
 	const char *cmd = json_string_value(json_object_get(req, "cmd"));
 	struct wd_peer peer = { .ctl = true, .slot = slot, .gen = wd->ctl[slot].gen };
@@ -451,6 +451,15 @@ wd_ctl_handle(struct wd *wd, int slot, json_t *req)
 	if (c == NULL)
 		return err;
 	return wd_ctl_logs(wd, slot, c, req);
+}
+
+/* Every operator's act is recorded before vigilctl hears it is done. */
+static json_t *
+wd_ctl_handle(struct wd *wd, int slot, json_t *req)
+{
+	const char *cmd = json_string_value(json_object_get(req, "cmd"));
+
+	return wd_audit_ctl(wd, slot, cmd, req, wd_ctl_dispatch(wd, slot, req));
 }
 
 void

@@ -19,6 +19,7 @@
 #include "beneath.h"
 #include "log.h"
 #include "proc.h"
+#include "record.h"
 #include "server.h"
 #include "xplan.h"
 
@@ -285,6 +286,7 @@ hs_queue_headers(struct httpd *h, struct hreq *r, bool with_length)
 		return -1;
 	r->hdr_sent = true;
 	hs_count_status(h, r->status);
+	rec_served(h, r, r->head || bodyless ? 0 : len);
 	if (r->head || bodyless)
 		r->end = r->pos;
 	return 0;

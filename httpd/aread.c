@@ -377,7 +377,7 @@ aread_service(struct httpd *h)
 		if (aread_start(h) < 0)
 			log_error(-ENOMEM, "the audit log's next check did not start");
 	}
-	hs_unpark(h, HS_PARK_AUDIT, a->finished);
+	hs_unpark(h, HS_PARK_AUDIT_CHECK, a->finished);
 }
 
 void
@@ -396,7 +396,7 @@ aread_verify_get(struct httpd *h, struct hreq *r)
 		return;
 	}
 	if (ref >= 0) {
-		hs_park(r, HS_PARK_AUDIT, ref, AREAD_VERIFY_WAIT_MS);
+		hs_park(r, HS_PARK_AUDIT_CHECK, ref, AREAD_VERIFY_WAIT_MS);
 		return;
 	}
 	if (a == NULL || a->work == NULL) {
@@ -412,7 +412,7 @@ aread_verify_get(struct httpd *h, struct hreq *r)
 		hs_error(r, 500, "out of memory");
 		return;
 	}
-	hs_park(r, HS_PARK_AUDIT, ref, AREAD_VERIFY_WAIT_MS);
+	hs_park(r, HS_PARK_AUDIT_CHECK, ref, AREAD_VERIFY_WAIT_MS);
 }
 
 void

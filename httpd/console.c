@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "console_internal.h"
+#include "record.h"
 #include "env.h"
 #include "httpd.h"
 #include "id.h"
@@ -193,6 +194,7 @@ con_token(struct httpd *h, struct wss_conn *c, const msgpack_object *p, const ch
 
 	if (r < 0) {
 		*ret_why = tok_refusal(r, CFG_ROLE_OPERATOR);
+		rec_refused(h, "/api/ws", wss_conn_peer(c), r == -EACCES ? NULL : info, *ret_why);
 		return r;
 	}
 	snprintf(s->name, sizeof(s->name), "%s", info->name);

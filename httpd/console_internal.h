@@ -23,6 +23,7 @@
 #define CON_RESULT_MS      35000 /* vigild answers a stage.set within 30 s */
 #define CON_PENDING_MAX    64    /* requests waiting for vigild, all operators */
 #define CON_SHUTDOWN_MAX_S 3600
+#define CON_AUDIT_WAIT_MS  5000 /* an act waits this long for its record, then goes anyway */
 
 enum con_level { CON_DEBUG, CON_INFO, CON_WARN, CON_ERROR, CON_N_LEVELS };
 

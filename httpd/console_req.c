@@ -7,10 +7,74 @@
 #include <string.h>
 #include <time.h>
 
+#include "audit.h"
 #include "console_internal.h"
 #include "log.h"
 #include "mjpeg.h"
 #include "mp.h"
+
+/* An act held until its record is durable. */
+struct con_act {
+	struct httpd *h;
+	size_t len;
+	char data[]; /* the bus request to vigild, whole */
+};
+
+/* The record is on disk (or the writer did not say so in time: the operator
+ * must be able to act, restarting archive itself included): vigild acts. */
+static void
+con_act_go(void *ctx, int status)
+{
+	struct con_act *a = ctx;
+	int r;
+
+	if (status < 0)
+		log_warn(status, "audit: an operator's act is not recorded yet; acting anyway");
+	r = stage_send(a->h->st, NULL, "vigild", a->data, a->len);
+	if (r < 0)
+		log_warn(r, "an operator's request could not be sent to vigild");
+	free(a);
+}
+
+/* The audit record of an operator's act from this console, with the
+ * request's fields (secrets as "***"); fields is taken. */
+static json_t *
+con_record(struct wss_conn *c, const char *action, json_t *fields)
+{
+	json_t *rec = audit_record_as(action, con_sess(c)->name, "operator", wss_conn_peer(c));
+	const char *key;
+	json_t *v;
+
+	if (rec != NULL && fields != NULL) {
+		audit_mask(fields);
+		json_object_foreach (fields, key, v)
+			json_object_set(rec, key, v);
+	}
+	json_decref(fields);
+	return rec;
+}
+
+/* Like con_bus_send, but vigild hears of the act only once its record is
+ * durable (PROTOCOL.md section 9: recorded before it is acknowledged). */
+static void
+con_bus_send_recorded(struct httpd *h, struct wss_conn *c, msgpack_sbuffer *sb,
+		      const char *action, json_t *fields)
+{
+	struct con_act *a = malloc(sizeof(*a) + sb->size);
+	json_t *rec = con_record(c, action, fields);
+
+	if (a == NULL) {
+		json_decref(rec);
+		msgpack_sbuffer_destroy(sb);
+		con_error(c, action, "out of memory");
+		return;
+	}
+	a->h = h;
+	a->len = sb->size;
+	memcpy(a->data, sb->data, sb->size);
+	msgpack_sbuffer_destroy(sb);
+	audit_emit(stage_audit(h->st), rec, CON_AUDIT_WAIT_MS, con_act_go, a);
+}
 
 void
 con_stage_set(struct httpd *h, struct wss_conn *c, const msgpack_object *p)
@@ -49,8 +113,8 @@ con_stage_set(struct httpd *h, struct wss_conn *c, const msgpack_object *p)
 	con_bus_begin(&sb, &pk, "stage.set", pd->ref, 2);
 	mp_pack_kv_str(&pk, "stage", stage);
 	mp_pack_kv_str(&pk, "state", state);
-	if (!con_bus_send(h, c, ref, &sb))
-		pd->ref = 0;
+	con_bus_send_recorded(h, c, &sb, "stage.set",
+			      json_pack("{s:s, s:s}", "stage", stage, "state", state));
 	log_info("operator %s: %s %s", con_sess(c)->name, state, stage);
 }
 
@@ -102,8 +166,8 @@ con_config(struct httpd *h, struct wss_conn *c, const msgpack_object *p)
 		con_error(c, ref, "config is over %d bytes", BUS_MSG_MAX);
 		return;
 	}
-	if (!con_bus_send(h, c, ref, &sb))
-		pd->ref = 0;
+	con_bus_send_recorded(h, c, &sb, "config.update",
+			      json_pack("{s:o*}", "config", mp_to_json(cfg)));
 	log_info("operator %s: config.update", con_sess(c)->name);
 }
 
@@ -138,6 +202,7 @@ void
 con_revoke(struct httpd *h, struct wss_conn *c, const msgpack_object *p)
 {
 	const char *ref = "operator.token.revoke", *tok;
+	const struct tok_info *info;
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 	struct wss_msg m;
@@ -148,10 +213,18 @@ con_revoke(struct httpd *h, struct wss_conn *c, const msgpack_object *p)
 		con_error(c, ref, "token must be a non-empty string");
 		return;
 	}
-	if (tok_check(h->tok, tok, len, ~0u, time(NULL), NULL) == -EACCES) {
+	info = NULL;
+	if (tok_check(h->tok, tok, len, ~0u, time(NULL), &info) == -EACCES) {
 		con_error(c, ref, "no such token in the configuration");
 		return;
 	}
+	/* A revocation protects: it acts at once, its record follows it. */
+	audit_emit(stage_audit(h->st),
+		   con_record(c, "token.revoke",
+			      json_pack("{s:s, s:s?, s:s?}", "token", "***", "name",
+					info != NULL ? info->name : NULL, "role",
+					info != NULL ? cfg_role_name(info->role) : NULL)),
+		   0, NULL, NULL);
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	bus_pack_begin(&pk, "token.revoke", "httpd", "*");
@@ -201,8 +274,7 @@ con_shutdown(struct httpd *h, struct wss_conn *c, const msgpack_object *p)
 		return;
 	con_bus_begin(&sb, &pk, "shutdown.request", pd->ref, 1);
 	mp_pack_kv_int(&pk, "in", in);
-	if (!con_bus_send(h, c, ref, &sb))
-		pd->ref = 0;
+	con_bus_send_recorded(h, c, &sb, "shutdown", json_pack("{s:I}", "in", (json_int_t)in));
 	log_info("operator %s: shutdown in %lld s", con_sess(c)->name, (long long)in);
 }
 

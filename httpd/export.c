@@ -19,6 +19,8 @@
 #include "archive_read.h"
 #include "beneath.h"
 #include "export.h"
+#include "record.h"
+#include "server.h"
 #include "httpd.h"
 #include "log.h"
 #include "xplan.h"
@@ -374,6 +376,37 @@ export_release(struct export *x)
 	ar_seglist_free(&x->l);
 }
 
+int
+export_record(struct httpd *h, struct hreq *r, const struct export *x, const char *what)
+{
+	char sha[65], hdr[256];
+	json_t *rec, *range;
+
+	if (r->head)
+		return 1; /* nothing of the file is sent */
+	rec = rec_new(r, "export");
+	if (x->b.has_sha256) {
+		for (size_t i = 0; i < sizeof(x->b.sha256); i++)
+			snprintf(sha + 2 * i, 3, "%02x", x->b.sha256[i]);
+	}
+	/* The segments chosen, and the bytes of them when the client asked for a part. */
+	range = json_pack("{s:s, s:I, s:I}", "file", what, "from",
+			  (json_int_t)x->l.v[x->first].sequence, "to",
+			  (json_int_t)x->l.v[x->last].sequence);
+	if (range != NULL && hs_has_range(r) && hs_header(r, "range", hdr, sizeof(hdr)))
+		json_object_set_new(range, "bytes", json_string(hdr));
+	if (rec != NULL) {
+		json_object_set_new(rec, "sentinelId", json_string(x->s.sentinel));
+		json_object_set_new(rec, "sessionId", json_string(x->s.session));
+		json_object_set_new(rec, "range", range != NULL ? range : json_null());
+		json_object_set_new(rec, "bytes", json_integer((json_int_t)x->b.total));
+		json_object_set_new(rec, "sha256", x->b.has_sha256 ? json_string(sha) : json_null());
+	} else {
+		json_decref(range);
+	}
+	return rec_sync(h, r, rec);
+}
+
 void
 export_get(struct httpd *h, struct hreq *r)
 {
@@ -382,6 +415,11 @@ export_get(struct httpd *h, struct hreq *r)
 
 	if (export_prepare(h, r, false, !hs_has_range(r), &x) == 0)
 		return;
+	/* Nothing leaves before its record is on disk (PROTOCOL.md section 9). */
+	if (export_record(h, r, &x, "export.mp4") <= 0) {
+		export_release(&x);
+		return;
+	}
 	export_filename(fname, sizeof(fname), &x.s, x.l.v[x.first].start_ms);
 	snprintf(disp, sizeof(disp), "attachment; filename=\"%s\"", fname);
 	h->stats.exports++;

@@ -24,6 +24,10 @@ struct export
  * the request's from/to or start/end; need_sha256: b.sha256 is wanted. */
 int export_prepare(struct httpd *h, struct hreq *r, bool whole, bool need_sha256, struct export *x);
 void export_release(struct export *x);
+/* The audit record of x served as what ("export.mp4", "manifest.json"), made
+ * durable before anything is sent: as rec_sync (record.h); 1 for a HEAD,
+ * which sends none of it. */
+int export_record(struct httpd *h, struct hreq *r, const struct export *x, const char *what);
 
 /* GET .../export.mp4 and .../manifest.json (manifest.c). */
 void export_get(struct httpd *h, struct hreq *r);

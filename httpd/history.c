@@ -13,6 +13,8 @@
 #include "id.h"
 #include "log.h"
 #include "mp.h"
+#include "server.h"
+#include "srv.h"
 
 #define HISTORY_DELETE_WAIT_MS 5000
 
@@ -109,10 +111,14 @@ history_delete(struct httpd *h, struct hreq *r)
 	ref = ++h->next_ref;
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 3);
+	msgpack_pack_map(&pk, 6);
 	mp_pack_kv_str(&pk, "sentinelId", rt->sentinel);
 	mp_pack_kv_str(&pk, "sessionId", rt->session);
 	mp_pack_kv_int(&pk, "ref", ref);
+	/* archive records the delete (durably) before it answers: who asked. */
+	mp_pack_kv_str(&pk, "actor", r->who);
+	mp_pack_kv_str(&pk, "role", r->who_role);
+	mp_pack_kv_str(&pk, "remote", srv_conn_peer(r->sc));
 	err = stage_send(h->st, "session.delete", "archive", sb.data, sb.size);
 	msgpack_sbuffer_destroy(&sb);
 	if (err < 0) {

@@ -14,6 +14,7 @@
 #include "httpd.h"
 #include "log.h"
 #include "mjpeg.h"
+#include "record.h"
 #include "snap.h"
 #include "xplan.h"
 
@@ -81,6 +82,9 @@ httpd_new(struct stage *st)
 			 h->ring_name);
 		h->ring = NULL;
 	}
+	r = rec_init(h);
+	if (r < 0)
+		goto fail;
 	snap_init(h);
 	xplan_init(h);
 	aread_init(h);
@@ -112,6 +116,7 @@ httpd_free(struct httpd *h)
 	 * log's check) wake the loop:
 	 * they stop before it goes. */
 	mjpeg_stop(h);
+	rec_free(h);
 	snap_free(h);
 	xplan_free(h);
 	aread_free(h);

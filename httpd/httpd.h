@@ -74,7 +74,8 @@ enum hs_park {
 	HS_PARK_DELETE,
 	HS_PARK_SNAPSHOT,
 	HS_PARK_EXPORT,
-	HS_PARK_AUDIT, /* the audit log's check (aread.c) */
+	HS_PARK_AUDIT,       /* record.c: an export's record on its way to disk */
+	HS_PARK_AUDIT_CHECK, /* aread.c: the audit log's chain being checked */
 };
 void hs_park(struct hreq *r, enum hs_park why, int ref, int timeout_ms);
 bool hs_parked_timed_out(const struct hreq *r);
@@ -119,6 +120,7 @@ struct httpd {
 	void *xplan;             /* xplan.c's state */
 	struct mjpeg *mjpeg;     /* mjpeg.c's state, made by the first live.mjpeg */
 	struct console *console; /* console.c's state */
+	struct rec *rec;         /* record.c's state */
 	struct aread *aread;     /* aread.c's state: the audit log's check */
 };
 

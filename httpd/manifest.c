@@ -112,6 +112,8 @@ manifest_get(struct httpd *h, struct hreq *r)
 			goto out;
 		}
 	}
+	if (export_record(h, r, &x, "manifest.json") <= 0)
+		goto out;
 	inits = manifest_inits(h, &x);
 	segs = manifest_segments(&x);
 	manifest_hex(x.b.sha256, sizeof(x.b.sha256), sha);

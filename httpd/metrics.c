@@ -21,6 +21,8 @@ m_num(json_t *o, const char *key)
 {
 	json_t *v = json_object_get(o, key);
 
+	if (json_is_boolean(v))
+		return json_is_true(v) ? 1 : 0;
 	return json_is_number(v) ? json_number_value(v) : 0;
 }
 
@@ -96,6 +98,16 @@ m_online(struct httpd *h)
 	return online;
 }
 
+/* Recording every access is part of running: a writer that cannot write
+ * (the disk is full) makes the server unhealthy, not just a number. */
+static bool
+m_audit_ok(struct httpd *h)
+{
+	json_t *ok = json_object_get(m_stage_stats(h, "archive"), "auditOk");
+
+	return ok == NULL || json_is_true(ok);
+}
+
 static void
 m_health(struct httpd *h, struct hreq *r)
 {
@@ -109,9 +121,16 @@ m_health(struct httpd *h, struct hreq *r)
 		if (strcmp(state, "running") != 0)
 			json_object_set_new(bad, m_field(st, "name"), json_string(state));
 	}
-	if (json_object_size(bad) == 0 && json_array_size(m_stages(h)) > 0) {
+	if (json_object_size(bad) == 0 && json_array_size(m_stages(h)) > 0 && m_audit_ok(h)) {
 		json_decref(bad);
 		hs_text(r, 200, "text/plain; charset=utf-8", "ok", 2);
+		return;
+	}
+	if (json_object_size(bad) == 0 && json_array_size(m_stages(h)) > 0) {
+		json_decref(bad);
+		hs_json(r, 503,
+			json_pack("{s:s, s:s}", "error", "the audit log is not being written",
+				  "audit", "recording stopped"));
 		return;
 	}
 	hs_json(r, 503,
@@ -221,6 +240,12 @@ m_prometheus(struct httpd *h, struct hreq *r)
 		  "Longest event loop round over the last second", "loopMaxS", false },
 		{ "vigil_stage_loop_min_seconds", "gauge",
 		  "Shortest event loop round over the last second", "loopMinS", false },
+		{ "vigil_stage_audit_queued", "gauge",
+		  "Audit records the stage keeps until the writer confirms them", "auditQueued",
+		  false },
+		{ "vigil_stage_audit_dropped_total", "counter",
+		  "Audit records the stage could not keep (its queue was full)", "auditDropped",
+		  false },
 	};
 	static const struct {
 		const char *name, *type, *help, *stage, *key;
@@ -243,6 +268,14 @@ m_prometheus(struct httpd *h, struct hreq *r)
 		  "bytesWritten" },
 		{ "vigil_archive_lost_total", "counter",
 		  "Segments lost to the ring before archive stored them", "archive", "lost" },
+		{ "vigil_audit_ok", "gauge",
+		  "1 while the audit log is written, 0 when recording stopped", "archive",
+		  "auditOk" },
+		{ "vigil_audit_records", "counter", "The audit log's newest durable record (seq)",
+		  "archive", "auditSeq" },
+		{ "vigil_audit_failures_total", "counter",
+		  "Audit batches that could not be written or synced", "archive",
+		  "auditFailures" },
 		{ "vigil_http_requests_total", "counter", "HTTP requests", "httpd", "requests" },
 		{ "vigil_http_bytes_out_total", "counter", "HTTP body bytes sent", "httpd",
 		  "bytesOut" },

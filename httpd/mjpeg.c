@@ -23,6 +23,7 @@
 #include "mjpeg_dec.h"
 #include "mp.h"
 #include "proc.h"
+#include "record.h"
 #include "server.h"
 #include "snapshot.h"
 
@@ -49,6 +50,9 @@ struct mjpeg_client {
 	int64_t progress_ms; /* the socket last took a JPEG (or the queue was empty) */
 	uint8_t token[TOK_DIGEST_LEN];
 	int64_t expires;
+	/* the live view the audit log records when the stream ends */
+	char sentinel[37], session[37];
+	int64_t from_ms;
 };
 
 struct mjpeg_width {
@@ -416,6 +420,9 @@ mjpeg_get(struct httpd *h, struct hreq *r)
 	s->clients++;
 	c->stream = i;
 	c->k = k;
+	snprintf(c->sentinel, sizeof(c->sentinel), "%s", sentinel);
+	id_format(rs.session, c->session);
+	c->from_ms = proc_now_ms();
 	c->pace = (struct mjpeg_pace){ milli > 0 ? 1000000000 / milli : 1000000, INT64_MIN,
 				       INT64_MIN };
 	mjpeg_start(h, m, r, c);
@@ -449,6 +456,8 @@ mjpeg_closed(struct httpd *h, struct hreq *r)
 	struct mjpeg_client *c = r->mjpeg;
 
 	mjpeg_detach(m, c);
+	/* A live view like a proctor's on relay (PROTOCOL.md section 9). */
+	rec_view(h, r, c->sentinel, c->session, c->from_ms);
 	*c->pprev = c->next;
 	if (c->next != NULL)
 		c->next->pprev = c->pprev;

@@ -24,6 +24,7 @@
 #include "metrics.h"
 #include "mjpeg.h"
 #include "proc.h"
+#include "record.h"
 #include "server.h"
 #include "snap.h"
 #include "static.h"
@@ -146,6 +147,7 @@ hs_reset(struct hreq *r)
 	r->part_start = 0;
 	r->token_in_query = false;
 	r->token_query[0] = '\0';
+	rec_reset(r);
 }
 
 static enum cfg_role
@@ -209,8 +211,9 @@ hs_token_id(struct hreq *r, uint8_t ret_digest[32], int64_t *ret_expires)
 static bool
 hs_auth(struct httpd *h, struct hreq *r)
 {
-	char tok[HS_TOKEN_MAX + 16];
-	const char *secret;
+	const struct tok_info *info = NULL;
+	char tok[HS_TOKEN_MAX + 16], path[ROUTE_PATH_MAX + 1];
+	const char *secret, *why;
 	enum cfg_role need;
 	bool in_query;
 	int err;
@@ -229,15 +232,24 @@ hs_auth(struct httpd *h, struct hreq *r)
 	}
 	err = secret == NULL ? -ENOENT
 			     : tok_check(h->tok, secret, strlen(secret), tok_mask_for(need),
-					 time(NULL), NULL);
-	if (err == 0)
+					 time(NULL), &info);
+	if (err == 0) {
+		rec_who(r, info);
 		return true;
+	}
+	why = err == -ENOENT ? "Missing token" : tok_refusal(err, need);
+	/* info is set for a known token refused for its role, expiry or revocation. */
+	/* The path names the resource and never the token (that is in the query). */
+	if (http1_path(r->req, path, sizeof(path)) < 0)
+		snprintf(path, sizeof(path), "?");
+	rec_refused(h, path, srv_conn_peer(r->sc),
+		    err == -ENOENT || err == -EACCES ? NULL : info, why);
 	if (err == -EPERM) {
-		hs_error(r, 403, "%s", tok_refusal(err, need));
+		hs_error(r, 403, "%s", why);
 		return false;
 	}
 	hs_extra(r, "www-authenticate:", "Bearer realm=\"vigil\"");
-	hs_error(r, 401, "%s", err == -ENOENT ? "Missing token" : tok_refusal(err, need));
+	hs_error(r, 401, "%s", why);
 	return false;
 }
 

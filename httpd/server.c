@@ -17,6 +17,7 @@
 #include "mp.h"
 #include "net.h"
 #include "proc.h"
+#include "record.h"
 #include "server.h"
 #include "snap.h"
 #include "xplan.h"
@@ -363,6 +364,7 @@ hs_conn_tick(void *ctx)
 	hs_park_timeouts(h);
 	mjpeg_tick(h);
 	console_tick(h);
+	rec_tick(h);
 }
 
 static const struct srv_ops hs_ops = {

@@ -73,6 +73,10 @@ struct hreq {
 	/* live.mjpeg: set from the stream's start until the connection closes;
 	 * mjpeg.c then owns the writing (see mjpeg.h) */
 	struct mjpeg_client *mjpeg;
+	/* record.c: the token as the audit log names it, and an export's record */
+	char who[64], who_role[16];
+	bool who_known;
+	enum { REC_NONE, REC_WAITING, REC_DURABLE, REC_FAILED } rec_state;
 };
 
 struct hs {

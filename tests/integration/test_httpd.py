@@ -510,8 +510,12 @@ class TestLive(Base):
                 st, hd, body = self.get(base + path)
                 self.assertEqual((st, body), (200, want), path)
                 tags[path] = hd["etag"]
-            st, _, body = self.get(base + "/export.mp4", AT)
-            self.assertEqual((st, body), (200, INIT + SEG0 + SEG1))
+            # an export is recorded before it is served (PROTOCOL.md section 9):
+            # with archive, the audit log's writer, down, none leaves
+            st, hd, body = self.get(base + "/export.mp4", AT)
+            self.assertEqual(st, 503, body)
+            self.assertIn("audit log", json.loads(body)["error"])
+            self.assertEqual(hd["retry-after"], "5")
             # the figures reach /api/metrics with httpd's next heartbeat
             until(lambda: (self.json_ok("/api/metrics", OT)["stages"]["httpd"]["stats"] or {}).get(
                 "segmentsFromRing", 0) >= 2, what="segmentsFromRing >= 2 in httpd's stats")
@@ -530,6 +534,8 @@ class TestLive(Base):
                            ("/segments/1.m4s", SEG1)):
             st, hd, body = self.get(base + path)
             self.assertEqual((st, body, hd["etag"]), (200, want, tags[path]), path)
+        st, _, body = self.get(base + "/export.mp4", AT)
+        self.assertEqual((st, body), (200, INIT + SEG0 + SEG1))
 
     def test_new_init_generation(self):
         s = Client(self.v.url("ingest", "/sentinel"))

@@ -8,6 +8,7 @@ and tokens; the stream's clean ends (token revoked, sentinel offline past the
 grace, session deleted, httpd restarted) and a new session on the same
 stream."""
 import http.client
+import glob
 import json
 import os
 import re
@@ -277,6 +278,33 @@ class Base(unittest.TestCase):
 
 
 class TestStream(Base):
+    def test_a_stream_is_a_live_view_in_the_audit_log(self):
+        """PROTOCOL.md section 9: watching live.mjpeg is a live view, recorded
+        with its from and to when the stream ends."""
+        audit = os.path.join(self.v.dir, "data", "audit")
+
+        def views():
+            out = []
+            for f in sorted(glob.glob(os.path.join(audit, "audit-*.jsonl"))):
+                with open(f) as fh:
+                    out += [json.loads(x) for x in fh if x.strip()]
+            return [r for r in out if r["action"] == "live.view" and r.get("via") == "live.mjpeg"]
+        before = len(views())
+        t0 = int(time.time() * 1000)
+        s = self.open()
+        s.part()
+        s.close()
+        t1 = int(time.time() * 1000)
+        rec = until(lambda: views()[before:] or None, what="the live.view record")
+        self.assertEqual(len(rec), 1, rec)
+        rec = rec[0]
+        self.assertEqual((rec["actor"], rec["role"], rec["remote"]), ("p1", "proctor", "127.0.0.1"))
+        self.assertEqual(rec["sentinelId"], self.cam["sentinelId"])
+        self.assertEqual(rec["sessionId"], self.cam["sessionId"])
+        self.assertLessEqual(t0, rec["from"])
+        self.assertLessEqual(rec["from"], rec["to"])
+        self.assertLessEqual(rec["to"], t1 + 2000)
+
     def test_ffprobe_reads_frames_of_the_asked_width(self):
         url = "http://%s:%d%s" % (self.host, self.port, self.path(fps=5, width=320))
         res = subprocess.run(["ffprobe", "-v", "error", "-f", "mpjpeg", "-read_intervals", "%+#6",

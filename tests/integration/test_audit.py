@@ -1,0 +1,393 @@
+#!/usr/bin/python3
+"""The audit log (issue 16; PROTOCOL.md section 9, docs/audit.md) against a
+real vigild: what httpd, archive and vigild record, in order, with the
+right fields; durable before the answer for exports, manifests, deletes and
+operator acts; the chain checked by the Python of docs/audit.md; a kill -9
+of the writer loses and doubles nothing; a flood of bad tokens is bounded and
+counted; no token ever written."""
+import glob
+import hashlib
+import http.client
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from console_client import Operator  # noqa: E402
+from test_httpd import write_session, until  # noqa: E402
+from vigil import SOURCE, Vigil, alive  # noqa: E402
+
+PT, P2T, AT, OT, XT = ("proctor-secret-a", "proctor-secret-b", "archivist-secret-a",
+                       "operator-secret-a", "expired-secret-a")
+TOKENS = (PT, P2T, AT, OT, XT)
+AUTH = """auth:
+  sentinel: none
+  tokens:
+    - { name: p1, role: proctor, token: "%s" }
+    - { name: p2, role: proctor, token: "%s" }
+    - { name: a1, role: archivist, token: "%s" }
+    - { name: ops, role: operator, token: "%s" }
+    - { name: old, role: proctor, token: "%s", expires: 2020-01-01T00:00:00Z }
+""" % TOKENS
+
+
+def verify_script():
+    """The offline check, as docs/audit.md gives it (so the doc stays right)."""
+    with open(os.path.join(SOURCE, "docs", "audit.md")) as f:
+        doc = f.read()
+    script = doc.split("```python\n", 1)[1].split("```", 1)[0]
+    path = os.path.join(tempfile.mkdtemp(prefix="vigil-audit-"), "verify.py")
+    with open(path, "w") as f:
+        f.write(script)
+    return path
+
+
+class Audit(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.v = Vigil(extra=AUTH, timeouts="idle: 5s")
+        cls.data = os.path.join(cls.v.dir, "data")
+        cls.audit = os.path.join(cls.data, "audit")
+        # archive deletes only sessions it knows: these are there before it starts
+        cls.sessions = [write_session(cls.data, torn=False) for _ in range(3)]
+        cls.v.start()
+        cls.host, port = cls.v.stage("httpd")["listen"].rsplit(":", 1)
+        cls.port = int(port)
+        cls.verify = verify_script()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.v.stop()
+
+    # ---- helpers ----
+
+    def req(self, method, path, token=None, headers=None):
+        c = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        h = dict(headers or {})
+        if token:
+            h["Authorization"] = "Bearer " + token
+        c.request(method, path, headers=h)
+        r = c.getresponse()
+        body = r.read()
+        c.close()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, body
+
+    def records(self):
+        out = []
+        for f in sorted(glob.glob(os.path.join(self.audit, "audit-*.jsonl"))):
+            with open(f, "rb") as fh:
+                for line in fh.read().split(b"\n"):
+                    if line:
+                        out.append(json.loads(line))
+        return out
+
+    def since(self, seq, action=None):
+        return [r for r in self.records() if r["seq"] > seq and
+                (action is None or r["action"] == action)]
+
+    def last_seq(self):
+        recs = self.records()
+        return recs[-1]["seq"] if recs else 0
+
+    def check_chain(self):
+        res = subprocess.run([sys.executable, self.verify, self.audit], capture_output=True,
+                             text=True, timeout=60)
+        self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+        recs = self.records()
+        self.assertEqual([r["seq"] for r in recs], list(range(1, len(recs) + 1)))
+        ids = [r["id"] for r in recs]
+        self.assertEqual(len(ids), len(set(ids)), "a record written twice")
+        return recs
+
+    def no_tokens(self):
+        blobs = []
+        for f in glob.glob(os.path.join(self.audit, "*")):
+            with open(f, "rb") as fh:
+                blobs.append((f, fh.read()))
+        blobs.append(("vigild's log", self.v.log().encode()))
+        for name, blob in blobs:
+            for t in TOKENS:
+                self.assertNotIn(t.encode(), blob, "a token in " + name)
+
+    def expect_fields(self, rec, **want):
+        for k, v in want.items():
+            self.assertEqual(rec.get(k), v, (k, rec))
+        self.assertRegex(rec["hash"], "^[0-9a-f]{64}$")
+        self.assertLessEqual(abs(rec["time"] - time.time() * 1000), 120_000, rec)
+
+    # ---- tests ----
+
+    def test_1_export_and_manifest_are_on_disk_before_the_answer(self):
+        sid, sess, base = self.sessions[0]
+        seq = self.last_seq()
+        st, hd, body = self.req("GET", base + "/export.mp4", AT)
+        self.assertEqual(st, 200, body)
+        # read at once: the record was fsynced before the first byte left
+        recs = self.since(seq, "export")
+        self.assertEqual(len(recs), 1, recs)
+        self.expect_fields(recs[0], actor="a1", role="archivist", remote="127.0.0.1",
+                           sentinelId=sid, sessionId=sess, bytes=len(body),
+                           sha256=hashlib.sha256(body).hexdigest())
+        self.assertEqual(recs[0]["range"], {"file": "export.mp4", "from": 0, "to": 1})
+        keys = list(recs[0].keys())
+        self.assertEqual(keys[:6], ["seq", "time", "actor", "role", "remote", "action"])
+        self.assertEqual(keys[-3:], ["id", "prev", "hash"])
+
+        seq = self.last_seq()
+        st, _, part = self.req("GET", base + "/export.mp4", AT, {"Range": "bytes=0-99"})
+        self.assertEqual((st, len(part)), (206, 100))
+        rec = self.since(seq, "export")[0]
+        self.assertEqual(rec["range"]["bytes"], "bytes=0-99")
+
+        seq = self.last_seq()
+        st, _, body = self.req("GET", base + "/manifest.json", AT)
+        self.assertEqual(st, 200, body)
+        rec = self.since(seq, "export")
+        self.assertEqual(len(rec), 1)
+        self.assertEqual(rec[0]["range"]["file"], "manifest.json")
+        self.assertEqual(rec[0]["sha256"], json.loads(body)["export"]["sha256"])
+        self.check_chain()
+
+    def test_2_delete_is_on_disk_before_the_204(self):
+        sid, sess, base = self.sessions[1]
+        seq = self.last_seq()
+        st, _, body = self.req("DELETE", base, AT)
+        self.assertEqual(st, 204, body)
+        recs = self.since(seq, "delete")
+        self.assertEqual(len(recs), 1)
+        self.expect_fields(recs[0], actor="a1", role="archivist", remote="127.0.0.1",
+                           sentinelId=sid, sessionId=sess)
+        # the record outlives the session it names
+        self.assertEqual(self.req("GET", base + "/segments", PT)[0], 404)
+        self.assertTrue(any(r["action"] == "delete" and r["sessionId"] == sess
+                            for r in self.records()))
+
+    def test_3_refused_tokens(self):
+        sid, sess, base = self.sessions[0]
+        seq = self.last_seq()
+        self.assertEqual(self.req("GET", base + "/segments", "not-a-token")[0], 401)
+        self.assertEqual(self.req("GET", base + "/segments")[0], 401)
+        self.assertEqual(self.req("GET", base + "/export.mp4", PT)[0], 403)
+        self.assertEqual(self.req("GET", base + "/segments", XT)[0], 401)
+        o = Operator("ws://%s:%d/api/ws" % (self.host, self.port))
+        o.send("operator.auth", {"token": PT})
+        o.expect_close()
+        recs = until(lambda: (lambda r: r if len(r) >= 5 else None)(
+            self.since(seq, "auth.failed")), what="5 auth.failed records")
+        self.assertEqual(len(recs), 5, recs)
+        unknown, missing, role, expired, console = recs
+        self.expect_fields(unknown, actor=None, role=None, remote="127.0.0.1",
+                           endpoint=base + "/segments")
+        self.assertIn("reason", unknown)
+        self.expect_fields(missing, actor=None, reason="Missing token")
+        self.expect_fields(role, actor="p1", role="proctor", endpoint=base + "/export.mp4")
+        self.expect_fields(expired, actor="old", role="proctor")
+        self.expect_fields(console, actor="p1", role="proctor", endpoint="/api/ws")
+        self.no_tokens()
+
+    def test_4_history_reads_one_record_per_token_session_and_minute(self):
+        sid, sess, base = self.sessions[2]
+        seq = self.last_seq()
+        sizes = {}
+        for tok in (PT, P2T):
+            total = 0
+            for path in ("/init.mp4", "/segments/0.m4s", "/segments/1.m4s", "/playlist.m3u8"):
+                st, _, body = self.req("GET", base + path, tok)
+                self.assertEqual(st, 200, (path, body))
+                total += len(body)
+            sizes[tok] = total
+        # a HEAD and a listing are not reads of the video
+        self.assertEqual(self.req("HEAD", base + "/init.mp4", PT)[0], 200)
+        self.assertEqual(self.req("GET", base + "/segments", PT)[0], 200)
+        # reads go out when their minute ends, or when httpd stops: restart it
+        w = self.v.watch()
+        try:
+            pid = self.v.stage("httpd")["pid"]
+            self.v.ctl("restart", "httpd")
+            w.wait_state("httpd", "running", not_pid=pid)
+        finally:
+            w.close()
+        self.host, port = self.v.stage("httpd")["listen"].rsplit(":", 1)
+        recs = until(lambda: (lambda r: r if len(r) >= 2 else None)(
+            [r for r in self.since(seq, "history.read") if r["sessionId"] == sess]),
+            what="history.read records")
+        by = {r["actor"]: r for r in recs}
+        # a minute may have turned between the reads: add them up per token
+        for actor, tok in (("p1", PT), ("p2", P2T)):
+            mine = [r for r in recs if r["actor"] == actor]
+            self.assertEqual(sum(r["requests"] for r in mine), 4, mine)
+            self.assertEqual(sum(r["bytes"] for r in mine), sizes[tok], mine)
+            self.assertEqual(by[actor]["role"], "proctor")
+            self.assertEqual(by[actor]["sentinelId"], sid)
+            self.assertEqual(by[actor]["time"] % 60000, 0)
+        stage_set = [r for r in self.since(seq, "stage.set")]
+        self.assertEqual(len(stage_set), 1)
+        self.expect_fields(stage_set[0], role="operator", remote="local", stage="httpd",
+                           state="restart")
+        self.check_chain()
+
+    def test_5_console_acts_are_recorded(self):
+        o = Operator("ws://%s:%s/api/ws" % (self.host, self.v.stage("httpd")["listen"]
+                                             .rsplit(":", 1)[1]))
+        self.addCleanup(o.close)
+        o.auth(OT)
+        seq = self.last_seq()
+        o.send("operator.stage.set", {"stage": "relay", "state": "restart"})
+        res = o.result("operator.stage.set", timeout=30)
+        self.assertEqual(res["status"], "OK", res)
+        recs = self.since(seq, "stage.set")
+        self.assertEqual(len(recs), 1)
+        self.expect_fields(recs[0], actor="ops", role="operator", remote="127.0.0.1",
+                           stage="relay", state="restart")
+        seq = self.last_seq()
+        o.send("operator.config.update", {"config": {"limits": {"max_proctors": 400},
+                                                     "auth": {"tokens": [
+                                                         {"name": "x", "role": "proctor",
+                                                          "token": "new-secret-xyz"}]}}})
+        res = o.result("operator.config.update", timeout=30)
+        rec = self.since(seq, "config.update")
+        self.assertEqual(len(rec), 1, rec)
+        self.assertEqual(rec[0]["config"]["limits"], {"max_proctors": 400})
+        self.assertEqual(rec[0]["config"]["auth"]["tokens"][0]["token"], "***")
+        with open(glob.glob(os.path.join(self.audit, "audit-*.jsonl"))[-1]) as f:
+            self.assertNotIn("new-secret-xyz", f.read())
+        # the file's tokens again for the tests after this one
+        o.send("operator.config.update", {"config": {"auth": {"tokens": None}}})
+        self.assertEqual(o.result("operator.config.update", timeout=30)["status"], "OK")
+        self.no_tokens()
+        self.check_chain()
+
+    def test_6_writer_killed_loses_and_doubles_nothing(self):
+        sid, sess, base = self.sessions[0]
+        seq = self.last_seq()
+        pid = self.v.stage("archive")["pid"]
+        stop = time.monotonic() + 8
+        n = 0
+        os.kill(pid, signal.SIGKILL)
+        wrong = 0
+        # refusals keep coming while the writer is away (their stage keeps
+        # them); exports wait for it (vigild restarts it)
+        for i in range(10):
+            self.assertEqual(self.req("GET", base + "/segments", "wrong-%d" % i)[0], 401)
+            wrong += 1
+        while time.monotonic() < stop and n < 6:
+            st, _, body = self.req("GET", base + "/export.mp4", AT)
+            self.assertIn(st, (200, 503), body)
+            n += st == 200
+            self.assertEqual(self.req("GET", base + "/segments", "wrong-x%d" % n)[0], 401)
+            wrong += 1
+        self.assertEqual(n, 6)
+        until(lambda: self.v.stage("archive")["state"] == "running", what="archive back")
+        exports = until(lambda: (lambda r: r if len(r) >= n else None)(
+            self.since(seq, "export")), what="every export recorded")
+        self.assertEqual(len(exports), n)
+
+        def refusals():
+            recs = self.since(seq, "auth.failed")
+            total = sum(1 for r in recs if r.get("endpoint")) + \
+                sum(r.get("suppressed", 0) for r in recs)
+            return total if total >= wrong else None
+        self.assertEqual(until(refusals, what="every refusal recorded"), wrong)
+        self.check_chain()
+
+    def test_7_vigilctl_acts(self):
+        seq = self.last_seq()
+        self.v.ctl("reload")
+        res = self.v.ctl("config", "set", "limits.max_proctors", "450")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        recs = self.since(seq)
+        acts = [(r["action"], r.get("result")) for r in recs]
+        self.assertIn(("config.reload", "ok"), acts)
+        upd = [r for r in recs if r["action"] == "config.update"]
+        self.assertEqual(len(upd), 1, recs)
+        self.assertEqual((upd[0]["key"], upd[0]["value"]), ("limits.max_proctors", "450"))
+        self.assertEqual(upd[0]["remote"], "local")
+        self.check_chain()
+
+
+class Unwritable(unittest.TestCase):
+    """The day file cannot be written (here a link, which the writer never
+    follows; a full disk takes the same path): recording stops loudly, the
+    stages keep their records, and they all land once it can write."""
+
+    def test_recording_stops_loudly_and_loses_nothing(self):
+        v = Vigil(extra=AUTH)
+        audit = os.path.join(v.dir, "data", "audit")
+        os.makedirs(audit, mode=0o700)
+        day = os.path.join(audit, time.strftime("audit-%Y-%m-%d.jsonl", time.gmtime()))
+        os.symlink("/dev/full", day)
+        v.start()
+        self.addCleanup(v.stop)
+        host, port = v.stage("httpd")["listen"].rsplit(":", 1)
+
+        def get(path, token=OT):
+            c = http.client.HTTPConnection(host, int(port), timeout=30)
+            c.request("GET", path, headers={"Authorization": "Bearer " + token})
+            r = c.getresponse()
+            body = r.read()
+            c.close()
+            return r.status, body
+        for i in range(3):
+            self.assertEqual(get("/api/sentinels", "bad-%d" % i)[0], 401)
+        st, body = until(lambda: (lambda r: r if r[0] == 503 else None)(get("/health")),
+                         what="/health 503")
+        self.assertEqual(json.loads(body), {"error": "the audit log is not being written",
+                                            "audit": "recording stopped"})
+        metrics = get("/metrics")[1].decode()
+        self.assertIn("vigil_audit_ok 0", metrics)
+        self.assertRegex(metrics, r"vigil_audit_failures_total [1-9]")
+        self.assertRegex(metrics, r'vigil_stage_audit_queued\{stage="httpd"\} [1-9]')
+        self.assertIn("recording stopped", v.log())
+        os.unlink(day)
+        until(lambda: get("/health")[0] == 200, what="/health 200 again")
+
+        def refused():
+            recs = []
+            for f in glob.glob(os.path.join(audit, "audit-*.jsonl")):
+                with open(f) as fh:
+                    recs += [json.loads(x) for x in fh if x.strip()]
+            got = [r for r in recs if r["action"] == "auth.failed"]
+            return got if len(got) >= 3 else None
+        self.assertEqual(len(until(refused, what="the 3 refusals kept and written")), 3)
+
+
+class Flood(unittest.TestCase):
+    """A stranger's thousand bad tokens: bounded records, every refusal counted."""
+
+    def test_refusals_are_bounded_and_counted(self):
+        v = Vigil(extra=AUTH)
+        v.start()
+        self.addCleanup(v.stop)
+        host, port = v.stage("httpd")["listen"].rsplit(":", 1)
+        c = http.client.HTTPConnection(host, int(port), timeout=30)
+        for i in range(500):
+            c.request("GET", "/api/sentinels", headers={"Authorization": "Bearer bad-%d" % i})
+            r = c.getresponse()
+            r.read()
+            self.assertEqual(r.status, 401)
+        c.close()
+        audit = os.path.join(v.dir, "data", "audit")
+
+        def counted():
+            recs = []
+            for f in sorted(glob.glob(os.path.join(audit, "audit-*.jsonl"))):
+                with open(f) as fh:
+                    recs += [json.loads(line) for line in fh if line.strip()]
+            refused = [r for r in recs if r["action"] == "auth.failed"]
+            total = sum(1 for r in refused if r.get("endpoint")) + \
+                sum(r.get("suppressed", 0) for r in refused)
+            return (refused, total) if total >= 500 else None
+        refused, total = until(counted, timeout=15, what="every refusal counted")
+        self.assertEqual(total, 500)
+        self.assertLess(len(refused), 500)
+        self.assertTrue(all(r["actor"] is None for r in refused))
+
+
+if __name__ == "__main__":
+    unittest.main()
