@@ -129,15 +129,15 @@ def fields_for(action, rng, sentinel, session, at):
 
 
 def generate(log, n, start_ms, step_ms=1000, seed=1, sentinels=None, actors=None, pad=0):
-    """n plausible records from start_ms on, one every step_ms (with some
-    jitter that is never negative), over sentinels and actors; pad adds a
-    note of that many bytes to each (for large logs)."""
+    """n plausible records from start_ms on, one every step_ms (each 0 to 2
+    ms late, so times rise when step_ms > 2), over sentinels and actors; pad
+    adds a note of that many bytes to each (for large logs)."""
     rng = random.Random(seed)
     sentinels = sentinels or ["%08x-0000-4000-8000-%012x" % (i, i) for i in range(1, 6)]
     actors = actors or [("proctors", "proctor"), ("archive-office", "archivist"),
                         ("ops", "operator"), (None, None)]
-    t = start_ms
-    for _ in range(n):
+    for i in range(n):
+        t = start_ms + i * step_ms + rng.randrange(0, 3)
         action = rng.choice(ACTIONS)
         actor, role = rng.choice(actors)
         if action == "auth.failed":
@@ -148,7 +148,6 @@ def generate(log, n, start_ms, step_ms=1000, seed=1, sentinels=None, actors=None
             f["note"] = "x" * pad
         log.add(t, action, actor=actor, role=role, remote="10.0.%d.%d" % (
             rng.randrange(4), rng.randrange(1, 250)), **f)
-        t += step_ms + rng.randrange(0, 3)
     log.write_head()
     return log
 

@@ -18,7 +18,8 @@ stream; checks asked for at once share one.
 TestAuditBig runs a real vigild on a log of AUDIT_BIG_MB (default 256) MB:
 the whole log streamed to a client that reads slowly, httpd's memory staying
 flat, /health answered meanwhile, the bytes identical to the files; the
-chain of the big log checked while /health is answered."""
+chain of the big log checked while /health is answered; archive's writer
+carrying the log on with records of its own, which the check covers."""
 import glob
 import http.client
 import json
@@ -587,6 +588,29 @@ class TestAuditBig(unittest.TestCase):
         self.assertGreaterEqual(v["records"], self.n)
         print("\n%d records (%d MB) verified in %.2f s; /health answered %d times meanwhile" % (
             v["records"], self.size >> 20, out["s"], health), file=sys.stderr)
+
+    def test_the_writer_carries_the_log_on(self):
+        """archive's writer takes the log as it found it and chains its own
+        records on (a refused token is recorded at once): the check covers
+        them, and /api/audit finds them by action and actor."""
+        st, _, body = call(self.port, "/api/sentinels", "not-a-token")
+        self.assertEqual(st, 401)
+        deadline = time.monotonic() + 20
+        while True:
+            st, _, body = call(self.port, "/api/audit?action=auth.failed&from=%d" % (
+                self.log.records[-1]["time"] + 1))
+            got = [json.loads(x) for x in body.splitlines()]
+            if got or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertTrue(got, "no auth.failed record from the writer")
+        self.assertGreater(got[0]["seq"], self.n)
+        self.assertEqual(got[0]["endpoint"], "/api/sentinels")
+        self.assertNotIn("not-a-token", body.decode())
+        v = json.loads(call(self.port, "/api/audit/verify")[2])
+        self.assertTrue(v["ok"], v)
+        self.assertGreaterEqual(v["records"], got[0]["seq"])
+        self.assertEqual(call(self.port, "/health", None)[0], 200)
 
 
 if __name__ == "__main__":
