@@ -15,7 +15,7 @@
 #include "server.h"
 #include "srv.h"
 
-#define REC_WAIT_MS  5000 /* an export waits this long for its record */
+#define REC_WAIT_MS   5000 /* an export waits this long for its record */
 #define REC_READS_MAX 4096 /* (token, session, minute) counted at once; more go out early */
 #define REC_MINUTE_MS 60000
 
@@ -63,7 +63,8 @@ rec_read_out(struct httpd *h, const struct rec_read *x)
 		return;
 	json_object_set_new(rec, "time", json_integer(x->minute));
 	json_object_set_new(rec, "sentinelId", json_string(x->sentinel));
-	json_object_set_new(rec, "sessionId", x->session[0] ? json_string(x->session) : json_null());
+	json_object_set_new(rec, "sessionId",
+			    x->session[0] ? json_string(x->session) : json_null());
 	json_object_set_new(rec, "requests", json_integer((json_int_t)x->requests));
 	json_object_set_new(rec, "bytes", json_integer((json_int_t)x->bytes));
 	audit_emit(stage_audit(h->st), rec, 0, NULL, NULL);
@@ -150,8 +151,9 @@ rec_sync(struct httpd *h, struct hreq *r, json_t *rec)
 	if (r->rec_state != 0) {
 		json_decref(rec);
 		hs_retry_after(r, 5);
-		hs_error(r, 503, "the audit log cannot record this now (the writer did not "
-				 "confirm it); retry");
+		hs_error(r, 503,
+			 "the audit log cannot record this now (the writer did not "
+			 "confirm it); retry");
 		return -1;
 	}
 	w = malloc(sizeof(*w));
@@ -265,8 +267,8 @@ rec_view(struct httpd *h, struct hreq *r, const char *sentinel, const char *sess
 }
 
 void
-rec_refused(struct httpd *h, const char *endpoint, const char *remote,
-	    const struct tok_info *info, const char *reason)
+rec_refused(struct httpd *h, const char *endpoint, const char *remote, const struct tok_info *info,
+	    const char *reason)
 {
 	json_t *rec = audit_record("auth.failed", info, remote);
 

@@ -234,8 +234,8 @@ hs_auth(struct httpd *h, struct hreq *r)
 	/* The path names the resource and never the token (that is in the query). */
 	if (http1_path(r->req, path, sizeof(path)) < 0)
 		snprintf(path, sizeof(path), "?");
-	rec_refused(h, path, srv_conn_peer(r->sc),
-		    err == -ENOENT || err == -EACCES ? NULL : info, why);
+	rec_refused(h, path, srv_conn_peer(r->sc), err == -ENOENT || err == -EACCES ? NULL : info,
+		    why);
 	if (err == -EPERM) {
 		hs_error(r, 403, "%s", why);
 		return false;
