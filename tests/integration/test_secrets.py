@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -20,7 +21,7 @@ import uuid
 sys.path.insert(0, os.path.dirname(__file__))
 from proctor import Proctor  # noqa: E402
 from test_httpd import INIT, SEG0, SEG1, sha, until  # noqa: E402
-from vigil import VIGILCTL, Vigil  # noqa: E402
+from vigil import BUILD, VIGILCTL, Vigil  # noqa: E402
 from wsclient import Client  # noqa: E402
 
 PT, AT, OT = "proctor-secret-7Hq", "archivist-secret-4Kd", "operator-secret-9Zw"
@@ -306,6 +307,38 @@ class Secrets(unittest.TestCase):
         for secret in ALL:
             self.assertNotIn(secret, res.stdout + res.stderr)
 
+
+class SentinelUrl(unittest.TestCase):
+    """vigil-sentinel's own lines quote --url: never its token or password."""
+
+    def test_url_redacted(self):
+        sentinel = os.path.join(BUILD, "deploy", "vigil-sentinel")
+        secret, password = "url-secret-6Yv", "pass-word-1Qs"
+        # a usage error quotes the URL
+        res = subprocess.run([sentinel, "--url", "http://u:%s@h/x?token=%s" % (password, secret)],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(res.returncode, 2, res.stderr)
+        self.assertIn("--url: 'http://***@h/x?token=***' is not ws://", res.stderr)
+        # a running sentinel names where it sends, and fails to connect there
+        port = socket.socket()
+        port.bind(("127.0.0.1", 0))
+        where = "ws://127.0.0.1:%d/sentinel" % port.getsockname()[1]
+        port.close()
+        proc = subprocess.Popen([sentinel, "--url", where + "?token=" + secret, "--token",
+                                 "token-not-logged-4Rk"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            err = ""
+            deadline = time.monotonic() + 20
+            while "connection failed" not in err and time.monotonic() < deadline:
+                err += proc.stderr.readline()
+        finally:
+            proc.terminate()
+            err += proc.communicate(timeout=30)[1]
+        self.assertIn("connection failed", err)
+        self.assertIn(where + "?token=***", err)
+        for s in (secret, "token-not-logged-4Rk"):
+            self.assertNotIn(s, err)
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
