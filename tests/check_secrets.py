@@ -3,7 +3,10 @@
 configured in every log the tests kept (tests/integration/vigil.py and
 tests/browser/lib.mjs keep them: each vigild's and its stages' lines, the
 sentinels' stderr, the audit log) and fails naming the file and line, and the
-token by its configured name, never the token itself.
+token by its configured name, never the token itself. A token fails when it
+is in a log of a vigild that had it configured; in the logs of another run
+(where it is no secret: a test named a sentinel "revoke-me" while another
+test's vigild had that token) it is only noted.
 
     check_secrets.py [DIR]    DIR: $VIGIL_TEST_LOGS, else <build>/test-logs
 
@@ -36,8 +39,8 @@ def forms(token):
 
 
 def load_tokens(root):
-    """{token: sorted names "NAME (run RUN)"}."""
-    tokens = {}
+    """{run: {token: name}} of every tokens/RUN.json."""
+    runs = {}
     for path in sorted(glob.glob(os.path.join(root, "tokens", "*.json"))):
         run = os.path.splitext(os.path.basename(path))[0]
         try:
@@ -46,15 +49,17 @@ def load_tokens(root):
         except (OSError, ValueError) as e:
             print("secrets: %s unreadable: %s" % (path, e))
             continue
-        for e in entries:
-            tokens.setdefault(str(e["token"]), set()).add("%s (run %s)" % (e["name"], run))
-    return {t: sorted(n) for t, n in tokens.items()}
+        runs[run] = {str(e["token"]): str(e["name"]) for e in entries}
+    return runs
 
 
 def log_files(root):
-    for base, _, files in os.walk(os.path.join(root, "logs")):
-        for name in sorted(files):
-            yield os.path.join(base, name)
+    """(run, path) of every file under logs/RUN/."""
+    base = os.path.join(root, "logs")
+    for run in sorted(os.listdir(base)) if os.path.isdir(base) else []:
+        for d, _, files in os.walk(os.path.join(base, run)):
+            for name in sorted(files):
+                yield run, os.path.join(d, name)
 
 
 def where(data, offset):
@@ -62,19 +67,37 @@ def where(data, offset):
     return data.count(b"\n", 0, offset) + 1
 
 
+def find(data, token, limit):
+    """Offsets of every form of token in data, at most limit."""
+    out = []
+    for form in forms(token):
+        at = data.find(form)
+        while at >= 0 and len(out) < limit:
+            out.append(at)
+            at = data.find(form, at + len(form))
+    return out
+
+
 def check(root):
-    """(passed, failed, report lines)."""
-    tokens = load_tokens(root)
+    """(passed, failed, report lines). A token is a secret of the vigilds
+    configured with it: it fails when it is in one of their logs. Found in
+    the logs of a run that did not have it (another test named a sentinel
+    like it, say), it is not that vigild's secret: said, not failed."""
+    runs = load_tokens(root)
     files = list(log_files(root))
     report = []
-    if not tokens or not files:
+    if not runs or not files:
         report.append("secrets: nothing to check in %s (%d token files, %d logs): the tests "
                       "kept no logs (is VIGIL_TEST_LOGS the same for them and for this check?)"
-                      % (root, len(glob.glob(os.path.join(root, "tokens", "*.json"))),
-                         len(files)))
+                      % (root, len(runs), len(files)))
         return 0, 1, report
-    hits = {t: [] for t in tokens}
-    for path in files:
+    owners = {}  # token -> [(run, name)]
+    for run, toks in runs.items():
+        for token, name in toks.items():
+            owners.setdefault(token, []).append((run, name))
+    hits = {t: [] for t in owners}
+    elsewhere = {t: [] for t in owners}
+    for run, path in files:
         try:
             with open(path, "rb") as f:
                 data = f.read()
@@ -82,31 +105,36 @@ def check(root):
             report.append("secrets: %s unreadable: %s" % (path, e))
             continue
         rel = os.path.relpath(path, root)
-        for token in tokens:
-            if len(token) < MIN_LEN or len(hits[token]) >= MAX_HITS:
+        for token in owners:
+            own = token in runs.get(run, {})
+            found = hits[token] if own else elsewhere[token]
+            if len(token) < MIN_LEN or len(found) >= MAX_HITS:
                 continue
-            for form in forms(token):
-                at = data.find(form)
-                while at >= 0 and len(hits[token]) < MAX_HITS:
-                    hits[token].append("%s:%d" % (rel, where(data, at)))
-                    at = data.find(form, at + len(form))
+            for at in find(data, token, MAX_HITS - len(found)):
+                found.append("%s:%d" % (rel, where(data, at)))
     passed = failed = 0
-    for token, names in sorted(tokens.items(), key=lambda x: x[1]):
-        who = ", ".join(names[:3]) + (" and %d more" % (len(names) - 3) if len(names) > 3
-                                      else "")
+    for token, who in sorted(owners.items(), key=lambda x: sorted(x[1])):
+        names = sorted("%s (run %s)" % (n, r) for r, n in who)
+        desc = ", ".join(names[:3]) + (" and %d more" % (len(names) - 3) if len(names) > 3
+                                       else "")
         if len(token) < MIN_LEN:
             failed += 1
             report.append("secrets: FAILED: the token of %s is %d bytes, too short to look for "
-                          "(give tests tokens of %d bytes or more)" % (who, len(token), MIN_LEN))
-        elif hits[token]:
+                          "(give tests tokens of %d bytes or more)" % (desc, len(token), MIN_LEN))
+            continue
+        if hits[token]:
             failed += 1
             report.append("secrets: FAILED: the token of %s is in %s%s" % (
-                who, ", ".join(sorted(set(hits[token]))),
+                desc, ", ".join(sorted(set(hits[token]))),
                 " (and maybe more)" if len(hits[token]) >= MAX_HITS else ""))
         else:
             passed += 1
-    report.append("secrets: %d tokens looked for in %d logs (%d bytes)" % (
-        len(tokens), len(files), sum(os.path.getsize(p) for p in files)))
+        if elsewhere[token]:
+            report.append("secrets: note: the token of %s is also the text of logs of runs "
+                          "that did not have it: %s" % (desc,
+                                                        ", ".join(sorted(set(elsewhere[token])))))
+    report.append("secrets: %d tokens of %d runs looked for in %d logs (%d bytes)" % (
+        len(owners), len(runs), len(files), sum(os.path.getsize(p) for _, p in files)))
     return passed, failed, report
 
 

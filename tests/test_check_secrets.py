@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """tests/check_secrets.py can fail: a token planted in a kept log is found
 (as it is, percent-encoded, JSON-escaped) and named by file, line and its
-configured name, never printed; clean logs pass; nothing kept, and a token
-too short to look for, fail. Also the harness's side: vigil.py's
+configured name, never printed; clean logs pass; the text of another run's
+token is only noted; nothing kept, and a token too short to look for, fail. Also the harness's side: vigil.py's
 config_tokens reads inline tokens and token files, and keep_logs keeps logs
 and tokens where the check looks."""
 import json
@@ -74,6 +74,20 @@ class CheckSecrets(unittest.TestCase):
         self.assertIn("the token of other-name (run test_y-2-1), p1 (run test_x-1-1) is in", out)
         self.assertNotIn(SECRET, out)
         self.assertNotIn("planted-s3cret", out)
+
+    def test_other_runs_text_noted(self):
+        """In the logs of a run whose vigild did not have it, a token is no
+        secret (a test named a sentinel like another test's token): noted,
+        not failed."""
+        self.tokens("test_x-1-1", [("p1", "proctor-secret")])
+        self.tokens("test_y-2-1", [("o1", "operator-secret")])
+        self.log("test_x-1-1/vigild.stderr", "clean\n")
+        self.log("test_y-2-1/vigild.stderr", "sentinel 'proctor-secret' registered\n")
+        rc, out = self.run_check()
+        self.assertEqual(rc, 0, out)
+        self.assertIn("note: the token of p1 (run test_x-1-1) is also the text of logs of runs "
+                      "that did not have it: logs/test_y-2-1/vigild.stderr:1", out)
+        self.assertTrue(out.endswith("2 passed, 0 failed\n"), out)
 
     def test_nothing_kept_fails(self):
         rc, out = self.run_check()
