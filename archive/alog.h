@@ -20,14 +20,14 @@
 struct alog;
 
 struct alog_figures {
-	uint64_t seq;       /* the newest durable record */
-	uint64_t written;   /* records written since start */
-	uint64_t dups;      /* records sent twice, written once */
-	uint64_t refused;   /* malformed records (logged) */
+	uint64_t seq;     /* the newest durable record */
+	uint64_t written; /* records written since start */
+	uint64_t dups;    /* records sent twice, written once */
+	uint64_t refused; /* malformed records (logged) */
 	uint64_t fsyncs;
-	double fsync_ms;    /* the last batch's */
-	uint64_t failures;  /* failed writes or syncs */
-	bool ok;            /* the last batch was written */
+	double fsync_ms;   /* the last batch's */
+	uint64_t failures; /* failed writes or syncs */
+	bool ok;           /* the last batch was written */
 };
 
 /* Opens (making it) dir, finds where the chain stands (docs/audit.md;

@@ -38,8 +38,8 @@ alog_name_day(const char *name)
 	struct tm tm = { 0 };
 	int y, m, d, end = 0;
 
-	if (sscanf(name, "audit-%4d-%2d-%2d.jsonl%n", &y, &m, &d, &end) != 3 ||
-	    name[end] != '\0' || end != 22)
+	if (sscanf(name, "audit-%4d-%2d-%2d.jsonl%n", &y, &m, &d, &end) != 3 || name[end] != '\0' ||
+	    end != 22)
 		return -1;
 	tm.tm_year = y - 1900;
 	tm.tm_mon = m - 1;
@@ -220,7 +220,8 @@ alog_scan(struct alog *al, int64_t day, uint64_t *ret_seq, char ret_hash[65], of
 
 		if (json_is_string(id))
 			alog_note_id(al, json_string_value(id));
-		if (json_is_integer(seq) && json_is_string(hash) && json_string_length(hash) == 64) {
+		if (json_is_integer(seq) && json_is_string(hash) &&
+		    json_string_length(hash) == 64) {
 			*ret_seq = (uint64_t)json_integer_value(seq);
 			memcpy(ret_hash, json_string_value(hash), 65);
 		}
@@ -283,8 +284,8 @@ alog_retention(struct alog *al, int64_t days_kept, bool at_start)
 	for (size_t i = 0; at_start && base_seq > 0 && i + 1 < n; i++) {
 		uint64_t s = 0;
 
-		if ((int64_t)i > last && alog_scan(al, days[i], &s, hash, &end, &size) == 0 && s > 0 &&
-		    s <= base_seq)
+		if ((int64_t)i > last && alog_scan(al, days[i], &s, hash, &end, &size) == 0 &&
+		    s > 0 && s <= base_seq)
 			last = (int64_t)i;
 	}
 	if (last < 0)
@@ -348,8 +349,9 @@ alog_recover(struct alog *al)
 		if (r < 0) {
 			/* Loudly degraded, not down: the senders keep their records
 			 * and the writer tries again with every batch. */
-			log_error(r, "audit: day file %lld cannot be read: recording stopped "
-				     "until it can",
+			log_error(r,
+				  "audit: day file %lld cannot be read: recording stopped "
+				  "until it can",
 				  (long long)days[i]);
 			al->fig.ok = false;
 			break;
@@ -391,8 +393,9 @@ alog_recover(struct alog *al)
 	} else {
 		/* Records that were acknowledged are gone: say so, keep them
 		 * gone (verify names the gap), and go on after head. */
-		log_error(0, "audit: the log ends at record %" PRIu64 " but head says %" PRIu64
-			     ": records are missing (GET /api/audit/verify)",
+		log_error(0,
+			  "audit: the log ends at record %" PRIu64 " but head says %" PRIu64
+			  ": records are missing (GET /api/audit/verify)",
 			  file_seq, head_seq);
 		if (size > end && al->fd >= 0 && files_write_all(al->fd, "\n", 1) < 0)
 			log_warn(-errno, "audit: could not end the torn line");

@@ -10,9 +10,9 @@
 
 #include "alog.h"
 
-#define ALOG_SRC_MAX    256               /* senders remembered for de-duplication */
-#define ALOG_SCAN_BYTES (8u << 20)        /* of the newest files read at start for ids */
-#define ALOG_IN_MAX     (16u << 20)       /* bytes waiting for the thread; more: dropped, sent again */
+#define ALOG_SRC_MAX    256         /* senders remembered for de-duplication */
+#define ALOG_SCAN_BYTES (8u << 20)  /* of the newest files read at start for ids */
+#define ALOG_IN_MAX     (16u << 20) /* bytes waiting for the thread; more: dropped, sent again */
 #define ALOG_DAY_MS     86400000LL
 #define ALOG_ZERO_HASH  "0000000000000000000000000000000000000000000000000000000000000000"
 

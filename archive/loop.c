@@ -179,8 +179,7 @@ loop_audit_append(struct archive *ar, const struct bus_msg *msg)
 		return;
 	}
 	mp_get_int(msg->body, "base", &base);
-	alog_push(ar->alog, msg->from, src, (uint64_t)n, base > 0 ? (uint64_t)base : 0, text,
-		  len);
+	alog_push(ar->alog, msg->from, src, (uint64_t)n, base > 0 ? (uint64_t)base : 0, text, len);
 }
 
 static void

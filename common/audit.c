@@ -105,15 +105,15 @@ audit_mask(json_t *j)
 	size_t i;
 
 	if (json_is_object(j)) {
-		json_object_foreach (j, key, v) {
+		json_object_foreach(j, key, v)
+		{
 			if (strcmp(key, "token") == 0 && json_is_string(v))
 				json_object_set_new(j, key, json_string("***"));
 			else
 				audit_mask(v);
 		}
 	} else if (json_is_array(j)) {
-		json_array_foreach (j, i, v)
-			audit_mask(v);
+		json_array_foreach(j, i, v) audit_mask(v);
 	}
 }
 
@@ -179,8 +179,9 @@ audit_emit(struct audit *a, json_t *rec, int wait_ms, audit_done_fn done, void *
 		/* Loud, but not a line per record while it lasts. */
 		if (proc_mono_ms() - a->warned_ms >= 1000) {
 			a->warned_ms = proc_mono_ms();
-			log_error(0, "audit: the writer confirms nothing: %" PRIu64
-				     " records dropped so far, %" PRIu64 " waiting",
+			log_error(0,
+				  "audit: the writer confirms nothing: %" PRIu64
+				  " records dropped so far, %" PRIu64 " waiting",
 				  a->fig.dropped, a->fig.queued);
 		}
 		ret = -ENOBUFS;

@@ -24,6 +24,19 @@ static const struct cfg_key cfg_keys_token[] = {
 
 #undef T
 
+/* What a node of auth.tokens is, for "found ...": never a scalar's text, which
+ * may be a secret written where a map was expected (an error message goes to
+ * a log). */
+static const char *
+cfg_found_kind(const yaml_node_t *node)
+{
+	if (node->type == YAML_MAPPING_NODE)
+		return "a map";
+	if (node->type == YAML_SEQUENCE_NODE)
+		return "a list";
+	return "a scalar (not quoted: it may be a secret)";
+}
+
 /* Checks one token entry after its keys were applied; reads token_file. */
 static int
 cfg_check_token(struct cfg_ctx *ctx, yaml_node_t *node, const char *key, size_t i)
@@ -111,7 +124,7 @@ cfg_tokens_free(struct cfg *cfg)
 int
 cfg_walk_tokens(struct cfg_ctx *ctx, yaml_node_t *node, const char *key)
 {
-	char item_key[CFG_KEY_MAX], found[CFG_FOUND_MAX];
+	char item_key[CFG_KEY_MAX];
 	struct cfg *cfg = ctx->cfg;
 	yaml_node_item_t *item;
 	yaml_node_t *entry;
@@ -122,7 +135,7 @@ cfg_walk_tokens(struct cfg_ctx *ctx, yaml_node_t *node, const char *key)
 		return 0;
 	if (node->type != YAML_SEQUENCE_NODE)
 		return cfg_fail(ctx, node->start_mark, key, "expected a list of tokens, found %s",
-				cfg_found(node, found, sizeof(found)));
+				cfg_found_kind(node));
 	/* An update's list replaces the file's whole: tokens are not merged by name, so that
 	 * an operator can remove one ([] removes them all). */
 	cfg_tokens_free(cfg);
@@ -143,7 +156,7 @@ cfg_walk_tokens(struct cfg_ctx *ctx, yaml_node_t *node, const char *key)
 			return cfg_fail(ctx, entry->start_mark, item_key,
 					"expected a map with name, role and token or token_file, "
 					"found %s",
-					cfg_found(entry, found, sizeof(found)));
+					cfg_found_kind(entry));
 		ctx->where[CFG_SLOT_NAME] = NULL;
 		ctx->where[CFG_SLOT_TOKEN] = ctx->where[CFG_SLOT_TOKEN_FILE] = NULL;
 		r = cfg_walk_map(ctx, entry, item_key, cfg_keys_token, &cfg->tokens[i]);

@@ -2,7 +2,8 @@
  * (format string) at most LOG_BURST lines per LOG_WINDOW_MS, the rest counted
  * and summed up in one line, so that a flood of one kind of line (a client
  * sending the same bad request 10,000 times) cannot push everything else out
- * of the operator's view. */
+ * of the operator's view. Every line goes through log_redact() first. */
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -149,16 +150,105 @@ log_line_parse(const char *line, size_t len, enum log_level *ret_level, int64_t 
 	return -EINVAL;
 }
 
+/* Where a secret's value ends in a URL or a key=value text. */
+static bool
+log_value_end(char c)
+{
+	return c == '\0' || c == '&' || c == ';' || c == '#' || c == '"' || c == '\'' || c == '<' ||
+	       c == '>' || c == ',' || c == ')' || c == ']' || c == '}' ||
+	       isspace((unsigned char)c);
+}
+
+static bool
+log_at(const char *in, size_t len, size_t i, const char *word)
+{
+	size_t n = strlen(word);
+
+	return len - i >= n && strncasecmp(in + i, word, n) == 0;
+}
+
+/* Appends l bytes of s to out (n bytes used of size), cut to leave the NUL. */
+static void
+log_put(char *out, size_t size, size_t *n, const char *s, size_t l)
+{
+	if (*n + l >= size)
+		l = size - 1 - *n;
+	memcpy(out + *n, s, l);
+	*n += l;
+}
+
+size_t
+log_redact(const char *in, size_t len, char *out, size_t size)
+{
+	size_t i = 0, n = 0, j;
+
+	if (size == 0)
+		return 0;
+	while (i < len) {
+		if (log_at(in, len, i, "token=")) {
+			log_put(out, size, &n, in + i, 6);
+			for (j = i += 6; i < len && !log_value_end(in[i]); i++)
+				;
+			if (i > j)
+				log_put(out, size, &n, "***", 3);
+			continue;
+		}
+		if (log_at(in, len, i, "token\"")) {
+			/* "token": "value", with or without spaces */
+			for (j = i + 6; j < len && in[j] == ' '; j++)
+				;
+			if (j < len && in[j] == ':') {
+				for (j++; j < len && in[j] == ' '; j++)
+					;
+				if (j < len && in[j] == '"') {
+					log_put(out, size, &n, in + i, j + 1 - i);
+					for (i = ++j; i < len && in[i] != '"'; i++)
+						if (in[i] == '\\' && i + 1 < len)
+							i++;
+					if (i > j)
+						log_put(out, size, &n, "***", 3);
+					continue;
+				}
+			}
+		}
+		if (log_at(in, len, i, "bearer ") && i + 7 < len &&
+		    !isspace((unsigned char)in[i + 7])) {
+			log_put(out, size, &n, in + i, 7);
+			for (i += 7; i < len && !log_value_end(in[i]); i++)
+				;
+			log_put(out, size, &n, "***", 3);
+			continue;
+		}
+		if (log_at(in, len, i, "://")) {
+			/* user information ends at the authority's '@', before any path */
+			for (j = i + 3; j < len && in[j] != '@' && in[j] != '/' && in[j] != '?' &&
+					!log_value_end(in[j]);
+			     j++)
+				;
+			if (j < len && in[j] == '@' && j > i + 3) {
+				log_put(out, size, &n, "://***@", 7);
+				i = j + 1;
+				continue;
+			}
+		}
+		log_put(out, size, &n, in + i, 1);
+		i++;
+	}
+	out[n] = '\0';
+	return n;
+}
+
 static void log_line(enum log_level level, int err, const char *fmt, va_list ap)
 	__attribute__((format(printf, 3, 0)));
 
 static void
 log_line(enum log_level level, int err, const char *fmt, va_list ap)
 {
-	char line[2048];
+	char line[2048], msg[2048];
 	struct timespec ts;
 	struct tm tm;
 	size_t n;
+	int m;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
@@ -166,8 +256,10 @@ log_line(enum log_level level, int err, const char *fmt, va_list ap)
 	n += (size_t)snprintf(line + n, sizeof(line) - n,
 			      ".%03ldZ %s[%d] %s: ", ts.tv_nsec / 1000000, log_stage, (int)getpid(),
 			      log_level_names[level]);
-	if (n < sizeof(line))
-		n += (size_t)vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+	m = vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (m > 0 && n < sizeof(line))
+		n += log_redact(msg, (size_t)m < sizeof(msg) ? (size_t)m : sizeof(msg) - 1,
+				line + n, sizeof(line) - n);
 	if (err != 0 && n < sizeof(line))
 		n += (size_t)snprintf(line + n, sizeof(line) - n, ": %s", strerror(-err));
 	/* Truncated lines keep their newline. */

@@ -39,6 +39,18 @@ void log_msg(enum log_level level, int err, const char *fmt, ...)
 /* About once a second: says what the call sites whose window ended held back. */
 void log_tick(void);
 
+/* Copies len bytes of in to out (size bytes, NUL-terminated, cut to fit) with
+ * what has the shape of a secret replaced by "***": the value of a query
+ * argument or key=value pair whose name ends in "token" (?token=, &token=,
+ * access_token=; any case), the string of a JSON member so named
+ * ("token":"..."), the credentials after "Bearer ", and the user information
+ * of a URL (scheme://user:password@host). Returns the length written. Every
+ * line log_msg writes goes through it, and vigild passes its stages' lines
+ * (a library's own output too) through it again: no token in a URL reaches a
+ * log, whichever call quoted the URL. A token quoted bare cannot be told from
+ * other text: no call may log one (tests/check_secrets.py looks). */
+size_t log_redact(const char *in, size_t len, char *out, size_t size);
+
 #define log_error(err, ...) log_msg(LOG_LVL_ERROR, (err), __VA_ARGS__)
 #define log_warn(err, ...)  log_msg(LOG_LVL_WARN, (err), __VA_ARGS__)
 #define log_info(...)       log_msg(LOG_LVL_INFO, 0, __VA_ARGS__)

@@ -22,7 +22,7 @@
 #include "stage.h"
 
 /* How long a new stage waits for vigild's answer to its hello. */
-#define STAGE_HELLO_WAIT_MS 2000
+#define STAGE_HELLO_WAIT_MS  2000
 #define STAGE_AUDIT_DRAIN_MS 3000
 
 static void stage_await_vigild(struct stage *st);
@@ -244,7 +244,8 @@ stage_audit_drain(struct stage *st)
 	while (st->bus_fd >= 0 && !audit_idle(st->audit)) {
 		left = deadline - proc_mono_ms();
 		if (left <= 0) {
-			log_warn(0, "audit: the writer did not confirm the last records within %d ms",
+			log_warn(0,
+				 "audit: the writer did not confirm the last records within %d ms",
 				 STAGE_AUDIT_DRAIN_MS);
 			return;
 		}

@@ -6,6 +6,7 @@
  * caller anyway. The revocation list is a second flat array of digests, and
  * each entry's revoked flag mirrors whether its digest is on it. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
@@ -26,7 +27,17 @@ struct tok_store {
 	size_t n, cap;
 	uint8_t *revoked; /* n_revoked digests, back to back */
 	size_t n_revoked;
+	uint64_t serial; /* tok_store_serial() */
 };
+
+/* The last serial given to any store of the process. */
+static _Atomic uint64_t tok_serials;
+
+static void
+tok_store_changed(struct tok_store *store)
+{
+	store->serial = atomic_fetch_add(&tok_serials, 1) + 1;
+}
 
 int
 tok_digest(const char *secret, size_t len, uint8_t out[TOK_DIGEST_LEN])
@@ -61,8 +72,11 @@ tok_store_new(void)
 {
 	struct tok_store *store = calloc(1, sizeof(*store));
 
-	if (store == NULL)
+	if (store == NULL) {
 		errno = ENOMEM;
+		return NULL;
+	}
+	tok_store_changed(store);
 	return store;
 }
 
@@ -129,6 +143,7 @@ tok_store_add(struct tok_store *store, const char *name, enum cfg_role role, con
 		.revoked = tok_revoked_index(store, digest) >= 0,
 	};
 	store->entries[store->n++] = e;
+	tok_store_changed(store);
 	return 0;
 }
 
@@ -150,6 +165,7 @@ tok_store_load(struct tok_store *store, const struct cfg *cfg)
 drop_added:
 	while (store->n > before)
 		free(store->entries[--store->n]);
+	tok_store_changed(store);
 	return r;
 }
 
@@ -176,7 +192,6 @@ tok_check(const struct tok_store *store, const char *secret, size_t len, unsigne
 	  int64_t now, const struct tok_info **ret_info)
 {
 	uint8_t digest[TOK_DIGEST_LEN];
-	const struct tok_entry *e;
 	int r;
 
 	if (secret == NULL || len == 0)
@@ -184,8 +199,17 @@ tok_check(const struct tok_store *store, const char *secret, size_t len, unsigne
 	r = tok_digest(secret, len, digest);
 	if (r < 0)
 		return r;
-	e = tok_find(store, digest);
+	r = tok_check_digest(store, digest, need_mask, now, ret_info);
 	OPENSSL_cleanse(digest, sizeof(digest));
+	return r;
+}
+
+int
+tok_check_digest(const struct tok_store *store, const uint8_t digest[TOK_DIGEST_LEN],
+		 unsigned need_mask, int64_t now, const struct tok_info **ret_info)
+{
+	const struct tok_entry *e = tok_find(store, digest);
+
 	if (e == NULL)
 		return -EACCES;
 	/* Known, refused or not: the audit log names who was refused. */
@@ -198,6 +222,24 @@ tok_check(const struct tok_store *store, const char *secret, size_t len, unsigne
 	if ((need_mask & TOK_ROLE(e->info.role)) == 0)
 		return -EPERM;
 	return 0;
+}
+
+size_t
+tok_store_count(const struct tok_store *store)
+{
+	return store->n;
+}
+
+const uint8_t *
+tok_store_digest(const struct tok_store *store, size_t i)
+{
+	return i < store->n ? store->entries[i]->digest : NULL;
+}
+
+uint64_t
+tok_store_serial(const struct tok_store *store)
+{
+	return store->serial;
 }
 
 int

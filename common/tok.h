@@ -56,6 +56,21 @@ unsigned tok_mask_for(enum cfg_role need);
 int tok_check(const struct tok_store *store, const char *secret, size_t len, unsigned need_mask,
 	      int64_t now, const struct tok_info **ret_info);
 
+/* tok_check for what a stage remembers of a token, its digest (an HLS
+ * playlist's token names its parent by it, common/hlscap.h): the same checks
+ * and errors, without the secret. */
+int tok_check_digest(const struct tok_store *store, const uint8_t digest[TOK_DIGEST_LEN],
+		     unsigned need_mask, int64_t now, const struct tok_info **ret_info);
+
+/* The entries, for a cache of something computed from each digest: how many,
+ * the i-th one's digest (i < tok_store_count; valid as long as the store), and
+ * a serial that differs whenever the entries differ. Serials come from one
+ * counter for every store of the process, so a store rebuilt at a reload never
+ * has the serial of the one it replaces. Revocations do not change it. */
+size_t tok_store_count(const struct tok_store *store);
+const uint8_t *tok_store_digest(const struct tok_store *store, size_t i);
+uint64_t tok_store_serial(const struct tok_store *store);
+
 /* The SHA-256 of a secret, as the store keeps it: what a stage may remember of
  * the token a connection used. -ENOMEM. */
 int tok_digest(const char *secret, size_t len, uint8_t out[TOK_DIGEST_LEN]);

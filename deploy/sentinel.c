@@ -19,6 +19,7 @@
 #include <gst/gst.h>
 
 #include "cfg.h"
+#include "log.h"
 #include "mp.h"
 #include "sentinel.h"
 
@@ -62,16 +63,22 @@ sentinel_usage(FILE *f)
 
 static int sentinel_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* The message may quote --url, whose query or user information can hold a
+ * secret: it is redacted as a log line is. */
 static int
 sentinel_usage_error(const char *fmt, ...)
 {
+	char msg[1024], out[2048];
 	va_list ap;
+	int n;
 
-	fprintf(stderr, "vigil-sentinel: ");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	n = vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nTry 'vigil-sentinel --help'.\n");
+	if (n < 0)
+		n = 0;
+	log_redact(msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1, out, sizeof(out));
+	fprintf(stderr, "vigil-sentinel: %s\nTry 'vigil-sentinel --help'.\n", out);
 	return -EINVAL;
 }
 

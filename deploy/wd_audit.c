@@ -190,8 +190,7 @@ wd_audit_ctl(struct wd *wd, int slot, const char *cmd, json_t *req, json_t *ans)
 		json_decref(fields);
 		return ans;
 	}
-	json_object_foreach (fields, key, v)
-		json_object_set(rec, key, v);
+	json_object_foreach(fields, key, v) json_object_set(rec, key, v);
 	json_decref(fields);
 	/* What came of it, when the answer says so now. */
 	if (ans != NULL && json_is_false(json_object_get(ans, "ok"))) {

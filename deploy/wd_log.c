@@ -4,7 +4,9 @@
  * its own stderr, answers logs.request and `vigilctl logs`, and streams new
  * lines to followers (httpd's console, `vigilctl logs --follow`) without ever
  * waiting for one: what a follower cannot take is dropped and counted.
- * Runs in vigild only. */
+ * Every line goes through log_redact() first: a stage's own lines already
+ * did, a library's output (GStreamer's, OpenSSL's) had not. Runs in vigild
+ * only. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,8 +170,11 @@ wd_log_echo_flush(void)
 }
 
 static void
-wd_log_keep(struct wd *wd, struct wd_child *c, const char *line, size_t len)
+wd_log_keep(struct wd *wd, struct wd_child *c, const char *raw, size_t raw_len)
 {
+	/* Redaction makes a line longer by at most 2 bytes in 5 ("?token=x&"). */
+	char line[2 * WD_LINE_MAX + 16];
+	size_t len = log_redact(raw, raw_len, line, sizeof(line));
 	struct wd_line l = { .len = (uint32_t)len };
 
 	/* Stage lines already carry time, stage name and pid: passed on as they are. */

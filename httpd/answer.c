@@ -29,12 +29,6 @@ hs_route(const struct hreq *r)
 	return &r->route;
 }
 
-const char *
-hs_token_query(const struct hreq *r)
-{
-	return r->token_in_query ? r->token_query : "";
-}
-
 /* Response headers besides status, type and length, as "Name\0value\0" pairs. */
 void
 hs_extra(struct hreq *r, const char *name, const char *fmt, ...)

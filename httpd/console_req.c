@@ -47,8 +47,7 @@ con_record(struct wss_conn *c, const char *action, json_t *fields)
 
 	if (rec != NULL && fields != NULL) {
 		audit_mask(fields);
-		json_object_foreach (fields, key, v)
-			json_object_set(rec, key, v);
+		json_object_foreach(fields, key, v) json_object_set(rec, key, v);
 	}
 	json_decref(fields);
 	return rec;
@@ -57,8 +56,8 @@ con_record(struct wss_conn *c, const char *action, json_t *fields)
 /* Like con_bus_send, but vigild hears of the act only once its record is
  * durable (PROTOCOL.md section 9: recorded before it is acknowledged). */
 static void
-con_bus_send_recorded(struct httpd *h, struct wss_conn *c, msgpack_sbuffer *sb,
-		      const char *action, json_t *fields)
+con_bus_send_recorded(struct httpd *h, struct wss_conn *c, msgpack_sbuffer *sb, const char *action,
+		      json_t *fields)
 {
 	struct con_act *a = malloc(sizeof(*a) + sb->size);
 	json_t *rec = con_record(c, action, fields);

@@ -400,7 +400,8 @@ export_record(struct httpd *h, struct hreq *r, const struct export *x, const cha
 		json_object_set_new(rec, "sessionId", json_string(x->s.session));
 		json_object_set_new(rec, "range", range != NULL ? range : json_null());
 		json_object_set_new(rec, "bytes", json_integer((json_int_t)x->b.total));
-		json_object_set_new(rec, "sha256", x->b.has_sha256 ? json_string(sha) : json_null());
+		json_object_set_new(rec, "sha256",
+				    x->b.has_sha256 ? json_string(sha) : json_null());
 	} else {
 		json_decref(range);
 	}

@@ -80,6 +80,8 @@ history_delete(struct httpd *h, struct hreq *r)
 	const struct route *rt = hs_route(r);
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
+	const char *actor;
+	enum cfg_role role;
 	char key[16];
 	json_t *ans;
 	int ref, err;
@@ -111,13 +113,17 @@ history_delete(struct httpd *h, struct hreq *r)
 	ref = ++h->next_ref;
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	if (hs_actor(r, &actor, &role) < 0) {
+		actor = "";
+		role = CFG_ROLE_COUNT;
+	}
 	msgpack_pack_map(&pk, 6);
 	mp_pack_kv_str(&pk, "sentinelId", rt->sentinel);
 	mp_pack_kv_str(&pk, "sessionId", rt->session);
 	mp_pack_kv_int(&pk, "ref", ref);
 	/* archive records the delete (durably) before it answers: who asked. */
-	mp_pack_kv_str(&pk, "actor", r->who);
-	mp_pack_kv_str(&pk, "role", r->who_role);
+	mp_pack_kv_str(&pk, "actor", actor);
+	mp_pack_kv_str(&pk, "role", role < CFG_ROLE_COUNT ? cfg_role_name(role) : "");
 	mp_pack_kv_str(&pk, "remote", srv_conn_peer(r->sc));
 	err = stage_send(h->st, "session.delete", "archive", sb.data, sb.size);
 	msgpack_sbuffer_destroy(&sb);

@@ -2,8 +2,10 @@
  * session: EXT-X-MAP for the init (a new one, after a discontinuity, when the
  * sentinel sent a new init), EXTINF from the index, EXT-X-PROGRAM-DATE-TIME
  * from each segment's start, EXT-X-ENDLIST once the session has ended. Links
- * are relative, and carry ?token= when the playlist was fetched with one,
- * since players fetch them without the request's header. Loop thread. */
+ * are relative. When the playlist was fetched with ?token=, its links carry
+ * a playlist token of their own (hs_link_token, common/hlscap.h), since
+ * players fetch them without the request's header: the caller's token never
+ * leaves the request that carried it. Loop thread. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +13,7 @@
 #include <time.h>
 
 #include "archive_read.h"
+#include "hlscap.h"
 #include "hls.h"
 #include "httpd.h"
 #include "text.h"
@@ -26,6 +29,7 @@ hls_date(int64_t ms, char *out, size_t size)
 		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 }
 
+/* tq: "?token=..." or "". */
 static void
 hls_map(struct text_buf *b, int gen, const char *tq)
 {
@@ -36,11 +40,34 @@ hls_map(struct text_buf *b, int gen, const char *tq)
 			    tq[0] ? tq + 1 : "");
 }
 
+/* The links' token, as "?token=..." in tq (or ""): valid for what a player
+ * needs of this playlist, all of it played from now, plus a margin
+ * (hls.h). */
+static int
+hls_link_query(struct hreq *r, const struct ar_seglist *l, size_t first, bool live, char *tq,
+	       size_t size)
+{
+	char cap[HLSCAP_TEXT_LEN + 1];
+	int64_t played_ms = 0;
+	int err;
+
+	for (size_t i = first; i < l->n; i++)
+		played_ms += l->v[i].duration_ms;
+	err = hs_link_token(r,
+			    (int64_t)time(NULL) + (played_ms + 999) / 1000 +
+				    (live ? HLS_CAP_MARGIN_LIVE_S : HLS_CAP_MARGIN_ENDED_S),
+			    cap);
+	if (err < 0)
+		return err;
+	snprintf(tq, size, "%s%s", cap[0] != '\0' ? "?token=" : "", cap);
+	return 0;
+}
+
 void
 hls_get(struct httpd *h, struct hreq *r)
 {
 	const struct route *rt = hs_route(r);
-	const char *tq = hs_token_query(r);
+	char tq[HLSCAP_TEXT_LEN + 8];
 	struct text_buf b = { 0 };
 	struct ar_seglist l = { 0 };
 	size_t first = 0;
@@ -65,6 +92,10 @@ hls_get(struct httpd *h, struct hreq *r)
 
 		if (d > target)
 			target = d;
+	}
+	if (hls_link_query(r, &l, first, s.end_ms < 0, tq, sizeof(tq)) < 0) {
+		hs_error(r, 500, "the links' token could not be made");
+		goto out;
 	}
 	text_printf(&b, "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:%u\n", target);
 	text_printf(&b, "#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:%s\n",

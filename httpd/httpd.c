@@ -11,6 +11,7 @@
 #include "catalog.h"
 #include "console.h"
 #include "forget.h"
+#include "hlscap.h"
 #include "httpd.h"
 #include "log.h"
 #include "mjpeg.h"
@@ -43,6 +44,24 @@ httpd_load_tokens(struct httpd *h)
 	return 0;
 }
 
+/* The key of playlist tokens, kept in data_dir so that the links of a
+ * playlist a player holds still work after a restart of httpd. Without it
+ * (no data_dir yet when run by hand, a file refused) a key of this process
+ * alone does: its tokens end with it. */
+static int
+httpd_open_hlscap(struct httpd *h)
+{
+	int dfd = ar_data_fd(h);
+	int r = dfd >= 0 ? hlscap_open(dfd, &h->hlscap) : -errno;
+
+	if (r == 0)
+		return 0;
+	log_error(r, "%s/%s not usable: playlist tokens will not outlive this httpd",
+		  h->cfg->data_dir, HLSCAP_KEY_FILE);
+	h->hlscap = hlscap_new_random();
+	return h->hlscap != NULL ? 0 : -errno;
+}
+
 void
 httpd_reload(struct httpd *h)
 {
@@ -72,6 +91,11 @@ httpd_new(struct stage *st)
 	r = httpd_load_tokens(h);
 	if (r < 0) {
 		log_error(r, "tokens not loaded");
+		goto fail;
+	}
+	r = httpd_open_hlscap(h);
+	if (r < 0) {
+		log_error(r, "no key for playlist tokens");
 		goto fail;
 	}
 	snprintf(h->ring_name, sizeof(h->ring_name), "/vigil-%s", h->cfg->instance);
@@ -127,6 +151,7 @@ httpd_free(struct httpd *h)
 	if (h->data_fd >= 0)
 		close(h->data_fd);
 	tok_store_free(h->tok);
+	hlscap_free(h->hlscap);
 	ar_forget_free(h);
 	catalog_free(h);
 	json_decref(h->status);

@@ -32,15 +32,26 @@
 
 struct httpd;
 struct hreq;
+struct hlscap;
 struct mjpeg;
 
 /* server.c: what handlers see of a request and how they answer. */
 const struct route *hs_route(const struct hreq *r);
 /* A query argument ("from", "token"...), decoded; false when absent. */
 bool hs_arg(struct hreq *r, const char *name, char *buf, size_t size);
-/* "?token=..." when the request authenticated by query, else "": for links
- * inside a playlist, which players fetch without the header. */
-const char *hs_token_query(const struct hreq *r);
+/* Who the request authenticated as, whatever the way (Bearer, ?token=, or a
+ * playlist token, which acts for the token that fetched the playlist): the
+ * token's configured name (cut to HS_ACTOR_MAX - 1 bytes; valid as long as the
+ * request) and role, for the audit log. -ENOENT for a request that needed no
+ * token (the web app's files, /health) or was refused. */
+int hs_actor(const struct hreq *r, const char **ret_name, enum cfg_role *ret_role);
+/* The token a playlist's links carry, for players that fetch them without
+ * the request's header (docs/httpd.md, "Playlist tokens"): "" when the
+ * request authenticated by its header; the request's own playlist token when
+ * it came with one; else a new playlist token for the route's session, of
+ * the request's token, expiring at expires (unix s; never after the token
+ * itself). out holds HLSCAP_TEXT_LEN + 1 bytes. 0, -EINVAL, -ENOMEM. */
+int hs_link_token(struct hreq *r, int64_t expires, char *out);
 void hs_json(struct hreq *r, int status, json_t *body); /* steals body */
 void hs_error(struct hreq *r, int status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -95,6 +106,7 @@ struct httpd {
 	struct stage *st;
 	const struct cfg *cfg;
 	struct tok_store *tok;
+	struct hlscap *hlscap; /* the key of playlist tokens (common/hlscap.h) */
 	struct ring *ring;
 	char ring_name[64];
 	int data_fd;           /* data_dir, opened once it exists: see ar_data_fd() */

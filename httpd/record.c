@@ -15,7 +15,7 @@
 #include "server.h"
 #include "srv.h"
 
-#define REC_WAIT_MS  5000 /* an export waits this long for its record */
+#define REC_WAIT_MS   5000 /* an export waits this long for its record */
 #define REC_READS_MAX 4096 /* (token, session, minute) counted at once; more go out early */
 #define REC_MINUTE_MS 60000
 
@@ -63,7 +63,8 @@ rec_read_out(struct httpd *h, const struct rec_read *x)
 		return;
 	json_object_set_new(rec, "time", json_integer(x->minute));
 	json_object_set_new(rec, "sentinelId", json_string(x->sentinel));
-	json_object_set_new(rec, "sessionId", x->session[0] ? json_string(x->session) : json_null());
+	json_object_set_new(rec, "sessionId",
+			    x->session[0] ? json_string(x->session) : json_null());
 	json_object_set_new(rec, "requests", json_integer((json_int_t)x->requests));
 	json_object_set_new(rec, "bytes", json_integer((json_int_t)x->bytes));
 	audit_emit(stage_audit(h->st), rec, 0, NULL, NULL);
@@ -103,25 +104,33 @@ rec_tick(struct httpd *h)
 }
 
 void
-rec_who(struct hreq *r, const struct tok_info *info)
-{
-	r->who_known = info != NULL;
-	snprintf(r->who, sizeof(r->who), "%s", info != NULL ? info->name : "");
-	snprintf(r->who_role, sizeof(r->who_role), "%s",
-		 info != NULL ? cfg_role_name(info->role) : "");
-}
-
-void
 rec_reset(struct hreq *r)
 {
-	r->who_known = false;
-	r->rec_state = 0;
+	r->rec_state = REC_NONE;
+}
+
+/* The request's token as records name it (hs_actor: a playlist token's
+ * parent); "" and false when it has none. */
+static bool
+rec_actor(const struct hreq *r, const char **ret_name, const char **ret_role)
+{
+	enum cfg_role role;
+
+	if (hs_actor(r, ret_name, &role) < 0) {
+		*ret_name = *ret_role = "";
+		return false;
+	}
+	*ret_role = cfg_role_name(role);
+	return true;
 }
 
 json_t *
 rec_new(struct hreq *r, const char *action)
 {
-	return rec_base(action, r->who, r->who_role, r->who_known, srv_conn_peer(r->sc));
+	const char *name, *role;
+	bool known = rec_actor(r, &name, &role);
+
+	return rec_base(action, name, role, known, srv_conn_peer(r->sc));
 }
 
 static void
@@ -150,8 +159,9 @@ rec_sync(struct httpd *h, struct hreq *r, json_t *rec)
 	if (r->rec_state != 0) {
 		json_decref(rec);
 		hs_retry_after(r, 5);
-		hs_error(r, 503, "the audit log cannot record this now (the writer did not "
-				 "confirm it); retry");
+		hs_error(r, 503,
+			 "the audit log cannot record this now (the writer did not "
+			 "confirm it); retry");
 		return -1;
 	}
 	w = malloc(sizeof(*w));
@@ -200,6 +210,8 @@ rec_served(struct httpd *h, struct hreq *r, uint64_t bytes)
 	struct rec *rc = h->rec;
 	struct rec_read *x = NULL;
 	int64_t minute = proc_now_ms() / REC_MINUTE_MS * REC_MINUTE_MS;
+	const char *name, *role;
+	bool known = rec_actor(r, &name, &role);
 	char session[37];
 
 	if (r->head || (r->status != 200 && r->status != 206) ||
@@ -213,8 +225,8 @@ rec_served(struct httpd *h, struct hreq *r, uint64_t bytes)
 	for (size_t i = 0; i < rc->n; i++) {
 		struct rec_read *y = &rc->v[i];
 
-		if (y->minute == minute && strcmp(y->actor, r->who) == 0 &&
-		    strcmp(y->role, r->who_role) == 0 && strcmp(y->session, session) == 0 &&
+		if (y->minute == minute && strcmp(y->actor, name) == 0 &&
+		    strcmp(y->role, role) == 0 && strcmp(y->session, session) == 0 &&
 		    strcmp(y->sentinel, rt->sentinel) == 0) {
 			x = y;
 			break;
@@ -236,12 +248,12 @@ rec_served(struct httpd *h, struct hreq *r, uint64_t bytes)
 		}
 		x = &rc->v[rc->n++];
 		memset(x, 0, sizeof(*x));
-		snprintf(x->actor, sizeof(x->actor), "%s", r->who);
-		snprintf(x->role, sizeof(x->role), "%s", r->who_role);
+		snprintf(x->actor, sizeof(x->actor), "%s", name);
+		snprintf(x->role, sizeof(x->role), "%s", role);
 		snprintf(x->remote, sizeof(x->remote), "%s", remote != NULL ? remote : "");
 		snprintf(x->sentinel, sizeof(x->sentinel), "%s", rt->sentinel);
 		snprintf(x->session, sizeof(x->session), "%s", session);
-		x->known = r->who_known;
+		x->known = known;
 		x->minute = minute;
 	}
 	x->requests++;
@@ -265,8 +277,8 @@ rec_view(struct httpd *h, struct hreq *r, const char *sentinel, const char *sess
 }
 
 void
-rec_refused(struct httpd *h, const char *endpoint, const char *remote,
-	    const struct tok_info *info, const char *reason)
+rec_refused(struct httpd *h, const char *endpoint, const char *remote, const struct tok_info *info,
+	    const char *reason)
 {
 	json_t *rec = audit_record("auth.failed", info, remote);
 

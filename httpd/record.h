@@ -22,8 +22,7 @@ void rec_free(struct httpd *h);
 /* About every second: reads of a minute that has ended go out. */
 void rec_tick(struct httpd *h);
 
-/* The request's token, as the records name it (info NULL: unknown). */
-void rec_who(struct hreq *r, const struct tok_info *info);
+/* A new request: no record waits. */
 void rec_reset(struct hreq *r);
 /* A record of action by the request's token and client. */
 json_t *rec_new(struct hreq *r, const char *action);

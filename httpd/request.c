@@ -1,6 +1,7 @@
 /* request: one HTTP request: method, route, authentication (Bearer or
- * ?token=, roles from tok.h), the handler it goes to, and parking while a
- * handler waits for the bus or the snapshot worker. Loop thread. */
+ * ?token=, roles from tok.h, playlist tokens from hlscap.h), the handler it
+ * goes to, and parking while a handler waits for the bus or the snapshot
+ * worker. Loop thread. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -12,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
+#include <openssl/crypto.h>
 
 #include "archive_read.h"
 #include "aread.h"
@@ -145,8 +146,10 @@ hs_reset(struct hreq *r)
 	r->pos = r->end = 0;
 	r->part = 0;
 	r->part_start = 0;
-	r->token_in_query = false;
-	r->token_query[0] = '\0';
+	r->authed = r->auth_query = r->auth_cap = false;
+	r->actor[0] = '\0';
+	r->cap[0] = '\0';
+	r->token_expires = 0;
 	rec_reset(r);
 }
 
@@ -187,70 +190,175 @@ hs_secret(struct hreq *r, char *buf, size_t size, bool *ret_in_query)
 int
 hs_token_id(struct hreq *r, uint8_t ret_digest[32], int64_t *ret_expires)
 {
-	char tok[HS_TOKEN_MAX + 16];
+	if (!r->authed || r->auth_cap)
+		return -ENOENT;
+	memcpy(ret_digest, r->token_digest, TOK_DIGEST_LEN);
+	*ret_expires = r->token_expires;
+	return 0;
+}
+
+int
+hs_actor(const struct hreq *r, const char **ret_name, enum cfg_role *ret_role)
+{
+	if (!r->authed)
+		return -ENOENT;
+	*ret_name = r->actor;
+	*ret_role = r->actor_role;
+	return 0;
+}
+
+int
+hs_link_token(struct hreq *r, int64_t expires, char *out)
+{
+	out[0] = '\0';
+	if (!r->authed || !r->auth_query)
+		return 0;
+	/* A playlist fetched again with its own links' token (a live playlist's
+	 * reload) links with that token: playlist tokens never extend
+	 * themselves. */
+	if (r->auth_cap) {
+		memcpy(out, r->cap, sizeof(r->cap));
+		return 0;
+	}
+	if (r->token_expires != 0 && expires > r->token_expires)
+		expires = r->token_expires;
+	return hlscap_make(r->h->hlscap, r->token_digest, r->route.sentinel, r->route.session,
+			   expires, out);
+}
+
+static void
+hs_authed(struct hreq *r, const struct tok_info *info, bool in_query)
+{
+	r->authed = true;
+	r->auth_query = in_query;
+	r->actor_role = info->role;
+	r->token_expires = info->expires;
+	snprintf(r->actor, sizeof(r->actor), "%s", info->name);
+}
+
+/* A request refused for its token, in the audit log (auth.failed): the path
+ * names the resource, never the token (that is in the query). */
+static void
+hs_refused(struct httpd *h, struct hreq *r, const struct tok_info *info, const char *why)
+{
+	char path[ROUTE_PATH_MAX + 1];
+
+	if (http1_path(r->req, path, sizeof(path)) < 0)
+		snprintf(path, sizeof(path), "?");
+	rec_refused(h, path, srv_conn_peer(r->sc), info, why);
+}
+
+/* The reason a playlist token is refused; every refusal is a 403: the token
+ * authenticates, for less than was asked. */
+static const char *
+hs_cap_refusal(int err)
+{
+	switch (err) {
+	case -EKEYEXPIRED:
+		return "Playlist token expired";
+	case -EKEYREVOKED:
+		return "Playlist token revoked";
+	case -EPERM:
+		return "Playlist token not valid for this role";
+	default:
+		return "Playlist token not valid for this session";
+	}
+}
+
+/* A playlist token (hlscap.h) reads its session's init, segments and
+ * playlist, nothing else. */
+static bool
+hs_auth_cap(struct httpd *h, struct hreq *r, const char *text, size_t len, bool in_query,
+	    int64_t now)
+{
 	const struct tok_info *info;
-	bool in_query;
-	const char *secret = hs_secret(r, tok, sizeof(tok), &in_query);
 	int err;
 
-	if (secret == NULL)
-		return -ENOENT;
-	/* Any role: the route's was checked when the request came. */
-	err = tok_check(r->h->tok, secret, strlen(secret), TOK_ROLE(CFG_ROLE_COUNT) - 1, time(NULL),
-			&info);
-	if (err < 0)
-		return err;
-	err = tok_digest(secret, strlen(secret), ret_digest);
-	if (err < 0)
-		return err;
-	*ret_expires = info->expires;
-	return 0;
+	switch (r->route.kind) {
+	case ROUTE_INIT:
+	case ROUTE_SEGMENT:
+	case ROUTE_PLAYLIST:
+		if ((r->method & (ROUTE_GET | ROUTE_HEAD)) != 0)
+			break;
+		/* fall through */
+	default:
+		hs_refused(h, r, NULL, "Playlist token not valid here");
+		hs_error(r, 403,
+			 "Playlist token not valid here: it reads its session's init.mp4, "
+			 "segments and playlist.m3u8 only");
+		return false;
+	}
+	err = hlscap_check(h->hlscap, h->tok, text, len, r->route.sentinel, r->route.session, now,
+			   &info);
+	if (err == -ENOMEM) {
+		hs_error(r, 500, "out of memory");
+		return false;
+	}
+	if (err < 0) {
+		hs_refused(h, r, NULL, hs_cap_refusal(err));
+		hs_error(r, 403, "%s", hs_cap_refusal(err));
+		return false;
+	}
+	hs_authed(r, info, in_query);
+	r->auth_cap = true;
+	memcpy(r->cap, text, len);
+	r->cap[len] = '\0';
+	return true;
 }
 
 /* True when the request may go on; otherwise it has been answered. */
 static bool
 hs_auth(struct httpd *h, struct hreq *r)
 {
+	char tok[HS_TOKEN_MAX + 16];
 	const struct tok_info *info = NULL;
-	char tok[HS_TOKEN_MAX + 16], path[ROUTE_PATH_MAX + 1];
+	int64_t now = time(NULL);
 	const char *secret, *why;
 	enum cfg_role need;
-	bool in_query;
+	bool in_query, ok = false;
+	size_t len = 0;
 	int err;
 
 	if (r->route.kind == ROUTE_STATIC || r->route.kind == ROUTE_HEALTH)
 		return true;
 	need = hs_need_role(r->route.kind);
 	secret = hs_secret(r, tok, sizeof(tok), &in_query);
-	if (secret != NULL && in_query) {
-		char *esc = curl_easy_escape(NULL, tok, 0);
-
-		r->token_in_query = true;
-		snprintf(r->token_query, sizeof(r->token_query), "?token=%.*s", HS_TOKEN_MAX,
-			 esc != NULL ? esc : "");
-		curl_free(esc);
+	if (secret == NULL) {
+		err = -ENOENT;
+	} else {
+		len = strlen(secret);
+		err = tok_check(h->tok, secret, len, tok_mask_for(need), now, &info);
 	}
-	err = secret == NULL ? -ENOENT
-			     : tok_check(h->tok, secret, strlen(secret), tok_mask_for(need),
-					 time(NULL), &info);
+	/* A configured token is never taken for a playlist token, whatever it
+	 * looks like: only a string the store does not know is one. */
+	if (err == -EACCES && hlscap_is(secret, len)) {
+		ok = hs_auth_cap(h, r, secret, len, in_query, now);
+		goto cleanse;
+	}
 	if (err == 0) {
-		rec_who(r, info);
-		return true;
+		err = tok_digest(secret, len, r->token_digest);
+		if (err == 0) {
+			hs_authed(r, info, in_query);
+			ok = true;
+			goto cleanse;
+		}
+	}
+	if (err == -ENOMEM) {
+		hs_error(r, 500, "out of memory");
+		goto cleanse;
 	}
 	why = err == -ENOENT ? "Missing token" : tok_refusal(err, need);
-	/* info is set for a known token refused for its role, expiry or revocation. */
-	/* The path names the resource and never the token (that is in the query). */
-	if (http1_path(r->req, path, sizeof(path)) < 0)
-		snprintf(path, sizeof(path), "?");
-	rec_refused(h, path, srv_conn_peer(r->sc),
-		    err == -ENOENT || err == -EACCES ? NULL : info, why);
+	/* info names a known token refused for its role, expiry or revocation. */
+	hs_refused(h, r, err == -ENOENT || err == -EACCES ? NULL : info, why);
 	if (err == -EPERM) {
 		hs_error(r, 403, "%s", why);
-		return false;
+	} else {
+		hs_extra(r, "www-authenticate:", "Bearer realm=\"vigil\"");
+		hs_error(r, 401, "%s", why);
 	}
-	hs_extra(r, "www-authenticate:", "Bearer realm=\"vigil\"");
-	hs_error(r, 401, "%s", why);
-	return false;
+cleanse:
+	OPENSSL_cleanse(tok, sizeof(tok));
+	return ok;
 }
 
 static void

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "bytes.h"
+#include "hlscap.h"
 #include "http1.h"
 #include "httpd.h"
 #include "srv.h"
@@ -20,6 +21,7 @@ struct mjpeg_client;
 #define HS_LINGER_MS     2000         /* after the last answer of a closing connection */
 #define HS_EXTRA_MAX     1024         /* response headers besides status, type and length */
 #define HS_TOKEN_MAX     512
+#define HS_ACTOR_MAX     256         /* bytes of a token's name kept with a request, with the NUL */
 #define HS_INLINE_MAX    (16u << 10) /* a memory body up to this goes with the headers */
 #define HS_STOP_FLUSH_MS 1000        /* at stop, for the last bytes of streams */
 
@@ -50,9 +52,17 @@ struct hreq {
 	struct route route;
 	unsigned method;
 	bool head;
-	bool token_in_query;
 	bool to_console; /* an upgrade to /api/ws: the console takes the connection */
-	char token_query[HS_TOKEN_MAX + 8];
+	/* Who the request authenticated as (hs_actor): never the secret itself,
+	 * only its configured name and role, its digest and expiry. A playlist
+	 * token (hlscap.h) authenticates as its parent, and is kept to go into
+	 * the links of a playlist it fetches again. */
+	bool authed, auth_query, auth_cap;
+	enum cfg_role actor_role;
+	char actor[HS_ACTOR_MAX];
+	uint8_t token_digest[TOK_DIGEST_LEN]; /* not set for a playlist token */
+	int64_t token_expires;                /* unix s, 0 never */
+	char cap[HLSCAP_TEXT_LEN + 1];
 	/* the answer */
 	bool answered, hdr_sent, close_after;
 	int status;
@@ -73,9 +83,7 @@ struct hreq {
 	/* live.mjpeg: set from the stream's start until the connection closes;
 	 * mjpeg.c then owns the writing (see mjpeg.h) */
 	struct mjpeg_client *mjpeg;
-	/* record.c: the token as the audit log names it, and an export's record */
-	char who[64], who_role[16];
-	bool who_known;
+	/* record.c: an export's record on its way to disk */
 	enum { REC_NONE, REC_WAITING, REC_DURABLE, REC_FAILED } rec_state;
 };
 
@@ -109,7 +117,7 @@ int hs_stream_headers(struct httpd *h, struct hreq *r, int status, const char *c
 
 /* request.c: what identifies the request's token for later checks (revoked,
  * expired): its SHA-256 as tok_digest gives it, and its expiry (unix s, 0
- * never). -ENOENT without a token, else as tok_check. */
+ * never). -ENOENT without a token or with a playlist token. */
 int hs_token_id(struct hreq *r, uint8_t ret_digest[32], int64_t *ret_expires);
 
 #endif

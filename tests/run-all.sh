@@ -1,7 +1,9 @@
 #!/bin/sh
 # Installs what is missing, builds vigil twice (warnings as errors; then with
 # AddressSanitizer + UBSan) and runs every unit and integration test in both,
-# then each libFuzzer target for FUZZ_SECONDS (default 60) in a clang build.
+# then looks for every token the tests configured in every log they kept
+# (tests/check_secrets.py), then each libFuzzer target for FUZZ_SECONDS
+# (default 60) in a clang build.
 # Ends with one line "N passed, M failed" over every test case it ran.
 set -u
 cd "$(dirname "$0")/.."
@@ -30,10 +32,17 @@ for variant in plain asan; do
     echo "== $variant build"
     meson compile -C $dir || exit 1
     echo "== $variant tests"
+    # Every log the integration tests' vigilds wrote, and every token they
+    # configured, are kept here (tests/integration/vigil.py) for the check below.
+    VIGIL_TEST_LOGS=$PWD/$dir/test-logs
+    rm -rf "$VIGIL_TEST_LOGS"
+    export VIGIL_TEST_LOGS
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         meson test -C $dir --suite unit --suite integration --print-errorlogs \
         --num-processes 2 || status=1
+    echo "== $variant: no token in any log"
+    meson test -C $dir --suite secrets --print-errorlogs --logbase testlog-secrets || status=1
 done
 
 echo "== fuzz (${FUZZ_SECONDS:-60} s per target)"
@@ -47,6 +56,7 @@ else
 fi
 
 /usr/bin/python3 tests/summarize.py --fuzz "$fuzz_results" \
-    build/meson-logs/testlog.json build-asan/meson-logs/testlog.json
+    build/meson-logs/testlog.json build-asan/meson-logs/testlog.json \
+    build/meson-logs/testlog-secrets.json build-asan/meson-logs/testlog-secrets.json
 summary=$?
 [ $status = 0 ] && [ $summary = 0 ]

@@ -20,6 +20,8 @@
 
 #include "alog.h"
 
+#define B64 "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb" /* a hash */
+
 static char tdir[64];
 
 static void
@@ -123,9 +125,10 @@ START_TEST(test_line_and_hash)
 	line = alog_line(7, prev, text, strlen(text), hash, &len, &err);
 	ck_assert_ptr_nonnull(line);
 	ck_assert_int_eq(line[len - 1], '\n');
-	ck_assert_msg(strncmp(line, "{\"seq\":7,\"time\":5,\"actor\":null,\"role\":null,"
-				    "\"remote\":\"x\",\"action\":\"delete\",\"sentinelId\":\"s\","
-				    "\"id\":\"a.b.1\",\"prev\":\"aaaa",
+	ck_assert_msg(strncmp(line,
+			      "{\"seq\":7,\"time\":5,\"actor\":null,\"role\":null,"
+			      "\"remote\":\"x\",\"action\":\"delete\",\"sentinelId\":\"s\","
+			      "\"id\":\"a.b.1\",\"prev\":\"aaaa",
 			      93) == 0,
 		      "%s", line);
 	/* the hash is of the line up to ,"hash": and a closing brace */
@@ -144,10 +147,12 @@ START_TEST(test_line_and_hash)
 	}
 	free(line);
 	/* a record without an id, with a seq of its own, or not JSON: refused */
-	ck_assert_ptr_null(alog_line(1, prev, "{\"time\":1,\"action\":\"x\"}", 24, hash, &len, &err));
+	ck_assert_ptr_null(
+		alog_line(1, prev, "{\"time\":1,\"action\":\"x\"}", 24, hash, &len, &err));
 	ck_assert_int_eq(err, -EINVAL);
-	ck_assert_ptr_null(alog_line(1, prev, "{\"seq\":1,\"time\":1,\"action\":\"x\",\"id\":\"i\"}",
-				     42, hash, &len, &err));
+	ck_assert_ptr_null(alog_line(1, prev,
+				     "{\"seq\":1,\"time\":1,\"action\":\"x\",\"id\":\"i\"}", 42,
+				     hash, &len, &err));
 	ck_assert_ptr_null(alog_line(1, prev, "[1", 2, hash, &len, &err));
 }
 END_TEST
@@ -183,10 +188,10 @@ START_TEST(test_chain_dups_and_gaps)
 	for (size_t i = 0; i < 4; i++) {
 		ck_assert_int_eq(seq_of(arr, i), (int64_t)i + 1);
 		if (i > 0)
-			ck_assert_str_eq(json_string_value(json_object_get(
-						 json_array_get(arr, i), "prev")),
-					 json_string_value(json_object_get(
-						 json_array_get(arr, i - 1), "hash")));
+			ck_assert_str_eq(
+				json_string_value(json_object_get(json_array_get(arr, i), "prev")),
+				json_string_value(
+					json_object_get(json_array_get(arr, i - 1), "hash")));
 	}
 	json_decref(arr);
 }
@@ -218,8 +223,8 @@ START_TEST(test_restart_torn_tail_and_head)
 		ck_assert_int_ge(wait_acks(al, &a), 1);
 	alog_close(al);
 	/* a crash in the middle of a line that was never acknowledged */
-	snprintf(cmd, sizeof(cmd), "cd %s && for f in audit-*.jsonl; do printf '{\"seq\":2,\"ti' >> $f; done",
-		 tdir);
+	snprintf(cmd, sizeof(cmd),
+		 "cd %s && for f in audit-*.jsonl; do printf '{\"seq\":2,\"ti' >> $f; done", tdir);
 	ck_assert_int_eq(system(cmd), 0);
 	ck_assert_int_eq(alog_open(tdir, 365, &al), 0);
 	/* the new writer remembers relay.1's 1: sent again, not written again */
@@ -236,8 +241,9 @@ START_TEST(test_restart_torn_tail_and_head)
 
 	/* head says 9: records were removed from the end. The writer goes on
 	 * after head, so the gap shows instead of being papered over. */
-	unlink((snprintf(cmd, sizeof(cmd), "%s/head", tdir), cmd));
-	append("head", "{\"seq\":9,\"hash\":\"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"}\n");
+	snprintf(cmd, sizeof(cmd), "%s/head", tdir);
+	unlink(cmd);
+	append("head", "{\"seq\":9,\"hash\":\"" B64 "\"}\n");
 	ck_assert_int_eq(alog_open(tdir, 365, &al), 0);
 	push(al, "relay.3", 1, 1, "c");
 	a.n = 0;
@@ -247,8 +253,7 @@ START_TEST(test_restart_torn_tail_and_head)
 	arr = lines();
 	ck_assert_uint_eq(json_array_size(arr), 3);
 	ck_assert_int_eq(seq_of(arr, 2), 10);
-	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(arr, 2), "prev")),
-			 "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(arr, 2), "prev")), B64);
 	json_decref(arr);
 }
 END_TEST
@@ -356,8 +361,8 @@ START_TEST(test_retention)
 	ck_assert_uint_eq(json_array_size(arr), 1);
 	ck_assert_int_eq(seq_of(arr, 0), 3);
 	json_decref(arr);
-	snprintf(cmd, sizeof(cmd), "test ! -e %s/audit-2020-01-01.jsonl && grep -q '\"seq\":2' %s/base",
-		 tdir, tdir);
+	snprintf(cmd, sizeof(cmd),
+		 "test ! -e %s/audit-2020-01-01.jsonl && grep -q '\"seq\":2' %s/base", tdir, tdir);
 	ck_assert_int_eq(system(cmd), 0);
 }
 END_TEST

@@ -620,7 +620,7 @@ static const struct bad_file bad_keys[] = {
 	  "2:3: listen.ingset: unknown key (expected ingest, relay or http)" },
 	{ "colour: blue\n",
 	  "1:1: colour: unknown key (expected instance, run_dir, data_dir, log_level, listen, "
-	  "tls, buffer_seconds, ring, limits, timeouts, auth or archive)" },
+	  "tls, buffer_seconds, ring, limits, timeouts, auth, archive or audit)" },
 	{ "timeouts: { heartbeat: 5s }\n",
 	  "1:13: timeouts.heartbeat: unknown key (expected register, idle or stage_heartbeat)" },
 	{ "buffer_seconds: 10\nbuffer_seconds: 20\n",
@@ -659,9 +659,13 @@ static const struct bad_file bad_types[] = {
 	  "1:19: auth.sentinel: expected required or none, found a list" },
 	{ "auth:\n  tokens: { name: a }\n",
 	  "2:11: auth.tokens: expected a list of tokens, found a map" },
-	{ "auth:\n  tokens:\n    - proctor\n",
+	/* a bare secret where an entry belongs is not quoted back */
+	{ "auth:\n  tokens:\n    - s3cret-bare\n",
 	  "3:7: auth.tokens[0]: expected a map with name, role and token or token_file, "
-	  "found \"proctor\"" },
+	  "found a scalar (not quoted: it may be a secret)" },
+	{ "auth:\n  tokens: s3cret-bare\n",
+	  "2:11: auth.tokens: expected a list of tokens, found a scalar (not quoted: it may be a "
+	  "secret)" },
 	{ "tls: { cert: [a], key: b }\n",
 	  "1:14: tls.cert: expected a file path or null, found a list" },
 	{ "instance: \"a\\0b\"\n", "1:11: instance: expected text without NUL bytes" },

@@ -149,7 +149,7 @@ static const struct over_bad over_bad[] = {
 	  "max_message_bytes, proctor_queue_seconds, max_connections_per_ip or max_handshakes)" },
 	{ "{\"colour\": \"blue\"}",
 	  "config.update: colour: unknown key (expected instance, run_dir, data_dir, log_level, "
-	  "listen, tls, buffer_seconds, ring, limits, timeouts, auth or archive)" },
+	  "listen, tls, buffer_seconds, ring, limits, timeouts, auth, archive or audit)" },
 	{ "{\"limits\": 5}", "config.update: limits: expected a map, found \"5\"" },
 	{ "{\"log_level\": \"verbose\"}",
 	  "config.update: log_level: expected error, warn, info or debug, found \"verbose\"" },

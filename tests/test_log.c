@@ -1,5 +1,6 @@
 /* test_log: the log line format, written by log_msg and read back by
- * log_line_parse (vigild reads its stages' lines with it). */
+ * log_line_parse (vigild reads its stages' lines with it); secrets in URLs
+ * and key=value text redacted from every line (log_redact). */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -92,6 +93,71 @@ START_TEST(test_round_trip)
 }
 END_TEST
 
+static const char *
+redact(const char *in)
+{
+	static char out[512];
+
+	log_redact(in, strlen(in), out, sizeof(out));
+	return out;
+}
+
+START_TEST(test_redact)
+{
+	static const char *const cases[][2] = {
+		{ "GET /a/playlist.m3u8?token=s3cret HTTP/1.1",
+		  "GET /a/playlist.m3u8?token=*** HTTP/1.1" },
+		{ "/x?init=1&token=s3cret&y=2", "/x?init=1&token=***&y=2" },
+		{ "/x?Token=a%2Fb#frag", "/x?Token=***#frag" },
+		{ "ws://h:1/sentinel?access_token=abc", "ws://h:1/sentinel?access_token=***" },
+		{ "ws://user:pa55@host:8080/sentinel", "ws://***@host:8080/sentinel" },
+		{ "https://host/a@b", "https://host/a@b" },
+		{ "to 'wss://h/s?token=q' failed", "to 'wss://h/s?token=***' failed" },
+		{ "{\"type\":\"x\",\"token\":\"s3\\\"cret\"}",
+		  "{\"type\":\"x\",\"token\":\"***\"}" },
+		{ "\"token\" : \"abc\", next", "\"token\" : \"***\", next" },
+		{ "Authorization: Bearer abc.def", "Authorization: Bearer ***" },
+		/* nothing else changes, and a second pass changes nothing */
+		{ "token=", "token=" },
+		{ "?token=&a=1", "?token=&a=1" },
+		{ "?token=***", "?token=***" },
+		{ "3 tokens revoked; a token was revoked",
+		  "3 tokens revoked; a token was revoked" },
+		{ "auth.tokens[0].token: expected a non-empty string, found \"\"",
+		  "auth.tokens[0].token: expected a non-empty string, found \"\"" },
+		{ "", "" },
+	};
+	char small[8];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		ck_assert_str_eq(redact(cases[i][0]), cases[i][1]);
+	/* cut to fit, the NUL kept, never a secret's beginning */
+	ck_assert_uint_eq(log_redact("?token=abcdef", 13, small, sizeof(small)), 7);
+	ck_assert_str_eq(small, "?token=");
+	ck_assert_uint_eq(log_redact("abc", 3, small, 1), 0);
+	ck_assert_str_eq(small, "");
+}
+END_TEST
+
+/* log_msg's own lines go through it, whatever the call quoted. */
+START_TEST(test_lines_redacted)
+{
+	char buf[4096];
+	int pipefd[2];
+	ssize_t n;
+
+	ck_assert_int_eq(pipe(pipefd), 0);
+	ck_assert_int_ge(dup2(pipefd[1], STDERR_FILENO), 0);
+	log_open("test");
+	log_error(-ECONNREFUSED, "connect to %s failed", "ws://h:1/sentinel?token=proctor-secret");
+	n = read(pipefd[0], buf, sizeof(buf) - 1);
+	ck_assert_int_gt(n, 1);
+	buf[n] = '\0';
+	ck_assert_ptr_null(strstr(buf, "proctor-secret"));
+	ck_assert_ptr_nonnull(strstr(buf, "connect to ws://h:1/sentinel?token=*** failed: "));
+}
+END_TEST
+
 static Suite *
 log_suite(void)
 {
@@ -104,6 +170,10 @@ log_suite(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("round_trip");
 	tcase_add_test(tc, test_round_trip);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("redact");
+	tcase_add_test(tc, test_redact);
+	tcase_add_test(tc, test_lines_redacted);
 	suite_add_tcase(s, tc);
 	return s;
 }

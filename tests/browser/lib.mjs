@@ -22,7 +22,40 @@ const { chromium } = require('playwright-core');
 
 export const PTOKEN = 'proctor-secret';
 export const ATOKEN = 'archivist-secret';
+// Where the logs and tokens of every vigild are kept for tests/check_secrets.py
+// (as tests/integration/vigil.py keeps them).
+export const LOGS = process.env.VIGIL_TEST_LOGS || path.join(BUILD, 'test-logs');
 let count = 0;
+
+// {name, token} of the config's auth.tokens written inline, as the tests write them.
+function configTokens(text) {
+  const out = [];
+  for (const m of text.matchAll(/\{\s*name:\s*"?([^,"}]+)"?\s*,[^}]*?\btoken:\s*"([^"]+)"/g)) out.push({ name: m[1].trim(), token: m[2] });
+  return out;
+}
+
+// Copies the logs under dir (*.stderr, *.log, the audit log) to LOGS/logs/run
+// and the tokens to LOGS/tokens/run.json (0600). Never fails a test.
+function keepLogs(run, dir, tokens) {
+  const dst = path.join(LOGS, 'logs', run);
+  try {
+    const walk = (rel) => {
+      for (const e of fs.readdirSync(path.join(dir, rel), { withFileTypes: true })) {
+        const r = path.join(rel, e.name);
+        if (e.isDirectory()) walk(r);
+        else if (e.isFile() && (/\.(log|stderr)$/.test(e.name) || r.startsWith(path.join('data', 'audit') + path.sep))) {
+          fs.mkdirSync(path.dirname(path.join(dst, r)), { recursive: true });
+          fs.copyFileSync(path.join(dir, r), path.join(dst, r));
+        }
+      }
+    };
+    walk('');
+    fs.mkdirSync(path.join(LOGS, 'tokens'), { recursive: true });
+    fs.writeFileSync(path.join(LOGS, 'tokens', `${run}.json`), JSON.stringify(tokens), { mode: 0o600 });
+  } catch (e) {
+    console.error(`lib.mjs: logs of ${run} not kept: ${e.message}`);
+  }
+}
 
 export function waitFor(what, fn, timeoutMs = 15000, everyMs = 100) {
   const deadline = Date.now() + timeoutMs;
@@ -53,6 +86,7 @@ export class Vigil {
   constructor({ extra = '' } = {}) {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-web-'));
     this.instance = `web-${process.pid}-${++count}`;
+    this.run = `${path.basename(process.argv[1] || 'node', '.mjs')}-${process.pid}-${count}`;
     this.config = path.join(this.dir, 'vigil.yaml');
     fs.writeFileSync(
       this.config,
@@ -138,6 +172,7 @@ export class Vigil {
     }
     if (Date.now() - t0 > 5000) console.log(`vigil: stopping took ${Date.now() - t0} ms`);
     const log = this.log();
+    keepLogs(this.run, this.dir, configTokens(fs.readFileSync(this.config, 'utf8')));
     fs.rmSync(this.dir, { recursive: true, force: true });
     for (const s of ['ERROR: AddressSanitizer', 'ERROR: LeakSanitizer', 'runtime error:']) {
       if (log.includes(s)) throw new Error(`sanitizer report in vigild's log:\n${log.slice(-6000)}`);

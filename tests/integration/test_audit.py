@@ -20,8 +20,10 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from console_client import Operator  # noqa: E402
-from test_httpd import write_session, until  # noqa: E402
-from vigil import SOURCE, Vigil, alive  # noqa: E402
+from proctor import Closed, Proctor  # noqa: E402
+from test_httpd import INIT, SEG0, SEG1, write_session, until  # noqa: E402
+from vigil import SOURCE, VIGILCTL, Vigil, alive  # noqa: E402
+from wsclient import Client  # noqa: E402
 
 PT, P2T, AT, OT, XT = ("proctor-secret-a", "proctor-secret-b", "archivist-secret-a",
                        "operator-secret-a", "expired-secret-a")
@@ -309,6 +311,155 @@ class Audit(unittest.TestCase):
         self.assertEqual((upd[0]["key"], upd[0]["value"]), ("limits.max_proctors", "450"))
         self.assertEqual(upd[0]["remote"], "local")
         self.check_chain()
+
+
+class Exam(unittest.TestCase):
+    """The scripted exam of issue 16: 3 sentinels, 2 proctors watching and
+    switching, an archivist reading, exporting and deleting, an operator
+    restarting relay from the console and revoking a token from the shell,
+    with kill -9 of the writer and of relay in the middle. The audit log then
+    holds exactly the expected records, in order, and verifies."""
+
+    def setUp(self):
+        self.v = Vigil(extra=AUTH, timeouts="idle: 30s")
+        self.v.start()
+        self.addCleanup(self.v.stop)
+        self.audit = os.path.join(self.v.dir, "data", "audit")
+        self.host, port = self.v.stage("httpd")["listen"].rsplit(":", 1)
+        self.port = int(port)
+
+    def req(self, method, path, token):
+        c = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        c.request(method, path, headers={"Authorization": "Bearer " + token})
+        r = c.getresponse()
+        body = r.read()
+        c.close()
+        return r.status, body
+
+    def records(self):
+        out = []
+        for f in sorted(glob.glob(os.path.join(self.audit, "audit-*.jsonl"))):
+            with open(f) as fh:
+                out += [json.loads(x) for x in fh if x.strip()]
+        return out
+
+    def wait_record(self, action, **want):
+        def find():
+            got = [r for r in self.records() if r["action"] == action and
+                   all(r.get(k) == v for k, v in want.items())]
+            return got or None
+        return until(find, timeout=30, what="%s %s" % (action, want))[-1]
+
+    def sentinel(self, name):
+        s = Client(self.v.url("ingest", "/sentinel"))
+        self.addCleanup(s.close)
+        ack = s.register(name=name)
+        s.send("sentinel.init", {"data": INIT})
+        for i, seg in enumerate((SEG0, SEG1)):
+            s.send("sentinel.segment", {"sequence": i, "data": seg, "duration": 100})
+        s.send("sentinel.ping", {})
+        while s.recv()["type"] != "server.pong":
+            pass
+        return s, ack
+
+    def proctor(self, token):
+        p = Proctor(self.v.url("relay", "/proctor"))
+        self.addCleanup(p.close)
+        p.register(token)
+        return p
+
+    def sub(self, p, what, sid):
+        p.send("proctor." + what, {"sentinelIds": [sid]})
+        p.send("proctor.ping", {})
+        p.wait(lambda m: m["type"] == "server.pong", 10, "pong")
+
+    def test_exam(self):
+        s1, a1 = self.sentinel("Hall A / 01")
+        s2, a2 = self.sentinel("Hall A / 02")
+        s3, a3 = self.sentinel("Hall A / 03")
+        p1, p2 = self.proctor(PT), self.proctor(P2T)
+        self.sub(p1, "subscribe", a1["sentinelId"])
+        self.sub(p2, "subscribe", a2["sentinelId"])
+        # p1 switches from 01 to 03
+        self.sub(p1, "unsubscribe", a1["sentinelId"])
+        self.wait_record("live.view", actor="p1", sentinelId=a1["sentinelId"])
+        self.sub(p1, "subscribe", a3["sentinelId"])
+        # p2 leaves
+        p2.close()
+        self.wait_record("live.view", actor="p2", sentinelId=a2["sentinelId"])
+        # kill -9 of the writer: nothing that follows is lost
+        os.kill(self.v.stage("archive")["pid"], signal.SIGKILL)
+        # 01's session ends; the archivist reads, exports, takes the manifest, deletes
+        s1.send("sentinel.bye", {})
+        base = "/api/sentinels/%s/sessions/%s" % (a1["sentinelId"], a1["sessionId"])
+
+        def ended():
+            st, body = self.req("GET", "/api/sentinels/%s/sessions" % a1["sentinelId"], AT)
+            return st == 200 and [x for x in json.loads(body)
+                                  if x["sessionId"] == a1["sessionId"] and
+                                  x["endTime"] is not None and x["segments"] == 2]
+        until(ended, timeout=30, what="01's session ended and archived")
+        for path in ("/init.mp4", "/segments/0.m4s", "/segments/1.m4s"):
+            self.assertEqual(self.req("GET", base + path, AT)[0], 200, path)
+        self.assertEqual(self.req("GET", base + "/export.mp4", AT)[0], 200)
+        self.assertEqual(self.req("GET", base + "/manifest.json", AT)[0], 200)
+        self.assertEqual(self.req("DELETE", base, AT)[0], 204)
+        # the operator restarts relay from the console: p1's view of 03 ends
+        host_port = "%s:%d" % (self.host, self.port)
+        o = Operator("ws://%s/api/ws" % host_port)
+        self.addCleanup(o.close)
+        o.auth(OT)
+        o.send("operator.stage.set", {"stage": "relay", "state": "restart"})
+        self.assertEqual(o.result("operator.stage.set", timeout=30)["status"], "OK")
+        self.wait_record("live.view", actor="p1", sentinelId=a3["sentinelId"])
+        # p1 again, on 02; relay is killed mid-view: the view is recorded when it is back
+        p1b = self.proctor(PT)
+        self.sub(p1b, "subscribe", a2["sentinelId"])
+        relay = self.v.stage("relay")["pid"]
+        killed = int(time.time() * 1000)
+        os.kill(relay, signal.SIGKILL)
+        view = self.wait_record("live.view", actor="p1", sentinelId=a2["sentinelId"])
+        self.assertLessEqual(view["to"], killed + 1000)
+        self.assertLessEqual(view["from"], view["to"])
+        # the operator revokes p2's token from the shell; p2 is refused
+        res = subprocess.run([VIGILCTL, "--config",
+                              self.v.config, "revoke"], input=P2T + "\n", capture_output=True,
+                             text=True, timeout=60)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        until(lambda: self.v.stage("relay")["state"] == "running", what="relay back")
+        p2b = Proctor(self.v.url("relay", "/proctor"))
+        self.addCleanup(p2b.close)
+        p2b.send("proctor.register", {"token": P2T})
+        try:
+            p2b.expect_close()
+        except Closed:
+            pass
+        self.wait_record("auth.failed", actor="p2", endpoint="/proctor")
+        # the archivist's reads go out when their minute ends
+        reads = self.wait_record("history.read", actor="a1", sessionId=a1["sessionId"])
+        self.assertEqual(reads["requests"], 3)
+
+        recs = self.records()
+        got = [(r["action"], r["actor"], r.get("sentinelId") or r.get("stage") or
+                r.get("name") or r.get("endpoint")) for r in recs
+               if r["action"] != "history.read"]
+        user = next(r["actor"] for r in recs if r["action"] == "token.revoke")
+        self.assertEqual(got, [
+            ("live.view", "p1", a1["sentinelId"]),
+            ("live.view", "p2", a2["sentinelId"]),
+            ("export", "a1", a1["sentinelId"]),
+            ("export", "a1", a1["sentinelId"]),
+            ("delete", "a1", a1["sentinelId"]),
+            ("stage.set", "ops", "relay"),
+            ("live.view", "p1", a3["sentinelId"]),
+            ("live.view", "p1", a2["sentinelId"]),
+            ("token.revoke", user, "p2"),
+            ("auth.failed", "p2", "/proctor"),
+        ])
+        self.assertEqual([r["seq"] for r in recs], list(range(1, len(recs) + 1)))
+        res = subprocess.run([sys.executable, verify_script(), self.audit],
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
 
 
 class Unwritable(unittest.TestCase):

@@ -57,6 +57,16 @@ def read(path):
         return f.read()
 
 
+def playlist_cap(urls):
+    """The one playlist token the links of a playlist fetched with ?token=PT
+    carry (docs/httpd.md, "Playlist tokens"): never PT itself."""
+    caps = {u.split("?token=")[1] for u in urls if "?token=hc1." in u}
+    assert len(caps) == 1, urls
+    cap = caps.pop()
+    assert PT not in cap and len(cap) == 42, cap
+    return cap
+
+
 def run(args, timeout=60, **kw):
     return subprocess.run(args, capture_output=True, timeout=timeout, **kw)
 
@@ -207,13 +217,15 @@ class Clients(unittest.TestCase):
         lines = text.splitlines()
         self.assertEqual((lines[0], lines[-1]), ("#EXTM3U", "#EXT-X-ENDLIST"), text)
         self.assertIn("#EXT-X-PLAYLIST-TYPE:VOD", lines)
-        maps = [ln for ln in lines if ln.startswith("#EXT-X-MAP:")]
-        self.assertEqual(maps, ['#EXT-X-MAP:URI="init.mp4?token=%s"' % PT])
+        self.assertNotIn(PT, text)
         media = [ln for ln in lines if ln and not ln.startswith("#")]
-        self.assertEqual(media, ["segments/%d.m4s?token=%s" % (s, PT) for s in self.rec.seqs])
+        cap = playlist_cap(media)
+        maps = [ln for ln in lines if ln.startswith("#EXT-X-MAP:")]
+        self.assertEqual(maps, ['#EXT-X-MAP:URI="init.mp4?token=%s"' % cap])
+        self.assertEqual(media, ["segments/%d.m4s?token=%s" % (s, cap) for s in self.rec.seqs])
         self.assertEqual([ln for ln in lines if ln.startswith("#EXTINF:")],
                          ["#EXTINF:%.3f," % (e["duration"] / 1000) for e in self.rec.index])
-        return ["init.mp4?token=" + PT] + media
+        return ["init.mp4?token=" + cap] + media
 
     def requests(self, ranges=("a-b", "suffix")):
         """The first round: listings, init, every segment, Ranges, export,
@@ -456,9 +468,11 @@ class Clients(unittest.TestCase):
         self.assertEqual(got, want)
         requested = re.findall(r"request: GET (\S+) HTTP/1\.1", log)
         base = self.rec.base
+        # the links carry the playlist's own token (hc1.…), never PT
+        cap = playlist_cap(requested)
         self.assertEqual(sorted(set(requested)), sorted(
-            [base + "/playlist.m3u8?token=" + PT, base + "/init.mp4?token=" + PT] +
-            [base + "/segments/%d.m4s?token=%s" % (s, PT) for s in self.rec.seqs]))
+            [base + "/playlist.m3u8?token=" + PT, base + "/init.mp4?token=" + cap] +
+            [base + "/segments/%d.m4s?token=%s" % (s, cap) for s in self.rec.seqs]))
         connects = log.count("Successfully connected to")
         self.assertLess(connects, len(requested), "no connection was reused")
         got2, log2 = self.framemd5(["-v", "debug", "-headers", "Authorization: Bearer %s\r\n" % AT,
@@ -491,10 +505,11 @@ class Clients(unittest.TestCase):
         self.assertLess(abs(out["duration"] - want_s), 0.25, (out["duration"], want_s))
         self.assertLess(abs(out["currentTime"] - out["duration"]), 0.1, out)
         self.assertEqual(sorted(out["frags"]), list(range(len(self.rec.seqs))))
-        want = {playlist: None, urljoin(playlist, "init.mp4?token=" + PT): sha(self.rec.init)}
-        for s in self.rec.seqs:
-            want[urljoin(playlist, "segments/%d.m4s?token=%s" % (s, PT))] = sha(self.rec.segs[s])
         got = {x["url"]: x["sha256"] for x in out["loads"]}
+        cap = playlist_cap(got)
+        want = {playlist: None, urljoin(playlist, "init.mp4?token=" + cap): sha(self.rec.init)}
+        for s in self.rec.seqs:
+            want[urljoin(playlist, "segments/%d.m4s?token=%s" % (s, cap))] = sha(self.rec.segs[s])
         self.assertEqual(len(out["loads"]), len(want), out["loads"])
         want[playlist] = got.get(playlist)  # its text is checked by the other clients
         self.assertEqual(got, want)

@@ -1,6 +1,13 @@
 """Test harness: a real vigild with a temporary config, run_dir and data_dir on
 127.0.0.1, driven through vigilctl and its control socket. Waits on events
-(vigild's "is up" line, the ctl watch stream), never on sleeps."""
+(vigild's "is up" line, the ctl watch stream), never on sleeps.
+
+Every log a vigild and its stages wrote (and the audit log, when there is
+one) is kept after the test under $VIGIL_TEST_LOGS/logs/<run>/, and every
+token its configurations held under $VIGIL_TEST_LOGS/tokens/<run>.json, for
+tests/check_secrets.py, which looks for each token in every log kept
+(docs/operations.md, "No secrets in logs"). $VIGIL_TEST_LOGS defaults to
+<build>/test-logs; tests/run-all.sh empties it before each build's tests."""
 import json
 import os
 import select
@@ -8,8 +15,11 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+
+import yaml
 
 BUILD = os.environ.get("VIGIL_BUILD_DIR") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build")
@@ -18,7 +28,60 @@ VIGILCTL = os.path.join(BUILD, "deploy", "vigilctl")
 RINGDUMP = os.environ.get("VIGIL_RINGDUMP") or os.path.join(BUILD, "tests", "ringdump")
 SOURCE = os.environ.get("VIGIL_SOURCE_DIR") or os.path.join(os.path.dirname(__file__), "..", "..")
 STAGES = ("ingest", "relay", "archive", "httpd")
+LOGS = os.environ.get("VIGIL_TEST_LOGS") or os.path.join(BUILD, "test-logs")
 _count = 0
+
+
+def config_tokens(text):
+    """{name: secret} of a configuration's auth.tokens (token_file read as
+    vigild reads it); {} for a file that is not one."""
+    try:
+        doc = yaml.safe_load(text)
+        entries = ((doc or {}).get("auth") or {}).get("tokens") or []
+    except (yaml.YAMLError, AttributeError):
+        return {}
+    out = {}
+    for e in entries if isinstance(entries, list) else []:
+        if not isinstance(e, dict):
+            continue
+        secret = e.get("token")
+        if secret is None and isinstance(e.get("token_file"), str):
+            try:
+                with open(e["token_file"]) as f:
+                    secret = f.read().rstrip(" \t\r\n\v\f")
+            except OSError:
+                secret = None
+        if isinstance(secret, (str, int, float)) and str(secret) not in ("", "***"):
+            out[str(e.get("name"))] = str(secret)
+    return out
+
+
+def keep_logs(run, src_dir, tokens):
+    """Copies every log under src_dir (vigild.stderr, *.log, *.stderr, the
+    audit log) to LOGS/logs/<run>/ and writes the tokens configured to
+    LOGS/tokens/<run>.json (0600). Never fails a test: a copy that cannot be
+    made is said on stderr."""
+    dst = os.path.join(LOGS, "logs", run)
+    try:
+        os.makedirs(dst, exist_ok=True)
+        os.makedirs(os.path.join(LOGS, "tokens"), exist_ok=True)
+        for root, dirs, files in os.walk(src_dir):
+            rel = os.path.relpath(root, src_dir)
+            in_audit = rel.split(os.sep)[:2] == ["data", "audit"]
+            for name in files:
+                path = os.path.join(root, name)
+                if not (in_audit or name.endswith((".log", ".stderr"))) or \
+                        not os.path.isfile(path):
+                    continue
+                out = os.path.join(dst, rel, name)
+                os.makedirs(os.path.dirname(out), exist_ok=True)
+                shutil.copyfile(path, out)
+        path = os.path.join(LOGS, "tokens", run + ".json")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump([{"name": n, "token": t} for n, t in sorted(tokens)], f)
+    except OSError as e:
+        print("vigil.py: logs of %s not kept: %s" % (run, e), file=sys.stderr)
 
 
 class Watch:
@@ -73,6 +136,9 @@ class Vigil:
         global _count
         _count += 1
         self.instance = "it-%d-%d" % (os.getpid(), _count)
+        self.run = "%s-%d-%d" % (os.path.splitext(os.path.basename(sys.argv[0]))[0] or "python",
+                                 os.getpid(), _count)
+        self.tokens = set()  # (name, secret) of every configuration written
         self.dir = tempfile.mkdtemp(prefix="vigil-it-")
         self.run_dir = os.path.join(self.dir, "run")
         self.config = os.path.join(self.dir, "vigil.yaml")
@@ -96,6 +162,16 @@ class Vigil:
             f.write("timeouts: { stage_heartbeat: %s%s }\n" % (
                 heartbeat, ", " + self.timeouts if self.timeouts else ""))
             f.write(extra)
+        self.note_tokens()
+
+    def note_tokens(self):
+        """Remembers the tokens of the config file as it is now (a test that
+        rewrites it calls this, or write_config, before vigild reads it)."""
+        try:
+            with open(self.config) as f:
+                self.tokens |= set(config_tokens(f.read()).items())
+        except OSError:
+            pass
 
     @property
     def ctl_path(self):
@@ -118,6 +194,9 @@ class Vigil:
                 raise AssertionError("vigild exited: %s" % self.log())
             out += chunk
         self.banner = out.decode()
+        # what vigild printed on stdout is one of its logs too
+        with open(os.path.join(self.dir, "vigild.stdout.log"), "a") as f:
+            f.write(self.banner)
         return self
 
     def log(self):
@@ -133,6 +212,8 @@ class Vigil:
         return res
 
     def request(self, **req):
+        if req.get("cmd") == "config.update" and isinstance(req.get("config"), dict):
+            self.tokens |= set(config_tokens(json.dumps(req["config"])).items())
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.connect(self.ctl_path)
         s.sendall((json.dumps(req) + "\n").encode())
@@ -185,6 +266,8 @@ class Vigil:
             self.stderr.close()
             if any(s in log for s in self.SANITIZER):
                 report = log
+        self.note_tokens()
+        keep_logs(self.run, self.dir, self.tokens)
         shutil.rmtree(self.dir, ignore_errors=True)
         if report is not None:
             raise AssertionError("sanitizer report in vigild's log:\n" + report[-6000:])
