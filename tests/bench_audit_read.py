@@ -67,7 +67,8 @@ def main():
     try:
         d = os.path.join(root, "data", "audit")
         t0 = time.monotonic()
-        A.generate(A.AuditLog(d), a.records, 1796083200000, 1000, sentinels=SENTINELS)
+        A.generate(A.AuditLog(d, keep=False), a.records, 1796083200000, 1000,
+                   sentinels=SENTINELS)
         gen_s = time.monotonic() - t0
         files = sorted(glob.glob(d + "/audit-*.jsonl"))
         size = sum(os.path.getsize(f) for f in files)
