@@ -88,7 +88,13 @@ srv_peer(const struct sockaddr_storage *ss, uint8_t key[16], char *text, size_t 
 		const struct sockaddr_in6 *sa = (const struct sockaddr_in6 *)ss;
 
 		memcpy(key, &sa->sin6_addr, 16);
-		inet_ntop(AF_INET6, &sa->sin6_addr, text, (socklen_t)size);
+		/* An IPv4 client of a dual-stack socket: the same text as on an
+		 * IPv4 socket ("::ffff:" would make one client two in logs and
+		 * audit records). The key is the mapped form either way. */
+		if (IN6_IS_ADDR_V4MAPPED(&sa->sin6_addr))
+			inet_ntop(AF_INET, &sa->sin6_addr.s6_addr[12], text, (socklen_t)size);
+		else
+			inet_ntop(AF_INET6, &sa->sin6_addr, text, (socklen_t)size);
 	}
 }
 

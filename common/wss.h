@@ -123,6 +123,9 @@ struct wss_conn *wss_first(struct wss *w);
 struct wss_conn *wss_next(struct wss_conn *c);
 
 void *wss_conn_data(struct wss_conn *c);
+/* The client's address without the port, "203.0.113.7" or "2001:db8::1" (an
+ * IPv4 client of a dual-stack socket as IPv4), for logs and the audit log. */
+const char *wss_conn_peer(const struct wss_conn *c);
 struct wss_conn *wss_conn_of(void *data);
 /* Queues a packed msgpack envelope, sent as a JSON text frame. -ENOBUFS when
  * 256 replies wait already: a client that reads nothing loses replies only. */
@@ -137,8 +140,6 @@ void wss_conn_drop(struct wss_conn *c, void *owner, int64_t *ret_from, int64_t *
  * not a string: what tok_refusal explains. *ret_info is the token's entry
  * whenever the store knows it (refused or not), else NULL: the audit log's
  * auth.failed names who was refused. */
-/* The client's address, "203.0.113.7" (for logs and the audit log). */
-const char *wss_conn_peer(const struct wss_conn *c);
 int wss_conn_check_token(struct wss_conn *c, const struct tok_store *store,
 			 const msgpack_object *payload, enum cfg_role role,
 			 const struct tok_info **ret_info);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "audit.h"
 #include "ingest.h"
 #include "jpeg_clock.h"
 #include "log.h"
@@ -27,17 +28,36 @@ sess_reject(struct ingest *ing, struct wss_conn *c, int code, const char *reason
 	wss_reject(c, code, reason);
 }
 
+/* auth.failed (PROTOCOL.md section 9), at most AUDIT_REFUSALS_PER_S a second. */
+static void
+sess_refused(struct ingest *ing, struct wss_conn *c, const struct tok_info *who, const char *why)
+{
+	json_t *rec = audit_record("auth.failed", who, wss_conn_peer(c));
+
+	if (rec != NULL && (json_object_set_new(rec, "endpoint", json_string("/sentinel")) < 0 ||
+			    json_object_set_new(rec, "reason", json_string(why)) < 0)) {
+		json_decref(rec);
+		rec = NULL;
+	}
+	audit_emit_refusal(stage_audit(ing->st), rec);
+}
+
+/* With sentinel auth on: the token, and an auth.failed record when it is
+ * refused (none when auth is off: there is no token to refuse). */
 static int
 sess_check_token(struct ingest *ing, struct wss_conn *c, const msgpack_object *p)
 {
 	const struct tok_info *info;
+	const char *why;
 	int r;
 
 	if (!ing->cfg->sentinel_auth)
 		return 0;
 	r = wss_conn_check_token(c, ing->tokens, p, CFG_ROLE_SENTINEL, &info);
 	if (r < 0) {
-		sess_reject(ing, c, 3001, tok_refusal(r, CFG_ROLE_SENTINEL));
+		why = tok_refusal(r, CFG_ROLE_SENTINEL);
+		sess_refused(ing, c, info, why);
+		sess_reject(ing, c, 3001, why);
 		return r;
 	}
 	ingest_conn_sess(c)->token_expires = info->expires;

@@ -9,6 +9,10 @@
  *   feed.c     the ring reader: a helper thread waits on the ring and wakes the
  *              loop; each new segment is read once into one buffer that every
  *              subscribed proctor's queue shares; join points, inits, skips
+ *   view.c     the audit records: a live.view per subscription and sentinel
+ *              session (when each begins and ends), auth.failed for refused tokens
+ *   viewlog.c  the views from their start until their record is durable, in a
+ *              state file that a relay killed mid-view reads when it starts again
  * Everything runs in the one lws service thread except feed.c's wait thread,
  * which only calls ring_wait and wss_wake.
  */
@@ -20,6 +24,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "audit.h"
 #include "cfg.h"
 #include "env.h"
 #include "id.h"
@@ -27,6 +32,7 @@
 #include "ring.h"
 #include "stage.h"
 #include "tok.h"
+#include "viewlog.h"
 #include "wss.h"
 
 /* server.error codes (the same vocabulary as ingest, docs/protocol.md) */
@@ -62,6 +68,11 @@ struct relay_sub {
 	int64_t queued_ms;     /* media queued and unsent, live part */
 	uint64_t queued_bytes; /* the same in bytes: a bound for segments without durations */
 	int64_t catchup_ms;    /* media queued and unsent from the join point at subscribe */
+	/* view.c: the sentinel's ring slot as last found (-1: none), and the
+	 * view of its session this subscription has open (NULL: none). */
+	int64_t slot;
+	struct relay_view *view;
+	uint8_t view_session[16];
 };
 
 /* Per-proctor protocol state, owned by session.c. */
@@ -72,6 +83,10 @@ struct relay_sess {
 	int64_t token_expires; /* unix seconds, 0 never */
 	bool expiry_warned;
 	struct relay_sub *subs;
+	/* The token's configured name and role, for the audit records (the token
+	 * store may be replaced by a reload while the proctor stays). */
+	char *actor;
+	enum cfg_role role;
 };
 
 /* Per-ring-slot figures the feed keeps. */
@@ -87,6 +102,9 @@ struct relay_slot {
 	 * of proctors joining at once shares it instead of each copying it. */
 	struct wss_buf *msg;
 	uint64_t msg_index;
+	/* view.c: the slot's sentinel and session as the views know them. */
+	uint8_t seen_id[16], seen_session[16];
+	bool seen_online;
 };
 
 struct relay_stats {
@@ -106,6 +124,9 @@ struct relay {
 	int64_t last_status_ms;
 	/* stage states heard on the bus, index enum bus_stage */
 	char stage_state[BUS_N_STAGES][16];
+	/* view.c: the views' state file, and a slot changed since the views looked. */
+	struct relay_viewlog *views;
+	bool views_dirty;
 	/* feed.c */
 	uint32_t n_slots;
 	struct relay_slot *slots;
@@ -118,7 +139,10 @@ struct relay {
 };
 
 /* server.c */
-struct relay *relay_new(struct stage *st);
+/* views: the state file of the proctors' views (relay_view_open); NULL to run
+ * without. It outlives the relay: the records of the views relay_free ends
+ * are confirmed while stage_free waits, and only then is it closed. */
+struct relay *relay_new(struct stage *st, struct relay_viewlog *views);
 void relay_free(struct relay *rl);
 int relay_run(struct relay *rl);
 /* Queues a shared media buffer for sub (takes a reference) and counts its
@@ -159,5 +183,26 @@ void relay_feed_tick(struct relay *rl, int64_t now_ms);
 int64_t relay_feed_bitrate(struct relay *rl, uint32_t slot);
 /* A sentinel came online: its subscriptions wait for the new session's keyframe. */
 void relay_feed_online(struct relay *rl, const uint8_t id[16]);
+
+/* view.c */
+/* The state file of this relay process, data_dir/audit/relay-<worker>.views,
+ * with what a killed predecessor left in it recorded. When it cannot be used
+ * (logged), a viewlog without a file: views are then recorded when they end,
+ * and lost if relay is killed first. NULL only when memory ran out. */
+struct relay_viewlog *relay_view_open(struct stage *st);
+/* sub's view follows its sentinel: open while it is online, one per session.
+ * Called when sub is made (sub->slot: the ring slot found, or -1). */
+void relay_view_sub(struct relay *rl, struct wss_conn *c, struct relay_sub *sub);
+/* The subscription ends (unsubscribe, close): so does its view. */
+void relay_view_end(struct relay *rl, struct relay_sub *sub);
+/* A sentinel came online or went offline (the bus): views follow now. */
+void relay_view_changed(struct relay *rl);
+/* Every tick: sessions that began or ended since, the state file's tick. */
+void relay_view_tick(struct relay *rl);
+/* A proctor's token was refused (register or refresh): auth.failed, at most
+ * AUDIT_REFUSALS_PER_S a second (common/audit.h). who: the token's entry when
+ * the store knows it. */
+void relay_view_refused(struct relay *rl, struct wss_conn *c, const struct tok_info *who,
+			const char *reason);
 
 #endif

@@ -68,8 +68,11 @@ relay_pack_stats(void *ctx, msgpack_packer *pk)
 	struct relay *rl = ctx;
 	struct relay_stats *s = &rl->stats;
 	const struct wss_stats *ws = wss_stats(rl->wss);
+	struct relay_viewlog_figures vf = { 0 };
 
-	msgpack_pack_map(pk, 20);
+	if (rl->views != NULL)
+		relay_viewlog_figures(rl->views, &vf);
+	msgpack_pack_map(pk, 21);
 	mp_pack_kv_int(pk, "proctors", rl->proctors);
 	wss_pack_listener(rl->wss, pk);
 	mp_pack_kv_int(pk, "connectionsTotal", (int64_t)ws->connections_total);
@@ -90,6 +93,16 @@ relay_pack_stats(void *ctx, msgpack_packer *pk)
 	mp_pack_kv_int(pk, "fanoutP99Us", lat_pct(&ws->tx_latency, 0.99));
 	lat_pack(&ws->tx_latency, pk, "fanoutHist");
 	lat_pack(&rl->feed_latency, pk, "feedHist");
+	/* The audit records (view.c): the views and their state file since start. */
+	mp_pack_str(pk, "views");
+	msgpack_pack_map(pk, 7);
+	mp_pack_kv_int(pk, "open", (int64_t)vf.open);
+	mp_pack_kv_int(pk, "waiting", (int64_t)vf.waiting);
+	mp_pack_kv_int(pk, "recovered", (int64_t)vf.recovered);
+	mp_pack_kv_int(pk, "fileWrites", (int64_t)vf.writes);
+	mp_pack_kv_int(pk, "fileBytes", (int64_t)vf.bytes);
+	mp_pack_kv_int(pk, "compactions", (int64_t)vf.compactions);
+	mp_pack_kv_int(pk, "fileErrors", (int64_t)vf.errors);
 }
 
 static void
@@ -103,6 +116,7 @@ relay_tick(void *ctx)
 	relay_feed_drain(rl);
 	relay_feed_tick(rl, now);
 	relay_sess_tick(rl, now);
+	relay_view_tick(rl);
 	stage_metrics(rl->st)->connections = rl->proctors;
 	stage_tick(rl->st);
 }
@@ -150,7 +164,7 @@ static const struct wss_ops relay_ops = {
 };
 
 struct relay *
-relay_new(struct stage *st)
+relay_new(struct stage *st, struct relay_viewlog *views)
 {
 	struct relay *rl = calloc(1, sizeof(*rl));
 	char name[64];
@@ -160,6 +174,7 @@ relay_new(struct stage *st)
 		return NULL;
 	rl->st = st;
 	rl->cfg = stage_cfg(st);
+	rl->views = views;
 	snprintf(name, sizeof(name), "/vigil-%s", rl->cfg->instance);
 	r = ring_open(name, false, &rl->ring);
 	if (r < 0) {
@@ -195,6 +210,7 @@ relay_free(struct relay *rl)
 	if (rl == NULL)
 		return;
 	relay_feed_stop(rl);
+	/* The proctors still connected go here: their views end (view.c). */
 	wss_free(rl->wss);
 	free(rl->slots);
 	tok_store_free(rl->tokens);

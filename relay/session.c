@@ -37,20 +37,32 @@ sess_reject(struct relay *rl, struct wss_conn *c, int code, const char *reason)
 	wss_reject(c, code, reason);
 }
 
-/* tok_check for a proctor token, remembered for a revocation; the reason
- * text on failure. */
+/* tok_check for a proctor token, remembered for a revocation, its name and
+ * role kept for the audit records; a refusal is one (auth.failed). The reason
+ * text on failure: -ENOMEM is the server's, the rest the token's. */
 static int
 sess_token(struct relay *rl, struct wss_conn *c, const msgpack_object *p, int64_t *ret_expires,
 	   const char **ret_why)
 {
+	struct relay_sess *s = relay_conn_sess(c);
 	const struct tok_info *info;
+	char *actor;
 	int r;
 
 	r = wss_conn_check_token(c, rl->tokens, p, CFG_ROLE_PROCTOR, &info);
 	if (r < 0) {
 		*ret_why = tok_refusal(r, CFG_ROLE_PROCTOR);
-		return r;
+		relay_view_refused(rl, c, info, *ret_why);
+		return r == -ENOMEM ? -EACCES : r;
 	}
+	actor = strdup(info->name);
+	if (actor == NULL) {
+		*ret_why = "Server error";
+		return -ENOMEM;
+	}
+	free(s->actor);
+	s->actor = actor;
+	s->role = info->role;
 	*ret_expires = info->expires;
 	return 0;
 }
@@ -64,13 +76,15 @@ sess_register(struct relay *rl, struct wss_conn *c, const msgpack_object *p)
 	char reason[96];
 	int64_t expires = 0;
 	size_t n;
+	int r;
 
 	if (wss_check_version(p, reason, sizeof(reason)) < 0) {
 		sess_reject(rl, c, 3002, reason);
 		return;
 	}
-	if (sess_token(rl, c, p, &expires, &why) < 0) {
-		sess_reject(rl, c, 3001, why);
+	r = sess_token(rl, c, p, &expires, &why);
+	if (r < 0) {
+		sess_reject(rl, c, r == -ENOMEM ? 3005 : 3001, why);
 		return;
 	}
 	if (rl->proctors >= (unsigned)rl->cfg->max_proctors) {
@@ -267,7 +281,8 @@ sess_slots(struct relay *rl, uint32_t *ret_n)
 }
 
 static void
-sess_unsubscribe(struct wss_conn *c, struct relay_sess *s, uint8_t (*ids)[16], uint32_t n)
+sess_unsubscribe(struct relay *rl, struct wss_conn *c, struct relay_sess *s, uint8_t (*ids)[16],
+		 uint32_t n)
 {
 	struct relay_sub **pp = &s->subs, *sub;
 
@@ -277,6 +292,7 @@ sess_unsubscribe(struct wss_conn *c, struct relay_sess *s, uint8_t (*ids)[16], u
 			continue;
 		}
 		wss_conn_drop(c, sub, NULL, NULL);
+		relay_view_end(rl, sub);
 		*pp = sub->next;
 		free(sub);
 	}
@@ -308,7 +324,7 @@ sess_subscribe(struct relay *rl, struct wss_conn *c, const msgpack_object *p, bo
 	if (sess_ids(rl, c, p, ref, &ids, &n) < 0)
 		return;
 	if (!subscribe) {
-		sess_unsubscribe(c, s, ids, n);
+		sess_unsubscribe(rl, c, s, ids, n);
 		goto out;
 	}
 	have = sess_sorted_subs(s, &n_have);
@@ -343,8 +359,9 @@ sess_subscribe(struct relay *rl, struct wss_conn *c, const msgpack_object *p, bo
 		sub->next = s->subs;
 		s->subs = sub;
 		hit = bsearch(ids[i], slots, n_slots, sizeof(*slots), sess_id_cmp);
-		relay_feed_subscribe(rl, c, sub, strcmp(from, "oldest") == 0,
-				     hit != NULL ? (int64_t)hit->slot : -1);
+		sub->slot = hit != NULL ? (int64_t)hit->slot : -1;
+		relay_feed_subscribe(rl, c, sub, strcmp(from, "oldest") == 0, sub->slot);
+		relay_view_sub(rl, c, sub);
 	}
 out:
 	free(ids);
@@ -406,9 +423,12 @@ sess_refresh(struct relay *rl, struct wss_conn *c, const msgpack_object *p)
 	struct relay_sess *s = relay_conn_sess(c);
 	const char *why;
 	int64_t expires;
+	int r;
 
-	if (sess_token(rl, c, p, &expires, &why) < 0) {
-		wss_send_error(c, RELAY_ERR_UNAUTHORIZED, why, "proctor.auth.refresh");
+	r = sess_token(rl, c, p, &expires, &why);
+	if (r < 0) {
+		wss_send_error(c, r == -ENOMEM ? RELAY_ERR_INTERNAL : RELAY_ERR_UNAUTHORIZED, why,
+			       "proctor.auth.refresh");
 		return;
 	}
 	s->token_expires = expires;
@@ -468,9 +488,12 @@ relay_sess_closed(struct relay *rl, struct wss_conn *c)
 
 	for (sub = s->subs; sub != NULL; sub = next) {
 		next = sub->next;
+		relay_view_end(rl, sub);
 		free(sub);
 	}
 	s->subs = NULL;
+	free(s->actor);
+	s->actor = NULL;
 	if (s->registered) {
 		rl->proctors--;
 		s->registered = false;
@@ -489,6 +512,7 @@ sess_bus_online(struct relay *rl, const msgpack_object *body)
 	    ring_sentinel_get(rl->ring, (uint32_t)slot, &e, NULL, 0) < 0)
 		return;
 	relay_feed_online(rl, e.id);
+	relay_view_changed(rl);
 	wss_msg_begin(&m, "server.sentinel.online", 1);
 	mp_pack_str(&m.pk, "sentinel");
 	relay_pack_sentinel(rl, &m.pk, (uint32_t)slot, &e);
@@ -505,6 +529,7 @@ sess_bus_offline(struct relay *rl, const msgpack_object *body)
 	    mp_get_strbuf(body, "sessionId", session, sizeof(session)) < 0)
 		return;
 	mp_get_strbuf(body, "reason", reason, sizeof(reason));
+	relay_view_changed(rl);
 	wss_msg_begin(&m, "server.sentinel.offline", 3);
 	mp_pack_kv_str(&m.pk, "sentinelId", id);
 	mp_pack_kv_str(&m.pk, "sessionId", session);
