@@ -107,6 +107,35 @@ viewlog_begin_line(const struct relay_view *v)
 	return j;
 }
 
+/* The file is made with the first view: a relay that had none leaves none. */
+static int
+viewlog_fd(struct relay_viewlog *vl)
+{
+	if (vl->fd < 0) {
+		vl->fd = openat(vl->dirfd, vl->name,
+				O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (vl->fd < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+/* Nothing is live: no file, the clearest way to say that nothing is left to
+ * record; the next view makes it again. */
+static void
+viewlog_remove(struct relay_viewlog *vl)
+{
+	if (vl->dirfd < 0)
+		return;
+	if (unlinkat(vl->dirfd, vl->name, 0) < 0 && errno != ENOENT)
+		log_warn(-errno, "audit: %s not removed", vl->name);
+	if (vl->fd >= 0)
+		close(vl->fd);
+	vl->fd = -1;
+	vl->file_bytes = 0;
+	vl->rewrite = false;
+}
+
 /* Appends one line (j is taken); its length, or 0 when it was not written. */
 static size_t
 viewlog_write(struct relay_viewlog *vl, json_t *j)
@@ -124,7 +153,9 @@ viewlog_write(struct relay_viewlog *vl, json_t *j)
 	if (text != NULL) {
 		len = strlen(text);
 		text[len++] = '\n'; /* over the NUL: the text is not used as a string again */
-		r = vl->fd >= 0 ? files_write_all(vl->fd, text, len) : -EBADF;
+		r = viewlog_fd(vl);
+		if (r >= 0)
+			r = files_write_all(vl->fd, text, len);
 	}
 	free(text);
 	if (r < 0) {
@@ -184,6 +215,8 @@ viewlog_acked(void *ctx, int status)
 	viewlog_unlink(vl, v);
 	vl->fig.waiting--;
 	free(v);
+	if (vl->head == NULL)
+		viewlog_remove(vl);
 }
 
 /* Appends j's text and a newline to buf (j is taken). */
@@ -436,6 +469,10 @@ viewlog_recover(struct relay_viewlog *vl, int64_t now_ms)
 		e->line_len = 256;
 		vl->live_bytes += e->line_len;
 	}
+	if (vl->head == NULL) { /* nothing left: no file until the first view */
+		viewlog_remove(vl);
+		return 0;
+	}
 	/* The file says they ended before any record goes: a second death now
 	 * sends the same records, not views of unknown length. */
 	r = viewlog_compact(vl, now_ms);
@@ -517,9 +554,8 @@ relay_viewlog_close(struct relay_viewlog *vl)
 {
 	if (vl == NULL)
 		return;
-	/* Nothing to record at the next start: no file is the clearest way to say so. */
-	if (vl->head == NULL && vl->dirfd >= 0)
-		unlinkat(vl->dirfd, vl->name, 0);
+	if (vl->head == NULL)
+		viewlog_remove(vl);
 	viewlog_free(vl);
 }
 
