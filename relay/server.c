@@ -95,13 +95,14 @@ relay_pack_stats(void *ctx, msgpack_packer *pk)
 	lat_pack(&rl->feed_latency, pk, "feedHist");
 	/* The audit records (view.c): the views and their state file since start. */
 	mp_pack_str(pk, "views");
-	msgpack_pack_map(pk, 7);
+	msgpack_pack_map(pk, 8);
 	mp_pack_kv_int(pk, "open", (int64_t)vf.open);
 	mp_pack_kv_int(pk, "waiting", (int64_t)vf.waiting);
 	mp_pack_kv_int(pk, "recovered", (int64_t)vf.recovered);
 	mp_pack_kv_int(pk, "fileWrites", (int64_t)vf.writes);
 	mp_pack_kv_int(pk, "fileBytes", (int64_t)vf.bytes);
 	mp_pack_kv_int(pk, "compactions", (int64_t)vf.compactions);
+	mp_pack_kv_int(pk, "compactUs", (int64_t)vf.compact_us);
 	mp_pack_kv_int(pk, "fileErrors", (int64_t)vf.errors);
 }
 

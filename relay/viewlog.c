@@ -253,6 +253,7 @@ out:
 static int
 viewlog_compact(struct relay_viewlog *vl, int64_t now_ms)
 {
+	int64_t t0 = proc_mono_us();
 	char *buf = NULL;
 	size_t len = 0, cap = 0;
 	int fd, r = 0;
@@ -278,6 +279,7 @@ viewlog_compact(struct relay_viewlog *vl, int64_t now_ms)
 	vl->file_bytes = len;
 	vl->rewrite = false;
 	vl->fig.compactions++;
+	vl->fig.compact_us = (uint64_t)(proc_mono_us() - t0);
 	vl->fig.bytes += len;
 	return 0;
 }

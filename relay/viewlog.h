@@ -53,6 +53,7 @@ struct relay_viewlog_figures {
 	uint64_t writes;      /* lines written since open (one write(2) each) */
 	uint64_t bytes;       /* their bytes, compactions included */
 	uint64_t compactions; /* rewrites of the whole file */
+	uint64_t compact_us;  /* the last one took (a stall of relay's loop: it fsyncs) */
 	uint64_t errors;      /* failed writes (logged) */
 };
 

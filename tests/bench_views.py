@@ -8,6 +8,7 @@ then a kill -9 of relay with all 800 views open and the time until the
 restarted relay has recorded them. Prints one line per phase.
 
   VIGIL_BUILD_DIR=build python3 tests/bench_views.py [PROCTORS] [SECONDS]
+  (SECONDS: the steady phase, default 20; the churn lasts three times as long)
 """
 import glob
 import os
@@ -110,11 +111,12 @@ def main():
                 one = ids[i % len(ids)]
                 p.send("proctor.unsubscribe", {"sentinelIds": [one]})
                 p.send("proctor.subscribe", {"sentinelIds": [one]})
-        churned, st = rate(v, lambda: pump(ps, SECONDS, churn), SECONDS)
+        # long enough for a compaction (the file at four times its live views)
+        churned, st = rate(v, lambda: pump(ps, 3 * SECONDS, churn), 3 * SECONDS)
         print("churn, each proctor one view again every 5 s (%.0f views/s): %.1f writes/s, "
-              "%.0f bytes/s, %d compactions so far" % (
+              "%.0f bytes/s; %d compactions in %.0f s, the last %.1f ms" % (
                   PROCTORS / 5, churned["fileWrites"], churned["fileBytes"],
-                  st["compactions"]))
+                  st["compactions"], 3 * SECONDS, st["compactUs"] / 1000))
         size = os.path.getsize(os.path.join(v.dir, "data", "audit", "relay-0.views"))
         print("state file with %d views open: %d bytes" % (st["open"], size))
         # every view open again, then kill -9 relay
