@@ -483,9 +483,11 @@ viewlog_recover(struct relay_viewlog *vl, int64_t now_ms)
 	if (vl->fig.recovered > 0)
 		log_info("audit: %llu view%s a previous relay left recorded",
 			 (unsigned long long)vl->fig.recovered, vl->fig.recovered == 1 ? "" : "s");
-	for (struct relay_view *e = vl->head, *next; e != NULL; e = next) {
-		next = e->next; /* the callback may free e */
+	/* A full outbox refuses the rest: they go with relay_viewlog_tick's retries. */
+	for (struct relay_view *e = vl->head; e != NULL && e->state == VIEW_ENDED; e = e->next) {
 		viewlog_emit(vl, e);
+		if (e->state == VIEW_ENDED)
+			break;
 	}
 	return 0;
 }
@@ -608,8 +610,11 @@ relay_viewlog_tick(struct relay_viewlog *vl, int64_t now_ms)
 		vl->retry_ms = now_ms;
 		for (struct relay_view *v = vl->head, *next; v != NULL; v = next) {
 			next = v->next;
+			if (v->state != VIEW_ENDED)
+				continue;
+			viewlog_emit(vl, v);
 			if (v->state == VIEW_ENDED)
-				viewlog_emit(vl, v);
+				break; /* the outbox is still full: the rest wait with it */
 		}
 	}
 	if (vl->dirfd >= 0 && (vl->rewrite || (vl->file_bytes > VIEWLOG_COMPACT_MIN &&

@@ -3,8 +3,8 @@
  * after; what a killed process left (open views ended at the last alive
  * time, never before their start; ended ones at their end; done ones not at
  * all; a torn line passed over) recorded once with time = to; the file kept
- * small by its compaction and still right after it; no file at all without a
- * directory. The outbox is a real common/audit.c whose sends are captured;
+ * small by its compaction and still right after it; views the outbox
+ * refused (full) kept and sent again; no file at all without a directory. The outbox is a real common/audit.c whose sends are captured;
  * acks are handed to it as the bus would. Each test gets a fresh directory. */
 #include <check.h>
 #include <errno.h>
@@ -314,6 +314,41 @@ START_TEST(test_compaction)
 }
 END_TEST
 
+START_TEST(test_outbox_full)
+{
+	struct audit *a = audit_new("relay", capture, NULL);
+	struct relay_viewlog *vl = open_log(a, 0);
+	struct relay_viewlog_figures fig;
+	struct audit_figures af;
+	struct relay_view *v;
+	static char actor[20001];
+	struct stat sb;
+	int rounds = 0;
+
+	/* 20 KB records: the outbox (AUDIT_QUEUE_MAX_BYTES) takes about 200. */
+	memset(actor, 'x', sizeof(actor) - 1);
+	for (int i = 0; i < 300; i++) {
+		v = relay_viewlog_begin(vl, actor, "proctor", "10.0.0.7", SID, SES, 1000 + i);
+		relay_viewlog_end(vl, v, 2000 + i);
+	}
+	audit_figures(a, &af);
+	ck_assert_uint_gt(af.dropped, 0);
+	ck_assert_uint_lt(af.queued, 300);
+	relay_viewlog_figures(vl, &fig);
+	ck_assert_uint_eq(fig.waiting, 300); /* refused by the outbox, kept here */
+	/* The writer takes what was queued; the rest go at the next retries. */
+	while (fig.waiting > 0 && rounds++ < 10) {
+		ack(a, 100000);
+		relay_viewlog_tick(vl, 3000 + 1000 * rounds);
+		relay_viewlog_figures(vl, &fig);
+	}
+	ck_assert_uint_eq(fig.waiting, 0);
+	ck_assert_int_eq(stat(path, &sb), -1);
+	relay_viewlog_close(vl);
+	audit_free(a);
+}
+END_TEST
+
 START_TEST(test_without_a_file)
 {
 	struct audit *a = audit_new("relay", capture, NULL);
@@ -370,6 +405,7 @@ viewlog_suite(void)
 	suite_add_tcase(s, tcase("begin_to_done", test_a_view_from_begin_to_done));
 	suite_add_tcase(s, tcase("recovery", test_recovery));
 	suite_add_tcase(s, tcase("compaction", test_compaction));
+	suite_add_tcase(s, tcase("outbox_full", test_outbox_full));
 	suite_add_tcase(s, tcase("without_a_file", test_without_a_file));
 	suite_add_tcase(s, tcase("unusable_file", test_unusable_file_is_kept));
 	return s;

@@ -515,6 +515,29 @@ class Flood(Base):
         self.no_tokens()
 
 
+class Shutdown(Base):
+    def test_vigild_stopping_records_every_view(self):
+        """vigild stops every stage in order, archive last: the views of
+        proctors still watching are on disk when vigild has exited, and no
+        state file is left."""
+        s, ack = self.sentinel()
+        ps = [self.proctor(t) for t in (PT, P2T)]
+        t0 = now_ms()
+        for i, p in enumerate(ps):
+            self.watch(p, s, ack, i)
+        self.v.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(self.v.proc.wait(60), 0)
+        t1 = now_ms()
+        recs = [r for r in self.records() if r["action"] == "live.view"]
+        self.assertEqual(sorted(r["actor"] for r in recs), ["desk-1", "desk-2"])
+        for r in recs:
+            self.assert_view(r, r["actor"], ack["sentinelId"], ack["sessionId"], t0, t1)
+        self.assertFalse(os.path.exists(os.path.join(self.audit, "relay-0.views")))
+        self.assertNotIn("not confirmed by the writer", self.v.log())
+        self.check_chain()
+        self.no_tokens()
+
+
 class SentinelAuthOff(unittest.TestCase):
     def test_no_auth_failed_when_sentinel_auth_is_none(self):
         v = Vigil(extra=AUTH.replace("sentinel: required", "sentinel: none")).start()
