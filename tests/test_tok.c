@@ -86,13 +86,26 @@ START_TEST(test_roles)
 }
 END_TEST
 
-START_TEST(test_wrong_role_leaves_info)
+/* A refused token the store knows is named (the audit log's auth.failed
+ * says whose it was); an unknown one leaves info as it was. */
+START_TEST(test_refusal_names_a_known_token)
 {
 	const struct tok_info *info = (const struct tok_info *)&info;
 
 	ck_assert_int_eq(tok_check(store, "s3cret-proctor", 14, tok_mask_for(CFG_ROLE_OPERATOR), 0,
 				   &info),
 			 -EPERM);
+	ck_assert_ptr_ne(info, (const struct tok_info *)&info);
+	ck_assert_str_eq(info->name, "alice");
+	ck_assert_int_eq(info->role, CFG_ROLE_PROCTOR);
+	info = (const struct tok_info *)&info;
+	ck_assert_int_eq(tok_revoke(store, "s3cret-proctor", 14), 0);
+	ck_assert_int_eq(tok_check(store, "s3cret-proctor", 14, tok_mask_for(CFG_ROLE_PROCTOR), 0,
+				   &info),
+			 -EKEYREVOKED);
+	ck_assert_str_eq(info->name, "alice");
+	info = (const struct tok_info *)&info;
+	ck_assert_int_eq(tok_check(store, "nope", 4, ~0u, 0, &info), -EACCES);
 	ck_assert_ptr_eq(info, (const struct tok_info *)&info);
 }
 END_TEST
@@ -370,7 +383,7 @@ tok_suite(void)
 
 	suite_add_tcase(s, tcase("masks", test_masks));
 	suite_add_tcase(s, tcase("roles", test_roles));
-	suite_add_tcase(s, tcase("wrong_role", test_wrong_role_leaves_info));
+	suite_add_tcase(s, tcase("refusal_names", test_refusal_names_a_known_token));
 	suite_add_tcase(s, tcase("unknown", test_unknown));
 	suite_add_tcase(s, tcase("expiry", test_expiry_boundary));
 	suite_add_tcase(s, tcase("revocation", test_revocation));
