@@ -4,8 +4,9 @@
  * time, never before their start; ended ones at their end; done ones not at
  * all; a torn line passed over) recorded once with time = to; the file kept
  * small by its compaction and still right after it; views the outbox
- * refused (full) kept and sent again; no file at all without a directory. The outbox is a real common/audit.c whose sends are captured;
- * acks are handed to it as the bus would. Each test gets a fresh directory. */
+ * refused (full) kept and sent again; no file at all without a directory.
+ * The outbox is a real common/audit.c whose sends are captured; acks are
+ * handed to it as the bus would. Each test gets a fresh directory. */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
