@@ -538,6 +538,37 @@ class Shutdown(Base):
         self.no_tokens()
 
 
+class DualStack(unittest.TestCase):
+    def test_ipv4_client_of_a_dual_stack_listener_is_ipv4(self):
+        """remote is "127.0.0.1", not "::ffff:127.0.0.1", when relay listens on [::]."""
+        v = Vigil(extra=AUTH)
+        with open(v.config) as f:
+            cfg = f.read()
+        with open(v.config, "w") as f:
+            f.write(cfg.replace('relay: "127.0.0.1:0"', 'relay: "[::]:0"'))
+        try:
+            v.start()
+        except AssertionError as e:
+            v.stop()
+            self.skipTest("no IPv6 listener here: %s" % str(e)[-200:])
+        self.addCleanup(v.stop)
+        port = v.stage("relay")["listen"].rsplit(":", 1)[1]
+        p = Proctor("ws://127.0.0.1:%s/proctor" % port)
+        self.addCleanup(p.close)
+        p.send("proctor.register", {"token": "dual-stack-r"})
+        self.assertEqual(p.expect_close()[0][0], 3001)
+        audit = os.path.join(v.dir, "data", "audit")
+
+        def refused():
+            for f in glob.glob(os.path.join(audit, "audit-*.jsonl")):
+                with open(f) as fh:
+                    for line in fh:
+                        if '"auth.failed"' in line:
+                            return json.loads(line)
+            return None
+        self.assertEqual(until(refused, what="auth.failed")["remote"], "127.0.0.1")
+
+
 class SentinelAuthOff(unittest.TestCase):
     def test_no_auth_failed_when_sentinel_auth_is_none(self):
         v = Vigil(extra=AUTH.replace("sentinel: required", "sentinel: none")).start()
