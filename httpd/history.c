@@ -13,6 +13,7 @@
 #include "id.h"
 #include "log.h"
 #include "mp.h"
+#include "record.h"
 #include "server.h"
 #include "srv.h"
 
@@ -110,6 +111,7 @@ history_delete(struct httpd *h, struct hreq *r)
 		json_decref(ans);
 		return;
 	}
+	rec_flush_session(h, rt->session);
 	ref = ++h->next_ref;
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);

@@ -70,15 +70,17 @@ rec_read_out(struct httpd *h, const struct rec_read *x)
 	audit_emit(stage_audit(h->st), rec, 0, NULL, NULL);
 }
 
-/* Reads of minutes before `before` go out (all of them: INT64_MAX). */
+/* Reads of minutes before `before` go out (all of them: INT64_MAX), of
+ * every session or of one. */
 static void
-rec_flush(struct httpd *h, int64_t before)
+rec_flush(struct httpd *h, int64_t before, const char *session)
 {
 	struct rec *rc = h->rec;
 	size_t k = 0;
 
 	for (size_t i = 0; i < rc->n; i++) {
-		if (rc->v[i].minute < before)
+		if (rc->v[i].minute < before &&
+		    (session == NULL || strcmp(rc->v[i].session, session) == 0))
 			rec_read_out(h, &rc->v[i]);
 		else
 			rc->v[k++] = rc->v[i];
@@ -91,7 +93,7 @@ rec_free(struct httpd *h)
 {
 	if (h->rec == NULL)
 		return;
-	rec_flush(h, INT64_MAX);
+	rec_flush(h, INT64_MAX, NULL);
 	free(h->rec->v);
 	free(h->rec);
 	h->rec = NULL;
@@ -100,7 +102,13 @@ rec_free(struct httpd *h)
 void
 rec_tick(struct httpd *h)
 {
-	rec_flush(h, proc_now_ms() / REC_MINUTE_MS * REC_MINUTE_MS);
+	rec_flush(h, proc_now_ms() / REC_MINUTE_MS * REC_MINUTE_MS, NULL);
+}
+
+void
+rec_flush_session(struct httpd *h, const char *session)
+{
+	rec_flush(h, INT64_MAX, session);
 }
 
 void
@@ -234,7 +242,7 @@ rec_served(struct httpd *h, struct hreq *r, uint64_t bytes)
 	}
 	if (x == NULL) {
 		if (rc->n == REC_READS_MAX)
-			rec_flush(h, INT64_MAX); /* early, rather than uncounted */
+			rec_flush(h, INT64_MAX, NULL); /* early, rather than uncounted */
 		if (rc->n == rc->cap) {
 			size_t cap = rc->cap ? 2 * rc->cap : 16;
 			struct rec_read *nv = realloc(rc->v, cap * sizeof(*nv));

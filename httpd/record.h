@@ -22,6 +22,9 @@ void rec_free(struct httpd *h);
 /* About every second: reads of a minute that has ended go out. */
 void rec_tick(struct httpd *h);
 
+/* The reads of session counted so far go out now: it is being deleted, and
+ * the log says it was read before it says it was deleted. */
+void rec_flush_session(struct httpd *h, const char *session);
 /* A new request: no record waits. */
 void rec_reset(struct hreq *r);
 /* A record of action by the request's token and client. */
