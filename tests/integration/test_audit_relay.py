@@ -9,6 +9,7 @@ the chain with the Python of docs/audit.md."""
 import glob
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -98,6 +99,7 @@ class Base(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
+        shutil.rmtree(os.path.dirname(cls.verify), ignore_errors=True)
         cls.v.stop()
 
     def records(self):
