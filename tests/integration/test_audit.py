@@ -5,12 +5,14 @@ right fields; durable before the answer for exports, manifests, deletes and
 operator acts; the chain checked by the Python of docs/audit.md; a kill -9
 of the writer loses and doubles nothing; a flood of bad tokens is bounded and
 counted; no token ever written."""
+import atexit
 import glob
 import hashlib
 import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -44,7 +46,9 @@ def verify_script():
     with open(os.path.join(SOURCE, "docs", "audit.md")) as f:
         doc = f.read()
     script = doc.split("```python\n", 1)[1].split("```", 1)[0]
-    path = os.path.join(tempfile.mkdtemp(prefix="vigil-audit-"), "verify.py")
+    d = tempfile.mkdtemp(prefix="vigil-audit-")
+    atexit.register(shutil.rmtree, d, True)
+    path = os.path.join(d, "verify.py")
     with open(path, "w") as f:
         f.write(script)
     return path
