@@ -11,7 +11,7 @@ PACKAGES="
     gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
     gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-x fonts-dejavu-core
     gstreamer1.0-libav
-    ffmpeg openssl python3 python3-websocket python3-msgpack procps
+    ffmpeg openssl python3 python3-websocket python3-msgpack python3-yaml procps
     libwslay-dev libhttp-parser-dev libcurl4-openssl-dev
     wrk nginx-light curl wget
     chromium
