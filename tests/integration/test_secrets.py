@@ -232,7 +232,9 @@ class Secrets(unittest.TestCase):
         s.send("sentinel.segment", {"sequence": 0, "data": SEG0, "duration": 100,
                                     "startTime": int(time.time() * 1000)})
         live = "/api/sentinels/%s/sessions/%s" % (ack["sentinelId"], ack["sessionId"])
-        until(lambda: self.get(live + "/segments", bearer=PT)[0] == 200, what="live session")
+        # listed with its segment: a playlist without one has no links yet
+        until(lambda: (lambda r: r[0] == 200 and json.loads(r[2])["segments"])(
+            self.get(live + "/segments", bearer=PT)), what="live session with its segment")
         t0 = int(time.time())
         text, cap = self.playlist(live, PT)
         self.assertNotIn("#EXT-X-ENDLIST", text)
