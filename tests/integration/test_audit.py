@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from console_client import Operator  # noqa: E402
 from proctor import Closed, Proctor  # noqa: E402
 from test_httpd import INIT, SEG0, SEG1, write_session, until  # noqa: E402
-from vigil import SOURCE, VIGILCTL, Vigil, alive  # noqa: E402
+from vigil import SOURCE, VIGILCTL, Vigil, alive, read_tree  # noqa: E402
 from wsclient import Client  # noqa: E402
 
 PT, P2T, AT, OT, XT = ("proctor-secret-a", "proctor-secret-b", "archivist-secret-a",
@@ -112,10 +112,7 @@ class Audit(unittest.TestCase):
         return recs
 
     def no_tokens(self):
-        blobs = []
-        for f in glob.glob(os.path.join(self.audit, "*")):
-            with open(f, "rb") as fh:
-                blobs.append((f, fh.read()))
+        blobs = read_tree(self.audit)
         blobs.append(("vigild's log", self.v.log().encode()))
         for name, blob in blobs:
             for t in TOKENS:

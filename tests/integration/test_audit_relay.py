@@ -21,7 +21,7 @@ import websocket
 
 sys.path.insert(0, os.path.dirname(__file__))
 from proctor import Closed, Proctor  # noqa: E402
-from vigil import BUILD, SOURCE, VIGILCTL, Vigil, alive  # noqa: E402
+from vigil import BUILD, SOURCE, VIGILCTL, Vigil, alive, read_tree  # noqa: E402
 from wsclient import Client  # noqa: E402
 
 SENTINEL = os.path.join(BUILD, "deploy", "vigil-sentinel")
@@ -145,10 +145,7 @@ class Base(unittest.TestCase):
         """No token in any file of data_dir (the audit log, the views' state
         file, the archive) nor in vigild's log."""
         blobs = [("vigild's log", self.v.log().encode())]
-        for root, _, files in os.walk(os.path.join(self.v.dir, "data")):
-            for name in files:
-                with open(os.path.join(root, name), "rb") as fh:
-                    blobs.append((os.path.join(root, name), fh.read()))
+        blobs += read_tree(os.path.join(self.v.dir, "data"))
         for name, blob in blobs:
             for t in TOKENS + getattr(self, "bad_tokens", ()):
                 self.assertNotIn(t.encode(), blob, "a token in " + name)

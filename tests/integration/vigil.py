@@ -285,3 +285,19 @@ def alive(pid):
     except FileNotFoundError:
         return False
     return True
+
+
+def read_tree(top):
+    """[(path, bytes)] of every file under top. A file renamed or removed
+    between the listing and its reading (head.tmp, a segment's .tmp) is
+    skipped: its bytes live on under the new name, which is read too."""
+    out = []
+    for root, _, files in os.walk(top):
+        for name in files:
+            path = os.path.join(root, name)
+            try:
+                with open(path, "rb") as fh:
+                    out.append((path, fh.read()))
+            except FileNotFoundError:
+                pass
+    return out
