@@ -494,7 +494,7 @@ class Unwritable(unittest.TestCase):
         for i in range(3):
             self.assertEqual(get("/api/sentinels", "bad-%d" % i)[0], 401)
         st, body = until(lambda: (lambda r: r if r[0] == 503 else None)(get("/health")),
-                         what="/health 503")
+                         timeout=30, what="/health 503")
         self.assertEqual(json.loads(body), {"error": "the audit log is not being written",
                                             "audit": "recording stopped"})
         metrics = get("/metrics")[1].decode()
