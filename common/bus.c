@@ -44,6 +44,29 @@ bus_stage_parse(const char *name)
 }
 
 int
+bus_name_parse(const char *name, int *ret_worker)
+{
+	const char *slash = strchr(name, '/');
+	char stage[BUS_NAME_MAX];
+	int which;
+
+	*ret_worker = -1;
+	if (slash == NULL)
+		return bus_stage_parse(name);
+	/* "relay/1": one digit below BUS_WORKERS_MAX, nothing after it. */
+	if ((size_t)(slash - name) >= sizeof(stage) || slash[1] < '0' ||
+	    slash[1] >= '0' + BUS_WORKERS_MAX || slash[2] != '\0')
+		return -EINVAL;
+	memcpy(stage, name, (size_t)(slash - name));
+	stage[slash - name] = '\0';
+	which = bus_stage_parse(stage);
+	if (which < 0)
+		return which;
+	*ret_worker = slash[1] - '0';
+	return which;
+}
+
+int
 bus_decode(const void *buf, size_t len, struct bus_msg *ret_msg)
 {
 	const msgpack_object *root, *body;

@@ -125,8 +125,9 @@
 
 #include <msgpack.h>
 
-#define BUS_MSG_MAX  65536
-#define BUS_NAME_MAX 16
+#define BUS_MSG_MAX     65536
+#define BUS_NAME_MAX    16
+#define BUS_WORKERS_MAX 8 /* relay.workers at most */
 
 enum bus_stage {
 	BUS_INGEST = 0,
@@ -142,6 +143,11 @@ const char *bus_stage_name(enum bus_stage stage);
 const char *bus_state_public(const char *state);
 /* Returns the stage, or -EINVAL for a name that is not one. */
 int bus_stage_parse(const char *name);
+/* A process's name on the bus: a stage ("relay"), or one of a stage's
+ * workers ("relay/1", BUS_WORKERS_MAX at most). Returns the stage and sets
+ * *ret_worker to the worker's index, -1 for the bare stage name; -EINVAL
+ * for a name that is neither. */
+int bus_name_parse(const char *name, int *ret_worker);
 
 /* A decoded message: strings are copied, body points into the unpacked zone. */
 struct bus_msg {

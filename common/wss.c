@@ -39,6 +39,12 @@ wss_buf_data(struct wss_buf *b)
 	return b->data + WSS_PRE;
 }
 
+size_t
+wss_buf_len(const struct wss_buf *b)
+{
+	return b->len;
+}
+
 void
 wss_buf_ref(struct wss_buf *b)
 {

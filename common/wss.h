@@ -36,6 +36,8 @@ struct wss_buf;
 struct wss_buf *wss_buf_new(size_t len, bool binary);
 /* Where the message's len bytes go (headroom for the frame header is before it). */
 uint8_t *wss_buf_data(struct wss_buf *b);
+/* The message's length (len of wss_buf_new). */
+size_t wss_buf_len(const struct wss_buf *b);
 void wss_buf_ref(struct wss_buf *b);
 void wss_buf_unref(struct wss_buf *b);
 
@@ -46,6 +48,7 @@ struct wss_tx_info {
 	int64_t seq;
 	uint32_t weight;
 	uint32_t flags;
+	uint64_t bytes; /* the owner's to count with: wss only hands it back */
 	/* unix us (CLOCK_REALTIME): when the message's last byte is handed to the
 	 * socket, the time since goes into tx_latency. 0: not timed. */
 	int64_t stamp_us;

@@ -99,7 +99,7 @@ vigild_parse_args(int argc, char **argv, struct vigild_opts *o)
 		o->config = "/etc/vigil/vigil.yaml";
 }
 
-void
+static void
 vigild_state_changed(struct wd *wd, struct wd_child *c)
 {
 	msgpack_sbuffer sb;
@@ -110,25 +110,25 @@ vigild_state_changed(struct wd *wd, struct wd_child *c)
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	bus_pack_begin(&pk, "stage.state", "vigild", "*");
 	msgpack_pack_map(&pk, 3);
-	mp_pack_kv_str(&pk, "stage", bus_stage_name(c->which));
+	mp_pack_kv_str(&pk, "stage", c->name);
 	mp_pack_kv_str(&pk, "state", wd_state_name(c->state));
 	mp_pack_kv_int(&pk, "pid", c->pid);
 	/* Queued if need be: httpd's console must not miss a change. */
-	for (int i = 0; i < BUS_N_STAGES; i++) {
+	for (unsigned i = 0; i < wd->n_child; i++) {
 		if (wd->child[i].bus_fd >= 0)
 			wd_bus_send(wd, &wd->child[i], sb.data, sb.size);
 	}
 	msgpack_sbuffer_destroy(&sb);
-	event = json_pack("{s:s, s:s, s:s, s:i, s:I}", "event", "stage", "stage",
-			  bus_stage_name(c->which), "state", wd_state_name(c->state), "pid",
-			  (int)c->pid, "restarts", (json_int_t)c->restarts);
+	event = json_pack("{s:s, s:s, s:s, s:i, s:I}", "event", "stage", "stage", c->name, "state",
+			  wd_state_name(c->state), "pid", (int)c->pid, "restarts",
+			  (json_int_t)c->restarts);
 	if (event != NULL)
 		wd_ctl_broadcast(wd, event);
 	json_decref(event);
 	wd_act_state_changed(wd, c);
 }
 
-int
+static int
 vigild_reload(struct wd *wd, char *err, size_t errlen)
 {
 	struct cfg *cfg;
@@ -174,7 +174,7 @@ vigild_reap(struct wd *wd)
 	pid_t pid;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		for (int i = 0; i < BUS_N_STAGES; i++) {
+		for (unsigned i = 0; i < wd->n_child; i++) {
 			if (wd->child[i].pid == pid)
 				wd_on_exit(wd, &wd->child[i], status);
 		}
@@ -205,18 +205,25 @@ vigild_service_signals(struct wd *wd)
 	}
 }
 
-/* During shutdown: stop the first stage in order that still runs. True once all are down. */
+/* During shutdown: stop the first stage in order that still runs (all its
+ * workers at once). True once all are down. */
 static bool
 vigild_shutdown_step(struct wd *wd)
 {
 	for (int i = 0; i < BUS_N_STAGES; i++) {
-		struct wd_child *c = &wd->child[vigild_stop_order[i]];
+		enum bus_stage s = vigild_stop_order[i];
+		bool stopping = false;
 
-		if (c->state == WD_BACKOFF)
-			wd_stop(wd, c, false);
-		if (c->state == WD_STARTING || c->state == WD_RUNNING)
-			wd_stop(wd, c, false);
-		if (c->state == WD_STOPPING)
+		for (unsigned k = wd->first[s]; k < wd->first[s] + wd->count[s]; k++) {
+			struct wd_child *c = &wd->child[k];
+
+			if (c->state == WD_BACKOFF)
+				wd_stop(wd, c, false);
+			if (c->state == WD_STARTING || c->state == WD_RUNNING)
+				wd_stop(wd, c, false);
+			stopping |= c->state == WD_STOPPING;
+		}
+		if (stopping)
 			return false;
 	}
 	return true;
@@ -225,7 +232,7 @@ vigild_shutdown_step(struct wd *wd)
 static bool
 vigild_all_up(const struct wd *wd)
 {
-	for (int i = 0; i < BUS_N_STAGES; i++) {
+	for (unsigned i = 0; i < wd->n_child; i++) {
 		if (wd->child[i].state != WD_RUNNING)
 			return false;
 	}
@@ -242,7 +249,7 @@ enum {
 static int
 vigild_loop(struct wd *wd, int ready_fd)
 {
-	struct pollfd pfd[PFD_FIXED + 2 * WD_MAX_CONNS + 2 * BUS_N_STAGES];
+	struct pollfd pfd[PFD_FIXED + 2 * WD_MAX_CONNS + 2 * WD_MAX_CHILDREN];
 	int owner[sizeof(pfd) / sizeof(pfd[0])];
 	int64_t ready_deadline = proc_mono_ms() + VIGILD_READY_TIMEOUT_MS;
 	bool ready_pending = true;
@@ -273,7 +280,7 @@ vigild_loop(struct wd *wd, int ready_fd)
 		pfd[PFD_SIG] = (struct pollfd){ .fd = wd->sig_fd, .events = POLLIN };
 		pfd[PFD_BUS] = (struct pollfd){ .fd = wd->bus_listen_fd, .events = POLLIN };
 		pfd[PFD_CTL] = (struct pollfd){ .fd = wd->ctl_listen_fd, .events = POLLIN };
-		/* owner: 0..15 new bus conns, 100+ ctl conns, 200+ stage bus, 300+ stage logs */
+		/* owner: 0..15 new bus conns, 100+ ctl conns, 200+ children's bus, 300+ their logs */
 		for (int i = 0; i < WD_MAX_CONNS; i++) {
 			if (wd->bus_conn[i] >= 0) {
 				owner[n] = i;
@@ -288,7 +295,7 @@ vigild_loop(struct wd *wd, int ready_fd)
 				};
 			}
 		}
-		for (int i = 0; i < BUS_N_STAGES; i++) {
+		for (int i = 0; i < (int)wd->n_child; i++) {
 			if (wd->child[i].bus_fd >= 0) {
 				owner[n] = 200 + i;
 				pfd[n++] = (struct pollfd){
@@ -333,10 +340,15 @@ vigild_loop(struct wd *wd, int ready_fd)
 	}
 }
 
+static const struct wd_ops vigild_wd_ops = {
+	.state_changed = vigild_state_changed,
+	.reload = vigild_reload,
+};
+
 int
 main(int argc, char **argv)
 {
-	static struct wd wd;
+	static struct wd wd = { .ops = &vigild_wd_ops };
 	struct vigild_opts opts = { 0 };
 	char err[CFG_ERR_MAX];
 	int lock_fd, ready_fd = -1, r, ret = 1;
@@ -347,6 +359,8 @@ main(int argc, char **argv)
 	memset(wd.bus_conn, -1, sizeof(wd.bus_conn));
 	wd_ctl_init(&wd);
 	wd.bus_listen_fd = wd.ctl_listen_fd = wd.sig_fd = -1;
+	for (int i = 0; i < BUS_N_STAGES; i++)
+		wd.listen_fd[i] = -1;
 	wd.foreground = opts.foreground;
 	wd.started_ms = proc_mono_ms();
 	if (cfg_load(opts.config, &wd.cfg, err, sizeof(err)) < 0) {
@@ -403,10 +417,10 @@ main(int argc, char **argv)
 	log_info("instance '%s': ring %s (%llu bytes), run_dir %s, config %s", wd.cfg->instance,
 		 wd.ring_name, (unsigned long long)wd.cfg->ring_size, wd.run_dir,
 		 wd.config_path[0] != '\0' ? wd.config_path : "(built-in defaults)");
-	for (int i = 0; i < BUS_N_STAGES; i++) {
+	for (unsigned i = 0; i < wd.n_child; i++) {
 		r = wd_start(&wd, &wd.child[i]);
 		if (r < 0)
-			log_error(r, "%s: could not be started", bus_stage_name(i));
+			log_error(r, "%s: could not be started", wd.child[i].name);
 	}
 	ret = vigild_loop(&wd, ready_fd) < 0 ? 1 : 0;
 	log_info("all stages stopped; exiting");

@@ -101,6 +101,10 @@ vigild_open_listeners(struct wd *wd)
 		[BUS_HTTPD] = "listen.http",
 	};
 
+	unsigned workers[BUS_N_STAGES] = { 1, 1, 1, 1 };
+
+	for (int i = 0; i < BUS_N_STAGES; i++)
+		wd->listen_fd[i] = -1;
 	for (int i = 0; i < BUS_N_STAGES; i++) {
 		int fd = -1;
 
@@ -113,8 +117,9 @@ vigild_open_listeners(struct wd *wd)
 			}
 			net_local_name(fd, wd->listen_name[i], sizeof(wd->listen_name[i]), NULL);
 		}
-		wd_init_child(&wd->child[i], i, fd);
+		wd->listen_fd[i] = fd;
 	}
+	wd_init_children(wd, workers);
 	return 0;
 }
 
@@ -212,8 +217,12 @@ vigild_cleanup(struct wd *wd)
 {
 	char path[4200];
 
-	for (int i = 0; i < BUS_N_STAGES; i++)
-		wd_free_child(&wd->child[i]);
+	wd_free_children(wd);
+	for (int i = 0; i < BUS_N_STAGES; i++) {
+		if (wd->listen_fd[i] >= 0)
+			close(wd->listen_fd[i]);
+		wd->listen_fd[i] = -1;
+	}
 	for (int i = 0; i < WD_MAX_CONNS; i++) {
 		if (wd->bus_conn[i] >= 0)
 			close(wd->bus_conn[i]);

@@ -32,42 +32,96 @@ wd_set_state(struct wd *wd, struct wd_child *c, enum wd_state state)
 	if (c->state == state)
 		return;
 	c->state = state;
-	vigild_state_changed(wd, c);
+	wd->ops->state_changed(wd, c);
 }
 
 void
-wd_init_child(struct wd_child *c, enum bus_stage which, int listen_fd)
+wd_init_children(struct wd *wd, const unsigned workers[BUS_N_STAGES])
 {
-	memset(c, 0, sizeof(*c));
-	c->which = which;
-	c->state = WD_DOWN;
-	c->log_fd = -1;
-	c->bus_fd = -1;
-	c->listen_fd = listen_fd;
-	c->backoff_ms = WD_BACKOFF_MIN_MS;
+	unsigned n = 0;
+
+	for (int s = 0; s < BUS_N_STAGES; s++) {
+		unsigned count = workers[s] < 1 ? 1 : workers[s];
+
+		if (count > BUS_WORKERS_MAX || n + count > WD_MAX_CHILDREN)
+			count = 1;
+		wd->first[s] = n;
+		wd->count[s] = count;
+		for (unsigned i = 0; i < count; i++, n++) {
+			struct wd_child *c = &wd->child[n];
+
+			memset(c, 0, sizeof(*c));
+			c->which = (enum bus_stage)s;
+			/* One process keeps the stage's own name, as before workers. */
+			c->worker = count > 1 ? (int)i : -1;
+			if (count > 1)
+				snprintf(c->name, sizeof(c->name), "%s/%u", bus_stage_name(s), i);
+			else
+				snprintf(c->name, sizeof(c->name), "%s", bus_stage_name(s));
+			c->state = WD_DOWN;
+			c->log_fd = -1;
+			c->bus_fd = -1;
+			c->listen_fd = wd->listen_fd[s];
+			c->backoff_ms = WD_BACKOFF_MIN_MS;
+		}
+	}
+	wd->n_child = n;
 }
 
 void
-wd_free_child(struct wd_child *c)
+wd_free_children(struct wd *wd)
 {
-	if (c->log_fd >= 0)
-		close(c->log_fd);
-	if (c->bus_fd >= 0)
-		close(c->bus_fd);
-	if (c->listen_fd >= 0)
-		close(c->listen_fd);
-	wd_bus_reset(c);
-	json_decref(c->heartbeat);
-	wd_log_free(c);
-	memset(c, 0, sizeof(*c));
-	c->log_fd = c->bus_fd = c->listen_fd = -1;
+	for (unsigned i = 0; i < wd->n_child; i++) {
+		struct wd_child *c = &wd->child[i];
+
+		if (c->log_fd >= 0)
+			close(c->log_fd);
+		if (c->bus_fd >= 0)
+			close(c->bus_fd);
+		wd_bus_reset(c);
+		json_decref(c->heartbeat);
+		wd_log_free(c);
+		memset(c, 0, sizeof(*c));
+		c->log_fd = c->bus_fd = c->listen_fd = -1;
+	}
+	wd->n_child = 0;
+}
+
+int
+wd_lookup(const struct wd *wd, const char *name, unsigned *ret_first, unsigned *ret_n)
+{
+	int worker, which = bus_name_parse(name, &worker);
+
+	if (which < 0)
+		return which;
+	if (worker < 0) {
+		*ret_first = wd->first[which];
+		*ret_n = wd->count[which];
+		return 0;
+	}
+	/* "relay/0" names a worker only where the stage has workers. */
+	if (wd->count[which] < 2 || (unsigned)worker >= wd->count[which])
+		return -EINVAL;
+	*ret_first = wd->first[which] + (unsigned)worker;
+	*ret_n = 1;
+	return 0;
+}
+
+struct wd_child *
+wd_child_named(struct wd *wd, const char *name)
+{
+	for (unsigned i = 0; i < wd->n_child; i++) {
+		if (strcmp(wd->child[i].name, name) == 0)
+			return &wd->child[i];
+	}
+	return NULL;
 }
 
 /* In the child between fork and exec: only async-signal-safe calls. */
 static void
 wd_exec_child(struct wd *wd, struct wd_child *c, int log_w, const char *prog)
 {
-	char env_pid[32], env_name[64];
+	char env_pid[32], env_name[64], env_worker[16];
 	const char *argv[4] = { prog, NULL, NULL, NULL };
 	sigset_t none;
 	int devnull;
@@ -94,6 +148,13 @@ wd_exec_child(struct wd *wd, struct wd_child *c, int log_w, const char *prog)
 		unsetenv("LISTEN_FDS");
 		unsetenv("LISTEN_PID");
 		unsetenv("LISTEN_FDNAMES");
+	}
+	/* A worker learns its index (its name, its views file) from here. */
+	if (c->worker >= 0) {
+		snprintf(env_worker, sizeof(env_worker), "%d", c->worker);
+		setenv("VIGIL_WORKER", env_worker, 1);
+	} else {
+		unsetenv("VIGIL_WORKER");
 	}
 	if (wd->config_path[0] != '\0') {
 		argv[1] = "--config";
@@ -137,7 +198,7 @@ wd_spawn(struct wd *wd, struct wd_child *c)
 	c->restart_after_stop = false;
 	json_decref(c->heartbeat);
 	c->heartbeat = NULL;
-	log_info("%s: started %s (pid %d)", bus_stage_name(c->which), prog, (int)pid);
+	log_info("%s: started %s (pid %d)", c->name, prog, (int)pid);
 	wd_set_state(wd, c, WD_STARTING);
 	return 0;
 }
@@ -163,7 +224,7 @@ wd_send_stop(struct wd_child *c, bool restart)
 	if (c->bus_fd >= 0) {
 		msgpack_sbuffer_init(&sb);
 		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-		bus_pack_begin(&pk, "stop", "vigild", bus_stage_name(c->which));
+		bus_pack_begin(&pk, "stop", "vigild", c->name);
 		msgpack_pack_map(&pk, 1);
 		mp_pack_kv_str(&pk, "reason", restart ? "restart" : "shutdown");
 		if (bus_send(c->bus_fd, sb.data, sb.size) == 0) {
@@ -181,7 +242,7 @@ wd_stop(struct wd *wd, struct wd_child *c, bool restart)
 	switch (c->state) {
 	case WD_STARTING:
 	case WD_RUNNING:
-		log_info("%s: stopping (pid %d)", bus_stage_name(c->which), (int)c->pid);
+		log_info("%s: stopping (pid %d)", c->name, (int)c->pid);
 		wd_send_stop(c, restart && !wd->shutdown);
 		c->deadline_ms = proc_mono_ms() + WD_STOP_GRACE_MS;
 		c->restart_after_stop = restart;
@@ -207,7 +268,7 @@ void
 wd_kill(struct wd *wd, struct wd_child *c)
 {
 	if (c->state == WD_STARTING || c->state == WD_RUNNING || c->state == WD_STOPPING) {
-		log_warn(0, "%s: killing pid %d (SIGKILL)", bus_stage_name(c->which), (int)c->pid);
+		log_warn(0, "%s: killing pid %d (SIGKILL)", c->name, (int)c->pid);
 		kill(c->pid, SIGKILL);
 	}
 	(void)wd;
@@ -246,7 +307,7 @@ void
 wd_on_exit(struct wd *wd, struct wd_child *c, int status)
 {
 	int64_t now = proc_mono_ms();
-	const char *name = bus_stage_name(c->which);
+	const char *name = c->name;
 
 	wd_describe_exit(c, status);
 	if (c->bus_fd >= 0) {
@@ -306,7 +367,7 @@ wd_on_hello(struct wd *wd, struct wd_child *c, int bus_fd)
 	wd_cfg_send(wd, c);
 	wd_rev_send(wd, c);
 	if (c->state == WD_STARTING) {
-		log_info("%s: running (pid %d)", bus_stage_name(c->which), (int)c->pid);
+		log_info("%s: running (pid %d)", c->name, (int)c->pid);
 		wd_set_state(wd, c, WD_RUNNING);
 	}
 }
@@ -323,7 +384,7 @@ wd_on_heartbeat(struct wd *wd, struct wd_child *c, json_t *body)
 static void
 wd_check_child(struct wd *wd, struct wd_child *c, int64_t now)
 {
-	const char *name = bus_stage_name(c->which);
+	const char *name = c->name;
 
 	switch (c->state) {
 	case WD_BACKOFF:
@@ -366,7 +427,7 @@ wd_tick(struct wd *wd)
 {
 	int64_t now = proc_mono_ms(), next = now + 1000;
 
-	for (int i = 0; i < BUS_N_STAGES; i++) {
+	for (unsigned i = 0; i < wd->n_child; i++) {
 		struct wd_child *c = &wd->child[i];
 
 		wd_check_child(wd, c, now);
@@ -383,10 +444,17 @@ wd_child_json(const struct wd *wd, const struct wd_child *c)
 	int64_t now = proc_mono_ms();
 	bool up = c->state == WD_STARTING || c->state == WD_RUNNING || c->state == WD_STOPPING;
 
-	return json_pack("{s:s, s:s, s:I, s:I, s:i, s:s, s:O?, s:s}", "name",
-			 bus_stage_name(c->which), "state", wd_state_name(c->state), "pid",
-			 (json_int_t)(up ? c->pid : 0), "uptimeMs",
-			 (json_int_t)(up ? now - c->started_ms : 0), "restarts", (int)c->restarts,
-			 "lastExit", c->last_exit, "heartbeat", c->heartbeat, "listen",
-			 wd->listen_name[c->which]);
+	json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:i, s:s, s:O?, s:s}", "name", c->name, "state",
+			      wd_state_name(c->state), "pid", (json_int_t)(up ? c->pid : 0),
+			      "uptimeMs", (json_int_t)(up ? now - c->started_ms : 0), "restarts",
+			      (int)c->restarts, "lastExit", c->last_exit, "heartbeat", c->heartbeat,
+			      "listen", wd->listen_name[c->which]);
+
+	/* A worker says which: its name is "<stage>/<worker>". */
+	if (j != NULL && c->worker >= 0 &&
+	    json_object_set_new(j, "worker", json_integer(c->worker)) < 0) {
+		json_decref(j);
+		j = NULL;
+	}
+	return j;
 }

@@ -1,6 +1,9 @@
 /* wd: vigild's supervision of the four stages.
  *
- * Each stage is a child with a state machine (s6-supervise is the model):
+ * A stage runs as one process, or as several workers (relay.workers: relay/0
+ * .. relay/N-1, each a reader of the ring accepting on the one listening
+ * socket). Every process is a child with its own state machine (s6-supervise
+ * is the model):
  *
  *            spawn            hello
  *   DOWN ----------> STARTING ------> RUNNING
@@ -12,7 +15,10 @@
  *    +----------------------------------------------+
  *
  * Restart delays double from 100 ms to 10 s and go back to 100 ms after a
- * minute of stable running. Only vigild runs this code.
+ * minute of stable running. The children are kept by stage, then worker, in
+ * one table (struct wd); a name on the bus, in ctl requests and in status is
+ * the stage's ("relay": every worker of it) or a worker's ("relay/1"). Only
+ * vigild runs this code.
  *
  *   vigild.c  the process: arguments, signals, the poll loop, reload
  *   vigild_setup.c  before and after the loop: lock, ring, sockets, detach
@@ -55,6 +61,7 @@
 #define WD_WAITS_MAX      32
 #define WD_REF_MAX        128 /* a request's ref, packed */
 #define WD_SHUTDOWN_MAX_S 3600
+#define WD_MAX_CHILDREN   (BUS_N_STAGES - 1 + BUS_WORKERS_MAX)
 
 enum wd_state {
 	WD_DOWN = 0,
@@ -84,11 +91,13 @@ struct wd_pkt {
 
 struct wd_child {
 	enum bus_stage which;
+	int worker; /* its index among the stage's workers; -1: the stage's one process */
+	char name[BUS_NAME_MAX]; /* "relay", "relay/1": on the bus, in logs and status */
 	enum wd_state state;
 	pid_t pid;
 	int log_fd;    /* read end of the stage's stdout+stderr, -1 */
 	int bus_fd;    /* its bus connection once it said hello, -1 */
-	int listen_fd; /* socket handed down as fd 3, -1 for archive */
+	int listen_fd; /* the stage's socket (struct wd's), handed down as fd 3; -1 for archive */
 	bool restart_after_stop;
 	bool aborting;                                 /* SIGABRT sent for missed heartbeats */
 	int64_t started_ms, last_beat_ms, deadline_ms; /* monotonic ms */
@@ -117,7 +126,7 @@ struct wd_child {
  * answers as JSON lines. gen tells a reused slot from the asker. */
 struct wd_peer {
 	bool ctl;
-	int slot; /* enum bus_stage, or the ctl connection */
+	int slot; /* index in wd->child, or the ctl connection */
 	unsigned gen;
 };
 
@@ -128,7 +137,7 @@ struct wd_ctl_conn {
 	int fd; /* -1: free */
 	unsigned gen;
 	bool watch;      /* stage events and bus broadcasts */
-	unsigned follow; /* bit per enum bus_stage: its new lines as {"event":"log"} */
+	unsigned follow; /* bit per child (index in wd->child): its new lines as {"event":"log"} */
 	bool follow_bus; /* logs.follow through {"cmd":"bus"}: log.line events */
 	uint64_t drops;  /* {"event":"log"} dropped since the last one sent */
 	uint64_t bus_drops;
@@ -149,23 +158,39 @@ struct wd_wait {
 	bool used;
 	bool bus_form; /* answered as stage.result; else as vigilctl's JSON */
 	struct wd_peer peer;
-	enum bus_stage stage;
+	char name[BUS_NAME_MAX]; /* as asked: a stage, or one worker */
+	unsigned first, n;       /* the children it acts on */
 	enum wd_act act;
-	pid_t old_pid;
+	pid_t old_pid[BUS_WORKERS_MAX];
 	int64_t deadline_ms;           /* monotonic */
 	unsigned char ref[WD_REF_MAX]; /* the request's ref, packed msgpack */
 	size_t ref_len;
 };
 
 struct wd_rev;
+struct wd;
+
+/* What the process around wd does for it: wd calls these, never vigild.c by name. */
+struct wd_ops {
+	/* A child changed state: tell the bus and the ctl watchers. */
+	void (*state_changed)(struct wd *wd, struct wd_child *c);
+	/* Re-reads the config; on error keeps the old one and fills err. */
+	int (*reload)(struct wd *wd, char *err, size_t errlen);
+};
 
 struct wd {
+	const struct wd_ops *ops;
 	struct cfg *cfg;                     /* the file, with the overrides on top */
 	char config_path[4096];              /* absolute, "" for built-in defaults */
 	char stage_path[BUS_N_STAGES][4096]; /* the vigil-<stage> programs */
 	char ring_name[64];
 	char run_dir[4096];
-	struct wd_child child[BUS_N_STAGES];
+	/* Every process, by stage then worker: stage s is child[first[s]] ..
+	 * child[first[s] + count[s] - 1]. */
+	struct wd_child child[WD_MAX_CHILDREN];
+	unsigned n_child;
+	unsigned first[BUS_N_STAGES], count[BUS_N_STAGES];
+	int listen_fd[BUS_N_STAGES]; /* -1 for archive */
 	char listen_name[BUS_N_STAGES][64];
 	int bus_listen_fd, ctl_listen_fd, sig_fd;
 	int bus_conn[WD_MAX_CONNS]; /* connections that have not said hello yet */
@@ -185,8 +210,17 @@ struct wd {
 
 const char *wd_state_name(enum wd_state state);
 
-void wd_init_child(struct wd_child *c, enum bus_stage which, int listen_fd);
-void wd_free_child(struct wd_child *c);
+/* The table of children: workers[s] processes for stage s (1 but for relay),
+ * each named, on the stage's listening socket (wd->listen_fd). */
+void wd_init_children(struct wd *wd, const unsigned workers[BUS_N_STAGES]);
+void wd_free_children(struct wd *wd);
+/* The children a name designates: a stage's (all its workers) or one
+ * worker's. 0, or -EINVAL for an unknown name (or a worker the stage does
+ * not have). */
+int wd_lookup(const struct wd *wd, const char *name, unsigned *ret_first, unsigned *ret_n);
+/* The child of exactly that name ("relay" for a stage of one process,
+ * "relay/1" for a worker), or NULL. */
+struct wd_child *wd_child_named(struct wd *wd, const char *name);
 /* Starts the stage now (DOWN, BACKOFF or FAILED: the failure record is cleared). */
 int wd_start(struct wd *wd, struct wd_child *c);
 /* Asks the stage to stop (bus "stop", SIGTERM without a bus), SIGKILL after a grace period. */
@@ -201,11 +235,6 @@ void wd_on_heartbeat(struct wd *wd, struct wd_child *c, json_t *body);
 int wd_tick(struct wd *wd);
 json_t *wd_child_json(const struct wd *wd, const struct wd_child *c);
 
-/* Implemented by vigild.c: a stage changed state (tell the bus and ctl watchers). */
-void vigild_state_changed(struct wd *wd, struct wd_child *c);
-/* Implemented by vigild.c: re-reads the config; on error keeps the old one and fills err. */
-int vigild_reload(struct wd *wd, char *err, size_t errlen);
-
 /* wd_log.c: the stages' log lines. */
 /* Reads what the stage printed, at most WD_LOG_READ_MAX bytes a call (a
  * stage that floods its pipe cannot hold the loop); keeps the last
@@ -213,9 +242,11 @@ int vigild_reload(struct wd *wd, char *err, size_t errlen);
  * the followers. */
 void wd_read_log(struct wd *wd, struct wd_child *c);
 void wd_log_free(struct wd_child *c);
-/* The last n lines, oldest first, as a JSON array of strings. */
-json_t *wd_log_tail(const struct wd_child *c, unsigned n);
-/* logs.request { ref, stage, lines }: log.lines to peer, in as many packets
+/* The last n lines of the children [first, first + n_child) (a stage's
+ * workers, merged in time), oldest first, as a JSON array of strings. */
+json_t *wd_log_tail(const struct wd *wd, unsigned first, unsigned n_child, unsigned n);
+/* logs.request { ref, stage, lines }: log.lines to peer (stage: a stage,
+ * its workers' lines merged, or one worker), in as many packets
  * as BUS_MSG_MAX takes, or { ref, error }. */
 void wd_log_request(struct wd *wd, const struct wd_peer *peer, const msgpack_object *body);
 /* logs.follow { on }: every new line of every stage as log.line, or not. */
@@ -266,7 +297,7 @@ int wd_bus_send(struct wd *wd, struct wd_child *c, const void *msg, size_t len);
  * room left for answers, -EAGAIN otherwise. */
 int wd_peer_offer(struct wd *wd, const struct wd_peer *peer, const void *msg, size_t len);
 /* The stage name in an answer's "to". */
-const char *wd_peer_name(const struct wd_peer *peer);
+const char *wd_peer_name(const struct wd *wd, const struct wd_peer *peer);
 /* The request's "ref" (any type, packed at most WD_REF_MAX bytes), else nil. */
 const msgpack_object *wd_ref(const msgpack_object *body);
 

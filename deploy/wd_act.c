@@ -29,11 +29,25 @@ wd_act_parse(const char *name)
 	return -EINVAL;
 }
 
-/* Answers w's asker: done with pid when err is NULL, else refused or failed. */
+/* The pids of w's children as they are now. */
+static json_t *
+wd_act_pids(const struct wd *wd, const struct wd_wait *w)
+{
+	json_t *pids = json_array();
+
+	for (unsigned i = 0; pids != NULL && i < w->n; i++)
+		json_array_append_new(pids, json_integer(wd->child[w->first + i].pid));
+	return pids;
+}
+
+/* Answers w's asker: done when err is NULL (with the pid of its first child,
+ * and every pid when it acts on workers), else refused or failed. */
 static void
 wd_act_answer(struct wd *wd, const struct wd_wait *w, const char *stage, const char *state,
-	      pid_t pid, const char *err)
+	      const char *err)
 {
+	pid_t pid = err == NULL && w->n > 0 ? wd->child[w->first].pid : 0;
+	bool many = err == NULL && w->n > 1;
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 	json_t *ans;
@@ -44,6 +58,8 @@ wd_act_answer(struct wd *wd, const struct wd_wait *w, const char *stage, const c
 		else
 			ans = json_pack("{s:b, s:s, s:s, s:i}", "ok", 1, "stage", stage, "state",
 					state, "pid", (int)pid);
+		if (ans != NULL && many)
+			json_object_set_new(ans, "pids", wd_act_pids(wd, w));
 		if (ans != NULL && w->peer.gen == wd->ctl[w->peer.slot].gen &&
 		    wd->ctl[w->peer.slot].fd >= 0)
 			wd_ctl_write(wd, w->peer.slot, ans);
@@ -52,8 +68,8 @@ wd_act_answer(struct wd *wd, const struct wd_wait *w, const char *stage, const c
 	}
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	bus_pack_begin(&pk, "stage.result", "vigild", wd_peer_name(&w->peer));
-	msgpack_pack_map(&pk, 4);
+	bus_pack_begin(&pk, "stage.result", "vigild", wd_peer_name(wd, &w->peer));
+	msgpack_pack_map(&pk, many ? 5 : 4);
 	mp_pack_str(&pk, "ref");
 	msgpack_sbuffer_write(&sb, (const char *)w->ref, w->ref_len);
 	mp_pack_kv_str(&pk, "stage", stage);
@@ -62,35 +78,56 @@ wd_act_answer(struct wd *wd, const struct wd_wait *w, const char *stage, const c
 		mp_pack_kv_str(&pk, "error", err);
 	else
 		mp_pack_kv_int(&pk, "pid", pid);
+	if (many) {
+		mp_pack_str(&pk, "pids");
+		msgpack_pack_array(&pk, w->n);
+		for (unsigned i = 0; i < w->n; i++)
+			msgpack_pack_int64(&pk, wd->child[w->first + i].pid);
+	}
 	wd_peer_send(wd, &w->peer, sb.data, sb.size);
 	msgpack_sbuffer_destroy(&sb);
+}
+
+/* Whether child i of w is where w asked it to be. */
+static bool
+wd_wait_there(const struct wd *wd, const struct wd_wait *w, unsigned i)
+{
+	const struct wd_child *c = &wd->child[w->first + i];
+
+	if (w->act == WD_ACT_STOP)
+		return c->state == WD_DOWN;
+	/* start, restart, kill: running, and not the process that was */
+	return c->state == WD_RUNNING && c->pid != w->old_pid[i];
 }
 
 /* Answers and frees the wait once it is settled; false while it waits on. */
 static bool
 wd_wait_settle(struct wd *wd, struct wd_wait *w, int64_t now)
 {
-	const struct wd_child *c = &wd->child[w->stage];
-	const char *name = bus_stage_name(w->stage), *act = wd_act_names[w->act];
+	const char *act = wd_act_names[w->act];
+	const struct wd_child *failed = NULL, *late = NULL;
 	char err[192];
-	bool done;
 
-	if (w->act == WD_ACT_STOP)
-		done = c->state == WD_DOWN;
-	else /* start, restart, kill: running, and not the process that was */
-		done = c->state == WD_RUNNING && c->pid != w->old_pid;
-	if (done) {
-		wd_act_answer(wd, w, name, act, c->pid, NULL);
-	} else if (c->state == WD_FAILED) {
-		snprintf(err, sizeof(err), "%s failed (%s)", name, c->last_exit);
-		wd_act_answer(wd, w, name, act, 0, err);
+	for (unsigned i = 0; i < w->n; i++) {
+		const struct wd_child *c = &wd->child[w->first + i];
+
+		if (c->state == WD_FAILED && failed == NULL)
+			failed = c;
+		if (!wd_wait_there(wd, w, i) && late == NULL)
+			late = c;
+	}
+	if (late == NULL) {
+		wd_act_answer(wd, w, w->name, act, NULL);
+	} else if (failed != NULL) {
+		snprintf(err, sizeof(err), "%s failed (%s)", failed->name, failed->last_exit);
+		wd_act_answer(wd, w, w->name, act, err);
 	} else if (wd->shutdown && w->act != WD_ACT_STOP) {
-		wd_act_answer(wd, w, name, act, 0, "vigil is shutting down");
+		wd_act_answer(wd, w, w->name, act, "vigil is shutting down");
 	} else if (now >= w->deadline_ms) {
-		snprintf(err, sizeof(err), "%s: not %s within %d s (%s)", name,
+		snprintf(err, sizeof(err), "%s: not %s within %d s (%s)", late->name,
 			 w->act == WD_ACT_STOP ? "down" : "running", WD_WAIT_MS / 1000,
-			 wd_state_name(c->state));
-		wd_act_answer(wd, w, name, act, 0, err);
+			 wd_state_name(late->state));
+		wd_act_answer(wd, w, w->name, act, err);
 	} else {
 		return false;
 	}
@@ -98,49 +135,65 @@ wd_wait_settle(struct wd *wd, struct wd_wait *w, int64_t now)
 	return true;
 }
 
-/* Takes the action; NULL when taken, else why not (in err). */
-static const char *
-wd_act_take(struct wd *wd, struct wd_child *c, enum wd_act act, char *err, size_t errlen)
+static bool
+wd_up(const struct wd_child *c)
 {
-	const char *name = bus_stage_name(c->which);
-	bool up = c->state == WD_STARTING || c->state == WD_RUNNING;
+	return c->state == WD_STARTING || c->state == WD_RUNNING;
+}
+
+/* Takes the action on every child of w; NULL when taken, else why not (in err). */
+static const char *
+wd_act_take(struct wd *wd, const struct wd_wait *w, char *err, size_t errlen)
+{
+	unsigned up = 0;
 	int r;
 
-	switch (act) {
-	case WD_ACT_START:
-		if (up) {
-			snprintf(err, errlen, "%s is already running", name);
-			return err;
-		}
-		/* Stopping: it comes back once it is down. */
-		if (c->state == WD_STOPPING) {
-			wd_stop(wd, c, true);
-			return NULL;
-		}
-		r = wd_start(wd, c);
-		if (r < 0) {
-			snprintf(err, errlen, "%s could not be started: %s", name, strerror(-r));
-			return err;
-		}
-		return NULL;
-	case WD_ACT_STOP:
-		wd_stop(wd, c, false);
-		return NULL;
-	case WD_ACT_RESTART:
-		wd_stop(wd, c, true);
-		return NULL;
-	case WD_ACT_KILL:
-		if (!up) {
-			snprintf(err, errlen, "%s is not running (%s)", name,
-				 wd_state_name(c->state));
-			return err;
-		}
-		wd_kill(wd, c);
-		return NULL;
-	default:
-		snprintf(err, errlen, "no such action");
+	for (unsigned i = 0; i < w->n; i++)
+		up += wd_up(&wd->child[w->first + i]);
+	if (w->act == WD_ACT_START && up == w->n) {
+		snprintf(err, errlen, "%s is already running", w->name);
 		return err;
 	}
+	if (w->act == WD_ACT_KILL && up == 0) {
+		snprintf(err, errlen, "%s is not running (%s)", w->name,
+			 wd_state_name(wd->child[w->first].state));
+		return err;
+	}
+	for (unsigned i = 0; i < w->n; i++) {
+		struct wd_child *c = &wd->child[w->first + i];
+
+		switch (w->act) {
+		case WD_ACT_START:
+			if (wd_up(c))
+				break;
+			/* Stopping: it comes back once it is down. */
+			if (c->state == WD_STOPPING) {
+				wd_stop(wd, c, true);
+				break;
+			}
+			r = wd_start(wd, c);
+			if (r < 0) {
+				snprintf(err, errlen, "%s could not be started: %s", c->name,
+					 strerror(-r));
+				return err;
+			}
+			break;
+		case WD_ACT_STOP:
+			wd_stop(wd, c, false);
+			break;
+		case WD_ACT_RESTART:
+			wd_stop(wd, c, true);
+			break;
+		case WD_ACT_KILL:
+			if (wd_up(c))
+				wd_kill(wd, c);
+			break;
+		default:
+			snprintf(err, errlen, "no such action");
+			return err;
+		}
+	}
+	return NULL;
 }
 
 void
@@ -154,7 +207,7 @@ wd_act_request(struct wd *wd, const struct wd_peer *peer, const msgpack_object *
 	msgpack_packer pk;
 	char err[192];
 	const char *why = NULL;
-	int which, act;
+	int found, act;
 
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
@@ -165,13 +218,13 @@ wd_act_request(struct wd *wd, const struct wd_peer *peer, const msgpack_object *
 	}
 	msgpack_sbuffer_destroy(&sb);
 
-	which = bus_stage_parse(stage);
+	found = wd_lookup(wd, stage, &w.first, &w.n);
 	act = wd_act_parse(state);
 	for (int i = 0; i < WD_WAITS_MAX && slot == NULL; i++) {
 		if (!wd->waits[i].used)
 			slot = &wd->waits[i];
 	}
-	if (which < 0) {
+	if (found < 0) {
 		snprintf(err, sizeof(err), "unknown stage '%.32s' (ingest, relay, archive, httpd)",
 			 stage);
 		why = err;
@@ -185,14 +238,16 @@ wd_act_request(struct wd *wd, const struct wd_peer *peer, const msgpack_object *
 		why = "too many actions waiting for their outcome; try again";
 	}
 	if (why == NULL) {
-		w.stage = (enum bus_stage)which;
+		snprintf(w.name, sizeof(w.name), "%s", stage);
 		w.act = (enum wd_act)act;
-		w.old_pid = wd->child[which].pid;
-		why = wd_act_take(wd, &wd->child[which], w.act, err, sizeof(err));
+		for (unsigned i = 0; i < w.n; i++)
+			w.old_pid[i] = wd->child[w.first + i].pid;
+		why = wd_act_take(wd, &w, err, sizeof(err));
 	}
 	if (why != NULL) {
 		log_info("%.32s of %.32s refused: %s", state, stage, why);
-		wd_act_answer(wd, &w, stage, state, 0, why);
+		w.n = 0;
+		wd_act_answer(wd, &w, stage, state, why);
 		return;
 	}
 	if (!wait) {
@@ -214,9 +269,13 @@ wd_act_state_changed(struct wd *wd, struct wd_child *c)
 {
 	int64_t now = proc_mono_ms();
 
+	unsigned k = (unsigned)(c - wd->child);
+
 	for (int i = 0; i < WD_WAITS_MAX; i++) {
-		if (wd->waits[i].used && wd->waits[i].stage == c->which)
-			wd_wait_settle(wd, &wd->waits[i], now);
+		struct wd_wait *w = &wd->waits[i];
+
+		if (w->used && k >= w->first && k < w->first + w->n)
+			wd_wait_settle(wd, w, now);
 	}
 }
 
@@ -251,7 +310,7 @@ wd_shutdown_schedule(struct wd *wd, int64_t in_ms)
 			 (long long)(in_ms / 1000));
 	wd->shutdown_mono_ms = proc_mono_ms() + in_ms;
 	wd->shutdown_at_ms = proc_now_ms() + in_ms;
-	for (int i = 0; i < BUS_N_STAGES; i++)
+	for (unsigned i = 0; i < wd->n_child; i++)
 		wd_act_notice(wd, &wd->child[i]);
 	ev = json_pack("{s:s, s:s, s:s, s:{s:I}}", "event", "bus", "type", "shutdown.notice",
 		       "from", "vigild", "body", "at", (json_int_t)wd->shutdown_at_ms);
@@ -279,7 +338,7 @@ wd_shutdown_request(struct wd *wd, const struct wd_peer *peer, const msgpack_obj
 		at = wd_shutdown_schedule(wd, (int64_t)(in * 1000));
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	bus_pack_begin(&pk, "shutdown.result", "vigild", wd_peer_name(peer));
+	bus_pack_begin(&pk, "shutdown.result", "vigild", wd_peer_name(wd, peer));
 	msgpack_pack_map(&pk, 2);
 	mp_pack_str(&pk, "ref");
 	msgpack_pack_object(&pk, *ref);

@@ -32,12 +32,12 @@ static int
 wd_audit_send(void *ctx, const void *body, size_t len)
 {
 	struct wd *wd = ctx;
-	struct wd_child *c = &wd->child[BUS_ARCHIVE];
+	struct wd_child *c = &wd->child[wd->first[BUS_ARCHIVE]];
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 	int r;
 
-	if (c->bus_fd < 0)
+	if (wd->n_child == 0 || c->bus_fd < 0)
 		return -ENOTCONN;
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);

@@ -36,13 +36,15 @@ wd_bus_accept(struct wd *wd)
 	return 0;
 }
 
-/* A new connection must say hello from the pid vigild started for that stage. */
+/* A new connection must say hello from the pid vigild started under that
+ * name (the stage's, or a worker's). */
 void
 wd_bus_service_new(struct wd *wd, int slot)
 {
 	int fd = wd->bus_conn[slot];
+	struct wd_child *c = NULL;
 	struct bus_msg msg;
-	int n, which;
+	int n;
 	int64_t pid = 0;
 
 	n = bus_recv(fd, wd_bus_buf, sizeof(wd_bus_buf));
@@ -53,17 +55,18 @@ wd_bus_service_new(struct wd *wd, int slot)
 		close(fd);
 		return;
 	}
-	which = strcmp(msg.type, "hello") == 0 ? bus_stage_parse(msg.from) : -EINVAL;
+	if (strcmp(msg.type, "hello") == 0)
+		c = wd_child_named(wd, msg.from);
 	mp_get_int(msg.body, "pid", &pid);
-	if (which < 0 || pid != wd->child[which].pid || pid == 0) {
+	if (c == NULL || pid != c->pid || pid == 0) {
 		log_warn(0,
 			 "bus: refused a connection from '%s' (pid %lld): not a stage vigild "
 			 "started",
 			 msg.from, (long long)pid);
 		close(fd);
 	} else {
-		wd_on_hello(wd, &wd->child[which], fd);
-		wd_act_hello(wd, &wd->child[which]);
+		wd_on_hello(wd, c, fd);
+		wd_act_hello(wd, c);
 	}
 	bus_msg_release(&msg);
 }
@@ -94,7 +97,7 @@ wd_bus_flush(struct wd_child *c)
 		if (r == -EAGAIN)
 			return;
 		if (r < 0)
-			log_warn(r, "bus: answer to %s lost", bus_stage_name(c->which));
+			log_warn(r, "bus: answer to %s lost", c->name);
 		c->out = p->next;
 		c->out_bytes -= p->len;
 		free(p);
@@ -108,17 +111,19 @@ wd_peer_child(struct wd *wd, const struct wd_peer *peer)
 {
 	struct wd_child *c;
 
-	if (peer->ctl || peer->slot < 0 || peer->slot >= BUS_N_STAGES)
+	if (peer->ctl || peer->slot < 0 || (unsigned)peer->slot >= wd->n_child)
 		return NULL;
 	c = &wd->child[peer->slot];
 	return c->bus_fd >= 0 && c->bus_gen == peer->gen ? c : NULL;
 }
 
 const char *
-wd_peer_name(const struct wd_peer *peer)
+wd_peer_name(const struct wd *wd, const struct wd_peer *peer)
 {
 	/* A ctl connection stands in for httpd. */
-	return peer->ctl ? "httpd" : bus_stage_name((enum bus_stage)peer->slot);
+	if (peer->ctl || peer->slot < 0 || (unsigned)peer->slot >= wd->n_child)
+		return "httpd";
+	return wd->child[peer->slot].name;
 }
 
 int
@@ -140,8 +145,7 @@ wd_peer_send(struct wd *wd, const struct wd_peer *peer, const void *msg, size_t 
 	}
 	/* The stage reads slower than it asks: the answer waits, up to a bound. */
 	if (c->out_bytes + len > WD_OUT_MAX) {
-		log_warn(0, "bus: %s reads nothing; an answer is dropped",
-			 bus_stage_name(c->which));
+		log_warn(0, "bus: %s reads nothing; an answer is dropped", c->name);
 		return -ENOBUFS;
 	}
 	p = malloc(sizeof(*p) + len);
@@ -162,7 +166,7 @@ wd_peer_send(struct wd *wd, const struct wd_peer *peer, const void *msg, size_t 
 int
 wd_bus_send(struct wd *wd, struct wd_child *c, const void *msg, size_t len)
 {
-	struct wd_peer peer = { .ctl = false, .slot = (int)c->which, .gen = c->bus_gen };
+	struct wd_peer peer = { .ctl = false, .slot = (int)(c - wd->child), .gen = c->bus_gen };
 
 	return wd_peer_send(wd, &peer, msg, len);
 }
@@ -233,7 +237,7 @@ wd_bus_console(struct wd *wd, const struct wd_peer *peer, const struct bus_msg *
 static void
 wd_bus_route(struct wd *wd, struct wd_child *from, const struct bus_msg *msg, size_t len)
 {
-	int to;
+	unsigned first, n;
 
 	if (strcmp(msg->to, "*") == 0) {
 		/* A token never leaves vigild towards a watcher. */
@@ -249,20 +253,24 @@ wd_bus_route(struct wd *wd, struct wd_child *from, const struct bus_msg *msg, si
 		if (ev != NULL)
 			wd_ctl_broadcast(wd, ev);
 		json_decref(ev);
-		for (int i = 0; i < BUS_N_STAGES; i++) {
+		for (unsigned i = 0; i < wd->n_child; i++) {
 			if (&wd->child[i] != from && wd->child[i].bus_fd >= 0)
 				bus_send(wd->child[i].bus_fd, wd_bus_buf, len);
 		}
 		return;
 	}
-	to = bus_stage_parse(msg->to);
-	if (to < 0) {
+	/* To a stage: to every worker of it; to "relay/1": to that one. */
+	if (wd_lookup(wd, msg->to, &first, &n) < 0) {
 		log_warn(0, "bus: %s sent '%s' to unknown '%s'", msg->from, msg->type, msg->to);
 		return;
 	}
-	/* A stage that is down misses the message: bus messages are state, not a queue. */
-	if (wd->child[to].bus_fd >= 0)
-		bus_send(wd->child[to].bus_fd, wd_bus_buf, len);
+	/* A stage that is down misses the message: bus messages are state, not a
+	 * queue. The sender gets it too when it is to its own name (archive's
+	 * own audit records go to the writer, itself, this way). */
+	for (unsigned i = first; i < first + n; i++) {
+		if (wd->child[i].bus_fd >= 0)
+			bus_send(wd->child[i].bus_fd, wd_bus_buf, len);
+	}
 }
 
 /* "status.request" from a stage (httpd's /health, /metrics, /api/status): the
@@ -275,24 +283,23 @@ wd_bus_status(struct wd *wd, struct wd_child *c)
 	char err[160];
 	int r;
 
-	r = st != NULL ? wd_pack_msg(&sb, "status", bus_stage_name(c->which), st, err, sizeof(err))
-		       : -ENOMEM;
+	r = st != NULL ? wd_pack_msg(&sb, "status", c->name, st, err, sizeof(err)) : -ENOMEM;
 	json_decref(st);
 	if (r < 0) {
-		log_warn(r, "bus: status for %s not packed", bus_stage_name(c->which));
+		log_warn(r, "bus: status for %s not packed", c->name);
 		return;
 	}
 	/* An answer: queued when the socket is full (of log lines, say). */
 	r = wd_bus_send(wd, c, sb.data, sb.size);
 	if (r < 0)
-		log_warn(r, "bus: status for %s not sent", bus_stage_name(c->which));
+		log_warn(r, "bus: status for %s not sent", c->name);
 	msgpack_sbuffer_destroy(&sb);
 }
 
 void
 wd_bus_service(struct wd *wd, struct wd_child *c)
 {
-	struct wd_peer peer = { .ctl = false, .slot = (int)c->which, .gen = c->bus_gen };
+	struct wd_peer peer = { .ctl = false, .slot = (int)(c - wd->child), .gen = c->bus_gen };
 	struct bus_msg msg;
 	int n;
 
@@ -308,8 +315,7 @@ wd_bus_service(struct wd *wd, struct wd_child *c)
 			return;
 		}
 		if (bus_decode(wd_bus_buf, (size_t)n, &msg) < 0) {
-			log_warn(0, "bus: malformed message from %s ignored",
-				 bus_stage_name(c->which));
+			log_warn(0, "bus: malformed message from %s ignored", c->name);
 			continue;
 		}
 		/* A revocation is on disk before the bus carries it on to the stages. */

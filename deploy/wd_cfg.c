@@ -100,7 +100,7 @@ wd_cfg_pack(const json_t *over, const char *to, msgpack_sbuffer *sb)
 void
 wd_cfg_send(struct wd *wd, struct wd_child *c)
 {
-	for (int i = 0; i < BUS_N_STAGES; i++) {
+	for (unsigned i = 0; i < wd->n_child; i++) {
 		struct wd_child *to = &wd->child[i];
 		msgpack_sbuffer sb;
 		int r;
@@ -110,13 +110,13 @@ wd_cfg_send(struct wd *wd, struct wd_child *c)
 		/* After a hello with nothing to add, the stage's file is all there is. */
 		if (c != NULL && wd->overrides == NULL)
 			continue;
-		r = wd_cfg_pack(wd->overrides, bus_stage_name(to->which), &sb);
+		r = wd_cfg_pack(wd->overrides, to->name, &sb);
 		if (r == 0) {
 			r = wd_bus_send(wd, to, sb.data, sb.size);
 			msgpack_sbuffer_destroy(&sb);
 		}
 		if (r < 0)
-			log_error(r, "config.reload not sent to %s", bus_stage_name(to->which));
+			log_error(r, "config.reload not sent to %s", to->name);
 	}
 }
 
@@ -337,16 +337,14 @@ wd_cfg_on_bus(struct wd *wd, struct wd_child *from, const struct bus_msg *msg)
 	}
 	if (ans != NULL && ref != NULL)
 		json_object_set_new(ans, "ref", mp_to_json(ref));
-	r = ans ? wd_pack_msg(&sb, "config.result", bus_stage_name(from->which), ans, err,
-			      sizeof(err))
-		: -ENOMEM;
+	r = ans ? wd_pack_msg(&sb, "config.result", from->name, ans, err, sizeof(err)) : -ENOMEM;
 	json_decref(ans);
 	if (r == 0) {
 		r = wd_bus_send(wd, from, sb.data, sb.size);
 		msgpack_sbuffer_destroy(&sb);
 	}
 	if (r < 0)
-		log_error(r, "config.result not sent to %s", bus_stage_name(from->which));
+		log_error(r, "config.result not sent to %s", from->name);
 }
 
 /* "limits.max_proctors" and a value: { "limits": { "max_proctors": value } }.

@@ -3,6 +3,7 @@
  * One JSON object per line each way. Requests and answers:
  *   {"cmd":"status"}        {"ok":true, "instance", "pid", "uptimeMs", "stages":[...]}
  *   {"cmd":"start"|"stop"|"restart"|"kill", "stage":NAME, "wait":BOOL}
+ *                           NAME: a stage (all its workers), or one worker ("relay/1")
  *                           {"ok":true} once the action is taken; with "wait":true once
  *                           the stage got there: {"ok":true, "stage", "state", "pid"}
  *                           (as stage.result, wd_act.c); "start" without a stage starts
@@ -225,7 +226,7 @@ wd_status_json(const struct wd *wd)
 {
 	json_t *stages = json_array();
 
-	for (int i = 0; i < BUS_N_STAGES; i++)
+	for (unsigned i = 0; i < wd->n_child; i++)
 		json_array_append_new(stages, wd_child_json(wd, &wd->child[i]));
 	return json_pack("{s:b, s:s, s:i, s:I, s:s, s:s, s:o}", "ok", 1, "instance",
 			 wd->cfg->instance, "pid", (int)getpid(), "uptimeMs",
@@ -247,23 +248,22 @@ wd_ctl_error(const char *fmt, ...)
 	return json_pack("{s:b, s:s}", "ok", 0, "error", text);
 }
 
-/* The stage a request names, or NULL after setting *ret_err. */
-static struct wd_child *
-wd_ctl_stage(struct wd *wd, json_t *req, json_t **ret_err)
+/* The children the request's stage names (a stage, or one worker of it):
+ * 0, or -EINVAL after setting *ret_err. */
+static int
+wd_ctl_stage(struct wd *wd, json_t *req, unsigned *ret_first, unsigned *ret_n, json_t **ret_err)
 {
 	const char *name = json_string_value(json_object_get(req, "stage"));
-	int which;
 
 	if (name == NULL) {
 		*ret_err = wd_ctl_error("%s", "missing \"stage\"");
-		return NULL;
+		return -EINVAL;
 	}
-	which = bus_stage_parse(name);
-	if (which < 0) {
+	if (wd_lookup(wd, name, ret_first, ret_n) < 0) {
 		*ret_err = wd_ctl_error("unknown stage '%s' (ingest, relay, archive, httpd)", name);
-		return NULL;
+		return -EINVAL;
 	}
-	return &wd->child[which];
+	return 0;
 }
 
 /* The body goes through the envelope codec's JSON reader, so it becomes the
@@ -305,30 +305,35 @@ wd_ctl_send(struct wd *wd, json_t *req)
 	json_t *body = json_object_get(req, "body");
 	msgpack_sbuffer sb;
 	char err[160];
-	int target, r = 0;
+	unsigned first = 0, n = 0, connected = 0;
+	int r = 0;
 
 	if (to == NULL || type == NULL || (body != NULL && !json_is_object(body)))
 		return wd_ctl_error("send needs \"to\", \"type\" and an object \"body\"");
-	target = strcmp(to, "*") == 0 ? -1 : bus_stage_parse(to);
-	if (target < -1)
+	if (strcmp(to, "*") == 0)
+		n = wd->n_child;
+	else if (wd_lookup(wd, to, &first, &n) < 0)
 		return wd_ctl_error("unknown stage '%s'", to);
 	r = wd_pack_msg(&sb, type, to, body, err, sizeof(err));
 	if (r < 0)
 		return wd_ctl_error("body: %s", err);
-	for (int i = 0; i < BUS_N_STAGES; i++) {
-		if ((target == -1 || target == i) && wd->child[i].bus_fd >= 0 &&
-		    bus_send(wd->child[i].bus_fd, sb.data, sb.size) < 0)
+	for (unsigned i = first; i < first + n; i++) {
+		if (wd->child[i].bus_fd < 0)
+			continue;
+		connected++;
+		if (bus_send(wd->child[i].bus_fd, sb.data, sb.size) < 0)
 			r = -EIO;
 	}
 	msgpack_sbuffer_destroy(&sb);
-	if (target >= 0 && wd->child[target].bus_fd < 0)
+	if (strcmp(to, "*") != 0 && connected == 0)
 		return wd_ctl_error("%s is not connected to the bus", to);
 	return r < 0 ? wd_ctl_error("%s", "bus_send() failed") : json_pack("{s:b}", "ok", 1);
 }
 
-/* {"cmd":"logs"}: the last lines, and with "follow" every new one after. */
+/* {"cmd":"logs"}: the last lines of the children [first, first + n) (all of
+ * a stage's workers merged in time), and with "follow" every new one after. */
 static json_t *
-wd_ctl_logs(struct wd *wd, int slot, struct wd_child *c, json_t *req)
+wd_ctl_logs(struct wd *wd, int slot, unsigned first, unsigned n_child, json_t *req)
 {
 	json_t *lines = json_object_get(req, "lines");
 	json_int_t n = json_integer_value(lines);
@@ -339,9 +344,12 @@ wd_ctl_logs(struct wd *wd, int slot, struct wd_child *c, json_t *req)
 		return wd_ctl_error("lines: expected an integer from 0 to %d", WD_LOG_LINES);
 	if (n > WD_LOG_LINES)
 		n = WD_LOG_LINES;
-	if (json_is_true(json_object_get(req, "follow")))
-		wd->ctl[slot].follow |= 1u << c->which;
-	return json_pack("{s:b, s:o}", "ok", 1, "lines", wd_log_tail(c, (unsigned)n));
+	if (json_is_true(json_object_get(req, "follow"))) {
+		for (unsigned i = first; i < first + n_child; i++)
+			wd->ctl[slot].follow |= 1u << i;
+	}
+	return json_pack("{s:b, s:o}", "ok", 1, "lines",
+			 wd_log_tail(wd, first, n_child, (unsigned)n));
 }
 
 /* {"cmd":"shutdown"}: now, as `vigilctl stop`; with "in", announced. */
@@ -403,7 +411,7 @@ wd_ctl_dispatch(struct wd *wd, int slot, json_t *req)
 	const char *cmd = json_string_value(json_object_get(req, "cmd"));
 	struct wd_peer peer = { .ctl = true, .slot = slot, .gen = wd->ctl[slot].gen };
 	json_t *err = NULL;
-	struct wd_child *c;
+	unsigned first, n;
 	char msg[CFG_ERR_MAX];
 
 	if (cmd == NULL)
@@ -426,12 +434,12 @@ wd_ctl_dispatch(struct wd *wd, int slot, json_t *req)
 	if (strcmp(cmd, "shutdown") == 0)
 		return wd_ctl_shutdown(wd, req);
 	if (strcmp(cmd, "reload") == 0) {
-		if (vigild_reload(wd, msg, sizeof(msg)) < 0)
+		if (wd->ops->reload(wd, msg, sizeof(msg)) < 0)
 			return wd_ctl_error("%s", msg);
 		return json_pack("{s:b}", "ok", 1);
 	}
 	if (strcmp(cmd, "start") == 0 && json_object_get(req, "stage") == NULL) {
-		for (int i = 0; i < BUS_N_STAGES; i++)
+		for (unsigned i = 0; i < wd->n_child; i++)
 			wd_start(wd, &wd->child[i]);
 		return json_pack("{s:b}", "ok", 1);
 	}
@@ -447,10 +455,9 @@ wd_ctl_dispatch(struct wd *wd, int slot, json_t *req)
 	}
 	if (strcmp(cmd, "logs") != 0)
 		return wd_ctl_error("unknown command '%s'", cmd);
-	c = wd_ctl_stage(wd, req, &err);
-	if (c == NULL)
+	if (wd_ctl_stage(wd, req, &first, &n, &err) < 0)
 		return err;
-	return wd_ctl_logs(wd, slot, c, req);
+	return wd_ctl_logs(wd, slot, first, n, req);
 }
 
 /* Every operator's act is recorded before vigilctl hears it is done. */

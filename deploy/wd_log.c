@@ -108,7 +108,7 @@ wd_log_offer(struct wd *wd, const struct wd_peer *peer, uint64_t *drops, enum bu
 
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	bus_pack_begin(&pk, "log.line", "vigild", wd_peer_name(peer));
+	bus_pack_begin(&pk, "log.line", "vigild", wd_peer_name(wd, peer));
 	wd_log_pack_line(&pk, stage, l, *drops);
 	if (wd_peer_offer(wd, peer, sb.data, sb.size) == 0)
 		*drops = 0;
@@ -123,7 +123,9 @@ wd_log_offer(struct wd *wd, const struct wd_peer *peer, uint64_t *drops, enum bu
 static void
 wd_log_dispatch(struct wd *wd, struct wd_child *c, const struct wd_line *l)
 {
-	for (int i = 0; i < BUS_N_STAGES; i++) {
+	unsigned self = (unsigned)(c - wd->child);
+
+	for (int i = 0; i < (int)wd->n_child; i++) {
 		struct wd_child *f = &wd->child[i];
 		struct wd_peer peer = { .ctl = false, .slot = i, .gen = f->bus_gen };
 
@@ -137,7 +139,7 @@ wd_log_dispatch(struct wd *wd, struct wd_child *c, const struct wd_line *l)
 
 		if (k->fd >= 0 && k->follow_bus)
 			wd_log_offer(wd, &peer, &k->bus_drops, c->which, l);
-		if (k->fd < 0 || !(k->follow & 1u << c->which))
+		if (k->fd < 0 || !(k->follow & 1u << self))
 			continue;
 		ev = json_pack("{s:s, s:s, s:s, s:I, s:s%}", "event", "log", "stage",
 			       bus_stage_name(c->which), "level", log_level_name(l->level), "time",
@@ -247,27 +249,67 @@ wd_log_free(struct wd_child *c)
 	c->log_count = c->log_head = 0;
 }
 
-json_t *
-wd_log_tail(const struct wd_child *c, unsigned n)
+/* The last n lines of the children [first, first + n_child), oldest first,
+ * merged by their time (a stage's workers write at once): how many were
+ * put in out (n at most). */
+static unsigned
+wd_log_pick(const struct wd *wd, unsigned first, unsigned n_child, unsigned n,
+	    const struct wd_line **out)
 {
-	json_t *lines = json_array();
+	unsigned left[WD_MAX_CHILDREN], taken = 0;
 
-	if (lines == NULL)
-		return NULL;
-	if (n > c->log_count)
-		n = c->log_count;
-	for (unsigned i = c->log_count - n; i < c->log_count; i++) {
-		const struct wd_line *l = &c->log[(c->log_head + i) % WD_LOG_LINES];
+	for (unsigned k = 0; k < n_child; k++)
+		left[k] = wd->child[first + k].log_count;
+	/* From the newest backwards: each time the latest line not taken yet. */
+	while (taken < n) {
+		const struct wd_line *best = NULL;
+		unsigned from = 0;
 
-		json_array_append_new(lines, json_stringn(l->text, l->len));
+		for (unsigned k = 0; k < n_child; k++) {
+			const struct wd_child *c = &wd->child[first + k];
+			const struct wd_line *l;
+
+			if (left[k] == 0)
+				continue;
+			l = &c->log[(c->log_head + left[k] - 1) % WD_LOG_LINES];
+			if (best == NULL || l->time_ms > best->time_ms) {
+				best = l;
+				from = k;
+			}
+		}
+		if (best == NULL)
+			break;
+		left[from]--;
+		out[n - 1 - taken++] = best;
 	}
+	memmove(out, out + (n - taken), taken * sizeof(*out));
+	return taken;
+}
+
+json_t *
+wd_log_tail(const struct wd *wd, unsigned first, unsigned n_child, unsigned n)
+{
+	const struct wd_line **v = malloc((n + 1) * sizeof(*v));
+	json_t *lines = json_array();
+	unsigned got;
+
+	if (lines == NULL || v == NULL) {
+		free(v);
+		json_decref(lines);
+		return NULL;
+	}
+	got = wd_log_pick(wd, first, n_child, n, v);
+	for (unsigned i = 0; i < got; i++)
+		json_array_append_new(lines, json_stringn(v[i]->text, v[i]->len));
+	free(v);
 	return lines;
 }
 
-/* One packet of log.lines: lines [from, to) of c, more when others follow. */
+/* One packet of log.lines: lines [from, to) of v, more when others follow. */
 static int
 wd_log_send_chunk(struct wd *wd, const struct wd_peer *peer, const msgpack_object *ref,
-		  const struct wd_child *c, unsigned from, unsigned to, bool more)
+		  enum bus_stage stage, const struct wd_line **v, unsigned from, unsigned to,
+		  bool more)
 {
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
@@ -275,14 +317,14 @@ wd_log_send_chunk(struct wd *wd, const struct wd_peer *peer, const msgpack_objec
 
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	bus_pack_begin(&pk, "log.lines", "vigild", wd_peer_name(peer));
+	bus_pack_begin(&pk, "log.lines", "vigild", wd_peer_name(wd, peer));
 	msgpack_pack_map(&pk, 3);
 	mp_pack_str(&pk, "ref");
 	msgpack_pack_object(&pk, *ref);
 	mp_pack_str(&pk, "lines");
 	msgpack_pack_array(&pk, to - from);
 	for (unsigned i = from; i < to; i++)
-		wd_log_pack_line(&pk, c->which, &c->log[(c->log_head + i) % WD_LOG_LINES], 0);
+		wd_log_pack_line(&pk, stage, v[i], 0);
 	mp_pack_kv_bool(&pk, "more", more);
 	r = sb.size <= BUS_MSG_MAX ? wd_peer_send(wd, peer, sb.data, sb.size) : -EMSGSIZE;
 	msgpack_sbuffer_destroy(&sb);
@@ -304,7 +346,7 @@ wd_log_refuse(struct wd *wd, const struct wd_peer *peer, const msgpack_object *r
 
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	bus_pack_begin(&pk, "log.lines", "vigild", wd_peer_name(peer));
+	bus_pack_begin(&pk, "log.lines", "vigild", wd_peer_name(wd, peer));
 	msgpack_pack_map(&pk, 2);
 	mp_pack_str(&pk, "ref");
 	msgpack_pack_object(&pk, *ref);
@@ -318,14 +360,14 @@ wd_log_request(struct wd *wd, const struct wd_peer *peer, const msgpack_object *
 {
 	const msgpack_object *ref = wd_ref(body);
 	char name[BUS_NAME_MAX];
-	const struct wd_child *c;
-	unsigned from, n_lines;
+	const struct wd_line *v[WD_LOG_LINES];
+	unsigned first, n_child, from = 0, n_lines;
 	int64_t lines = 100;
-	int which = -EINVAL;
+	int r = -EINVAL;
 
 	if (mp_get_strbuf(body, "stage", name, sizeof(name)) == 0)
-		which = bus_stage_parse(name);
-	if (which < 0) {
+		r = wd_lookup(wd, name, &first, &n_child);
+	if (r < 0) {
 		wd_log_refuse(wd, peer, ref, "stage: expected ingest, relay, archive or httpd");
 		return;
 	}
@@ -333,28 +375,26 @@ wd_log_request(struct wd *wd, const struct wd_peer *peer, const msgpack_object *
 		wd_log_refuse(wd, peer, ref, "lines: expected an integer (at most 1000)");
 		return;
 	}
-	c = &wd->child[which];
 	lines = lines < 0 ? 0 : lines > WD_LOG_LINES ? WD_LOG_LINES : lines;
-	n_lines = (unsigned)lines < c->log_count ? (unsigned)lines : c->log_count;
-	from = c->log_count - n_lines;
+	n_lines = wd_log_pick(wd, first, n_child, (unsigned)lines, v);
 	/* As many packets as BUS_MSG_MAX takes; at least one, even empty. */
 	do {
 		size_t size = WD_LOG_CHUNK_OVERHEAD;
 		unsigned to = from;
 
-		while (to < c->log_count) {
-			size_t add = WD_LOG_ENTRY_OVERHEAD +
-				     c->log[(c->log_head + to) % WD_LOG_LINES].len;
+		while (to < n_lines) {
+			size_t add = WD_LOG_ENTRY_OVERHEAD + v[to]->len;
 
 			if (size + add > BUS_MSG_MAX)
 				break;
 			size += add;
 			to++;
 		}
-		if (wd_log_send_chunk(wd, peer, ref, c, from, to, to < c->log_count) < 0)
+		if (wd_log_send_chunk(wd, peer, ref, wd->child[first].which, v, from, to,
+				      to < n_lines) < 0)
 			return; /* the asker is gone, or its queue is full: logged there */
 		from = to;
-	} while (from < c->log_count);
+	} while (from < n_lines);
 }
 
 void

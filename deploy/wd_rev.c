@@ -281,14 +281,14 @@ wd_rev_send(struct wd *wd, struct wd_child *c)
 	msgpack_packer pk;
 	int r;
 
-	for (int i = 0; i < BUS_N_STAGES; i++) {
+	for (unsigned i = 0; i < wd->n_child; i++) {
 		struct wd_child *to = &wd->child[i];
 
 		if ((c != NULL && c != to) || to->bus_fd < 0)
 			continue;
 		msgpack_sbuffer_init(&sb);
 		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-		bus_pack_begin(&pk, "revoked", "vigild", bus_stage_name(to->which));
+		bus_pack_begin(&pk, "revoked", "vigild", to->name);
 		msgpack_pack_map(&pk, 1);
 		mp_pack_str(&pk, "digests");
 		msgpack_pack_array(&pk, (uint32_t)wd->rev->n);
@@ -298,7 +298,7 @@ wd_rev_send(struct wd *wd, struct wd_child *c)
 		}
 		r = wd_bus_send(wd, to, sb.data, sb.size);
 		if (r < 0)
-			log_error(r, "revoked not sent to %s", bus_stage_name(to->which));
+			log_error(r, "revoked not sent to %s", to->name);
 		msgpack_sbuffer_destroy(&sb);
 	}
 }
@@ -455,7 +455,7 @@ wd_rev_forward(struct wd *wd, const char *secret)
 	bus_pack_begin(&pk, "token.revoke", "vigild", "*");
 	msgpack_pack_map(&pk, 1);
 	mp_pack_kv_str(&pk, "token", secret);
-	for (int i = 0; i < BUS_N_STAGES; i++) {
+	for (unsigned i = 0; i < wd->n_child; i++) {
 		if (wd->child[i].bus_fd >= 0)
 			wd_bus_send(wd, &wd->child[i], sb.data, sb.size);
 	}

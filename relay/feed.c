@@ -311,10 +311,7 @@ feed_offer(struct relay *rl, struct wss_conn *c, struct relay_sub *sub, struct f
 	   bool catchup)
 {
 	const struct ring_seg *m = &fs->meta;
-	int64_t limit_ms = rl->cfg->proctor_queue_seconds * 1000, from, to;
-	/* Durations are the sentinel's word: the bytes are bounded too. */
-	uint64_t limit_bytes =
-		(uint64_t)(rl->cfg->proctor_queue_seconds + 1) * rl->cfg->max_message_bytes;
+	int64_t from, to;
 	struct wss_buf *msg, *init;
 
 	if (sub->state == RELAY_SUB_STREAM && memcmp(sub->session, m->session, 16) != 0)
@@ -346,7 +343,7 @@ feed_offer(struct relay *rl, struct wss_conn *c, struct relay_sub *sub, struct f
 		return;
 	sub->state = RELAY_SUB_STREAM;
 	sub->last_seq = m->sequence;
-	if (catchup || (sub->queued_ms <= limit_ms && sub->queued_bytes <= limit_bytes))
+	if (catchup || !relay_queue_over(rl, sub))
 		return;
 	/* Too slow: what is queued goes, the stream resumes at the next keyframe. */
 	wss_conn_drop(c, sub, &from, &to);

@@ -9,6 +9,8 @@
  *   feed.c     the ring reader: a helper thread waits on the ring and wakes the
  *              loop; each new segment is read once into one buffer that every
  *              subscribed proctor's queue shares; join points, inits, skips
+ *   queue.c    what each subscription has queued (media time and bytes) and
+ *              the bound past which a slow proctor is skipped
  *   view.c     the audit records: a live.view per subscription and sentinel
  *              session (when each begins and ends), auth.failed for refused tokens
  *   viewlog.c  the views from their start until their record is durable, in a
@@ -138,6 +140,19 @@ struct relay {
 	atomic_bool feed_stop;
 };
 
+/* queue.c */
+/* Queues a shared media buffer for sub (takes a reference) and counts its
+ * duration and bytes against the proctor's queue bound until it is sent or
+ * dropped. stamp_us: its publication in the ring, for the fan-out latency; 0
+ * not timed. catchup: from the join point at subscribe, not counted against
+ * the bound (the proctor asked for that much at once). */
+int relay_conn_queue(struct wss_conn *c, struct wss_buf *b, struct relay_sub *sub, int64_t seq,
+		     uint32_t dur_ms, bool catchup, int64_t stamp_us);
+/* One queued by relay_conn_queue left the queue (wss's tx_done). */
+void relay_queue_done(struct relay_sub *sub, const struct wss_tx_info *tx);
+/* sub's live queue is past limits.proctor_queue_seconds (or its bytes). */
+bool relay_queue_over(const struct relay *rl, const struct relay_sub *sub);
+
 /* server.c */
 /* views: the state file of the proctors' views (relay_view_open); NULL to run
  * without. It outlives the relay: the records of the views relay_free ends
@@ -145,11 +160,6 @@ struct relay {
 struct relay *relay_new(struct stage *st, struct relay_viewlog *views);
 void relay_free(struct relay *rl);
 int relay_run(struct relay *rl);
-/* Queues a shared media buffer for sub (takes a reference) and counts its
- * duration against the proctor's queue bound until it is sent or dropped.
- * stamp_us: its publication in the ring, for the fan-out latency; 0 not timed. */
-int relay_conn_queue(struct wss_conn *c, struct wss_buf *b, struct relay_sub *sub, int64_t seq,
-		     uint32_t dur_ms, bool catchup, int64_t stamp_us);
 
 /* The protocol state of a proctor connection (wss's per-connection data). */
 static inline struct relay_sess *

@@ -1,6 +1,6 @@
 /* server: vigil-relay around common/wss.h: the ring as reader, the tokens, the
- * queue accounting of each subscription, the ticks and the figures the
- * heartbeats carry. Everything runs in the lws service thread. */
+ * ticks and the figures the heartbeats carry. Everything runs in the loop
+ * thread. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,34 +10,11 @@
 #include "proc.h"
 #include "relay.h"
 
-int
-relay_conn_queue(struct wss_conn *c, struct wss_buf *b, struct relay_sub *sub, int64_t seq,
-		 uint32_t dur_ms, bool catchup, int64_t stamp_us)
-{
-	struct wss_tx_info info = {
-		.owner = sub, .seq = seq, .weight = dur_ms, .flags = catchup, .stamp_us = stamp_us
-	};
-	int r = wss_conn_queue(c, b, &info);
-
-	if (r < 0)
-		return r;
-	if (catchup)
-		sub->catchup_ms += dur_ms;
-	else
-		sub->queued_ms += dur_ms;
-	return 0;
-}
-
 /* A media message left the queue (sent, dropped, or the proctor went). */
 static void
 relay_tx_done(void *ctx, struct wss_conn *c, const struct wss_tx_info *tx)
 {
-	struct relay_sub *sub = tx->owner;
-
-	if (tx->flags)
-		sub->catchup_ms -= tx->weight;
-	else
-		sub->queued_ms -= tx->weight;
+	relay_queue_done(tx->owner, tx);
 }
 
 /* Tokens, limits and timeouts from the new config apply to what comes next. */
