@@ -7,8 +7,11 @@
  *   { "type": str, "from": str, "to": str (optional), "body": map }
  *
  * "from" and "to" are stage names ("vigild", "ingest", "relay", "archive",
- * "httpd") or "*" for every stage. vigild forwards a message whose "to" is
- * another stage, and broadcasts "*". Message types:
+ * "httpd") or "*" for every stage. A stage started as several workers
+ * (relay.workers) has one connection per worker, each named "<stage>/<n>"
+ * ("relay/1"): a message to "relay" goes to every worker, one to "relay/1"
+ * to that worker. vigild forwards a message whose "to" is another stage, and
+ * broadcasts "*". Message types:
  *
  *   type             from -> to         body
  *   hello            stage -> vigild    { stage, pid, version }
@@ -19,7 +22,14 @@
  *                                                        "restart" or "shutdown"
  *   config.reload    vigild -> stage    { overrides? }      re-read the config file, with the
  *                                         console's live keys on top (below); none: the file alone
- *   stage.state      vigild -> *        { stage, state, pid }
+ *   stage.state      vigild -> *        { stage, state, pid }   stage: the process's name
+ *                                         ("relay/1" for a worker)
+ *   load             worker -> vigild   { connections }     a worker's clients, at once when
+ *                                         they changed (the heartbeat says it a second later)
+ *   workers.load     vigild -> worker   { connections: [per worker] }   after each change
+ *                                         and after hello: the stage's limits and counts
+ *                                         (limits.max_proctors, server.status) are the
+ *                                         server's, not one worker's
  *   config.reloaded  stage -> *         { ok, error? }      after config.reload
  *   status.request   stage -> vigild    { }                 ask for the supervisor's view
  *   status           vigild -> stage    { instance, pid, uptimeMs, version, config,

@@ -55,6 +55,7 @@ struct cfg {
 	size_t n_tokens;
 	int64_t retention_days;
 	int64_t audit_retention_days; /* audit.retention_days, 0: for ever */
+	int64_t relay_workers;        /* relay.workers, 0: one per core (cfg_relay_workers) */
 	uint64_t archive_max_bytes;
 	char *log_level; /* "info" unless set */
 };
@@ -64,6 +65,11 @@ struct cfg {
  * "FILE:LINE:COL: KEY: what was expected". */
 int cfg_load(const char *path, struct cfg **ret_cfg, char *err, size_t errlen);
 void cfg_free(struct cfg *cfg);
+
+/* relay.workers as vigild starts them: the key's value, or for 0 one per
+ * online core, at most CFG_RELAY_WORKERS_MAX. */
+#define CFG_RELAY_WORKERS_MAX 8
+unsigned cfg_relay_workers(const struct cfg *cfg);
 
 /* "sentinel", "proctor", ... */
 const char *cfg_role_name(enum cfg_role role);

@@ -48,7 +48,7 @@ cfg_to_json(const struct cfg *cfg, bool redact)
 	cfg_fmt_listen(http, sizeof(http), &cfg->listen_http);
 	root = json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s}, s:{s:s?, s:s?}, s:I, s:{s:I},"
 			 " s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I}, s:{s:s, s:O},"
-			 " s:{s:I, s:I}, s:{s:I}}",
+			 " s:{s:I, s:I}, s:{s:I}, s:{s:I}}",
 			 "instance", cfg->instance, "run_dir", cfg->run_dir, "data_dir",
 			 cfg->data_dir, "log_level", cfg->log_level, "listen", "ingest", ingest,
 			 "relay", relay, "http", http, "tls", "cert", cfg->tls_cert, "key",
@@ -66,7 +66,8 @@ cfg_to_json(const struct cfg *cfg, bool redact)
 			 cfg->sentinel_auth ? "required" : "none", "tokens", tokens, "archive",
 			 "retention_days", (json_int_t)cfg->retention_days, "max_bytes",
 			 (json_int_t)cfg->archive_max_bytes, "audit", "retention_days",
-			 (json_int_t)cfg->audit_retention_days);
+			 (json_int_t)cfg->audit_retention_days, "relay", "workers",
+			 (json_int_t)cfg->relay_workers);
 
 decref_tokens:
 	json_decref(tokens);

@@ -2,8 +2,10 @@
  * file, cfg_over.c for a live update): where each value lands in struct cfg,
  * how it is parsed, its bounds, and whether the stages take it while running
  * (live). docs/operations.md lists the live keys; test_cfg_over.c pins them.
+ * Also what relay.workers: 0 stands for.
  */
 #include <stddef.h>
+#include <unistd.h>
 
 #include "cfg_internal.h"
 
@@ -122,6 +124,15 @@ static const struct cfg_key cfg_keys_audit[] = {
 	  .live = true },
 	{ 0 },
 };
+/* How many relay processes vigild starts: read at its start only. */
+static const struct cfg_key cfg_keys_relay[] = {
+	{ .name = "workers",
+	  .kind = CFG_K_INT,
+	  .off = C(relay_workers),
+	  .min = 0,
+	  .max = CFG_RELAY_WORKERS_MAX },
+	{ 0 },
+};
 const struct cfg_key cfg_keys_top[] = {
 	{ .name = "instance", .kind = CFG_K_NAME, .off = C(instance) },
 	{ .name = "run_dir", .kind = CFG_K_STR, .off = C(run_dir) },
@@ -140,7 +151,21 @@ const struct cfg_key cfg_keys_top[] = {
 	{ .name = "auth", .kind = CFG_K_MAP, .sub = cfg_keys_auth },
 	{ .name = "archive", .kind = CFG_K_MAP, .sub = cfg_keys_archive },
 	{ .name = "audit", .kind = CFG_K_MAP, .sub = cfg_keys_audit },
+	{ .name = "relay", .kind = CFG_K_MAP, .sub = cfg_keys_relay },
 	{ 0 },
 };
 
 #undef C
+
+unsigned
+cfg_relay_workers(const struct cfg *cfg)
+{
+	long cores;
+
+	if (cfg->relay_workers > 0)
+		return (unsigned)cfg->relay_workers;
+	cores = sysconf(_SC_NPROCESSORS_ONLN);
+	if (cores < 1)
+		return 1;
+	return cores > CFG_RELAY_WORKERS_MAX ? CFG_RELAY_WORKERS_MAX : (unsigned)cores;
+}

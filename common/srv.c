@@ -20,6 +20,7 @@
 #include "srv_internal.h"
 
 #define SRV_ACCEPT_BURST  64 /* accepts per readiness of the listening socket */
+#define SRV_SHARED_BURST  4  /* the same when other processes accept on it too */
 #define SRV_EVENTS        256
 #define SRV_REFUSING_MAX  1024 /* refused connections lingering at once; beyond, closed bare */
 #define SRV_REFUSE_LINGER 1000
@@ -275,10 +276,28 @@ srv_refuse(struct srv *s, int fd, const char *peer, int status)
 	srv_conn_shutdown(c, SRV_REFUSE_LINGER);
 }
 
+/* The listening socket's entry in the loop, last in the socket's queue of
+ * waiters. The kernel wakes the first waiter that sleeps in epoll_wait
+ * (EPOLLEXCLUSIVE): without the move, an idle worker started first would
+ * take every connection. */
+static int
+srv_listen_watch(struct srv *s, bool again)
+{
+	struct epoll_event e = { .events = EPOLLIN, .data.ptr = &s->listen };
+
+	if (s->p.shared)
+		e.events |= EPOLLEXCLUSIVE; /* ADD only: hence DEL and ADD to move it */
+	if (again && epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->listen.fd, NULL) < 0)
+		return -errno;
+	return epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->listen.fd, &e) < 0 ? -errno : 0;
+}
+
 static void
 srv_accept(struct srv *s)
 {
-	for (int i = 0; i < SRV_ACCEPT_BURST; i++) {
+	int burst = s->p.shared ? SRV_SHARED_BURST : SRV_ACCEPT_BURST, taken = 0, r;
+
+	for (int i = 0; i < burst; i++) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
 		uint8_t key[16];
@@ -294,8 +313,9 @@ srv_accept(struct srv *s)
 				continue;
 			if (errno != EAGAIN)
 				log_warn(-errno, "accept4() failed");
-			return;
+			break;
 		}
+		taken++;
 		s->stats.accepted++;
 		srv_peer(&ss, key, peer, sizeof(peer));
 		ip = srv_ip_get(s, key);
@@ -333,6 +353,8 @@ srv_accept(struct srv *s)
 		if (c->ops->opened != NULL)
 			c->ops->opened(c->ctx, c);
 	}
+	if (s->p.shared && taken > 0 && (r = srv_listen_watch(s, true)) < 0)
+		log_error(r, "epoll_ctl() on the listening socket failed");
 }
 
 void
@@ -699,7 +721,8 @@ srv_new(struct stage *st, const struct srv_params *p, const struct srv_ops *ops,
 	r = srv_tls_open(s);
 	if (r < 0)
 		goto err;
-	if ((r = srv_add(s, &s->listen, SRV_K_LISTEN, p->listen_fd)) < 0 ||
+	s->listen = (struct srv_src){ .kind = SRV_K_LISTEN, .fd = p->listen_fd };
+	if ((p->listen_fd >= 0 && (r = srv_listen_watch(s, false)) < 0) ||
 	    (r = srv_add(s, &s->wake, SRV_K_WAKE, s->wake.fd)) < 0 ||
 	    (r = srv_add(s, &s->sig, SRV_K_STAGE, stage_signal_fd(st))) < 0 ||
 	    (r = srv_add(s, &s->bus, SRV_K_STAGE, stage_bus_fd(st))) < 0)

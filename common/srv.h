@@ -14,6 +14,9 @@
  * is answered 503 or 429 and closed without reading it.
  *
  * Everything runs in the stage's one loop thread, except srv_wake().
+ *
+ * Caps (limits.max_connections_per_ip, limits.max_handshakes) count this
+ * process's connections: with workers on one socket, each worker's.
  */
 #ifndef VIGIL_SRV_H
 #define VIGIL_SRV_H
@@ -60,6 +63,11 @@ struct srv_params {
 	int sndbuf;             /* SO_SNDBUF; 0: the kernel's autotuning */
 	int64_t max_per_ip;     /* connections from one address; 0: no cap */
 	int64_t max_handshakes; /* connections not yet established; 0: no cap */
+	/* Other processes accept on the same socket (relay's workers): a new
+	 * connection wakes one of them (EPOLLEXCLUSIVE), and each takes a few
+	 * at a time and goes to the back of the socket's queue of waiters, so
+	 * that the connections spread over the workers. */
+	bool shared;
 };
 
 struct srv_stats {

@@ -27,8 +27,16 @@
 
 static void stage_await_vigild(struct stage *st);
 
+/* The process's name: the stage's, or a worker's ("relay/1"); log_open keeps
+ * a pointer to it for the life of the process. */
+static char stage_name_buf[BUS_NAME_MAX];
+
 struct stage {
 	enum bus_stage which;
+	int worker; /* VIGIL_WORKER from vigild; -1: the stage's one process */
+	/* the connections of the stage's workers as vigild last told (workers.load) */
+	int64_t peer_conns[BUS_WORKERS_MAX];
+	int64_t load_sent; /* the connections last told to vigild (load); -1 none */
 	struct cfg *cfg;
 	char *config_path; /* NULL: built-in defaults */
 	int bus_fd;
@@ -114,7 +122,7 @@ stage_send_hello(struct stage *st)
 
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	bus_pack_begin(&pk, "hello", bus_stage_name(st->which), "vigild");
+	bus_pack_begin(&pk, "hello", stage_name_buf, "vigild");
 	msgpack_pack_map(&pk, 3);
 	mp_pack_kv_str(&pk, "stage", bus_stage_name(st->which));
 	mp_pack_kv_int(&pk, "pid", getpid());
@@ -158,6 +166,25 @@ stage_raise_nofile(void)
 
 static int stage_read_bus(struct stage *st);
 
+/* The worker index vigild gave (VIGIL_WORKER), -1 without one, and the
+ * process's name from it. */
+static int
+stage_take_worker(enum bus_stage which)
+{
+	const char *w = getenv("VIGIL_WORKER");
+	int worker = -1;
+
+	if (w != NULL && w[0] >= '0' && w[0] < '0' + BUS_WORKERS_MAX && w[1] == '\0')
+		worker = w[0] - '0';
+	unsetenv("VIGIL_WORKER"); /* not for what the stage may start in turn */
+	if (worker >= 0)
+		snprintf(stage_name_buf, sizeof(stage_name_buf), "%s/%d", bus_stage_name(which),
+			 worker);
+	else
+		snprintf(stage_name_buf, sizeof(stage_name_buf), "%s", bus_stage_name(which));
+	return worker;
+}
+
 static int
 stage_audit_send(void *ctx, const void *body, size_t len)
 {
@@ -171,10 +198,11 @@ stage_new(enum bus_stage which, int argc, char **argv)
 	const char *config;
 	enum log_level level;
 	struct stage *st;
-	int r;
+	int r, worker;
 
 	config = stage_parse_args(argc, argv);
-	log_open(bus_stage_name(which));
+	worker = stage_take_worker(which);
+	log_open(stage_name_buf);
 	/* A fixed threshold: every large buffer (a message, a segment copy) is
 	 * its own mapping and goes back to the system when freed. glibc's default
 	 * raises the threshold after such a free, and a stage that once held a
@@ -184,6 +212,8 @@ stage_new(enum bus_stage which, int argc, char **argv)
 	if (st == NULL)
 		return NULL;
 	st->which = which;
+	st->worker = worker;
+	st->load_sent = -1;
 	st->bus_fd = -1;
 	st->sig_fd = -1;
 	st->listen_fd = -1;
@@ -204,7 +234,7 @@ stage_new(enum bus_stage which, int argc, char **argv)
 		log_error(r, "signalfd() failed");
 		goto err_free;
 	}
-	st->audit = audit_new(bus_stage_name(which), stage_audit_send, st);
+	st->audit = audit_new(stage_name_buf, stage_audit_send, st);
 	if (st->audit == NULL) {
 		r = -ENOMEM;
 		goto err_free;
@@ -470,6 +500,24 @@ stage_take_overrides(struct stage *st, const msgpack_object *body)
 	st->reload = true;
 }
 
+/* vigild's workers.load { connections: [per worker] }: what the stage's
+ * other workers serve. */
+static void
+stage_take_load(struct stage *st, const msgpack_object *body)
+{
+	const msgpack_object *list;
+
+	if (mp_get_array(body, "connections", &list) < 0)
+		return;
+	for (uint32_t i = 0; i < BUS_WORKERS_MAX; i++) {
+		const msgpack_object *o = i < list->via.array.size ? &list->via.array.ptr[i] : NULL;
+
+		st->peer_conns[i] = o != NULL && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER
+					    ? (int64_t)o->via.u64
+					    : 0;
+	}
+}
+
 /* Every bus message goes through here, before the stage's loop exists too. */
 static void
 stage_handle(struct stage *st, const struct bus_msg *msg)
@@ -488,6 +536,10 @@ stage_handle(struct stage *st, const struct bus_msg *msg)
 	}
 	if (strcmp(msg->type, "config.reload") == 0) {
 		stage_take_overrides(st, msg->body);
+		return;
+	}
+	if (strcmp(msg->type, "workers.load") == 0) {
+		stage_take_load(st, msg->body);
 		return;
 	}
 	if (st->audit != NULL && audit_on_msg(st->audit, msg))
@@ -589,11 +641,55 @@ stage_send(struct stage *st, const char *type, const char *to, const void *body,
 		return bus_send(st->bus_fd, body, body_len);
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	bus_pack_begin(&pk, type, bus_stage_name(st->which), to);
+	bus_pack_begin(&pk, type, stage_name_buf, to);
 	msgpack_sbuffer_write(&sb, body, body_len);
 	r = bus_send(st->bus_fd, sb.data, sb.size);
 	msgpack_sbuffer_destroy(&sb);
 	return r;
+}
+
+int
+stage_worker(const struct stage *st)
+{
+	return st->worker;
+}
+
+const char *
+stage_name(const struct stage *st)
+{
+	(void)st;
+	return stage_name_buf;
+}
+
+void
+stage_load(struct stage *st, int64_t connections)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+
+	st->metrics.connections = connections;
+	if (st->worker < 0 || connections == st->load_sent)
+		return;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 1);
+	mp_pack_kv_int(&pk, "connections", connections);
+	/* Lost to a full socket: the heartbeat carries the figure a second later. */
+	if (stage_send(st, "load", "vigild", sb.data, sb.size) == 0)
+		st->load_sent = connections;
+	msgpack_sbuffer_destroy(&sb);
+}
+
+int64_t
+stage_peer_connections(const struct stage *st)
+{
+	int64_t sum = 0;
+
+	for (int i = 0; i < BUS_WORKERS_MAX; i++) {
+		if (i != st->worker)
+			sum += st->peer_conns[i];
+	}
+	return sum;
 }
 
 struct audit *

@@ -90,6 +90,20 @@ const uint8_t *stage_revoked(const struct stage *st, size_t *ret_n);
 /* tok_set_revoked(store, stage_revoked()): >= 0, or -ENOMEM. */
 int stage_set_revoked(const struct stage *st, struct tok_store *store);
 
+/* Workers (relay.workers): vigild starts a stage as several processes, each
+ * told its index (VIGIL_WORKER). stage_worker: that index, -1 for a stage's
+ * one process. stage_name: "relay/1" for a worker, else the stage's name; it
+ * is the name in the log lines, on the bus ("from") and in audit record ids. */
+int stage_worker(const struct stage *st);
+const char *stage_name(const struct stage *st);
+/* The stage's connections (its metrics' figure); a worker also tells vigild
+ * at once when it changed (bus "load"), so that the other workers learn it
+ * (workers.load) before the next heartbeat. */
+void stage_load(struct stage *st, int64_t connections);
+/* The connections the stage's other workers serve, as vigild last said; 0
+ * for a stage of one process. */
+int64_t stage_peer_connections(const struct stage *st);
+
 /* A loop for a stage that only needs the bus: returns 0 when told to stop. */
 int stage_run(struct stage *st);
 

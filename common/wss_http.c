@@ -209,6 +209,7 @@ wss_new(struct stage *st, const struct cfg_listen *addr, const struct wss_ops *o
 	p.sndbuf = ops->sndbuf;
 	p.max_per_ip = cfg->max_connections_per_ip;
 	p.max_handshakes = cfg->max_handshakes;
+	p.shared = stage_worker(st) >= 0; /* relay's workers share vigild's socket */
 	w->srv = srv_new(st, &p, &wss_srv_ops, w);
 	if (w->srv == NULL) {
 		r = -errno;

@@ -103,6 +103,9 @@ vigild_open_listeners(struct wd *wd)
 
 	unsigned workers[BUS_N_STAGES] = { 1, 1, 1, 1 };
 
+	/* Every relay worker accepts on the one relay socket (docs/server.md). */
+	workers[BUS_RELAY] = cfg_relay_workers(wd->cfg);
+
 	for (int i = 0; i < BUS_N_STAGES; i++)
 		wd->listen_fd[i] = -1;
 	for (int i = 0; i < BUS_N_STAGES; i++) {

@@ -15,6 +15,8 @@
 #include "proc.h"
 #include "wd.h"
 
+_Static_assert(CFG_RELAY_WORKERS_MAX == BUS_WORKERS_MAX, "relay.workers fit the bus's names");
+
 static const char *const wd_state_names[WD_N_STATES] = {
 	[WD_DOWN] = "down",         [WD_STARTING] = "starting", [WD_RUNNING] = "running",
 	[WD_STOPPING] = "stopping", [WD_BACKOFF] = "backoff",   [WD_FAILED] = "failed",
@@ -315,6 +317,7 @@ wd_on_exit(struct wd *wd, struct wd_child *c, int status)
 		c->bus_fd = -1;
 	}
 	wd_bus_reset(c);
+	wd_on_load(wd, c, 0); /* its clients are gone with it */
 	wd_read_log(wd, c);
 	c->pid = 0;
 	if (c->state == WD_STOPPING || wd->shutdown) {
@@ -349,6 +352,43 @@ wd_on_exit(struct wd *wd, struct wd_child *c, int status)
 	wd_set_state(wd, c, WD_BACKOFF);
 }
 
+/* workers.load to one worker of c's stage, or to all of them (to NULL). */
+static void
+wd_send_load(struct wd *wd, enum bus_stage which, struct wd_child *to)
+{
+	unsigned first = wd->first[which], n = wd->count[which];
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+
+	for (unsigned i = first; i < first + n; i++) {
+		struct wd_child *w = &wd->child[i];
+
+		if ((to != NULL && to != w) || w->bus_fd < 0)
+			continue;
+		msgpack_sbuffer_init(&sb);
+		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+		bus_pack_begin(&pk, "workers.load", "vigild", w->name);
+		msgpack_pack_map(&pk, 1);
+		mp_pack_str(&pk, "connections");
+		msgpack_pack_array(&pk, n);
+		for (unsigned k = first; k < first + n; k++)
+			msgpack_pack_int64(&pk, wd->child[k].load);
+		/* Queued if need be: a worker's limits count on it. */
+		wd_bus_send(wd, w, sb.data, sb.size);
+		msgpack_sbuffer_destroy(&sb);
+	}
+}
+
+void
+wd_on_load(struct wd *wd, struct wd_child *c, int64_t connections)
+{
+	if (connections < 0 || connections == c->load)
+		return;
+	c->load = connections;
+	if (c->worker >= 0)
+		wd_send_load(wd, c->which, NULL);
+}
+
 void
 wd_on_hello(struct wd *wd, struct wd_child *c, int bus_fd)
 {
@@ -366,6 +406,8 @@ wd_on_hello(struct wd *wd, struct wd_child *c, int bus_fd)
 	 * (stage_new) before it serves a client. */
 	wd_cfg_send(wd, c);
 	wd_rev_send(wd, c);
+	if (c->worker >= 0)
+		wd_send_load(wd, c->which, c);
 	if (c->state == WD_STARTING) {
 		log_info("%s: running (pid %d)", c->name, (int)c->pid);
 		wd_set_state(wd, c, WD_RUNNING);
@@ -375,10 +417,13 @@ wd_on_hello(struct wd *wd, struct wd_child *c, int bus_fd)
 void
 wd_on_heartbeat(struct wd *wd, struct wd_child *c, json_t *body)
 {
+	json_t *conns = json_object_get(body, "connections");
+
 	json_decref(c->heartbeat);
 	c->heartbeat = body;
 	c->last_beat_ms = proc_mono_ms();
-	(void)wd;
+	if (json_is_integer(conns))
+		wd_on_load(wd, c, json_integer_value(conns));
 }
 
 static void

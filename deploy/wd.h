@@ -107,6 +107,7 @@ struct wd_child {
 	unsigned restarts;
 	char last_exit[96]; /* "exited with status 1", "killed by signal 6" */
 	json_t *heartbeat;  /* last heartbeat body, NULL before the first */
+	int64_t load;       /* its connections as it last said (heartbeat, load); 0 while down */
 	struct wd_line log[WD_LOG_LINES];
 	unsigned log_head, log_count;
 	char partial[WD_LINE_MAX];
@@ -230,6 +231,9 @@ void wd_kill(struct wd *wd, struct wd_child *c);
 void wd_on_exit(struct wd *wd, struct wd_child *c, int status);
 void wd_on_hello(struct wd *wd, struct wd_child *c, int bus_fd);
 void wd_on_heartbeat(struct wd *wd, struct wd_child *c, json_t *body);
+/* A worker's connections (bus "load", or its heartbeat's): when they changed,
+ * every worker of its stage gets workers.load { connections: [per worker] }. */
+void wd_on_load(struct wd *wd, struct wd_child *c, int64_t connections);
 /* Timers: restarts after backoff, heartbeat misses, stop escalation. Returns
  * the milliseconds until the next deadline (at most 1000). */
 int wd_tick(struct wd *wd);

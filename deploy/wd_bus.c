@@ -301,6 +301,7 @@ wd_bus_service(struct wd *wd, struct wd_child *c)
 {
 	struct wd_peer peer = { .ctl = false, .slot = (int)(c - wd->child), .gen = c->bus_gen };
 	struct bus_msg msg;
+	int64_t load;
 	int n;
 
 	wd_bus_flush(c);
@@ -326,6 +327,9 @@ wd_bus_service(struct wd *wd, struct wd_child *c)
 			wd_bus_route(wd, c, &msg, (size_t)n);
 		else if (strcmp(msg.type, "heartbeat") == 0)
 			wd_on_heartbeat(wd, c, mp_to_json(msg.body));
+		else if (strcmp(msg.type, "load") == 0)
+			wd_on_load(wd, c,
+				   mp_get_int(msg.body, "connections", &load) == 0 ? load : -1);
 		else if (strcmp(msg.type, "status.request") == 0)
 			wd_bus_status(wd, c);
 		else if (strcmp(msg.type, "config.update") == 0)

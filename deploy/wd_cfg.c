@@ -130,9 +130,10 @@ wd_cfg_adopt(struct wd *wd, struct cfg *cfg)
 	    strcmp(cfg->data_dir, wd->cfg->data_dir) != 0 || cfg->ring_size != wd->cfg->ring_size ||
 	    memcmp(&cfg->listen_ingest, &wd->cfg->listen_ingest, sizeof(cfg->listen_ingest)) ||
 	    memcmp(&cfg->listen_relay, &wd->cfg->listen_relay, sizeof(cfg->listen_relay)) ||
-	    memcmp(&cfg->listen_http, &wd->cfg->listen_http, sizeof(cfg->listen_http)))
-		log_warn(0, "instance, run_dir, data_dir, ring.size and listen take effect at the "
-			    "next vigild start");
+	    memcmp(&cfg->listen_http, &wd->cfg->listen_http, sizeof(cfg->listen_http)) ||
+	    cfg->relay_workers != wd->cfg->relay_workers)
+		log_warn(0, "instance, run_dir, data_dir, ring.size, listen and relay.workers take "
+			    "effect at the next vigild start");
 	cfg_free(wd->cfg);
 	wd->cfg = cfg;
 	if (log_level_parse(cfg->log_level, &level) == 0)

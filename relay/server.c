@@ -95,7 +95,7 @@ relay_tick(void *ctx)
 	relay_feed_tick(rl, now);
 	relay_sess_tick(rl, now);
 	relay_view_tick(rl);
-	stage_metrics(rl->st)->connections = rl->proctors;
+	stage_load(rl->st, rl->proctors);
 	stage_tick(rl->st);
 }
 

@@ -87,7 +87,9 @@ sess_register(struct relay *rl, struct wss_conn *c, const msgpack_object *p)
 		sess_reject(rl, c, r == -ENOMEM ? 3005 : 3001, why);
 		return;
 	}
-	if (rl->proctors >= (unsigned)rl->cfg->max_proctors) {
+	/* limits.max_proctors is the server's: the other workers' proctors as
+	 * vigild last told (workers.load, sent on every change) count too. */
+	if ((int64_t)rl->proctors + stage_peer_connections(rl->st) >= rl->cfg->max_proctors) {
 		sess_reject(rl, c, 3007, "Server busy");
 		return;
 	}
@@ -99,6 +101,7 @@ sess_register(struct relay *rl, struct wss_conn *c, const msgpack_object *p)
 	s->token_expires = expires;
 	s->registered = true;
 	rl->proctors++;
+	stage_load(rl->st, rl->proctors);
 	rl->stats.registered_total++;
 	wss_msg_begin(&m, "server.registration.ack", 1);
 	mp_pack_kv_str(&m.pk, "proctorId", s->id_str);
@@ -496,6 +499,7 @@ relay_sess_closed(struct relay *rl, struct wss_conn *c)
 	s->actor = NULL;
 	if (s->registered) {
 		rl->proctors--;
+		stage_load(rl->st, rl->proctors);
 		s->registered = false;
 		log_info("proctor %s disconnected", s->id_str);
 	}
@@ -605,7 +609,8 @@ sess_status(struct relay *rl)
 	wss_msg_begin(&m, "server.status", 4);
 	mp_pack_kv_str(&m.pk, "state", degraded ? "degraded" : "running");
 	mp_pack_kv_int(&m.pk, "sentinels", online);
-	mp_pack_kv_int(&m.pk, "proctors", rl->proctors);
+	/* Every worker's proctors: each counts its own, vigild tells the others'. */
+	mp_pack_kv_int(&m.pk, "proctors", (int64_t)rl->proctors + stage_peer_connections(rl->st));
 	mp_pack_str(&m.pk, "stages");
 	msgpack_pack_map(&m.pk, BUS_N_STAGES);
 	for (int i = 0; i < BUS_N_STAGES; i++)

@@ -15,10 +15,6 @@
 #include "proc.h"
 #include "relay.h"
 
-/* Until issue 13's relay.workers: one relay, worker 0. The index is in the
- * name from the start so that a relay's file keeps its name when workers come. */
-#define VIEW_WORKER 0
-
 struct relay_viewlog *
 relay_view_open(struct stage *st)
 {
@@ -27,7 +23,10 @@ relay_view_open(struct stage *st)
 	char dir[4096], name[64];
 	int r;
 
-	snprintf(name, sizeof(name), "relay-%d.views", VIEW_WORKER);
+	/* Each worker its own file (a relay of one process is worker 0): a
+	 * worker that starts again finds what it left, and no other writes it. */
+	snprintf(name, sizeof(name), "relay-%d.views",
+		 stage_worker(st) >= 0 ? stage_worker(st) : 0);
 	/* archive owns data_dir/audit and makes it 0700, and data_dir 0750
 	 * (archive/loop.c); relay may start first, so it makes them alike. */
 	if (snprintf(dir, sizeof(dir), "%s/audit", cfg->data_dir) >= (int)sizeof(dir)) {

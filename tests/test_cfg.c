@@ -136,6 +136,9 @@ assert_defaults(const struct cfg *cfg)
 	ck_assert_uint_eq(cfg->n_tokens, 0);
 	ck_assert_int_eq(cfg->retention_days, 30);
 	ck_assert_uint_eq(cfg->archive_max_bytes, 200 * GIB);
+	ck_assert_int_eq(cfg->relay_workers, 0);
+	ck_assert_uint_ge(cfg_relay_workers(cfg), 1);
+	ck_assert_uint_le(cfg_relay_workers(cfg), CFG_RELAY_WORKERS_MAX);
 }
 
 START_TEST(test_defaults)
@@ -303,7 +306,9 @@ static const char full_block[] = "instance: hall_A-2\n"
 				 "      token: 'op secret'\n"
 				 "archive:\n"
 				 "  retention_days: 0\n"
-				 "  max_bytes: 0\n";
+				 "  max_bytes: 0\n"
+				 "relay:\n"
+				 "  workers: 3\n";
 
 static const char full_flow[] =
 	"{ instance: hall_A-2, run_dir: run, data_dir: ./data, log_level: debug,\n"
@@ -315,7 +320,7 @@ static const char full_flow[] =
 	"  auth: { sentinel: none, tokens: [\n"
 	"    { name: p1, role: proctor, token: s3cret, expires: 2026-12-01T00:00:00Z },\n"
 	"    { name: ops, role: operator, token: op secret } ] },\n"
-	"  archive: { retention_days: 0, max_bytes: 0B } }\n";
+	"  archive: { retention_days: 0, max_bytes: 0B }, relay: { workers: 3 } }\n";
 
 START_TEST(test_styles)
 {
@@ -353,6 +358,8 @@ START_TEST(test_styles)
 	ck_assert_str_eq(block->tokens[1].token, "op secret");
 	ck_assert_int_eq(block->retention_days, 0);
 	ck_assert_uint_eq(block->archive_max_bytes, 0);
+	ck_assert_int_eq(block->relay_workers, 3);
+	ck_assert_uint_eq(cfg_relay_workers(block), 3);
 
 	/* Both spellings give the same configuration. */
 	a = cfg_to_json(block, false);
@@ -620,7 +627,7 @@ static const struct bad_file bad_keys[] = {
 	  "2:3: listen.ingset: unknown key (expected ingest, relay or http)" },
 	{ "colour: blue\n",
 	  "1:1: colour: unknown key (expected instance, run_dir, data_dir, log_level, listen, "
-	  "tls, buffer_seconds, ring, limits, timeouts, auth, archive or audit)" },
+	  "tls, buffer_seconds, ring, limits, timeouts, auth, archive, audit or relay)" },
 	{ "timeouts: { heartbeat: 5s }\n",
 	  "1:13: timeouts.heartbeat: unknown key (expected register, idle or stage_heartbeat)" },
 	{ "buffer_seconds: 10\nbuffer_seconds: 20\n",
@@ -735,6 +742,12 @@ static const struct bad_file bad_ranges[] = {
 	{ "archive: { max_bytes: 512KiB }\n",
 	  "1:23: archive.max_bytes: expected 0 (unlimited) or a size in 1MiB..1048576TiB, found "
 	  "\"512KiB\"" },
+	{ "relay: { workers: 9 }\n",
+	  "1:19: relay.workers: expected an integer in 0..8, found \"9\"" },
+	{ "relay: { workers: -1 }\n",
+	  "1:19: relay.workers: expected an integer in 0..8, found \"-1\"" },
+	{ "relay: { workers: two }\n",
+	  "1:19: relay.workers: expected an integer in 0..8, found \"two\"" },
 };
 
 static const struct bad_file bad_listen[] = {
@@ -990,6 +1003,9 @@ START_TEST(test_json)
 	ck_assert_int_eq(json_integer_value(
 				 json_object_get(json_object_get(j, "archive"), "max_bytes")),
 			 0);
+	ck_assert_int_eq(json_integer_value(
+				 json_object_get(json_object_get(j, "relay"), "workers")),
+			 3);
 	tokens = json_object_get(json_object_get(j, "auth"), "tokens");
 	ck_assert_uint_eq(json_array_size(tokens), 2);
 	t = json_array_get(tokens, 0);

@@ -149,7 +149,7 @@ static const struct over_bad over_bad[] = {
 	  "max_message_bytes, proctor_queue_seconds, max_connections_per_ip or max_handshakes)" },
 	{ "{\"colour\": \"blue\"}",
 	  "config.update: colour: unknown key (expected instance, run_dir, data_dir, log_level, "
-	  "listen, tls, buffer_seconds, ring, limits, timeouts, auth, archive or audit)" },
+	  "listen, tls, buffer_seconds, ring, limits, timeouts, auth, archive, audit or relay)" },
 	{ "{\"limits\": 5}", "config.update: limits: expected a map, found \"5\"" },
 	{ "{\"log_level\": \"verbose\"}",
 	  "config.update: log_level: expected error, warn, info or debug, found \"verbose\"" },
@@ -287,7 +287,7 @@ START_TEST(test_over_live_keys)
 		"listen.relay",    "listen.http",    "tls.cert",  "tls.key",
 		"buffer_seconds",  "ring.size",      "limits",    "limits.max_message_bytes",
 		"limits.nope",     "nope",           "",          "auth.tokens.name",
-		"log_level.debug", "timeouts.idle.", "timeouts.",
+		"log_level.debug", "timeouts.idle.", "timeouts.", "relay.workers",
 	};
 
 	for (size_t i = 0; i < N(live); i++)

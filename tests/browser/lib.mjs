@@ -96,6 +96,9 @@ export class Vigil {
         `data_dir: ${path.join(this.dir, 'data')}`,
         'listen: { ingest: "127.0.0.1:0", relay: "127.0.0.1:0", http: "127.0.0.1:0" }',
         'ring: { size: 64MiB }',
+        // One relay process, named relay, whatever the cores (relay.workers: 0
+        // would start one per core): the pages' tests name the stages.
+        'relay: { workers: 1 }',
         'auth:',
         '  sentinel: none',
         '  tokens:',

@@ -132,7 +132,7 @@ class Watch:
 
 class Vigil:
     def __init__(self, heartbeat="2s", extra="", limits="max_message_bytes: 2MiB",
-                 timeouts="", env=None):
+                 timeouts="", env=None, workers=1):
         global _count
         _count += 1
         self.instance = "it-%d-%d" % (os.getpid(), _count)
@@ -146,6 +146,7 @@ class Vigil:
         self.limits = limits
         self.timeouts = timeouts
         self.heartbeat = heartbeat
+        self.relay_workers = workers  # relay.workers: 1 (as before workers) unless asked
         self.extra = extra
         self.env = env or {}  # for vigild, e.g. VIGIL_STAGE_DIR
         self.ring_size = "16MiB"
@@ -161,6 +162,8 @@ class Vigil:
             f.write("ring: { size: %s }\nlimits: { %s }\n" % (self.ring_size, self.limits))
             f.write("timeouts: { stage_heartbeat: %s%s }\n" % (
                 heartbeat, ", " + self.timeouts if self.timeouts else ""))
+            if self.relay_workers is not None:
+                f.write("relay: { workers: %d }\n" % self.relay_workers)
             f.write(extra)
         self.note_tokens()
 
@@ -226,7 +229,17 @@ class Vigil:
         return json.loads(self.ctl("status", "--json").stdout)
 
     def stage(self, name):
-        return next(s for s in self.status()["stages"] if s["name"] == name)
+        """The process of that name; for a stage of workers ("relay" with
+        relay.workers > 1), its first worker (whose "listen" is the stage's)."""
+        stages = self.status()["stages"]
+        found = [s for s in stages if s["name"] == name] or \
+            [s for s in stages if s["name"].startswith(name + "/")]
+        return found[0]
+
+    def workers(self, name="relay"):
+        """Every process of a stage: its workers, or its one process."""
+        return [s for s in self.status()["stages"]
+                if s["name"] == name or s["name"].startswith(name + "/")]
 
     def pids(self):
         return {s["name"]: s["pid"] for s in self.status()["stages"]}
