@@ -354,6 +354,23 @@ wss_conn_drop(struct wss_conn *c, void *owner, int64_t *ret_from, int64_t *ret_t
 		*ret_to = to;
 }
 
+void
+wss_conn_drop_owned(struct wss_conn *c)
+{
+	struct wss_tx **pp = &c->tx_head, *tx;
+
+	c->tx_tail = NULL;
+	while ((tx = *pp) != NULL) {
+		if (tx->info.owner == NULL) {
+			c->tx_tail = tx;
+			pp = &tx->next;
+			continue;
+		}
+		*pp = tx->next;
+		wss_tx_done(c, tx);
+	}
+}
+
 /* srv took a chunk: a message, whole. */
 static void
 wss_on_sent(void *ctx, struct srv_conn *sc, void *tag, bool written)

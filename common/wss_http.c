@@ -286,10 +286,15 @@ wss_close_all(struct wss *w)
 {
 	bool restart = stage_restarting(w->st);
 
-	/* Clients learn why they are dropped: 1012 to come back soon, 1001 otherwise. */
-	for (struct wss_conn *c = w->conns; c != NULL; c = c->next)
+	/* Clients learn why they are dropped: 1012 to come back soon, 1001 otherwise.
+	 * Media still queued goes (a client that comes back catches up from the
+	 * ring), so that the close comes after what is in flight, not after
+	 * seconds of a proctor's backlog: the stage exits within WSS_DRAIN_MS. */
+	for (struct wss_conn *c = w->conns; c != NULL; c = c->next) {
+		wss_conn_drop_owned(c);
 		wss_conn_close(c, restart ? 1012 : 1001,
 			       restart ? w->ops->restart_text : "Server shutting down");
+	}
 }
 
 size_t

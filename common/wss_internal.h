@@ -116,6 +116,8 @@ int wss_send_control(struct wss_conn *c, uint8_t opcode, const uint8_t *payload,
 void wss_fail(struct wss_conn *c, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void wss_tx_done(struct wss_conn *c, struct wss_tx *tx);
+/* Drops every queued message that has an owner (media), replies stay. */
+void wss_conn_drop_owned(struct wss_conn *c);
 /* The stage forgets the connection: its queue is released and ops->closed
  * runs, once. */
 void wss_conn_forget(struct wss_conn *c);

@@ -28,13 +28,21 @@ wd_state_name(enum wd_state state)
 	return (unsigned)state < WD_N_STATES ? wd_state_names[state] : "?";
 }
 
+static void wd_send_load(struct wd *wd, enum bus_stage which, struct wd_child *to);
+
 static void
 wd_set_state(struct wd *wd, struct wd_child *c, enum wd_state state)
 {
+	bool was_running = c->state == WD_RUNNING;
+
 	if (c->state == state)
 		return;
 	c->state = state;
 	wd->ops->state_changed(wd, c);
+	/* A worker that stops counts no more: its clients are on their way to
+	 * the others, which must not refuse them for limits.max_proctors. */
+	if (c->worker >= 0 && was_running)
+		wd_send_load(wd, c->which, NULL);
 }
 
 void
@@ -372,7 +380,8 @@ wd_send_load(struct wd *wd, enum bus_stage which, struct wd_child *to)
 		mp_pack_str(&pk, "connections");
 		msgpack_pack_array(&pk, n);
 		for (unsigned k = first; k < first + n; k++)
-			msgpack_pack_int64(&pk, wd->child[k].load);
+			msgpack_pack_int64(&pk, wd->child[k].state == WD_RUNNING ? wd->child[k].load
+										 : 0);
 		/* Queued if need be: a worker's limits count on it. */
 		wd_bus_send(wd, w, sb.data, sb.size);
 		msgpack_sbuffer_destroy(&sb);

@@ -163,7 +163,10 @@ struct wd_wait {
 	unsigned first, n;       /* the children it acts on */
 	enum wd_act act;
 	pid_t old_pid[BUS_WORKERS_MAX];
-	int64_t deadline_ms;           /* monotonic */
+	bool rolling;        /* a restart of workers: one at a time */
+	bool silent;         /* nobody waits (ctl's "wait": false): the roll goes on unanswered */
+	unsigned next;       /* rolling: the child (from first) restarting now */
+	int64_t deadline_ms; /* monotonic */
 	unsigned char ref[WD_REF_MAX]; /* the request's ref, packed msgpack */
 	size_t ref_len;
 };
@@ -262,9 +265,13 @@ void wd_log_follow(struct wd *wd, const struct wd_peer *peer, const msgpack_obje
  * stage, kill of one that is not running, during shutdown); else answered
  * once the stage is where it was asked to be (start: running; stop: down;
  * restart and kill: running with a new pid), when it failed, or after
- * WD_WAIT_MS. bus_form: as stage.result { ref, stage, state, pid|error },
- * else as vigilctl's {"ok":...}; without wait (ctl only), {"ok":true} as soon
- * as the action is taken. */
+ * WD_WAIT_MS (a rolling restart: that for each worker). A stage of workers
+ * acts on all of them, and a restart is rolling: one worker at a time, the
+ * next once the one before runs again, so that the others keep serving; a
+ * worker's name ("relay/1") acts on that one. bus_form: as stage.result {
+ * ref, stage, state, pid|error } (and pids, each worker's), else as
+ * vigilctl's {"ok":...}; without wait (ctl only), {"ok":true} as soon as the
+ * action is taken. */
 void wd_act_request(struct wd *wd, const struct wd_peer *peer, const msgpack_object *ref,
 		    const char *stage, const char *state, bool bus_form, bool wait);
 /* Announces the ordered stop for in_ms from now (every stage gets

@@ -52,6 +52,8 @@ wd_act_answer(struct wd *wd, const struct wd_wait *w, const char *stage, const c
 	msgpack_packer pk;
 	json_t *ans;
 
+	if (w->silent)
+		return;
 	if (!w->bus_form) {
 		if (err != NULL)
 			ans = json_pack("{s:b, s:s}", "ok", 0, "error", err);
@@ -100,6 +102,19 @@ wd_wait_there(const struct wd *wd, const struct wd_wait *w, unsigned i)
 	return c->state == WD_RUNNING && c->pid != w->old_pid[i];
 }
 
+/* A rolling restart goes on: the next worker once the one before runs
+ * again. (Its stop comes back here, through the state change, and finds the
+ * next one not there yet.) */
+static void
+wd_roll(struct wd *wd, struct wd_wait *w)
+{
+	while (w->rolling && w->next < w->n && wd_wait_there(wd, w, w->next)) {
+		w->next++;
+		if (w->next < w->n)
+			wd_stop(wd, &wd->child[w->first + w->next], true);
+	}
+}
+
 /* Answers and frees the wait once it is settled; false while it waits on. */
 static bool
 wd_wait_settle(struct wd *wd, struct wd_wait *w, int64_t now)
@@ -107,6 +122,10 @@ wd_wait_settle(struct wd *wd, struct wd_wait *w, int64_t now)
 	const char *act = wd_act_names[w->act];
 	const struct wd_child *failed = NULL, *late = NULL;
 	char err[192];
+
+	wd_roll(wd, w);
+	if (!w->used)
+		return true; /* settled meanwhile, by the state change of a stop */
 
 	for (unsigned i = 0; i < w->n; i++) {
 		const struct wd_child *c = &wd->child[w->first + i];
@@ -143,7 +162,7 @@ wd_up(const struct wd_child *c)
 
 /* Takes the action on every child of w; NULL when taken, else why not (in err). */
 static const char *
-wd_act_take(struct wd *wd, const struct wd_wait *w, char *err, size_t errlen)
+wd_act_take(struct wd *wd, struct wd_wait *w, char *err, size_t errlen)
 {
 	unsigned up = 0;
 	int r;
@@ -182,7 +201,9 @@ wd_act_take(struct wd *wd, const struct wd_wait *w, char *err, size_t errlen)
 			wd_stop(wd, c, false);
 			break;
 		case WD_ACT_RESTART:
-			wd_stop(wd, c, true);
+			/* Workers one at a time (wd_roll): the first now. */
+			if (!w->rolling || i == 0)
+				wd_stop(wd, c, true);
 			break;
 		case WD_ACT_KILL:
 			if (wd_up(c))
@@ -240,8 +261,10 @@ wd_act_request(struct wd *wd, const struct wd_peer *peer, const msgpack_object *
 	if (why == NULL) {
 		snprintf(w.name, sizeof(w.name), "%s", stage);
 		w.act = (enum wd_act)act;
+		w.rolling = w.act == WD_ACT_RESTART && w.n > 1;
 		for (unsigned i = 0; i < w.n; i++)
 			w.old_pid[i] = wd->child[w.first + i].pid;
+		w.deadline_ms = proc_mono_ms() + (int64_t)WD_WAIT_MS * (w.rolling ? w.n : 1);
 		why = wd_act_take(wd, &w, err, sizeof(err));
 	}
 	if (why != NULL) {
@@ -256,9 +279,15 @@ wd_act_request(struct wd *wd, const struct wd_peer *peer, const msgpack_object *
 		if (ok != NULL)
 			wd_ctl_write(wd, peer->slot, ok);
 		json_decref(ok);
-		return;
+		if (!w.rolling)
+			return;
+		/* The roll needs its slot to go on; without one, the rest at once. */
+		w.silent = true;
+		for (unsigned i = 1; slot == NULL && i < w.n; i++)
+			wd_stop(wd, &wd->child[w.first + i], true);
+		if (slot == NULL)
+			return;
 	}
-	w.deadline_ms = proc_mono_ms() + WD_WAIT_MS;
 	*slot = w;
 	/* A stop of a stage that was down is done already. */
 	wd_wait_settle(wd, slot, proc_mono_ms());

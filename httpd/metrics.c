@@ -1,7 +1,9 @@
 /* metrics: /health, /metrics (Prometheus text format 0.0.4), /api/status,
  * /api/metrics and /api/config. The stages' states and heartbeat figures
  * come from vigild (bus status.request -> status, at most a second old); the
- * ring's figures from the ring itself. Loop thread. */
+ * ring's figures from the ring itself. vigild lists every process: a stage
+ * of workers (relay/0, relay/1) is shown as one stage with its workers in
+ * it, and its counts are the sums of theirs. Loop thread. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -41,6 +43,42 @@ m_stages(struct httpd *h)
 	return json_object_get(h->status, "stages");
 }
 
+/* The stage of a process entry: "relay" for "relay" and "relay/1". */
+static void
+m_stage_of(json_t *st, char *out, size_t size)
+{
+	const char *name = m_field(st, "name");
+	size_t len = strcspn(name, "/");
+
+	snprintf(out, size, "%.*s", (int)len, name);
+}
+
+static bool
+m_is_stage(json_t *st, const char *stage)
+{
+	char name[32];
+
+	m_stage_of(st, name, sizeof(name));
+	return strcmp(name, stage) == 0;
+}
+
+/* A figure of the stage's heartbeat stats, summed over its workers. */
+static double
+m_stage_sum(struct httpd *h, const char *stage, const char *key)
+{
+	double sum = 0;
+	size_t i;
+	json_t *st;
+
+	json_array_foreach(m_stages(h), i, st)
+	{
+		if (m_is_stage(st, stage))
+			sum += m_num(json_object_get(json_object_get(st, "heartbeat"), "stats"),
+				     key);
+	}
+	return sum;
+}
+
 static json_t *
 m_stage_stats(struct httpd *h, const char *name)
 {
@@ -55,6 +93,114 @@ m_stage_stats(struct httpd *h, const char *name)
 	return NULL;
 }
 
+enum m_how {
+	M_KEEP, /* the first worker's */
+	M_SUM,
+	M_MAX,
+	M_MIN,
+};
+
+/* How a figure of the stage's entry follows from its workers'. top: the
+ * entry's own keys; else its stats, where counters add up and latencies
+ * (keys ending in Us) take the largest. */
+static enum m_how
+m_how(const char *key, bool top)
+{
+	static const char *const sum[] = { "cpuPercent", "memBytes", "connections", "restarts" };
+	size_t len = strlen(key);
+
+	if (!top)
+		return len > 2 && strcmp(key + len - 2, "Us") == 0 ? M_MAX : M_SUM;
+	for (size_t i = 0; i < sizeof(sum) / sizeof(sum[0]); i++) {
+		if (strcmp(key, sum[i]) == 0)
+			return M_SUM;
+	}
+	if (strcmp(key, "loopAvgS") == 0 || strcmp(key, "loopMaxS") == 0)
+		return M_MAX;
+	if (strcmp(key, "loopMinS") == 0 || strcmp(key, "uptimeMs") == 0)
+		return M_MIN;
+	return M_KEEP;
+}
+
+/* Into a stage's entry (dst) the next worker's numbers (src), as m_how says;
+ * maps, lists and texts stay the first worker's. */
+static void
+m_merge(json_t *dst, json_t *src, bool top)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(src, key, v)
+	{
+		json_t *have = json_object_get(dst, key);
+		double a = json_number_value(have), b = json_number_value(v);
+		bool ints = json_is_integer(have) && json_is_integer(v);
+		double out;
+
+		if (!json_is_number(v) || !json_is_number(have))
+			continue;
+		switch (m_how(key, top)) {
+		case M_SUM:
+			out = a + b;
+			break;
+		case M_MAX:
+			out = a > b ? a : b;
+			break;
+		case M_MIN:
+			out = a < b ? a : b;
+			break;
+		default:
+			continue;
+		}
+		json_object_set_new(dst, key,
+				    ints ? json_integer((json_int_t)out) : json_real(out));
+	}
+}
+
+/* A stage's state from its workers': running when all run, else the first
+ * one's that does not. */
+static void
+m_merge_state(json_t *dst, json_t *worker_state)
+{
+	const char *state = json_string_value(json_object_get(dst, "state"));
+
+	if (state != NULL && strcmp(state, "running") == 0 && worker_state != NULL &&
+	    strcmp(json_string_value(worker_state), "running") != 0)
+		json_object_set(dst, "state", worker_state);
+}
+
+/* entry's object under its stage's name in stages: as it is for a stage of
+ * one process; for a worker, merged into the stage's (m_merge,
+ * m_merge_state) with entry itself in the stage's "workers" list. entry is
+ * taken. */
+static void
+m_put_stage(json_t *stages, json_t *st, json_t *entry)
+{
+	char stage[32];
+	json_t *have;
+
+	m_stage_of(st, stage, sizeof(stage));
+	if (entry == NULL)
+		return;
+	if (json_object_get(st, "worker") == NULL) {
+		json_object_set_new(stages, stage, entry);
+		return;
+	}
+	json_object_set_new(entry, "name", json_string(m_field(st, "name")));
+	have = json_object_get(stages, stage);
+	if (have == NULL) {
+		have = json_deep_copy(entry);
+		json_object_del(have, "name");
+		json_object_set_new(have, "workers", json_array());
+		json_object_set_new(stages, stage, have);
+	} else {
+		m_merge(have, entry, true);
+		m_merge(json_object_get(have, "stats"), json_object_get(entry, "stats"), false);
+		m_merge_state(have, json_object_get(entry, "state"));
+	}
+	json_array_append_new(json_object_get(have, "workers"), entry);
+}
+
 /* The ring's figures; the write rate over the last call's interval. */
 static json_t *
 m_ring(struct httpd *h)
@@ -64,7 +210,7 @@ m_ring(struct httpd *h)
 	struct ring_stats rs;
 	int64_t now = proc_mono_ms();
 	double rate = 0;
-	json_t *relay = m_stage_stats(h, "relay");
+	double overruns = m_stage_sum(h, "relay", "overruns");
 
 	if (h->ring == NULL)
 		return json_null();
@@ -79,8 +225,7 @@ m_ring(struct httpd *h)
 			 (json_int_t)rs.data_size, "bytesWritten", (json_int_t)rs.bytes_written,
 			 "segmentsWritten", (json_int_t)rs.head, "writeBytesPerS", rate, "slots",
 			 (json_int_t)rs.n_slots, "sentinelSlots", (int)rs.n_sentinels,
-			 "writerAttached", rs.writer_pid != 0, "overruns",
-			 (json_int_t)m_num(relay, "overruns"));
+			 "writerAttached", rs.writer_pid != 0, "overruns", (json_int_t)overruns);
 }
 
 static int
@@ -146,24 +291,23 @@ m_status_json(struct httpd *h)
 
 	json_array_foreach(m_stages(h), i, st)
 	{
-		const char *name = m_field(st, "name");
 		const char *state = m_field(st, "state");
 
 		degraded |= strcmp(state, "running") != 0;
-		json_object_set_new(stages, name,
-				    json_pack("{s:s, s:O?, s:O?, s:O?}", "state", state, "pid",
-					      json_object_get(st, "pid"), "restarts",
-					      json_object_get(st, "restarts"), "uptimeMs",
-					      json_object_get(st, "uptimeMs")));
+		m_put_stage(stages, st,
+			    json_pack("{s:s, s:O?, s:O?, s:O?}", "state", state, "pid",
+				      json_object_get(st, "pid"), "restarts",
+				      json_object_get(st, "restarts"), "uptimeMs",
+				      json_object_get(st, "uptimeMs")));
 	}
+	/* The proctors of every relay worker. */
 	return json_pack("{s:s, s:I, s:I, s:s, s:O?, s:i, s:I, s:o}", "state",
 			 degraded ? "degraded" : "running", "timestamp",
 			 (json_int_t)(proc_now_ms() / 1000), "uptimeMs",
 			 (json_int_t)m_num(h->status, "uptimeMs"), "version", VIGIL_VERSION,
 			 "instance", json_object_get(h->status, "instance"), "sentinels",
-			 m_online(h), "proctors",
-			 (json_int_t)m_num(m_stage_stats(h, "relay"), "proctors"), "stages",
-			 stages);
+			 m_online(h), "proctors", (json_int_t)m_stage_sum(h, "relay", "proctors"),
+			 "stages", stages);
 }
 
 static json_t *
@@ -175,12 +319,11 @@ m_metrics_json(struct httpd *h)
 	json_array_foreach(m_stages(h), i, st)
 	{
 		json_t *hb = json_object_get(st, "heartbeat");
-		const char *name = m_field(st, "name");
 
-		json_object_set_new(
-			stages, name,
+		m_put_stage(
+			stages, st,
 			json_pack(
-				"{s:O?, s:f, s:I, s:I, s:f, s:f, s:f, s:O?, s:O?, s:O?, s:O?, s:O?}",
+				"{s:O?, s:f, s:I, s:I, s:f, s:f, s:f, s:O?, s:O?, s:O?, s:O?, s:o?}",
 				"state", json_object_get(st, "state"), "cpuPercent",
 				m_num(hb, "cpuPercent"), "memBytes",
 				(json_int_t)m_num(hb, "memBytes"), "connections",
@@ -190,7 +333,7 @@ m_metrics_json(struct httpd *h)
 				json_object_get(st, "restarts"), "pid", json_object_get(st, "pid"),
 				"uptimeMs", json_object_get(st, "uptimeMs"), "lastExit",
 				json_object_get(st, "lastExit"), "stats",
-				json_object_get(hb, "stats")));
+				json_deep_copy(json_object_get(hb, "stats"))));
 	}
 	return json_pack("{s:I, s:I, s:o, s:o, s:i}", "timestamp",
 			 (json_int_t)(proc_now_ms() / 1000), "uptimeMs",
@@ -219,6 +362,22 @@ m_prom_label(char *out, size_t size, const char *in)
 		}
 	}
 	out[o] = '\0';
+}
+
+/* A process's labels: stage="relay", and worker="1" for a worker. */
+static void
+m_prom_labels(json_t *st, char *out, size_t size)
+{
+	json_t *worker = json_object_get(st, "worker");
+	char stage[64], esc[64];
+
+	m_stage_of(st, stage, sizeof(stage));
+	m_prom_label(esc, sizeof(esc), stage);
+	if (json_is_integer(worker))
+		snprintf(out, size, "stage=\"%s\",worker=\"%lld\"", esc,
+			 (long long)json_integer_value(worker));
+	else
+		snprintf(out, size, "stage=\"%s\"", esc);
 }
 
 static void
@@ -291,7 +450,7 @@ m_prometheus(struct httpd *h, struct hreq *r)
 		  "live.mjpeg requests refused over a cap (503)", "httpd", "mjpegRefused" },
 	};
 	struct text_buf b = { 0 };
-	char label[64];
+	char label[128];
 	json_t *st, *ring = m_ring(h);
 	size_t i;
 
@@ -308,16 +467,16 @@ m_prometheus(struct httpd *h, struct hreq *r)
 	m_prom_metric(&b, "vigil_stage_up", "gauge", "1 when the stage is running");
 	json_array_foreach(m_stages(h), i, st)
 	{
-		m_prom_label(label, sizeof(label), m_field(st, "name"));
-		text_printf(&b, "vigil_stage_up{stage=\"%s\",state=\"%s\"} %d\n", label,
-			    m_field(st, "state"), strcmp(m_field(st, "state"), "running") == 0);
+		m_prom_labels(st, label, sizeof(label));
+		text_printf(&b, "vigil_stage_up{%s,state=\"%s\"} %d\n", label, m_field(st, "state"),
+			    strcmp(m_field(st, "state"), "running") == 0);
 	}
 	m_prom_metric(&b, "vigil_stage_restarts_total", "counter",
 		      "Restarts of the stage by vigild");
 	json_array_foreach(m_stages(h), i, st)
 	{
-		m_prom_label(label, sizeof(label), m_field(st, "name"));
-		text_printf(&b, "vigil_stage_restarts_total{stage=\"%s\"} %.0f\n", label,
+		m_prom_labels(st, label, sizeof(label));
+		text_printf(&b, "vigil_stage_restarts_total{%s} %.0f\n", label,
 			    m_num(st, "restarts"));
 	}
 	for (size_t k = 0; k < sizeof(per_stage) / sizeof(per_stage[0]); k++) {
@@ -328,15 +487,16 @@ m_prometheus(struct httpd *h, struct hreq *r)
 
 			if (hb == NULL)
 				continue;
-			m_prom_label(label, sizeof(label), m_field(st, "name"));
-			text_printf(&b, "%s{stage=\"%s\"} %.9g\n", per_stage[k].name, label,
+			m_prom_labels(st, label, sizeof(label));
+			text_printf(&b, "%s{%s} %.9g\n", per_stage[k].name, label,
 				    m_num(hb, per_stage[k].key));
 		}
 	}
+	/* The server's figures: a stage of workers' summed over them. */
 	for (size_t k = 0; k < sizeof(named) / sizeof(named[0]); k++) {
 		m_prom_metric(&b, named[k].name, named[k].type, named[k].help);
 		text_printf(&b, "%s %.0f\n", named[k].name,
-			    m_num(m_stage_stats(h, named[k].stage), named[k].key));
+			    m_stage_sum(h, named[k].stage, named[k].key));
 	}
 	{
 		static const struct {
@@ -359,7 +519,7 @@ m_prometheus(struct httpd *h, struct hreq *r)
 			m_prom_metric(&b, lis[k].name, lis[k].type, lis[k].help);
 			for (size_t s = 0; s < 3; s++)
 				text_printf(&b, "%s{stage=\"%s\"} %.0f\n", lis[k].name, stages[s],
-					    m_num(m_stage_stats(h, stages[s]), lis[k].key));
+					    m_stage_sum(h, stages[s], lis[k].key));
 		}
 	}
 	m_prom_metric(&b, "vigil_sentinels_online", "gauge", "Sentinels online");

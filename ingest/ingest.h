@@ -8,6 +8,8 @@
  *              register, init, segment, ping, bye, legacy frames
  *   registry.c the sentinels: ring table slots, who is online, replacement,
  *              bus announcements, control messages from the bus
+ *   keyframe.c the keyframe requests of every relay worker, one a second at
+ *              most per sentinel, asked again while no join point follows
  *   jpeg.c     legacy JPEG sentinels: a GStreamer pipeline per sentinel
  *   jpeg_clock.c  when each legacy JPEG frame was taken (no GStreamer)
  * All of it runs in the one lws service thread, except the GStreamer
@@ -30,6 +32,7 @@
 #include "wss.h"
 
 struct ingest_jpeg;
+struct ingest_kf;
 
 /* The most frames one sentinel.frame may carry (docs/protocol.md): a second
  * at 1000 fps, ten at 100. A batch of more is refused whole. */
@@ -90,6 +93,8 @@ struct ingest {
 	int64_t *last_seen_ms;     /* when each slot's sentinel was last online */
 	uint32_t n_slots;
 	unsigned online;
+	/* keyframe.c: the throttle's state of each ring slot */
+	struct ingest_kf *kf;
 	/* jpeg.c: encoders post their output here from their streaming threads */
 	pthread_mutex_t jpeg_lock;
 	struct ingest_jpeg *jpegs;
@@ -130,6 +135,19 @@ void ingest_reg_offline(struct ingest *ing, struct wss_conn *c, const char *reas
 unsigned ingest_reg_count(const struct ingest *ing);
 void ingest_reg_bus(void *ctx, const struct bus_msg *msg);
 void ingest_reg_check_tokens(struct ingest *ing, int64_t now);
+/* Asks the sentinel of c for a keyframe now (server.keyframe.request; a JPEG
+ * sentinel's encoder makes one). keyframe.c decides when. */
+void ingest_reg_keyframe(struct ingest *ing, struct wss_conn *c);
+
+/* keyframe.c */
+int ingest_kf_init(struct ingest *ing);
+void ingest_kf_free(struct ingest *ing);
+/* A relay worker asked (bus keyframe.request) for the sentinel of slot. */
+void ingest_kf_request(struct ingest *ing, uint32_t slot);
+/* A segment of slot entered the ring: a keyframe ends the wait for one. */
+void ingest_kf_segment(struct ingest *ing, uint32_t slot, bool keyframe, uint32_t dur_ms);
+/* Every tick: merged requests whose second is over, requests to repeat. */
+void ingest_kf_tick(struct ingest *ing);
 
 /* jpeg.c */
 struct ingest_frame {

@@ -199,6 +199,16 @@ reg_forward(struct wss_conn *c, const char *type, double framerate)
 	msgpack_sbuffer_destroy(&sb);
 }
 
+void
+ingest_reg_keyframe(struct ingest *ing, struct wss_conn *c)
+{
+	if (ingest_conn_sess(c)->jpeg != NULL)
+		ingest_jpeg_force_key(ingest_conn_sess(c)->jpeg);
+	else
+		reg_forward(c, "server.keyframe.request", 0);
+	(void)ing;
+}
+
 /* Bus messages for ingest: keyframe.request { sentinelId } and
  * fps.change { sentinelId, framerate } from relay; token.revoke { token }
  * from the operator console; revoked { digests } from vigild (the durable
@@ -212,13 +222,10 @@ ingest_reg_bus(void *ctx, const struct bus_msg *msg)
 	int64_t at;
 
 	if (strcmp(msg->type, "keyframe.request") == 0) {
+		/* Throttled here, where every relay worker's requests meet. */
 		c = reg_lookup(ing, msg->body);
-		if (c == NULL)
-			return;
-		if (ingest_conn_sess(c)->jpeg != NULL)
-			ingest_jpeg_force_key(ingest_conn_sess(c)->jpeg);
-		else
-			reg_forward(c, "server.keyframe.request", 0);
+		if (c != NULL)
+			ingest_kf_request(ing, ingest_conn_sess(c)->slot);
 	} else if (strcmp(msg->type, "fps.change") == 0) {
 		c = reg_lookup(ing, msg->body);
 		if (c != NULL && mp_get_double(msg->body, "framerate", &fps) == 0 && fps > 0)

@@ -89,6 +89,7 @@ ingest_tick(void *ctx)
 	if (stage_take_reload(ing->st))
 		ingest_reload(ing);
 	ingest_reg_check_tokens(ing, time(NULL));
+	ingest_kf_tick(ing);
 	stage_metrics(ing->st)->connections = ing->online;
 	stage_tick(ing->st);
 }
@@ -149,6 +150,8 @@ ingest_new(struct stage *st)
 		goto err_free;
 	}
 	r = ingest_reg_init(ing);
+	if (r == 0)
+		r = ingest_kf_init(ing);
 	if (r < 0)
 		goto err_free;
 	stage_on_message(st, ingest_reg_bus, ing);
@@ -169,6 +172,7 @@ ingest_free(struct ingest *ing)
 	if (ing == NULL)
 		return;
 	wss_free(ing->wss);
+	ingest_kf_free(ing);
 	ingest_reg_free(ing);
 	tok_store_free(ing->tokens);
 	ring_close(ing->ring);

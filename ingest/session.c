@@ -212,6 +212,7 @@ ingest_sess_put_segment(struct ingest *ing, struct wss_conn *c, int64_t sequence
 		snprintf(err, errlen, "the ring refused the segment (%s)", strerror(-r));
 		return r;
 	}
+	ingest_kf_segment(ing, s->slot, (meta.flags & RING_SEG_KEYFRAME) != 0, meta.duration_ms);
 	s->last_seq = sequence;
 	s->has_seq = true;
 	s->entry.last_sequence = sequence;

@@ -116,10 +116,13 @@ feed_count(struct relay *rl, uint32_t slot, const struct ring_seg *m)
 		s->bucket_bytes[i] = 0;
 	}
 	s->bucket_bytes[i] += len;
-	s->last_dur_ms = m->duration_ms;
-	if (m->flags & RING_SEG_KEYFRAME)
-		s->kf_waiting = false;
 }
+
+/* Ingest throttles keyframe requests (one a second per sentinel, where every
+ * worker's requests meet, and asks again while no join point follows). Here
+ * they are only merged so that a burst of proctors' requests does not flood
+ * the bus: one per sentinel per FEED_KF_BUS_MS, the rest at its end. */
+#define FEED_KF_BUS_MS 250
 
 static void
 feed_send_keyframe(struct relay *rl, uint32_t slot, int64_t now)
@@ -133,13 +136,8 @@ feed_send_keyframe(struct relay *rl, uint32_t slot, int64_t now)
 
 	s->last_kf_ms = now;
 	s->kf_pending = false;
-	s->kf_waiting = false;
 	if (ring_sentinel_get(rl->ring, slot, &e, NULL, 0) < 0 || !e.online)
 		return;
-	/* A low-frame-rate sentinel may miss the request or be slow to honour it:
-	 * if no join point follows within two segment durations, ask again. */
-	s->kf_waiting = true;
-	s->kf_deadline_ms = now + 2 * (int64_t)(s->last_dur_ms > 0 ? s->last_dur_ms : 1000);
 	id_format(e.id, id);
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
@@ -151,7 +149,6 @@ feed_send_keyframe(struct relay *rl, uint32_t slot, int64_t now)
 	msgpack_sbuffer_destroy(&sb);
 }
 
-/* Requests from every proctor and every join are merged: one a second at most. */
 void
 relay_feed_keyframe(struct relay *rl, uint32_t slot)
 {
@@ -159,7 +156,7 @@ relay_feed_keyframe(struct relay *rl, uint32_t slot)
 
 	if (slot >= rl->n_slots)
 		return;
-	if (now - rl->slots[slot].last_kf_ms >= 1000 || rl->slots[slot].last_kf_ms == 0)
+	if (now - rl->slots[slot].last_kf_ms >= FEED_KF_BUS_MS || rl->slots[slot].last_kf_ms == 0)
 		feed_send_keyframe(rl, slot, now);
 	else
 		rl->slots[slot].kf_pending = true;
@@ -173,9 +170,8 @@ relay_feed_tick(struct relay *rl, int64_t now_ms)
 	(void)now_ms;
 	for (uint32_t slot = 0; slot < rl->n_slots; slot++) {
 		struct relay_slot *s = &rl->slots[slot];
-		bool again = s->kf_waiting && now >= s->kf_deadline_ms;
 
-		if ((s->kf_pending || again) && now - s->last_kf_ms >= 1000)
+		if (s->kf_pending && now - s->last_kf_ms >= FEED_KF_BUS_MS)
 			feed_send_keyframe(rl, slot, now);
 	}
 }

@@ -95,11 +95,8 @@ struct relay_sess {
 struct relay_slot {
 	int64_t bucket_bytes[5]; /* bytes of segments seen per second, for the bitrate */
 	int64_t bucket_sec[5];
-	int64_t last_kf_ms;     /* last keyframe.request sent to ingest */
-	bool kf_pending;        /* one more asked for within the second */
-	bool kf_waiting;        /* asked, and no keyframe segment seen since */
-	int64_t kf_deadline_ms; /* ask again then: two segment durations after asking */
-	uint32_t last_dur_ms;   /* duration of the sentinel's last segment */
+	int64_t last_kf_ms; /* last keyframe.request sent to ingest (which throttles them) */
+	bool kf_pending;    /* one more asked for since: sent when the bus's interval is over */
 	/* The newest server.segment built for this slot and its ring index: a grid
 	 * of proctors joining at once shares it instead of each copying it. */
 	struct wss_buf *msg;

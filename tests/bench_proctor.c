@@ -14,7 +14,15 @@
  * Latency: this process's CLOCK_REALTIME when a server.segment is complete minus
  * its startTime, which bench_relay's sentinel stamps (ms, rounded) right before
  * the write that holds the segment's last byte: same host, same clock, +-0.5 ms.
- * Prints one JSON object; tests/bench_relay.py merges the processes. */
+ * Prints one JSON object; tests/bench_relay.py merges the processes.
+ *
+ * --reconnect (issue 13's rolling restart): a proctor closed with 1012 (relay
+ * restarting) connects again at once and subscribes with startFrom "oldest";
+ * the figures then say how long each took from its 1012 to its next
+ * server.segment, whether a sequence was missed (a gap: a sequence above the
+ * last one plus one, or a server.skip), and how many connections failed
+ * otherwise (refused, closed with another code). Sequences seen before are
+ * the catch-up's and are only counted. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -49,6 +57,7 @@
 #define BP_SUBS_MAX 64
 #define BP_HDR_MAX  256
 #define BP_WS_GUID  "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#define BP_RESTART  1012 /* close code of a relay that restarts */
 
 enum bp_state {
 	BP_CONNECTING,
@@ -80,13 +89,22 @@ struct bp_conn {
 	bool frame_fin, msg_bad;
 	int subs[BP_SUBS_MAX];
 	uint64_t received[BP_SUBS_MAX];
-	uint32_t events; /* epoll interest now */
+	int64_t last_seq[BP_SUBS_MAX]; /* --reconnect: the highest sequence seen, -1 */
+	uint32_t events;               /* epoll interest now */
+	bool again;                    /* --reconnect: connected again after a 1012 */
+	/* The close frame's code, read here: wslay (1.1) takes 1012, a code IANA
+	 * registered after RFC 6455, for a protocol error and reports 1006. */
+	bool in_close;
+	unsigned char close_payload[2];
+	size_t close_len;
+	double closed_ms; /* then: when the 1012 came; 0 once streaming again */
 };
 
 struct bp_opts {
 	const char *url, *token, *ids_in, *samples_out;
 	unsigned sentinels, proctors, subs, first;
 	int64_t start_ms, end_ms;
+	bool reconnect;
 };
 
 struct bp {
@@ -105,6 +123,9 @@ struct bp {
 	double *lat_ms;
 	size_t lat_n, lat_cap;
 	uint64_t rx_bytes, rx_segments, skips, unmatched, closed_during_run;
+	/* --reconnect */
+	uint64_t restarts, back, gaps, missed, repeats, failures;
+	double back_ms_max, back_ms_sum;
 };
 
 static double
@@ -125,22 +146,41 @@ bp_fail(struct bp *b, const char *what, const char *detail)
 	snprintf(b->fail_reason, sizeof(b->fail_reason), "%s: %s", what, detail);
 }
 
+static void bp_connect(struct bp_conn *c);
+
 static void
 bp_close(struct bp_conn *c, const char *why)
 {
 	struct bp *b = c->b;
+	bool restart =
+		c->close_len == 2 && (c->close_payload[0] << 8 | c->close_payload[1]) == BP_RESTART;
 
 	if (c->state == BP_CLOSED)
 		return;
-	if (b->phase < 3) {
+	if (b->phase < 3 && !(b->o.reconnect && restart)) {
 		b->closed_during_run++;
+		if (b->o.reconnect)
+			b->failures++;
 		fprintf(stderr, "bench_proctor: proctor %u closed: %s\n", c->num, why);
 	}
-	if (b->phase <= 1)
+	if (b->phase <= 1 && !b->o.reconnect)
 		bp_fail(b, "proctor connection", why);
 	c->state = BP_CLOSED;
 	close(c->fd);
 	c->fd = -1;
+	/* Relay restarts: back at once, as the web app does. (A close frame is
+	 * read in wslay_event_recv, so bp_io is here now, outside wslay.) */
+	if (b->o.reconnect && restart && b->phase < 3) {
+		wslay_event_context_free(c->ws);
+		c->ws = NULL;
+		c->close_len = 0;
+		c->in_pos = c->in_len = 0;
+		c->msg_opcode = 0;
+		b->restarts++;
+		c->again = true;
+		c->closed_ms = bp_unix_ms();
+		bp_connect(c);
+	}
 }
 
 static void
@@ -203,7 +243,11 @@ bp_subscribe(struct bp_conn *c)
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	env_pack_header(&pk, "proctor.subscribe", time(NULL));
-	msgpack_pack_map(&pk, 1);
+	/* Back after a restart: from the oldest join point, so that nothing the
+	 * ring still holds is missed. */
+	msgpack_pack_map(&pk, c->again ? 2 : 1);
+	if (c->again)
+		mp_pack_kv_str(&pk, "startFrom", "oldest");
 	mp_pack_str(&pk, "sentinelIds");
 	msgpack_pack_array(&pk, b->o.subs);
 	for (unsigned j = 0; j < b->o.subs; j++) {
@@ -233,18 +277,55 @@ bp_add_sample(struct bp *b, double ms)
 	b->lat_ms[b->lat_n++] = ms;
 }
 
+/* --reconnect: a segment of sub j: the first after a 1012, and its sequence
+ * against the last one seen. */
+static void
+bp_track(struct bp_conn *c, unsigned j, int64_t seq, double now)
+{
+	struct bp *b = c->b;
+
+	if (c->closed_ms > 0) {
+		double back = now - c->closed_ms;
+
+		b->back++;
+		b->back_ms_sum += back;
+		if (back > b->back_ms_max)
+			b->back_ms_max = back;
+		c->closed_ms = 0;
+	}
+	if (c->last_seq[j] >= 0 && seq <= c->last_seq[j]) {
+		b->repeats++; /* the catch-up after a reconnection */
+		return;
+	}
+	if (c->last_seq[j] >= 0 && seq > c->last_seq[j] + 1) {
+		b->gaps++;
+		b->missed += (uint64_t)(seq - c->last_seq[j] - 1);
+		fprintf(stderr, "bench_proctor: proctor %u missed %lld..%lld of sentinel %d\n",
+			c->num, (long long)c->last_seq[j] + 1, (long long)seq - 1, c->subs[j]);
+	}
+	c->last_seq[j] = seq;
+}
+
 static void
 bp_on_segment(struct bp_conn *c, const msgpack_object *payload, double now, size_t bytes)
 {
 	struct bp *b = c->b;
 	const char *id;
 	size_t id_len;
-	int64_t start_ms;
+	int64_t start_ms, seq = -1;
 
 	if (mp_get_str(payload, "sentinelId", &id, &id_len) < 0 ||
 	    mp_get_int(payload, "startTime", &start_ms) < 0) {
 		b->unmatched++;
 		return;
+	}
+	if (b->o.reconnect && mp_get_int(payload, "sequence", &seq) == 0) {
+		for (unsigned j = 0; j < b->o.subs; j++) {
+			const char *want = b->ids[c->subs[j]];
+
+			if (strlen(want) == id_len && memcmp(want, id, id_len) == 0)
+				bp_track(c, j, seq, now);
+		}
 	}
 	/* Counted and timed: the segments stamped inside the window. */
 	if (start_ms < b->o.start_ms || start_ms >= b->o.end_ms)
@@ -285,7 +366,7 @@ bp_on_msg(struct bp_conn *c, uint8_t opcode, const unsigned char *msg, size_t le
 	} else if (strcmp(type, "server.registration.ack") == 0 && c->state == BP_REGISTERING) {
 		c->state = BP_READY;
 		bp_subscribe(c);
-		if (++b->ready == b->o.proctors) {
+		if (!c->again && ++b->ready == b->o.proctors) {
 			fprintf(stderr, "ready\n");
 			fflush(stderr);
 			b->phase = 1;
@@ -295,6 +376,8 @@ bp_on_msg(struct bp_conn *c, uint8_t opcode, const unsigned char *msg, size_t le
 		bp_fail(b, "proctor refused", reason);
 	} else if (strcmp(type, "server.skip") == 0) {
 		b->skips++;
+		if (b->o.reconnect)
+			b->gaps++;
 	} else if (strcmp(type, "server.error") == 0) {
 		mp_get_strbuf(payload, "reason", reason, sizeof(reason));
 		fprintf(stderr, "bench_proctor: server.error to proctor %u: %s\n", c->num, reason);
@@ -367,6 +450,9 @@ bp_ws_frame_start(wslay_event_context_ptr ws, const struct wslay_event_on_frame_
 
 	(void)ws;
 	c->frame_fin = arg->fin;
+	c->in_close = arg->opcode == WSLAY_CONNECTION_CLOSE;
+	if (c->in_close)
+		c->close_len = 0;
 	if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME) {
 		c->msg_opcode = arg->opcode;
 		c->msg_len = 0;
@@ -383,7 +469,9 @@ bp_ws_frame_chunk(wslay_event_context_ptr ws, const struct wslay_event_on_frame_
 	struct bp_conn *c = user;
 
 	(void)ws;
-	if (c->msg_opcode == 0 || c->msg_bad)
+	for (size_t i = 0; c->in_close && i < arg->data_length && c->close_len < 2; i++)
+		c->close_payload[c->close_len++] = arg->data[i];
+	if (c->in_close || c->msg_opcode == 0 || c->msg_bad)
 		return;
 	if (c->msg_len + arg->data_length > BP_MSG_MAX) {
 		c->msg_bad = true;
@@ -586,6 +674,9 @@ bp_connect(struct bp_conn *c)
 	struct epoll_event ev = { .events = EPOLLOUT, .data.ptr = c };
 	int one = 1;
 
+	c->accept_ok = false;
+	c->field_len = c->value_len = 0;
+	c->in_value = false;
 	c->fd = socket(b->addr->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->fd < 0) {
 		bp_fail(b, "socket", strerror(errno));
@@ -620,8 +711,8 @@ bp_io(struct bp_conn *c, uint32_t events)
 	    (!wslay_event_want_read(c->ws) && !wslay_event_want_write(c->ws))) {
 		char why[64];
 
-		snprintf(why, sizeof(why), "closed (close code from relay: %u)",
-			 wslay_event_get_status_code_received(c->ws));
+		snprintf(why, sizeof(why), "closed (close code from relay: %d)",
+			 c->close_len == 2 ? c->close_payload[0] << 8 | c->close_payload[1] : 1006);
 		bp_close(c, why);
 		return;
 	}
@@ -711,6 +802,21 @@ bp_report(struct bp *b)
 	       (unsigned long long)b->rx_bytes, (unsigned long long)b->rx_segments,
 	       (unsigned long long)received, (unsigned long long)b->skips,
 	       (unsigned long long)b->unmatched);
+	if (b->o.reconnect) {
+		unsigned streaming = 0;
+
+		/* Back: a segment came after the last 1012; a proctor still
+		 * without one counts against it. */
+		for (unsigned i = 0; i < b->o.proctors; i++)
+			streaming += b->conns[i].closed_ms == 0 && b->conns[i].state == BP_READY;
+		printf(" \"restarts\": %llu, \"back\": %llu, \"streaming\": %u, "
+		       "\"backMsMax\": %.1f, \"backMsAvg\": %.1f, \"gaps\": %llu, "
+		       "\"missed\": %llu, \"repeats\": %llu, \"failures\": %llu,\n",
+		       (unsigned long long)b->restarts, (unsigned long long)b->back, streaming,
+		       b->back_ms_max, b->back ? b->back_ms_sum / (double)b->back : 0.0,
+		       (unsigned long long)b->gaps, (unsigned long long)b->missed,
+		       (unsigned long long)b->repeats, (unsigned long long)b->failures);
+	}
 	printf(" \"closed\": %llu, \"benchLoopLagMsMax\": %.1f, \"benchLoopLagsOver10Ms\": %llu}\n",
 	       (unsigned long long)b->closed_during_run, (double)b->lag_max_us / 1e3,
 	       (unsigned long long)b->lag_over_10ms);
@@ -774,7 +880,7 @@ bp_usage(FILE *f)
 {
 	fprintf(f, "usage: bench_proctor --url ws://127.0.0.1:P/proctor --token TOKEN --ids FILE\n"
 		   "       --sentinels S --first I --count N [--subs 4] --start-ms UNIX_MS\n"
-		   "       --end-ms UNIX_MS [--samples FILE]\n"
+		   "       --end-ms UNIX_MS [--samples FILE] [--reconnect]\n"
 		   "Proctors I..I+N-1, each subscribed to K of the S sentinels in FILE; one JSON\n"
 		   "object of figures on stdout, 'ready', 'measuring', 'measured' on stderr.\n");
 }
@@ -793,6 +899,7 @@ bp_parse(struct bp_opts *o, int argc, char **argv)
 		{ "subs", required_argument, NULL, 'K' },
 		{ "start-ms", required_argument, NULL, 'a' },
 		{ "end-ms", required_argument, NULL, 'e' },
+		{ "reconnect", no_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -833,6 +940,9 @@ bp_parse(struct bp_opts *o, int argc, char **argv)
 			break;
 		case 'e':
 			o->end_ms = strtoll(optarg, NULL, 10);
+			break;
+		case 'r':
+			o->reconnect = true;
 			break;
 		case 'h':
 			bp_usage(stdout);
@@ -884,6 +994,8 @@ main(int argc, char **argv)
 		c->num = b.o.first + i;
 		c->fd = -1;
 		c->state = BP_CLOSED;
+		for (unsigned j = 0; j < BP_SUBS_MAX; j++)
+			c->last_seq[j] = -1;
 		c->in = malloc(BP_RX_BUF);
 		if (c->in == NULL)
 			goto out;

@@ -100,6 +100,28 @@ START_TEST(test_stage_names)
 		ck_assert_int_eq(bus_stage_parse(bus_stage_name(i)), i);
 	ck_assert_int_eq(bus_stage_parse("vigild"), -EINVAL);
 	ck_assert_int_eq(bus_stage_parse(""), -EINVAL);
+}
+END_TEST
+
+/* A process's name: a stage, or one of its workers ("relay/1"). */
+START_TEST(test_worker_names)
+{
+	static const char *const bad[] = {
+		"relay/", "relay/8",  "relay/10", "relay/-1", "relay/ 1", "relay/1 ", "relay//1",
+		"/1",     "vigild/0", "relay/a",  "relay 1",  "",         "relayx/1",
+	};
+	int worker = 5;
+
+	ck_assert_int_eq(bus_name_parse("relay", &worker), BUS_RELAY);
+	ck_assert_int_eq(worker, -1);
+	ck_assert_int_eq(bus_name_parse("relay/0", &worker), BUS_RELAY);
+	ck_assert_int_eq(worker, 0);
+	ck_assert_int_eq(bus_name_parse("relay/7", &worker), BUS_RELAY);
+	ck_assert_int_eq(worker, 7);
+	ck_assert_int_eq(bus_name_parse("ingest/3", &worker), BUS_INGEST);
+	ck_assert_int_eq(worker, 3);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(bus_name_parse(bad[i], &worker) == -EINVAL, "%s", bad[i]);
 	ck_assert_str_eq(bus_stage_name(BUS_HTTPD), "httpd");
 }
 END_TEST
@@ -158,6 +180,7 @@ bus_suite(void)
 	tcase_add_test(tc, test_round_trip);
 	tcase_add_test(tc, test_malformed);
 	tcase_add_test(tc, test_stage_names);
+	tcase_add_test(tc, test_worker_names);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("socket");
 	tcase_add_test(tc, test_socket);

@@ -86,8 +86,9 @@ def verify_script():
 
 
 class Base(unittest.TestCase):
-    """A vigild per class; helpers that read its audit directory."""
-    vigil_args = {}
+    """A vigild per class, with two relay workers (each its views' state file,
+    audit/relay-<worker>.views); helpers that read its audit directory."""
+    vigil_args = {"workers": 2}
 
     @classmethod
     def setUpClass(cls):
@@ -200,9 +201,33 @@ class Base(unittest.TestCase):
         self.stream(s, seq)
         self.assertEqual(self.media(p, ack["sentinelId"])["sequence"], seq)
 
-    def relay_stats(self):
-        hb = self.v.stage("relay").get("heartbeat") or {}
-        return hb.get("stats", {})
+    def relay_views(self):
+        """The views' figures of every relay worker, summed; None until each
+        has sent a heartbeat."""
+        out = {}
+        for w in self.v.workers():
+            views = ((w.get("heartbeat") or {}).get("stats") or {}).get("views")
+            if views is None:
+                return None
+            for k, n in views.items():
+                out[k] = out.get(k, 0) + n
+        return out
+
+    def view_files(self):
+        return glob.glob(os.path.join(self.audit, "relay-*.views"))
+
+    def kill_relay(self):
+        """SIGKILL to every worker (the proctors' are among them): {name: pid}."""
+        pids = {w["name"]: w["pid"] for w in self.v.workers()}
+        for pid in pids.values():
+            os.kill(pid, signal.SIGKILL)
+        return pids
+
+    def wait_restarted(self, w, pids):
+        back = set()
+        w.wait(lambda e: e.get("stage") in pids and e.get("state") == "running" and
+               e.get("pid") != pids[e["stage"]] and (back.add(e["stage"]) or back == set(pids)),
+               timeout=30, what="every relay worker running again")
 
 
 class Views(Base):
@@ -350,20 +375,17 @@ class Views(Base):
         t0 = now_ms()
         for i, p in enumerate(ps):
             self.watch(p, s, ack, i)
-        pid = self.v.stage("relay")["pid"]
-        w = self.v.watch()
-        self.addCleanup(w.close)
+        # vigilctl answers once every worker runs again, one after the other.
         self.assertEqual(self.v.ctl("restart", "relay").returncode, 0)
         for p in ps:
             self.assertEqual(close_code(p), 1012)
-        w.wait_state("relay", "running", timeout=30, not_pid=pid)
         recs = self.wait_records(seq, 2, "live.view", sentinelId=sid)
         self.assertEqual(sorted(r["actor"] for r in recs), ["desk-1", "desk-2"])
         for r in recs:
             self.assert_view(r, r["actor"], sid, ack["sessionId"], t0, now_ms())
         # Every record was confirmed before the old relay exited: nothing left.
-        self.assertFalse(os.path.exists(os.path.join(self.audit, "relay-0.views")))
-        stats = until(lambda: self.relay_stats().get("views"), what="relay's heartbeat")
+        self.assertEqual(self.view_files(), [])
+        stats = until(self.relay_views, what="relay's heartbeats")
         self.assertEqual(stats["recovered"], 0)
         self.check_chain()
 
@@ -410,25 +432,27 @@ class Killed(Base):
             self.media(p, sid, timeout=30)
         w = self.v.watch()
         self.addCleanup(w.close)
-        pid = self.v.stage("relay")["pid"]
         t_kill = now_ms()
-        os.kill(pid, signal.SIGKILL)
+        pids = self.kill_relay()
         for p in ps:
             with self.assertRaises((Closed, websocket.WebSocketException, OSError)):
                 while True:
                     p.recv(10)
-        w.wait_state("relay", "running", timeout=30, not_pid=pid)
-        self.assertFalse(alive(pid))
+        self.wait_restarted(w, pids)
+        for pid in pids.values():
+            self.assertFalse(alive(pid))
         recs = self.wait_records(seq, 3, "live.view", sentinelId=sid)
         self.assertEqual(sorted(r["actor"] for r in recs), ["desk-1", "desk-2", "desk-3"])
         for r in recs:
             self.assert_view(r, r["actor"], sid, session, t0, t_kill)
             self.assertGreaterEqual(r["to"], watching, r)
-        stats = until(lambda: self.relay_stats().get("views"), what="relay's heartbeat")
+        # Each worker recorded what its own file held.
+        stats = until(lambda: (lambda v: v if v and v["recovered"] == 3 else None)(
+            self.relay_views()), what="relay's heartbeats")
+        until(lambda: self.relay_views()["waiting"] == 0, what="records confirmed")
+        # confirmed, so the files are gone (no view since the restart)
+        self.assertEqual(self.view_files(), [])
         self.assertEqual(stats["recovered"], 3)
-        until(lambda: self.relay_stats()["views"]["waiting"] == 0, what="records confirmed")
-        # confirmed, so the file is gone (no view since the restart)
-        self.assertFalse(os.path.exists(os.path.join(self.audit, "relay-0.views")))
         self.check_chain()
         self.no_tokens()
 
@@ -472,7 +496,8 @@ class Killed(Base):
 class Flood(Base):
     """A stranger's 500 bad tokens on /proctor (and 100 on /sentinel): a
     bounded number of records, and every refusal counted."""
-    # one after the other, faster than the closes end: over the per-address cap
+    # one after the other, faster than the closes end: over the per-address cap;
+    # one worker: the bound of records a second is each process's
     vigil_args = {"limits": "max_message_bytes: 2MiB, max_connections_per_ip: 1000"}
 
     def flood(self, url, type_, n, prefix):
@@ -531,7 +556,7 @@ class Shutdown(Base):
         self.assertEqual(sorted(r["actor"] for r in recs), ["desk-1", "desk-2"])
         for r in recs:
             self.assert_view(r, r["actor"], ack["sentinelId"], ack["sessionId"], t0, t1)
-        self.assertFalse(os.path.exists(os.path.join(self.audit, "relay-0.views")))
+        self.assertEqual(self.view_files(), [])
         self.assertNotIn("not confirmed by the writer", self.v.log())
         self.check_chain()
         self.no_tokens()

@@ -2,7 +2,9 @@
 """Integration tests of vigil-relay: PROTOCOL.md sections 2, 3 and 5 against a
 running vigild. Sentinels are the python client (the fixture segments, both
 keyframes) or real vigil-sentinel processes; proctors are proctor.py. Bytes
-that reach a proctor are compared with what the sentinel sent."""
+that reach a proctor are compared with what the sentinel sent. Relay runs as
+two workers (relay.workers: 2) but in Idle and Expiry, whose rules are each
+worker's alone; test_workers.py tests what crosses them."""
 import os
 import signal
 import subprocess
@@ -38,6 +40,14 @@ def fixture(name):
 INIT, SEG0, SEG1 = fixture("init.mp4"), fixture("seg0.m4s"), fixture("seg1.m4s")
 SEGS = (SEG0, SEG1)
 DURATION = 100
+
+
+def kill_relay(v):
+    """SIGKILL to every relay worker (the proctors' is one of them): {name: pid}."""
+    pids = {w["name"]: w["pid"] for w in v.workers()}
+    for pid in pids.values():
+        os.kill(pid, signal.SIGKILL)
+    return pids
 
 
 class Base(unittest.TestCase):
@@ -103,7 +113,7 @@ class Relay(Base):
     @classmethod
     def setUpClass(cls):
         cls.v = Vigil(extra=AUTH, limits="max_message_bytes: 2MiB, proctor_queue_seconds: 1",
-                      timeouts="register: 2s").start()
+                      timeouts="register: 2s", workers=2).start()
         cls.purl = cls.v.url("relay", "/proctor")
         cls.surl = cls.v.url("ingest", "/sentinel")
 
@@ -356,17 +366,18 @@ class Relay(Base):
         # Bounded memory: the slow proctor's backlog is dropped, not kept. Relay's
         # private RSS stays under the issue's 64 MiB plus the queues' bound
         # ((proctor_queue_seconds + 1) x max_message_bytes per subscription).
-        relay = self.v.stage("relay")
-        with open("/proc/%d/maps" % relay["pid"]) as f:
-            sanitized = "libasan" in f.read()  # ASan's shadow and quarantine are not ours
-        if not sanitized:
-            self.assertLess(relay["heartbeat"]["memBytes"], (64 + 2 * 2 * 2) << 20)
+        for relay in self.v.workers():
+            with open("/proc/%d/maps" % relay["pid"]) as f:
+                sanitized = "libasan" in f.read()  # ASan's shadow and quarantine are not ours
+            if not sanitized:
+                self.assertLess(relay["heartbeat"]["memBytes"], (64 + 2 * 2 * 2) << 20)
 
 
 class Restart(Base):
     @classmethod
     def setUpClass(cls):
-        cls.v = Vigil(extra=AUTH, limits="max_proctors: 2, max_message_bytes: 2MiB").start()
+        cls.v = Vigil(extra=AUTH, limits="max_proctors: 2, max_message_bytes: 2MiB",
+                      workers=2).start()
         cls.purl = cls.v.url("relay", "/proctor")
         cls.surl = cls.v.url("ingest", "/sentinel")
 
@@ -376,6 +387,12 @@ class Restart(Base):
 
     def test_busy_after_max_proctors(self):
         a, b = self.registered_proctor(), self.registered_proctor()
+        # The limit is the server's: each worker knows the other's proctors
+        # from vigild, which says them as soon as they change.
+        deadline = time.monotonic() + 10
+        while sum((s.get("heartbeat") or {}).get("connections", 0)
+                  for s in self.v.workers()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
         c = self.proctor()
         c.send("proctor.register", {"token": PTOKEN})
         (code, reason), before = c.expect_close()
@@ -394,14 +411,17 @@ class Restart(Base):
         self.assert_segments(p, ack, [0])
         w = self.v.watch()
         self.addCleanup(w.close)
-        pid = self.v.stage("relay")["pid"]
-        os.kill(pid, signal.SIGKILL)
+        pids = kill_relay(self.v)
         self.stream(s, 1, 2)  # the sentinel keeps streaming and gets its pong
         with self.assertRaises((Closed, websocket.WebSocketException, OSError)):
             while True:
                 p.recv(10)
-        w.wait_state("relay", "running", timeout=30, not_pid=pid)
-        self.assertFalse(alive(pid))
+        back = set()
+        w.wait(lambda e: e.get("stage") in pids and e.get("state") == "running" and
+               e.get("pid") != pids[e["stage"]] and (back.add(e["stage"]) or back == set(pids)),
+               timeout=30, what="every relay worker running again")
+        for pid in pids.values():
+            self.assertFalse(alive(pid))
         self.stream(s, 3, 1)
         p2 = self.registered_proctor()
         p2.send("proctor.subscribe", {"sentinelIds": [ack["sentinelId"]]})
@@ -443,10 +463,12 @@ class Restart(Base):
 
         p = self.registered_proctor()
         every_stream(p)
-        pid = self.v.stage("relay")["pid"]
-        os.kill(pid, signal.SIGKILL)
-        w.wait(lambda e: note_offline(e) or (e.get("stage") == "relay" and
-                                            e.get("state") == "running" and e.get("pid") != pid),
+        pids = kill_relay(self.v)
+        back = set()
+        w.wait(lambda e: note_offline(e) or (e.get("stage") in pids and
+                                            e.get("state") == "running" and
+                                            e.get("pid") != pids[e["stage"]] and
+                                            (back.add(e["stage"]) or back == set(pids))),
                timeout=30, what="relay running again")
         p.close()
         every_stream(self.registered_proctor())
@@ -525,7 +547,8 @@ class Revocation(Base):
     @classmethod
     def setUpClass(cls):
         cls.v = Vigil(extra=AUTH + '    - { name: p2, role: proctor, token: "revoke-me" }\n'
-                      '    - { name: s2, role: sentinel, token: "revoke-cam" }\n').start()
+                      '    - { name: s2, role: sentinel, token: "revoke-cam" }\n',
+                      workers=2).start()
         cls.purl = cls.v.url("relay", "/proctor")
         cls.surl = cls.v.url("ingest", "/sentinel")
 
@@ -565,7 +588,7 @@ class Overrun(Base):
 
     @classmethod
     def setUpClass(cls):
-        cls.v = Vigil(extra=AUTH, heartbeat="60s").start()
+        cls.v = Vigil(extra=AUTH, heartbeat="60s", workers=2).start()
         cls.purl = cls.v.url("relay", "/proctor")
         cls.surl = cls.v.url("ingest", "/sentinel")
 
@@ -581,12 +604,14 @@ class Overrun(Base):
         p.send("proctor.subscribe", {"sentinelIds": [ack["sentinelId"]]})
         self.assert_init(p, ack)
         self.assert_segments(p, ack, [0])
-        pid = self.v.stage("relay")["pid"]
-        os.kill(pid, signal.SIGSTOP)
+        pids = [w["pid"] for w in self.v.workers()]  # the proctor's is one of them
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
         try:
             self.stream(s, 1, 1500)  # more than the ring's 1024 descriptors
         finally:
-            os.kill(pid, signal.SIGCONT)
+            for pid in pids:
+                os.kill(pid, signal.SIGCONT)
         t, skip = self.media(p, ack["sentinelId"], timeout=20)
         self.assertEqual(t, "server.skip", skip)
         self.assertEqual(skip["fromSequence"], 1)
