@@ -13,7 +13,7 @@ PACKAGES="
     gstreamer1.0-libav
     ffmpeg openssl python3 python3-websocket python3-msgpack python3-yaml procps
     libwslay-dev libhttp-parser-dev libcurl4-openssl-dev
-    wrk nginx-light curl wget
+    wrk nginx-light curl wget iperf3
     chromium
 "
 # The web app (httpd/web: npm ci, esbuild) and its browser test (playwright-core

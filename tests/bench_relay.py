@@ -12,6 +12,8 @@ same run for scale, loopback TCP bandwidth on this machine.
   tests/bench_relay.py [--sentinels 50] [--proctors 200] [--subs 4] [--seconds 20]
                        [--proctor-procs 2]
   tests/bench_relay.py --sweep   # proctors 200, 400, 800...: where p99 passes 50 ms
+  --workers N: relay.workers (default 1); relay's CPU is its workers' summed,
+  its RSS the largest worker's (each worker's in relayWorkerRssMiB)
 No assertion on timings: the figures go into docs/benchmarks.md."""
 import argparse
 import json
@@ -47,7 +49,7 @@ def start_vigil(args, proctors):
     v = Vigil(extra=auth,
               limits="max_sentinels: %d, max_proctors: %d, max_message_bytes: 8MiB%s" % (
                   args.sentinels + 10, proctors + 10, caps),
-              timeouts="idle: 600s")
+              timeouts="idle: 600s", workers=getattr(args, "workers", 1))
     v.ring_size = "512MiB"
     v.write_config()
     v.start()
@@ -91,6 +93,15 @@ def hist_window(first, last):
         else:
             out.append(0)
     return out[0], out[1], total
+
+
+def hist_sum(hists):
+    """The workers' cumulative [[low, count], ...] histograms as one."""
+    total = {}
+    for h in hists:
+        for lo, n in h:
+            total[lo] = total.get(lo, 0) + n
+    return sorted(total.items())
 
 
 def cpu_or_none(pid):
@@ -169,8 +180,11 @@ def run_split(args, proctors):
             floods.append(spec)
 
         pids = v.pids()
-        relay_pid = pids["relay"]
-        watched = [relay_pid, pids["ingest"]] + [p.pid for _, _, _, p, _, _, _ in procs]
+        # Every relay worker, then ingest, then the load processes.
+        relays = sorted((w["name"], w["pid"]) for w in v.workers())
+        n_relay = len(relays)
+        watched = [pid for _, pid in relays] + [pids["ingest"]] + \
+            [p.pid for _, _, _, p, _, _, _ in procs]
 
         def sleep_until(unix_ms):
             # Bounded: the window is at most SETUP_SECONDS + warmup + seconds ahead.
@@ -181,15 +195,15 @@ def run_split(args, proctors):
         rss, stats, stop = [], [], threading.Event()
 
         def sample_rss():
+            # Each worker's RSS; their stats together, once all have sent some.
             while not stop.wait(1.0):
                 try:
-                    hb = v.stage("relay").get("heartbeat") or {}
+                    hbs = [w.get("heartbeat") or {} for w in v.workers()]
                 except AssertionError:
                     continue
-                if "memBytes" in hb:
-                    rss.append(hb["memBytes"])
-                if "fanoutHist" in (hb.get("stats") or {}):
-                    stats.append(hb["stats"])
+                rss.append([hb.get("memBytes", 0) for hb in hbs])
+                if all("fanoutHist" in (hb.get("stats") or {}) for hb in hbs):
+                    stats.append([hb["stats"] for hb in hbs])
 
         sleep_until(start_ms)
         cpu0, t0 = [cpu_or_none(pid) for pid in watched], time.monotonic()
@@ -209,13 +223,18 @@ def run_split(args, proctors):
                 raise failure("a load process did not end in time") from None
         if any(p.returncode != 0 for _, _, _, p, _, _, _ in procs):
             raise failure("a load process failed")
-        if v.pids()["relay"] != relay_pid:
+        if sorted((w["name"], w["pid"]) for w in v.workers()) != relays:
             raise RuntimeError("the relay restarted during the run: " + v.log()[-3000:])
 
         def cpu_pct(i):
             if cpu0[i] is None or cpu1[i] is None:
                 return None
             return round(100 * (cpu1[i] - cpu0[i]) / (t1 - t0), 1)
+
+        def relay_cpu_s():
+            if any(cpu0[i] is None or cpu1[i] is None for i in range(n_relay)):
+                return None
+            return sum(cpu1[i] - cpu0[i] for i in range(n_relay))
 
         outs = []
         for _, _, _, _, out, _, _ in procs:
@@ -254,32 +273,43 @@ def run_split(args, proctors):
             "closed": sum(o["closed"] for o in outs),
             "benchLoopLagMsMax": max(o["benchLoopLagMsMax"] for o in outs),
             "benchLoopLagsOver10Ms": sum(o["benchLoopLagsOver10Ms"] for o in outs),
-            "relayCpuPercent": cpu_pct(0),
-            "ingestCpuPercent": cpu_pct(1),
+            "relayWorkers": n_relay,
+            "relayCpuPercent": (round(100 * relay_cpu_s() / (t1 - t0), 1)
+                                if relay_cpu_s() is not None else None),
+            "relayWorkerCpuPercent": [cpu_pct(i) for i in range(n_relay)],
+            "relayCpuSeconds": relay_cpu_s(),
+            "windowSeconds": round(t1 - t0, 2),
+            "ingestCpuPercent": cpu_pct(n_relay),
         }
         load = []
         for i, ((role, first, count, _, _, _, _), o) in enumerate(zip(procs, outs)):
             if role.startswith("flood"):
                 break
-            entry = {"role": role, "first": first, "count": count, "cpuPercent": cpu_pct(2 + i),
+            entry = {"role": role, "first": first, "count": count,
+                     "cpuPercent": cpu_pct(n_relay + 1 + i),
                      "loopLagMsMax": o["benchLoopLagMsMax"]}
             if role == "proctors":
                 entry["latencyMsP99"] = o["latencyMsP99"]
             load.append(entry)
-        first_flood = 2 + len(load)
+        first_flood = n_relay + 1 + len(load)
         for i, (role, o) in enumerate(flood_outs):
             o["cpuPercent"] = cpu_pct(first_flood + i)
             load.append(dict(role=role, **o))
         res["benchCpuPercent"] = round(sum(e["cpuPercent"] or 0 for e in load), 1)
         res["loadProcesses"] = load
-        res["relayRssMiB"] = round(max(rss) / 1048576, 1) if rss else None
-        # The relay's own share, from its heartbeats' histograms over the window:
-        # publication in the ring to the feed's read, and to the last byte of
-        # each proctor's copy handed to the kernel.
+        # The largest RSS of any worker, and each worker's.
+        res["relayRssMiB"] = round(max(max(r) for r in rss) / 1048576, 1) if rss else None
+        res["relayWorkerRssMiB"] = [round(max(r[i] for r in rss) / 1048576, 1)
+                                    for i in range(len(rss[0]))] if rss else None
+        # The relay's own share, from its workers' heartbeats' histograms over
+        # the window: publication in the ring to the feed's read, and to the last
+        # byte of each proctor's copy handed to the kernel.
         if len(stats) >= 2:
-            res["relayPartialWrites"] = stats[-1]["partialWrites"] - stats[0]["partialWrites"]
+            res["relayPartialWrites"] = sum(b["partialWrites"] - a["partialWrites"]
+                                            for a, b in zip(stats[0], stats[-1]))
             for key, name in (("feedHist", "relayFeed"), ("fanoutHist", "relayFanout")):
-                p50, p99, n = hist_window(stats[0][key], stats[-1][key])
+                p50, p99, n = hist_window(hist_sum(s[key] for s in stats[0]),
+                                          hist_sum(s[key] for s in stats[-1]))
                 res[name + "UsP50"], res[name + "UsP99"], res[name + "Samples"] = p50, p99, n
         other = []
         for _, _, _, _, _, err, _ in procs:
@@ -308,6 +338,7 @@ def main():
     ap.add_argument("--proctor-procs", type=int, default=2,
                     help="proctor processes, besides one sentinel process")
     ap.add_argument("--sweep", action="store_true")
+    ap.add_argument("--workers", type=int, default=1, help="relay.workers (default 1)")
     args = ap.parse_args()
 
     if not args.sweep:
@@ -345,6 +376,7 @@ def main():
     loopback = loopback_mb_s()
     under = [r for r in rounds if "error" not in r and r["latencyMsP99"] <= P99_LIMIT_MS]
     print(json.dumps({
+        "workers": args.workers,
         "rounds": rounds,
         # Each load process is one thread: when one of them nears 100 % CPU in a
         # round (loadProcesses), that round measures the load, not the relay.
@@ -354,6 +386,8 @@ def main():
         "proctorsAtLimit": knee["proctors"] if knee else None,
         "deliveredMBPerSAtLimit": knee["deliveredMBPerS"] if knee else None,
         "p99MsAtLimit": knee["latencyMsP99"] if knee else None,
+        "relayCpuPercentAtLimit": knee["relayCpuPercent"] if knee else None,
+        "loadCpuPercentAtLimit": knee["benchCpuPercent"] if knee else None,
         "loopbackTcpMBPerS": round(loopback, 0),
     }, indent=2))
 
