@@ -69,6 +69,10 @@
  *                                         repeat the request's. A stop of a stage that is
  *                                         down, or a restart of one that is down or failed,
  *                                         is not an error. Several may wait at once.
+ *                                         stage: a stage, or one worker ("relay/1"); a
+ *                                         stage of workers acts on all of them (a restart
+ *                                         one at a time) and its answer adds pids: [each
+ *                                         worker's]
  *   logs.request     httpd -> vigild    { ref, stage, lines }    the last lines (0 to 1000;
  *                                         more is 1000; absent: 100), oldest first
  *   log.lines        vigild -> httpd    { ref, lines: [{ stage, level, time, line }], more }

@@ -85,8 +85,11 @@ con_stage_set(struct httpd *h, struct wss_conn *c, const msgpack_object *p)
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 	bool known = false;
+	int worker;
 
-	if (mp_get_strbuf(p, "stage", stage, sizeof(stage)) < 0 || bus_stage_parse(stage) < 0) {
+	/* A stage, or one relay worker ("relay/1"; vigild knows which exist). */
+	if (mp_get_strbuf(p, "stage", stage, sizeof(stage)) < 0 ||
+	    bus_name_parse(stage, &worker) < 0) {
 		con_error(c, ref, "stage must be one of ingest, relay, archive, httpd");
 		return;
 	}
