@@ -23,6 +23,7 @@
  *   vigild.c  the process: arguments, signals, the poll loop, reload
  *   vigild_setup.c  before and after the loop: lock, ring, sockets, detach
  *   wd.c      the state machine above: spawn, stop, kill, exits, heartbeats
+ *   wd_table.c  the children by stage and worker, their names, their load
  *   wd_log.c  the stages' log lines: kept, parsed, passed on, followed
  *   wd_act.c  operators' actions that wait for their outcome (stage.set,
  *             vigilctl restart ...) and the announced shutdown
@@ -214,6 +215,7 @@ struct wd {
 
 const char *wd_state_name(enum wd_state state);
 
+/* wd_table.c: the children by stage and worker, their names, their load. */
 /* The table of children: workers[s] processes for stage s (1 but for relay),
  * each named, on the stage's listening socket (wd->listen_fd). */
 void wd_init_children(struct wd *wd, const unsigned workers[BUS_N_STAGES]);
@@ -225,6 +227,14 @@ int wd_lookup(const struct wd *wd, const char *name, unsigned *ret_first, unsign
 /* The child of exactly that name ("relay" for a stage of one process,
  * "relay/1" for a worker), or NULL. */
 struct wd_child *wd_child_named(struct wd *wd, const char *name);
+/* A worker's connections (bus "load", or its heartbeat's): when they changed,
+ * every worker of its stage gets workers.load { connections: [per worker] }. */
+void wd_on_load(struct wd *wd, struct wd_child *c, int64_t connections);
+/* workers.load to one worker of the stage (to), or to each (to NULL): the
+ * running workers' connections, 0 for one that does not run. */
+void wd_load_send(struct wd *wd, enum bus_stage which, struct wd_child *to);
+
+/* wd.c: the state machine. */
 /* Starts the stage now (DOWN, BACKOFF or FAILED: the failure record is cleared). */
 int wd_start(struct wd *wd, struct wd_child *c);
 /* Asks the stage to stop (bus "stop", SIGTERM without a bus), SIGKILL after a grace period. */
@@ -234,9 +244,7 @@ void wd_kill(struct wd *wd, struct wd_child *c);
 void wd_on_exit(struct wd *wd, struct wd_child *c, int status);
 void wd_on_hello(struct wd *wd, struct wd_child *c, int bus_fd);
 void wd_on_heartbeat(struct wd *wd, struct wd_child *c, json_t *body);
-/* A worker's connections (bus "load", or its heartbeat's): when they changed,
- * every worker of its stage gets workers.load { connections: [per worker] }. */
-void wd_on_load(struct wd *wd, struct wd_child *c, int64_t connections);
+
 /* Timers: restarts after backoff, heartbeat misses, stop escalation. Returns
  * the milliseconds until the next deadline (at most 1000). */
 int wd_tick(struct wd *wd);
