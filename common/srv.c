@@ -297,6 +297,8 @@ srv_accept(struct srv *s)
 {
 	int burst = s->p.shared ? SRV_SHARED_BURST : SRV_ACCEPT_BURST, taken = 0, r;
 
+	if (s->listen.fd < 0)
+		return; /* srv_stop_accepting */
 	for (int i = 0; i < burst; i++) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
@@ -652,6 +654,14 @@ srv_wake(struct srv *s)
 
 	if (write(s->wake.fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		log_warn(-errno, "write(eventfd) failed");
+}
+
+void
+srv_stop_accepting(struct srv *s)
+{
+	if (s->listen.fd >= 0 && epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->listen.fd, NULL) < 0)
+		log_warn(-errno, "epoll_ctl(DEL) of the listening socket failed");
+	s->listen.fd = -1; /* the stage's, which closes it */
 }
 
 void

@@ -88,6 +88,9 @@ void srv_free(struct srv *s);
 int srv_once(struct srv *s, int timeout_ms);
 /* Any thread: makes ops->wake run in the loop. */
 void srv_wake(struct srv *s);
+/* Accepts no more (the stage stops): the connections that come go to the
+ * other processes on the socket, or wait in its backlog for the next one. */
+void srv_stop_accepting(struct srv *s);
 /* Caps from a reloaded config, for connections accepted from now on. */
 void srv_set_caps(struct srv *s, int64_t max_per_ip, int64_t max_handshakes);
 const struct srv_stats *srv_stats(const struct srv *s);

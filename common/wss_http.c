@@ -20,6 +20,8 @@
 
 /* ---- the upgrade ---- */
 
+static void wss_close_stopping(struct wss *w, struct wss_conn *c);
+
 static void wss_refuse(struct wss_conn *c, int status, const char *extra, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
@@ -151,6 +153,9 @@ wss_upgrade(struct wss_conn *c)
 	srv_conn_deadline(c->sc, srv_conn_accepted_ms(c->sc) + c->w->cfg->timeout_register_ms);
 	if (ops->opened != NULL)
 		ops->opened(c->w->ctx, c);
+	/* Accepted before the stop, upgraded after it: closed as the others. */
+	if (c->w->closing_all)
+		wss_close_stopping(c->w, c);
 	return true;
 }
 
@@ -281,20 +286,26 @@ wss_tick(struct wss *w)
 	w->ops->tick(w->ctx);
 }
 
-void
-wss_close_all(struct wss *w)
+/* Clients learn why they are dropped: 1012 to come back soon, 1001
+ * otherwise. Media still queued goes (a client that comes back catches up
+ * from the ring), so that the close comes after what is in flight, not after
+ * seconds of a proctor's backlog: the stage exits within WSS_DRAIN_MS. */
+static void
+wss_close_stopping(struct wss *w, struct wss_conn *c)
 {
 	bool restart = stage_restarting(w->st);
 
-	/* Clients learn why they are dropped: 1012 to come back soon, 1001 otherwise.
-	 * Media still queued goes (a client that comes back catches up from the
-	 * ring), so that the close comes after what is in flight, not after
-	 * seconds of a proctor's backlog: the stage exits within WSS_DRAIN_MS. */
-	for (struct wss_conn *c = w->conns; c != NULL; c = c->next) {
-		wss_conn_drop_owned(c);
-		wss_conn_close(c, restart ? 1012 : 1001,
-			       restart ? w->ops->restart_text : "Server shutting down");
-	}
+	wss_conn_drop_owned(c);
+	wss_conn_close(c, restart ? 1012 : 1001,
+		       restart ? w->ops->restart_text : "Server shutting down");
+}
+
+void
+wss_close_all(struct wss *w)
+{
+	w->closing_all = true;
+	for (struct wss_conn *c = w->conns; c != NULL; c = c->next)
+		wss_close_stopping(w, c);
 }
 
 size_t
@@ -344,9 +355,15 @@ wss_run(struct wss *w)
 			return r;
 		}
 	}
+	/* A connection accepted from now on would only be dropped at the exit:
+	 * it goes to another worker, or waits for the next process. */
+	srv_stop_accepting(w->srv);
 	wss_close_all(w);
+	/* Until every close frame is out, not only queued: a connection leaves
+	 * n_open when its close is queued, and one still in srv when the stage
+	 * exits would end in a reset (1006) instead of its 1012. */
 	deadline = proc_mono_ms() + WSS_DRAIN_MS;
-	while (w->n_open > 0 && proc_mono_ms() < deadline)
+	while ((w->n_open > 0 || srv_conn_count(w->srv) > 0) && proc_mono_ms() < deadline)
 		srv_once(w->srv, 50);
 	return 0;
 }

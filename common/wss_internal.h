@@ -108,6 +108,7 @@ struct wss {
 	struct wss_framer framer;
 	struct wss_stats stats;
 	int64_t shutdown_at_ms; /* unix ms of the announced stop; 0 none */
+	bool closing_all;       /* wss_close_all: a connection upgraded now is closed too */
 };
 
 /* wss.c */
