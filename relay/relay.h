@@ -121,8 +121,10 @@ struct relay {
 	struct relay_stats stats;
 	struct lat feed_latency; /* a segment's publication in the ring to the feed reading it */
 	int64_t last_status_ms;
-	/* stage states heard on the bus, index enum bus_stage */
+	/* stage states heard on the bus, index enum bus_stage; the other relay
+	 * workers' by their index ("" for this one, and until heard of) */
 	char stage_state[BUS_N_STAGES][16];
+	char worker_state[BUS_WORKERS_MAX][16];
 	/* view.c: the views' state file, and a slot changed since the views looked. */
 	struct relay_viewlog *views;
 	bool views_dirty;

@@ -551,7 +551,7 @@ relay_sess_bus(void *ctx, const struct bus_msg *msg)
 	struct relay *rl = ctx;
 	char stage[16], state[16];
 	int64_t at;
-	int which;
+	int which, worker;
 
 	if (strcmp(msg->type, "sentinel.online") == 0) {
 		sess_bus_online(rl, msg->body);
@@ -572,18 +572,27 @@ relay_sess_bus(void *ctx, const struct bus_msg *msg)
 		if (mp_get_strbuf(msg->body, "stage", stage, sizeof(stage)) < 0 ||
 		    mp_get_strbuf(msg->body, "state", state, sizeof(state)) < 0)
 			return;
-		which = bus_stage_parse(stage);
+		which = bus_name_parse(stage, &worker);
 		if (which >= 0 && which != BUS_RELAY)
 			snprintf(rl->stage_state[which], sizeof(rl->stage_state[which]), "%s",
+				 bus_state_public(state));
+		else if (which == BUS_RELAY && worker >= 0 && worker != stage_worker(rl->st))
+			snprintf(rl->worker_state[worker], sizeof(rl->worker_state[worker]), "%s",
 				 bus_state_public(state));
 	}
 }
 
-/* A stage not heard of since relay started is taken as running: vigild
- * starts them together and announces every change after. */
+/* A stage (or relay worker) not heard of since relay started is taken as
+ * running: vigild starts them together and announces every change after. */
 static const char *
 sess_stage(struct relay *rl, enum bus_stage which)
 {
+	/* This worker runs; relay is as its other workers are (one not running
+	 * makes the server degraded, as any stage would). */
+	for (int i = 0; which == BUS_RELAY && i < BUS_WORKERS_MAX; i++) {
+		if (rl->worker_state[i][0] != '\0' && strcmp(rl->worker_state[i], "running") != 0)
+			return rl->worker_state[i];
+	}
 	if (which == BUS_RELAY)
 		return "running";
 	if (rl->stage_state[which][0] == '\0')

@@ -358,6 +358,18 @@ class Workers(unittest.TestCase):
         p0.send("proctor.ping", {})
         p0.wait(lambda m: m["type"] == "server.pong", 10, "pong from relay/0")
 
+    def test_a_worker_down_shows_in_server_status(self):
+        mine = self.one_on_each()
+        p1 = mine["relay/1"][0]
+        self.assertEqual(self.v.ctl("stop", "relay/0").stdout.strip(), "relay/0 down")
+        self.addCleanup(self.v.ctl, "start", "relay/0", check=False)
+        msg, _ = p1.wait(lambda m: m["type"] == "server.status" and
+                         m["payload"]["stages"]["relay"] == "offline", 10, "relay offline")
+        self.assertEqual(msg["payload"]["state"], "degraded")
+        self.assertRegex(self.v.ctl("start", "relay/0").stdout, r"^relay/0 running \(pid \d+\)")
+        p1.wait(lambda m: m["type"] == "server.status" and m["payload"]["state"] == "running",
+                10, "running again")
+
     def test_killed_worker_drops_only_its_proctors(self):
         mine = self.one_on_each()
         w = self.v.watch()
