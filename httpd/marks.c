@@ -222,6 +222,11 @@ marks_post(struct httpd *h, struct hreq *r)
 		hs_error(r, 400, "%s", problem);
 		return;
 	}
+	if (h->archive_down) {
+		hs_retry_after(r, 5);
+		hs_error(r, 503, "the archive is not running: the mark was not stored");
+		return;
+	}
 	/* Whether at is inside the session is archive's to say: it holds the
 	 * session's times as they are stored. */
 	id_new(m.id);

@@ -361,6 +361,18 @@ hs_on_message(void *ctx, const struct bus_msg *msg)
 		history_deleted(h, msg);
 	} else if (strcmp(msg->type, "mark.added") == 0) {
 		marks_added(h, msg);
+	} else if (strcmp(msg->type, "stage.state") == 0) {
+		char stage[BUS_NAME_MAX], state[16];
+
+		/* A POSTed mark is refused at once while archive cannot take it. */
+		if (mp_get_strbuf(msg->body, "stage", stage, sizeof(stage)) == 0 &&
+		    mp_get_strbuf(msg->body, "state", state, sizeof(state)) == 0 &&
+		    strcmp(stage, bus_stage_name(BUS_ARCHIVE)) == 0) {
+			const char *pub = bus_state_public(state);
+
+			h->archive_down =
+				strcmp(pub, "offline") == 0 || strcmp(pub, "stopping") == 0;
+		}
 	} else if (strcmp(msg->type, "token.revoke") == 0) {
 		/* A revocation from vigilctl or another operator: refused from now
 		 * on, its console connections and streams end. */
