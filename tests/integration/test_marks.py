@@ -27,10 +27,10 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
 from proctor import Proctor  # noqa: E402
+from test_audit_relay import INIT, SEGS, now_ms, until  # noqa: E402
 from vigil import SOURCE, Vigil, alive  # noqa: E402
 from wsclient import Client  # noqa: E402
 
-FIX = os.path.join(SOURCE, "tests", "data", "fmp4")
 HLS_MJS = os.path.join(SOURCE, "httpd", "web", "node_modules", "hls.js", "dist", "hls.mjs")
 DATERANGES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "clients",
                           "dateranges.mjs")
@@ -51,27 +51,14 @@ HARD_NOTE = ('he said "look", then left,\nback at 10:02; 100% sure\r\ttab '
              '\u2028\u0085 \u00e9\u20ac\U0001f600')
 
 
-def fixture(name):
-    with open(os.path.join(FIX, name), "rb") as f:
-        return f.read()
-
-
-INIT, SEGS = fixture("init.mp4"), (fixture("seg0.m4s"), fixture("seg1.m4s"))
-
-
-def now_ms():
-    return int(time.time() * 1000)
-
-
-def until(pred, timeout=20, what="condition"):
-    deadline = time.monotonic() + timeout
+def read_all(sk):
+    """What the server sends until it closes the connection."""
+    got = b""
     while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.05)
+        chunk = sk.recv(65536)
+        if not chunk:
+            return got
+        got += chunk
 
 
 class Base(unittest.TestCase):
@@ -191,7 +178,8 @@ class Base(unittest.TestCase):
             with urllib.request.urlopen(req, timeout=30) as r:
                 return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
         except urllib.error.HTTPError as e:
-            return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
+            with e:
+                return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
 
     def post(self, ack, doc, token=P1):
         body = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
@@ -456,24 +444,14 @@ class Marks(Base):
         for piece in (head, body[:5], body[5:9], body[9:] + get):
             sk.sendall(piece)
             time.sleep(0.1)
-        got = b""
-        while True:
-            chunk = sk.recv(65536)
-            if not chunk:
-                break
-            got += chunk
+        got = read_all(sk)
         sk.close()
         self.assertTrue(got.startswith(b"HTTP/1.1 201 "), got[:200])
         second = got[got.index(b"HTTP/1.1 200 "):]
         notes.append("in pieces")
         self.assertEqual([m["note"] for m in json.loads(second.split(b"\r\n\r\n", 1)[1])],
                          notes)
-        got = b""
-        while True:
-            chunk = slow.recv(65536)
-            if not chunk:
-                break
-            got += chunk
+        got = read_all(slow)
         self.assertTrue(got.startswith(b"HTTP/1.1 408 "), got[:200])
         self.assertEqual(len(self.stored(ack)), len(notes))
 
