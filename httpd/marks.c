@@ -205,6 +205,10 @@ marks_post(struct httpd *h, struct hreq *r)
 		hs_error(r, 413, "a mark's body is at most %u bytes", MARKS_BODY_MAX);
 		return;
 	}
+	if (err == -ENOMEM) {
+		hs_error(r, 500, "out of memory");
+		return;
+	}
 	if (err < 0) {
 		hs_error(r, 400, "malformed request body");
 		return;

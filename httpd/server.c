@@ -157,6 +157,12 @@ hs_body(struct hreq *r, size_t max, const void **ret, size_t *ret_len)
 	if (http1_state(r->req) == HTTP1_BAD)
 		return -EBADMSG;
 	if (!http1_body_complete(r->req)) {
+		/* A client that waits before it sends the body (curl does, for a
+		 * large one) is told to go on (RFC 9110 section 10.1.1), once. */
+		if (!r->body_wait && http1_version(r->req) >= 11 &&
+		    http1_header_has(r->req, "expect", "100-continue") &&
+		    srv_conn_write_copy(r->sc, "HTTP/1.1 100 Continue\r\n\r\n", 25) < 0)
+			return -ENOMEM;
 		/* The rest within the head's time (a client that drips is cut off). */
 		r->body_wait = true;
 		srv_conn_pause(r->sc, false);

@@ -451,6 +451,18 @@ class Marks(Base):
         notes.append("in pieces")
         self.assertEqual([m["note"] for m in json.loads(second.split(b"\r\n\r\n", 1)[1])],
                          notes)
+        # curl asking first (Expect: 100-continue) is told to go on
+        res = subprocess.run(
+            ["curl", "-sS", "-v", "--expect100-timeout", "30", "-H", "Expect: 100-continue",
+             "-H", "Authorization: Bearer " + P1, "-H", "Content-Type: application/json",
+             "--data-binary", json.dumps({"at": start, "note": "curl"}),
+             "http://%s%s/marks" % (self.http, self.base(ack))],
+            capture_output=True, text=True, timeout=60)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertIn("< HTTP/1.1 100 Continue", res.stderr)
+        self.assertIn("< HTTP/1.1 201 Created", res.stderr)
+        self.assertEqual(json.loads(res.stdout)["note"], "curl")
+        notes.append("curl")
         got = read_all(slow)
         self.assertTrue(got.startswith(b"HTTP/1.1 408 "), got[:200])
         self.assertEqual(len(self.stored(ack)), len(notes))
