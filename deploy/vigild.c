@@ -212,6 +212,8 @@ vigild_shutdown_step(struct wd *wd)
 	for (int i = 0; i < BUS_N_STAGES; i++) {
 		struct wd_child *c = &wd->child[vigild_stop_order[i]];
 
+		if (c->which == BUS_ARCHIVE && c->state == WD_RUNNING && !wd_audit_drained(wd))
+			return false;
 		if (c->state == WD_BACKOFF)
 			wd_stop(wd, c, false);
 		if (c->state == WD_STARTING || c->state == WD_RUNNING)
@@ -410,6 +412,7 @@ main(int argc, char **argv)
 	}
 	ret = vigild_loop(&wd, ready_fd) < 0 ? 1 : 0;
 	log_info("all stages stopped; exiting");
+	wd_audit_give_up(&wd); /* held answers into the ctl queues, flushed below */
 out_clean:
 	vigild_cleanup(&wd);
 	if (wd.sig_fd >= 0)

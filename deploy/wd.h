@@ -181,6 +181,7 @@ struct wd {
 	json_t *overrides;      /* the console's live keys (wd_cfg.c), NULL: the file alone */
 	struct wd_rev *rev;     /* revoked tokens (wd_rev.c) */
 	struct audit *audit;    /* vigilctl's actions on their way to the audit log (wd_audit.c) */
+	int64_t audit_drain_ms; /* monotonic: shutdown began waiting for audit acks; 0 */
 };
 
 const char *wd_state_name(enum wd_state state);
@@ -305,6 +306,12 @@ void wd_audit_free(struct wd *wd);
 /* audit.ack addressed to vigild, and archive's audit.ready. */
 void wd_audit_on_bus(struct wd *wd, const struct bus_msg *msg);
 void wd_audit_tick(struct wd *wd);
+/* During shutdown, before archive (the writer) is stopped: true once
+ * vigild's own records are acknowledged, or WD_AUDIT_WAIT_MS after the
+ * first call. vigilctl stop's record must not be cut off by the stop. */
+bool wd_audit_drained(struct wd *wd);
+/* At exit: the answers held for their records go now. */
+void wd_audit_give_up(struct wd *wd);
 /* Records a ctl request that is an operator's act (with what came of it, from
  * ans) and returns ans to send now, or NULL: it goes once the record is
  * durable. Requests that only look return ans as it is. */

@@ -72,13 +72,6 @@ wd_ctl_close(struct wd *wd, int slot)
 	*k = (struct wd_ctl_conn){ .fd = -1, .gen = k->gen };
 }
 
-void
-wd_ctl_free(struct wd *wd)
-{
-	for (int i = 0; i < WD_MAX_CONNS; i++)
-		wd_ctl_close(wd, i);
-}
-
 /* Sends what the socket takes now; -errno when the client is gone. */
 static int
 wd_ctl_flush(struct wd_ctl_conn *k)
@@ -102,6 +95,17 @@ wd_ctl_flush(struct wd_ctl_conn *k)
 	memmove(k->out, k->out + off, k->out_len - off);
 	k->out_len -= off;
 	return r;
+}
+
+void
+wd_ctl_free(struct wd *wd)
+{
+	for (int i = 0; i < WD_MAX_CONNS; i++) {
+		/* What fits in the socket now: vigilctl stop's answer. */
+		if (wd->ctl[i].fd >= 0 && wd->ctl[i].out_len > 0)
+			(void)wd_ctl_flush(&wd->ctl[i]);
+		wd_ctl_close(wd, i);
+	}
 }
 
 /* Appends one line; limit: what may wait in all, this line included. */
