@@ -259,13 +259,18 @@ vigild_loop(struct wd *wd, int ready_fd)
 		if (wd->shutdown && vigild_shutdown_step(wd))
 			return 0;
 		if (ready_pending && (vigild_all_up(wd) || proc_mono_ms() > ready_deadline)) {
-			char ok = vigild_all_up(wd) ? 'y' : 'n';
+			char text[VIGILD_BANNER_MAX + 1];
+			bool up = vigild_all_up(wd);
+			size_t len = vigild_banner(wd, up, text + 1, sizeof(text) - 1);
 
 			ready_pending = false;
+			text[0] = up ? 'y' : 'n';
 			if (wd->foreground) {
-				vigild_print_ready(wd, stdout);
+				fputs(text + 1, up ? stdout : stderr);
+				fflush(up ? stdout : stderr);
 			} else {
-				if (write(ready_fd, &ok, 1) < 0)
+				/* The parent prints it and exits: 0 with 'y'. */
+				if (write(ready_fd, text, len + 1) < 0)
 					log_warn(-errno, "readiness pipe");
 				close(ready_fd);
 			}
@@ -394,7 +399,7 @@ main(int argc, char **argv)
 	if (vigild_open_listeners(&wd) < 0 || vigild_create_ring(&wd) < 0 ||
 	    vigild_open_sockets(&wd) < 0)
 		goto out_clean;
-	if (!opts.foreground && vigild_detach(&wd, &ready_fd) < 0)
+	if (!opts.foreground && vigild_detach(&wd, lock_fd, &ready_fd) < 0)
 		goto out_clean;
 	if (vigild_open_signals(&wd) < 0 || vigild_write_pidfile(&wd) < 0) {
 		log_error(-errno, "startup failed");

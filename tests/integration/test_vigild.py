@@ -200,6 +200,15 @@ class Lifecycle(unittest.TestCase):
             self.assertEqual([s["state"] for s in st["stages"]], ["running"] * 4)
             with open(os.path.join(v.run_dir, "vigild.pid")) as f:
                 self.assertEqual(int(f.read()), st["pid"])
+            # The banner names the vigild that stays (not the parent that
+            # detached and exited) and the stages it started.
+            self.assertIn("is up (vigild pid %d)" % st["pid"], res.stdout)
+            self.assertIn("stages: " + ", ".join("%s %d" % (s["name"], s["pid"])
+                                                  for s in st["stages"]), res.stdout)
+            second = subprocess.run([VIGILD, "--config", v.config, "--foreground"],
+                                    capture_output=True, text=True, timeout=30)
+            self.assertEqual(second.returncode, 1)
+            self.assertIn("already running (vigild pid %d)" % st["pid"], second.stderr)
             pids = [s["pid"] for s in st["stages"]] + [st["pid"]]
             self.assertIn("vigil stopped", v.ctl("stop").stdout)
             for pid in pids:
