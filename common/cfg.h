@@ -65,6 +65,16 @@ struct cfg {
 int cfg_load(const char *path, struct cfg **ret_cfg, char *err, size_t errlen);
 void cfg_free(struct cfg *cfg);
 
+/* Tokens that expire soon are worth a warning at start and at a reload. */
+#define CFG_EXPIRY_WARN_S 86400
+
+/* When t has expired at now (unix seconds) or expires within
+ * CFG_EXPIRY_WARN_S, writes one line naming it (by name and role, never the
+ * secret) into buf and returns true: "token 'proctors' (proctor) expired 5 days
+ * ago (2026-12-01T00:00:00Z): it is refused", "token 'p1' (proctor) expires in
+ * 3 hours (...)". */
+bool cfg_token_expiry_note(const struct cfg_token *t, int64_t now, char *buf, size_t size);
+
 /* "sentinel", "proctor", ... */
 const char *cfg_role_name(enum cfg_role role);
 int cfg_role_parse(const char *name, enum cfg_role *ret_role);

@@ -128,28 +128,6 @@ vigild_state_changed(struct wd *wd, struct wd_child *c)
 	wd_act_state_changed(wd, c);
 }
 
-int
-vigild_reload(struct wd *wd, char *err, size_t errlen)
-{
-	struct cfg *cfg;
-	int r;
-
-	r = cfg_load(wd->config_path, &cfg, err, errlen);
-	if (r < 0) {
-		log_error(0, "reload refused, keeping the running config: %s", err);
-		return r;
-	}
-	/* The file is the truth again: the console's live keys go (docs/operations.md). */
-	if (wd->overrides != NULL)
-		log_info("the live overrides are dropped: back to the file");
-	wd_cfg_drop(wd);
-	wd_cfg_adopt(wd, cfg);
-	wd_cfg_send(wd, NULL);
-	wd_rev_prune(wd);
-	log_info("configuration reloaded from %s", wd->config_path);
-	return 0;
-}
-
 static int
 vigild_open_signals(struct wd *wd)
 {
@@ -186,6 +164,7 @@ vigild_service_signals(struct wd *wd)
 {
 	struct signalfd_siginfo si;
 	char err[CFG_ERR_MAX];
+	json_t *result;
 
 	while (read(wd->sig_fd, &si, sizeof(si)) == sizeof(si)) {
 		switch (si.ssi_signo) {
@@ -193,7 +172,8 @@ vigild_service_signals(struct wd *wd)
 			vigild_reap(wd);
 			break;
 		case SIGHUP:
-			vigild_reload(wd, err, sizeof(err));
+			if (wd_cfg_reload(wd, &result, err, sizeof(err)) == 0)
+				json_decref(result);
 			break;
 		default:
 			if (!wd->shutdown)
@@ -360,6 +340,14 @@ main(int argc, char **argv)
 	}
 	if (opts.check_config) {
 		json_t *j = cfg_to_json(wd.cfg, true);
+		char note[256];
+
+		/* stderr: stdout is the JSON vigilctl reads. */
+		for (size_t i = 0; i < wd.cfg->n_tokens; i++) {
+			if (cfg_token_expiry_note(&wd.cfg->tokens[i], proc_now_ms() / 1000, note,
+						  sizeof(note)))
+				fprintf(stderr, "vigild: warning: %s: %s\n", wd.cfg->path, note);
+		}
 
 		json_dumpf(j, stdout, JSON_INDENT(2));
 		putchar('\n');
@@ -369,6 +357,15 @@ main(int argc, char **argv)
 	}
 	if (log_level_parse(wd.cfg->log_level, &level) == 0)
 		log_set_level(level);
+	/* What the ring, sockets and files are made with: a reload that changes
+	 * one of these keys is told it waits for a restart. */
+	wd.boot = cfg_to_json(wd.cfg, true);
+	if (wd.boot == NULL) {
+		fprintf(stderr, "vigild: out of memory\n");
+		goto out_cfg;
+	}
+	/* Before detaching: the operator who starts vigil sees these. */
+	wd_cfg_warn_tokens(wd.cfg, NULL);
 	if (opts.config != NULL && realpath(opts.config, wd.config_path) == NULL) {
 		fprintf(stderr, "vigild: %s: %s\n", opts.config, strerror(errno));
 		goto out_cfg;
@@ -428,6 +425,7 @@ out_clean:
 out_lock:
 	close(lock_fd);
 out_cfg:
+	json_decref(wd.boot);
 	wd_cfg_drop(&wd);
 	cfg_free(wd.cfg);
 	return ret;

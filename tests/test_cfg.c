@@ -255,7 +255,8 @@ START_TEST(test_example)
 	ck_assert_str_eq(t[1].name, "proctors");
 	ck_assert_int_eq(t[1].role, CFG_ROLE_PROCTOR);
 	ck_assert_str_eq(t[1].token, "change-me-proctor");
-	ck_assert_int_eq(t[1].expires, DEC2026);
+	/* An example copied today must not start with a token that has expired. */
+	ck_assert_int_eq(t[1].expires, 0);
 	ck_assert_str_eq(t[2].name, "operators");
 	ck_assert_int_eq(t[2].role, CFG_ROLE_OPERATOR);
 	ck_assert_str_eq(t[2].token, "change-me-operator");
@@ -265,6 +266,30 @@ START_TEST(test_example)
 	ck_assert_str_eq(t[3].token, "change-me-archivist");
 	ck_assert_int_eq(t[3].expires, 0);
 	cfg_free(cfg);
+}
+END_TEST
+
+START_TEST(test_expiry_notes)
+{
+	struct cfg_token t = { .name = "hall-b", .role = CFG_ROLE_PROCTOR, .token = "s3cret-x" };
+	char buf[256];
+
+	ck_assert(!cfg_token_expiry_note(&t, DEC2026, buf, sizeof(buf))); /* never expires */
+	t.expires = DEC2026;
+	ck_assert(!cfg_token_expiry_note(&t, DEC2026 - 86401, buf, sizeof(buf)));
+	ck_assert(cfg_token_expiry_note(&t, DEC2026 - 86400, buf, sizeof(buf)));
+	ck_assert_str_eq(buf,
+			 "token 'hall-b' (proctor) expires in 24 hours (2026-12-01T00:00:00Z)");
+	ck_assert(cfg_token_expiry_note(&t, DEC2026 - 300, buf, sizeof(buf)));
+	ck_assert_str_eq(buf,
+			 "token 'hall-b' (proctor) expires in 5 minutes (2026-12-01T00:00:00Z)");
+	ck_assert(cfg_token_expiry_note(&t, DEC2026, buf, sizeof(buf)));
+	ck_assert_str_eq(buf, "token 'hall-b' (proctor) expired a minute ago "
+			      "(2026-12-01T00:00:00Z): it is refused");
+	ck_assert(cfg_token_expiry_note(&t, DEC2026 + 5 * 86400 + 7, buf, sizeof(buf)));
+	ck_assert_str_eq(buf, "token 'hall-b' (proctor) expired 5 days ago "
+			      "(2026-12-01T00:00:00Z): it is refused");
+	ck_assert_ptr_null(strstr(buf, "s3cret"));
 }
 END_TEST
 
@@ -1082,6 +1107,7 @@ cfg_suite(void)
 	add_one(s, "open_errors", test_open_errors);
 	add_one(s, "err_buffer", test_err_buffer);
 	add_one(s, "example", test_example);
+	add_one(s, "expiry_notes", test_expiry_notes);
 	add_one(s, "styles", test_styles);
 	add_one(s, "parse_size", test_parse_size);
 	add_one(s, "parse_duration", test_parse_duration);

@@ -139,6 +139,58 @@ class Supervision(unittest.TestCase):
         self.assertTrue(self.v.request(cmd="reload")["ok"])
         self.assertEqual(self.v.ctl("reload").returncode, 0)
 
+    def test_reload_and_start_say_what_they_did(self):
+        def utc(t):
+            return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+        with open(self.v.config) as f:
+            good = f.read()
+        now = time.time()
+        tokens = ("auth:\n  tokens:\n"
+                  "    - { name: gone, role: proctor, token: gone-secret-1, expires: %s }\n"
+                  "    - { name: soon, role: proctor, token: soon-secret-2, expires: %s }\n"
+                  "    - { name: later, role: proctor, token: later-secret-3, expires: %s }\n"
+                  % (utc(now - 2 * 86400), utc(now + 3 * 3600), utc(now + 9 * 86400)))
+        try:
+            with open(self.v.config, "a") as f:
+                f.write("log_level: debug\nbuffer_seconds: 30\n" + tokens)
+            self.v.note_tokens()
+            check = subprocess.run([VIGILD, "--config", self.v.config, "--check-config"],
+                                   capture_output=True, text=True, timeout=30)
+            res = self.v.ctl("reload")
+            for out in (check.stderr, res.stderr):
+                self.assertRegex(out, r"token 'gone' \(proctor\) expired 2 days ago \(\S+\): "
+                                 r"it is refused")
+                self.assertRegex(out, r"token 'soon' \(proctor\) expires in (2|3) hours")
+                self.assertNotIn("later", out)
+                self.assertNotIn("secret", out)
+            lines = res.stdout.splitlines()
+            self.assertEqual(lines[0], "reloaded " + os.path.realpath(self.v.config))
+            self.assertRegex(lines[1], r"^applied: ")
+            self.assertEqual(sorted(lines[1][9:].split(", ")), ["auth.tokens", "log_level"])
+            self.assertRegex(lines[2], r"^not applied, restart required \(.*\): buffer_seconds$")
+        finally:
+            with open(self.v.config, "w") as f:
+                f.write(good)
+        res = self.v.ctl("reload")
+        self.assertIn("applied: log_level, auth.tokens\n", res.stdout)  # back to the file
+        self.assertNotIn("restart required", res.stdout)  # as vigild started
+        self.assertEqual(res.stderr, "")
+        self.assertEqual(self.v.ctl("reload").stdout.splitlines()[1:], ["nothing changes"])
+
+        st = self.v.status()
+        res = self.v.ctl("start")
+        self.assertEqual(res.stdout, "vigil '%s' is running (vigild pid %d); every stage already "
+                         "runs\nrunning: %s\n" % (st["instance"], st["pid"], ", ".join(
+                             "%s %d" % (s["name"], s["pid"]) for s in st["stages"])))
+        w = self.v.watch()
+        self.v.ctl("stop", "httpd")
+        res = self.v.ctl("start")
+        after = self.v.pids()
+        self.assertEqual(res.stdout.splitlines(), [
+            "httpd running (pid %d)" % after["httpd"],
+            "running: " + ", ".join("%s %d" % (s, after[s]) for s in STAGES)])
+        w.close()
+
     def test_stopped_stage_socket_still_accepts(self):
         """Invariant 7: vigild holds the listening socket, so while relay is down a
         connection waits in the backlog instead of being refused."""
