@@ -95,6 +95,13 @@ int cfg_check(struct cfg_ctx *ctx);
 /* cfg_syntax.c: a libyaml parser's error as the one line. */
 int cfg_syntax(struct cfg_ctx *ctx, const yaml_parser_t *parser, const char *text, size_t len);
 
+/* cfg_hint.c: for the unknown key name in the map prefix (whose keys are
+ * keys), "; did you mean ring.size?" naming the key probably meant: the same
+ * name one level up or down or in another map, or a name of this map spelt
+ * nearly alike. "" when nothing is close. */
+void cfg_key_hint(const char *prefix, const char *name, const struct cfg_key *keys, char *buf,
+		  size_t size);
+
 /* cfg_tokens.c: auth.tokens. */
 int cfg_walk_tokens(struct cfg_ctx *ctx, yaml_node_t *node, const char *key);
 /* cfg_tokens.c: frees auth.tokens (the secrets wiped) and leaves none. */

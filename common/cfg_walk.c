@@ -220,7 +220,7 @@ int
 cfg_walk_map(struct cfg_ctx *ctx, yaml_node_t *node, const char *prefix, const struct cfg_key *keys,
 	     void *base)
 {
-	char key[CFG_KEY_MAX], found[CFG_FOUND_MAX], list[160];
+	char key[CFG_KEY_MAX], found[CFG_FOUND_MAX], list[160], hint[3 * CFG_KEY_MAX + 32];
 	const char *names[16];
 	const struct cfg_key *e;
 	yaml_node_pair_t *pair, *other;
@@ -256,7 +256,9 @@ cfg_walk_map(struct cfg_ctx *ctx, yaml_node_t *node, const char *prefix, const s
 			for (n = 0; keys[n].name && n < 16; n++)
 				names[n] = keys[n].name;
 			cfg_fmt_choices(list, sizeof(list), names, n);
-			return cfg_fail(ctx, k->start_mark, key, "unknown key (expected %s)", list);
+			cfg_key_hint(prefix, name, keys, hint, sizeof(hint));
+			return cfg_fail(ctx, k->start_mark, key, "unknown key (expected %s)%s",
+					list, hint);
 		}
 		r = cfg_apply(ctx, yaml_document_get_node(ctx->doc, pair->value), key, e, base);
 		if (r < 0)

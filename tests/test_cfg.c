@@ -631,8 +631,25 @@ static const struct bad_file bad_syntax[] = {
 	{ "instance: \"vigil\nrun_dir: /x\n",
 	  "3:1: -: syntax error: found unexpected end of stream while scanning a quoted scalar "
 	  "at line 1" },
+	/* Indentation: the line, how deep it is, and the levels open there. */
 	{ "instance: a\n  run_dir: b\n",
-	  "2:10: -: syntax error: mapping values are not allowed in this context" },
+	  "2:3: -: bad indentation: 2 spaces before run_dir; expected 0 (a top-level key)" },
+	{ "instance: x\nring:\n  size: 16MiB\nlimits:\n  max_sentinels: 5\n max_proctors: 4\n",
+	  "6:2: -: bad indentation: 1 space before max_proctors; expected 2 (a key of limits, as "
+	  "max_sentinels at line 5) or 0 (a top-level key)" },
+	{ "limits:\n  max_sentinels: 5\n    max_proctors: 4\ntimeouts:\n  idle: 3s\n",
+	  "3:5: -: bad indentation: 4 spaces before max_proctors; expected 2 (a key of limits, as "
+	  "max_sentinels at line 2) or 0 (a top-level key)" },
+	{ "auth:\n  sentinel: none\n  tokens:\n    - name: a\n      role: proctor\n"
+	  "     token: x\narchive: {}\n",
+	  "6:6: -: bad indentation: 5 spaces before token; expected 6 (a key of auth.tokens[0], as "
+	  "role at line 5), 4 (a '-' entry of auth.tokens), 2 (a key of auth, as tokens at line "
+	  "3) or 0 (a top-level key)" },
+	/* At a level that is open, the problem is another: libyaml's words, and
+	 * the map it was in by its key rather than by the line it began on. */
+	{ "limits:\n  max_sentinels: 5\n  - 4\n",
+	  "3:3: -: syntax error: did not find expected key while parsing the keys of limits (from "
+	  "line 2)" },
 	{ "instance: \xff\n", "1:11: -: syntax error: invalid leading UTF-8 octet (byte 0xFF)" },
 	{ "instance: *nope\n", "1:11: -: syntax error: found undefined alias" },
 	{ "limits:\n\tmax_sentinels: 5\n",
@@ -642,7 +659,33 @@ static const struct bad_file bad_syntax[] = {
 
 static const struct bad_file bad_keys[] = {
 	{ "listen:\n  ingset: 0.0.0.0:1\n",
-	  "2:3: listen.ingset: unknown key (expected ingest, relay or http)" },
+	  "2:3: listen.ingset: unknown key (expected ingest, relay or http); did you mean "
+	  "listen.ingest?" },
+	/* The key one level down, up, or in another map; a misspelling there. */
+	{ "size: 3MiB\n",
+	  "1:1: size: unknown key (expected instance, run_dir, data_dir, log_level, listen, "
+	  "tls, buffer_seconds, ring, limits, timeouts, auth, archive or audit); did you mean "
+	  "ring.size?" },
+	{ "limits:\n  instance: x\n",
+	  "2:3: limits.instance: unknown key (expected max_sentinels, max_proctors, "
+	  "max_message_bytes, proctor_queue_seconds, max_connections_per_ip or max_handshakes); "
+	  "did you mean instance?" },
+	{ "limits: { size: 1GiB }\n",
+	  "1:11: limits.size: unknown key (expected max_sentinels, max_proctors, "
+	  "max_message_bytes, proctor_queue_seconds, max_connections_per_ip or max_handshakes); "
+	  "did you mean ring.size?" },
+	{ "retention_days: 3\n",
+	  "1:1: retention_days: unknown key (expected instance, run_dir, data_dir, log_level, "
+	  "listen, tls, buffer_seconds, ring, limits, timeouts, auth, archive or audit); did you "
+	  "mean archive.retention_days or audit.retention_days?" },
+	{ "max_sentinel: 3\n",
+	  "1:1: max_sentinel: unknown key (expected instance, run_dir, data_dir, log_level, "
+	  "listen, tls, buffer_seconds, ring, limits, timeouts, auth, archive or audit); did you "
+	  "mean limits.max_sentinels?" },
+	{ "Instance: a\n",
+	  "1:1: Instance: unknown key (expected instance, run_dir, data_dir, log_level, listen, "
+	  "tls, buffer_seconds, ring, limits, timeouts, auth, archive or audit); did you mean "
+	  "instance?" },
 	{ "colour: blue\n",
 	  "1:1: colour: unknown key (expected instance, run_dir, data_dir, log_level, listen, "
 	  "tls, buffer_seconds, ring, limits, timeouts, auth, archive or audit)" },
@@ -657,6 +700,9 @@ static const struct bad_file bad_keys[] = {
 	{ "auth:\n  tokens:\n    - { name: a, role: proctor, token: x, colour: red }\n",
 	  "3:43: auth.tokens[0].colour: unknown key (expected name, role, token, token_file or "
 	  "expires)" },
+	{ "auth:\n  tokens:\n    - { name: a, role: proctor, token: x, expire: 0 }\n",
+	  "3:43: auth.tokens[0].expire: unknown key (expected name, role, token, token_file or "
+	  "expires); did you mean auth.tokens[0].expires?" },
 	{ "? [a, b]\n: 1\n", "1:3: -: expected a plain key, found a list" },
 	{ "listen:\n  ? { a: 1 }\n  : 1\n", "2:5: listen: expected a plain key, found a map" },
 };

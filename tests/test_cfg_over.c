@@ -146,7 +146,8 @@ static const struct over_bad over_bad[] = {
 	  "ms s m h d), found \"soon\"" },
 	{ "{\"limits\": {\"max_proctor\": 3}}",
 	  "config.update: limits.max_proctor: unknown key (expected max_sentinels, max_proctors, "
-	  "max_message_bytes, proctor_queue_seconds, max_connections_per_ip or max_handshakes)" },
+	  "max_message_bytes, proctor_queue_seconds, max_connections_per_ip or max_handshakes); "
+	  "did you mean limits.max_proctors?" },
 	{ "{\"colour\": \"blue\"}",
 	  "config.update: colour: unknown key (expected instance, run_dir, data_dir, log_level, "
 	  "listen, tls, buffer_seconds, ring, limits, timeouts, auth, archive or audit)" },
