@@ -321,6 +321,19 @@ audit_tick(struct audit *a)
 	audit_push(a);
 }
 
+void
+audit_release_waiters(struct audit *a, int status)
+{
+	for (struct audit_rec *r = a->head; r != NULL; r = r->next) {
+		if (r->done != NULL) {
+			audit_done_fn done = r->done;
+
+			r->done = NULL;
+			done(r->ctx, status);
+		}
+	}
+}
+
 bool
 audit_idle(const struct audit *a)
 {

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "files.h"
 #include "log.h"
 #include "mp.h"
@@ -411,6 +412,9 @@ main(int argc, char **argv)
 			log_error(r, "%s: could not be started", bus_stage_name(i));
 	}
 	ret = vigild_loop(&wd, ready_fd) < 0 ? 1 : 0;
+	/* A vigilctl answer held for its record (archive, stopped last, may have
+	 * gone before acknowledging it) is given now rather than never. */
+	audit_release_waiters(wd.audit, -ESHUTDOWN);
 	log_info("all stages stopped; exiting");
 out_clean:
 	vigild_cleanup(&wd);

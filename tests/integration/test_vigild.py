@@ -17,7 +17,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from proctor import Proctor  # noqa: E402
-from vigil import BUILD, STAGES, VIGILCTL, VIGILD, Vigil, alive  # noqa: E402
+from vigil import BUILD, SOURCE, STAGES, VIGILCTL, VIGILD, Vigil, alive  # noqa: E402
 from wsclient import Client  # noqa: E402
 
 
@@ -269,6 +269,55 @@ class Lifecycle(unittest.TestCase):
             self.assertEqual(v.ctl("status", check=False).returncode, 3)
         finally:
             v.stop()
+
+    def test_the_demo_ends_with_the_page_and_its_sentinel_stays_quiet(self):
+        """deploy/demo.sh (the README's first command) on ports of its own: its
+        last line is the page with its token; the sentinel, which logs a line
+        as it connects and registers and at its end, logs nothing; Ctrl-C
+        stops the sentinel and vigil."""
+        v = Vigil(extra="auth:\n  sentinel: none\n  tokens:\n"
+                  '    - { name: p, role: proctor, token: "demo-proctor" }\n'
+                  '    - { name: a, role: archivist, token: "demo-archivist" }\n')
+        self.addCleanup(v.stop)
+        self.addCleanup(v.ctl, "stop", check=False)  # the demo's vigild, if it is still up
+        out = open(os.path.join(v.dir, "demo.out"), "w+")
+        self.addCleanup(out.close)
+        demo = subprocess.Popen(
+            [os.path.join(SOURCE, "deploy", "demo.sh")], stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, as a terminal's job
+            env=dict(os.environ, VIGIL_BUILD_DIR=BUILD, VIGIL_DEMO_CONFIG=v.config,
+                     VIGIL_DEMO_STATE=os.path.join(v.dir, "state")))
+        self.addCleanup(lambda: demo.poll() is None and os.killpg(demo.pid, signal.SIGKILL))
+
+        def text():
+            out.flush()
+            with open(out.name) as f:
+                return f.read()
+        deadline = time.monotonic() + 60
+        while "Watch it live" not in text():
+            self.assertIsNone(demo.poll(), text())
+            self.assertLess(time.monotonic(), deadline, text())
+            time.sleep(0.1)
+        page = v.stage("httpd")["listen"]
+        self.assertTrue(text().endswith(
+            "\nWatch it live in a browser: http://%s/?token=demo-proctor\n" % page), text())
+        self.assertIn("is up (vigild pid %d)" % v.status()["pid"], text())
+
+        def online():
+            c = http.client.HTTPConnection(*page.rsplit(":", 1), timeout=10)
+            c.request("GET", "/api/sentinels", headers={"Authorization": "Bearer demo-proctor"})
+            body = json.loads(c.getresponse().read())
+            c.close()
+            return [s for s in body if s.get("online")]
+        while not online():
+            self.assertLess(time.monotonic(), deadline, "the demo sentinel is not online")
+            time.sleep(0.2)
+        os.killpg(demo.pid, signal.SIGINT)  # Ctrl-C
+        self.assertEqual(demo.wait(60), 0)
+        lines = text().splitlines()
+        self.assertEqual(lines[-2:], [
+            "Watch it live in a browser: http://%s/?token=demo-proctor" % page, "vigil stopped"])
+        self.assertNotIn(" sentinel[", text())  # the sentinel's log lines
 
     def test_bad_config_exits_2_naming_file_line_and_key(self):
         v = Vigil()
