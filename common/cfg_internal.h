@@ -39,6 +39,7 @@ enum cfg_kind {
 	CFG_K_LEVEL,    /* char *, one of cfg_levels */
 	CFG_K_SENTINEL, /* bool, required | none */
 	CFG_K_ROLE,     /* enum cfg_role */
+	CFG_K_FLOOR,    /* struct cfg_floor, sizes up to max */
 };
 
 /* Nodes kept for the checks that involve more than one key. */

@@ -117,6 +117,32 @@ cfg_apply_number(struct cfg_ctx *ctx, yaml_node_t *node, const char *key, const 
 }
 
 static int
+cfg_apply_floor(struct cfg_ctx *ctx, yaml_node_t *node, const char *key, const struct cfg_key *k,
+		struct cfg_floor *field)
+{
+	char found[CFG_FOUND_MAX], hi[32];
+	struct cfg_floor v;
+	int r;
+
+	cfg_found(node, found, sizeof(found));
+	cfg_fmt_size(hi, sizeof(hi), (uint64_t)k->max);
+	r = cfg_parse_floor((const char *)node->data.scalar.value, &v);
+	if (r == 0 && v.kind == CFG_FLOOR_BYTES && v.bytes > (uint64_t)k->max)
+		r = -ERANGE;
+	if (r == -ERANGE)
+		return cfg_fail(ctx, node->start_mark, key,
+				"expected a size in 0..%s or a percentage in 0..%d%%, found %s", hi,
+				CFG_FLOOR_PERCENT_MAX, found);
+	if (r < 0)
+		return cfg_fail(ctx, node->start_mark, key,
+				"expected auto, a size such as 20GiB or a percentage of the volume "
+				"such as 5%%, found %s",
+				found);
+	*field = v;
+	return 0;
+}
+
+static int
 cfg_apply(struct cfg_ctx *ctx, yaml_node_t *node, const char *key, const struct cfg_key *k,
 	  void *base)
 {
@@ -132,6 +158,7 @@ cfg_apply(struct cfg_ctx *ctx, yaml_node_t *node, const char *key, const struct 
 		[CFG_K_LEVEL] = "a log level",
 		[CFG_K_SENTINEL] = "required or none",
 		[CFG_K_ROLE] = "a role",
+		[CFG_K_FLOOR] = "auto, a size or a percentage",
 	};
 	void *field = (char *)base + k->off;
 	char buf[CFG_FOUND_MAX];
@@ -205,6 +232,8 @@ cfg_apply(struct cfg_ctx *ctx, yaml_node_t *node, const char *key, const struct 
 		if (r == 0)
 			*(bool *)field = idx == 0;
 		return r;
+	case CFG_K_FLOOR:
+		return cfg_apply_floor(ctx, node, key, k, field);
 	case CFG_K_ROLE:
 		r = cfg_choice(ctx, node, key, cfg_role_names, CFG_ROLE_COUNT, &idx);
 		if (r == 0)

@@ -136,6 +136,7 @@ assert_defaults(const struct cfg *cfg)
 	ck_assert_uint_eq(cfg->n_tokens, 0);
 	ck_assert_int_eq(cfg->retention_days, 30);
 	ck_assert_uint_eq(cfg->archive_max_bytes, 200 * GIB);
+	ck_assert_int_eq(cfg->archive_min_free.kind, CFG_FLOOR_AUTO);
 }
 
 START_TEST(test_defaults)
@@ -266,6 +267,55 @@ START_TEST(test_example)
 	ck_assert_str_eq(t[3].token, "change-me-archivist");
 	ck_assert_int_eq(t[3].expires, 0);
 	cfg_free(cfg);
+}
+END_TEST
+
+START_TEST(test_floor)
+{
+	static const struct {
+		const char *s;
+		enum cfg_floor_kind kind;
+		uint64_t bytes;
+		uint32_t hundredths;
+		const char *shown;
+	} good[] = {
+		{ "auto", CFG_FLOOR_AUTO, 0, 0, "auto" },
+		{ "0", CFG_FLOOR_BYTES, 0, 0, "0" },
+		{ "20GiB", CFG_FLOOR_BYTES, 20 * GIB, 0, "21474836480" },
+		{ "5%", CFG_FLOOR_PERCENT, 0, 500, "5%" },
+		{ "0%", CFG_FLOOR_PERCENT, 0, 0, "0%" },
+		{ "2.5%", CFG_FLOOR_PERCENT, 0, 250, "2.5%" },
+		{ "0.05%", CFG_FLOOR_PERCENT, 0, 5, "0.05%" },
+		{ "90%", CFG_FLOOR_PERCENT, 0, 9000, "90%" },
+	};
+	static const struct {
+		const char *s;
+		int r;
+	} bad[] = {
+		{ "", -EINVAL },     { "%", -EINVAL },      { "5 %", -EINVAL },
+		{ "5.%", -EINVAL },  { ".5%", -EINVAL },    { "5.123%", -EINVAL },
+		{ "-5%", -EINVAL },  { "90.01%", -ERANGE }, { "100%", -ERANGE },
+		{ "Auto", -EINVAL }, { "5%%", -EINVAL },    { "99999999999999999999%", -ERANGE }
+	};
+	struct cfg_floor f;
+	char buf[32];
+
+	for (size_t i = 0; i < N(good); i++) {
+		memset(&f, 0x5a, sizeof(f));
+		ck_assert_msg(cfg_parse_floor(good[i].s, &f) == 0, "\"%s\" refused", good[i].s);
+		ck_assert_int_eq(f.kind, good[i].kind);
+		if (f.kind == CFG_FLOOR_BYTES)
+			ck_assert_uint_eq(f.bytes, good[i].bytes);
+		if (f.kind == CFG_FLOOR_PERCENT)
+			ck_assert_uint_eq(f.hundredths, good[i].hundredths);
+		cfg_fmt_floor(buf, sizeof(buf), &f);
+		ck_assert_str_eq(buf, good[i].shown);
+	}
+	for (size_t i = 0; i < N(bad); i++) {
+		memset(&f, 0x5a, sizeof(f));
+		ck_assert_msg(cfg_parse_floor(bad[i].s, &f) == bad[i].r, "\"%s\"", bad[i].s);
+		ck_assert_uint_eq(f.hundredths, 0x5a5a5a5a);
+	}
 }
 END_TEST
 
@@ -806,6 +856,20 @@ static const struct bad_file bad_ranges[] = {
 	{ "archive: { max_bytes: 512KiB }\n",
 	  "1:23: archive.max_bytes: expected 0 (unlimited) or a size in 1MiB..1048576TiB, found "
 	  "\"512KiB\"" },
+	{ "archive: { min_free: 91% }\n",
+	  "1:22: archive.min_free: expected a size in 0..1048576TiB or a percentage in 0..90%, "
+	  "found \"91%\"" },
+	{ "archive: { min_free: 1048577TiB }\n",
+	  "1:22: archive.min_free: expected a size in 0..1048576TiB or a percentage in 0..90%, "
+	  "found \"1048577TiB\"" },
+	{ "archive: { min_free: lots }\n",
+	  "1:22: archive.min_free: expected auto, a size such as 20GiB or a percentage of the "
+	  "volume such as 5%, found \"lots\"" },
+	{ "archive: { min_free: 2.125% }\n",
+	  "1:22: archive.min_free: expected auto, a size such as 20GiB or a percentage of the "
+	  "volume such as 5%, found \"2.125%\"" },
+	{ "archive: { min_free: [5%] }\n",
+	  "1:22: archive.min_free: expected auto, a size or a percentage, found a list" },
 };
 
 static const struct bad_file bad_listen[] = {
@@ -1154,6 +1218,7 @@ cfg_suite(void)
 	add_one(s, "err_buffer", test_err_buffer);
 	add_one(s, "example", test_example);
 	add_one(s, "expiry_notes", test_expiry_notes);
+	add_one(s, "floor", test_floor);
 	add_one(s, "styles", test_styles);
 	add_one(s, "parse_size", test_parse_size);
 	add_one(s, "parse_duration", test_parse_duration);
