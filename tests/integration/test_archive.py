@@ -446,7 +446,7 @@ class Repair(Base):
 
 class Retention(Base):
     def test_age_and_size_with_a_live_session(self):
-        v = Vigil(extra=NOAUTH + "archive: { retention_days: 30, max_bytes: 1MiB }\n")
+        v = Vigil(extra=NOAUTH + "archive: { retention_days: 30, max_bytes: 1MiB, min_free: 0 }\n")
         data = os.path.join(v.dir, "data")
         now = int(time.time() * 1000)
         day = 86400 * 1000
@@ -492,7 +492,7 @@ class Retention(Base):
         self.stat_at_least(v, "retentionDeleted", 2)
 
     def test_a_pass_that_would_delete_more_than_half_stops(self):
-        v = Vigil(extra=NOAUTH + "archive: { retention_days: 0, max_bytes: 1MiB }\n")
+        v = Vigil(extra=NOAUTH + "archive: { retention_days: 0, max_bytes: 1MiB, min_free: 0 }\n")
         data = os.path.join(v.dir, "data")
         now = int(time.time() * 1000)
         crafted = [craft(data, new_id(), new_id(), now - (5 - i) * 3600000,
@@ -504,7 +504,7 @@ class Retention(Base):
             self.assertTrue(os.path.isdir(sdir), sdir)
         self.assertEqual(self.stats(v)["retentionDeleted"], 0)
         # A reload with a sane limit applies at once: the oldest goes, no more.
-        v.extra = NOAUTH + "archive: { retention_days: 0, max_bytes: 2MiB }\n"
+        v.extra = NOAUTH + "archive: { retention_days: 0, max_bytes: 2MiB, min_free: 0 }\n"
         v.write_config()
         v.ctl("reload")
         wait_for(lambda: not os.path.exists(crafted[0]), 20, "the oldest session deleted")
