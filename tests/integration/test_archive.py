@@ -637,8 +637,10 @@ class Floor(Base):
         self.addCleanup(sent.stderr.close)
         self.addCleanup(lambda: sent.poll() is None and sent.kill())
         # The floor is reached: the oldest ended sessions go, in order.
+        t0 = time.monotonic()
         st = wait_for(lambda: (lambda s: s if s["minFreeDeleted"] >= 2 else None)(
             self.stats(v)), 120, "two sessions deleted for archive.min_free")
+        reached = time.monotonic() - t0
         sent.send_signal(signal.SIGTERM)
         self.assertEqual(sent.wait(30), 0)
         st = self.stats(v)
@@ -664,8 +666,9 @@ class Floor(Base):
         self.assertEqual(len(live), 6)
         for d in live:
             self.assertGreater(len(self.check_session(os.path.dirname(d))), 0)
-        print("\nfloor test: %d sessions deleted, %d segments written, ingest %.0f kB/s" % (
-            n, st["segmentsWritten"], st["ingestBytesPerS"] / 1000), file=sys.stderr)
+        print("\nfloor test: the floor reached after %.0f s; %d sessions deleted, %d segments "
+              "written, ingest %.0f kB/s" % (reached, n, st["segmentsWritten"],
+                                             st["ingestBytesPerS"] / 1000), file=sys.stderr)
 
     def test_health_says_when_archive_cannot_write(self):
         v = Vigil(extra=NOAUTH[:-2] + ", tokens: [ { name: op, role: operator, token: %s } ] }\n"
