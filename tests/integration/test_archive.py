@@ -642,7 +642,7 @@ class Floor(Base):
             self.stats(v)), 120, "two sessions deleted for archive.min_free")
         reached = time.monotonic() - t0
         sent.send_signal(signal.SIGTERM)
-        self.assertEqual(sent.wait(30), 0)
+        self.assertEqual(sent.wait(30), 0, sent.stderr.read()[-3000:])
         st = self.stats(v)
         self.assertEqual(st["minFreeBytes"], 10 << 20)
         self.assertGreater(st["ingestBytesPerS"], 0)

@@ -286,7 +286,9 @@ class Lifecycle(unittest.TestCase):
             [os.path.join(SOURCE, "deploy", "demo.sh")], stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, as a terminal's job
             env=dict(os.environ, VIGIL_BUILD_DIR=BUILD, VIGIL_DEMO_CONFIG=v.config,
-                     VIGIL_DEMO_STATE=os.path.join(v.dir, "state")))
+                     VIGIL_DEMO_STATE=os.path.join(v.dir, "state"),
+                     # an ASan build's sentinel lists its suppressions at exit
+                     LSAN_OPTIONS=os.environ.get("LSAN_OPTIONS", "") + ":print_suppressions=0"))
         self.addCleanup(lambda: demo.poll() is None and os.killpg(demo.pid, signal.SIGKILL))
 
         def text():
