@@ -344,12 +344,38 @@ out:
 
 /* ---- a reload from the file ---- */
 
+static bool
+wd_cfg_same_str(const char *a, const char *b)
+{
+	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* Whether two configs' tokens differ, secrets included (the JSON shows them
+ * as "***": a new secret is a change all the same). */
+static bool
+wd_cfg_tokens_differ(const struct cfg *a, const struct cfg *b)
+{
+	if (a->n_tokens != b->n_tokens)
+		return true;
+	for (size_t i = 0; i < a->n_tokens; i++) {
+		const struct cfg_token *x = &a->tokens[i], *y = &b->tokens[i];
+
+		if (x->role != y->role || x->expires != y->expires ||
+		    !wd_cfg_same_str(x->name, y->name) || !wd_cfg_same_str(x->token, y->token) ||
+		    !wd_cfg_same_str(x->token_file, y->token_file))
+			return true;
+	}
+	return false;
+}
+
 int
 wd_cfg_reload(struct wd *wd, json_t **ret_result, char *err, size_t errlen)
 {
-	json_t *was = NULL, *now = NULL, *now_shown = NULL, *applied, *restart, *warnings;
+	json_t *was = NULL, *now = NULL, *applied, *restart, *warnings, *k;
 	char line[1024], line2[1024];
+	bool tokens_listed = false;
 	struct cfg *cfg;
+	size_t i;
 	int r;
 
 	r = cfg_load(wd->config_path, &cfg, err, errlen);
@@ -357,16 +383,12 @@ wd_cfg_reload(struct wd *wd, json_t **ret_result, char *err, size_t errlen)
 		log_error(0, "reload refused, keeping the running config: %s", err);
 		return r;
 	}
-	/* Secrets compared (a new secret is a change of auth.tokens), never shown:
-	 * only key names leave here. */
-	was = cfg_to_json(wd->cfg, false);
-	now = cfg_to_json(cfg, false);
-	now_shown = cfg_to_json(cfg, true);
+	was = cfg_to_json(wd->cfg, true);
+	now = cfg_to_json(cfg, true);
 	applied = json_array();
 	restart = json_array();
 	warnings = json_array();
-	if (was == NULL || now == NULL || now_shown == NULL || applied == NULL || restart == NULL ||
-	    warnings == NULL) {
+	if (was == NULL || now == NULL || applied == NULL || restart == NULL || warnings == NULL) {
 		snprintf(err, errlen, "reload: out of memory");
 		cfg_free(cfg);
 		r = -ENOMEM;
@@ -374,8 +396,12 @@ wd_cfg_reload(struct wd *wd, json_t **ret_result, char *err, size_t errlen)
 	}
 	/* Against the effective config: dropping an override is a change too. */
 	wd_cfg_diff(was, now, "", true, applied);
+	json_array_foreach(applied, i, k) tokens_listed |=
+		strcmp(json_string_value(k), "auth.tokens") == 0;
+	if (!tokens_listed && wd_cfg_tokens_differ(wd->cfg, cfg))
+		json_array_append_new(applied, json_string("auth.tokens"));
 	/* Against what vigild started with: still waiting until a restart. */
-	wd_cfg_diff(wd->boot, now_shown, "", false, restart);
+	wd_cfg_diff(wd->boot, now, "", false, restart);
 	/* The file is the truth again: the console's live keys go (docs/operations.md). */
 	if (wd->overrides != NULL)
 		log_info("the live overrides are dropped: back to the file");
@@ -389,14 +415,9 @@ wd_cfg_reload(struct wd *wd, json_t **ret_result, char *err, size_t errlen)
 	log_info("configuration reloaded from %s: %s%s", wd->config_path, line, line2);
 	*ret_result = json_pack("{s:s, s:O, s:O, s:O}", "config", wd->config_path, "applied",
 				applied, "restartRequired", restart, "warnings", warnings);
-	if (*ret_result == NULL) {
-		/* Applied all the same: only the answer is short. */
-		*ret_result = json_object();
-	}
 out:
 	json_decref(was);
 	json_decref(now);
-	json_decref(now_shown);
 	json_decref(applied);
 	json_decref(restart);
 	json_decref(warnings);
