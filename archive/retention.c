@@ -512,7 +512,7 @@ ret_guard(struct archive *ar, int64_t *last_log_ms, const char *what, size_t n_p
 }
 
 /* Marks the oldest sessions kept so far for the floor, until what the pass
- * deletes brings the free space back to it; NULL marks when it would take
+ * deletes brings the free space back to it; none when that would take
  * more than half of the archive. */
 static void
 ret_plan_floor(struct archive *ar, struct archive_sess **c, enum ret_why *why, size_t n,
