@@ -619,12 +619,12 @@ class Floor(Base):
     def test_streams_to_the_floor_and_writing_never_fails(self):
         v = Vigil(extra=NOAUTH + "archive: { min_free: 10MiB }\n",
                   limits="max_message_bytes: 512KiB")
-        data = mount_tmpfs(self, v, "24m")
+        data = mount_tmpfs(self, v, "16m")
         now = int(time.time() * 1000)
-        # Five ended sessions of 2 MB, oldest first, one with a file archive
-        # did not write (which stays).
+        # Five ended sessions of 1 MB, oldest first, one with a file archive
+        # did not write (which stays): about 1 MiB above the floor.
         old = [craft(data, new_id(), new_id(), now - (9 - i) * 3600000,
-                     now - (9 - i) * 3600000 + 60000, 4, 500000) for i in range(5)]
+                     now - (9 - i) * 3600000 + 60000, 4, 250000) for i in range(5)]
         with open(os.path.join(old[0], "notes.txt"), "w") as f:
             f.write("not archive's")
         v.start()
