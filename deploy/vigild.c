@@ -213,6 +213,17 @@ vigild_all_up(const struct wd *wd)
 	return true;
 }
 
+/* A failed stage stays down until an operator acts: no use waiting for it. */
+static bool
+vigild_any_failed(const struct wd *wd)
+{
+	for (int i = 0; i < BUS_N_STAGES; i++) {
+		if (wd->child[i].state == WD_FAILED)
+			return true;
+	}
+	return false;
+}
+
 enum {
 	PFD_SIG = 0,
 	PFD_BUS,
@@ -239,7 +250,8 @@ vigild_loop(struct wd *wd, int ready_fd)
 
 		if (wd->shutdown && vigild_shutdown_step(wd))
 			return 0;
-		if (ready_pending && (vigild_all_up(wd) || proc_mono_ms() > ready_deadline)) {
+		if (ready_pending && (vigild_all_up(wd) || vigild_any_failed(wd) ||
+				      proc_mono_ms() > ready_deadline)) {
 			char text[VIGILD_BANNER_MAX + 1];
 			bool up = vigild_all_up(wd);
 			size_t len = vigild_banner(wd, up, text + 1, sizeof(text) - 1);

@@ -221,8 +221,8 @@ vigild_detach(struct wd *wd, int lock_fd, int *ret_ready_fd)
 		text[len] = '\0';
 		if (len == 0 || text[0] != 'y') {
 			fprintf(stderr,
-				"vigild: the stages did not all come up; see %s/vigild.log "
-				"and 'vigilctl status'\n%s",
+				"vigild: the stages did not all come up; vigild runs on (see "
+				"'vigilctl status', 'vigilctl logs STAGE' and %s/vigild.log)\n%s",
 				wd->run_dir, len > 1 ? text + 1 : "");
 			exit(1);
 		}

@@ -7,11 +7,13 @@ import http.client
 import json
 import os
 import resource
+import shutil
 import signal
 import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
@@ -320,6 +322,26 @@ class Lifecycle(unittest.TestCase):
         self.assertEqual(lines[-2:], [
             "Watch it live in a browser: http://%s/?token=demo-proctor" % page, "vigil stopped"])
         self.assertNotIn(" sentinel[", text())  # the sentinel's log lines
+
+    def test_a_stage_that_fails_at_start_is_named_at_once(self):
+        stages = os.path.join(tempfile.mkdtemp(), "stages")
+        os.makedirs(stages)
+        self.addCleanup(shutil.rmtree, os.path.dirname(stages), True)
+        for s in ("ingest", "archive", "httpd"):
+            os.symlink(os.path.join(BUILD, s, "vigil-" + s), os.path.join(stages, "vigil-" + s))
+        with open(os.path.join(stages, "vigil-relay"), "w") as f:
+            f.write("#!/bin/sh\necho 'relay: a config error, say' >&2\nexit 2\n")
+        os.chmod(os.path.join(stages, "vigil-relay"), 0o755)
+        v = Vigil(env={"VIGIL_STAGE_DIR": stages})
+        self.addCleanup(v.stop)
+        self.addCleanup(v.ctl, "stop", check=False)
+        res = subprocess.run([VIGILCTL, "--config", v.config, "start"], capture_output=True,
+                             text=True, timeout=60, env=dict(os.environ, VIGIL_STAGE_DIR=stages))
+        self.assertEqual(res.returncode, 1)
+        pid = v.status()["pid"]
+        self.assertIn("vigil '%s' (vigild pid %d): not every stage came up: " % (
+            v.instance, pid), res.stderr)
+        self.assertIn("relay failed (exited with status 2)", res.stderr)
 
     def test_bad_config_exits_2_naming_file_line_and_key(self):
         v = Vigil()
