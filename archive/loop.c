@@ -5,6 +5,7 @@
  * disk beyond statvfs. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -272,6 +273,31 @@ loop_msg(void *ctx, const struct bus_msg *msg)
 	archive_push(ar, ev);
 }
 
+/* Whether the writer can store the next segment, and if not why (""
+ * otherwise): a stage that cannot do its job is not healthy, whatever its
+ * heartbeat says, so httpd's /health turns on this. */
+static bool
+loop_writable(struct archive *ar, int sv_err, const struct statvfs *sv, char *why, size_t size)
+{
+	uint64_t free_bytes = sv_err == 0 ? (uint64_t)sv->f_bavail * sv->f_frsize : 0;
+	int err = atomic_load(&ar->stall_err);
+
+	why[0] = '\0';
+	if (atomic_load(&ar->stalled_shared))
+		snprintf(why, size, "writes to %s fail (%s): segments wait in memory", ar->data_dir,
+			 strerror(err < 0 ? -err : EIO));
+	else if (sv_err < 0)
+		snprintf(why, size, "statvfs(%s) failed: %s", ar->data_dir, strerror(-sv_err));
+	else if (sv->f_flag & ST_RDONLY)
+		snprintf(why, size, "%s is on a read-only file system", ar->data_dir);
+	else if (free_bytes < ar->rs.max_segment_bytes)
+		snprintf(why, size,
+			 "%s has %" PRIu64 " bytes free, less than a segment may take (%" PRIu32
+			 "): the disk is full",
+			 ar->data_dir, free_bytes, ar->rs.max_segment_bytes);
+	return why[0] == '\0';
+}
+
 /* The writer's figures (stage thread, in each heartbeat). */
 static void
 loop_stats(void *ctx, msgpack_packer *pk)
@@ -281,18 +307,26 @@ loop_stats(void *ctx, msgpack_packer *pk)
 	struct archive_figures f;
 	struct statvfs sv;
 	uint64_t head = ring_head(ar->ring), next = atomic_load(&ar->next_shared);
-	int64_t free_bytes = -1;
+	int64_t free_bytes = -1, total_bytes = -1;
+	char why[256];
+	bool writable;
+	int sv_err = 0;
 
 	pthread_mutex_lock(&ar->mu);
 	f = ar->fig;
 	ar->fig.lat_sum_ms = ar->fig.lat_max_ms = 0;
 	ar->fig.lat_n = 0;
 	pthread_mutex_unlock(&ar->mu);
-	if (fstatvfs(ar->data_fd, &sv) == 0)
+	if (fstatvfs(ar->data_fd, &sv) == 0) {
 		free_bytes = (int64_t)((uint64_t)sv.f_bavail * sv.f_frsize);
+		total_bytes = (int64_t)((uint64_t)sv.f_blocks * sv.f_frsize);
+	} else {
+		sv_err = -errno;
+	}
+	writable = loop_writable(ar, sv_err, &sv, why, sizeof(why));
 	if (ar->alog != NULL)
 		alog_figures(ar->alog, &af);
-	msgpack_pack_map(pk, 18);
+	msgpack_pack_map(pk, 25);
 	mp_pack_kv_int(pk, "segmentsWritten", (int64_t)f.segments_written);
 	mp_pack_kv_int(pk, "bytesWritten", (int64_t)f.bytes_written);
 	mp_pack_kv_double(pk, "writeLatencyAvgMs", f.lat_n ? f.lat_sum_ms / (double)f.lat_n : 0);
@@ -306,6 +340,15 @@ loop_stats(void *ctx, msgpack_packer *pk)
 	mp_pack_kv_int(pk, "fsyncs", (int64_t)f.fsyncs);
 	mp_pack_kv_double(pk, "fsyncMs", f.fsync_ms);
 	mp_pack_kv_bool(pk, "stalled", ar->stalled_shared);
+	mp_pack_kv_bool(pk, "writable", writable);
+	mp_pack_kv_str(pk, "writeError", why);
+	mp_pack_kv_int(pk, "diskTotalBytes", total_bytes);
+	mp_pack_kv_int(pk, "minFreeBytes", (int64_t)f.min_free_bytes);
+	/* Now, not at the writer's last check: the floor is the writer's, the free space fresh. */
+	mp_pack_kv_bool(pk, "belowMinFree",
+			free_bytes >= 0 && (uint64_t)free_bytes < f.min_free_bytes);
+	mp_pack_kv_int(pk, "minFreeDeleted", (int64_t)f.min_free_deleted);
+	mp_pack_kv_double(pk, "ingestBytesPerS", f.ingest_rate);
 	/* The audit log stops loudly: auditOk false turns health to degraded. */
 	mp_pack_kv_bool(pk, "auditOk", ar->alog != NULL && af.ok);
 	mp_pack_kv_int(pk, "auditSeq", (int64_t)af.seq);
@@ -357,6 +400,7 @@ archive_new(struct stage *st)
 	ar->rq_tail = &ar->rq;
 	ar->retention_days = cfg->retention_days;
 	ar->max_bytes = cfg->archive_max_bytes;
+	ar->min_free = cfg->archive_min_free;
 	ar->data_dir = strdup(cfg->data_dir);
 	if (ar->data_dir == NULL)
 		goto fail;
@@ -412,6 +456,7 @@ loop_reload(struct archive *ar)
 	pthread_mutex_lock(&ar->mu);
 	ar->retention_days = cfg->retention_days;
 	ar->max_bytes = cfg->archive_max_bytes;
+	ar->min_free = cfg->archive_min_free;
 	pthread_mutex_unlock(&ar->mu);
 	if (ar->alog != NULL)
 		alog_set_retention(ar->alog, cfg->audit_retention_days);

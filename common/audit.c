@@ -259,13 +259,6 @@ audit_end_waits(struct audit *a, int64_t until_ms, int status)
 	}
 }
 
-void
-audit_give_up(struct audit *a)
-{
-	if (a != NULL)
-		audit_end_waits(a, INT64_MAX, -ECANCELED);
-}
-
 static void
 audit_ack(struct audit *a, uint64_t n)
 {
@@ -333,6 +326,13 @@ audit_tick(struct audit *a)
 	if (a->head != NULL && now - a->sent_ms >= AUDIT_RESEND_MS)
 		a->unsent = a->head;
 	audit_push(a);
+}
+
+void
+audit_release_waiters(struct audit *a, int status)
+{
+	if (a != NULL)
+		audit_end_waits(a, INT64_MAX, status);
 }
 
 bool

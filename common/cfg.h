@@ -27,6 +27,22 @@ struct cfg_listen {
 	uint16_t port; /* 0 lets the kernel choose (tests) */
 };
 
+/* archive.min_free: the free space archive keeps on data_dir's volume by
+ * deleting the oldest ended sessions. */
+enum cfg_floor_kind {
+	CFG_FLOOR_AUTO = 0, /* "auto": archive's default (docs/archive.md) */
+	CFG_FLOOR_BYTES,    /* a size; 0: no floor */
+	CFG_FLOOR_PERCENT,  /* a share of the volume */
+};
+
+struct cfg_floor {
+	enum cfg_floor_kind kind;
+	uint64_t bytes;      /* CFG_FLOOR_BYTES */
+	uint32_t hundredths; /* CFG_FLOOR_PERCENT: 550 is 5.5 % of the volume */
+};
+
+#define CFG_FLOOR_PERCENT_MAX 90
+
 struct cfg_token {
 	char *name;
 	enum cfg_role role;
@@ -56,6 +72,7 @@ struct cfg {
 	int64_t retention_days;
 	int64_t audit_retention_days; /* audit.retention_days, 0: for ever */
 	uint64_t archive_max_bytes;
+	struct cfg_floor archive_min_free;
 	char *log_level; /* "info" unless set */
 };
 
@@ -64,6 +81,16 @@ struct cfg {
  * "FILE:LINE:COL: KEY: what was expected". */
 int cfg_load(const char *path, struct cfg **ret_cfg, char *err, size_t errlen);
 void cfg_free(struct cfg *cfg);
+
+/* Tokens that expire soon are worth a warning at start and at a reload. */
+#define CFG_EXPIRY_WARN_S 86400
+
+/* When t has expired at now (unix seconds) or expires within
+ * CFG_EXPIRY_WARN_S, writes one line naming it (by name and role, never the
+ * secret) into buf and returns true: "token 'proctors' (proctor) expired 5 days
+ * ago (2026-12-01T00:00:00Z): it is refused", "token 'p1' (proctor) expires in
+ * 3 hours (...)". */
+bool cfg_token_expiry_note(const struct cfg_token *t, int64_t now, char *buf, size_t size);
 
 /* "sentinel", "proctor", ... */
 const char *cfg_role_name(enum cfg_role role);
@@ -75,6 +102,13 @@ int cfg_parse_size(const char *s, uint64_t *ret_bytes);
 int cfg_parse_duration(const char *s, int64_t *ret_ms);
 int cfg_parse_time(const char *s, int64_t *ret_unix);
 int cfg_parse_listen(const char *s, struct cfg_listen *ret_listen);
+/* archive.min_free: "auto", a size ("20GiB", 0 for none) or a percentage of
+ * the volume with up to two decimals ("5%", "2.5%", at most
+ * CFG_FLOOR_PERCENT_MAX). -EINVAL, or -ERANGE for a size or share too large. */
+int cfg_parse_floor(const char *s, struct cfg_floor *ret_floor);
+/* The same as the file would spell it ("auto", "5%", "2.5%"; a size as its
+ * bytes), for JSON and messages. */
+void cfg_fmt_floor(char *buf, size_t size, const struct cfg_floor *floor);
 
 /* The effective configuration as a JSON object (jansson json_t *, returned
  * as void * to keep jansson out of this header), with every secret replaced

@@ -110,6 +110,12 @@ static const struct cfg_key cfg_keys_archive[] = {
 	  .max = (int64_t)(1024 * 1024 * CFG_TIB),
 	  .zero_ok = true,
 	  .live = true },
+	/* Checked every few seconds by archive, which takes a new value at once. */
+	{ .name = "min_free",
+	  .kind = CFG_K_FLOOR,
+	  .off = C(archive_min_free),
+	  .max = (int64_t)(1024 * 1024 * CFG_TIB),
+	  .live = true },
 	{ 0 },
 };
 static const struct cfg_key cfg_keys_audit[] = {

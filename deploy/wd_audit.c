@@ -76,12 +76,6 @@ wd_audit_drained(struct wd *wd)
 }
 
 void
-wd_audit_give_up(struct wd *wd)
-{
-	audit_give_up(wd->audit);
-}
-
-void
 wd_audit_on_bus(struct wd *wd, const struct bus_msg *msg)
 {
 	if (wd->audit != NULL)

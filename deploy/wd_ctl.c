@@ -7,7 +7,8 @@
  *                           the stage got there: {"ok":true, "stage", "state", "pid"}
  *                           (as stage.result, wd_act.c); "start" without a stage starts
  *                           all that are down
- *   {"cmd":"reload"}        {"ok":true} or {"ok":false, "error":"FILE:L:C: ..."}
+ *   {"cmd":"reload"}        {"ok":true, "config", "applied":[keys], "restartRequired":[keys],
+ *                           "warnings":[...]} or {"ok":false, "error":"FILE:L:C: ..."}
  *   {"cmd":"logs", "stage":NAME, "lines":N, "follow":BOOL}
  *                           {"ok":true, "lines":[...]}; with "follow":true, then one
  *                           {"event":"log", "stage", "level", "time", "line"} per new line
@@ -430,9 +431,16 @@ wd_ctl_dispatch(struct wd *wd, int slot, json_t *req)
 	if (strcmp(cmd, "shutdown") == 0)
 		return wd_ctl_shutdown(wd, req);
 	if (strcmp(cmd, "reload") == 0) {
-		if (vigild_reload(wd, msg, sizeof(msg)) < 0)
+		json_t *result;
+
+		if (wd_cfg_reload(wd, &result, msg, sizeof(msg)) < 0)
 			return wd_ctl_error("%s", msg);
-		return json_pack("{s:b}", "ok", 1);
+		if (result == NULL || json_object_set_new(result, "ok", json_true()) < 0) {
+			json_decref(result);
+			return json_pack("{s:b}", "ok",
+					 1); /* reloaded; only the details are short */
+		}
+		return result;
 	}
 	if (strcmp(cmd, "start") == 0 && json_object_get(req, "stage") == NULL) {
 		for (int i = 0; i < BUS_N_STAGES; i++)
