@@ -29,6 +29,7 @@
 #include "server.h"
 #include "snap.h"
 #include "static.h"
+#include "thumb.h"
 
 void
 hs_park(struct hreq *r, enum hs_park why, int ref, int timeout_ms)
@@ -401,6 +402,12 @@ hs_dispatch(struct httpd *h, struct hreq *r)
 		break;
 	case ROUTE_AUDIT_VERIFY:
 		aread_verify_get(h, r);
+		break;
+	case ROUTE_THUMBS:
+		thumb_list_get(h, r);
+		break;
+	case ROUTE_THUMB:
+		thumb_get(h, r);
 		break;
 	default:
 		history_handle(h, r);
