@@ -110,8 +110,9 @@ layout_name(const char *name)
 		return layout_name(base);
 	}
 	return strcmp(name, LAYOUT_INDEX) == 0 || strcmp(name, LAYOUT_SESSION) == 0 ||
-	       strcmp(name, LAYOUT_SENTINEL) == 0 || layout_seg_file(name, NULL) ||
-	       layout_init_file(name, len) || layout_thumb_file(name);
+	       strcmp(name, LAYOUT_SENTINEL) == 0 || strcmp(name, LAYOUT_MARKS) == 0 ||
+	       layout_seg_file(name, NULL) || layout_init_file(name, len) ||
+	       layout_thumb_file(name);
 }
 
 bool
