@@ -110,3 +110,37 @@ def write_session(data, sentinel, session, clip, seconds, start_ms, gaps=(), end
     with open(os.path.join(d, "session.json"), "w") as f:
         json.dump(meta, f, separators=(",", ":"))
     return out, meta
+
+
+def main(argv=None):
+    """recording.py DATA_DIR --sentinel ID --session ID --seconds N --start MS
+    [--gap AFTER:MS ...] [--live] [--size WxH] [--clip SECONDS] [--name NAME]:
+    writes one session and prints {"segments", "startTime", "endTime"} as JSON
+    (for the browser test and the timeline benchmark, which are not Python)."""
+    import argparse
+    import sys
+    p = argparse.ArgumentParser()
+    p.add_argument("data")
+    p.add_argument("--sentinel", required=True)
+    p.add_argument("--session", required=True)
+    p.add_argument("--seconds", type=int, required=True)
+    p.add_argument("--start", type=int, required=True)
+    p.add_argument("--gap", action="append", default=[])
+    p.add_argument("--live", action="store_true")
+    p.add_argument("--size", default="640x360")
+    p.add_argument("--clip", type=int, default=60)
+    p.add_argument("--kbit", type=int, default=300)
+    p.add_argument("--name", default="cam")
+    a = p.parse_args(argv)
+    w, h = (int(x) for x in a.size.split("x"))
+    clip = encode(min(a.clip, a.seconds), w, h, kbit=a.kbit)
+    gaps = [tuple(int(x) for x in g.split(":")) for g in a.gap]
+    segs, meta = write_session(a.data, a.sentinel, a.session, clip, a.seconds, a.start, gaps=gaps,
+                               ended=not a.live, name=a.name, width=w, height=h)
+    json.dump({"segments": len(segs), "startTime": meta["startTime"],
+               "endTime": meta["endTime"]}, sys.stdout)
+    print()
+
+
+if __name__ == "__main__":
+    main()
