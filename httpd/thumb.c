@@ -1,9 +1,10 @@
 /* thumb: the thumbnail routes (thumb.h). A thumbnail is served from the
  * session's directory when it was made before (the cache: one open, one
  * fstat, two small reads, then sendfile); otherwise a job goes to one of
- * THUMB_WORKERS worker threads (work.h), the request waits parked, and every
+ * the worker threads (work.h), the request waits parked, and every
  * request for the same thumbnail waits for the same job. Decoding never runs
- * in the loop thread; at most THUMB_QUEUE jobs exist, more requests get 503.
+ * in the loop thread, at most one job per two cores runs at once, at most
+ * THUMB_QUEUE jobs exist, and more requests get 503.
  * Served thumbnails count as history reads (record.c). Loop thread. */
 #include <errno.h>
 #include <stdio.h>
@@ -56,7 +57,12 @@ thumb_init(struct httpd *h)
 
 	if (t == NULL)
 		return;
-	for (int i = 0; i < THUMB_WORKERS; i++) {
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	/* Half the cores: decoding never takes the cores the loop and the other
+	 * stages run on (GStreamer adds a streaming thread per pipeline). */
+	int want = cpus >= 2 * THUMB_WORKERS ? THUMB_WORKERS : cpus >= 4 ? (int)(cpus / 2) : 1;
+
+	for (int i = 0; i < want; i++) {
 		t->w[t->workers] = work_new(h);
 		if (t->w[t->workers] != NULL)
 			t->workers++;

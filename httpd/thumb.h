@@ -28,7 +28,7 @@
 #define THUMB_EVERY_MS 10000 /* one thumbnail every 10 s of the session */
 #define THUMB_WIDTH    160   /* pixels; a narrower video keeps its own width */
 #define THUMB_GAP_MS   2000  /* between two segments, this much or more is a gap */
-#define THUMB_WORKERS  2     /* decoding threads: at most this many at once */
+#define THUMB_WORKERS  4     /* decoding threads at most: one per two cores, at least one */
 #define THUMB_QUEUE    32    /* jobs waiting or running; more are 503 */
 #define THUMB_WAIT_MS  15000 /* a request waits this long for its job, then 503 */
 
