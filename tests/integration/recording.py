@@ -13,16 +13,18 @@ import tempfile
 
 
 def encode(seconds, width, height, fps=15, kbit=300):
-    """(init, [segment]) of a test pattern: ftyp+moov, then one moof+mdat per second."""
+    """(init, [segment]) of a test pattern: ftyp+moov, then one moof+mdat per
+    second. kbit None: x264enc's default bitrate."""
     with tempfile.TemporaryDirectory() as d:
         out = os.path.join(d, "out.mp4")
+        rate = ["bitrate=%d" % kbit] if kbit else []
         subprocess.run(["gst-launch-1.0", "-q", "videotestsrc", "num-buffers=%d" % (fps * seconds),
                         "pattern=ball", "!", "video/x-raw,format=I420,width=%d,height=%d,"
                         "framerate=%d/1" % (width, height, fps), "!", "x264enc",
-                        "key-int-max=%d" % fps, "tune=zerolatency", "speed-preset=ultrafast",
-                        "bitrate=%d" % kbit, "!", "h264parse", "!", "mp4mux",
-                        "fragment-duration=1000", "streamable=true", "!", "filesink",
-                        "location=" + out], check=True, timeout=120)
+                        "key-int-max=%d" % fps, "tune=zerolatency", "speed-preset=ultrafast"]
+                       + rate + ["!", "h264parse", "!", "mp4mux", "fragment-duration=1000",
+                                 "streamable=true", "!", "filesink", "location=" + out],
+                       check=True, timeout=120)
         with open(out, "rb") as f:
             data = f.read()
     boxes, off = [], 0
