@@ -10,7 +10,9 @@
 // (2) Decode cost: every thumbnail of the hour (360) fetched 4 at a time with
 //     none cached, then again cached: httpd's CPU seconds (all its threads,
 //     from /proc), wall time, and httpd's longest loop turn meanwhile
-//     (/api/metrics loopMaxS, per second).
+//     (/api/metrics loopMaxS, per second), and the latency of another client's
+//     GET / (the page, a small static file) asked every 100 ms meanwhile,
+//     against the same with httpd idle.
 // Usage: node tests/bench_timeline.mjs [--runs N] [--seconds S]
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -102,9 +104,23 @@ async function main() {
     console.log(`segments listing ${(segs.length / 1024).toFixed(0)} KiB, thumbs listing ${list.thumbs.length} thumbnails`);
 
     // (2) every thumbnail of the hour
+    // Another client's requests while the thumbnails are made: ms each.
+    const probe = (lat, stop) => (async () => {
+      while (!stop()) {
+        const q0 = performance.now();
+        await (await fetch(`${v.httpUrl}/`)).arrayBuffer();
+        lat.push(performance.now() - q0);
+        await sleep(100);
+      }
+    })();
+    const pct = (xs, p) => [...xs].sort((x, y) => x - y)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
+    const idle = [];
+    const t1 = performance.now() + 5000;
+    await probe(idle, () => performance.now() > t1);
     const all = async () => {
       let loopMax = 0;
       let done = false;
+      const lat = [];
       const watch = (async () => {
         while (!done) {
           const m = await (await fetch(`${v.httpUrl}/api/metrics`, { headers: { Authorization: `Bearer ${OTOKEN}` } })).json();
@@ -112,6 +128,7 @@ async function main() {
           await sleep(500);
         }
       })();
+      const probing = probe(lat, () => done);
       const c0 = cpuS(httpd);
       const w0 = performance.now();
       const queue = list.thumbs.map((t) => t.n);
@@ -138,17 +155,20 @@ async function main() {
       await sleep(1500); // one more heartbeat for the loop figure
       done = true;
       await watch;
-      return { wall, cpu, loopMax, n503, jpegBytes };
+      await probing;
+      return { wall, cpu, loopMax, n503, jpegBytes, lat };
     };
     uncache();
     const a = await all();
     const b = await all();
     const hours = SECONDS / 3600;
     console.log(`\nevery thumbnail of ${hours} h (${list.thumbs.length}), 4 requests at a time:`);
-    console.log('| | httpd CPU | per hour of video | wall | httpd loopMaxS | 503s | JPEG bytes |\n|---|---:|---:|---:|---:|---:|---:|');
+    console.log('| | httpd CPU | per hour of video | wall | httpd loopMaxS | GET / p50 / p99 / max | 503s | JPEG bytes |\n|---|---:|---:|---:|---:|---:|---:|---:|');
+    const l = (xs) => `${pct(xs, 50).toFixed(1)} / ${pct(xs, 99).toFixed(1)} / ${Math.max(...xs).toFixed(1)} ms (${xs.length})`;
     for (const [name, x] of [['not cached (decoded)', a], ['cached', b]]) {
-      console.log(`| ${name} | ${x.cpu.toFixed(2)} s | ${(x.cpu / hours).toFixed(2)} s | ${x.wall.toFixed(2)} s | ${(x.loopMax * 1000).toFixed(1)} ms | ${x.n503} | ${(x.jpegBytes / 1e6).toFixed(2)} MB |`);
+      console.log(`| ${name} | ${x.cpu.toFixed(2)} s | ${(x.cpu / hours).toFixed(2)} s | ${x.wall.toFixed(2)} s | ${(x.loopMax * 1000).toFixed(1)} ms | ${l(x.lat)} | ${x.n503} | ${(x.jpegBytes / 1e6).toFixed(2)} MB |`);
     }
+    console.log(`| httpd idle | | | | | ${l(idle)} | | |`);
     console.log(`\nmachine: ${os.cpus().length} CPUs, load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   } finally {
     await browser.close().catch(() => {});

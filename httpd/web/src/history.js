@@ -109,7 +109,10 @@ export class History {
     }
   }
 
+  // The sessions of sentinel id; null when it failed or a later load
+  // (another choice in the list) took its place.
   async load(id) {
+    const ticket = (this.loads = (this.loads || 0) + 1);
     this.sentinelId = id;
     this.msg.textContent = 'Loading sessions…';
     this.rows.replaceChildren();
@@ -117,9 +120,10 @@ export class History {
     try {
       sessions = await getJSON(sentinelPath(id, '/sessions'));
     } catch (e) {
-      this.msg.textContent = `Sessions not available: ${e.message}`;
+      if (ticket === this.loads) this.msg.textContent = `Sessions not available: ${e.message}`;
       return null;
     }
+    if (ticket !== this.loads) return null;
     this.msg.textContent = sessions.length ? '' : 'No recorded session.';
     sessions.sort((a, b) => b.startTime - a.startTime);
     for (const s of sessions) {
