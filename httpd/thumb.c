@@ -6,6 +6,7 @@
  * in the loop thread, at most one job per two cores runs at once, at most
  * THUMB_QUEUE jobs exist, and more requests get 503.
  * Served thumbnails count as history reads (record.c). Loop thread. */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,14 +55,13 @@ void
 thumb_init(struct httpd *h)
 {
 	struct thumb *t = calloc(1, sizeof(*t));
-
-	if (t == NULL)
-		return;
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	/* Half the cores: decoding never takes the cores the loop and the other
 	 * stages run on (GStreamer adds a streaming thread per pipeline). */
 	int want = cpus >= 2 * THUMB_WORKERS ? THUMB_WORKERS : cpus >= 4 ? (int)(cpus / 2) : 1;
 
+	if (t == NULL)
+		return;
 	for (int i = 0; i < want; i++) {
 		t->w[t->workers] = work_new(h);
 		if (t->w[t->workers] != NULL)
@@ -112,11 +112,7 @@ thumb_service(struct httpd *h)
 
 			done = done->next;
 			t->jobs[w]--;
-			if (s == NULL) { /* a bug: every job has its slot until it is back */
-				log_error(-ENOENT, "thumbnail job %d has no slot", j->id);
-				thumb_job_free(&j->wj);
-				continue;
-			}
+			assert(s != NULL); /* a slot stays until its job is back */
 			if (j->err == 0) {
 				h->stats.thumbs_made++;
 				s->jpeg = hbuf_new(j->len);
@@ -325,7 +321,10 @@ thumb_get(struct httpd *h, struct hreq *r)
 	if (!thumb_session(h, r, &s, &l))
 		return;
 	err = thumb_pick(l.v, l.n, rt->sequence, &k, &gap);
-	if (err == -ERANGE)
+	if (err == -ERANGE && l.n == 0)
+		hs_error(r, 404, "no thumbnail %lld: session %s has no video yet",
+			 (long long)rt->sequence, s.session);
+	else if (err == -ERANGE)
 		hs_error(r, 404, "no thumbnail %lld: session %s has %lld (0 to %lld)",
 			 (long long)rt->sequence, s.session, (long long)thumb_count(l.v, l.n),
 			 (long long)thumb_count(l.v, l.n) - 1);
