@@ -9,7 +9,8 @@
  * Each module has its header: body.h (response bodies), archive_read.h and
  * forget.h (recordings, and the sessions deleted on request), export.h,
  * xplan.h, history.h, hls.h, marks.h, metrics.h, snap.h, static.h, mjpeg.h,
- * catalog.h, console.h, aread.h (the audit log), work.h (worker threads);
+ * catalog.h, console.h, aread.h (the audit log), thumb.h (thumbnails),
+ * work.h (worker threads);
  * server.h is the server's own. */
 #ifndef VIGIL_HTTPD_H
 #define VIGIL_HTTPD_H
@@ -87,6 +88,7 @@ enum hs_park {
 	HS_PARK_EXPORT,
 	HS_PARK_AUDIT,       /* record.c: an export's record on its way to disk */
 	HS_PARK_AUDIT_CHECK, /* aread.c: the audit log's chain being checked */
+	HS_PARK_THUMB,       /* thumb.c: a thumbnail being made */
 	HS_PARK_MARK,        /* marks.c: a POSTed mark on its way to archive */
 };
 void hs_park(struct hreq *r, enum hs_park why, int ref, int timeout_ms);
@@ -137,6 +139,7 @@ struct httpd {
 		uint64_t requests, responses_2xx, responses_3xx, responses_4xx, responses_5xx;
 		uint64_t bytes_out, ring_served, file_served, exports, snapshots;
 		uint64_t connections;
+		uint64_t thumbs_made, thumbs_cached; /* decoded; served from the cache */
 	} stats;
 	void *snap;              /* snap.c's state */
 	void *xplan;             /* xplan.c's state */
@@ -144,6 +147,7 @@ struct httpd {
 	struct console *console; /* console.c's state */
 	struct rec *rec;         /* record.c's state */
 	struct aread *aread;     /* aread.c's state: the audit log's check */
+	struct thumb *thumb;     /* thumb.c's state: the thumbnail jobs */
 };
 
 #define HTTPD_MEM_BUDGET (256ull << 20)

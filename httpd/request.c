@@ -30,6 +30,7 @@
 #include "server.h"
 #include "snap.h"
 #include "static.h"
+#include "thumb.h"
 
 void
 hs_park(struct hreq *r, enum hs_park why, int ref, int timeout_ms)
@@ -410,6 +411,12 @@ hs_dispatch(struct httpd *h, struct hreq *r)
 		break;
 	case ROUTE_AUDIT_VERIFY:
 		aread_verify_get(h, r);
+		break;
+	case ROUTE_THUMBS:
+		thumb_list_get(h, r);
+		break;
+	case ROUTE_THUMB:
+		thumb_get(h, r);
 		break;
 	case ROUTE_MARKS:
 		marks_handle(h, r);

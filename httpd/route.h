@@ -30,6 +30,8 @@ enum route_kind {
 	ROUTE_LIVE_MJPEG,
 	ROUTE_AUDIT,        /* /api/audit: the audit log's records (aread.h) */
 	ROUTE_AUDIT_VERIFY, /* /api/audit/verify: its hash chain checked */
+	ROUTE_THUMBS,       /* .../sessions/{id}/thumbs: the session's thumbnails (thumb.h) */
+	ROUTE_THUMB,        /* .../thumbs/{n}.jpg: one of them */
 	ROUTE_MARKS,        /* .../sessions/{id}/marks: GET the list, POST one */
 	ROUTE_N_KINDS,
 };
@@ -46,7 +48,7 @@ struct route {
 	enum route_kind kind;
 	char sentinel[37]; /* lower case, "" when the route has none */
 	char session[37];
-	int64_t sequence;   /* ROUTE_SEGMENT */
+	int64_t sequence;   /* ROUTE_SEGMENT; ROUTE_THUMB: the thumbnail's number */
 	const char *file;   /* ROUTE_STATIC: the path after the leading '/', "" for / */
 	const char *reason; /* on -EINVAL: what was wrong, for the 400 answer */
 };

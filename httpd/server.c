@@ -21,6 +21,7 @@
 #include "record.h"
 #include "server.h"
 #include "snap.h"
+#include "thumb.h"
 #include "xplan.h"
 
 static bool hs_feed(struct httpd *h, struct hreq *r, const uint8_t *buf, size_t len);
@@ -348,6 +349,7 @@ hs_conn_wake(void *ctx)
 	mjpeg_service(ctx);
 	xplan_service(ctx);
 	aread_service(ctx);
+	thumb_service(ctx);
 }
 
 static void
@@ -430,7 +432,7 @@ hs_stats(void *ctx, msgpack_packer *pk)
 	const struct httpd_stats *s = &h->stats;
 	const struct srv *s_srv = ((struct hs *)h->srv)->srv;
 
-	msgpack_pack_map(pk, 14 + MJPEG_STATS_N); /* 10 + srv_pack_listener's 4 */
+	msgpack_pack_map(pk, 16 + MJPEG_STATS_N); /* 12 + srv_pack_listener's 4 */
 	mp_pack_kv_int(pk, "requests", (int64_t)s->requests);
 	mp_pack_kv_int(pk, "responses2xx", (int64_t)s->responses_2xx);
 	mp_pack_kv_int(pk, "responses4xx", (int64_t)s->responses_4xx);
@@ -440,6 +442,8 @@ hs_stats(void *ctx, msgpack_packer *pk)
 	mp_pack_kv_int(pk, "segmentsFromDisk", (int64_t)s->file_served);
 	mp_pack_kv_int(pk, "exports", (int64_t)s->exports);
 	mp_pack_kv_int(pk, "snapshots", (int64_t)s->snapshots);
+	mp_pack_kv_int(pk, "thumbnailsMade", (int64_t)s->thumbs_made);
+	mp_pack_kv_int(pk, "thumbnailsFromCache", (int64_t)s->thumbs_cached);
 	mp_pack_kv_int(pk, "memBytesInFlight", (int64_t)h->mem_in_use);
 	srv_pack_listener(s_srv, pk);
 	mjpeg_pack_stats(h, pk);

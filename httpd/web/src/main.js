@@ -154,12 +154,19 @@ function start(relay, con) {
     const hash = name === 'ops' ? '#operator' : '';
     if (location.hash !== hash) history.replaceState(null, '', `${location.pathname}${location.search}${hash}`);
   };
-  const openHistory = (s) => {
+  // From a live tile, history opens where the tile's picture was (its clock
+  // time); from elsewhere, at the session's start.
+  const openHistory = (s, at = null) => {
     show('history');
-    historyView.show(s && s.sentinelId);
+    historyView.show(s && s.sentinelId, at == null ? null : { sessionId: s.sessionId, at });
+  };
+  const tileAt = (id) => {
+    const t = wall.tiles.get(id);
+    const d = t && t.player.delay();
+    return d == null ? null : Date.now() - d;
   };
   const wall = new Wall(views.live, relay, {
-    onHistory: openHistory,
+    onHistory: (s) => openHistory(s, tileAt(s.sentinelId)),
     onChange: (n) => {
       tabs.live.textContent = `Live (${n}/16)`;
     },
