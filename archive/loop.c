@@ -1,7 +1,8 @@
 /* loop: vigil-archive's stage thread. It owns the bus: sentinel.online,
- * sentinel.offline and session.delete become events for the writer thread,
- * the writer's answers go back to httpd as session.deleted, and heartbeats
- * carry the writer's figures. It never touches the disk beyond statvfs. */
+ * sentinel.offline, session.delete and mark.add (mark_bus.c) become events for
+ * the writer thread, the writer's answers go back as session.deleted and
+ * mark.added, and heartbeats carry the writer's figures. It never touches the
+ * disk beyond statvfs. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -23,8 +24,8 @@
 
 #define LOOP_EVQ_MAX 4096 /* events waiting for the writer; more are dropped */
 
-static void
-loop_push(struct archive *ar, struct archive_ev *ev)
+void
+archive_push(struct archive *ar, struct archive_ev *ev)
 {
 	bool dropped = false;
 
@@ -143,6 +144,10 @@ loop_replies(struct archive *ar)
 	pthread_mutex_unlock(&ar->mu);
 	for (; ev != NULL; ev = next) {
 		next = ev->next;
+		if (ev->kind == ARCHIVE_EV_MARKED) {
+			archive_mark_done(ar, ev); /* it answers and frees */
+			continue;
+		}
 		if (loop_audit_delete(ar, ev))
 			continue;
 		loop_send_deleted(ar, ev);
@@ -202,7 +207,8 @@ loop_send_ack(void *ctx, const char *to, const char *src, uint64_t n)
 }
 
 /* Bus messages (stage thread): sentinel.online / sentinel.offline from ingest
- * (ingest/registry.c packs them), session.delete from httpd. */
+ * (ingest/registry.c packs them), session.delete from httpd, mark.add from
+ * relay and httpd. */
 static void
 loop_msg(void *ctx, const struct bus_msg *msg)
 {
@@ -214,6 +220,10 @@ loop_msg(void *ctx, const struct bus_msg *msg)
 
 	if (strcmp(msg->type, "audit.append") == 0) {
 		loop_audit_append(ar, msg);
+		return;
+	}
+	if (strcmp(msg->type, "mark.add") == 0) {
+		archive_mark_msg(ar, msg);
 		return;
 	}
 	ev = calloc(1, sizeof(*ev));
@@ -248,7 +258,7 @@ loop_msg(void *ctx, const struct bus_msg *msg)
 				 "session.delete (ref %lld) with a sentinelId or sessionId that "
 				 "is not a UUID",
 				 (long long)ev->ref);
-		loop_push(ar, ev);
+		archive_push(ar, ev);
 		return;
 	} else {
 		free(ev);
@@ -259,7 +269,7 @@ loop_msg(void *ctx, const struct bus_msg *msg)
 		free(ev);
 		return;
 	}
-	loop_push(ar, ev);
+	archive_push(ar, ev);
 }
 
 /* The writer's figures (stage thread, in each heartbeat). */
@@ -408,7 +418,7 @@ loop_reload(struct archive *ar)
 	ev = calloc(1, sizeof(*ev));
 	if (ev != NULL) {
 		ev->kind = ARCHIVE_EV_CONFIG;
-		loop_push(ar, ev);
+		archive_push(ar, ev);
 	}
 }
 

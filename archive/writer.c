@@ -626,7 +626,13 @@ writer_events(struct archive *ar)
 		case ARCHIVE_EV_CONFIG:
 			archive_retention(ar, false);
 			break;
+		case ARCHIVE_EV_MARK:
+			archive_mark_add(ar, ev);
+			ev->kind = ARCHIVE_EV_MARKED;
+			archive_reply(ar, ev);
+			continue; /* the stage thread answers and frees it */
 		case ARCHIVE_EV_DELETED:
+		case ARCHIVE_EV_MARKED:
 			break;
 		}
 		free(ev);

@@ -83,8 +83,8 @@ layout_name(const char *name)
 		return layout_name(base);
 	}
 	return strcmp(name, LAYOUT_INDEX) == 0 || strcmp(name, LAYOUT_SESSION) == 0 ||
-	       strcmp(name, LAYOUT_SENTINEL) == 0 || layout_seg_file(name, NULL) ||
-	       layout_init_file(name, len);
+	       strcmp(name, LAYOUT_SENTINEL) == 0 || strcmp(name, LAYOUT_MARKS) == 0 ||
+	       layout_seg_file(name, NULL) || layout_init_file(name, len);
 }
 
 bool

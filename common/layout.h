@@ -20,6 +20,7 @@
  *         000000.m4s, 000001.m4s ...     the sentinel's sequence, %06lld, bytes as sent
  *         index.jsonl                    one line per durable segment, sequences ascending:
  *           {"sequence","startTime","duration","bytes","keyframe","init","sha256"}\n
+ *         marks.jsonl                    the session's marks, one line each (common/mark.h)
  *   and NAME.tmp for any file above while it is written (temp, fsync, rename).
  *
  * Text, not binary: JSON written by jansson in this key order, compact, so no
@@ -46,6 +47,7 @@
 #define LAYOUT_INDEX    "index.jsonl"
 #define LAYOUT_SESSION  "session.json"
 #define LAYOUT_SENTINEL "sentinel.json"
+#define LAYOUT_MARKS    "marks.jsonl"
 #define LAYOUT_DELETED  ".deleted-sessions"
 #define LAYOUT_REVOKED  ".revoked-tokens"
 #define LAYOUT_DELETING ".deleting-" /* followed by a UUID */
@@ -95,8 +97,8 @@ void layout_init_name(uint32_t gen, char *buf, size_t size);
  * *ret_sequence (may be NULL). */
 bool layout_seg_file(const char *name, int64_t *ret_sequence);
 /* True for a name of the layout inside a sentinel or session directory
- * (sentinel.json, session.json, index.jsonl, inits, segments, and each of
- * them with .tmp): the only names archive deletes there. */
+ * (sentinel.json, session.json, index.jsonl, marks.jsonl, inits, segments, and
+ * each of them with .tmp): the only names archive deletes there. */
 bool layout_name(const char *name);
 /* A directory name of the layout: a UUID in lower case, as archive names
  * sentinels and sessions; the id in ret (may be NULL). Anything else under

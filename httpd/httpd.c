@@ -156,6 +156,7 @@ httpd_free(struct httpd *h)
 	catalog_free(h);
 	json_decref(h->status);
 	json_decref(h->deleted);
+	json_decref(h->marked);
 	ar_cache_free();
 	free(h);
 }

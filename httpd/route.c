@@ -128,7 +128,7 @@ static int
 route_session_tail(char **parts, int n, struct route *ret)
 {
 	/* parts: sessionId [segments [N.m4s] | init.mp4 | export.mp4 | playlist.m3u8 |
-	 * manifest.json] */
+	 * manifest.json | marks] */
 	if (route_uuid(parts[0], ret->session, "sessionId is not a UUID", ret) < 0)
 		return -EINVAL;
 	if (n == 1) {
@@ -146,6 +146,8 @@ route_session_tail(char **parts, int n, struct route *ret)
 			ret->kind = ROUTE_PLAYLIST;
 		else if (strcmp(parts[1], "manifest.json") == 0)
 			ret->kind = ROUTE_MANIFEST;
+		else if (strcmp(parts[1], "marks") == 0)
+			ret->kind = ROUTE_MARKS;
 		else
 			return -ENOENT;
 		return 0;
@@ -285,11 +287,19 @@ route_parse(const char *path, struct route *ret)
 unsigned
 route_methods(enum route_kind kind)
 {
-	return kind == ROUTE_SESSION ? ROUTE_DELETE : ROUTE_GET | ROUTE_HEAD;
+	if (kind == ROUTE_SESSION)
+		return ROUTE_DELETE;
+	if (kind == ROUTE_MARKS)
+		return ROUTE_GET | ROUTE_HEAD | ROUTE_POST;
+	return ROUTE_GET | ROUTE_HEAD;
 }
 
 const char *
 route_allow(enum route_kind kind)
 {
-	return kind == ROUTE_SESSION ? "DELETE" : "GET, HEAD";
+	if (kind == ROUTE_SESSION)
+		return "DELETE";
+	if (kind == ROUTE_MARKS)
+		return "GET, HEAD, POST";
+	return "GET, HEAD";
 }

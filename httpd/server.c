@@ -13,6 +13,7 @@
 #include "console.h"
 #include "history.h"
 #include "log.h"
+#include "marks.h"
 #include "mjpeg.h"
 #include "mp.h"
 #include "net.h"
@@ -129,6 +130,63 @@ hs_feed(struct httpd *h, struct hreq *r, const uint8_t *buf, size_t len)
 	return true;
 }
 
+/* What of pend belongs to the body being read goes to http1. */
+static void
+hs_body_take(struct hreq *r)
+{
+	size_t used;
+
+	if (r->pend.len == 0)
+		return;
+	used = http1_feed(r->req, r->pend.p, r->pend.len);
+	memmove(r->pend.p, r->pend.p + used, r->pend.len - used);
+	r->pend.len -= used;
+}
+
+int
+hs_body(struct hreq *r, size_t max, const void **ret, size_t *ret_len)
+{
+	int err;
+
+	if (!http1_body_complete(r->req)) {
+		err = http1_body_begin(r->req, max);
+		if (err < 0)
+			return err;
+		hs_body_take(r);
+	}
+	if (http1_state(r->req) == HTTP1_BAD)
+		return -EBADMSG;
+	if (!http1_body_complete(r->req)) {
+		/* The rest within the head's time (a client that drips is cut off). */
+		r->body_wait = true;
+		srv_conn_pause(r->sc, false);
+		srv_conn_deadline(r->sc, proc_mono_ms() + hs_head_ms(r->h));
+		return -EAGAIN;
+	}
+	/* Read whole: the connection may serve the next request. */
+	if (!r->peer_eof)
+		r->close_after = http1_close_after(r->req);
+	*ret = http1_body(r->req, ret_len);
+	return 0;
+}
+
+/* Bytes of a body hs_body waits for (and maybe of the requests after it). */
+static void
+hs_body_data(struct httpd *h, struct hreq *r, const uint8_t *buf, size_t len)
+{
+	if (bytes_append(&r->pend, buf, len) < 0) {
+		srv_conn_abort(r->sc);
+		return;
+	}
+	hs_body_take(r);
+	if (http1_state(r->req) != HTTP1_BAD && !http1_body_complete(r->req))
+		return;
+	r->body_wait = false;
+	srv_conn_pause(r->sc, true);
+	srv_conn_deadline(r->sc, 0);
+	hs_body_arrived(h, r); /* the handler finds it complete, or malformed */
+}
+
 static void
 hs_conn_data(void *ctx, struct srv_conn *sc, const uint8_t *buf, size_t len)
 {
@@ -139,6 +197,10 @@ hs_conn_data(void *ctx, struct srv_conn *sc, const uint8_t *buf, size_t len)
 		mjpeg_data(h, r, len);
 		return;
 	}
+	if (len == 0 && r->body_wait) {
+		srv_conn_abort(sc); /* the body it announced will never come */
+		return;
+	}
 	if (len == 0) {
 		/* The client sent all it will: the request being answered is
 		 * finished, then the connection ends. */
@@ -147,6 +209,10 @@ hs_conn_data(void *ctx, struct srv_conn *sc, const uint8_t *buf, size_t len)
 			r->close_after = true;
 		else
 			srv_conn_shutdown(sc, 0);
+		return;
+	}
+	if (r->body_wait) {
+		hs_body_data(h, r, buf, len);
 		return;
 	}
 	if (r->busy) {
@@ -229,6 +295,13 @@ hs_conn_expired(void *ctx, struct srv_conn *sc)
 
 	if (r->mjpeg != NULL)
 		return; /* mjpeg_tick watches streams */
+	if (r->body_wait) {
+		r->body_wait = false;
+		srv_conn_pause(sc, true);
+		r->close_after = true;
+		hs_error(r, 408, "the request body did not arrive in time");
+		return;
+	}
 	if (r->busy) {
 		if (r->pprev_parked != NULL) { /* parked: the park's own timeout answers */
 			srv_conn_deadline(sc, proc_mono_ms() + h->cfg->timeout_idle_ms);
@@ -286,6 +359,8 @@ hs_on_message(void *ctx, const struct bus_msg *msg)
 		console_status(h);
 	} else if (strcmp(msg->type, "session.deleted") == 0) {
 		history_deleted(h, msg);
+	} else if (strcmp(msg->type, "mark.added") == 0) {
+		marks_added(h, msg);
 	} else if (strcmp(msg->type, "token.revoke") == 0) {
 		/* A revocation from vigilctl or another operator: refused from now
 		 * on, its console connections and streams end. */

@@ -117,6 +117,7 @@ relay_tick(void *ctx)
 	relay_feed_drain(rl);
 	relay_feed_tick(rl, now);
 	relay_sess_tick(rl, now);
+	relay_mark_tick(rl);
 	relay_view_tick(rl);
 	stage_metrics(rl->st)->connections = rl->proctors;
 	stage_tick(rl->st);
@@ -213,6 +214,7 @@ relay_free(struct relay *rl)
 	relay_feed_stop(rl);
 	/* The proctors still connected go here: their views end (view.c). */
 	wss_free(rl->wss);
+	relay_mark_free(rl);
 	free(rl->slots);
 	tok_store_free(rl->tokens);
 	ring_close(rl->ring);

@@ -469,6 +469,8 @@ relay_sess_message(struct relay *rl, struct wss_conn *c, const void *buf, size_t
 			relay_feed_keyframe(rl, (uint32_t)slot);
 	} else if (strcmp(type, "proctor.fps.change") == 0) {
 		sess_fps(rl, c, p);
+	} else if (strcmp(type, "proctor.mark") == 0) {
+		relay_mark_request(rl, c, p);
 	} else if (strcmp(type, "proctor.auth.refresh") == 0) {
 		sess_refresh(rl, c, p);
 	} else if (strcmp(type, "proctor.ping") == 0) {
@@ -495,6 +497,7 @@ relay_sess_closed(struct relay *rl, struct wss_conn *c)
 		free(sub);
 	}
 	s->subs = NULL;
+	relay_mark_closed(rl, c);
 	free(s->actor);
 	s->actor = NULL;
 	if (s->registered) {
@@ -543,7 +546,7 @@ sess_bus_offline(struct relay *rl, const msgpack_object *body)
 /* Bus messages for relay: sentinel.online and sentinel.offline from ingest,
  * stage.state and shutdown.notice from vigild, token.revoke from the operator
  * console, revoked { digests } from vigild (the durable list, which stage.c
- * has taken). */
+ * has taken), mark.added from archive (mark.c). */
 void
 relay_sess_bus(void *ctx, const struct bus_msg *msg)
 {
@@ -552,6 +555,8 @@ relay_sess_bus(void *ctx, const struct bus_msg *msg)
 	int64_t at;
 	int which;
 
+	if (relay_mark_bus(rl, msg))
+		return;
 	if (strcmp(msg->type, "sentinel.online") == 0) {
 		sess_bus_online(rl, msg->body);
 	} else if (strcmp(msg->type, "sentinel.offline") == 0) {
@@ -572,9 +577,12 @@ relay_sess_bus(void *ctx, const struct bus_msg *msg)
 		    mp_get_strbuf(msg->body, "state", state, sizeof(state)) < 0)
 			return;
 		which = bus_stage_parse(stage);
-		if (which >= 0 && which != BUS_RELAY)
-			snprintf(rl->stage_state[which], sizeof(rl->stage_state[which]), "%s",
-				 bus_state_public(state));
+		if (which < 0 || which == BUS_RELAY)
+			return;
+		snprintf(rl->stage_state[which], sizeof(rl->stage_state[which]), "%s",
+			 bus_state_public(state));
+		if (which == BUS_ARCHIVE && strcmp(rl->stage_state[which], "running") == 0)
+			relay_mark_archive_up(rl);
 	}
 }
 

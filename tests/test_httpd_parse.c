@@ -41,6 +41,7 @@ START_TEST(test_routes_accepted)
 		{ API "/export.mp4", ROUTE_EXPORT },
 		{ API "/playlist.m3u8", ROUTE_PLAYLIST },
 		{ API "/manifest.json", ROUTE_MANIFEST },
+		{ API "/marks", ROUTE_MARKS },
 	};
 	struct route r;
 
@@ -149,6 +150,8 @@ START_TEST(test_methods)
 	ck_assert_uint_eq(route_methods(ROUTE_SEGMENT), ROUTE_GET | ROUTE_HEAD);
 	ck_assert_str_eq(route_allow(ROUTE_SESSION), "DELETE");
 	ck_assert_str_eq(route_allow(ROUTE_HEALTH), "GET, HEAD");
+	ck_assert_uint_eq(route_methods(ROUTE_MARKS), ROUTE_GET | ROUTE_HEAD | ROUTE_POST);
+	ck_assert_str_eq(route_allow(ROUTE_MARKS), "GET, HEAD, POST");
 }
 END_TEST
 
