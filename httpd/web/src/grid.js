@@ -99,7 +99,7 @@ export class Grid {
     const snapAge = el('span', { class: 'snap-age' });
     const watch = el(
       'button',
-      { class: 'watch', type: 'button', onclick: () => this.onWatch(c.s) },
+      { class: 'watch', type: 'button', onclick: () => this.onWatch({ ...c.s, offlineSince: c.since }) },
       el('span', { class: 'thumb' }, img, el('span', { class: 'nosnap' }, 'no picture yet'), snapAge),
       name
     );
@@ -200,7 +200,7 @@ export class Grid {
   // Media flows (relay's bitrate over the last 5 s): there is a picture to ask
   // for, and no 404 of a sentinel that has only just connected.
   pictured(c) {
-    return !!c.s.online && c.s.bitrate > 0;
+    return !!c.s.online && (c.s.bitrate > 0 || c.s.lastSequence > 0);
   }
 
   async snapshot(c) {

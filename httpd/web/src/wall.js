@@ -65,15 +65,21 @@ export class Wall {
       if (t.state === 'skipped' && p.keyframe) this.setState(t, 'playing');
     }));
     relay.on('server.skip', (p) => this.with(p.sentinelId, (t) => this.setState(t, 'skipped')));
-    relay.on('server.sentinel.offline', (p) => this.with(p.sentinelId, (t) => {
+    // Whether subscribed or not (a paused tile shows it when it shows again).
+    relay.on('server.sentinel.offline', (p) => {
+      const t = this.tiles.get(p.sentinelId);
+      if (!t) return;
+      t.offline = true;
       t.offlineSince = Date.now();
-      this.setState(t, 'offline');
-    }));
-    relay.on('server.sentinel.online', (p) => this.with(p.sentinel.sentinelId, (t) => {
-      t.name = p.sentinel.name || t.name;
+      if (t.subscribed) this.setState(t, 'offline');
+    });
+    relay.on('server.sentinel.online', (p) => {
+      const t = this.tiles.get(p.sentinel.sentinelId);
+      if (!t) return;
+      t.offline = false;
       t.offlineSince = null;
       if (t.state === 'offline') this.setState(t, 'waiting-for-keyframe');
-    }));
+    });
     relay.on('state', ({ state }) => {
       for (const t of this.tiles.values()) {
         if (state === 'reconnecting' && t.subscribed) this.setState(t, 'reconnecting');
@@ -118,7 +124,8 @@ export class Wall {
     const toast = el('div', { class: 'toast', role: 'status', hidden: true });
     const t = {
       id: s.sentinelId, name, sessionId: s.sessionId || null, node: null, video, badge, age, flag, toast,
-      state: null, subscribed: false, onScreen: true, clickedAt, review: false, offlineSince: s.offlineSince || null,
+      state: null, subscribed: false, onScreen: true, clickedAt, review: false,
+      offline: s.online === false, offlineSince: s.online === false ? s.offlineSince || null : null,
     };
     const btn = (text, attrs, onclick) => el('button', { type: 'button', ...attrs, onclick: (e) => (e.stopPropagation(), onclick()) }, text);
     const screen = el('div', { class: 'screen' }, video, badge, flag, age, toast);
@@ -179,7 +186,7 @@ export class Wall {
     if (want) {
       if (t.review) t.player.catchUp();
       this.relay.subscribe(t.id, t.review ? 'oldest' : 'latest');
-      if (t.state === 'paused') this.setState(t, this.relay.open ? 'connecting' : 'reconnecting');
+      if (t.state === 'paused') this.setState(t, t.offline ? 'offline' : this.relay.open ? 'connecting' : 'reconnecting');
     } else {
       this.relay.unsubscribe(t.id);
       t.player.teardown();
