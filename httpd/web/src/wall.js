@@ -108,11 +108,13 @@ export class Wall {
     return this.tiles.size >= MAX_TILES;
   }
 
-  // Opens a tile (false when the wall is full); an open tile is just focused.
+  // Opens a tile (false when the wall is full); an open tile is just focused,
+  // or shown large when the single view is on.
   open(s, clickedAt = performance.now()) {
     const old = this.tiles.get(s.sentinelId);
     if (old) {
-      old.node.focus();
+      if (this.single && !old.node.hidden) this.openSingle(old);
+      else old.node.focus();
       return true;
     }
     if (this.full) return false;
