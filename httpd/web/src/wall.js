@@ -20,6 +20,7 @@ const LABELS = {
   error: 'error',
 };
 const TOAST_MS = 5000;
+const MARKS_AGAIN_MS = 10000; // a tile shown again asks httpd for its marks at most this often
 const matches = (name, filter) => !filter || (name || '').toLowerCase().includes(filter);
 
 export class Wall {
@@ -53,9 +54,10 @@ export class Wall {
     document.addEventListener('visibilitychange', () => this.tiles.forEach((t) => this.sync(t)), { signal });
     document.addEventListener('keydown', (e) => this.key(e), { signal });
     relay.on('server.init', (p) => this.with(p.sentinelId, (t) => {
+      // A new session has no mark yet but those server.mark brings (httpd may
+      // not know it for a moment: no GET).
       if (p.sessionId && p.sessionId !== t.sessionId) {
         t.sessionId = p.sessionId;
-        this.marks.load(t.id, t.sessionId).then(() => this.flags(t));
         this.flags(t);
       }
       t.player.init(p);
@@ -161,7 +163,7 @@ export class Wall {
     this.setState(t, s.online === false ? 'offline' : 'connecting');
     this.sync(t);
     this.seen.observe(t.node);
-    this.marks.load(t.id, t.sessionId).then(() => this.flags(t));
+    if (this.single) this.openSingle(t);
     return true;
   }
 
@@ -186,6 +188,7 @@ export class Wall {
     if (want === t.subscribed) return;
     t.subscribed = want;
     if (want) {
+      this.loadMarks(t);
       if (t.review) t.player.catchUp();
       this.relay.subscribe(t.id, t.review ? 'oldest' : 'latest');
       if (t.state === 'paused') this.setState(t, t.offline ? 'offline' : this.relay.open ? 'connecting' : 'reconnecting');
@@ -237,6 +240,15 @@ export class Wall {
       t.age.title = back ? 'played from the last seconds relay holds: "Back to live" returns' : 'how old the picture is: from the sentinel\'s camera to this screen';
       t.age.classList.toggle('behind', back);
     }
+  }
+
+  // Marks made before the tile subscribed (or while it was paused): relay only
+  // sends those made while it is subscribed.
+  loadMarks(t) {
+    const now = performance.now();
+    if (now - (t.marksAt || -Infinity) < MARKS_AGAIN_MS) return;
+    t.marksAt = now;
+    this.marks.load(t.id, t.sessionId).then(() => this.flags(t));
   }
 
   // The flag on the tile: how many marks its session has.
