@@ -194,6 +194,8 @@ async function main() {
       if ((await selected()) !== seat1()) throw new Error('ArrowLeft did not move back');
       await page.keyboard.press('f');
       await waitFor('full screen', () => page.evaluate(() => document.fullscreenElement && document.fullscreenElement.id === 'view-live'), 3000);
+      // Shown again by the arrows, the tile subscribed afresh: it plays live in full screen.
+      await waitFor('live in full screen', async () => (await panel.locator('dd').first().textContent()) === 'live', 5000);
       await shot(page, 'single-fullscreen.png');
       await page.keyboard.press('Escape');
       await waitFor('out of full screen', () => page.evaluate(() => !document.fullscreenElement), 3000);
@@ -318,8 +320,10 @@ async function main() {
       if (count !== '1 offline') throw new Error(`header says ${count}`);
       await shot(page, 'hall-offline.png');
       await page.click('#tab-live');
-      const badge = await page.locator(`.tile[data-id="${id}"] .badge`).textContent();
-      if (!/^offline since \d\d:\d\d:\d\d$/.test(badge)) throw new Error(`tile says ${badge}`);
+      const badge = await waitFor('the tile offline', async () => {
+        const text = await page.locator(`.tile[data-id="${id}"] .badge`).textContent();
+        return /^offline since \d\d:\d\d:\d\d$/.test(text) && text;
+      }, 3000);
       return `card "${state}", tile "${badge}", header "${count}"`;
     });
 

@@ -182,9 +182,12 @@ export class Wall {
   }
 
   // Subscribed exactly while the tile can be seen; the single view's tile from
-  // the oldest segment relay holds, so the proctor can go back over it.
+  // the oldest segment relay holds, so the proctor can go back over it. The
+  // single view's tile is seen whenever the live view is (entering full screen
+  // passes through a moment the observer calls out of sight: its buffer stays).
   sync(t) {
-    const want = t.onScreen && !document.hidden && !t.node.hidden;
+    const shown = t.onScreen || (this.single === t && !this.root.hidden);
+    const want = shown && !document.hidden && !t.node.hidden;
     if (want === t.subscribed) return;
     t.subscribed = want;
     if (want) {
