@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
+#include "layout.h"
 #include "mark.h"
 #include "mp.h"
 
@@ -142,40 +142,17 @@ mark_line(const struct mark *m, size_t *ret_len)
 	return line;
 }
 
-/* The whole file, from its start. */
+/* The whole file, from its start (layout's reader, under the marks' bound). */
 static int
 mark_slurp(int fd, char **ret_buf, size_t *ret_len)
 {
 	struct stat sb;
-	size_t len = 0;
-	char *buf;
 
 	if (fstat(fd, &sb) < 0)
 		return -errno;
-	if (!S_ISREG(sb.st_mode))
-		return -EINVAL;
-	if ((uint64_t)sb.st_size > MARK_FILE_MAX)
+	if (S_ISREG(sb.st_mode) && (uint64_t)sb.st_size > MARK_FILE_MAX)
 		return -EFBIG;
-	buf = malloc((size_t)sb.st_size + 1);
-	if (buf == NULL)
-		return -ENOMEM;
-	while (len < (size_t)sb.st_size) {
-		ssize_t n = pread(fd, buf + len, (size_t)sb.st_size - len, (off_t)len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			free(buf);
-			return -errno;
-		}
-		if (n == 0)
-			break; /* cut meanwhile: what was read is all there is */
-		len += (size_t)n;
-	}
-	buf[len] = '\0';
-	*ret_buf = buf;
-	*ret_len = len;
-	return 0;
+	return layout_index_read(fd, 0, ret_buf, ret_len);
 }
 
 int

@@ -128,8 +128,9 @@ struct httpd {
 	int64_t status_ms, status_asked_ms;
 	/* session.delete and mark.add requests in flight and their answers. */
 	int next_ref;
-	json_t *deleted; /* ref (string) -> answer body */
-	json_t *marked;  /* marks.c: ref (string) -> { status, error, mark } */
+	json_t *deleted;   /* ref (string) -> answer body */
+	json_t *marked;    /* marks.c: ref (string) -> { status, error, mark } */
+	bool archive_down; /* vigild's last stage.state of archive: offline or stopping */
 	/* memory held by ring copies being sent, against HTTPD_MEM_BUDGET */
 	uint64_t mem_in_use;
 	struct httpd_stats {

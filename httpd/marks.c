@@ -205,6 +205,10 @@ marks_post(struct httpd *h, struct hreq *r)
 		hs_error(r, 413, "a mark's body is at most %u bytes", MARKS_BODY_MAX);
 		return;
 	}
+	if (err == -ENOMEM) {
+		hs_error(r, 500, "out of memory");
+		return;
+	}
 	if (err < 0) {
 		hs_error(r, 400, "malformed request body");
 		return;
@@ -220,6 +224,11 @@ marks_post(struct httpd *h, struct hreq *r)
 	problem = marks_body(body, len, &m, why, sizeof(why));
 	if (problem != NULL) {
 		hs_error(r, 400, "%s", problem);
+		return;
+	}
+	if (h->archive_down) {
+		hs_retry_after(r, 5);
+		hs_error(r, 503, "the archive is not running: the mark was not stored");
 		return;
 	}
 	/* Whether at is inside the session is archive's to say: it holds the

@@ -157,6 +157,12 @@ hs_body(struct hreq *r, size_t max, const void **ret, size_t *ret_len)
 	if (http1_state(r->req) == HTTP1_BAD)
 		return -EBADMSG;
 	if (!http1_body_complete(r->req)) {
+		/* A client that waits before it sends the body (curl does, for a
+		 * large one) is told to go on (RFC 9110 section 10.1.1), once. */
+		if (!r->body_wait && http1_version(r->req) >= 11 &&
+		    http1_header_has(r->req, "expect", "100-continue") &&
+		    srv_conn_write_copy(r->sc, "HTTP/1.1 100 Continue\r\n\r\n", 25) < 0)
+			return -ENOMEM;
 		/* The rest within the head's time (a client that drips is cut off). */
 		r->body_wait = true;
 		srv_conn_pause(r->sc, false);
@@ -361,6 +367,18 @@ hs_on_message(void *ctx, const struct bus_msg *msg)
 		history_deleted(h, msg);
 	} else if (strcmp(msg->type, "mark.added") == 0) {
 		marks_added(h, msg);
+	} else if (strcmp(msg->type, "stage.state") == 0) {
+		char stage[BUS_NAME_MAX], state[16];
+
+		/* A POSTed mark is refused at once while archive cannot take it. */
+		if (mp_get_strbuf(msg->body, "stage", stage, sizeof(stage)) == 0 &&
+		    mp_get_strbuf(msg->body, "state", state, sizeof(state)) == 0 &&
+		    strcmp(stage, bus_stage_name(BUS_ARCHIVE)) == 0) {
+			const char *pub = bus_state_public(state);
+
+			h->archive_down =
+				strcmp(pub, "offline") == 0 || strcmp(pub, "stopping") == 0;
+		}
 	} else if (strcmp(msg->type, "token.revoke") == 0) {
 		/* A revocation from vigilctl or another operator: refused from now
 		 * on, its console connections and streams end. */
