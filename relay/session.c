@@ -100,8 +100,11 @@ sess_register(struct relay *rl, struct wss_conn *c, const msgpack_object *p)
 	s->registered = true;
 	rl->proctors++;
 	rl->stats.registered_total++;
-	wss_msg_begin(&m, "server.registration.ack", 1);
+	/* The role lets the page offer only what the token may do (exports
+	 * to archivists), instead of links that end in a 403. */
+	wss_msg_begin(&m, "server.registration.ack", 2);
 	mp_pack_kv_str(&m.pk, "proctorId", s->id_str);
+	mp_pack_kv_str(&m.pk, "role", cfg_role_name(s->role));
 	wss_msg_send(c, &m);
 	wss_conn_registered(c);
 	log_info("proctor %s '%s' registered", s->id_str, s->name);

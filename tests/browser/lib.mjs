@@ -149,10 +149,11 @@ export class Vigil {
   }
 
   sentinel(name, ...args) {
+    const file = name.replace(/[^\w.-]+/g, '_'); // "Hall A / seat 1" has a slash
     const child = spawn(
       path.join(BUILD, 'deploy', 'vigil-sentinel'),
-      ['--url', this.sentinelUrl, '--name', name, '--state', path.join(this.dir, `${name}.id`), ...args],
-      { stdio: ['ignore', 'ignore', fs.openSync(path.join(this.dir, `sentinel-${name}.stderr`), 'w')] }
+      ['--url', this.sentinelUrl, '--name', name, '--state', path.join(this.dir, `${file}.id`), ...args],
+      { stdio: ['ignore', 'ignore', fs.openSync(path.join(this.dir, `sentinel-${file}.stderr`), 'w')] }
     );
     this.children.push(child);
     started.add(child);
