@@ -27,6 +27,14 @@ struct cfg_listen {
 	uint16_t port; /* 0 lets the kernel choose (tests) */
 };
 
+/* An address or network of trusted_proxies; IPv4 as v4-mapped IPv6. */
+struct cfg_net {
+	uint8_t addr[16];
+	uint8_t bits; /* the prefix over all 16 bytes: 128 for one address (IPv4 too) */
+};
+
+#define CFG_PROXIES_MAX 32
+
 struct cfg_token {
 	char *name;
 	enum cfg_role role;
@@ -42,6 +50,9 @@ struct cfg {
 	char *data_dir;
 	struct cfg_listen listen_ingest, listen_relay, listen_http;
 	char *tls_cert, *tls_key; /* NULL when TLS is off */
+	/* Peers whose X-Forwarded-For / X-Real-IP name the client (srv_conn_forwarded) */
+	struct cfg_net trusted_proxies[CFG_PROXIES_MAX];
+	size_t n_trusted_proxies;
 	int64_t buffer_seconds;
 	uint64_t ring_size;
 	int64_t max_sentinels, max_proctors;
@@ -75,6 +86,12 @@ int cfg_parse_size(const char *s, uint64_t *ret_bytes);
 int cfg_parse_duration(const char *s, int64_t *ret_ms);
 int cfg_parse_time(const char *s, int64_t *ret_unix);
 int cfg_parse_listen(const char *s, struct cfg_listen *ret_listen);
+/* "127.0.0.1", "::1", "10.0.0.0/8" (no host bits under the prefix). */
+int cfg_parse_net(const char *s, struct cfg_net *ret_net);
+/* Whether addr (16 bytes, IPv4 v4-mapped) is one of the n nets. */
+bool cfg_net_match(const struct cfg_net *nets, size_t n, const uint8_t addr[16]);
+/* A net as cfg_parse_net reads it ("127.0.0.1", "10.0.0.0/8"). */
+void cfg_fmt_net(char *buf, size_t size, const struct cfg_net *net);
 
 /* The effective configuration as a JSON object (jansson json_t *, returned
  * as void * to keep jansson out of this header), with every secret replaced

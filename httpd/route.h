@@ -30,6 +30,7 @@ enum route_kind {
 	ROUTE_LIVE_MJPEG,
 	ROUTE_AUDIT,        /* /api/audit: the audit log's records (aread.h) */
 	ROUTE_AUDIT_VERIFY, /* /api/audit/verify: its hash chain checked */
+	ROUTE_API_RELAY,    /* /api/relay: where the web app finds relay (no token) */
 	ROUTE_N_KINDS,
 };
 

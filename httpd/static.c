@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "httpd.h"
+#include "server.h"
 #include "static.h"
 
 static const char static_missing[] =
@@ -50,6 +51,17 @@ static_type(const char *file)
 			return static_types[i].type;
 	}
 	return "application/octet-stream";
+}
+
+void
+static_relay(struct httpd *h, struct hreq *r)
+{
+	bool proxied = srv_conn_proxied(r->sc);
+
+	hs_json(r, 200,
+		proxied ? json_pack("{s:b, s:s}", "sameOrigin", 1, "path", "/proctor")
+			: json_pack("{s:b, s:i, s:s}", "sameOrigin", 0, "port",
+				    (int)h->cfg->listen_relay.port, "path", "/proctor"));
 }
 
 void

@@ -6,5 +6,11 @@ struct httpd;
 struct hreq;
 
 void static_get(struct httpd *h, struct hreq *r);
+/* GET /api/relay, no token: where the page opens relay's WebSocket.
+ * {"sameOrigin": true, "path": "/proctor"} when the request came through a
+ * trusted proxy (which serves relay on its own origin's /proctor: the nginx
+ * site in deploy/nginx/), else {"sameOrigin": false, "port": listen.relay's
+ * port, "path": "/proctor"} for the page's own host name. */
+void static_relay(struct httpd *h, struct hreq *r);
 
 #endif

@@ -149,7 +149,8 @@ static const struct over_bad over_bad[] = {
 	  "max_message_bytes, proctor_queue_seconds, max_connections_per_ip or max_handshakes)" },
 	{ "{\"colour\": \"blue\"}",
 	  "config.update: colour: unknown key (expected instance, run_dir, data_dir, log_level, "
-	  "listen, tls, buffer_seconds, ring, limits, timeouts, auth, archive or audit)" },
+	  "listen, tls, trusted_proxies, buffer_seconds, ring, limits, timeouts, auth, archive or "
+	  "audit)" },
 	{ "{\"limits\": 5}", "config.update: limits: expected a map, found \"5\"" },
 	{ "{\"log_level\": \"verbose\"}",
 	  "config.update: log_level: expected error, warn, info or debug, found \"verbose\"" },
@@ -281,6 +282,7 @@ START_TEST(test_over_live_keys)
 		"auth.tokens",
 		"archive.retention_days",
 		"archive.max_bytes",
+		"trusted_proxies",
 	};
 	static const char *const not_live[] = {
 		"instance",        "run_dir",        "data_dir",  "listen.ingest",
