@@ -10,7 +10,8 @@ void static_get(struct httpd *h, struct hreq *r);
  * {"sameOrigin": true, "path": "/proctor"} when the request came through a
  * trusted proxy (which serves relay on its own origin's /proctor: the nginx
  * site in deploy/nginx/), else {"sameOrigin": false, "port": listen.relay's
- * port, "path": "/proctor"} for the page's own host name. */
+ * port, "path": "/proctor"} for the page's own host name (no port when
+ * listen.relay asks for any and vigild's status has not said which yet). */
 void static_relay(struct httpd *h, struct hreq *r);
 
 #endif
