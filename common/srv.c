@@ -114,9 +114,11 @@ srv_conn_client(struct srv_conn *c, const uint8_t *key)
 	if (key == NULL) {
 		srv_ip_put(s, c->ip);
 		c->ip = NULL;
+		c->named = false;
 		memcpy(c->peer, c->proxy, sizeof(c->peer));
 		return 0;
 	}
+	c->named = true;
 	srv_key_text(key, c->peer, sizeof(c->peer));
 	if (c->ip != NULL && memcmp(c->ip->addr, key, 16) == 0)
 		return 0;

@@ -113,7 +113,8 @@ bool srv_conn_is_tls(const struct srv_conn *c);
 /* The client's address, "203.0.113.7" or "2001:db8::1": the peer's, or the
  * one a trusted proxy named (srv_conn_forwarded). */
 const char *srv_conn_peer(const struct srv_conn *c);
-/* Whether c's peer is a trusted proxy (whatever client it named). */
+/* Whether c's last request head came from a trusted proxy and named its
+ * client (a browser on the proxy's own host, straight to vigil, does not). */
 bool srv_conn_proxied(const struct srv_conn *c);
 /* A request head h was read on c. When c's peer is a trusted proxy, the
  * client its X-Forwarded-For (the rightmost address that is not itself a

@@ -78,7 +78,7 @@ srv_fwd_pick(const struct cfg_net *proxies, size_t n, const char *xff, unsigned 
 bool
 srv_conn_proxied(const struct srv_conn *c)
 {
-	return c->via_proxy;
+	return c->via_proxy && c->named;
 }
 
 int

@@ -69,6 +69,7 @@ struct srv_conn {
 	bool in_pending, want_write, blocked, paused, peer_eof, read_pending;
 	bool ending, lingering, dead, refused, handshaking, told_closed;
 	bool via_proxy;  /* the peer is a trusted proxy: peer may name its client */
+	bool named;      /* via_proxy, and the last request head named the client */
 	uint32_t events; /* what epoll watches now */
 	int linger_ms;
 	struct srv_out *out;

@@ -173,24 +173,29 @@ class Proxy(unittest.TestCase):
         relay_port = int(self.v.stage("relay")["listen"].rsplit(":", 1)[1])
         # listen.relay is port 0 here: httpd learns the port from vigild's status.
         self.assertEqual(self.get("/api/status", token=PT)[0], 200)
-        st, hdrs, body = self.get("/api/relay", PROXY, None)
+        st, hdrs, body = self.get("/api/relay", PROXY, None, {"X-Real-IP": "198.51.100.50"})
         self.assertEqual((st, json.loads(body)), (200, {"sameOrigin": True, "path": "/proctor"}))
         self.assertEqual(hdrs.get("Cache-Control"), "no-cache")
+        want = {"sameOrigin": False, "port": relay_port, "path": "/proctor"}
         st, _, body = self.get("/api/relay", OTHER, None, {"X-Forwarded-For": "203.0.113.5"})
-        self.assertEqual((st, json.loads(body)),
-                         (200, {"sameOrigin": False, "port": relay_port, "path": "/proctor"}))
+        self.assertEqual((st, json.loads(body)), (200, want))
+        # A browser on the proxy's host, straight to httpd: no forwarded header.
+        self.assertEqual(json.loads(self.get("/api/relay", PROXY, None)[2]), want)
+
+    def fwd_relay(self):
+        return self.get("/api/relay", PROXY, None, {"X-Forwarded-For": "198.51.100.51"})[2]
 
     def test_5_live_update(self):
         """trusted_proxies is live: emptied, the proxy is anyone (its headers
         ignored); restored, believed again."""
         res = self.v.ctl("config", "set", "trusted_proxies", "[]")
         self.assertIn("applied: trusted_proxies", res.stdout)
-        until(lambda: json.loads(self.get("/api/relay", PROXY, None)[2])["sameOrigin"] is False,
+        until(lambda: json.loads(self.fwd_relay())["sameOrigin"] is False,
               what="the proxy no longer trusted")
         self.get("/api/audit/verify", PROXY, "not-a-token", {"X-Forwarded-For": "198.51.100.40"})
         self.assertEqual(self.refused("/api/audit/verify")["remote"], PROXY)
         self.v.ctl("config", "set", "trusted_proxies", "null")
-        until(lambda: json.loads(self.get("/api/relay", PROXY, None)[2])["sameOrigin"] is True,
+        until(lambda: json.loads(self.fwd_relay())["sameOrigin"] is True,
               what="the proxy trusted again")
 
 
