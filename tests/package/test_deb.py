@@ -277,15 +277,26 @@ def main():
                 raise AssertionError("httpd/web/dist is not built (meson compile -C build first)")
             src = os.path.join(work, "vigil-" + version)
             os.makedirs(src)
-            files = run(["git", "-c", "safe.directory=*", "-C", SOURCE, "ls-files", "-z", "-co",
-                         "--exclude-standard"]).stdout.split("\0")
-            files = [f for f in files if f and os.path.lexists(os.path.join(SOURCE, f))]
-            tar = subprocess.Popen(["tar", "-C", SOURCE, "--null", "-T", "-", "-cf", "-"],
-                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-            untar = subprocess.Popen(["tar", "-C", src, "-xf", "-"], stdin=tar.stdout)
-            tar.stdin.write("\0".join(files).encode())
-            tar.stdin.close()
-            if tar.wait() != 0 or untar.wait() != 0:
+            # The tree's files as git knows them (tracked, and new ones not
+            # ignored); a copy without .git (the fresh-machine tool's) minus
+            # what builds leave.
+            git = run(["git", "-c", "safe.directory=*", "-C", SOURCE, "ls-files", "-z", "-co",
+                       "--exclude-standard"], check=False) if shutil.which("git") else None
+            if git is not None and git.returncode == 0:
+                files = [f for f in git.stdout.split("\0")
+                         if f and os.path.lexists(os.path.join(SOURCE, f))]
+                tar = ["tar", "-C", SOURCE, "--null", "--no-recursion", "-T", "-", "-cf", "-"]
+            else:
+                files = []
+                tar = ["tar", "-C", SOURCE, "--exclude=./build*", "--exclude=./obj-*",
+                       "--exclude=node_modules", "--exclude=./httpd/web/dist", "--exclude=.git",
+                       "--exclude=./debian/vigil", "--exclude=./debian/.debhelper", "-cf", "-", "."]
+            pack = subprocess.Popen(tar, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            unpack = subprocess.Popen(["tar", "-C", src, "-xf", "-"], stdin=pack.stdout)
+            pack.stdout.close()
+            pack.stdin.write("\0".join(files).encode())
+            pack.stdin.close()
+            if pack.wait() != 0 or unpack.wait() != 0:
                 raise AssertionError("copying the tree failed")
             shutil.copytree(os.path.dirname(dist), os.path.join(src, "httpd", "web", "dist"))
             res = run(["dpkg-buildpackage", "-b", "-uc", "-us", "-j2"], cwd=src, timeout=900,
