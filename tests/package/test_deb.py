@@ -28,7 +28,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 SOURCE = os.path.abspath(os.environ.get("VIGIL_SOURCE_DIR") or
                          os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -85,6 +84,32 @@ def step(name, fn):
     log("ok   %s (%.1f s)%s" % (name, time.monotonic() - t0, ": " + note if note else ""))
 
 
+def mounts_under(path):
+    """Mount points at or below path, deepest first."""
+    path = os.path.realpath(path).rstrip("/")
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            m = line.split()[4].replace("\\040", " ")
+            if m == path or m.startswith(path + "/"):
+                out.append(m)
+    return sorted(out, key=lambda m: m.count("/"), reverse=True)
+
+
+def safe_rm(path):
+    """rm -rf that never reaches into a mount (a root's bind-mounted /dev):
+    what is mounted below path is unmounted first, and rm stays on one
+    file system."""
+    if not os.path.lexists(path):
+        return
+    for m in mounts_under(path):
+        if run(["umount", "-R", m], check=False).returncode != 0:
+            run(["umount", "-R", "-l", m], check=False)
+    if mounts_under(path):
+        raise AssertionError("mounts left under %s: not removing it" % path)
+    run(["rm", "-rf", "--one-file-system", path])
+
+
 def fresh_base():
     """The pristine Debian 12 root and a shared lock on it (a make-root.sh
     --force waits until this run is done with it)."""
@@ -98,7 +123,7 @@ def fresh_base():
         with open(lockfile, "w") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
             if not os.path.exists(os.path.join(base, ".complete")):
-                shutil.rmtree(base + ".tmp", ignore_errors=True)
+                safe_rm(base + ".tmp")
                 run(["debootstrap", "--variant=minbase", "--include=ca-certificates",
                      "bookworm", base + ".tmp", mirror()], timeout=1800)
                 open(os.path.join(base + ".tmp", ".complete"), "w").close()
@@ -125,12 +150,18 @@ class Root:
         run(["mount"] + list(args))
         self.mounts.append(args[-1])
 
-    def open(self):
+    def open(self, copy=False):
+        """copy: a copy of the one lower instead of an overlay (where
+        overlayfs is refused: inside another overlay, as in the
+        fresh-machine tool's own root)."""
         for d in ("root", "upper", "overlay-work"):
             os.makedirs(os.path.join(self.top, d))
-        self.mount("-t", "overlay", "vigil-deb", "-o", "lowerdir=%s,upperdir=%s,workdir=%s" % (
-            ":".join(self.lowers), os.path.join(self.top, "upper"),
-            os.path.join(self.top, "overlay-work")), self.path)
+        if copy:
+            run(["cp", "-a", "--reflink=auto", self.lowers[-1] + "/.", self.path + "/"])
+        else:
+            self.mount("-t", "overlay", "vigil-deb", "-o", "lowerdir=%s,upperdir=%s,workdir=%s" % (
+                ":".join(self.lowers), os.path.join(self.top, "upper"),
+                os.path.join(self.top, "overlay-work")), self.path)
         self.mount("-t", "proc", "proc", self.file("/proc"))
         self.mount("--rbind", "/dev", self.file("/dev"))
         run(["mount", "--make-rslave", self.file("/dev")])
@@ -203,6 +234,8 @@ def deps_layer(base, depends):
     in LAYERS: unpacking some 350 packages costs a minute or more on two
     cores, the package itself a second. Rebuilt when the Depends field or
     the base changes, and every week (security updates)."""
+    if os.environ.get("VIGIL_DEB_NO_OVERLAY"):  # to try the way without overlayfs
+        return None, "not made: VIGIL_DEB_NO_OVERLAY"
     stamp = ""
     for f in (os.path.join(base, ".fresh-root-complete"), os.path.join(base, ".complete")):
         if os.path.exists(f):
@@ -216,10 +249,15 @@ def deps_layer(base, depends):
         if os.path.exists(os.path.join(layer, "complete")):
             return os.path.join(layer, "upper"), "cached"
         for old in glob.glob(os.path.join(LAYERS, "*")):
-            shutil.rmtree(old, ignore_errors=True)
+            safe_rm(old)
         tmp = Root(layer + ".tmp", [base])
         try:
-            tmp.open()
+            try:
+                tmp.open()
+            except AssertionError:
+                tmp.close()
+                safe_rm(layer + ".tmp")
+                return None, "not made: overlayfs refused here"
             tmp.apt("apt-get update -q && apt-get satisfy -y -q --no-install-recommends '%s'"
                     % depends.replace("'", ""))
         finally:
@@ -256,6 +294,7 @@ def unit_settings(text):
 
 
 def main():
+    global failed
     if os.geteuid() != 0:
         log("skip: needs root (chroot, mount, a network namespace)")
         return 77
@@ -337,7 +376,11 @@ def main():
             t1 = time.monotonic()
             depends = run(["dpkg-deb", "-f", deb, "Depends"]).stdout.strip()
             layer, how = deps_layer(base, depends)
-            root = Root(os.path.join(work, "run"), [layer, base]).open()
+            if layer:
+                root = Root(os.path.join(work, "run"), [layer, base]).open()
+            else:  # a copy of the pristine root; the dependencies come with the package
+                root = Root(os.path.join(work, "run"), [base]).open(copy=True)
+            state["layer"] = layer
             root.netns_up()
             return "Debian 12 minbase (%.0f s) under the layer of the package's Depends (%s, %.0f s)" % (
                 t1 - t0, how, time.monotonic() - t1)
@@ -347,8 +390,8 @@ def main():
             shutil.copy(deb, root.file("/tmp/"))
             # The layer's package lists are those its dependencies came from.
             t0 = time.monotonic()
-            res = root.apt("apt-get install -y -q --no-install-recommends /tmp/%s" %
-                           os.path.basename(deb))
+            res = root.apt("%sapt-get install -y -q --no-install-recommends /tmp/%s" % (
+                "" if state["layer"] else "apt-get update -q && ", os.path.basename(deb)))
             n = len(re.findall(r"^Unpacking ", res.stdout, re.M))
             # What postinst made: the user, the tokens only root and vigil read.
             pw = root.sh("getent passwd vigil").stdout.strip().split(":")
@@ -503,7 +546,11 @@ def main():
         keep_logs(work, state)
         if os.environ.get("VIGIL_DEB_KEEP") and os.path.exists(deb):
             shutil.copy(deb, os.environ["VIGIL_DEB_KEEP"])  # for VIGIL_DEB= next time
-        shutil.rmtree(work, ignore_errors=True)
+        try:
+            safe_rm(work)
+        except AssertionError as e:
+            log("FAIL cleaning up: %s" % e)
+            failed += 1
     log("seconds: " + ", ".join("%s %.1f" % (n.split(":")[0][:40], t) for n, t in timings))
     log("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
