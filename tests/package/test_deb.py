@@ -114,8 +114,11 @@ def fresh_base():
     """The pristine Debian 12 root and a shared lock on it (a make-root.sh
     --force waits until this run is done with it)."""
     if os.path.isfile(os.path.join(FRESH, "make-root.sh")):
-        run(["bash", os.path.join(FRESH, "make-root.sh"), FRESH_CACHE], timeout=1800)
         lockfile, base = os.path.join(FRESH_CACHE, ".lock"), os.path.join(FRESH_CACHE, "base")
+        # make-root.sh takes its lock alone even to say "cached", which waits
+        # for every fresh-machine run under way: only when there is no root.
+        if not os.path.isfile(os.path.join(base, ".fresh-root-complete")):
+            run(["bash", os.path.join(FRESH, "make-root.sh"), FRESH_CACHE], timeout=1800)
     else:
         base = os.path.join(OWN_CACHE, "base")
         lockfile = os.path.join(OWN_CACHE, ".lock")
@@ -497,8 +500,14 @@ def main():
                 raise AssertionError("%s; /api/sessions: %s; the sentinel's log:\n%s" % (
                     e, http("/api/sessions", "proctor"), tail)) from None
             state["session"] = sessions[0]["sessionId"]
-            return "/health ok; session %s listed" % state["session"]
-        step("a packaged vigil-sentinel streams into it: /health 200, its session listed", stream)
+            # The operators' command, as root on the server.
+            st = json.loads(root.sh("vigilctl --config /etc/vigil/vigil.yaml status --json").stdout)
+            states = {x["name"]: x["state"] for x in st["stages"]}
+            if set(states.values()) != {"running"}:
+                raise AssertionError("vigilctl status: %s" % states)
+            return "/health ok; session %s listed; vigilctl status: 4 running" % state["session"]
+        step("a packaged vigil-sentinel streams into it: /health 200, its session listed, "
+             "vigilctl status", stream)
 
         def stop():
             state["sentinel"].send_signal(signal.SIGTERM)
