@@ -133,6 +133,9 @@ def fresh_base():
                 os.rename(base + ".tmp", base)
     lock = open(lockfile, "a")
     fcntl.flock(lock, fcntl.LOCK_SH)
+    if not glob.glob(os.path.join(base, ".*complete")):
+        lock.close()
+        raise AssertionError("no pristine root in %s (being rebuilt?)" % base)
     return base, lock
 
 
