@@ -239,9 +239,11 @@ def deps_layer(base, depends):
     (apt-get satisfy of its Depends field, nothing else), kept between runs
     in LAYERS: unpacking some 350 packages costs a minute or more on two
     cores, the package itself a second. Rebuilt when the Depends field or
-    the base changes, and every week (security updates)."""
+    the base changes, and every week (security updates). Returns the
+    layer's directory (None without one), what was done, and a lock that
+    keeps the layer from being pruned by another run while it is in use."""
     if os.environ.get("VIGIL_DEB_NO_OVERLAY"):  # to try the way without overlayfs
-        return None, "not made: VIGIL_DEB_NO_OVERLAY"
+        return None, "not made: VIGIL_DEB_NO_OVERLAY", None
     stamp = ""
     for f in (os.path.join(base, ".fresh-root-complete"), os.path.join(base, ".complete")):
         if os.path.exists(f):
@@ -250,12 +252,24 @@ def deps_layer(base, depends):
                           ).encode()).hexdigest()[:16]
     layer = os.path.join(LAYERS, key)
     os.makedirs(LAYERS, exist_ok=True)
+    def use(path):
+        lock = open(os.path.join(path, "complete"), "a")
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        return lock
+
     with open(os.path.join(LAYERS, ".lock"), "w") as lk:
         fcntl.flock(lk, fcntl.LOCK_EX)
         if os.path.exists(os.path.join(layer, "complete")):
-            return os.path.join(layer, "upper"), "cached"
+            return os.path.join(layer, "upper"), "cached", use(layer)
         for old in glob.glob(os.path.join(LAYERS, "*")):
-            safe_rm(old)
+            # Not one another run is using (a worktree with other Depends).
+            try:
+                with open(os.path.join(old, "complete"), "a") as busy:
+                    fcntl.flock(busy, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    safe_rm(old)
+            except OSError:
+                if not os.path.exists(os.path.join(old, "complete")):
+                    safe_rm(old)  # a half-made one
         tmp = Root(layer + ".tmp", [base])
         try:
             try:
@@ -263,14 +277,14 @@ def deps_layer(base, depends):
             except AssertionError:
                 tmp.close()
                 safe_rm(layer + ".tmp")
-                return None, "not made: overlayfs refused here"
+                return None, "not made: overlayfs refused here", None
             tmp.apt("apt-get update -q && apt-get satisfy -y -q --no-install-recommends '%s'"
                     % depends.replace("'", ""))
         finally:
             tmp.close()
         os.rename(layer + ".tmp", layer)
         open(os.path.join(layer, "complete"), "w").close()
-        return os.path.join(layer, "upper"), "made"
+        return os.path.join(layer, "upper"), "made", use(layer)
 
 
 def mirror():
@@ -381,7 +395,7 @@ def main():
             base, state["base_lock"] = fresh_base()
             t1 = time.monotonic()
             depends = run(["dpkg-deb", "-f", deb, "Depends"]).stdout.strip()
-            layer, how = deps_layer(base, depends)
+            layer, how, state["layer_lock"] = deps_layer(base, depends)
             if layer:
                 root = Root(os.path.join(work, "run"), [layer, base]).open()
             else:  # a copy of the pristine root; the dependencies come with the package
@@ -553,8 +567,9 @@ def main():
                 state[p].wait()
         if root:
             root.close()
-        if state.get("base_lock"):
-            state["base_lock"].close()
+        for lock in ("layer_lock", "base_lock"):
+            if state.get(lock):
+                state[lock].close()
         keep_logs(work, state)
         if os.environ.get("VIGIL_DEB_KEEP") and os.path.exists(deb):
             shutil.copy(deb, os.environ["VIGIL_DEB_KEEP"])  # for VIGIL_DEB= next time
