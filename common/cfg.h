@@ -43,6 +43,14 @@ struct cfg_floor {
 
 #define CFG_FLOOR_PERCENT_MAX 90
 
+/* An address or network of trusted_proxies; IPv4 as v4-mapped IPv6. */
+struct cfg_net {
+	uint8_t addr[16];
+	uint8_t bits; /* the prefix over all 16 bytes: 128 for one address (IPv4 too) */
+};
+
+#define CFG_PROXIES_MAX 32
+
 struct cfg_token {
 	char *name;
 	enum cfg_role role;
@@ -58,6 +66,9 @@ struct cfg {
 	char *data_dir;
 	struct cfg_listen listen_ingest, listen_relay, listen_http;
 	char *tls_cert, *tls_key; /* NULL when TLS is off */
+	/* Peers whose X-Forwarded-For / X-Real-IP name the client (srv_conn_forwarded) */
+	struct cfg_net trusted_proxies[CFG_PROXIES_MAX];
+	size_t n_trusted_proxies;
 	int64_t buffer_seconds;
 	uint64_t ring_size;
 	int64_t max_sentinels, max_proctors;
@@ -109,6 +120,13 @@ int cfg_parse_floor(const char *s, struct cfg_floor *ret_floor);
 /* The same as the file would spell it ("auto", "5%", "2.5%"; a size as its
  * bytes), for JSON and messages. */
 void cfg_fmt_floor(char *buf, size_t size, const struct cfg_floor *floor);
+
+/* "127.0.0.1", "::1", "10.0.0.0/8" (no host bits under the prefix). */
+int cfg_parse_net(const char *s, struct cfg_net *ret_net);
+/* Whether addr (16 bytes, IPv4 v4-mapped) is one of the n nets. */
+bool cfg_net_match(const struct cfg_net *nets, size_t n, const uint8_t addr[16]);
+/* A net as cfg_parse_net reads it ("127.0.0.1", "10.0.0.0/8"). */
+void cfg_fmt_net(char *buf, size_t size, const struct cfg_net *net);
 
 /* The effective configuration as a JSON object (jansson json_t *, returned
  * as void * to keep jansson out of this header), with every secret replaced

@@ -28,6 +28,7 @@
 enum cfg_kind {
 	CFG_K_MAP,      /* a nested map: sub[] */
 	CFG_K_TOKENS,   /* auth.tokens: a list of maps */
+	CFG_K_NETS,     /* trusted_proxies: a list of addresses (cfg_net.c) */
 	CFG_K_NAME,     /* char *, [A-Za-z0-9_-]{1,32} */
 	CFG_K_STR,      /* char *, non-empty */
 	CFG_K_OPTSTR,   /* char *, non-empty or null (NULL) */
@@ -107,6 +108,9 @@ void cfg_key_hint(const char *prefix, const char *name, const struct cfg_key *ke
 int cfg_walk_tokens(struct cfg_ctx *ctx, yaml_node_t *node, const char *key);
 /* cfg_tokens.c: frees auth.tokens (the secrets wiped) and leaves none. */
 void cfg_tokens_free(struct cfg *cfg);
+
+/* cfg_net.c: trusted_proxies. */
+int cfg_walk_nets(struct cfg_ctx *ctx, yaml_node_t *node, const char *key);
 
 /* cfg_msg.c: the error line and its pieces. cfg_fail writes
  * "FILE:LINE:COL: KEY: ..." ("config.update: KEY: ..." for an update) and

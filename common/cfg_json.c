@@ -18,8 +18,8 @@ cfg_fmt_listen(char *buf, size_t size, const struct cfg_listen *l)
 void *
 cfg_to_json(const struct cfg *cfg, bool redact)
 {
-	char ingest[80], relay[80], http[80], when[32] = "", min_free[32];
-	json_t *tokens, *entry, *root = NULL;
+	char ingest[80], relay[80], http[80], when[32] = "", min_free[32], net[64];
+	json_t *tokens, *entry, *proxies, *root = NULL;
 	const struct cfg_token *t;
 	struct tm tm;
 	time_t at;
@@ -72,6 +72,18 @@ cfg_to_json(const struct cfg *cfg, bool redact)
 				 ? json_integer((json_int_t)cfg->archive_min_free.bytes)
 				 : json_string(min_free),
 			 "audit", "retention_days", (json_int_t)cfg->audit_retention_days);
+	proxies = root ? json_array() : NULL;
+	for (size_t i = 0; proxies && i < cfg->n_trusted_proxies; i++) {
+		cfg_fmt_net(net, sizeof(net), &cfg->trusted_proxies[i]);
+		if (json_array_append_new(proxies, json_string(net)) < 0) {
+			json_decref(proxies);
+			proxies = NULL;
+		}
+	}
+	if (root && (!proxies || json_object_set_new(root, "trusted_proxies", proxies) < 0)) {
+		json_decref(root);
+		root = NULL;
+	}
 
 decref_tokens:
 	json_decref(tokens);

@@ -135,6 +135,8 @@ const struct cfg_key cfg_keys_top[] = {
 	{ .name = "log_level", .kind = CFG_K_LEVEL, .off = C(log_level), .live = true },
 	{ .name = "listen", .kind = CFG_K_MAP, .sub = cfg_keys_listen },
 	{ .name = "tls", .kind = CFG_K_MAP, .sub = cfg_keys_tls },
+	/* Live: srv_set_proxies() at each stage's reload. */
+	{ .name = "trusted_proxies", .kind = CFG_K_NETS, .live = true },
 	{ .name = "buffer_seconds",
 	  .kind = CFG_K_INT,
 	  .off = C(buffer_seconds),

@@ -172,6 +172,8 @@ cfg_apply(struct cfg_ctx *ctx, yaml_node_t *node, const char *key, const struct 
 		return cfg_walk_map(ctx, node, key, k->sub, base);
 	if (k->kind == CFG_K_TOKENS)
 		return cfg_walk_tokens(ctx, node, key);
+	if (k->kind == CFG_K_NETS)
+		return cfg_walk_nets(ctx, node, key);
 	found = cfg_found(node, buf, sizeof(buf));
 	if (node->type != YAML_SCALAR_NODE)
 		return cfg_fail(ctx, node->start_mark, key, "expected %s, found %s", what[k->kind],

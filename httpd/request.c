@@ -329,7 +329,8 @@ hs_auth(struct httpd *h, struct hreq *r)
 	size_t len = 0;
 	int err;
 
-	if (r->route.kind == ROUTE_STATIC || r->route.kind == ROUTE_HEALTH)
+	if (r->route.kind == ROUTE_STATIC || r->route.kind == ROUTE_HEALTH ||
+	    r->route.kind == ROUTE_API_RELAY)
 		return true;
 	need = hs_need_role(r->route.kind);
 	secret = hs_secret(r, tok, sizeof(tok), &in_query);
@@ -377,6 +378,9 @@ hs_dispatch(struct httpd *h, struct hreq *r)
 	switch (r->route.kind) {
 	case ROUTE_STATIC:
 		static_get(h, r);
+		break;
+	case ROUTE_API_RELAY:
+		static_relay(h, r);
 		break;
 	case ROUTE_HEALTH:
 	case ROUTE_METRICS:

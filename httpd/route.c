@@ -203,6 +203,7 @@ route_api(char **parts, int n, struct route *ret)
 			{ "sentinels", ROUTE_SENTINELS },
 			{ "sessions", ROUTE_ALL_SESSIONS },
 			{ "audit", ROUTE_AUDIT },
+			{ "relay", ROUTE_API_RELAY },
 			/* clang-format on */
 		};
 

@@ -33,6 +33,7 @@ enum route_kind {
 	ROUTE_THUMBS,       /* .../sessions/{id}/thumbs: the session's thumbnails (thumb.h) */
 	ROUTE_THUMB,        /* .../thumbs/{n}.jpg: one of them */
 	ROUTE_MARKS,        /* .../sessions/{id}/marks: GET the list, POST one */
+	ROUTE_API_RELAY,    /* /api/relay: where the web app finds relay (no token) */
 	ROUTE_N_KINDS,
 };
 

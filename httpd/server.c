@@ -68,6 +68,8 @@ hs_refuse(struct httpd *h, struct hreq *r, int status, const char *reason)
 	h->stats.requests++;
 	hs_reset(r);
 	r->close_after = true;
+	if (status == 429)
+		hs_extra(r, "retry-after:", "1");
 	hs_error(r, status, "%s", reason);
 }
 
@@ -116,6 +118,18 @@ hs_feed(struct httpd *h, struct hreq *r, const uint8_t *buf, size_t len)
 	}
 	/* What came after this request waits until it is answered. */
 	if (used < len && bytes_append(&r->pend, buf + used, len - used) < 0) {
+		srv_conn_abort(r->sc);
+		return false;
+	}
+	/* Through a trusted proxy, the client it names is the request's address
+	 * (logs, the audit log's remote, the per-address cap). */
+	switch (srv_conn_forwarded(r->sc, r->req)) {
+	case 0:
+		break;
+	case -EUSERS:
+		hs_refuse(h, r, 429, "too many connections from this address");
+		return false;
+	default:
 		srv_conn_abort(r->sc);
 		return false;
 	}
@@ -407,6 +421,7 @@ httpd_take_reload(struct httpd *h)
 		return;
 	httpd_reload(h);
 	srv_set_caps(s->srv, h->cfg->max_connections_per_ip, h->cfg->max_handshakes);
+	srv_set_proxies(s->srv, h->cfg->trusted_proxies, h->cfg->n_trusted_proxies);
 }
 
 bool
@@ -501,6 +516,8 @@ hs_open(struct httpd *h)
 								: console_conn_size();
 	p.max_per_ip = cfg->max_connections_per_ip;
 	p.max_handshakes = cfg->max_handshakes;
+	p.proxies = cfg->trusted_proxies;
+	p.n_proxies = cfg->n_trusted_proxies;
 	s->srv = srv_new(h->st, &p, &hs_ops, h);
 	if (s->srv == NULL)
 		return -errno;

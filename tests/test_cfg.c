@@ -738,7 +738,7 @@ static const struct bad_file bad_keys[] = {
 	  "instance?" },
 	{ "colour: blue\n",
 	  "1:1: colour: unknown key (expected instance, run_dir, data_dir, log_level, listen, "
-	  "tls, buffer_seconds, ring, limits, timeouts, auth, archive or audit)" },
+	  "tls, trusted_proxies, buffer_seconds, ring, limits, timeouts, auth, archive or audit)" },
 	{ "timeouts: { heartbeat: 5s }\n",
 	  "1:13: timeouts.heartbeat: unknown key (expected register, idle or stage_heartbeat)" },
 	{ "buffer_seconds: 10\nbuffer_seconds: 20\n",

@@ -153,7 +153,8 @@ static const struct over_bad over_bad[] = {
 	  "did you mean limits.max_proctors?" },
 	{ "{\"colour\": \"blue\"}",
 	  "config.update: colour: unknown key (expected instance, run_dir, data_dir, log_level, "
-	  "listen, tls, buffer_seconds, ring, limits, timeouts, auth, archive or audit)" },
+	  "listen, tls, trusted_proxies, buffer_seconds, ring, limits, timeouts, auth, archive or "
+	  "audit)" },
 	{ "{\"limits\": 5}", "config.update: limits: expected a map, found \"5\"" },
 	{ "{\"log_level\": \"verbose\"}",
 	  "config.update: log_level: expected error, warn, info or debug, found \"verbose\"" },
@@ -286,6 +287,7 @@ START_TEST(test_over_live_keys)
 		"archive.retention_days",
 		"archive.max_bytes",
 		"archive.min_free",
+		"trusted_proxies",
 	};
 	static const char *const not_live[] = {
 		"instance",        "run_dir",        "data_dir",  "listen.ingest",

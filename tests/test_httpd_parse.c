@@ -31,6 +31,7 @@ START_TEST(test_routes_accepted)
 		{ "/api/sessions", ROUTE_ALL_SESSIONS },
 		{ "/api/audit", ROUTE_AUDIT },
 		{ "/api/audit/verify", ROUTE_AUDIT_VERIFY },
+		{ "/api/relay", ROUTE_API_RELAY },
 		{ "/api/sentinels/" SID "/snapshot.jpg", ROUTE_SNAPSHOT },
 		{ "/api/sentinels/" SID "/live.mjpeg", ROUTE_LIVE_MJPEG },
 		{ "/api/sentinels/" SID "/sessions", ROUTE_SESSIONS },

@@ -1,8 +1,9 @@
 // The proctor web app: sign in, the hall, the live wall, history, status,
 // and for an operator's token the operator view. Where relay is:
-// ?relay=ws://host:port[/proctor], else the page's own host on port 8081
-// (listen.relay's default); the operator console is /api/ws on the page's own
-// origin. See README.md.
+// ?relay=ws://host:port[/proctor], else what httpd's GET /api/relay says: the
+// page's own origin's /proctor behind the nginx site (a trusted proxy), or the
+// page's own host on listen.relay's port (8081 when httpd does not say); the
+// operator console is /api/ws on the page's own origin. See README.md.
 import { fmtDuration, setToken } from './api.js';
 import { Console, consoleUrl } from './console.js';
 import { Grid } from './grid.js';
@@ -19,10 +20,14 @@ const $ = (sel) => document.querySelector(sel);
 const store = window.sessionStorage;
 
 const RELAY_ANSWER_MS = 5000; // a sign-in that neither relay nor the console answered by then fails
+let relayInfo = null; // GET /api/relay's answer, loaded before the first sign-in
 
 function relayUrl() {
   const given = new URLSearchParams(location.search).get('relay') || store.getItem('vigil.relay');
-  let url = given || `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.hostname}:8081/proctor`;
+  const ws = location.protocol === 'https:' ? 'wss' : 'ws';
+  const path = (relayInfo && relayInfo.path) || '/proctor';
+  let url = given || (relayInfo && relayInfo.sameOrigin ? `${ws}://${location.host}${path}`
+    : `${ws}://${location.hostname}:${(relayInfo && relayInfo.port) || 8081}${path}`);
   if (!/^wss?:\/\//.test(url)) url = `ws://${url}`;
   const u = new URL(url);
   if (u.pathname === '/' || u.pathname === '') u.pathname = '/proctor';
@@ -311,6 +316,19 @@ $('#signin-form').addEventListener('submit', (e) => {
   const t = $('#token').value.trim();
   if (t) signIn(t);
 });
-const token = takeToken();
-if (token) signIn(token);
-else showSignIn();
+// An httpd that does not answer /api/relay (or a page served by another
+// server) leaves the default: the page's host on port 8081.
+async function loadRelayInfo() {
+  try {
+    const res = await fetch('/api/relay', { cache: 'no-store', signal: AbortSignal.timeout(5000) });
+    if (res.ok) relayInfo = await res.json();
+  } catch (e) {
+    console.warn('relay address: GET /api/relay failed, using the default', e);
+  }
+}
+
+loadRelayInfo().then(() => {
+  const token = takeToken();
+  if (token) signIn(token);
+  else showSignIn();
+});
