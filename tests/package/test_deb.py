@@ -374,11 +374,13 @@ def main():
             step("dpkg-buildpackage builds %s" % os.path.basename(deb), build)
 
         def lint():
-            # lintian warns when run as root: as nobody, on a copy nobody can read.
+            # lintian warns when run as root: as nobody, on a copy nobody can read,
+            # from that copy's directory (the build directory may be under /root,
+            # which nobody cannot enter, as on a fresh machine).
             cmd = ["lintian", "--fail-on", "error", "--no-tag-display-limit", deb]
             if os.geteuid() == 0:
                 cmd = ["runuser", "-u", "nobody", "--"] + cmd
-            res = run(cmd, check=False, timeout=300)
+            res = run(cmd, check=False, timeout=300, cwd=work)
             tags = [ln for ln in (res.stdout + res.stderr).splitlines() if re.match(r"^[EW]: ", ln)]
             if res.returncode != 0 or any(t.startswith("E: ") for t in tags):
                 raise AssertionError("lintian: exit %d\n%s" % (res.returncode, res.stdout + res.stderr))
