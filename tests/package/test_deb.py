@@ -151,6 +151,7 @@ class Root:
         self.lowers = lowers
         self.mounts = []
         self.netns = None
+        self.started = set()  # pids of processes the test started in the root
 
     def mount(self, *args):
         run(["mount"] + list(args))
@@ -205,14 +206,28 @@ class Root:
             return self.sh(script, timeout=timeout)
 
     def pids(self):
-        out = []
+        """The processes in this root: by their root directory, and every
+        descendant of a process the test started in it (self.started), as
+        /proc/PID/root does not always name the root the same way when the
+        test itself runs in a chroot (the fresh-machine check)."""
+        out, parent = set(), {}
         for d in glob.glob("/proc/[0-9]*"):
+            pid = int(os.path.basename(d))
             try:
                 if os.readlink(d + "/root").startswith(self.path):
-                    out.append(int(os.path.basename(d)))
-            except OSError:
+                    out.add(pid)
+                with open(d + "/stat") as f:
+                    parent[pid] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
                 pass
-        return out
+        for pid in parent:
+            p, seen = pid, 0
+            while p > 1 and seen < 64:
+                if p in self.started:
+                    out.add(pid)
+                    break
+                p, seen = parent.get(p, 0), seen + 1
+        return sorted(out)
 
     def close(self):
         for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -463,6 +478,7 @@ def main():
                  root.path, "/usr/bin/env", "-i", "PATH=/usr/bin:/bin", "HOME=/var/lib/vigil",
                  "USER=vigil", "LOGNAME=vigil", "sh", "-c", cmd],
                 stdout=subprocess.PIPE, stderr=state["log"])
+            root.started.add(state["vigild"].pid)
             out = b""
             deadline = time.monotonic() + 30
             while b"is up" not in out:
@@ -503,6 +519,7 @@ def main():
                  state["tokens"]["sentinel"], "--name", "deb-cam", "--state", "/tmp/deb-cam.id",
                  "--size", "320x180", "--bitrate", "200"],
                 stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "sentinel.stderr"), "w"))
+            root.started.add(state["sentinel"].pid)
             until(lambda: http("/health") == (200, "ok"), 30, "/health 200")
 
             def listed():
