@@ -57,6 +57,28 @@ function keepLogs(run, dir, tokens) {
   }
 }
 
+// A test's named steps: .step(name, fn) prints "ok NAME (ms): note" or
+// "FAIL NAME: stack", then saves a screenshot of page() (when there is one) as
+// DIR/PREFIXNAME.png and throws on; .passed and .failed count them.
+export function steps(dir, prefix, page = () => null) {
+  const run = { passed: 0, failed: 0 };
+  run.step = async (name, fn) => {
+    const t0 = Date.now();
+    try {
+      const note = await fn();
+      run.passed++;
+      console.log(`ok   ${name} (${Date.now() - t0} ms)${note ? `: ${note}` : ''}`);
+    } catch (e) {
+      run.failed++;
+      console.log(`FAIL ${name}: ${e.stack || e}`);
+      const p = page();
+      if (p) await p.screenshot({ path: path.join(dir, `${prefix}${name.replace(/\W+/g, '-')}.png`) }).catch(() => {});
+      throw e;
+    }
+  };
+  return run;
+}
+
 export function waitFor(what, fn, timeoutMs = 15000, everyMs = 100) {
   const deadline = Date.now() + timeoutMs;
   return new Promise((resolve, reject) => {

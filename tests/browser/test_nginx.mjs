@@ -15,28 +15,15 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { ARTIFACTS, ATOKEN, BUILD, PTOKEN, SOURCE, Vigil, launch, waitFor } from './lib.mjs';
+import { ARTIFACTS, ATOKEN, BUILD, PTOKEN, SOURCE, Vigil, launch, waitFor, steps } from './lib.mjs';
 
 const OTOKEN = 'operator-secret-n';
 const STOKEN = 'sentinel-secret-n';
 const PROXY_FROM = '127.0.0.2'; // nginx's proxy_bind: vigil's trusted_proxies
-let passed = 0;
-let failed = 0;
 let page;
 
-async function step(name, fn) {
-  const t0 = Date.now();
-  try {
-    const note = await fn();
-    passed++;
-    console.log(`ok   ${name} (${Date.now() - t0} ms)${note ? `: ${note}` : ''}`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name}: ${e.stack || e}`);
-    if (page) await page.screenshot({ path: path.join(ARTIFACTS, `nginx-fail-${name.replace(/\W+/g, '-')}.png`) }).catch(() => {});
-    throw e;
-  }
-}
+const tally = steps(ARTIFACTS, 'nginx-fail-', () => page);
+const step = tally.step;
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -317,10 +304,10 @@ async function main() {
 
 main()
   .then(() => {
-    console.log(`${passed} passed, ${failed} failed`);
-    process.exit(failed ? 1 : 0);
+    console.log(`${tally.passed} passed, ${tally.failed} failed`);
+    process.exit(tally.failed ? 1 : 0);
   })
   .catch((e) => {
-    console.log(`${passed} passed, ${failed + (failed ? 0 : 1)} failed: ${e.message}`);
+    console.log(`${tally.passed} passed, ${tally.failed + (tally.failed ? 0 : 1)} failed: ${e.message}`);
     process.exit(1);
   });

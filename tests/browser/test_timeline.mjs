@@ -16,27 +16,14 @@ import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { PTOKEN, SOURCE, Vigil, launch, pageServer, waitFor } from './lib.mjs';
+import { PTOKEN, SOURCE, Vigil, launch, pageServer, waitFor, steps } from './lib.mjs';
 
 const OUT = process.env.VIGIL_ARTIFACTS || path.join(SOURCE, 'tests', 'artifacts');
 const SECONDS = 100; // segments of the recorded session; a 12 s gap after the 40th
-let passed = 0;
-let failed = 0;
 let page;
 
-async function step(name, fn) {
-  const t0 = Date.now();
-  try {
-    const note = await fn();
-    passed++;
-    console.log(`ok   ${name} (${Date.now() - t0} ms)${note ? `: ${note}` : ''}`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name}: ${e.stack || e}`);
-    if (page) await page.screenshot({ path: path.join(OUT, `fail-timeline-${name.replace(/\W+/g, '-')}.png`) }).catch(() => {});
-    throw e;
-  }
-}
+const tally = steps(OUT, 'fail-timeline-', () => page);
+const step = tally.step;
 
 // Media seconds of a clock time, from the playlist as a player reads it.
 function playlistMedia(m3u8, at) {
@@ -232,12 +219,12 @@ async function main() {
 
 main()
   .catch((e) => {
-    if (!failed) {
-      failed++;
+    if (!tally.failed) {
+      tally.failed++;
       console.log(`FAIL setup: ${e.stack || e}`);
     }
   })
   .finally(() => {
-    console.log(`${passed} passed, ${failed} failed`);
-    process.exit(failed || !passed ? 1 : 0);
+    console.log(`${tally.passed} passed, ${tally.failed} failed`);
+    process.exit(tally.failed || !tally.passed ? 1 : 0);
   });

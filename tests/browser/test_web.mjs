@@ -8,27 +8,14 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ARTIFACTS, ATOKEN, PTOKEN, Vigil, launch, pageServer, waitFor } from './lib.mjs';
+import { ARTIFACTS, ATOKEN, PTOKEN, Vigil, launch, pageServer, waitFor, steps } from './lib.mjs';
 
 const LIVE_SECONDS = Number(process.env.VIGIL_WEB_LIVE_SECONDS || 20); // the issue says 60; CI's budget
-let passed = 0;
-let failed = 0;
 let skipped = 0;
 let page;
 
-async function step(name, fn) {
-  const t0 = Date.now();
-  try {
-    const note = await fn();
-    passed++;
-    console.log(`ok   ${name} (${Date.now() - t0} ms)${note ? `: ${note}` : ''}`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name}: ${e.stack || e}`);
-    if (page) await page.screenshot({ path: path.join(ARTIFACTS, `fail-${name.replace(/\W+/g, '-')}.png`) }).catch(() => {});
-    throw e;
-  }
-}
+const tally = steps(ARTIFACTS, 'fail-', () => page);
+const step = tally.step;
 
 function skip(name, why) {
   skipped++;
@@ -359,6 +346,6 @@ async function main() {
 main()
   .catch(() => {})
   .finally(() => {
-    console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
-    process.exit(failed || !passed ? 1 : 0);
+    console.log(`${tally.passed} passed, ${tally.failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
+    process.exit(tally.failed || !tally.passed ? 1 : 0);
   });
