@@ -1211,11 +1211,13 @@ START_TEST(test_reader_killed)
 	ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
 
 	/* A sleeper that died asleep may leave the count one too high: the
-	 * writer then makes a needless FUTEX_WAKE per segment, nothing more. */
+	 * writer then makes a needless FUTEX_WAKE per segment, nothing more. A
+	 * writer that waited for a dead reader would not return here (the
+	 * test's timeout); the times are printed, not asserted (a loaded CI
+	 * machine makes any bound on them flaky). */
 	after = timed_writes(w, 2000, buf, 256 * KiB);
 	fprintf(stderr, "2000 x 256 KiB: %lld us before, %lld us after the kills\n",
 		(long long)base, (long long)after);
-	ck_assert_int_lt(after, 4 * base + 200000);
 	ck_assert_uint_eq(ring_head(w), 200 + 2000 + 900 + 2000);
 	(void)during;
 	ring_close(w);
