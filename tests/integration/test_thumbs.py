@@ -22,7 +22,7 @@ import unittest
 import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
-from vigil import Vigil  # noqa: E402
+from vigil import Vigil, http_req  # noqa: E402
 from recording import encode, write_session  # noqa: E402
 from test_httpd import INIT, SEG0, SEG1, jpeg_size, until  # noqa: E402
 from wsclient import Client  # noqa: E402
@@ -64,15 +64,7 @@ class TestThumbs(unittest.TestCase):
         cls.v.stop()
 
     def req(self, method, path, token=PT, headers=None):
-        c = http.client.HTTPConnection(self.host, self.port, timeout=30)
-        h = dict(headers or {})
-        if token:
-            h["Authorization"] = "Bearer " + token
-        c.request(method, path, headers=h)
-        r = c.getresponse()
-        body = r.read()
-        c.close()
-        return r.status, {k.lower(): v for k, v in r.getheaders()}, body
+        return http_req(self.host, self.port, method, path, token, headers)
 
     def base(self, sess, sid=None):
         return "/api/sentinels/%s/sessions/%s" % (sid or self.sid, sess)
