@@ -49,7 +49,8 @@ struct mark {
 
 /* "note", "suspicious", "incident". */
 const char *mark_kind_name(enum mark_kind kind);
-/* -EINVAL for any other text (case matters). */
+/* -EINVAL for any other text (case matters), which is refused with this. */
+#define MARK_KIND_PROBLEM "kind must be \"note\", \"suspicious\" or \"incident\""
 int mark_kind_parse(const char *s, size_t len, enum mark_kind *ret);
 /* What is wrong with a note of len bytes (a static text), or NULL when it is
  * one: valid UTF-8 (RFC 3629), no NUL, at most MARK_NOTE_MAX bytes. */

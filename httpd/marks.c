@@ -137,7 +137,7 @@ marks_body(const void *body, size_t len, struct mark *m, char *why, size_t whyle
 	else if (kind != NULL &&
 		 (!json_is_string(kind) ||
 		  mark_kind_parse(json_string_value(kind), json_string_length(kind), &m->kind) < 0))
-		problem = "kind must be \"note\", \"suspicious\" or \"incident\"";
+		problem = MARK_KIND_PROBLEM;
 	else if (!json_is_string(note))
 		problem = "note must be a string";
 	else

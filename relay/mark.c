@@ -148,8 +148,7 @@ mark_fields(struct relay *rl, struct wss_conn *c, const msgpack_object *p, struc
 	if (r == -ENOENT) {
 		m->kind = MARK_NOTE;
 	} else if (r < 0 || mark_kind_parse(kind, len, &m->kind) < 0) {
-		wss_send_error(c, RELAY_ERR_BAD_REQUEST,
-			       "kind must be \"note\", \"suspicious\" or \"incident\"", mark_ref);
+		wss_send_error(c, RELAY_ERR_BAD_REQUEST, MARK_KIND_PROBLEM, mark_ref);
 		return -1;
 	}
 	if (mp_get_str(p, "note", &note, &len) < 0) {
