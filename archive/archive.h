@@ -10,6 +10,10 @@
  *   session.c    sessions' start and end (bus events, the ring's table), their
  *                directories and session.json, their init files
  *   retention.c  the catalogue of sessions on disk, retention passes, deletion
+ *   mark.c       proctors' marks stored with their session (marks.jsonl)
+ *   mark_bus.c   mark.add in, its audit record, mark.added out (stage thread)
+ *   floor.c      archive.min_free: the ingest rate, the volume, the floor; a
+ *                retention pass below it
  *   loop.c       the stage's thread: bus messages in, answers and heartbeats out
  *   alog.c       the audit log's writer thread (alog.h; its files: alog_disk.c)
  *
@@ -29,6 +33,7 @@
 #include "alog.h"
 #include "id.h"
 #include "layout.h"
+#include "mark.h"
 #include "ring.h"
 #include "stage.h"
 
@@ -114,6 +119,8 @@ enum archive_ev_kind {
 	ARCHIVE_EV_DELETE,
 	ARCHIVE_EV_CONFIG,
 	ARCHIVE_EV_DELETED, /* a reply, writer -> stage thread */
+	ARCHIVE_EV_MARK,    /* mark.add: store ev->mark */
+	ARCHIVE_EV_MARKED,  /* its reply: status, error, the mark stored */
 };
 
 struct archive_ev {
@@ -129,8 +136,15 @@ struct archive_ev {
 	char error[160];
 	int64_t retention_days;
 	uint64_t max_bytes;
-	/* session.delete: who asked, for the audit record (empty: unknown) */
+	/* session.delete, mark.add: who asked, for the audit record (empty: unknown) */
 	char actor[128], role[16], remote[64];
+	/* mark.add: the mark, the stage that asked (the answer goes there), the
+	 * moment its sender stops waiting (unix ms, 0: none; a mark that reaches
+	 * the writer later is not stored), and whether it was stored before. */
+	struct mark mark;
+	char from[BUS_NAME_MAX];
+	int64_t deadline_ms;
+	bool dup;
 };
 
 struct archive_figures {
@@ -142,7 +156,24 @@ struct archive_figures {
 	uint64_t enospc;
 	uint64_t lost;
 	uint64_t fsyncs;
-	double fsync_ms; /* time spent in fsync batches */
+	double fsync_ms;           /* time spent in fsync batches */
+	uint64_t min_free_bytes;   /* the floor now (floor.c), 0 before the first check */
+	uint64_t min_free_deleted; /* sessions deleted to keep the floor */
+	double ingest_rate;        /* bytes/s into the ring over the last minute */
+};
+
+#define ARCHIVE_FLOOR_MS     2000 /* archive.min_free is checked this often */
+#define ARCHIVE_RATE_SAMPLES 31   /* a minute of them, for the ingest rate */
+
+/* floor.c's state (writer thread). */
+struct archive_floor {
+	uint64_t bytes[ARCHIVE_RATE_SAMPLES]; /* the ring's bytes written */
+	int64_t ms[ARCHIVE_RATE_SAMPLES];     /* when (monotonic) */
+	size_t n, next;
+	double rate;
+	uint64_t floor_bytes; /* the floor as last worked out; 0: none */
+	bool below;
+	int64_t stuck_log_ms;
 };
 
 #define ARCHIVE_BATCH_MAX   64
@@ -150,6 +181,8 @@ struct archive_figures {
 #define ARCHIVE_TOMBS       1024
 
 #define ARCHIVE_LOST_RUNS 16
+
+#define ARCHIVE_MARKS_RECORDED 256
 
 struct archive_shadow {
 	uint64_t index; /* UINT64_MAX: nothing seen */
@@ -187,6 +220,7 @@ struct archive {
 	atomic_bool stop;
 	atomic_uint_fast64_t next_shared; /* the writer's ring position, for backlog */
 	atomic_bool stalled_shared;       /* the writer waits for the disk */
+	atomic_int stall_err;             /* why (-errno) while stalled */
 
 	pthread_mutex_t mu; /* guards what follows up to the writer's own state */
 	pthread_cond_t cond;
@@ -197,6 +231,7 @@ struct archive {
 	struct archive_figures fig;
 	int64_t retention_days;
 	uint64_t max_bytes;
+	struct cfg_floor min_free;
 
 	/* The writer thread's own state. */
 	struct archive_sess **sess;
@@ -228,14 +263,28 @@ struct archive {
 	size_t n_lost;
 	uint64_t lost_unknown;
 	int64_t last_guard_log_ms;
+	/* The stage thread's: the marks this process recorded in the audit log
+	 * lately (a sender's retry of one is not recorded twice). */
+	uint8_t marks_recorded[ARCHIVE_MARKS_RECORDED][16];
+	size_t n_marks_recorded;
+	int64_t last_floor_guard_log_ms;
+	struct archive_floor floor;
 };
 
 /* loop.c */
 struct archive *archive_new(struct stage *st);
 int archive_run(struct archive *ar);
 void archive_free(struct archive *ar);
+/* Stage thread -> writer (ev is the writer's then: it frees or replies). */
+void archive_push(struct archive *ar, struct archive_ev *ev);
 /* Writer -> stage thread. */
 void archive_reply(struct archive *ar, struct archive_ev *ev);
+
+/* mark_bus.c (stage thread): mark.add from the bus, to the writer; and the
+ * writer's ARCHIVE_EV_MARKED, recorded in the audit log and answered with
+ * mark.added (ev is freed). */
+void archive_mark_msg(struct archive *ar, const struct bus_msg *msg);
+void archive_mark_done(struct archive *ar, struct archive_ev *ev);
 
 /* writer.c */
 int archive_writer_start(struct archive *ar);
@@ -265,6 +314,10 @@ void archive_sess_create_all(struct archive *ar, struct archive_sess **ss, size_
 /* sentinel.online: returns a new session whose directory is still to be made. */
 struct archive_sess *archive_sess_online(struct archive *ar, const struct archive_ev *ev);
 void archive_sess_offline(struct archive *ar, const struct archive_ev *ev);
+/* A live session the ring's table names and the catalogue does not have yet
+ * (its sentinel.online is still on its way): catalogued now. NULL otherwise. */
+struct archive_sess *archive_sess_from_table(struct archive *ar, const uint8_t sentinel[16],
+					     const uint8_t session[16]);
 /* Compares the live sessions with the ring's table; at start also ends the
  * sessions left live by a crash and takes on online sentinels never heard of. */
 void archive_sess_check_table(struct archive *ar, bool start);
@@ -285,7 +338,20 @@ bool archive_tombstoned(const struct archive *ar, const uint8_t session[16]);
 /* 204, 404, 409 or 500 with a text in err. */
 int archive_delete(struct archive *ar, const uint8_t sentinel[16], const uint8_t session[16],
 		   char *err, size_t errlen);
-/* A pass; enospc aims at 80 % of the archive's bytes. */
+/* A pass; enospc aims at 80 % of the archive's bytes. Below archive.min_free
+ * it also deletes the oldest ended sessions until the floor is reached. */
 void archive_retention(struct archive *ar, bool enospc);
+
+/* mark.c (writer thread): stores ev->mark with its session, durably, or says
+ * why not: ev->status 201 (stored now, or before: ev->dup, ev->mark the stored
+ * one), 400 (at outside the session), 404, 409 (deleted, or full), 500. */
+void archive_mark_add(struct archive *ar, struct archive_ev *ev);
+/* floor.c (writer thread) */
+/* Every ARCHIVE_FLOOR_MS: the rate, the volume, the floor; a pass below it. */
+void archive_floor_check(struct archive *ar);
+/* Bytes to delete now to be back at the floor (0: above it, or no floor). */
+uint64_t archive_floor_need(struct archive *ar);
+/* The floor in bytes for a volume of volume bytes and an ingest rate. */
+uint64_t archive_floor_bytes(const struct cfg_floor *f, uint64_t volume, double rate);
 
 #endif

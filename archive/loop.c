@@ -1,9 +1,11 @@
 /* loop: vigil-archive's stage thread. It owns the bus: sentinel.online,
- * sentinel.offline and session.delete become events for the writer thread,
- * the writer's answers go back to httpd as session.deleted, and heartbeats
- * carry the writer's figures. It never touches the disk beyond statvfs. */
+ * sentinel.offline, session.delete and mark.add (mark_bus.c) become events for
+ * the writer thread, the writer's answers go back as session.deleted and
+ * mark.added, and heartbeats carry the writer's figures. It never touches the
+ * disk beyond statvfs. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,8 +25,8 @@
 
 #define LOOP_EVQ_MAX 4096 /* events waiting for the writer; more are dropped */
 
-static void
-loop_push(struct archive *ar, struct archive_ev *ev)
+void
+archive_push(struct archive *ar, struct archive_ev *ev)
 {
 	bool dropped = false;
 
@@ -143,6 +145,10 @@ loop_replies(struct archive *ar)
 	pthread_mutex_unlock(&ar->mu);
 	for (; ev != NULL; ev = next) {
 		next = ev->next;
+		if (ev->kind == ARCHIVE_EV_MARKED) {
+			archive_mark_done(ar, ev); /* it answers and frees */
+			continue;
+		}
 		if (loop_audit_delete(ar, ev))
 			continue;
 		loop_send_deleted(ar, ev);
@@ -202,7 +208,8 @@ loop_send_ack(void *ctx, const char *to, const char *src, uint64_t n)
 }
 
 /* Bus messages (stage thread): sentinel.online / sentinel.offline from ingest
- * (ingest/registry.c packs them), session.delete from httpd. */
+ * (ingest/registry.c packs them), session.delete from httpd, mark.add from
+ * relay and httpd. */
 static void
 loop_msg(void *ctx, const struct bus_msg *msg)
 {
@@ -214,6 +221,10 @@ loop_msg(void *ctx, const struct bus_msg *msg)
 
 	if (strcmp(msg->type, "audit.append") == 0) {
 		loop_audit_append(ar, msg);
+		return;
+	}
+	if (strcmp(msg->type, "mark.add") == 0) {
+		archive_mark_msg(ar, msg);
 		return;
 	}
 	ev = calloc(1, sizeof(*ev));
@@ -248,7 +259,7 @@ loop_msg(void *ctx, const struct bus_msg *msg)
 				 "session.delete (ref %lld) with a sentinelId or sessionId that "
 				 "is not a UUID",
 				 (long long)ev->ref);
-		loop_push(ar, ev);
+		archive_push(ar, ev);
 		return;
 	} else {
 		free(ev);
@@ -259,7 +270,32 @@ loop_msg(void *ctx, const struct bus_msg *msg)
 		free(ev);
 		return;
 	}
-	loop_push(ar, ev);
+	archive_push(ar, ev);
+}
+
+/* Whether the writer can store the next segment, and if not why (""
+ * otherwise): a stage that cannot do its job is not healthy, whatever its
+ * heartbeat says, so httpd's /health turns on this. */
+static bool
+loop_writable(struct archive *ar, int sv_err, const struct statvfs *sv, char *why, size_t size)
+{
+	uint64_t free_bytes = sv_err == 0 ? (uint64_t)sv->f_bavail * sv->f_frsize : 0;
+	int err = atomic_load(&ar->stall_err);
+
+	why[0] = '\0';
+	if (atomic_load(&ar->stalled_shared))
+		snprintf(why, size, "writes to %s fail (%s): segments wait in memory", ar->data_dir,
+			 strerror(err < 0 ? -err : EIO));
+	else if (sv_err < 0)
+		snprintf(why, size, "statvfs(%s) failed: %s", ar->data_dir, strerror(-sv_err));
+	else if (sv->f_flag & ST_RDONLY)
+		snprintf(why, size, "%s is on a read-only file system", ar->data_dir);
+	else if (free_bytes < ar->rs.max_segment_bytes)
+		snprintf(why, size,
+			 "%s has %" PRIu64 " bytes free, less than a segment may take (%" PRIu32
+			 "): the disk is full",
+			 ar->data_dir, free_bytes, ar->rs.max_segment_bytes);
+	return why[0] == '\0';
 }
 
 /* The writer's figures (stage thread, in each heartbeat). */
@@ -271,18 +307,26 @@ loop_stats(void *ctx, msgpack_packer *pk)
 	struct archive_figures f;
 	struct statvfs sv;
 	uint64_t head = ring_head(ar->ring), next = atomic_load(&ar->next_shared);
-	int64_t free_bytes = -1;
+	int64_t free_bytes = -1, total_bytes = -1;
+	char why[256];
+	bool writable;
+	int sv_err = 0;
 
 	pthread_mutex_lock(&ar->mu);
 	f = ar->fig;
 	ar->fig.lat_sum_ms = ar->fig.lat_max_ms = 0;
 	ar->fig.lat_n = 0;
 	pthread_mutex_unlock(&ar->mu);
-	if (fstatvfs(ar->data_fd, &sv) == 0)
+	if (fstatvfs(ar->data_fd, &sv) == 0) {
 		free_bytes = (int64_t)((uint64_t)sv.f_bavail * sv.f_frsize);
+		total_bytes = (int64_t)((uint64_t)sv.f_blocks * sv.f_frsize);
+	} else {
+		sv_err = -errno;
+	}
+	writable = loop_writable(ar, sv_err, &sv, why, sizeof(why));
 	if (ar->alog != NULL)
 		alog_figures(ar->alog, &af);
-	msgpack_pack_map(pk, 18);
+	msgpack_pack_map(pk, 25);
 	mp_pack_kv_int(pk, "segmentsWritten", (int64_t)f.segments_written);
 	mp_pack_kv_int(pk, "bytesWritten", (int64_t)f.bytes_written);
 	mp_pack_kv_double(pk, "writeLatencyAvgMs", f.lat_n ? f.lat_sum_ms / (double)f.lat_n : 0);
@@ -296,6 +340,15 @@ loop_stats(void *ctx, msgpack_packer *pk)
 	mp_pack_kv_int(pk, "fsyncs", (int64_t)f.fsyncs);
 	mp_pack_kv_double(pk, "fsyncMs", f.fsync_ms);
 	mp_pack_kv_bool(pk, "stalled", ar->stalled_shared);
+	mp_pack_kv_bool(pk, "writable", writable);
+	mp_pack_kv_str(pk, "writeError", why);
+	mp_pack_kv_int(pk, "diskTotalBytes", total_bytes);
+	mp_pack_kv_int(pk, "minFreeBytes", (int64_t)f.min_free_bytes);
+	/* Now, not at the writer's last check: the floor is the writer's, the free space fresh. */
+	mp_pack_kv_bool(pk, "belowMinFree",
+			free_bytes >= 0 && (uint64_t)free_bytes < f.min_free_bytes);
+	mp_pack_kv_int(pk, "minFreeDeleted", (int64_t)f.min_free_deleted);
+	mp_pack_kv_double(pk, "ingestBytesPerS", f.ingest_rate);
 	/* The audit log stops loudly: auditOk false turns health to degraded. */
 	mp_pack_kv_bool(pk, "auditOk", ar->alog != NULL && af.ok);
 	mp_pack_kv_int(pk, "auditSeq", (int64_t)af.seq);
@@ -347,6 +400,7 @@ archive_new(struct stage *st)
 	ar->rq_tail = &ar->rq;
 	ar->retention_days = cfg->retention_days;
 	ar->max_bytes = cfg->archive_max_bytes;
+	ar->min_free = cfg->archive_min_free;
 	ar->data_dir = strdup(cfg->data_dir);
 	if (ar->data_dir == NULL)
 		goto fail;
@@ -402,13 +456,14 @@ loop_reload(struct archive *ar)
 	pthread_mutex_lock(&ar->mu);
 	ar->retention_days = cfg->retention_days;
 	ar->max_bytes = cfg->archive_max_bytes;
+	ar->min_free = cfg->archive_min_free;
 	pthread_mutex_unlock(&ar->mu);
 	if (ar->alog != NULL)
 		alog_set_retention(ar->alog, cfg->audit_retention_days);
 	ev = calloc(1, sizeof(*ev));
 	if (ev != NULL) {
 		ev->kind = ARCHIVE_EV_CONFIG;
-		loop_push(ar, ev);
+		archive_push(ar, ev);
 	}
 }
 

@@ -480,25 +480,85 @@ enum ret_why {
 	RET_AGE,
 	RET_SIZE,
 	RET_FULL,
+	RET_FLOOR,
 };
+
+/* The guard: a pass never deletes more than half of the archive's bytes (a
+ * config mistake, max_bytes: 1MiB for 1GiB, must not wipe it). Logged at
+ * most once a minute per kind; false when the plan is refused. */
+static bool
+ret_guard(struct archive *ar, int64_t *last_log_ms, const char *what, size_t n_plan,
+	  uint64_t planned, uint64_t total)
+{
+	int64_t now = proc_now_ms(), days;
+	uint64_t max_bytes;
+
+	if (planned <= total / 2)
+		return true;
+	if (now - *last_log_ms >= RET_GUARD_LOG) {
+		*last_log_ms = now;
+		pthread_mutex_lock(&ar->mu);
+		days = ar->retention_days;
+		max_bytes = ar->max_bytes;
+		pthread_mutex_unlock(&ar->mu);
+		log_error(0,
+			  "retention stopped: %s would delete %zu sessions, %" PRIu64 " of %" PRIu64
+			  " bytes, more than half of the archive; check archive.retention_days "
+			  "(%" PRId64 "), archive.max_bytes (%" PRIu64 ") and archive.min_free. "
+			  "Nothing was deleted for it",
+			  what, n_plan, planned, total, days, max_bytes);
+	}
+	return false;
+}
+
+/* Marks the oldest sessions kept so far for the floor, until what the pass
+ * deletes brings the free space back to it; none when that would take
+ * more than half of the archive. */
+static void
+ret_plan_floor(struct archive *ar, struct archive_sess **c, enum ret_why *why, size_t n,
+	       uint64_t need, uint64_t planned, uint64_t total)
+{
+	uint64_t more = 0;
+	size_t n_more = 0;
+
+	for (size_t i = 0; i < n && planned + more < need; i++) {
+		if (why[i] == RET_KEEP) {
+			why[i] = RET_FLOOR;
+			more += c[i]->bytes;
+			n_more++;
+		}
+	}
+	if (n_more == 0 || ret_guard(ar, &ar->last_floor_guard_log_ms, "keeping archive.min_free",
+				     n_more, planned + more, total))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		if (why[i] == RET_FLOOR)
+			why[i] = RET_KEEP;
+	}
+}
 
 void
 archive_retention(struct archive *ar, bool enospc)
 {
 	static const char *const why_text[] = { "", "older than retention_days",
-						"archive above max_bytes", "disk full" };
+						"archive above max_bytes", "disk full",
+						"disk below archive.min_free" };
 	struct archive_sess **c = NULL;
 	enum ret_why *why = NULL;
-	uint64_t planned = 0, limit, max_bytes, total = ar->total_bytes;
+	uint64_t planned = 0, limit, max_bytes, total = ar->total_bytes, need;
 	int64_t now = proc_now_ms(), days;
 	size_t n = 0, n_plan = 0;
+	bool sized;
 
 	pthread_mutex_lock(&ar->mu);
 	days = ar->retention_days;
 	max_bytes = ar->max_bytes;
 	pthread_mutex_unlock(&ar->mu);
-	/* Sizes are known once the catalogue is complete; a full disk cannot wait. */
-	if (ar->n_sess == 0 || (ar->n_unrepaired > 0 && !enospc))
+	need = archive_floor_need(ar);
+	/* Age and size wait until the catalogue is complete and the sizes are
+	 * known; a full disk and the floor cannot wait (they take what is known). */
+	sized = ar->n_unrepaired == 0 || enospc;
+	if (ar->n_sess == 0 || (!sized && need == 0))
 		return;
 	c = malloc(ar->n_sess * sizeof(*c));
 	why = calloc(ar->n_sess, sizeof(*why));
@@ -509,7 +569,7 @@ archive_retention(struct archive *ar, bool enospc)
 			c[n++] = ar->sess[i];
 	}
 	qsort(c, n, sizeof(*c), ret_cmp_start);
-	for (size_t i = 0; days > 0 && i < n; i++) {
+	for (size_t i = 0; sized && days > 0 && i < n; i++) {
 		if (c[i]->meta.end_ms >= 0 && c[i]->meta.end_ms < now - days * RET_DAY_MS) {
 			why[i] = RET_AGE;
 			planned += c[i]->bytes;
@@ -517,34 +577,29 @@ archive_retention(struct archive *ar, bool enospc)
 		}
 	}
 	limit = enospc ? total / 10 * 8 : max_bytes;
-	for (size_t i = 0; limit > 0 && i < n && total - planned > limit; i++) {
+	for (size_t i = 0; sized && limit > 0 && i < n && total - planned > limit; i++) {
 		if (why[i] == RET_KEEP) {
 			why[i] = enospc ? RET_FULL : RET_SIZE;
 			planned += c[i]->bytes;
 			n_plan++;
 		}
 	}
-	if (n_plan == 0)
-		goto out;
-	if (planned > total / 2) {
-		if (now - ar->last_guard_log_ms >= RET_GUARD_LOG) {
-			ar->last_guard_log_ms = now;
-			log_error(0,
-				  "retention stopped: it would delete %zu sessions, %" PRIu64
-				  " of %" PRIu64 " bytes, more than half of the archive; check "
-				  "archive.retention_days (%" PRId64
-				  ") and archive.max_bytes (%" PRIu64 "). Nothing was deleted",
-				  n_plan, planned, total, days, max_bytes);
-		}
-		goto out;
+	if (n_plan > 0 &&
+	    !ret_guard(ar, &ar->last_guard_log_ms, "the pass", n_plan, planned, total)) {
+		memset(why, 0, n * sizeof(*why));
+		planned = 0;
 	}
+	/* What age and size delete counts towards the floor. */
+	if (need > planned)
+		ret_plan_floor(ar, c, why, n, need, planned, total);
 	for (size_t i = 0; i < n; i++) {
 		char what[2 * ID_STR_LEN + 1];
 		uint64_t bytes = c[i]->bytes;
 		int64_t end = c[i]->meta.end_ms;
+		enum ret_why w = why[i];
 		int r;
 
-		if (why[i] == RET_KEEP)
+		if (w == RET_KEEP)
 			continue;
 		snprintf(what, sizeof(what), "%s/%s", c[i]->meta.sentinel, c[i]->meta.session);
 		r = ret_remove(ar, c[i]);
@@ -553,9 +608,10 @@ archive_retention(struct archive *ar, bool enospc)
 			continue;
 		}
 		log_info("retention: deleted session %s (%" PRIu64 " bytes, ended %" PRId64 "): %s",
-			 what, bytes, end, why_text[why[i]]);
+			 what, bytes, end, why_text[w]);
 		pthread_mutex_lock(&ar->mu);
 		ar->fig.retention_deleted++;
+		ar->fig.min_free_deleted += w == RET_FLOOR;
 		pthread_mutex_unlock(&ar->mu);
 	}
 out:

@@ -555,6 +555,29 @@ archive_sess_offline(struct archive *ar, const struct archive_ev *ev)
 		sess_end(ar, s, ev->time_ms, true);
 }
 
+struct archive_sess *
+archive_sess_from_table(struct archive *ar, const uint8_t sentinel[16], const uint8_t session[16])
+{
+	struct archive_sess *s;
+	struct ring_sentinel e;
+	uint32_t slot;
+	int r = -EAGAIN;
+
+	if (archive_sess_by_id(ar, session) != NULL || archive_tombstoned(ar, session) ||
+	    ring_sentinel_find(ar->ring, sentinel, &slot) < 0)
+		return NULL;
+	/* -EAGAIN: ingest is writing the entry this instant. */
+	for (int tries = 0; tries < 3 && r == -EAGAIN; tries++)
+		r = ring_sentinel_get(ar->ring, slot, &e, NULL, 0);
+	if (r < 0 || !e.online || memcmp(e.id, sentinel, 16) != 0 ||
+	    memcmp(e.session, session, 16) != 0)
+		return NULL;
+	s = sess_new(ar, &e, slot, e.session_start_ms);
+	if (s != NULL && slot < ar->n_slots)
+		ar->by_slot[slot] = s;
+	return s;
+}
+
 /* The ring's table is the truth on who is online: a lost bus message does not
  * leave a session live forever, and after a restart the live ones are known. */
 void

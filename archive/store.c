@@ -244,13 +244,15 @@ out:
 	return r;
 }
 
-int
-archive_remove_dir(int parent, const char *name)
+/* One pass over a directory: unlinks every name of the layout; -ENOTEMPTY
+ * when a name that is not archive's stays. */
+static int
+store_unlink_all(int parent, const char *name)
 {
 	struct dirent *de;
 	bool left = false;
 	DIR *d;
-	int fd, r = 0;
+	int fd;
 
 	fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
@@ -263,16 +265,34 @@ archive_remove_dir(int parent, const char *name)
 	while ((de = readdir(d)) != NULL) {
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
-		/* Never a file archive did not write. */
-		if (!layout_name(de->d_name) || unlinkat(dirfd(d), de->d_name, 0) < 0) {
+		/* Never a file archive did not write. A name gone meanwhile (a
+		 * thumbnail's .tmp renamed) is taken by the next pass. */
+		if (!layout_name(de->d_name) ||
+		    (unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT))
 			left = true;
-			continue;
-		}
 	}
 	closedir(d);
-	if (left)
-		return -ENOTEMPTY;
-	if (unlinkat(parent, name, AT_REMOVEDIR) < 0)
+	return left ? -ENOTEMPTY : 0;
+}
+
+int
+archive_remove_dir(int parent, const char *name)
+{
+	int r;
+
+	/* httpd may have been writing a thumbnail (layout_thumb_name) into the
+	 * session as it was renamed for removal: a file made after the listing
+	 * fails the rmdir, and the next pass takes it. httpd opens the session by
+	 * its path for each thumbnail, so only the few it had begun can come. */
+	for (int pass = 0; pass < 4; pass++) {
+		r = store_unlink_all(parent, name);
+		if (r < 0)
+			return r;
+		if (unlinkat(parent, name, AT_REMOVEDIR) == 0)
+			return 0;
 		r = -errno;
+		if (r != -ENOTEMPTY)
+			return r;
+	}
 	return r;
 }

@@ -540,6 +540,7 @@ writer_settle(struct archive *ar)
 				  ar->data_dir, kept);
 	}
 	ar->stalled = true;
+	atomic_store(&ar->stall_err, full != 0 ? full : other);
 	atomic_store(&ar->stalled_shared, true);
 	ar->retry_mono_ms = proc_mono_ms() + WRITER_RETRY_MS;
 	if (full != 0) {
@@ -626,7 +627,13 @@ writer_events(struct archive *ar)
 		case ARCHIVE_EV_CONFIG:
 			archive_retention(ar, false);
 			break;
+		case ARCHIVE_EV_MARK:
+			archive_mark_add(ar, ev);
+			ev->kind = ARCHIVE_EV_MARKED;
+			archive_reply(ar, ev);
+			continue; /* the stage thread answers and frees it */
 		case ARCHIVE_EV_DELETED:
+		case ARCHIVE_EV_MARKED:
 			break;
 		}
 		free(ev);
@@ -663,7 +670,7 @@ static void *
 writer_main(void *arg)
 {
 	struct archive *ar = arg;
-	int64_t next_check, next_ret, next_inits = 0;
+	int64_t next_check, next_ret, next_floor, next_inits = 0;
 	int r;
 
 	r = archive_catalog_load(ar);
@@ -671,6 +678,7 @@ writer_main(void *arg)
 		log_error(r, "reading %s failed; only new sessions are known", ar->data_dir);
 	archive_sess_check_table(ar, true);
 	archive_catalog_step(ar, 0);
+	archive_floor_check(ar);
 	archive_retention(ar, false);
 	/* The catch-up: whatever the ring still holds and the index does not. */
 	ar->next = ring_tail(ar->ring);
@@ -679,6 +687,7 @@ writer_main(void *arg)
 		 ring_head(ar->ring));
 	next_check = proc_mono_ms() + WRITER_CHECK_MS;
 	next_ret = proc_mono_ms() + WRITER_RETENTION_MS;
+	next_floor = proc_mono_ms() + ARCHIVE_FLOOR_MS;
 	while (!atomic_load(&ar->stop)) {
 		int64_t now;
 
@@ -691,6 +700,11 @@ writer_main(void *arg)
 		if (now >= next_ret) {
 			archive_retention(ar, ar->stalled_enospc);
 			next_ret = now + WRITER_RETENTION_MS;
+		}
+		/* Before the disk fills: the floor is kept while there is room. */
+		if (now >= next_floor) {
+			archive_floor_check(ar);
+			next_floor = now + ARCHIVE_FLOOR_MS;
 		}
 		if (now >= next_inits && !ar->stalled) {
 			archive_sess_poll_inits(ar);

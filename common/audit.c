@@ -245,6 +245,20 @@ audit_forget(struct audit *a, void *ctx)
 	}
 }
 
+/* Calls every waiter whose deadline is at or before until_ms with status. */
+static void
+audit_end_waits(struct audit *a, int64_t until_ms, int status)
+{
+	for (struct audit_rec *r = a->head; r != NULL; r = r->next) {
+		if (r->done != NULL && until_ms >= r->deadline_ms) {
+			audit_done_fn done = r->done;
+
+			r->done = NULL;
+			done(r->ctx, status);
+		}
+	}
+}
+
 static void
 audit_ack(struct audit *a, uint64_t n)
 {
@@ -306,19 +320,19 @@ audit_tick(struct audit *a)
 					    json_string("refusals over the record rate"));
 		audit_emit_refusal(a, rec);
 	}
-	for (struct audit_rec *r = a->head; r != NULL; r = r->next) {
-		if (r->done != NULL && now >= r->deadline_ms) {
-			audit_done_fn done = r->done;
-
-			r->done = NULL;
-			done(r->ctx, -ETIMEDOUT);
-		}
-	}
+	audit_end_waits(a, now, -ETIMEDOUT);
 	/* No ack for a while: a packet may have been dropped, or the writer is
 	 * away (then this costs one refused send per interval). */
 	if (a->head != NULL && now - a->sent_ms >= AUDIT_RESEND_MS)
 		a->unsent = a->head;
 	audit_push(a);
+}
+
+void
+audit_release_waiters(struct audit *a, int status)
+{
+	if (a != NULL)
+		audit_end_waits(a, INT64_MAX, status);
 }
 
 bool

@@ -75,6 +75,9 @@ int audit_emit(struct audit *a, json_t *rec, int wait_ms, audit_done_fn done, vo
 int audit_emit_refusal(struct audit *a, json_t *rec);
 /* Whoever waits with ctx has gone: its callbacks are not called. */
 void audit_forget(struct audit *a, void *ctx);
+/* The process stops: every waiter is called now with status (the records
+ * stay queued). */
+void audit_release_waiters(struct audit *a, int status);
 
 /* audit.ack and audit.ready; true when msg was one of them. */
 bool audit_on_msg(struct audit *a, const struct bus_msg *msg);

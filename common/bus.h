@@ -45,6 +45,13 @@
  *                                         (who asked: archive records the delete, durably,
  *                                         before it answers)
  *   session.deleted  archive -> httpd   { ref, status: 204|404|409|500, error? }
+ *   mark.add         relay|httpd -> archive  { ref, mark: Mark, deadline, actor, role,
+ *                                         remote }   store a mark (common/mark.h), not after
+ *                                         deadline (unix ms); who asked, for its audit record
+ *   mark.added       archive -> * or the asker  { ref, for, status: 201|400|404|409|500|504,
+ *                                         error, mark? }   a new mark (201) goes to every
+ *                                         stage, anything else to the stage named in for
+ *                                         (docs/archive.md "Marks")
  *   token.revoke     any -> *           { token }           refuse it from now on; ingest
  *                                         and relay close its connections with 3004. vigild
  *                                         writes a configured token's digest under data_dir

@@ -27,6 +27,30 @@ struct cfg_listen {
 	uint16_t port; /* 0 lets the kernel choose (tests) */
 };
 
+/* archive.min_free: the free space archive keeps on data_dir's volume by
+ * deleting the oldest ended sessions. */
+enum cfg_floor_kind {
+	CFG_FLOOR_AUTO = 0, /* "auto": archive's default (docs/archive.md) */
+	CFG_FLOOR_BYTES,    /* a size; 0: no floor */
+	CFG_FLOOR_PERCENT,  /* a share of the volume */
+};
+
+struct cfg_floor {
+	enum cfg_floor_kind kind;
+	uint64_t bytes;      /* CFG_FLOOR_BYTES */
+	uint32_t hundredths; /* CFG_FLOOR_PERCENT: 550 is 5.5 % of the volume */
+};
+
+#define CFG_FLOOR_PERCENT_MAX 90
+
+/* An address or network of trusted_proxies; IPv4 as v4-mapped IPv6. */
+struct cfg_net {
+	uint8_t addr[16];
+	uint8_t bits; /* the prefix over all 16 bytes: 128 for one address (IPv4 too) */
+};
+
+#define CFG_PROXIES_MAX 32
+
 struct cfg_token {
 	char *name;
 	enum cfg_role role;
@@ -42,6 +66,9 @@ struct cfg {
 	char *data_dir;
 	struct cfg_listen listen_ingest, listen_relay, listen_http;
 	char *tls_cert, *tls_key; /* NULL when TLS is off */
+	/* Peers whose X-Forwarded-For / X-Real-IP name the client (srv_conn_forwarded) */
+	struct cfg_net trusted_proxies[CFG_PROXIES_MAX];
+	size_t n_trusted_proxies;
 	int64_t buffer_seconds;
 	uint64_t ring_size;
 	int64_t max_sentinels, max_proctors;
@@ -57,6 +84,7 @@ struct cfg {
 	int64_t audit_retention_days; /* audit.retention_days, 0: for ever */
 	int64_t relay_workers;        /* relay.workers, 0: one per core (cfg_relay_workers) */
 	uint64_t archive_max_bytes;
+	struct cfg_floor archive_min_free;
 	char *log_level; /* "info" unless set */
 };
 
@@ -71,6 +99,16 @@ void cfg_free(struct cfg *cfg);
 #define CFG_RELAY_WORKERS_MAX 8
 unsigned cfg_relay_workers(const struct cfg *cfg);
 
+/* Tokens that expire soon are worth a warning at start and at a reload. */
+#define CFG_EXPIRY_WARN_S 86400
+
+/* When t has expired at now (unix seconds) or expires within
+ * CFG_EXPIRY_WARN_S, writes one line naming it (by name and role, never the
+ * secret) into buf and returns true: "token 'proctors' (proctor) expired 5 days
+ * ago (2026-12-01T00:00:00Z): it is refused", "token 'p1' (proctor) expires in
+ * 3 hours (...)". */
+bool cfg_token_expiry_note(const struct cfg_token *t, int64_t now, char *buf, size_t size);
+
 /* "sentinel", "proctor", ... */
 const char *cfg_role_name(enum cfg_role role);
 int cfg_role_parse(const char *name, enum cfg_role *ret_role);
@@ -81,6 +119,20 @@ int cfg_parse_size(const char *s, uint64_t *ret_bytes);
 int cfg_parse_duration(const char *s, int64_t *ret_ms);
 int cfg_parse_time(const char *s, int64_t *ret_unix);
 int cfg_parse_listen(const char *s, struct cfg_listen *ret_listen);
+/* archive.min_free: "auto", a size ("20GiB", 0 for none) or a percentage of
+ * the volume with up to two decimals ("5%", "2.5%", at most
+ * CFG_FLOOR_PERCENT_MAX). -EINVAL, or -ERANGE for a size or share too large. */
+int cfg_parse_floor(const char *s, struct cfg_floor *ret_floor);
+/* The same as the file would spell it ("auto", "5%", "2.5%"; a size as its
+ * bytes), for JSON and messages. */
+void cfg_fmt_floor(char *buf, size_t size, const struct cfg_floor *floor);
+
+/* "127.0.0.1", "::1", "10.0.0.0/8" (no host bits under the prefix). */
+int cfg_parse_net(const char *s, struct cfg_net *ret_net);
+/* Whether addr (16 bytes, IPv4 v4-mapped) is one of the n nets. */
+bool cfg_net_match(const struct cfg_net *nets, size_t n, const uint8_t addr[16]);
+/* A net as cfg_parse_net reads it ("127.0.0.1", "10.0.0.0/8"). */
+void cfg_fmt_net(char *buf, size_t size, const struct cfg_net *net);
 
 /* The effective configuration as a JSON object (jansson json_t *, returned
  * as void * to keep jansson out of this header), with every secret replaced

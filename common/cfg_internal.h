@@ -28,6 +28,7 @@
 enum cfg_kind {
 	CFG_K_MAP,      /* a nested map: sub[] */
 	CFG_K_TOKENS,   /* auth.tokens: a list of maps */
+	CFG_K_NETS,     /* trusted_proxies: a list of addresses (cfg_net.c) */
 	CFG_K_NAME,     /* char *, [A-Za-z0-9_-]{1,32} */
 	CFG_K_STR,      /* char *, non-empty */
 	CFG_K_OPTSTR,   /* char *, non-empty or null (NULL) */
@@ -39,6 +40,7 @@ enum cfg_kind {
 	CFG_K_LEVEL,    /* char *, one of cfg_levels */
 	CFG_K_SENTINEL, /* bool, required | none */
 	CFG_K_ROLE,     /* enum cfg_role */
+	CFG_K_FLOOR,    /* struct cfg_floor, sizes up to max */
 };
 
 /* Nodes kept for the checks that involve more than one key. */
@@ -84,20 +86,31 @@ extern const char *const cfg_role_names[CFG_ROLE_COUNT];
 /* A decimal integer with an optional leading '-' and nothing after it. */
 int cfg_parse_int(const char *s, int64_t *ret_value);
 
-/* cfg.c: a map's keys against a table; a whole file of at most max bytes,
- * NUL-terminated (-EFBIG, -errno; *ret_opened tells which step failed). */
+/* cfg_walk.c: a map's keys against a table. */
 int cfg_walk_map(struct cfg_ctx *ctx, yaml_node_t *node, const char *prefix,
 		 const struct cfg_key *keys, void *base);
+/* cfg.c: a whole file of at most max bytes, NUL-terminated (-EFBIG, -errno;
+ * *ret_opened tells which step failed). */
 int cfg_slurp(const char *path, size_t max, char **ret_buf, size_t *ret_len, bool *ret_opened);
 /* cfg.c: the rules between keys, once every key of a document is applied. */
 int cfg_check(struct cfg_ctx *ctx);
-/* cfg.c: a libyaml parser's error as the one line. */
+/* cfg_syntax.c: a libyaml parser's error as the one line. */
 int cfg_syntax(struct cfg_ctx *ctx, const yaml_parser_t *parser, const char *text, size_t len);
+
+/* cfg_hint.c: for the unknown key name in the map prefix (whose keys are
+ * keys), "; did you mean ring.size?" naming the key probably meant: the same
+ * name one level up or down or in another map, or a name of this map spelt
+ * nearly alike. "" when nothing is close. */
+void cfg_key_hint(const char *prefix, const char *name, const struct cfg_key *keys, char *buf,
+		  size_t size);
 
 /* cfg_tokens.c: auth.tokens. */
 int cfg_walk_tokens(struct cfg_ctx *ctx, yaml_node_t *node, const char *key);
 /* cfg_tokens.c: frees auth.tokens (the secrets wiped) and leaves none. */
 void cfg_tokens_free(struct cfg *cfg);
+
+/* cfg_net.c: trusted_proxies. */
+int cfg_walk_nets(struct cfg_ctx *ctx, yaml_node_t *node, const char *key);
 
 /* cfg_msg.c: the error line and its pieces. cfg_fail writes
  * "FILE:LINE:COL: KEY: ..." ("config.update: KEY: ..." for an update) and

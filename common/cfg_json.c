@@ -18,8 +18,8 @@ cfg_fmt_listen(char *buf, size_t size, const struct cfg_listen *l)
 void *
 cfg_to_json(const struct cfg *cfg, bool redact)
 {
-	char ingest[80], relay[80], http[80], when[32] = "";
-	json_t *tokens, *entry, *root = NULL;
+	char ingest[80], relay[80], http[80], when[32] = "", min_free[32], net[64];
+	json_t *tokens, *entry, *proxies, *root = NULL;
 	const struct cfg_token *t;
 	struct tm tm;
 	time_t at;
@@ -46,9 +46,10 @@ cfg_to_json(const struct cfg *cfg, bool redact)
 	cfg_fmt_listen(ingest, sizeof(ingest), &cfg->listen_ingest);
 	cfg_fmt_listen(relay, sizeof(relay), &cfg->listen_relay);
 	cfg_fmt_listen(http, sizeof(http), &cfg->listen_http);
+	cfg_fmt_floor(min_free, sizeof(min_free), &cfg->archive_min_free);
 	root = json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s}, s:{s:s?, s:s?}, s:I, s:{s:I},"
 			 " s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I}, s:{s:s, s:O},"
-			 " s:{s:I, s:I}, s:{s:I}, s:{s:I}}",
+			 " s:{s:I, s:I, s:o}, s:{s:I}, s:{s:I}}",
 			 "instance", cfg->instance, "run_dir", cfg->run_dir, "data_dir",
 			 cfg->data_dir, "log_level", cfg->log_level, "listen", "ingest", ingest,
 			 "relay", relay, "http", http, "tls", "cert", cfg->tls_cert, "key",
@@ -65,9 +66,25 @@ cfg_to_json(const struct cfg *cfg, bool redact)
 			 (json_int_t)cfg->timeout_heartbeat_ms, "auth", "sentinel",
 			 cfg->sentinel_auth ? "required" : "none", "tokens", tokens, "archive",
 			 "retention_days", (json_int_t)cfg->retention_days, "max_bytes",
-			 (json_int_t)cfg->archive_max_bytes, "audit", "retention_days",
-			 (json_int_t)cfg->audit_retention_days, "relay", "workers",
-			 (json_int_t)cfg->relay_workers);
+			 (json_int_t)cfg->archive_max_bytes, "min_free",
+			 /* a size as a number, as the other sizes; auto and shares as text */
+			 cfg->archive_min_free.kind == CFG_FLOOR_BYTES
+				 ? json_integer((json_int_t)cfg->archive_min_free.bytes)
+				 : json_string(min_free),
+			 "audit", "retention_days", (json_int_t)cfg->audit_retention_days, "relay",
+			 "workers", (json_int_t)cfg->relay_workers);
+	proxies = root ? json_array() : NULL;
+	for (size_t i = 0; proxies && i < cfg->n_trusted_proxies; i++) {
+		cfg_fmt_net(net, sizeof(net), &cfg->trusted_proxies[i]);
+		if (json_array_append_new(proxies, json_string(net)) < 0) {
+			json_decref(proxies);
+			proxies = NULL;
+		}
+	}
+	if (root && (!proxies || json_object_set_new(root, "trusted_proxies", proxies) < 0)) {
+		json_decref(root);
+		root = NULL;
+	}
 
 decref_tokens:
 	json_decref(tokens);

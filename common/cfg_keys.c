@@ -112,6 +112,12 @@ static const struct cfg_key cfg_keys_archive[] = {
 	  .max = (int64_t)(1024 * 1024 * CFG_TIB),
 	  .zero_ok = true,
 	  .live = true },
+	/* Checked every few seconds by archive, which takes a new value at once. */
+	{ .name = "min_free",
+	  .kind = CFG_K_FLOOR,
+	  .off = C(archive_min_free),
+	  .max = (int64_t)(1024 * 1024 * CFG_TIB),
+	  .live = true },
 	{ 0 },
 };
 static const struct cfg_key cfg_keys_audit[] = {
@@ -140,6 +146,8 @@ const struct cfg_key cfg_keys_top[] = {
 	{ .name = "log_level", .kind = CFG_K_LEVEL, .off = C(log_level), .live = true },
 	{ .name = "listen", .kind = CFG_K_MAP, .sub = cfg_keys_listen },
 	{ .name = "tls", .kind = CFG_K_MAP, .sub = cfg_keys_tls },
+	/* Live: srv_set_proxies() at each stage's reload. */
+	{ .name = "trusted_proxies", .kind = CFG_K_NETS, .live = true },
 	{ .name = "buffer_seconds",
 	  .kind = CFG_K_INT,
 	  .off = C(buffer_seconds),

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cfg_internal.h"
 
@@ -167,4 +168,43 @@ cfg_walk_tokens(struct cfg_ctx *ctx, yaml_node_t *node, const char *key)
 			return r;
 	}
 	return 0;
+}
+
+/* "5 days", "3 hours", "40 minutes": rounded down, never "0 minutes". */
+static void
+cfg_fmt_span(char *buf, size_t size, int64_t s)
+{
+	if (s >= 2 * 86400)
+		snprintf(buf, size, "%lld days", (long long)(s / 86400));
+	else if (s >= 2 * 3600)
+		snprintf(buf, size, "%lld hours", (long long)(s / 3600));
+	else if (s >= 120)
+		snprintf(buf, size, "%lld minutes", (long long)(s / 60));
+	else
+		snprintf(buf, size, "a minute");
+}
+
+bool
+cfg_token_expiry_note(const struct cfg_token *t, int64_t now, char *buf, size_t size)
+{
+	char when[32] = "?", span[32];
+	time_t at = (time_t)t->expires;
+	struct tm tm;
+
+	if (t->expires == 0 || t->expires - now > CFG_EXPIRY_WARN_S)
+		return false;
+	if (gmtime_r(&at, &tm) != NULL)
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	/* The name and role only: a note goes to logs and terminals. */
+	if (t->expires <= now) {
+		cfg_fmt_span(span, sizeof(span), now - t->expires);
+		snprintf(buf, size, "token '%s' (%s) expired %s ago (%s): it is refused", t->name,
+			 cfg_role_name(t->role), span, when);
+	} else {
+		cfg_fmt_span(span, sizeof(span), t->expires - now);
+		snprintf(buf, size, "token '%s' (%s) expires in %s (%s)", t->name,
+			 cfg_role_name(t->role), span, when);
+	}
+	cfg_one_line(buf);
+	return true;
 }

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "cfg.h"
@@ -207,6 +208,67 @@ cfg_parse_listen(const char *s, struct cfg_listen *ret_listen)
 	l.port = (uint16_t)n;
 	*ret_listen = l;
 	return 0;
+}
+
+int
+cfg_parse_floor(const char *s, struct cfg_floor *ret_floor)
+{
+	struct cfg_floor f = { .kind = CFG_FLOOR_AUTO };
+	size_t len = strlen(s);
+	const char *end;
+	uint64_t whole, frac = 0;
+	int r;
+
+	if (strcmp(s, "auto") == 0) {
+		*ret_floor = f;
+		return 0;
+	}
+	if (len == 0 || s[len - 1] != '%') {
+		f.kind = CFG_FLOOR_BYTES;
+		r = cfg_parse_size(s, &f.bytes);
+		if (r == 0)
+			*ret_floor = f;
+		return r;
+	}
+	/* N%, N.N% or N.NN%: hundredths of a percent, no float to round. */
+	r = cfg_digits(s, &whole, &end);
+	if (r < 0)
+		return r;
+	if (*end == '.') {
+		const char *p = end + 1;
+
+		if (!(p[0] >= '0' && p[0] <= '9'))
+			return -EINVAL;
+		frac = (uint64_t)(p[0] - '0') * 10;
+		end = p + 1;
+		if (*end >= '0' && *end <= '9')
+			frac += (uint64_t)(*end++ - '0');
+	}
+	if (strcmp(end, "%") != 0)
+		return -EINVAL;
+	if (whole > CFG_FLOOR_PERCENT_MAX || whole * 100 + frac > CFG_FLOOR_PERCENT_MAX * 100)
+		return -ERANGE;
+	f.kind = CFG_FLOOR_PERCENT;
+	f.hundredths = (uint32_t)(whole * 100 + frac);
+	*ret_floor = f;
+	return 0;
+}
+
+void
+cfg_fmt_floor(char *buf, size_t size, const struct cfg_floor *floor)
+{
+	unsigned h = floor->hundredths;
+
+	if (floor->kind == CFG_FLOOR_BYTES)
+		snprintf(buf, size, "%llu", (unsigned long long)floor->bytes);
+	else if (floor->kind != CFG_FLOOR_PERCENT)
+		snprintf(buf, size, "auto");
+	else if (h % 100 == 0)
+		snprintf(buf, size, "%u%%", h / 100);
+	else if (h % 10 == 0)
+		snprintf(buf, size, "%u.%u%%", h / 100, h % 100 / 10);
+	else
+		snprintf(buf, size, "%u.%02u%%", h / 100, h % 100);
 }
 
 int

@@ -32,6 +32,9 @@ struct http1 {
 	enum http1_state state;
 	enum http1_last last;
 	bool started, body;
+	/* http1_body_begin: the body is read too, into body_buf, until complete */
+	bool reading_body, body_done;
+	struct bytes body_buf;
 	int status;
 	char reason[128];
 	struct bytes b; /* "target\0name\0value\0..." */
@@ -240,8 +243,23 @@ http1_on_headers(http_parser *p)
 }
 
 static int
+http1_on_body(http_parser *p, const char *at, size_t n)
+{
+	struct http1 *h = http1_of(p);
+
+	/* Only once asked for: otherwise the head's pause stops the parser first. */
+	if (bytes_append(&h->body_buf, at, n) < 0)
+		return http1_refuse(h, 503, "out of memory");
+	return 0;
+}
+
+static int
 http1_on_complete(http_parser *p)
 {
+	struct http1 *h = http1_of(p);
+
+	if (h->reading_body)
+		h->body_done = true;
 	http_parser_pause(p, 1);
 	return 0;
 }
@@ -252,6 +270,7 @@ static const http_parser_settings http1_settings = {
 	.on_header_field = http1_on_field,
 	.on_header_value = http1_on_value,
 	.on_headers_complete = http1_on_headers,
+	.on_body = http1_on_body,
 	.on_message_complete = http1_on_complete,
 };
 
@@ -271,18 +290,21 @@ http1_free(struct http1 *h)
 	if (h == NULL)
 		return;
 	bytes_free(&h->b);
+	bytes_free(&h->body_buf);
 	free(h);
 }
 
 void
 http1_reset(struct http1 *h)
 {
-	struct bytes b = h->b;
+	struct bytes b = h->b, body = h->body_buf;
 
 	/* A large head's buffer is not kept for the next request. */
 	bytes_reset(&b, 4096);
+	bytes_reset(&body, 4096);
 	memset(h, 0, sizeof(*h));
 	h->b = b;
+	h->body_buf = body;
 	http_parser_init(&h->p, HTTP_REQUEST);
 }
 
@@ -292,7 +314,17 @@ http1_feed(struct http1 *h, const uint8_t *buf, size_t len)
 	size_t n;
 	enum http_errno e;
 
-	if (h->state != HTTP1_MORE || len == 0)
+	if (len == 0)
+		return 0;
+	if (h->state == HTTP1_DONE && h->reading_body && !h->body_done) {
+		n = http_parser_execute(&h->p, &http1_settings, (const char *)buf, len);
+		e = HTTP_PARSER_ERRNO(&h->p);
+		if (h->state != HTTP1_BAD && e != HPE_OK && e != HPE_PAUSED)
+			http1_refuse(h, 400, "malformed request body: %s",
+				     http_errno_description(e));
+		return n;
+	}
+	if (h->state != HTTP1_MORE)
 		return 0;
 	n = http_parser_execute(&h->p, &http1_settings, (const char *)buf, len);
 	e = HTTP_PARSER_ERRNO(&h->p);
@@ -409,7 +441,38 @@ http1_header_has(const struct http1 *h, const char *name, const char *token)
 bool
 http1_keep_alive(const struct http1 *h)
 {
-	return !h->body && http_should_keep_alive(&h->p);
+	return (!h->body || h->body_done) && http_should_keep_alive(&h->p);
+}
+
+int
+http1_body_begin(struct http1 *h, size_t max)
+{
+	if (h->state != HTTP1_DONE)
+		return -EINVAL;
+	if (!h->body) {
+		h->body_done = true; /* none announced: an empty body */
+		return 0;
+	}
+	if (h->p.content_length > max)
+		return -EFBIG;
+	if (!h->reading_body) {
+		h->reading_body = true;
+		http_parser_pause(&h->p, 0);
+	}
+	return 0;
+}
+
+bool
+http1_body_complete(const struct http1 *h)
+{
+	return h->state == HTTP1_DONE && h->body_done;
+}
+
+const void *
+http1_body(const struct http1 *h, size_t *ret_len)
+{
+	*ret_len = h->body_buf.len;
+	return h->body_buf.p != NULL ? (const void *)h->body_buf.p : (const void *)"";
 }
 
 bool

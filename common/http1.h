@@ -14,9 +14,11 @@
  *   HTTP/1.1 without exactly one Host             400
  *   anything http-parser refuses                  400
  *
- * A request body is never read: a request that announces one is answered and
- * its connection closed (http1_close_after). Pure: no I/O, no allocation but
- * the head's own, unit-tested alone and fuzzed.
+ * A request body is read only when the caller asks for it (http1_body_begin:
+ * POST .../marks), with a Content-Length: otherwise a request that announces
+ * one is answered and its connection closed (http1_close_after). Pure: no I/O,
+ * no allocation but the head's and the body's own, unit-tested alone and
+ * fuzzed.
  */
 #ifndef VIGIL_HTTP1_H
 #define VIGIL_HTTP1_H
@@ -69,6 +71,15 @@ bool http1_header_has(const struct http1 *h, const char *name, const char *token
 bool http1_keep_alive(const struct http1 *h);
 /* The request announced a body, which is not read: answer, then close. */
 bool http1_close_after(const struct http1 *h);
+/* HTTP1_DONE: the body is wanted. http1_feed takes its bytes from now on (the
+ * return value is again where what follows begins) until
+ * http1_body_complete(). 0; -EFBIG when Content-Length is over max (answer
+ * 413, then close); -EINVAL before the head is complete. A request that
+ * announced no body has an empty one, complete at once. */
+int http1_body_begin(struct http1 *h, size_t max);
+bool http1_body_complete(const struct http1 *h);
+/* The body read so far (all of it once complete); never NULL. */
+const void *http1_body(const struct http1 *h, size_t *ret_len);
 /* Upgrade and Connection: upgrade were sent (http-parser's upgrade flag). */
 bool http1_upgrade(const struct http1 *h);
 

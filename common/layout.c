@@ -68,6 +68,33 @@ layout_init_file(const char *name, size_t len)
 	       layout_digits(name + 5, len - 9);
 }
 
+void
+layout_thumb_name(uint32_t every_s, uint32_t width, int64_t n, char *buf, size_t size)
+{
+	snprintf(buf, size, "thumb-%" PRIu32 "s-%" PRIu32 "-%06" PRId64 ".jpg", every_s, width, n);
+}
+
+/* "thumb-" digits "s-" digits "-" digits ".jpg": what layout_thumb_name makes. */
+bool
+layout_thumb_file(const char *name)
+{
+	const char *p = name, *q;
+	size_t len = strlen(name);
+
+	if (len > 64 || strncmp(p, "thumb-", 6) != 0 || strcmp(name + len - 4, ".jpg") != 0)
+		return false;
+	p += 6;
+	q = strchr(p, 's');
+	if (q == NULL || !layout_digits(p, (size_t)(q - p)) || q[1] != '-')
+		return false;
+	p = q + 2;
+	q = strchr(p, '-');
+	if (q == NULL || !layout_digits(p, (size_t)(q - p)))
+		return false;
+	p = q + 1;
+	return layout_digits(p, (size_t)(name + len - 4 - p));
+}
+
 bool
 layout_name(const char *name)
 {
@@ -83,8 +110,9 @@ layout_name(const char *name)
 		return layout_name(base);
 	}
 	return strcmp(name, LAYOUT_INDEX) == 0 || strcmp(name, LAYOUT_SESSION) == 0 ||
-	       strcmp(name, LAYOUT_SENTINEL) == 0 || layout_seg_file(name, NULL) ||
-	       layout_init_file(name, len);
+	       strcmp(name, LAYOUT_SENTINEL) == 0 || strcmp(name, LAYOUT_MARKS) == 0 ||
+	       layout_seg_file(name, NULL) || layout_init_file(name, len) ||
+	       layout_thumb_file(name);
 }
 
 bool

@@ -20,6 +20,10 @@
  *         000000.m4s, 000001.m4s ...     the sentinel's sequence, %06lld, bytes as sent
  *         index.jsonl                    one line per durable segment, sequences ascending:
  *           {"sequence","startTime","duration","bytes","keyframe","init","sha256"}\n
+ *         marks.jsonl                    the session's marks, one line each (common/mark.h)
+ *         thumb-10s-160-000042.jpg ...   httpd's cache of thumbnails (docs/httpd.md): a
+ *                                        JPEG every 10 s, 160 pixels wide; removed with
+ *                                        the session, never listed
  *   and NAME.tmp for any file above while it is written (temp, fsync, rename).
  *
  * Text, not binary: JSON written by jansson in this key order, compact, so no
@@ -46,6 +50,7 @@
 #define LAYOUT_INDEX    "index.jsonl"
 #define LAYOUT_SESSION  "session.json"
 #define LAYOUT_SENTINEL "sentinel.json"
+#define LAYOUT_MARKS    "marks.jsonl"
 #define LAYOUT_DELETED  ".deleted-sessions"
 #define LAYOUT_REVOKED  ".revoked-tokens"
 #define LAYOUT_DELETING ".deleting-" /* followed by a UUID */
@@ -94,9 +99,15 @@ void layout_init_name(uint32_t gen, char *buf, size_t size);
 /* A segment file's name ("000042.m4s": six digits at least); its sequence in
  * *ret_sequence (may be NULL). */
 bool layout_seg_file(const char *name, int64_t *ret_sequence);
+/* "thumb-{every_s}s-{width}-%06lld.jpg": httpd's cached thumbnail n of a
+ * session, one every every_s seconds, width pixels wide. httpd writes it
+ * (NAME.tmp, fsync, rename; the directory is not fsynced: a cache), archive
+ * removes it with its session. */
+void layout_thumb_name(uint32_t every_s, uint32_t width, int64_t n, char *buf, size_t size);
+bool layout_thumb_file(const char *name);
 /* True for a name of the layout inside a sentinel or session directory
- * (sentinel.json, session.json, index.jsonl, inits, segments, and each of
- * them with .tmp): the only names archive deletes there. */
+ * (sentinel.json, session.json, index.jsonl, marks.jsonl, inits, segments,
+ * thumbnails, and each of them with .tmp): the only names archive deletes there. */
 bool layout_name(const char *name);
 /* A directory name of the layout: a UUID in lower case, as archive names
  * sentinels and sessions; the id in ret (may be NULL). Anything else under

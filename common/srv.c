@@ -73,6 +73,20 @@ srv_ip_put(struct srv *s, struct srv_ip *ip)
 	}
 }
 
+void
+srv_key_text(const uint8_t key[16], char *buf, size_t size)
+{
+	static const uint8_t mapped[12] = { [10] = 0xff, [11] = 0xff };
+
+	/* An IPv4 client of a dual-stack socket: the same text as on an IPv4
+	 * socket ("::ffff:" would make one client two in logs and audit
+	 * records). The key is the mapped form either way. */
+	if (memcmp(key, mapped, 12) == 0)
+		inet_ntop(AF_INET, key + 12, buf, (socklen_t)size);
+	else
+		inet_ntop(AF_INET6, key, buf, (socklen_t)size);
+}
+
 /* The peer as a 16-byte key and as text. */
 static void
 srv_peer(const struct sockaddr_storage *ss, uint8_t key[16], char *text, size_t size)
@@ -84,19 +98,44 @@ srv_peer(const struct sockaddr_storage *ss, uint8_t key[16], char *text, size_t 
 
 		key[10] = key[11] = 0xff;
 		memcpy(key + 12, &sa->sin_addr, 4);
-		inet_ntop(AF_INET, &sa->sin_addr, text, (socklen_t)size);
 	} else if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *sa = (const struct sockaddr_in6 *)ss;
-
-		memcpy(key, &sa->sin6_addr, 16);
-		/* An IPv4 client of a dual-stack socket: the same text as on an
-		 * IPv4 socket ("::ffff:" would make one client two in logs and
-		 * audit records). The key is the mapped form either way. */
-		if (IN6_IS_ADDR_V4MAPPED(&sa->sin6_addr))
-			inet_ntop(AF_INET, &sa->sin6_addr.s6_addr[12], text, (socklen_t)size);
-		else
-			inet_ntop(AF_INET6, &sa->sin6_addr, text, (socklen_t)size);
+		memcpy(key, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+	} else {
+		return;
 	}
+	srv_key_text(key, text, size);
+}
+
+int
+srv_conn_client(struct srv_conn *c, const uint8_t *key)
+{
+	struct srv *s = c->s;
+	struct srv_ip *ip;
+
+	if (key == NULL) {
+		srv_ip_put(s, c->ip);
+		c->ip = NULL;
+		c->named = false;
+		memcpy(c->peer, c->proxy, sizeof(c->peer));
+		return 0;
+	}
+	c->named = true;
+	srv_key_text(key, c->peer, sizeof(c->peer));
+	if (c->ip != NULL && memcmp(c->ip->addr, key, 16) == 0)
+		return 0;
+	ip = srv_ip_get(s, key);
+	if (ip == NULL)
+		return -ENOMEM;
+	if (s->p.max_per_ip > 0 && ip->n >= (uint64_t)s->p.max_per_ip) {
+		if (ip->n == 0)
+			srv_ip_put(s, ip);
+		s->stats.refused_per_ip++;
+		return -EUSERS;
+	}
+	ip->n++;
+	srv_ip_put(s, c->ip);
+	c->ip = ip;
+	return 0;
 }
 
 /* ---- connections ---- */
@@ -306,6 +345,7 @@ srv_accept(struct srv *s)
 		char peer[48];
 		struct srv_ip *ip;
 		struct srv_conn *c;
+		bool proxied;
 		int one = 1;
 		int fd = accept4(s->listen.fd, (struct sockaddr *)&ss, &len,
 				 SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -320,18 +360,21 @@ srv_accept(struct srv *s)
 		taken++;
 		s->stats.accepted++;
 		srv_peer(&ss, key, peer, sizeof(peer));
-		ip = srv_ip_get(s, key);
-		if (ip == NULL) {
+		/* A trusted proxy carries many clients: each is counted once its
+		 * request names it (srv_conn_forwarded). */
+		proxied = cfg_net_match(s->proxies, s->n_proxies, key);
+		ip = proxied ? NULL : srv_ip_get(s, key);
+		if (!proxied && ip == NULL) {
 			close(fd);
 			continue;
 		}
-		if (s->p.max_per_ip > 0 && ip->n >= (uint64_t)s->p.max_per_ip) {
+		if (ip != NULL && s->p.max_per_ip > 0 && ip->n >= (uint64_t)s->p.max_per_ip) {
 			srv_refuse(s, fd, peer, 429);
 			continue;
 		}
 		if (s->p.max_handshakes > 0 &&
 		    s->stats.handshaking >= (uint64_t)s->p.max_handshakes) {
-			if (ip->n == 0)
+			if (ip != NULL && ip->n == 0)
 				srv_ip_put(s, ip);
 			srv_refuse(s, fd, peer, 503);
 			continue;
@@ -340,13 +383,16 @@ srv_accept(struct srv *s)
 		    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &s->p.sndbuf, sizeof(s->p.sndbuf)) < 0)
 			log_warn(-errno, "setsockopt(SO_SNDBUF) failed");
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		ip->n++;
+		if (ip != NULL)
+			ip->n++;
 		c = srv_conn_new(s, fd, peer, ip, false);
 		if (c == NULL) {
 			srv_ip_put(s, ip);
 			close(fd);
 			continue;
 		}
+		c->via_proxy = proxied;
+		memcpy(c->proxy, c->peer, sizeof(c->proxy));
 		c->handshaking = true;
 		s->stats.handshaking++;
 		s->stats.open++;
@@ -671,6 +717,14 @@ srv_set_caps(struct srv *s, int64_t max_per_ip, int64_t max_handshakes)
 	s->p.max_handshakes = max_handshakes;
 }
 
+void
+srv_set_proxies(struct srv *s, const struct cfg_net *proxies, size_t n)
+{
+	s->n_proxies = n < CFG_PROXIES_MAX ? n : CFG_PROXIES_MAX;
+	if (s->n_proxies > 0)
+		memcpy(s->proxies, proxies, s->n_proxies * sizeof(*proxies));
+}
+
 const struct srv_stats *
 srv_stats(const struct srv *s)
 {
@@ -714,6 +768,8 @@ srv_new(struct stage *st, const struct srv_params *p, const struct srv_ops *ops,
 		return NULL;
 	s->st = st;
 	s->p = *p;
+	s->p.proxies = NULL; /* copied: the caller's config may go at a reload */
+	srv_set_proxies(s, p->proxies, p->proxies != NULL ? p->n_proxies : 0);
 	s->ops = ops;
 	s->ctx = ctx;
 	s->wake.fd = -1;

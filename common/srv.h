@@ -13,6 +13,13 @@
  * address's cap (limits.max_connections_per_ip); over either, the connection
  * is answered 503 or 429 and closed without reading it.
  *
+ * Behind a reverse proxy every connection comes from the proxy's address: a
+ * peer in srv_params.proxies (trusted_proxies) is not capped at accept, and
+ * the layer, once it read a request head, calls srv_conn_forwarded(): the
+ * client that head names becomes the connection's address (srv_conn_peer,
+ * for logs and the audit log) and is counted against the cap instead
+ * (srv_fwd.c). Anyone else's X-Forwarded-For is ignored.
+ *
  * Everything runs in the stage's one loop thread, except srv_wake().
  *
  * Caps (limits.max_connections_per_ip, limits.max_handshakes) count this
@@ -31,6 +38,7 @@
 
 struct srv;
 struct srv_conn;
+struct http1;
 
 struct srv_ops {
 	/* A connection was accepted; its data area is zeroed. */
@@ -59,10 +67,12 @@ struct srv_params {
 	int listen_fd;        /* the stage's, kept open by the stage */
 	const char *tls_cert; /* PEM chain and key: TLS on every connection; NULL: TCP */
 	const char *tls_key;
-	size_t conn_size;       /* the layer's per-connection data, zeroed */
-	int sndbuf;             /* SO_SNDBUF; 0: the kernel's autotuning */
-	int64_t max_per_ip;     /* connections from one address; 0: no cap */
-	int64_t max_handshakes; /* connections not yet established; 0: no cap */
+	size_t conn_size;              /* the layer's per-connection data, zeroed */
+	int sndbuf;                    /* SO_SNDBUF; 0: the kernel's autotuning */
+	int64_t max_per_ip;            /* connections from one address; 0: no cap */
+	int64_t max_handshakes;        /* connections not yet established; 0: no cap */
+	const struct cfg_net *proxies; /* trusted_proxies, copied; NULL: none */
+	size_t n_proxies;
 	/* Other processes accept on the same socket (relay's workers): a new
 	 * connection wakes one of them (EPOLLEXCLUSIVE), and each takes a few
 	 * at a time and goes to the back of the socket's queue of waiters, so
@@ -93,6 +103,9 @@ void srv_wake(struct srv *s);
 void srv_stop_accepting(struct srv *s);
 /* Caps from a reloaded config, for connections accepted from now on. */
 void srv_set_caps(struct srv *s, int64_t max_per_ip, int64_t max_handshakes);
+/* trusted_proxies from a reloaded config (at most CFG_PROXIES_MAX), for
+ * connections accepted from now on. */
+void srv_set_proxies(struct srv *s, const struct cfg_net *proxies, size_t n);
 const struct srv_stats *srv_stats(const struct srv *s);
 size_t srv_conn_count(const struct srv *s);
 /* 4 map entries for a heartbeat's stats: connectionsOpen, handshaking,
@@ -108,8 +121,27 @@ void srv_conn_set_ops(struct srv_conn *c, const struct srv_ops *ops, void *ctx);
 struct srv_conn *srv_conn_of(void *data);
 int srv_conn_fd(const struct srv_conn *c);
 bool srv_conn_is_tls(const struct srv_conn *c);
-/* The peer's address, "203.0.113.7" or "2001:db8::1". */
+/* The client's address, "203.0.113.7" or "2001:db8::1": the peer's, or the
+ * one a trusted proxy named (srv_conn_forwarded). */
 const char *srv_conn_peer(const struct srv_conn *c);
+/* Whether c's last request head came from a trusted proxy and named its
+ * client (a browser on the proxy's own host, straight to vigil, does not). */
+bool srv_conn_proxied(const struct srv_conn *c);
+/* A request head h was read on c. When c's peer is a trusted proxy, the
+ * client its X-Forwarded-For (the rightmost address that is not itself a
+ * trusted proxy) or else its X-Real-IP names becomes c's address and is
+ * counted against limits.max_connections_per_ip; a head that names none (or
+ * a malformed one, or one sent twice) leaves the proxy's own address, uncapped.
+ * Anyone else's headers change nothing. 0, -EUSERS when the client is over
+ * the cap (answer 429 and close; counted in refusedPerIp), -ENOMEM. */
+int srv_conn_forwarded(struct srv_conn *c, const struct http1 *h);
+/* srv_conn_forwarded's choice, pure: 1 and ret_key (16 bytes, IPv4
+ * v4-mapped) when xff (xff_n fields of it; only one is read) or else
+ * real_ip (NULL: absent) names a client, 0 when neither does. */
+int srv_fwd_pick(const struct cfg_net *proxies, size_t n, const char *xff, unsigned xff_n,
+		 const char *real_ip, uint8_t ret_key[16]);
+/* An address key as srv_conn_peer shows it (IPv4 for a v4-mapped key). */
+void srv_key_text(const uint8_t key[16], char *buf, size_t size);
 /* CLOCK_MONOTONIC ms of the last byte received (the accept at first). */
 int64_t srv_conn_last_rx(const struct srv_conn *c);
 int64_t srv_conn_accepted_ms(const struct srv_conn *c);

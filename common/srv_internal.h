@@ -68,13 +68,16 @@ struct srv_conn {
 	bool tls_done, tls_write_wants_read;
 	bool in_pending, want_write, blocked, paused, peer_eof, read_pending;
 	bool ending, lingering, dead, refused, handshaking, told_closed;
+	bool via_proxy;  /* the peer is a trusted proxy: peer may name its client */
+	bool named;      /* via_proxy, and the last request head named the client */
 	uint32_t events; /* what epoll watches now */
 	int linger_ms;
 	struct srv_out *out;
 	size_t out_head, out_n, out_cap, out_off, queued;
 	int64_t deadline_ms, accepted_ms, last_rx_ms;
-	struct srv_ip *ip;
+	struct srv_ip *ip; /* NULL: a trusted proxy's own connection, not capped */
 	char peer[48];
+	char proxy[48]; /* via_proxy: the proxy's own address */
 	alignas(16) unsigned char data[];
 };
 
@@ -89,6 +92,8 @@ struct srv {
 	struct srv_conn *conns, *pending, *zombies;
 	size_t n_conns, n_refusing;
 	struct srv_ip *ips[SRV_IP_BUCKETS];
+	struct cfg_net proxies[CFG_PROXIES_MAX];
+	size_t n_proxies;
 	struct srv_stats stats;
 	int64_t next_tick_ms;
 	uint8_t rbuf[SRV_RBUF];
@@ -98,6 +103,9 @@ struct srv {
 void srv_conn_pend(struct srv_conn *c);
 void srv_conn_watch(struct srv_conn *c);
 void srv_conn_final(struct srv_conn *c);
+/* The connection's client from now on: key (NULL: the proxy itself, uncapped),
+ * counted against the per-address cap. -EUSERS over it, -ENOMEM. */
+int srv_conn_client(struct srv_conn *c, const uint8_t *key);
 
 /* srv_io.c */
 int srv_tls_open(struct srv *s);

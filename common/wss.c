@@ -251,6 +251,7 @@ wss_set_cfg(struct wss *w, const struct cfg *cfg)
 {
 	w->cfg = cfg;
 	srv_set_caps(w->srv, cfg->max_connections_per_ip, cfg->max_handshakes);
+	srv_set_proxies(w->srv, cfg->trusted_proxies, cfg->n_trusted_proxies);
 }
 
 void

@@ -82,6 +82,17 @@ wss_upgrade(struct wss_conn *c)
 	bool proto;
 	int r;
 
+	/* Through a trusted proxy, the client it names is the connection's
+	 * address from here (logs, the audit log, the per-address cap). */
+	r = srv_conn_forwarded(c->sc, h);
+	if (r == -EUSERS) {
+		wss_refuse(c, 429, "Retry-After: 1\r\n", "too many connections from this address");
+		return false;
+	}
+	if (r < 0) {
+		srv_conn_abort(c->sc);
+		return false;
+	}
 	r = http1_path(h, path, sizeof(path));
 	if (r < 0 || strcmp(path, ops->path) != 0) {
 		wss_refuse(c, r == -EINVAL ? 400 : 404, NULL,
@@ -214,6 +225,8 @@ wss_new(struct stage *st, const struct cfg_listen *addr, const struct wss_ops *o
 	p.sndbuf = ops->sndbuf;
 	p.max_per_ip = cfg->max_connections_per_ip;
 	p.max_handshakes = cfg->max_handshakes;
+	p.proxies = cfg->trusted_proxies;
+	p.n_proxies = cfg->n_trusted_proxies;
 	p.shared = stage_worker(st) >= 0; /* relay's workers share vigild's socket */
 	w->srv = srv_new(st, &p, &wss_srv_ops, w);
 	if (w->srv == NULL) {

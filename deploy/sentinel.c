@@ -49,6 +49,8 @@ sentinel_usage(FILE *f)
 		"                        ~/.local/state/vigil-sentinel/NAME.id, with characters\n"
 		"                        other than A-Z a-z 0-9 . _ - replaced by _); with --count\n"
 		"                        one file per sentinel: NAME-I.id, or FILE-I\n"
+		"  -q, --quiet           log warnings and errors only: no progress line every 10 s,\n"
+		"                        no note of each connection\n"
 		"  -v, --verbose         log at debug level\n"
 		"  -h, --help            show this help and exit\n"
 		"  -V, --version         show the version and exit\n"
@@ -97,7 +99,7 @@ sentinel_parse_uint(const char *s, unsigned min, unsigned max, unsigned *ret)
 }
 
 static int
-sentinel_parse_args(int argc, char **argv, struct snt_opts *o, bool *verbose)
+sentinel_parse_args(int argc, char **argv, struct snt_opts *o, enum log_level *level)
 {
 	enum { OPT_JSON = 256, OPT_LEGACY, OPT_CAMERA, OPT_SCREEN, OPT_STATE };
 	static const struct option opts[] = {
@@ -114,6 +116,7 @@ sentinel_parse_args(int argc, char **argv, struct snt_opts *o, bool *verbose)
 		{ "camera", required_argument, NULL, OPT_CAMERA },
 		{ "screen", no_argument, NULL, OPT_SCREEN },
 		{ "state", required_argument, NULL, OPT_STATE },
+		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -122,7 +125,7 @@ sentinel_parse_args(int argc, char **argv, struct snt_opts *o, bool *verbose)
 	char *end;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "u:t:n:c:f:b:s:d:vhV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "u:t:n:c:f:b:s:d:qvhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'u':
 			o->url = optarg;
@@ -183,8 +186,11 @@ sentinel_parse_args(int argc, char **argv, struct snt_opts *o, bool *verbose)
 		case OPT_STATE:
 			o->state = optarg;
 			break;
+		case 'q':
+			*level = LOG_LVL_WARN;
+			break;
 		case 'v':
-			*verbose = true;
+			*level = LOG_LVL_DEBUG;
 			break;
 		case 'h':
 			sentinel_usage(stdout);
@@ -255,18 +261,17 @@ main(int argc, char **argv)
 	struct snt_media m;
 	struct snt_net *net;
 	struct snt_enc *enc;
-	bool verbose = false;
+	enum log_level level = LOG_LVL_INFO;
 	int sfd, status = 1;
 
 	if (gethostname(host, sizeof(host)) < 0 || host[0] == '\0')
 		strcpy(host, "sentinel");
 	host[sizeof(host) - 1] = '\0';
 	o.name = host;
-	if (sentinel_parse_args(argc, argv, &o, &verbose) < 0)
+	if (sentinel_parse_args(argc, argv, &o, &level) < 0)
 		return 2;
 	log_open("sentinel");
-	if (verbose)
-		log_set_level(LOG_LVL_DEBUG);
+	log_set_level(level);
 	sentinel_raise_fd_limit(o.count);
 	sfd = sentinel_signals();
 	if (sfd < 0) {

@@ -15,6 +15,7 @@ PACKAGES="
     libwslay-dev libhttp-parser-dev libcurl4-openssl-dev
     wrk nginx-light curl wget iperf3
     chromium
+    build-essential debhelper lintian debootstrap iproute2
 "
 # The web app (httpd/web: npm ci, esbuild) and its browser test (playwright-core
 # driving chromium) need node and npm. Debian 12's nodejs 18 and npm do; a

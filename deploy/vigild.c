@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "files.h"
 #include "log.h"
 #include "mp.h"
@@ -129,28 +130,6 @@ vigild_state_changed(struct wd *wd, struct wd_child *c)
 }
 
 static int
-vigild_reload(struct wd *wd, char *err, size_t errlen)
-{
-	struct cfg *cfg;
-	int r;
-
-	r = cfg_load(wd->config_path, &cfg, err, errlen);
-	if (r < 0) {
-		log_error(0, "reload refused, keeping the running config: %s", err);
-		return r;
-	}
-	/* The file is the truth again: the console's live keys go (docs/operations.md). */
-	if (wd->overrides != NULL)
-		log_info("the live overrides are dropped: back to the file");
-	wd_cfg_drop(wd);
-	wd_cfg_adopt(wd, cfg);
-	wd_cfg_send(wd, NULL);
-	wd_rev_prune(wd);
-	log_info("configuration reloaded from %s", wd->config_path);
-	return 0;
-}
-
-static int
 vigild_open_signals(struct wd *wd)
 {
 	sigset_t set;
@@ -186,6 +165,7 @@ vigild_service_signals(struct wd *wd)
 {
 	struct signalfd_siginfo si;
 	char err[CFG_ERR_MAX];
+	json_t *result;
 
 	while (read(wd->sig_fd, &si, sizeof(si)) == sizeof(si)) {
 		switch (si.ssi_signo) {
@@ -193,7 +173,8 @@ vigild_service_signals(struct wd *wd)
 			vigild_reap(wd);
 			break;
 		case SIGHUP:
-			vigild_reload(wd, err, sizeof(err));
+			if (wd_cfg_reload(wd, &result, err, sizeof(err)) == 0)
+				json_decref(result);
 			break;
 		default:
 			if (!wd->shutdown)
@@ -217,6 +198,10 @@ vigild_shutdown_step(struct wd *wd)
 		for (unsigned k = wd->first[s]; k < wd->first[s] + wd->count[s]; k++) {
 			struct wd_child *c = &wd->child[k];
 
+			/* Archive writes the audit log: vigild's records first. */
+			if (c->which == BUS_ARCHIVE && c->state == WD_RUNNING &&
+			    !wd_audit_drained(wd))
+				return false;
 			if (c->state == WD_BACKOFF)
 				wd_stop(wd, c, false);
 			if (c->state == WD_STARTING || c->state == WD_RUNNING)
@@ -237,6 +222,17 @@ vigild_all_up(const struct wd *wd)
 			return false;
 	}
 	return true;
+}
+
+/* A failed stage stays down until an operator acts: no use waiting for it. */
+static bool
+vigild_any_failed(const struct wd *wd)
+{
+	for (unsigned i = 0; i < wd->n_child; i++) {
+		if (wd->child[i].state == WD_FAILED)
+			return true;
+	}
+	return false;
 }
 
 enum {
@@ -265,14 +261,20 @@ vigild_loop(struct wd *wd, int ready_fd)
 
 		if (wd->shutdown && vigild_shutdown_step(wd))
 			return 0;
-		if (ready_pending && (vigild_all_up(wd) || proc_mono_ms() > ready_deadline)) {
-			char ok = vigild_all_up(wd) ? 'y' : 'n';
+		if (ready_pending && (vigild_all_up(wd) || vigild_any_failed(wd) ||
+				      proc_mono_ms() > ready_deadline)) {
+			char text[VIGILD_BANNER_MAX + 1];
+			bool up = vigild_all_up(wd);
+			size_t len = vigild_banner(wd, up, text + 1, sizeof(text) - 1);
 
 			ready_pending = false;
+			text[0] = up ? 'y' : 'n';
 			if (wd->foreground) {
-				vigild_print_ready(wd, stdout);
+				fputs(text + 1, up ? stdout : stderr);
+				fflush(up ? stdout : stderr);
 			} else {
-				if (write(ready_fd, &ok, 1) < 0)
+				/* The parent prints it and exits: 0 with 'y'. */
+				if (write(ready_fd, text, len + 1) < 0)
 					log_warn(-errno, "readiness pipe");
 				close(ready_fd);
 			}
@@ -342,7 +344,6 @@ vigild_loop(struct wd *wd, int ready_fd)
 
 static const struct wd_ops vigild_wd_ops = {
 	.state_changed = vigild_state_changed,
-	.reload = vigild_reload,
 };
 
 int
@@ -369,6 +370,14 @@ main(int argc, char **argv)
 	}
 	if (opts.check_config) {
 		json_t *j = cfg_to_json(wd.cfg, true);
+		char note[256];
+
+		/* stderr: stdout is the JSON vigilctl reads. */
+		for (size_t i = 0; i < wd.cfg->n_tokens; i++) {
+			if (cfg_token_expiry_note(&wd.cfg->tokens[i], proc_now_ms() / 1000, note,
+						  sizeof(note)))
+				fprintf(stderr, "vigild: warning: %s: %s\n", wd.cfg->path, note);
+		}
 
 		json_dumpf(j, stdout, JSON_INDENT(2));
 		putchar('\n');
@@ -378,6 +387,15 @@ main(int argc, char **argv)
 	}
 	if (log_level_parse(wd.cfg->log_level, &level) == 0)
 		log_set_level(level);
+	/* What the ring, sockets and files are made with: a reload that changes
+	 * one of these keys is told it waits for a restart. */
+	wd.boot = cfg_to_json(wd.cfg, true);
+	if (wd.boot == NULL) {
+		fprintf(stderr, "vigild: out of memory\n");
+		goto out_cfg;
+	}
+	/* Before detaching: the operator who starts vigil sees these. */
+	wd_cfg_warn_tokens(wd.cfg, NULL);
 	if (opts.config != NULL && realpath(opts.config, wd.config_path) == NULL) {
 		fprintf(stderr, "vigild: %s: %s\n", opts.config, strerror(errno));
 		goto out_cfg;
@@ -408,7 +426,7 @@ main(int argc, char **argv)
 	if (vigild_open_listeners(&wd) < 0 || vigild_create_ring(&wd) < 0 ||
 	    vigild_open_sockets(&wd) < 0)
 		goto out_clean;
-	if (!opts.foreground && vigild_detach(&wd, &ready_fd) < 0)
+	if (!opts.foreground && vigild_detach(&wd, lock_fd, &ready_fd) < 0)
 		goto out_clean;
 	if (vigild_open_signals(&wd) < 0 || vigild_write_pidfile(&wd) < 0) {
 		log_error(-errno, "startup failed");
@@ -423,6 +441,9 @@ main(int argc, char **argv)
 			log_error(r, "%s: could not be started", wd.child[i].name);
 	}
 	ret = vigild_loop(&wd, ready_fd) < 0 ? 1 : 0;
+	/* A vigilctl answer held for its record (archive, stopped last, may have
+	 * gone before acknowledging it) is given now rather than never. */
+	audit_release_waiters(wd.audit, -ESHUTDOWN);
 	log_info("all stages stopped; exiting");
 out_clean:
 	vigild_cleanup(&wd);
@@ -437,6 +458,7 @@ out_clean:
 out_lock:
 	close(lock_fd);
 out_cfg:
+	json_decref(wd.boot);
 	wd_cfg_drop(&wd);
 	cfg_free(wd.cfg);
 	return ret;

@@ -3,7 +3,8 @@
 #ifndef VIGIL_VIGILD_H
 #define VIGIL_VIGILD_H
 
-#include <stdio.h>
+#include <stdbool.h>
+#include <stddef.h>
 
 #include "wd.h"
 
@@ -18,11 +19,15 @@ int vigild_open_listeners(struct wd *wd);
 int vigild_create_ring(struct wd *wd);
 /* bus.sock and ctl.sock in run_dir. */
 int vigild_open_sockets(struct wd *wd);
-/* Forks; the parent waits for the readiness byte on *ret_ready_fd's pipe,
- * prints where vigil listens and exits; the child returns. */
-int vigild_detach(struct wd *wd, int *ret_ready_fd);
+/* Forks; the parent waits for the readiness byte and the banner on
+ * *ret_ready_fd's pipe, prints the banner and exits (0 when the byte is 'y');
+ * the child returns, holding lock_fd as the instance lock's listener. */
+int vigild_detach(struct wd *wd, int lock_fd, int *ret_ready_fd);
 int vigild_write_pidfile(struct wd *wd);
-void vigild_print_ready(struct wd *wd, FILE *f);
+#define VIGILD_BANNER_MAX 1024
+/* What vigild prints once the stages are up (up), or why not: where vigil
+ * listens, vigild's pid and each stage's pid (or state). Returns its length. */
+size_t vigild_banner(const struct wd *wd, bool up, char *buf, size_t size);
 /* Closes what vigild opened, removes its sockets, pid file and ring. */
 void vigild_cleanup(struct wd *wd);
 

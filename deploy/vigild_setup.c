@@ -159,29 +159,56 @@ vigild_url(const char *name, const char *scheme, const char *path, char *buf, si
 		snprintf(buf, size, "%s://%s%s", scheme, name, path);
 }
 
-void
-vigild_print_ready(struct wd *wd, FILE *f)
+size_t
+vigild_banner(const struct wd *wd, bool up, char *buf, size_t size)
 {
 	char ingest[128], relay[128], http[128];
+	size_t len;
+	int n;
 
 	vigild_url(wd->listen_name[BUS_INGEST], "ws", "/sentinel", ingest, sizeof(ingest));
 	vigild_url(wd->listen_name[BUS_RELAY], "ws", "/proctor", relay, sizeof(relay));
 	vigild_url(wd->listen_name[BUS_HTTPD], "http", "/", http, sizeof(http));
-	fprintf(f,
-		"vigil '%s' is up (vigild pid %d)\n"
-		"  sentinels connect to  %s\n"
-		"  proctors connect to   %s\n"
-		"  web app and HTTP API  %s\n",
-		wd->cfg->instance, (int)getpid(), ingest, relay, http);
-	fflush(f);
+	/* getpid(): this is the process that stays, whether or not it detached. */
+	if (up)
+		n = snprintf(buf, size,
+			     "vigil '%s' is up (vigild pid %d)\n"
+			     "  sentinels connect to  %s\n"
+			     "  proctors connect to   %s\n"
+			     "  web app and HTTP API  %s\n"
+			     "  stages:",
+			     wd->cfg->instance, (int)getpid(), ingest, relay, http);
+	else
+		n = snprintf(buf, size, "vigil '%s' (vigild pid %d): not every stage came up:",
+			     wd->cfg->instance, (int)getpid());
+	len = n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
+	for (unsigned i = 0; i < wd->n_child && len < size; i++) {
+		const struct wd_child *c = &wd->child[i];
+		const char *sep = i + 1 < wd->n_child ? "," : "\n";
+
+		if (c->state == WD_RUNNING)
+			n = snprintf(buf + len, size - len, " %s %d%s", c->name, (int)c->pid, sep);
+		else
+			n = snprintf(buf + len, size - len, " %s %s%s%s%s%s", c->name,
+				     wd_state_name(c->state), c->last_exit[0] ? " (" : "",
+				     c->last_exit, c->last_exit[0] ? ")" : "", sep);
+		if (n > 0)
+			len += (size_t)n < size - len ? (size_t)n : size - len - 1;
+	}
+	return len;
 }
 
-/* Forks; the parent waits until the stages are up, prints where vigil listens and exits. */
+/* Forks; the parent waits until the stages are up, prints the banner the
+ * child sends and exits. The child keeps the instance lock, and listens on it
+ * again: SO_PEERCRED names the process that last called listen(), so a second
+ * vigild is told the pid of this one, not of the parent that exits. */
 int
-vigild_detach(struct wd *wd, int *ret_ready_fd)
+vigild_detach(struct wd *wd, int lock_fd, int *ret_ready_fd)
 {
-	char path[4200], ok = 'n';
+	char path[4200], text[VIGILD_BANNER_MAX + 1];
 	int pipefd[2], logfd, devnull;
+	size_t len = 0;
+	ssize_t n;
 	pid_t pid;
 
 	if (pipe2(pipefd, O_CLOEXEC) < 0)
@@ -191,18 +218,26 @@ vigild_detach(struct wd *wd, int *ret_ready_fd)
 		return -errno;
 	if (pid > 0) {
 		close(pipefd[1]);
-		if (read(pipefd[0], &ok, 1) != 1 || ok != 'y') {
+		/* 'y' or 'n', then the banner, then EOF (the child closes its end). */
+		while (len < sizeof(text) - 1 &&
+		       ((n = read(pipefd[0], text + len, sizeof(text) - 1 - len)) > 0 ||
+			(n < 0 && errno == EINTR)))
+			len += n > 0 ? (size_t)n : 0;
+		text[len] = '\0';
+		if (len == 0 || text[0] != 'y') {
 			fprintf(stderr,
-				"vigild: the stages did not all come up; see %s/vigild.log "
-				"and 'vigilctl status'\n",
-				wd->run_dir);
+				"vigild: the stages did not all come up; vigild runs on (see "
+				"'vigilctl status', 'vigilctl logs STAGE' and %s/vigild.log)\n%s",
+				wd->run_dir, len > 1 ? text + 1 : "");
 			exit(1);
 		}
-		vigild_print_ready(wd, stdout);
+		fputs(text + 1, stdout);
 		exit(0);
 	}
 	close(pipefd[0]);
 	setsid();
+	if (listen(lock_fd, 4) < 0)
+		return -errno;
 	snprintf(path, sizeof(path), "%s/vigild.log", wd->run_dir);
 	logfd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
 	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);

@@ -234,6 +234,10 @@ wd_on_exit(struct wd *wd, struct wd_child *c, int status)
 	const char *name = c->name;
 
 	wd_describe_exit(c, status);
+	/* What it sent before it ended still counts: an audit.ack that a vigilctl
+	 * answer waits for comes last from an archive that is stopping. */
+	if (c->bus_fd >= 0)
+		wd_bus_service(wd, c);
 	if (c->bus_fd >= 0) {
 		close(c->bus_fd);
 		c->bus_fd = -1;

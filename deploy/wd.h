@@ -20,7 +20,7 @@
  * the stage's ("relay": every worker of it) or a worker's ("relay/1"). Only
  * vigild runs this code.
  *
- *   vigild.c  the process: arguments, signals, the poll loop, reload
+ *   vigild.c  the process: arguments, signals, the poll loop
  *   vigild_setup.c  before and after the loop: lock, ring, sockets, detach
  *   wd.c      the state machine above: spawn, stop, kill, exits, heartbeats
  *   wd_table.c  the children by stage and worker, their names, their load
@@ -179,8 +179,6 @@ struct wd;
 struct wd_ops {
 	/* A child changed state: tell the bus and the ctl watchers. */
 	void (*state_changed)(struct wd *wd, struct wd_child *c);
-	/* Re-reads the config; on error keeps the old one and fills err. */
-	int (*reload)(struct wd *wd, char *err, size_t errlen);
 };
 
 struct wd {
@@ -209,8 +207,10 @@ struct wd {
 	int64_t started_ms;
 	int64_t ring_sentinels; /* the ring's sentinel slots: limits.max_sentinels at start */
 	json_t *overrides;      /* the console's live keys (wd_cfg.c), NULL: the file alone */
+	json_t *boot;           /* cfg_to_json (redacted) of the config vigild started with */
 	struct wd_rev *rev;     /* revoked tokens (wd_rev.c) */
 	struct audit *audit;    /* vigilctl's actions on their way to the audit log (wd_audit.c) */
+	int64_t audit_drain_ms; /* monotonic: shutdown began waiting for audit acks; 0 */
 };
 
 const char *wd_state_name(enum wd_state state);
@@ -331,8 +331,17 @@ void wd_cfg_on_bus(struct wd *wd, struct wd_child *from, const struct bus_msg *m
 json_t *wd_cfg_ctl(struct wd *wd, const char *cmd, json_t *req);
 void wd_cfg_send(struct wd *wd, struct wd_child *c);
 void wd_cfg_adopt(struct wd *wd, struct cfg *cfg);
-/* A reload from the file: drops the overrides. */
+/* Drops the overrides. */
 void wd_cfg_drop(struct wd *wd);
+/* A reload from the file (SIGHUP, vigilctl reload): the overrides dropped,
+ * the file adopted and sent to the stages. *ret_result: { applied: [live keys
+ * whose value changed], restartRequired: [other keys whose value differs from
+ * the one vigild started with], warnings: [tokens that expired or expire
+ * within a day] }. A bad file changes nothing: -EINVAL with the line in err. */
+int wd_cfg_reload(struct wd *wd, json_t **ret_result, char *err, size_t errlen);
+/* Logs a warning for each token that expired or expires within a day, and
+ * appends the same line to notes (a JSON array) unless it is NULL. */
+void wd_cfg_warn_tokens(const struct cfg *cfg, json_t *notes);
 
 /* wd_rev.c: revoked tokens, durable in data_dir/.revoked-tokens. wd_rev_open
  * loads the file at start (-EINVAL with err for a file it cannot read: vigild
@@ -355,6 +364,10 @@ void wd_audit_free(struct wd *wd);
 /* audit.ack addressed to vigild, and archive's audit.ready. */
 void wd_audit_on_bus(struct wd *wd, const struct bus_msg *msg);
 void wd_audit_tick(struct wd *wd);
+/* During shutdown, before archive (the writer) is stopped: true once
+ * vigild's own records are acknowledged, or WD_AUDIT_WAIT_MS after the
+ * first call. vigilctl stop's record must not be cut off by the stop. */
+bool wd_audit_drained(struct wd *wd);
 /* Records a ctl request that is an operator's act (with what came of it, from
  * ans) and returns ans to send now, or NULL: it goes once the record is
  * durable. Requests that only look return ans as it is. */

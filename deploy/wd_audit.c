@@ -16,6 +16,7 @@
 #include "audit.h"
 #include "log.h"
 #include "mp.h"
+#include "proc.h"
 #include "wd.h"
 
 #define WD_AUDIT_WAIT_MS 5000
@@ -60,6 +61,18 @@ wd_audit_free(struct wd *wd)
 {
 	audit_free(wd->audit);
 	wd->audit = NULL;
+}
+
+bool
+wd_audit_drained(struct wd *wd)
+{
+	int64_t now = proc_mono_ms();
+
+	if (wd->audit == NULL || audit_idle(wd->audit))
+		return true;
+	if (wd->audit_drain_ms == 0)
+		wd->audit_drain_ms = now;
+	return now - wd->audit_drain_ms >= WD_AUDIT_WAIT_MS;
 }
 
 void

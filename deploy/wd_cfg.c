@@ -10,6 +10,7 @@
 
 #include "log.h"
 #include "mp.h"
+#include "proc.h"
 #include "wd.h"
 
 /* ---- the overrides ---- */
@@ -125,19 +126,25 @@ wd_cfg_adopt(struct wd *wd, struct cfg *cfg)
 {
 	enum log_level level;
 
-	if (strcmp(cfg->instance, wd->cfg->instance) != 0 ||
-	    strcmp(cfg->run_dir, wd->cfg->run_dir) != 0 ||
-	    strcmp(cfg->data_dir, wd->cfg->data_dir) != 0 || cfg->ring_size != wd->cfg->ring_size ||
-	    memcmp(&cfg->listen_ingest, &wd->cfg->listen_ingest, sizeof(cfg->listen_ingest)) ||
-	    memcmp(&cfg->listen_relay, &wd->cfg->listen_relay, sizeof(cfg->listen_relay)) ||
-	    memcmp(&cfg->listen_http, &wd->cfg->listen_http, sizeof(cfg->listen_http)) ||
-	    cfg->relay_workers != wd->cfg->relay_workers)
-		log_warn(0, "instance, run_dir, data_dir, ring.size, listen and relay.workers take "
-			    "effect at the next vigild start");
 	cfg_free(wd->cfg);
 	wd->cfg = cfg;
 	if (log_level_parse(cfg->log_level, &level) == 0)
 		log_set_level(level);
+}
+
+void
+wd_cfg_warn_tokens(const struct cfg *cfg, json_t *notes)
+{
+	char note[256];
+
+	for (size_t i = 0; i < cfg->n_tokens; i++) {
+		if (!cfg_token_expiry_note(&cfg->tokens[i], proc_now_ms() / 1000, note,
+					   sizeof(note)))
+			continue;
+		log_warn(0, "%s", note);
+		if (notes != NULL)
+			json_array_append_new(notes, json_string(note));
+	}
 }
 
 void
@@ -186,7 +193,7 @@ wd_cfg_at(json_t *root, const char *key)
 static json_t *
 wd_cfg_changed(const struct wd *wd, const struct cfg *cand, json_t *others)
 {
-	json_t *now = cfg_to_json(wd->cfg, true), *then = cfg_to_json(cand, true);
+	json_t *then = cfg_to_json(cand, true);
 	json_t *out = json_array(), *k;
 	size_t i;
 
@@ -194,12 +201,32 @@ wd_cfg_changed(const struct wd *wd, const struct cfg *cand, json_t *others)
 	{
 		const char *key = json_string_value(k);
 
-		if (out && !json_equal(wd_cfg_at(now, key), wd_cfg_at(then, key)))
+		if (out && !json_equal(wd_cfg_at(wd->boot, key), wd_cfg_at(then, key)))
 			json_array_append(out, k);
 	}
-	json_decref(now);
 	json_decref(then);
 	return out;
+}
+
+/* Appends to out the dotted keys, live or not as asked, whose values differ
+ * between a and b (cfg_to_json objects of the same shape): maps are walked,
+ * anything else (auth.tokens too) is compared whole. */
+static void
+wd_cfg_diff(json_t *a, json_t *b, const char *prefix, bool live, json_t *out)
+{
+	char key[CFG_ERR_MAX];
+	const char *name;
+	json_t *v, *w;
+
+	json_object_foreach(b, name, v)
+	{
+		snprintf(key, sizeof(key), "%s%s%s", prefix, prefix[0] ? "." : "", name);
+		w = json_object_get(a, name);
+		if (json_is_object(v) && json_is_object(w))
+			wd_cfg_diff(w, v, key, live, out);
+		else if (!json_equal(v, w) && cfg_key_live(key) == live)
+			json_array_append_new(out, json_string(key));
+	}
 }
 
 static void
@@ -312,6 +339,88 @@ out:
 	json_decref(all);
 	json_decref(live_keys);
 	json_decref(other_keys);
+	return r;
+}
+
+/* ---- a reload from the file ---- */
+
+static bool
+wd_cfg_same_str(const char *a, const char *b)
+{
+	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* Whether two configs' tokens differ, secrets included (the JSON shows them
+ * as "***": a new secret is a change all the same). */
+static bool
+wd_cfg_tokens_differ(const struct cfg *a, const struct cfg *b)
+{
+	if (a->n_tokens != b->n_tokens)
+		return true;
+	for (size_t i = 0; i < a->n_tokens; i++) {
+		const struct cfg_token *x = &a->tokens[i], *y = &b->tokens[i];
+
+		if (x->role != y->role || x->expires != y->expires ||
+		    !wd_cfg_same_str(x->name, y->name) || !wd_cfg_same_str(x->token, y->token) ||
+		    !wd_cfg_same_str(x->token_file, y->token_file))
+			return true;
+	}
+	return false;
+}
+
+int
+wd_cfg_reload(struct wd *wd, json_t **ret_result, char *err, size_t errlen)
+{
+	json_t *was = NULL, *now = NULL, *applied, *restart, *warnings, *k;
+	char line[1024], line2[1024];
+	bool tokens_listed = false;
+	struct cfg *cfg;
+	size_t i;
+	int r;
+
+	r = cfg_load(wd->config_path, &cfg, err, errlen);
+	if (r < 0) {
+		log_error(0, "reload refused, keeping the running config: %s", err);
+		return r;
+	}
+	was = cfg_to_json(wd->cfg, true);
+	now = cfg_to_json(cfg, true);
+	applied = json_array();
+	restart = json_array();
+	warnings = json_array();
+	if (was == NULL || now == NULL || applied == NULL || restart == NULL || warnings == NULL) {
+		snprintf(err, errlen, "reload: out of memory");
+		cfg_free(cfg);
+		r = -ENOMEM;
+		goto out;
+	}
+	/* Against the effective config: dropping an override is a change too. */
+	wd_cfg_diff(was, now, "", true, applied);
+	json_array_foreach(applied, i, k) tokens_listed |=
+		strcmp(json_string_value(k), "auth.tokens") == 0;
+	if (!tokens_listed && wd_cfg_tokens_differ(wd->cfg, cfg))
+		json_array_append_new(applied, json_string("auth.tokens"));
+	/* Against what vigild started with: still waiting until a restart. */
+	wd_cfg_diff(wd->boot, now, "", false, restart);
+	/* The file is the truth again: the console's live keys go (docs/operations.md). */
+	if (wd->overrides != NULL)
+		log_info("the live overrides are dropped: back to the file");
+	wd_cfg_drop(wd);
+	wd_cfg_adopt(wd, cfg);
+	wd_cfg_send(wd, NULL);
+	wd_rev_prune(wd);
+	wd_cfg_warn_tokens(cfg, warnings);
+	wd_cfg_log("applied:", applied, line, sizeof(line));
+	wd_cfg_log("; not applied until vigild restarts:", restart, line2, sizeof(line2));
+	log_info("configuration reloaded from %s: %s%s", wd->config_path, line, line2);
+	*ret_result = json_pack("{s:s, s:O, s:O, s:O}", "config", wd->config_path, "applied",
+				applied, "restartRequired", restart, "warnings", warnings);
+out:
+	json_decref(was);
+	json_decref(now);
+	json_decref(applied);
+	json_decref(restart);
+	json_decref(warnings);
 	return r;
 }
 

@@ -8,7 +8,8 @@
  *                           the stage got there: {"ok":true, "stage", "state", "pid"}
  *                           (as stage.result, wd_act.c); "start" without a stage starts
  *                           all that are down
- *   {"cmd":"reload"}        {"ok":true} or {"ok":false, "error":"FILE:L:C: ..."}
+ *   {"cmd":"reload"}        {"ok":true, "config", "applied":[keys], "restartRequired":[keys],
+ *                           "warnings":[...]} or {"ok":false, "error":"FILE:L:C: ..."}
  *   {"cmd":"logs", "stage":NAME, "lines":N, "follow":BOOL}
  *                           {"ok":true, "lines":[...]}; with "follow":true, then one
  *                           {"event":"log", "stage", "level", "time", "line"} per new line
@@ -73,13 +74,6 @@ wd_ctl_close(struct wd *wd, int slot)
 	*k = (struct wd_ctl_conn){ .fd = -1, .gen = k->gen };
 }
 
-void
-wd_ctl_free(struct wd *wd)
-{
-	for (int i = 0; i < WD_MAX_CONNS; i++)
-		wd_ctl_close(wd, i);
-}
-
 /* Sends what the socket takes now; -errno when the client is gone. */
 static int
 wd_ctl_flush(struct wd_ctl_conn *k)
@@ -103,6 +97,17 @@ wd_ctl_flush(struct wd_ctl_conn *k)
 	memmove(k->out, k->out + off, k->out_len - off);
 	k->out_len -= off;
 	return r;
+}
+
+void
+wd_ctl_free(struct wd *wd)
+{
+	for (int i = 0; i < WD_MAX_CONNS; i++) {
+		/* What fits in the socket now: vigilctl stop's answer. */
+		if (wd->ctl[i].fd >= 0 && wd->ctl[i].out_len > 0)
+			(void)wd_ctl_flush(&wd->ctl[i]);
+		wd_ctl_close(wd, i);
+	}
 }
 
 /* Appends one line; limit: what may wait in all, this line included. */
@@ -434,9 +439,16 @@ wd_ctl_dispatch(struct wd *wd, int slot, json_t *req)
 	if (strcmp(cmd, "shutdown") == 0)
 		return wd_ctl_shutdown(wd, req);
 	if (strcmp(cmd, "reload") == 0) {
-		if (wd->ops->reload(wd, msg, sizeof(msg)) < 0)
+		json_t *result;
+
+		if (wd_cfg_reload(wd, &result, msg, sizeof(msg)) < 0)
 			return wd_ctl_error("%s", msg);
-		return json_pack("{s:b}", "ok", 1);
+		if (result == NULL || json_object_set_new(result, "ok", json_true()) < 0) {
+			json_decref(result);
+			return json_pack("{s:b}", "ok",
+					 1); /* reloaded; only the details are short */
+		}
+		return result;
 	}
 	if (strcmp(cmd, "start") == 0 && json_object_get(req, "stage") == NULL) {
 		for (unsigned i = 0; i < wd->n_child; i++)

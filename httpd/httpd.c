@@ -17,6 +17,7 @@
 #include "mjpeg.h"
 #include "record.h"
 #include "snap.h"
+#include "thumb.h"
 #include "xplan.h"
 
 #ifndef VIGIL_WEB_ROOT
@@ -112,6 +113,7 @@ httpd_new(struct stage *st)
 	snap_init(h);
 	xplan_init(h);
 	aread_init(h);
+	thumb_init(h);
 	r = hs_open(h);
 	if (r < 0) {
 		log_error(r, "the HTTP server did not start");
@@ -144,6 +146,7 @@ httpd_free(struct httpd *h)
 	snap_free(h);
 	xplan_free(h);
 	aread_free(h);
+	thumb_free(h);
 	hs_close(h);
 	mjpeg_free(h);
 	if (h->ring != NULL)
@@ -156,6 +159,7 @@ httpd_free(struct httpd *h)
 	catalog_free(h);
 	json_decref(h->status);
 	json_decref(h->deleted);
+	json_decref(h->marked);
 	ar_cache_free();
 	free(h);
 }

@@ -8,8 +8,9 @@
  *
  * Each module has its header: body.h (response bodies), archive_read.h and
  * forget.h (recordings, and the sessions deleted on request), export.h,
- * xplan.h, history.h, hls.h, metrics.h, snap.h, static.h, mjpeg.h,
- * catalog.h, console.h, aread.h (the audit log), work.h (worker threads);
+ * xplan.h, history.h, hls.h, marks.h, metrics.h, snap.h, static.h, mjpeg.h,
+ * catalog.h, console.h, aread.h (the audit log), thumb.h (thumbnails),
+ * work.h (worker threads);
  * server.h is the server's own. */
 #ifndef VIGIL_HTTPD_H
 #define VIGIL_HTTPD_H
@@ -87,11 +88,20 @@ enum hs_park {
 	HS_PARK_EXPORT,
 	HS_PARK_AUDIT,       /* record.c: an export's record on its way to disk */
 	HS_PARK_AUDIT_CHECK, /* aread.c: the audit log's chain being checked */
+	HS_PARK_THUMB,       /* thumb.c: a thumbnail being made */
+	HS_PARK_MARK,        /* marks.c: a POSTed mark on its way to archive */
 };
 void hs_park(struct hreq *r, enum hs_park why, int ref, int timeout_ms);
 bool hs_parked_timed_out(const struct hreq *r);
 /* While a handler runs again after hs_park: the ref it parked with, else -1. */
 int hs_park_ref(const struct hreq *r);
+/* The request's body (a POST's), at most max bytes: 0 with it in *ret (valid
+ * while the request is answered); -EAGAIN when it is still on its way: the
+ * handler returns without answering and runs again once it is all there (or
+ * the client is answered 408 or dropped); -EFBIG when it announces more than
+ * max (answer 413); -EBADMSG when it is malformed (answer 400). An answer
+ * given before the body was all read closes the connection. */
+int hs_body(struct hreq *r, size_t max, const void **ret, size_t *ret_len);
 /* Whether the request asks for a Range (the answer may still be whole). */
 bool hs_has_range(struct hreq *r);
 /* Adds Retry-After to the answer (503). */
@@ -118,15 +128,18 @@ struct httpd {
 	/* vigild's last status answer (bus "status"), and when it came. */
 	json_t *status;
 	int64_t status_ms, status_asked_ms;
-	/* session.delete requests in flight and their answers. */
+	/* session.delete and mark.add requests in flight and their answers. */
 	int next_ref;
-	json_t *deleted; /* ref (string) -> answer body */
+	json_t *deleted;   /* ref (string) -> answer body */
+	json_t *marked;    /* marks.c: ref (string) -> { status, error, mark } */
+	bool archive_down; /* vigild's last stage.state of archive: offline or stopping */
 	/* memory held by ring copies being sent, against HTTPD_MEM_BUDGET */
 	uint64_t mem_in_use;
 	struct httpd_stats {
 		uint64_t requests, responses_2xx, responses_3xx, responses_4xx, responses_5xx;
 		uint64_t bytes_out, ring_served, file_served, exports, snapshots;
 		uint64_t connections;
+		uint64_t thumbs_made, thumbs_cached; /* decoded; served from the cache */
 	} stats;
 	void *snap;              /* snap.c's state */
 	void *xplan;             /* xplan.c's state */
@@ -134,6 +147,7 @@ struct httpd {
 	struct console *console; /* console.c's state */
 	struct rec *rec;         /* record.c's state */
 	struct aread *aread;     /* aread.c's state: the audit log's check */
+	struct thumb *thumb;     /* thumb.c's state: the thumbnail jobs */
 };
 
 #define HTTPD_MEM_BUDGET (256ull << 20)

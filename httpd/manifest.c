@@ -11,11 +11,13 @@
  * same recording always gives the same manifest, byte for byte. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "archive_read.h"
 #include "export.h"
 #include "httpd.h"
+#include "marks.h"
 
 static void
 manifest_hex(const unsigned char *md, size_t n, char *out)
@@ -88,7 +90,9 @@ void
 manifest_get(struct httpd *h, struct hreq *r)
 {
 	const struct route *rt = hs_route(r);
-	json_t *inits, *segs, *j;
+	json_t *inits, *segs, *marks = NULL, *j;
+	struct mark *mv = NULL;
+	size_t mn = 0;
 	char sha[65];
 	struct export x;
 	struct ar_sess s;
@@ -116,16 +120,19 @@ manifest_get(struct httpd *h, struct hreq *r)
 		goto out;
 	inits = manifest_inits(h, &x);
 	segs = manifest_segments(&x);
+	if (marks_read(h, &x.s, &mv, &mn) == 0)
+		marks = marks_json(mv, mn);
+	free(mv);
 	manifest_hex(x.b.sha256, sizeof(x.b.sha256), sha);
-	j = json_pack("{s:i, s:s, s:s, s:s, s:I, s:o, s:s, s:I, s:I, s:I, s:o*, s:o*, s:[], "
+	j = json_pack("{s:i, s:s, s:s, s:s, s:I, s:o, s:s, s:I, s:I, s:I, s:o*, s:o*, s:o*, "
 		      "s:{s:s, s:I, s:s, s:s}}",
 		      "manifestVersion", 1, "sentinelId", x.s.sentinel, "name", x.s.name,
 		      "sessionId", x.s.session, "startTime", (json_int_t)x.s.start_ms, "endTime",
 		      json_integer(x.s.end_ms), "codec", x.s.codec, "width", (json_int_t)x.s.width,
 		      "height", (json_int_t)x.s.height, "timescale", (json_int_t)x.s.timescale,
-		      "inits", inits, "segments", segs, "marks", "export", "url", "export.mp4",
-		      "bytes", (json_int_t)x.b.total, "sha256", sha, "etag", x.etag);
-	if (inits == NULL || segs == NULL || j == NULL) {
+		      "inits", inits, "segments", segs, "marks", marks, "export", "url",
+		      "export.mp4", "bytes", (json_int_t)x.b.total, "sha256", sha, "etag", x.etag);
+	if (inits == NULL || segs == NULL || marks == NULL || j == NULL) {
 		json_decref(j);
 		hs_error(r, 500, "the manifest could not be made");
 		goto out;

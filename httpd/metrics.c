@@ -253,10 +253,39 @@ m_audit_ok(struct httpd *h)
 	return ok == NULL || json_is_true(ok);
 }
 
-static void
-m_health(struct httpd *h, struct hreq *r)
+/* A running archive that cannot store the next segment (a full or failing
+ * disk), or whose disk is below archive.min_free, says so in its heartbeat:
+ * the text for /health, NULL when neither. */
+static const char *
+m_archive_problem(struct httpd *h, char *buf, size_t size, const char **ret_error)
 {
-	json_t *bad = json_object(), *st;
+	json_t *a = m_stage_stats(h, "archive");
+	const char *why = json_string_value(json_object_get(a, "writeError"));
+
+	if (json_is_false(json_object_get(a, "writable"))) {
+		*ret_error = "archive cannot write to its disk";
+		return why != NULL && why[0] != '\0' ? why : "cannot write";
+	}
+	if (json_is_true(json_object_get(a, "belowMinFree"))) {
+		*ret_error = "archive's disk is below archive.min_free";
+		snprintf(buf, size,
+			 "%.0f bytes free, the floor is %.0f: the oldest ended "
+			 "sessions are deleted while any may be",
+			 m_num(a, "diskFreeBytes"), m_num(a, "minFreeBytes"));
+		return buf;
+	}
+	return NULL;
+}
+
+/* Every reason the server is not healthy, with the first one's text as
+ * "error" (stages first, then archive's disk, then the audit log); NULL when
+ * there is none. */
+static json_t *
+m_problems(struct httpd *h)
+{
+	json_t *bad = json_object(), *out = json_object(), *st;
+	const char *error = NULL, *archive_error = NULL, *archive;
+	char buf[160];
 	size_t i;
 
 	json_array_foreach(m_stages(h), i, st)
@@ -266,34 +295,51 @@ m_health(struct httpd *h, struct hreq *r)
 		if (strcmp(state, "running") != 0)
 			json_object_set_new(bad, m_field(st, "name"), json_string(state));
 	}
-	if (json_object_size(bad) == 0 && json_array_size(m_stages(h)) > 0 && m_audit_ok(h)) {
-		json_decref(bad);
+	if (json_object_size(bad) > 0 || json_array_size(m_stages(h)) == 0) {
+		error = "not every stage is running";
+		json_object_set(out, "stages", bad);
+	}
+	archive = m_archive_problem(h, buf, sizeof(buf), &archive_error);
+	if (archive != NULL) {
+		error = error != NULL ? error : archive_error;
+		json_object_set_new(out, "archive", json_string(archive));
+	}
+	if (!m_audit_ok(h)) {
+		error = error != NULL ? error : "the audit log is not being written";
+		json_object_set_new(out, "audit", json_string("recording stopped"));
+	}
+	json_decref(bad);
+	if (error == NULL) {
+		json_decref(out);
+		return NULL;
+	}
+	json_object_set_new(out, "error", json_string(error));
+	return out;
+}
+
+static void
+m_health(struct httpd *h, struct hreq *r)
+{
+	json_t *problems = m_problems(h);
+
+	if (problems == NULL)
 		hs_text(r, 200, "text/plain; charset=utf-8", "ok", 2);
-		return;
-	}
-	if (json_object_size(bad) == 0 && json_array_size(m_stages(h)) > 0) {
-		json_decref(bad);
-		hs_json(r, 503,
-			json_pack("{s:s, s:s}", "error", "the audit log is not being written",
-				  "audit", "recording stopped"));
-		return;
-	}
-	hs_json(r, 503,
-		json_pack("{s:s, s:o}", "error", "not every stage is running", "stages", bad));
+	else
+		hs_json(r, 503, problems);
 }
 
 static json_t *
 m_status_json(struct httpd *h)
 {
-	json_t *stages = json_object(), *st;
-	bool degraded = false;
+	json_t *stages = json_object(), *st, *problems = m_problems(h);
+	bool degraded = problems != NULL; /* as /health says */
 	size_t i;
 
+	json_decref(problems);
 	json_array_foreach(m_stages(h), i, st)
 	{
 		const char *state = m_field(st, "state");
 
-		degraded |= strcmp(state, "running") != 0;
 		m_put_stage(stages, st,
 			    json_pack("{s:s, s:O?, s:O?, s:O?}", "state", state, "pid",
 				      json_object_get(st, "pid"), "restarts",
@@ -427,6 +473,19 @@ m_prometheus(struct httpd *h, struct hreq *r)
 		  "bytesWritten" },
 		{ "vigil_archive_lost_total", "counter",
 		  "Segments lost to the ring before archive stored them", "archive", "lost" },
+		{ "vigil_archive_writable", "gauge",
+		  "1 while archive can store the next segment, 0 while its disk is full or failing",
+		  "archive", "writable" },
+		{ "vigil_archive_disk_free_bytes", "gauge", "Free bytes on data_dir's volume",
+		  "archive", "diskFreeBytes" },
+		{ "vigil_archive_min_free_bytes", "gauge",
+		  "archive.min_free now, in bytes (auto follows the volume and the ingest rate)",
+		  "archive", "minFreeBytes" },
+		{ "vigil_archive_below_min_free", "gauge",
+		  "1 while data_dir's free space is below archive.min_free", "archive",
+		  "belowMinFree" },
+		{ "vigil_archive_min_free_deleted_total", "counter",
+		  "Ended sessions deleted to keep archive.min_free", "archive", "minFreeDeleted" },
 		{ "vigil_audit_ok", "gauge",
 		  "1 while the audit log is written, 0 when recording stopped", "archive",
 		  "auditOk" },

@@ -109,12 +109,7 @@ mjd_enc_new(struct mjd_slot *s, int k, const struct mjpeg_dec_want *want, struct
 	e->k = k;
 	e->width = want->w[k].width;
 	e->pace = (struct mjpeg_pace){ want->w[k].interval_us, INT64_MIN, INT64_MIN };
-	if (e->width > 0 && e->width < w) {
-		h = (int)(((int64_t)h * e->width + w / 2) / w + 1) & ~1;
-		w = e->width;
-		if (h < 2)
-			h = 2;
-	}
+	snapshot_scale(w, h, e->width, &w, &h);
 	snprintf(desc, sizeof(desc),
 		 "appsrc name=src format=time max-buffers=2 leaky-type=downstream ! videoscale ! "
 		 "videoconvert ! video/x-raw,format=I420,width=%d,height=%d ! jpegenc ! "

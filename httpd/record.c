@@ -224,7 +224,7 @@ rec_served(struct httpd *h, struct hreq *r, uint64_t bytes)
 
 	if (r->head || (r->status != 200 && r->status != 206) ||
 	    (rt->kind != ROUTE_SEGMENT && rt->kind != ROUTE_INIT && rt->kind != ROUTE_PLAYLIST &&
-	     rt->kind != ROUTE_SNAPSHOT))
+	     rt->kind != ROUTE_SNAPSHOT && rt->kind != ROUTE_THUMB))
 		return;
 	if (rt->kind == ROUTE_SNAPSHOT)
 		rec_live_session(h, rt->sentinel, session);

@@ -1,7 +1,7 @@
 /* request: one HTTP request: method, route, authentication (Bearer or
  * ?token=, roles from tok.h, playlist tokens from hlscap.h), the handler it
- * goes to, and parking while a handler waits for the bus or the snapshot
- * worker. Loop thread. */
+ * goes to, and parking while a handler waits for the bus, the snapshot
+ * worker or the request's body. Loop thread. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -22,6 +22,7 @@
 #include "history.h"
 #include "hls.h"
 #include "log.h"
+#include "marks.h"
 #include "metrics.h"
 #include "mjpeg.h"
 #include "proc.h"
@@ -29,6 +30,7 @@
 #include "server.h"
 #include "snap.h"
 #include "static.h"
+#include "thumb.h"
 
 void
 hs_park(struct hreq *r, enum hs_park why, int ref, int timeout_ms)
@@ -78,6 +80,13 @@ hs_resume(struct httpd *h, struct hreq *r, bool timed_out)
 	r->resumed = true;
 	hs_dispatch(h, r);
 	r->resumed = false;
+}
+
+void
+hs_body_arrived(struct httpd *h, struct hreq *r)
+{
+	r->resumed = false;
+	hs_dispatch(h, r);
 }
 
 int
@@ -139,6 +148,7 @@ hs_reset(struct hreq *r)
 		close(r->fd);
 	r->fd = -1;
 	r->answered = r->hdr_sent = r->close_after = false;
+	r->body_wait = false;
 	r->park = 0;
 	r->park_timed_out = false;
 	r->resumed = false;
@@ -319,7 +329,8 @@ hs_auth(struct httpd *h, struct hreq *r)
 	size_t len = 0;
 	int err;
 
-	if (r->route.kind == ROUTE_STATIC || r->route.kind == ROUTE_HEALTH)
+	if (r->route.kind == ROUTE_STATIC || r->route.kind == ROUTE_HEALTH ||
+	    r->route.kind == ROUTE_API_RELAY)
 		return true;
 	need = hs_need_role(r->route.kind);
 	secret = hs_secret(r, tok, sizeof(tok), &in_query);
@@ -368,6 +379,9 @@ hs_dispatch(struct httpd *h, struct hreq *r)
 	case ROUTE_STATIC:
 		static_get(h, r);
 		break;
+	case ROUTE_API_RELAY:
+		static_relay(h, r);
+		break;
 	case ROUTE_HEALTH:
 	case ROUTE_METRICS:
 	case ROUTE_API_STATUS:
@@ -402,6 +416,15 @@ hs_dispatch(struct httpd *h, struct hreq *r)
 	case ROUTE_AUDIT_VERIFY:
 		aread_verify_get(h, r);
 		break;
+	case ROUTE_THUMBS:
+		thumb_list_get(h, r);
+		break;
+	case ROUTE_THUMB:
+		thumb_get(h, r);
+		break;
+	case ROUTE_MARKS:
+		marks_handle(h, r);
+		break;
 	default:
 		history_handle(h, r);
 		break;
@@ -420,6 +443,8 @@ hs_method(const struct http1 *req, bool *ret_head)
 		return ROUTE_HEAD;
 	if (strcmp(m, "DELETE") == 0)
 		return ROUTE_DELETE;
+	if (strcmp(m, "POST") == 0)
+		return ROUTE_POST;
 	return ROUTE_OTHER;
 }
 

@@ -124,11 +124,34 @@ route_uuid(const char *s, char out[37], const char *what, struct route *ret)
 	return 0;
 }
 
+/* "N.ext" with N a canonical decimal: ret->sequence = N; why is the 400's text. */
+static int
+route_numbered(const char *part, const char *ext, enum route_kind kind, const char *why,
+	       struct route *ret)
+{
+	size_t len = strlen(part), elen = strlen(ext);
+	char num[32];
+
+	if (len < elen + 1 || strcmp(part + len - elen, ext) != 0)
+		return -ENOENT;
+	if (len - elen >= sizeof(num))
+		goto bad;
+	memcpy(num, part, len - elen);
+	num[len - elen] = '\0';
+	if (route_parse_int(num, &ret->sequence) < 0)
+		goto bad;
+	ret->kind = kind;
+	return 0;
+bad:
+	ret->reason = why;
+	return -EINVAL;
+}
+
 static int
 route_session_tail(char **parts, int n, struct route *ret)
 {
-	/* parts: sessionId [segments [N.m4s] | init.mp4 | export.mp4 | playlist.m3u8 |
-	 * manifest.json] */
+	/* parts: sessionId [segments [N.m4s] | thumbs [N.jpg] | init.mp4 | export.mp4 |
+	 * playlist.m3u8 | manifest.json | marks] */
 	if (route_uuid(parts[0], ret->session, "sessionId is not a UUID", ret) < 0)
 		return -EINVAL;
 	if (n == 1) {
@@ -146,29 +169,21 @@ route_session_tail(char **parts, int n, struct route *ret)
 			ret->kind = ROUTE_PLAYLIST;
 		else if (strcmp(parts[1], "manifest.json") == 0)
 			ret->kind = ROUTE_MANIFEST;
+		else if (strcmp(parts[1], "thumbs") == 0)
+			ret->kind = ROUTE_THUMBS;
+		else if (strcmp(parts[1], "marks") == 0)
+			ret->kind = ROUTE_MARKS;
 		else
 			return -ENOENT;
 		return 0;
 	}
-	if (n == 3 && strcmp(parts[1], "segments") == 0) {
-		size_t len = strlen(parts[2]);
-		char num[32];
-
-		if (len < 5 || strcmp(parts[2] + len - 4, ".m4s") != 0)
-			return -ENOENT;
-		if (len - 4 >= sizeof(num)) {
-			ret->reason = "the sequence is not a canonical decimal integer";
-			return -EINVAL;
-		}
-		memcpy(num, parts[2], len - 4);
-		num[len - 4] = '\0';
-		if (route_parse_int(num, &ret->sequence) < 0) {
-			ret->reason = "the sequence is not a canonical decimal integer";
-			return -EINVAL;
-		}
-		ret->kind = ROUTE_SEGMENT;
-		return 0;
-	}
+	if (n == 3 && strcmp(parts[1], "segments") == 0)
+		return route_numbered(parts[2], ".m4s", ROUTE_SEGMENT,
+				      "the sequence is not a canonical decimal integer", ret);
+	if (n == 3 && strcmp(parts[1], "thumbs") == 0)
+		return route_numbered(parts[2], ".jpg", ROUTE_THUMB,
+				      "the thumbnail's number is not a canonical decimal integer",
+				      ret);
 	return -ENOENT;
 }
 
@@ -188,6 +203,7 @@ route_api(char **parts, int n, struct route *ret)
 			{ "sentinels", ROUTE_SENTINELS },
 			{ "sessions", ROUTE_ALL_SESSIONS },
 			{ "audit", ROUTE_AUDIT },
+			{ "relay", ROUTE_API_RELAY },
 			/* clang-format on */
 		};
 
@@ -285,11 +301,19 @@ route_parse(const char *path, struct route *ret)
 unsigned
 route_methods(enum route_kind kind)
 {
-	return kind == ROUTE_SESSION ? ROUTE_DELETE : ROUTE_GET | ROUTE_HEAD;
+	if (kind == ROUTE_SESSION)
+		return ROUTE_DELETE;
+	if (kind == ROUTE_MARKS)
+		return ROUTE_GET | ROUTE_HEAD | ROUTE_POST;
+	return ROUTE_GET | ROUTE_HEAD;
 }
 
 const char *
 route_allow(enum route_kind kind)
 {
-	return kind == ROUTE_SESSION ? "DELETE" : "GET, HEAD";
+	if (kind == ROUTE_SESSION)
+		return "DELETE";
+	if (kind == ROUTE_MARKS)
+		return "GET, HEAD, POST";
+	return "GET, HEAD";
 }

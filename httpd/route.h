@@ -30,6 +30,10 @@ enum route_kind {
 	ROUTE_LIVE_MJPEG,
 	ROUTE_AUDIT,        /* /api/audit: the audit log's records (aread.h) */
 	ROUTE_AUDIT_VERIFY, /* /api/audit/verify: its hash chain checked */
+	ROUTE_THUMBS,       /* .../sessions/{id}/thumbs: the session's thumbnails (thumb.h) */
+	ROUTE_THUMB,        /* .../thumbs/{n}.jpg: one of them */
+	ROUTE_MARKS,        /* .../sessions/{id}/marks: GET the list, POST one */
+	ROUTE_API_RELAY,    /* /api/relay: where the web app finds relay (no token) */
 	ROUTE_N_KINDS,
 };
 
@@ -37,14 +41,15 @@ enum route_method {
 	ROUTE_GET = 1u << 0,
 	ROUTE_HEAD = 1u << 1,
 	ROUTE_DELETE = 1u << 2,
-	ROUTE_OTHER = 1u << 3, /* POST, PUT, PATCH, OPTIONS ...: never allowed */
+	ROUTE_POST = 1u << 3,
+	ROUTE_OTHER = 1u << 4, /* PUT, PATCH, OPTIONS ...: never allowed */
 };
 
 struct route {
 	enum route_kind kind;
 	char sentinel[37]; /* lower case, "" when the route has none */
 	char session[37];
-	int64_t sequence;   /* ROUTE_SEGMENT */
+	int64_t sequence;   /* ROUTE_SEGMENT; ROUTE_THUMB: the thumbnail's number */
 	const char *file;   /* ROUTE_STATIC: the path after the leading '/', "" for / */
 	const char *reason; /* on -EINVAL: what was wrong, for the 400 answer */
 };
@@ -56,9 +61,10 @@ struct route {
  * says why. ret->file points into path. */
 int route_parse(const char *path, struct route *ret);
 
-/* The methods a route answers (ROUTE_GET | ROUTE_HEAD, or ROUTE_DELETE). */
+/* The methods a route answers (ROUTE_GET | ROUTE_HEAD, ROUTE_DELETE, or for
+ * the marks ROUTE_GET | ROUTE_HEAD | ROUTE_POST). */
 unsigned route_methods(enum route_kind kind);
-/* "GET, HEAD" or "DELETE", for the Allow header of a 405. */
+/* "GET, HEAD", "DELETE" or "GET, HEAD, POST", for the Allow header of a 405. */
 const char *route_allow(enum route_kind kind);
 
 /* Parses a canonical non-negative decimal int64 ("0", "17", never "017",

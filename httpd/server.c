@@ -13,6 +13,7 @@
 #include "console.h"
 #include "history.h"
 #include "log.h"
+#include "marks.h"
 #include "mjpeg.h"
 #include "mp.h"
 #include "net.h"
@@ -20,6 +21,7 @@
 #include "record.h"
 #include "server.h"
 #include "snap.h"
+#include "thumb.h"
 #include "xplan.h"
 
 static bool hs_feed(struct httpd *h, struct hreq *r, const uint8_t *buf, size_t len);
@@ -66,6 +68,8 @@ hs_refuse(struct httpd *h, struct hreq *r, int status, const char *reason)
 	h->stats.requests++;
 	hs_reset(r);
 	r->close_after = true;
+	if (status == 429)
+		hs_extra(r, "retry-after:", "1");
 	hs_error(r, status, "%s", reason);
 }
 
@@ -117,6 +121,18 @@ hs_feed(struct httpd *h, struct hreq *r, const uint8_t *buf, size_t len)
 		srv_conn_abort(r->sc);
 		return false;
 	}
+	/* Through a trusted proxy, the client it names is the request's address
+	 * (logs, the audit log's remote, the per-address cap). */
+	switch (srv_conn_forwarded(r->sc, r->req)) {
+	case 0:
+		break;
+	case -EUSERS:
+		hs_refuse(h, r, 429, "too many connections from this address");
+		return false;
+	default:
+		srv_conn_abort(r->sc);
+		return false;
+	}
 	r->busy = true;
 	r->head_by_ms = 0;
 	srv_conn_pause(r->sc, true);
@@ -129,6 +145,69 @@ hs_feed(struct httpd *h, struct hreq *r, const uint8_t *buf, size_t len)
 	return true;
 }
 
+/* What of pend belongs to the body being read goes to http1. */
+static void
+hs_body_take(struct hreq *r)
+{
+	size_t used;
+
+	if (r->pend.len == 0)
+		return;
+	used = http1_feed(r->req, r->pend.p, r->pend.len);
+	memmove(r->pend.p, r->pend.p + used, r->pend.len - used);
+	r->pend.len -= used;
+}
+
+int
+hs_body(struct hreq *r, size_t max, const void **ret, size_t *ret_len)
+{
+	int err;
+
+	if (!http1_body_complete(r->req)) {
+		err = http1_body_begin(r->req, max);
+		if (err < 0)
+			return err;
+		hs_body_take(r);
+	}
+	if (http1_state(r->req) == HTTP1_BAD)
+		return -EBADMSG;
+	if (!http1_body_complete(r->req)) {
+		/* A client that waits before it sends the body (curl does, for a
+		 * large one) is told to go on (RFC 9110 section 10.1.1), once. */
+		if (!r->body_wait && http1_version(r->req) >= 11 &&
+		    http1_header_has(r->req, "expect", "100-continue") &&
+		    srv_conn_write_copy(r->sc, "HTTP/1.1 100 Continue\r\n\r\n", 25) < 0)
+			return -ENOMEM;
+		/* The rest within the head's time (a client that drips is cut off). */
+		r->body_wait = true;
+		srv_conn_pause(r->sc, false);
+		srv_conn_deadline(r->sc, proc_mono_ms() + hs_head_ms(r->h));
+		return -EAGAIN;
+	}
+	/* Read whole: the connection may serve the next request. */
+	if (!r->peer_eof)
+		r->close_after = http1_close_after(r->req);
+	*ret = http1_body(r->req, ret_len);
+	return 0;
+}
+
+/* Bytes of a body hs_body waits for (and maybe of the requests after it). */
+static void
+hs_body_data(struct httpd *h, struct hreq *r, const uint8_t *buf, size_t len)
+{
+	if (bytes_append(&r->pend, buf, len) < 0) {
+		srv_conn_abort(r->sc);
+		return;
+	}
+	hs_body_take(r);
+	if (http1_state(r->req) != HTTP1_BAD && !http1_body_complete(r->req))
+		return;
+	r->body_wait = false;
+	srv_conn_pause(r->sc, true);
+	srv_conn_deadline(r->sc, 0);
+	hs_body_arrived(h, r); /* the handler finds it complete, or malformed */
+}
+
 static void
 hs_conn_data(void *ctx, struct srv_conn *sc, const uint8_t *buf, size_t len)
 {
@@ -139,6 +218,10 @@ hs_conn_data(void *ctx, struct srv_conn *sc, const uint8_t *buf, size_t len)
 		mjpeg_data(h, r, len);
 		return;
 	}
+	if (len == 0 && r->body_wait) {
+		srv_conn_abort(sc); /* the body it announced will never come */
+		return;
+	}
 	if (len == 0) {
 		/* The client sent all it will: the request being answered is
 		 * finished, then the connection ends. */
@@ -147,6 +230,10 @@ hs_conn_data(void *ctx, struct srv_conn *sc, const uint8_t *buf, size_t len)
 			r->close_after = true;
 		else
 			srv_conn_shutdown(sc, 0);
+		return;
+	}
+	if (r->body_wait) {
+		hs_body_data(h, r, buf, len);
 		return;
 	}
 	if (r->busy) {
@@ -229,6 +316,13 @@ hs_conn_expired(void *ctx, struct srv_conn *sc)
 
 	if (r->mjpeg != NULL)
 		return; /* mjpeg_tick watches streams */
+	if (r->body_wait) {
+		r->body_wait = false;
+		srv_conn_pause(sc, true);
+		r->close_after = true;
+		hs_error(r, 408, "the request body did not arrive in time");
+		return;
+	}
 	if (r->busy) {
 		if (r->pprev_parked != NULL) { /* parked: the park's own timeout answers */
 			srv_conn_deadline(sc, proc_mono_ms() + h->cfg->timeout_idle_ms);
@@ -269,6 +363,7 @@ hs_conn_wake(void *ctx)
 	mjpeg_service(ctx);
 	xplan_service(ctx);
 	aread_service(ctx);
+	thumb_service(ctx);
 }
 
 static void
@@ -286,6 +381,20 @@ hs_on_message(void *ctx, const struct bus_msg *msg)
 		console_status(h);
 	} else if (strcmp(msg->type, "session.deleted") == 0) {
 		history_deleted(h, msg);
+	} else if (strcmp(msg->type, "mark.added") == 0) {
+		marks_added(h, msg);
+	} else if (strcmp(msg->type, "stage.state") == 0) {
+		char stage[BUS_NAME_MAX], state[16];
+
+		/* A POSTed mark is refused at once while archive cannot take it. */
+		if (mp_get_strbuf(msg->body, "stage", stage, sizeof(stage)) == 0 &&
+		    mp_get_strbuf(msg->body, "state", state, sizeof(state)) == 0 &&
+		    strcmp(stage, bus_stage_name(BUS_ARCHIVE)) == 0) {
+			const char *pub = bus_state_public(state);
+
+			h->archive_down =
+				strcmp(pub, "offline") == 0 || strcmp(pub, "stopping") == 0;
+		}
 	} else if (strcmp(msg->type, "token.revoke") == 0) {
 		/* A revocation from vigilctl or another operator: refused from now
 		 * on, its console connections and streams end. */
@@ -312,6 +421,7 @@ httpd_take_reload(struct httpd *h)
 		return;
 	httpd_reload(h);
 	srv_set_caps(s->srv, h->cfg->max_connections_per_ip, h->cfg->max_handshakes);
+	srv_set_proxies(s->srv, h->cfg->trusted_proxies, h->cfg->n_trusted_proxies);
 }
 
 bool
@@ -337,7 +447,7 @@ hs_stats(void *ctx, msgpack_packer *pk)
 	const struct httpd_stats *s = &h->stats;
 	const struct srv *s_srv = ((struct hs *)h->srv)->srv;
 
-	msgpack_pack_map(pk, 14 + MJPEG_STATS_N); /* 10 + srv_pack_listener's 4 */
+	msgpack_pack_map(pk, 16 + MJPEG_STATS_N); /* 12 + srv_pack_listener's 4 */
 	mp_pack_kv_int(pk, "requests", (int64_t)s->requests);
 	mp_pack_kv_int(pk, "responses2xx", (int64_t)s->responses_2xx);
 	mp_pack_kv_int(pk, "responses4xx", (int64_t)s->responses_4xx);
@@ -347,6 +457,8 @@ hs_stats(void *ctx, msgpack_packer *pk)
 	mp_pack_kv_int(pk, "segmentsFromDisk", (int64_t)s->file_served);
 	mp_pack_kv_int(pk, "exports", (int64_t)s->exports);
 	mp_pack_kv_int(pk, "snapshots", (int64_t)s->snapshots);
+	mp_pack_kv_int(pk, "thumbnailsMade", (int64_t)s->thumbs_made);
+	mp_pack_kv_int(pk, "thumbnailsFromCache", (int64_t)s->thumbs_cached);
 	mp_pack_kv_int(pk, "memBytesInFlight", (int64_t)h->mem_in_use);
 	srv_pack_listener(s_srv, pk);
 	mjpeg_pack_stats(h, pk);
@@ -404,6 +516,8 @@ hs_open(struct httpd *h)
 								: console_conn_size();
 	p.max_per_ip = cfg->max_connections_per_ip;
 	p.max_handshakes = cfg->max_handshakes;
+	p.proxies = cfg->trusted_proxies;
+	p.n_proxies = cfg->n_trusted_proxies;
 	s->srv = srv_new(h->st, &p, &hs_ops, h);
 	if (s->srv == NULL)
 		return -errno;

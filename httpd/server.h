@@ -42,6 +42,9 @@ struct hreq {
 	 * off). 0: no head begun. */
 	int64_t head_by_ms;
 	bool busy, finishing, buf_busy, peer_eof;
+	/* A handler asked for the request's body (hs_body), which is still on
+	 * its way: reading goes on, into http1, until it is complete. */
+	bool body_wait;
 	struct bytes pend; /* bytes read after the request being answered */
 	struct hreq *next_parked, **pprev_parked;
 	enum hs_park park;
@@ -94,6 +97,8 @@ struct hs {
 
 /* request.c */
 void hs_request(struct httpd *h, struct hreq *r);
+/* The body hs_body waited for is complete: the handler runs again. */
+void hs_body_arrived(struct httpd *h, struct hreq *r);
 /* Forgets the request's answer and parking (between keep-alive requests). */
 void hs_reset(struct hreq *r);
 void hs_park_timeouts(struct httpd *h);

@@ -161,14 +161,14 @@ snapshot_check_segment(const void *seg, size_t len, const struct fmp4_init *init
 	return 0;
 }
 
-/* fMP4 checks before any GStreamer element sees the bytes. */
+/* fMP4 checks before any GStreamer element sees the bytes; the init's size. */
 static int
-snap_check(const void *init, size_t init_len, const void *seg, size_t seg_len)
+snap_check(const void *init, size_t init_len, const void *seg, size_t seg_len,
+	   struct fmp4_init *ret)
 {
-	struct fmp4_init fi;
-	int r = snapshot_check_init(init, init_len, &fi);
+	int r = snapshot_check_init(init, init_len, ret);
 
-	return r < 0 ? r : snapshot_check_segment(seg, seg_len, &fi, true);
+	return r < 0 ? r : snapshot_check_segment(seg, seg_len, ret, true);
 }
 
 int
@@ -203,13 +203,23 @@ snapshot_gst_decoder(const char *src, const char *sink, GstElement **ret_pipelin
 	return 0;
 }
 
-/* The decoder, then one JPEG at the video's own size. */
+/* The decoder, then one JPEG at the video's own size, or scaled to w x h. */
 static int
-snap_pipeline(GstElement **ret_pipeline)
+snap_pipeline(int w, int h, GstElement **ret_pipeline)
 {
-	return snapshot_gst_decoder("appsrc name=src format=bytes caps=video/quicktime",
-				    "videoconvert ! jpegenc ! appsink name=sink sync=false "
-				    "max-buffers=1 enable-last-sample=false",
+	char sink[300];
+
+	if (w > 0)
+		snprintf(sink, sizeof(sink),
+			 "videoscale ! videoconvert ! video/x-raw,format=I420,width=%d,height=%d ! "
+			 "jpegenc ! appsink name=sink sync=false max-buffers=1 "
+			 "enable-last-sample=false",
+			 w, h);
+	else
+		snprintf(sink, sizeof(sink),
+			 "videoconvert ! jpegenc ! appsink name=sink sync=false "
+			 "max-buffers=1 enable-last-sample=false");
+	return snapshot_gst_decoder("appsrc name=src format=bytes caps=video/quicktime", sink,
 				    ret_pipeline);
 }
 
@@ -292,23 +302,34 @@ int
 snapshot_jpeg(const void *init, size_t init_len, const void *seg, size_t seg_len,
 	      unsigned char **ret_jpeg, size_t *ret_len, int *ret_width, int *ret_height)
 {
+	return snapshot_jpeg_scaled(init, init_len, seg, seg_len, 0, ret_jpeg, ret_len, ret_width,
+				    ret_height);
+}
+
+int
+snapshot_jpeg_scaled(const void *init, size_t init_len, const void *seg, size_t seg_len, int width,
+		     unsigned char **ret_jpeg, size_t *ret_len, int *ret_width, int *ret_height)
+{
 	GstAppSinkCallbacks cbs = { .eos = snap_eos, .new_sample = snap_new_sample };
 	struct snap_run run = { .done = false };
 	pthread_condattr_t ca;
 	struct timespec deadline;
+	struct fmp4_init fi;
 	GstElement *pipeline = NULL, *src = NULL, *sink = NULL;
 	GstBus *bus = NULL;
 	GstBuffer *buf;
-	int r;
+	int r, w = 0, h = 0;
 
 	if (init == NULL || seg == NULL || ret_jpeg == NULL || ret_len == NULL || init_len == 0 ||
-	    seg_len == 0)
+	    seg_len == 0 || width < 0)
 		return -EINVAL;
 	if (init_len > SNAPSHOT_INPUT_MAX || seg_len > SNAPSHOT_INPUT_MAX - init_len)
 		return -EFBIG;
-	r = snap_check(init, init_len, seg, seg_len);
+	r = snap_check(init, init_len, seg, seg_len, &fi);
 	if (r < 0)
 		return r;
+	if (width > 0 && width < (int)fi.width)
+		snapshot_scale((int)fi.width, (int)fi.height, width, &w, &h);
 
 	if (pthread_condattr_init(&ca) != 0)
 		return -ENOMEM;
@@ -322,7 +343,7 @@ snapshot_jpeg(const void *init, size_t init_len, const void *seg, size_t seg_len
 	if (r < 0)
 		goto out_cond;
 
-	r = snap_pipeline(&pipeline);
+	r = snap_pipeline(w, h, &pipeline);
 	if (r < 0)
 		goto out_lock;
 	src = gst_bin_get_by_name(GST_BIN(pipeline), "src");

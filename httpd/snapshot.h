@@ -6,6 +6,7 @@
 #define VIGIL_SNAPSHOT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define SNAPSHOT_INPUT_MAX  (64u << 20) /* init + segment bytes */
 #define SNAPSHOT_DIM_MAX    4096        /* width and height, in pixels */
@@ -33,5 +34,25 @@
  * The reason is logged at debug level only: the stage logs the failure. */
 int snapshot_jpeg(const void *init, size_t init_len, const void *seg, size_t seg_len,
 		  unsigned char **ret_jpeg, size_t *ret_len, int *ret_width, int *ret_height);
+/* The same, scaled down to width pixels (snapshot_scale; 0 or a width at or
+ * above the video's: its own size), for thumbnails. -EINVAL for width < 0. */
+int snapshot_jpeg_scaled(const void *init, size_t init_len, const void *seg, size_t seg_len,
+			 int width, unsigned char **ret_jpeg, size_t *ret_len, int *ret_width,
+			 int *ret_height);
+/* The size a w x h picture is scaled to for a width of want: the aspect ratio
+ * kept, the height rounded to even (at least 2), never enlarged (want 0 or at
+ * least w gives w x h). Pure; live.mjpeg's widths and the thumbnails' follow it. */
+static inline void
+snapshot_scale(int w, int h, int want, int *ret_w, int *ret_h)
+{
+	if (want > 0 && want < w) {
+		h = (int)(((int64_t)h * want + w / 2) / w + 1) & ~1;
+		w = want;
+		if (h < 2)
+			h = 2;
+	}
+	*ret_w = w;
+	*ret_h = h;
+}
 
 #endif

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "httpd.h"
+#include "server.h"
 #include "static.h"
 
 static const char static_missing[] =
@@ -50,6 +51,43 @@ static_type(const char *file)
 			return static_types[i].type;
 	}
 	return "application/octet-stream";
+}
+
+/* listen.relay's port; when the config asks for any port (0: tests), the one
+ * vigild's last status names, if httpd has one; 0 when not known. */
+static int
+static_relay_port(struct httpd *h)
+{
+	const char *listen, *colon;
+	json_t *st;
+	size_t i;
+
+	if (h->cfg->listen_relay.port != 0 || h->status == NULL)
+		return h->cfg->listen_relay.port;
+	json_array_foreach(json_object_get(h->status, "stages"), i, st)
+	{
+		listen = json_string_value(json_object_get(st, "listen"));
+		if (listen != NULL && (colon = strrchr(listen, ':')) != NULL &&
+		    json_is_string(json_object_get(st, "name")) &&
+		    strcmp(json_string_value(json_object_get(st, "name")), "relay") == 0)
+			return atoi(colon + 1);
+	}
+	return 0;
+}
+
+void
+static_relay(struct httpd *h, struct hreq *r)
+{
+	int port = static_relay_port(h);
+
+	if (srv_conn_proxied(r->sc))
+		hs_json(r, 200, json_pack("{s:b, s:s}", "sameOrigin", 1, "path", "/proctor"));
+	else if (port == 0)
+		hs_json(r, 200, json_pack("{s:b, s:s}", "sameOrigin", 0, "path", "/proctor"));
+	else
+		hs_json(r, 200,
+			json_pack("{s:b, s:i, s:s}", "sameOrigin", 0, "port", port, "path",
+				  "/proctor"));
 }
 
 void

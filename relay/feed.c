@@ -438,12 +438,18 @@ relay_feed_subscribe(struct relay *rl, struct wss_conn *c, struct relay_sub *sub
 	struct feed_seg fs;
 	uint64_t join;
 	uint32_t slot = (uint32_t)slot_hint;
+	int r;
 
 	sub->state = RELAY_SUB_WAIT_KEY;
 	if (slot_hint < 0 || ring_sentinel_get(rl->ring, slot, &e, NULL, 0) < 0 ||
 	    memcmp(e.id, sub->id, 16) != 0 || !e.online)
 		return; /* the stream starts with its session's first keyframe */
-	if (ring_find_join(rl->ring, slot, e.session, !oldest, &join) < 0) {
+	/* "oldest" is buffer_seconds back from the live edge, whatever more the
+	 * ring holds (a large ring keeps many minutes of a sentinel). */
+	r = oldest ? ring_find_join_within(rl->ring, slot, e.session,
+					   rl->cfg->buffer_seconds * 1000, &join)
+		   : ring_find_join(rl->ring, slot, e.session, true, &join);
+	if (r < 0) {
 		/* The init now, the segments from the next join point on. */
 		memset(&fs, 0, sizeof(fs));
 		fs.meta.sentinel = slot;

@@ -15,6 +15,8 @@
  *              session (when each begins and ends), auth.failed for refused tokens
  *   viewlog.c  the views from their start until their record is durable, in a
  *              state file that a relay killed mid-view reads when it starts again
+ *   mark.c     proctor.mark: checked, stored by archive over the bus, then
+ *              server.mark to the maker and the sentinel's subscribers
  * Everything runs in the one lws service thread except feed.c's wait thread,
  * which only calls ring_wait and wss_wake.
  */
@@ -43,7 +45,9 @@ enum relay_err {
 	RELAY_ERR_UNAUTHORIZED = 401,
 	RELAY_ERR_NOT_FOUND = 404,
 	RELAY_ERR_CONFLICT = 409,
+	RELAY_ERR_TOO_MANY = 429,
 	RELAY_ERR_INTERNAL = 500,
+	RELAY_ERR_UNAVAILABLE = 503,
 };
 
 /* A subscription of one proctor to one sentinel.
@@ -89,6 +93,7 @@ struct relay_sess {
 	 * store may be replaced by a reload while the proctor stays). */
 	char *actor;
 	enum cfg_role role;
+	unsigned marks_waiting; /* mark.c: its proctor.marks archive has not answered */
 };
 
 /* Per-ring-slot figures the feed keeps. */
@@ -137,6 +142,9 @@ struct relay {
 	pthread_t feed_thread;
 	bool feed_started;
 	atomic_bool feed_stop;
+	/* mark.c: proctor.marks waiting for archive's answer, and the last ref */
+	struct relay_mark *marks;
+	int64_t mark_ref;
 };
 
 /* queue.c */
@@ -192,6 +200,20 @@ void relay_feed_tick(struct relay *rl, int64_t now_ms);
 int64_t relay_feed_bitrate(struct relay *rl, uint32_t slot);
 /* A sentinel came online: its subscriptions wait for the new session's keyframe. */
 void relay_feed_online(struct relay *rl, const uint8_t id[16]);
+
+/* mark.c */
+/* proctor.mark { sentinelId, at?, kind?, note }: refused with server.error, or
+ * sent to archive; the answer comes with relay_mark_bus. */
+void relay_mark_request(struct relay *rl, struct wss_conn *c, const msgpack_object *p);
+/* mark.added from archive (true when msg was one): server.mark, or the error. */
+bool relay_mark_bus(struct relay *rl, const struct bus_msg *msg);
+/* Every tick: marks asked again, or given up (503). */
+void relay_mark_tick(struct relay *rl);
+/* Archive runs (again): every waiting mark is asked again now. */
+void relay_mark_archive_up(struct relay *rl);
+/* The proctor has gone: its waiting marks are answered to nobody. */
+void relay_mark_closed(struct relay *rl, struct wss_conn *c);
+void relay_mark_free(struct relay *rl);
 
 /* view.c */
 /* The state file of this relay process, data_dir/audit/relay-<worker>.views,

@@ -94,6 +94,7 @@ relay_tick(void *ctx)
 	relay_feed_drain(rl);
 	relay_feed_tick(rl, now);
 	relay_sess_tick(rl, now);
+	relay_mark_tick(rl);
 	relay_view_tick(rl);
 	stage_load(rl->st, rl->proctors);
 	stage_tick(rl->st);
@@ -190,6 +191,7 @@ relay_free(struct relay *rl)
 	relay_feed_stop(rl);
 	/* The proctors still connected go here: their views end (view.c). */
 	wss_free(rl->wss);
+	relay_mark_free(rl);
 	free(rl->slots);
 	tok_store_free(rl->tokens);
 	ring_close(rl->ring);

@@ -103,8 +103,11 @@ sess_register(struct relay *rl, struct wss_conn *c, const msgpack_object *p)
 	rl->proctors++;
 	stage_load(rl->st, rl->proctors);
 	rl->stats.registered_total++;
-	wss_msg_begin(&m, "server.registration.ack", 1);
+	/* The role lets the page offer only what the token may do (exports
+	 * to archivists), instead of links that end in a 403. */
+	wss_msg_begin(&m, "server.registration.ack", 2);
 	mp_pack_kv_str(&m.pk, "proctorId", s->id_str);
+	mp_pack_kv_str(&m.pk, "role", cfg_role_name(s->role));
 	wss_msg_send(c, &m);
 	wss_conn_registered(c);
 	log_info("proctor %s '%s' registered", s->id_str, s->name);
@@ -469,6 +472,8 @@ relay_sess_message(struct relay *rl, struct wss_conn *c, const void *buf, size_t
 			relay_feed_keyframe(rl, (uint32_t)slot);
 	} else if (strcmp(type, "proctor.fps.change") == 0) {
 		sess_fps(rl, c, p);
+	} else if (strcmp(type, "proctor.mark") == 0) {
+		relay_mark_request(rl, c, p);
 	} else if (strcmp(type, "proctor.auth.refresh") == 0) {
 		sess_refresh(rl, c, p);
 	} else if (strcmp(type, "proctor.ping") == 0) {
@@ -495,6 +500,7 @@ relay_sess_closed(struct relay *rl, struct wss_conn *c)
 		free(sub);
 	}
 	s->subs = NULL;
+	relay_mark_closed(rl, c);
 	free(s->actor);
 	s->actor = NULL;
 	if (s->registered) {
@@ -544,7 +550,7 @@ sess_bus_offline(struct relay *rl, const msgpack_object *body)
 /* Bus messages for relay: sentinel.online and sentinel.offline from ingest,
  * stage.state and shutdown.notice from vigild, token.revoke from the operator
  * console, revoked { digests } from vigild (the durable list, which stage.c
- * has taken). */
+ * has taken), mark.added from archive (mark.c). */
 void
 relay_sess_bus(void *ctx, const struct bus_msg *msg)
 {
@@ -553,6 +559,8 @@ relay_sess_bus(void *ctx, const struct bus_msg *msg)
 	int64_t at;
 	int which, worker;
 
+	if (relay_mark_bus(rl, msg))
+		return;
 	if (strcmp(msg->type, "sentinel.online") == 0) {
 		sess_bus_online(rl, msg->body);
 	} else if (strcmp(msg->type, "sentinel.offline") == 0) {
@@ -579,6 +587,8 @@ relay_sess_bus(void *ctx, const struct bus_msg *msg)
 		else if (which == BUS_RELAY && worker >= 0 && worker != stage_worker(rl->st))
 			snprintf(rl->worker_state[worker], sizeof(rl->worker_state[worker]), "%s",
 				 bus_state_public(state));
+		if (which == BUS_ARCHIVE && strcmp(rl->stage_state[which], "running") == 0)
+			relay_mark_archive_up(rl);
 	}
 }
 

@@ -870,6 +870,48 @@ ring_find_join(const struct ring *ring, uint32_t sentinel, const uint8_t *sessio
 	return -ENOENT;
 }
 
+int
+ring_find_join_within(const struct ring *ring, uint32_t sentinel, const uint8_t *session,
+		      int64_t window_ms, uint64_t *ret_index)
+{
+	uint64_t head = ring_head(ring), tail = ring_tail(ring);
+	uint64_t low = head > ring->l.n_slots ? head - ring->l.n_slots : 0;
+	uint64_t found = 0;
+	int64_t from = 0;
+	bool edge = false, any = false;
+	struct ring_seg m;
+
+	if (tail > low)
+		low = tail;
+	if (low > head)
+		low = head;
+	for (uint64_t i = head; i > low; i--) {
+		int r = ring_meta_get(ring, i - 1, &m);
+
+		if (r == -ESTALE)
+			break; /* going back in time: the older ones are gone too */
+		if (r < 0 || m.sentinel != sentinel ||
+		    (session && memcmp(session, m.session, sizeof(m.session)) != 0))
+			continue;
+		if (!edge) {
+			edge = true;
+			from = m.start_ms + (int64_t)m.duration_ms - window_ms;
+		}
+		if (m.start_ms < from && any)
+			break;
+		if (m.flags & RING_SEG_KEYFRAME) {
+			found = i - 1;
+			any = true;
+			if (m.start_ms < from)
+				break; /* the newest join point, older than the window */
+		}
+	}
+	if (!any)
+		return -ENOENT;
+	*ret_index = found;
+	return 0;
+}
+
 uint32_t
 ring_sentinel_slots(const struct ring *ring)
 {

@@ -193,6 +193,16 @@ void ring_wake_all(const struct ring *ring);
  * before it is read (ring_read then says -ESTALE). */
 int ring_find_join(const struct ring *ring, uint32_t sentinel, const uint8_t *session, bool newest,
 		   uint64_t *ret_index);
+/* The oldest keyframe segment of a sentinel (and session, unless NULL) whose
+ * start is at most window_ms before the live edge, the end (start_ms +
+ * duration_ms) of the sentinel's newest intact segment: a proctor's rewind of
+ * buffer_seconds, however much more the ring holds. When no join point is
+ * that recent (a keyframe interval longer than the window) the newest one.
+ * -ENOENT when there is none. Times are the sentinel's (ring_seg.start_ms);
+ * the scan stops at the first segment of the sentinel that starts before the
+ * window, at most n_slots descriptors. */
+int ring_find_join_within(const struct ring *ring, uint32_t sentinel, const uint8_t *session,
+			  int64_t window_ms, uint64_t *ret_index);
 
 /* The per-sentinel table: identity, session, codec and the latest init
  * segment, which outlive the data window. */

@@ -1,9 +1,11 @@
 #!/bin/sh
 # Installs what is missing, builds vigil twice (warnings as errors; then with
 # AddressSanitizer + UBSan) and runs every unit and integration test in both
-# (the browser suites in the plain build only), then looks for every token the
-# tests configured in every log they kept (tests/check_secrets.py), then each
-# libFuzzer target for FUZZ_SECONDS (default 30) in a clang build.
+# (the browser suites in the plain build only), builds the Debian package and
+# tests it in a clean root (plain build only: tests/package/test_deb.py), then
+# looks for every token the tests configured in every log they kept
+# (tests/check_secrets.py), then each libFuzzer target for FUZZ_SECONDS
+# (default 30) in a clang build.
 # Ends with one line "N passed, M failed" over every test case it ran.
 set -u
 cd "$(dirname "$0")/.."
@@ -46,6 +48,10 @@ for variant in plain asan; do
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         meson test -C $dir --suite unit --suite integration $skip --print-errorlogs \
         --num-processes 2 || status=1
+    if [ $variant = plain ]; then
+        echo "== the Debian package"
+        meson test -C $dir --suite package --print-errorlogs --logbase testlog-package || status=1
+    fi
     echo "== $variant: no token in any log"
     meson test -C $dir --suite secrets --print-errorlogs --logbase testlog-secrets || status=1
 done
@@ -62,6 +68,7 @@ fi
 
 /usr/bin/python3 tests/summarize.py --fuzz "$fuzz_results" \
     build/meson-logs/testlog.json build-asan/meson-logs/testlog.json \
+    build/meson-logs/testlog-package.json \
     build/meson-logs/testlog-secrets.json build-asan/meson-logs/testlog-secrets.json
 summary=$?
 [ $status = 0 ] && [ $summary = 0 ]

@@ -111,13 +111,35 @@ START_TEST(test_names)
 	ck_assert_str_eq(buf, "init.mp4");
 	layout_init_name(3, buf, sizeof(buf));
 	ck_assert_str_eq(buf, "init-3.mp4");
-	static const char *const ours[] = { "000000.m4s",    "1234567.m4s",    "init.mp4",
-					    "init-12.mp4",   "index.jsonl",    "session.json",
-					    "sentinel.json", "000001.m4s.tmp", "session.json.tmp" };
-	static const char *const theirs[] = { "notes.txt", "12345.m4s",  "00000a.m4s",
-					      "init-.mp4", "init-x.mp4", "index.jsonl.bak",
-					      ".m4s",      "foo.tmp",    "x000000.m4s",
-					      "..",        "." };
+	layout_thumb_name(10, 160, 42, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "thumb-10s-160-000042.jpg");
+	static const char *const ours[] = { "000000.m4s",
+					    "1234567.m4s",
+					    "init.mp4",
+					    "init-12.mp4",
+					    "index.jsonl",
+					    "session.json",
+					    "sentinel.json",
+					    "000001.m4s.tmp",
+					    "session.json.tmp",
+					    "thumb-10s-160-000000.jpg",
+					    "thumb-10s-160-1234567.jpg.tmp" };
+	static const char *const theirs[] = { "notes.txt",
+					      "12345.m4s",
+					      "00000a.m4s",
+					      "init-.mp4",
+					      "init-x.mp4",
+					      "index.jsonl.bak",
+					      ".m4s",
+					      "foo.tmp",
+					      "x000000.m4s",
+					      "..",
+					      ".",
+					      "thumb-10s-160-.jpg",
+					      "thumb-10-160-1.jpg",
+					      "thumb-s-160-1.jpg",
+					      "thumb-10s-160-1.png",
+					      "thumb-10s-1x0-1.jpg" };
 	for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++)
 		ck_assert_msg(layout_name(ours[i]), "%s not ours", ours[i]);
 	for (size_t i = 0; i < sizeof(theirs) / sizeof(theirs[0]); i++)
@@ -301,9 +323,12 @@ START_TEST(test_remove_spares_other_files)
 	ck_assert_int_eq(archive_write_atomic(sub, "000000.m4s", "x", 1, true), 0);
 	ck_assert_int_eq(archive_write_atomic(sub, "index.jsonl", "", 0, true), 0);
 	ck_assert_int_eq(archive_write_atomic(sub, "keep.me", "y", 1, true), 0);
+	/* httpd's thumbnails go with their session. */
+	ck_assert_int_eq(archive_write_atomic(sub, "thumb-10s-160-000003.jpg", "z", 1, true), 0);
 	ck_assert_int_eq(archive_remove_dir(tfd, "s"), -ENOTEMPTY);
 	ck_assert(exists("s/keep.me"));
 	ck_assert(!exists("s/000000.m4s") && !exists("s/index.jsonl"));
+	ck_assert(!exists("s/thumb-10s-160-000003.jpg"));
 	ck_assert_int_eq(unlinkat(sub, "keep.me", 0), 0);
 	close(sub);
 	ck_assert_int_eq(archive_remove_dir(tfd, "s"), 0);

@@ -139,6 +139,7 @@ assert_defaults(const struct cfg *cfg)
 	ck_assert_int_eq(cfg->relay_workers, 0);
 	ck_assert_uint_ge(cfg_relay_workers(cfg), 1);
 	ck_assert_uint_le(cfg_relay_workers(cfg), CFG_RELAY_WORKERS_MAX);
+	ck_assert_int_eq(cfg->archive_min_free.kind, CFG_FLOOR_AUTO);
 }
 
 START_TEST(test_defaults)
@@ -258,7 +259,8 @@ START_TEST(test_example)
 	ck_assert_str_eq(t[1].name, "proctors");
 	ck_assert_int_eq(t[1].role, CFG_ROLE_PROCTOR);
 	ck_assert_str_eq(t[1].token, "change-me-proctor");
-	ck_assert_int_eq(t[1].expires, DEC2026);
+	/* An example copied today must not start with a token that has expired. */
+	ck_assert_int_eq(t[1].expires, 0);
 	ck_assert_str_eq(t[2].name, "operators");
 	ck_assert_int_eq(t[2].role, CFG_ROLE_OPERATOR);
 	ck_assert_str_eq(t[2].token, "change-me-operator");
@@ -268,6 +270,79 @@ START_TEST(test_example)
 	ck_assert_str_eq(t[3].token, "change-me-archivist");
 	ck_assert_int_eq(t[3].expires, 0);
 	cfg_free(cfg);
+}
+END_TEST
+
+START_TEST(test_floor)
+{
+	static const struct {
+		const char *s;
+		enum cfg_floor_kind kind;
+		uint64_t bytes;
+		uint32_t hundredths;
+		const char *shown;
+	} good[] = {
+		{ "auto", CFG_FLOOR_AUTO, 0, 0, "auto" },
+		{ "0", CFG_FLOOR_BYTES, 0, 0, "0" },
+		{ "20GiB", CFG_FLOOR_BYTES, 20 * GIB, 0, "21474836480" },
+		{ "5%", CFG_FLOOR_PERCENT, 0, 500, "5%" },
+		{ "0%", CFG_FLOOR_PERCENT, 0, 0, "0%" },
+		{ "2.5%", CFG_FLOOR_PERCENT, 0, 250, "2.5%" },
+		{ "0.05%", CFG_FLOOR_PERCENT, 0, 5, "0.05%" },
+		{ "90%", CFG_FLOOR_PERCENT, 0, 9000, "90%" },
+	};
+	static const struct {
+		const char *s;
+		int r;
+	} bad[] = {
+		{ "", -EINVAL },     { "%", -EINVAL },      { "5 %", -EINVAL },
+		{ "5.%", -EINVAL },  { ".5%", -EINVAL },    { "5.123%", -EINVAL },
+		{ "-5%", -EINVAL },  { "90.01%", -ERANGE }, { "100%", -ERANGE },
+		{ "Auto", -EINVAL }, { "5%%", -EINVAL },    { "99999999999999999999%", -ERANGE }
+	};
+	struct cfg_floor f;
+	char buf[32];
+
+	for (size_t i = 0; i < N(good); i++) {
+		memset(&f, 0x5a, sizeof(f));
+		ck_assert_msg(cfg_parse_floor(good[i].s, &f) == 0, "\"%s\" refused", good[i].s);
+		ck_assert_int_eq(f.kind, good[i].kind);
+		if (f.kind == CFG_FLOOR_BYTES)
+			ck_assert_uint_eq(f.bytes, good[i].bytes);
+		if (f.kind == CFG_FLOOR_PERCENT)
+			ck_assert_uint_eq(f.hundredths, good[i].hundredths);
+		cfg_fmt_floor(buf, sizeof(buf), &f);
+		ck_assert_str_eq(buf, good[i].shown);
+	}
+	for (size_t i = 0; i < N(bad); i++) {
+		memset(&f, 0x5a, sizeof(f));
+		ck_assert_msg(cfg_parse_floor(bad[i].s, &f) == bad[i].r, "\"%s\"", bad[i].s);
+		ck_assert_uint_eq(f.hundredths, 0x5a5a5a5a);
+	}
+}
+END_TEST
+
+START_TEST(test_expiry_notes)
+{
+	struct cfg_token t = { .name = "hall-b", .role = CFG_ROLE_PROCTOR, .token = "s3cret-x" };
+	char buf[256];
+
+	ck_assert(!cfg_token_expiry_note(&t, DEC2026, buf, sizeof(buf))); /* never expires */
+	t.expires = DEC2026;
+	ck_assert(!cfg_token_expiry_note(&t, DEC2026 - 86401, buf, sizeof(buf)));
+	ck_assert(cfg_token_expiry_note(&t, DEC2026 - 86400, buf, sizeof(buf)));
+	ck_assert_str_eq(buf,
+			 "token 'hall-b' (proctor) expires in 24 hours (2026-12-01T00:00:00Z)");
+	ck_assert(cfg_token_expiry_note(&t, DEC2026 - 300, buf, sizeof(buf)));
+	ck_assert_str_eq(buf,
+			 "token 'hall-b' (proctor) expires in 5 minutes (2026-12-01T00:00:00Z)");
+	ck_assert(cfg_token_expiry_note(&t, DEC2026, buf, sizeof(buf)));
+	ck_assert_str_eq(buf, "token 'hall-b' (proctor) expired a minute ago "
+			      "(2026-12-01T00:00:00Z): it is refused");
+	ck_assert(cfg_token_expiry_note(&t, DEC2026 + 5 * 86400 + 7, buf, sizeof(buf)));
+	ck_assert_str_eq(buf, "token 'hall-b' (proctor) expired 5 days ago "
+			      "(2026-12-01T00:00:00Z): it is refused");
+	ck_assert_ptr_null(strstr(buf, "s3cret"));
 }
 END_TEST
 
@@ -613,8 +688,25 @@ static const struct bad_file bad_syntax[] = {
 	{ "instance: \"vigil\nrun_dir: /x\n",
 	  "3:1: -: syntax error: found unexpected end of stream while scanning a quoted scalar "
 	  "at line 1" },
+	/* Indentation: the line, how deep it is, and the levels open there. */
 	{ "instance: a\n  run_dir: b\n",
-	  "2:10: -: syntax error: mapping values are not allowed in this context" },
+	  "2:3: -: bad indentation: 2 spaces before run_dir; expected 0 (a top-level key)" },
+	{ "instance: x\nring:\n  size: 16MiB\nlimits:\n  max_sentinels: 5\n max_proctors: 4\n",
+	  "6:2: -: bad indentation: 1 space before max_proctors; expected 2 (a key of limits, as "
+	  "max_sentinels at line 5) or 0 (a top-level key)" },
+	{ "limits:\n  max_sentinels: 5\n    max_proctors: 4\ntimeouts:\n  idle: 3s\n",
+	  "3:5: -: bad indentation: 4 spaces before max_proctors; expected 2 (a key of limits, as "
+	  "max_sentinels at line 2) or 0 (a top-level key)" },
+	{ "auth:\n  sentinel: none\n  tokens:\n    - name: a\n      role: proctor\n"
+	  "     token: x\narchive: {}\n",
+	  "6:6: -: bad indentation: 5 spaces before token; expected 6 (a key of auth.tokens[0], as "
+	  "role at line 5), 4 (a '-' entry of auth.tokens), 2 (a key of auth, as tokens at line "
+	  "3) or 0 (a top-level key)" },
+	/* At a level that is open, the problem is another: libyaml's words, and
+	 * the map it was in by its key rather than by the line it began on. */
+	{ "limits:\n  max_sentinels: 5\n  - 4\n",
+	  "3:3: -: syntax error: did not find expected key while parsing the keys of limits (from "
+	  "line 2)" },
 	{ "instance: \xff\n", "1:11: -: syntax error: invalid leading UTF-8 octet (byte 0xFF)" },
 	{ "instance: *nope\n", "1:11: -: syntax error: found undefined alias" },
 	{ "limits:\n\tmax_sentinels: 5\n",
@@ -622,12 +714,35 @@ static const struct bad_file bad_syntax[] = {
 	  "spaces)" },
 };
 
+/* The top-level keys, as an unknown one's message lists them. */
+#define CFG_TOP_KEYS                                                                             \
+	"instance, run_dir, data_dir, log_level, listen, tls, trusted_proxies, buffer_seconds, " \
+	"ring, limits, timeouts, auth, archive, audit or relay"
+
 static const struct bad_file bad_keys[] = {
 	{ "listen:\n  ingset: 0.0.0.0:1\n",
-	  "2:3: listen.ingset: unknown key (expected ingest, relay or http)" },
-	{ "colour: blue\n",
-	  "1:1: colour: unknown key (expected instance, run_dir, data_dir, log_level, listen, "
-	  "tls, buffer_seconds, ring, limits, timeouts, auth, archive, audit or relay)" },
+	  "2:3: listen.ingset: unknown key (expected ingest, relay or http); did you mean "
+	  "listen.ingest?" },
+	/* The key one level down, up, or in another map; a misspelling there. */
+	{ "size: 3MiB\n", "1:1: size: unknown key (expected " CFG_TOP_KEYS "); did you mean "
+			  "ring.size?" },
+	{ "limits:\n  instance: x\n",
+	  "2:3: limits.instance: unknown key (expected max_sentinels, max_proctors, "
+	  "max_message_bytes, proctor_queue_seconds, max_connections_per_ip or max_handshakes); "
+	  "did you mean instance?" },
+	{ "limits: { size: 1GiB }\n",
+	  "1:11: limits.size: unknown key (expected max_sentinels, max_proctors, "
+	  "max_message_bytes, proctor_queue_seconds, max_connections_per_ip or max_handshakes); "
+	  "did you mean ring.size?" },
+	{ "retention_days: 3\n",
+	  "1:1: retention_days: unknown key (expected " CFG_TOP_KEYS "); did you mean "
+	  "archive.retention_days or audit.retention_days?" },
+	{ "max_sentinel: 3\n",
+	  "1:1: max_sentinel: unknown key (expected " CFG_TOP_KEYS "); did you mean "
+	  "limits.max_sentinels?" },
+	{ "Instance: a\n", "1:1: Instance: unknown key (expected " CFG_TOP_KEYS "); did you mean "
+			   "instance?" },
+	{ "colour: blue\n", "1:1: colour: unknown key (expected " CFG_TOP_KEYS ")" },
 	{ "timeouts: { heartbeat: 5s }\n",
 	  "1:13: timeouts.heartbeat: unknown key (expected register, idle or stage_heartbeat)" },
 	{ "buffer_seconds: 10\nbuffer_seconds: 20\n",
@@ -639,6 +754,9 @@ static const struct bad_file bad_keys[] = {
 	{ "auth:\n  tokens:\n    - { name: a, role: proctor, token: x, colour: red }\n",
 	  "3:43: auth.tokens[0].colour: unknown key (expected name, role, token, token_file or "
 	  "expires)" },
+	{ "auth:\n  tokens:\n    - { name: a, role: proctor, token: x, expire: 0 }\n",
+	  "3:43: auth.tokens[0].expire: unknown key (expected name, role, token, token_file or "
+	  "expires); did you mean auth.tokens[0].expires?" },
 	{ "? [a, b]\n: 1\n", "1:3: -: expected a plain key, found a list" },
 	{ "listen:\n  ? { a: 1 }\n  : 1\n", "2:5: listen: expected a plain key, found a map" },
 };
@@ -748,6 +866,20 @@ static const struct bad_file bad_ranges[] = {
 	  "1:19: relay.workers: expected an integer in 0..8, found \"-1\"" },
 	{ "relay: { workers: two }\n",
 	  "1:19: relay.workers: expected an integer in 0..8, found \"two\"" },
+	{ "archive: { min_free: 91% }\n",
+	  "1:22: archive.min_free: expected a size in 0..1048576TiB or a percentage in 0..90%, "
+	  "found \"91%\"" },
+	{ "archive: { min_free: 1048577TiB }\n",
+	  "1:22: archive.min_free: expected a size in 0..1048576TiB or a percentage in 0..90%, "
+	  "found \"1048577TiB\"" },
+	{ "archive: { min_free: lots }\n",
+	  "1:22: archive.min_free: expected auto, a size such as 20GiB or a percentage of the "
+	  "volume such as 5%, found \"lots\"" },
+	{ "archive: { min_free: 2.125% }\n",
+	  "1:22: archive.min_free: expected auto, a size such as 20GiB or a percentage of the "
+	  "volume such as 5%, found \"2.125%\"" },
+	{ "archive: { min_free: [5%] }\n",
+	  "1:22: archive.min_free: expected auto, a size or a percentage, found a list" },
 };
 
 static const struct bad_file bad_listen[] = {
@@ -1098,6 +1230,8 @@ cfg_suite(void)
 	add_one(s, "open_errors", test_open_errors);
 	add_one(s, "err_buffer", test_err_buffer);
 	add_one(s, "example", test_example);
+	add_one(s, "expiry_notes", test_expiry_notes);
+	add_one(s, "floor", test_floor);
 	add_one(s, "styles", test_styles);
 	add_one(s, "parse_size", test_parse_size);
 	add_one(s, "parse_duration", test_parse_duration);

@@ -93,8 +93,11 @@ START_TEST(test_over_merges)
 	cfg = over_ok(file,
 		      "{\"limits\": {\"max_proctors\": 800}, \"timeouts\": {\"idle\": \"45s\"},"
 		      " \"log_level\": \"debug\", \"archive\": {\"retention_days\": \"7\","
-		      " \"max_bytes\": \"1GiB\"}, \"auth\": {\"sentinel\": \"none\"}}");
+		      " \"max_bytes\": \"1GiB\", \"min_free\": \"2.5%\"}, \"auth\": {\"sentinel\":"
+		      " \"none\"}}");
 	ck_assert_int_eq(cfg->max_proctors, 800);
+	ck_assert_int_eq(cfg->archive_min_free.kind, CFG_FLOOR_PERCENT);
+	ck_assert_uint_eq(cfg->archive_min_free.hundredths, 250);
 	ck_assert_int_eq(cfg->timeout_idle_ms, 45000);
 	ck_assert_str_eq(cfg->log_level, "debug");
 	ck_assert_int_eq(cfg->retention_days, 7);
@@ -146,10 +149,12 @@ static const struct over_bad over_bad[] = {
 	  "ms s m h d), found \"soon\"" },
 	{ "{\"limits\": {\"max_proctor\": 3}}",
 	  "config.update: limits.max_proctor: unknown key (expected max_sentinels, max_proctors, "
-	  "max_message_bytes, proctor_queue_seconds, max_connections_per_ip or max_handshakes)" },
+	  "max_message_bytes, proctor_queue_seconds, max_connections_per_ip or max_handshakes); "
+	  "did you mean limits.max_proctors?" },
 	{ "{\"colour\": \"blue\"}",
 	  "config.update: colour: unknown key (expected instance, run_dir, data_dir, log_level, "
-	  "listen, tls, buffer_seconds, ring, limits, timeouts, auth, archive, audit or relay)" },
+	  "listen, tls, trusted_proxies, buffer_seconds, ring, limits, timeouts, auth, archive, "
+	  "audit or relay)" },
 	{ "{\"limits\": 5}", "config.update: limits: expected a map, found \"5\"" },
 	{ "{\"log_level\": \"verbose\"}",
 	  "config.update: log_level: expected error, warn, info or debug, found \"verbose\"" },
@@ -281,6 +286,8 @@ START_TEST(test_over_live_keys)
 		"auth.tokens",
 		"archive.retention_days",
 		"archive.max_bytes",
+		"archive.min_free",
+		"trusted_proxies",
 	};
 	static const char *const not_live[] = {
 		"instance",        "run_dir",        "data_dir",  "listen.ingest",
@@ -307,7 +314,7 @@ START_TEST(test_over_split)
 		 " \"log_level\": \"warn\", \"archive\": null, \"tls\": {}}");
 	ck_assert_int_eq(cfg_over_split(u, (void **)&live, lk, ok), 0);
 	want = json("[\"limits.max_proctors\", \"timeouts.idle\", \"log_level\","
-		    " \"archive.retention_days\", \"archive.max_bytes\"]");
+		    " \"archive.retention_days\", \"archive.max_bytes\", \"archive.min_free\"]");
 	text = json_dumps(lk, 0);
 	ck_assert_msg(json_equal(lk, want), "%s", text);
 	free(text);
@@ -317,7 +324,7 @@ START_TEST(test_over_split)
 	json_decref(want);
 	want = json("{\"limits\": {\"max_proctors\": 800}, \"timeouts\": {\"idle\": null},"
 		    " \"log_level\": \"warn\", \"archive\": {\"retention_days\": null,"
-		    " \"max_bytes\": null}}");
+		    " \"max_bytes\": null, \"min_free\": null}}");
 	text = json_dumps(live, 0);
 	ck_assert_msg(json_equal(live, want), "%s", text);
 	free(text);

@@ -88,6 +88,53 @@ START_TEST(test_pipelined_and_byte_by_byte)
 }
 END_TEST
 
+/* A body read on request: whole, split anywhere, and followed by the next
+ * request, which starts where http1_feed says; keep-alive once it is read. */
+START_TEST(test_body_on_request)
+{
+	const char *req = "POST /m HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n\r\n"
+			  "{\"note\":\"a\"}GET /2 HTTP/1.1\r\nHost: x\r\n\r\n";
+	size_t n = strlen(req), head_end = strstr(req, "{") - req;
+
+	for (size_t split = head_end - 1; split <= head_end + 12; split++) {
+		struct http1 *h = http1_new();
+		size_t used, len, more;
+		const char *body;
+
+		used = http1_feed(h, (const uint8_t *)req, split);
+		if (http1_state(h) == HTTP1_MORE) {
+			ck_assert_uint_eq(used, split);
+			used += http1_feed(h, (const uint8_t *)req + used, n - used);
+		}
+		ck_assert_int_eq(http1_state(h), HTTP1_DONE);
+		ck_assert_str_eq(http1_method(h), "POST");
+		ck_assert(!http1_keep_alive(h)); /* a body not read yet */
+		ck_assert_int_eq(http1_body_begin(h, 11), -EFBIG);
+		ck_assert_int_eq(http1_body_begin(h, 12), 0);
+		ck_assert(!http1_body_complete(h));
+		/* The rest byte by byte up to the body's end, then all of it. */
+		while (!http1_body_complete(h) && used < n) {
+			more = http1_feed(h, (const uint8_t *)req + used, 1);
+			ck_assert_uint_le(more, 1);
+			used += more;
+			ck_assert_int_eq(http1_state(h), HTTP1_DONE);
+		}
+		ck_assert(http1_body_complete(h));
+		body = http1_body(h, &len);
+		ck_assert_uint_eq(len, 12);
+		ck_assert(memcmp(body, "{\"note\":\"a\"}", 12) == 0);
+		ck_assert(http1_keep_alive(h));
+		http1_reset(h);
+		ck_assert_uint_eq(http1_feed(h, (const uint8_t *)req + used, n - used), n - used);
+		ck_assert_int_eq(http1_state(h), HTTP1_DONE);
+		ck_assert_str_eq(http1_target(h), "/2");
+		ck_assert_int_eq(http1_body_begin(h, 100), 0); /* none announced: empty */
+		ck_assert(http1_body_complete(h));
+		http1_free(h);
+	}
+}
+END_TEST
+
 START_TEST(test_upgrade_boundary)
 {
 	const char *req = "GET /sentinel HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
@@ -200,6 +247,7 @@ http1_suite(void)
 	tcase_add_test(tc, test_fields);
 	tcase_add_test(tc, test_pipelined_and_byte_by_byte);
 	tcase_add_test(tc, test_upgrade_boundary);
+	tcase_add_test(tc, test_body_on_request);
 	tcase_add_test(tc, test_keep_alive_rules);
 	tcase_add_test(tc, test_nul_in_path);
 	suite_add_tcase(s, tc);

@@ -31,6 +31,7 @@ START_TEST(test_routes_accepted)
 		{ "/api/sessions", ROUTE_ALL_SESSIONS },
 		{ "/api/audit", ROUTE_AUDIT },
 		{ "/api/audit/verify", ROUTE_AUDIT_VERIFY },
+		{ "/api/relay", ROUTE_API_RELAY },
 		{ "/api/sentinels/" SID "/snapshot.jpg", ROUTE_SNAPSHOT },
 		{ "/api/sentinels/" SID "/live.mjpeg", ROUTE_LIVE_MJPEG },
 		{ "/api/sentinels/" SID "/sessions", ROUTE_SESSIONS },
@@ -41,6 +42,9 @@ START_TEST(test_routes_accepted)
 		{ API "/export.mp4", ROUTE_EXPORT },
 		{ API "/playlist.m3u8", ROUTE_PLAYLIST },
 		{ API "/manifest.json", ROUTE_MANIFEST },
+		{ API "/thumbs", ROUTE_THUMBS },
+		{ API "/thumbs/0.jpg", ROUTE_THUMB },
+		{ API "/marks", ROUTE_MARKS },
 	};
 	struct route r;
 
@@ -50,6 +54,12 @@ START_TEST(test_routes_accepted)
 	}
 	ck_assert_int_eq(route_parse(API "/segments/123456789.m4s", &r), 0);
 	ck_assert_int_eq(r.sequence, 123456789);
+	ck_assert_int_eq(route_parse(API "/thumbs/360.jpg", &r), 0);
+	ck_assert_int_eq(r.sequence, 360);
+	ck_assert_int_eq(route_parse(API "/thumbs/360.m4s", &r), -ENOENT);
+	ck_assert_int_eq(route_parse(API "/thumbs/.jpg", &r), -ENOENT);
+	ck_assert_int_eq(route_parse(API "/segments/1.jpg", &r), -ENOENT);
+	ck_assert_int_eq(route_parse(API "/segments/123456789.m4s", &r), 0);
 	ck_assert_str_eq(r.sentinel, SID);
 	ck_assert_str_eq(r.session, SESS);
 	/* Upper-case ids are accepted and given in lower case (the disk's names). */
@@ -75,6 +85,10 @@ START_TEST(test_routes_bad_ids_are_400)
 		API "/segments/1e3.m4s",
 		API "/segments/9999999999999999999.m4s", /* overflows int64 */
 		API "/segments/0x10.m4s",
+		API "/thumbs/01.jpg",
+		API "/thumbs/-1.jpg",
+		API "/thumbs/1.5.jpg",
+		API "/thumbs/99999999999999999999999999999999.jpg",
 	};
 	struct route r;
 
@@ -149,6 +163,8 @@ START_TEST(test_methods)
 	ck_assert_uint_eq(route_methods(ROUTE_SEGMENT), ROUTE_GET | ROUTE_HEAD);
 	ck_assert_str_eq(route_allow(ROUTE_SESSION), "DELETE");
 	ck_assert_str_eq(route_allow(ROUTE_HEALTH), "GET, HEAD");
+	ck_assert_uint_eq(route_methods(ROUTE_MARKS), ROUTE_GET | ROUTE_HEAD | ROUTE_POST);
+	ck_assert_str_eq(route_allow(ROUTE_MARKS), "GET, HEAD, POST");
 }
 END_TEST
 

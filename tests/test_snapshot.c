@@ -200,6 +200,40 @@ START_TEST(test_fixture_picture)
 END_TEST
 
 /* NULL pointers and the width and height outputs, which may be NULL. */
+/* Thumbnails: scaled down with the aspect ratio (160x120 to 80x60, and to an
+ * even height), never up; a negative width refused. */
+START_TEST(test_scaled)
+{
+	static const struct {
+		int want, w, h;
+	} cases[] = { { 80, 80, 60 },
+		      { 50, 50, 38 },
+		      { 0, 160, 120 },
+		      { 160, 160, 120 },
+		      { 640, 160, 120 } };
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		unsigned char *jpeg = NULL;
+		size_t len = 0;
+		int w = 0, h = 0, sw = 0, sh = 0;
+
+		ck_assert_int_eq(snapshot_jpeg_scaled(init_mp4.data, init_mp4.len, seg0.data,
+						      seg0.len, cases[i].want, &jpeg, &len, &w, &h),
+				 0);
+		jpeg_size(jpeg, len, &sw, &sh);
+		ck_assert_int_eq(sw, cases[i].w);
+		ck_assert_int_eq(sh, cases[i].h);
+		ck_assert_int_eq(w, cases[i].w);
+		ck_assert_int_eq(h, cases[i].h);
+		free(jpeg);
+	}
+	ck_assert_int_eq(snapshot_jpeg_scaled(init_mp4.data, init_mp4.len, seg0.data, seg0.len, -2,
+					      &(unsigned char *){ NULL }, &(size_t){ 0 }, NULL,
+					      NULL),
+			 -EINVAL);
+}
+END_TEST
+
 START_TEST(test_arguments)
 {
 	unsigned char *jpeg = NULL;
@@ -432,6 +466,7 @@ snapshot_suite(void)
 	} cases[] = {
 		{ "no_object_left", test_no_object_left },
 		{ "fixture_picture", test_fixture_picture },
+		{ "scaled", test_scaled },
 		{ "arguments", test_arguments },
 		{ "empty", test_empty },
 		{ "garbage", test_garbage },

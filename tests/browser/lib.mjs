@@ -57,6 +57,28 @@ function keepLogs(run, dir, tokens) {
   }
 }
 
+// A test's named steps: .step(name, fn) prints "ok NAME (ms): note" or
+// "FAIL NAME: stack", then saves a screenshot of page() (when there is one) as
+// DIR/PREFIXNAME.png and throws on; .passed and .failed count them.
+export function steps(dir, prefix, page = () => null) {
+  const run = { passed: 0, failed: 0 };
+  run.step = async (name, fn) => {
+    const t0 = Date.now();
+    try {
+      const note = await fn();
+      run.passed++;
+      console.log(`ok   ${name} (${Date.now() - t0} ms)${note ? `: ${note}` : ''}`);
+    } catch (e) {
+      run.failed++;
+      console.log(`FAIL ${name}: ${e.stack || e}`);
+      const p = page();
+      if (p) await p.screenshot({ path: path.join(dir, `${prefix}${name.replace(/\W+/g, '-')}.png`) }).catch(() => {});
+      throw e;
+    }
+  };
+  return run;
+}
+
 export function waitFor(what, fn, timeoutMs = 15000, everyMs = 100) {
   const deadline = Date.now() + timeoutMs;
   return new Promise((resolve, reject) => {
@@ -152,10 +174,11 @@ export class Vigil {
   }
 
   sentinel(name, ...args) {
+    const file = name.replace(/[^\w.-]+/g, '_'); // "Hall A / seat 1" has a slash
     const child = spawn(
       path.join(BUILD, 'deploy', 'vigil-sentinel'),
-      ['--url', this.sentinelUrl, '--name', name, '--state', path.join(this.dir, `${name}.id`), ...args],
-      { stdio: ['ignore', 'ignore', fs.openSync(path.join(this.dir, `sentinel-${name}.stderr`), 'w')] }
+      ['--url', this.sentinelUrl, '--name', name, '--state', path.join(this.dir, `${file}.id`), ...args],
+      { stdio: ['ignore', 'ignore', fs.openSync(path.join(this.dir, `sentinel-${file}.stderr`), 'w')] }
     );
     this.children.push(child);
     started.add(child);

@@ -7,26 +7,13 @@
 // picture may be read back through a canvas.
 import fs from 'node:fs';
 import path from 'node:path';
-import { ARTIFACTS, PTOKEN, Vigil, launch, waitFor } from './lib.mjs';
+import { ARTIFACTS, PTOKEN, Vigil, launch, waitFor, steps } from './lib.mjs';
 
 const OTOKEN = 'operator-secret';
-let passed = 0;
-let failed = 0;
 let page;
 
-async function step(name, fn) {
-  const t0 = Date.now();
-  try {
-    const note = await fn();
-    passed++;
-    console.log(`ok   ${name} (${Date.now() - t0} ms)${note ? `: ${note}` : ''}`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name}: ${e.stack || e}`);
-    if (page) await page.screenshot({ path: path.join(ARTIFACTS, `mjpeg-fail-${name.replace(/\W+/g, '-')}.png`) }).catch(() => {});
-    throw e;
-  }
-}
+const tally = steps(ARTIFACTS, 'mjpeg-fail-', () => page);
+const step = tally.step;
 
 async function api(v, p, token = PTOKEN) {
   const res = await fetch(`${v.httpUrl}${p}`, { headers: { Authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5000) });
@@ -104,10 +91,10 @@ async function main() {
 
 main()
   .then(() => {
-    console.log(`${passed} passed, ${failed} failed`);
-    process.exit(failed ? 1 : 0);
+    console.log(`${tally.passed} passed, ${tally.failed} failed`);
+    process.exit(tally.failed ? 1 : 0);
   })
   .catch((e) => {
-    console.log(`${passed} passed, ${failed + (failed ? 0 : 1)} failed: ${e.message}`);
+    console.log(`${tally.passed} passed, ${tally.failed + (tally.failed ? 0 : 1)} failed: ${e.message}`);
     process.exit(1);
   });

@@ -10,6 +10,7 @@ Sizes are trimmed for CI: 10 sentinels for about 20 s (not a minute) in the
 identity test, 10 sentinels and 20 kills in about 35 s in the crash campaign."""
 import glob
 import hashlib
+import http.client
 import json
 import os
 import random
@@ -445,7 +446,7 @@ class Repair(Base):
 
 class Retention(Base):
     def test_age_and_size_with_a_live_session(self):
-        v = Vigil(extra=NOAUTH + "archive: { retention_days: 30, max_bytes: 1MiB }\n")
+        v = Vigil(extra=NOAUTH + "archive: { retention_days: 30, max_bytes: 1MiB, min_free: 0 }\n")
         data = os.path.join(v.dir, "data")
         now = int(time.time() * 1000)
         day = 86400 * 1000
@@ -491,7 +492,7 @@ class Retention(Base):
         self.stat_at_least(v, "retentionDeleted", 2)
 
     def test_a_pass_that_would_delete_more_than_half_stops(self):
-        v = Vigil(extra=NOAUTH + "archive: { retention_days: 0, max_bytes: 1MiB }\n")
+        v = Vigil(extra=NOAUTH + "archive: { retention_days: 0, max_bytes: 1MiB, min_free: 0 }\n")
         data = os.path.join(v.dir, "data")
         now = int(time.time() * 1000)
         crafted = [craft(data, new_id(), new_id(), now - (5 - i) * 3600000,
@@ -503,7 +504,7 @@ class Retention(Base):
             self.assertTrue(os.path.isdir(sdir), sdir)
         self.assertEqual(self.stats(v)["retentionDeleted"], 0)
         # A reload with a sane limit applies at once: the oldest goes, no more.
-        v.extra = NOAUTH + "archive: { retention_days: 0, max_bytes: 2MiB }\n"
+        v.extra = NOAUTH + "archive: { retention_days: 0, max_bytes: 2MiB, min_free: 0 }\n"
         v.write_config()
         v.ctl("reload")
         wait_for(lambda: not os.path.exists(crafted[0]), 20, "the oldest session deleted")
@@ -511,23 +512,33 @@ class Retention(Base):
         self.stat_at_least(v, "retentionDeleted", 1)
 
 
+def mount_tmpfs(test, v, size):
+    """data_dir on a tmpfs of its own (as root; skipped otherwise), unmounted
+    at the end of the test."""
+    data = os.path.join(v.dir, "data")
+    os.makedirs(data)
+    mnt = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=" + size, "tmpfs", data],
+                         capture_output=True, text=True)
+    if mnt.returncode != 0:
+        shutil.rmtree(v.dir, ignore_errors=True)
+        test.skipTest("cannot mount a tmpfs here (%s): needs root or CAP_SYS_ADMIN" %
+                      mnt.stderr.strip())
+    test.addCleanup(subprocess.run, ["umount", "-l", data])
+    return data
+
+
 class DiskFull(Base):
     def test_enospc_on_a_small_tmpfs(self):
         """A 4 MiB tmpfs fills: retention frees what it may (the ended sessions),
         then the disk stays full with live sessions only, and a 2 MiB ring
-        overruns the waiting archive: the lost segments are named."""
-        v = Vigil(extra=NOAUTH, limits="max_message_bytes: 512KiB")
+        overruns the waiting archive: the lost segments are named. (No floor
+        here: archive.min_free keeps a disk from filling; this is what
+        happens when it fills all the same.)"""
+        v = Vigil(extra=NOAUTH + "archive: { min_free: 0 }\n",
+                  limits="max_message_bytes: 512KiB")
         v.ring_size = "2MiB"
         v.write_config()
-        data = os.path.join(v.dir, "data")
-        os.makedirs(data)
-        mnt = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", data],
-                             capture_output=True, text=True)
-        if mnt.returncode != 0:
-            shutil.rmtree(v.dir, ignore_errors=True)
-            self.skipTest("cannot mount a tmpfs here (%s): needs root or CAP_SYS_ADMIN" %
-                          mnt.stderr.strip())
-        self.addCleanup(subprocess.run, ["umount", "-l", data])
+        data = mount_tmpfs(self, v, "4m")
         now = int(time.time() * 1000)
         old = [craft(data, new_id(), new_id(), now - (9 - i) * 3600000,
                      now - (9 - i) * 3600000 + 60000, 5, 200000) for i in range(2)]
@@ -547,6 +558,18 @@ class DiskFull(Base):
                       "ENOSPC, retention and lost segments")
         self.assertTrue(st["stalled"])
         self.assertIsNone(sent.poll(), "the sentinels still stream")
+        # /health says so (it answered 200 all along before).
+        host, port = v.stage("httpd")["listen"].rsplit(":", 1)
+
+        def unhealthy():
+            c = http.client.HTTPConnection(host, int(port), timeout=15)
+            c.request("GET", "/health")
+            r = c.getresponse()
+            body = r.read()
+            c.close()
+            return json.loads(body) if r.status == 503 else None
+        self.assertEqual(wait_for(unhealthy, 10, "/health 503")["error"],
+                         "archive cannot write to its disk")
         self.assertEqual(v.pids(), pids, "no stage restarted")
         logs = self.logs(v)
         self.assertIn("DISK FULL", logs)
@@ -575,6 +598,136 @@ class DiskFull(Base):
         sent.send_signal(signal.SIGTERM)  # the sentinels say bye
         self.assertEqual(sent.wait(30), 0)
         self.assertIn("0 dropped", sent.stderr.read())  # ingest kept accepting
+
+
+OP = "floor-operator-1"
+
+
+class Floor(Base):
+    """archive.min_free on a small tmpfs: the oldest ended sessions go before
+    the disk fills, and /health says when archive cannot write."""
+
+    def http(self, v, path):
+        host, port = v.stage("httpd")["listen"].rsplit(":", 1)
+        c = http.client.HTTPConnection(host, int(port), timeout=15)
+        c.request("GET", path, headers={"Authorization": "Bearer " + OP})
+        r = c.getresponse()
+        body = r.read()
+        c.close()
+        return r.status, body
+
+    def test_streams_to_the_floor_and_writing_never_fails(self):
+        v = Vigil(extra=NOAUTH + "archive: { min_free: 10MiB }\n",
+                  limits="max_message_bytes: 512KiB")
+        data = mount_tmpfs(self, v, "16m")
+        now = int(time.time() * 1000)
+        # Five ended sessions of 1 MB, oldest first, one with a file archive
+        # did not write (which stays): about 1 MiB above the floor.
+        old = [craft(data, new_id(), new_id(), now - (9 - i) * 3600000,
+                     now - (9 - i) * 3600000 + 60000, 4, 250000) for i in range(5)]
+        with open(os.path.join(old[0], "notes.txt"), "w") as f:
+            f.write("not archive's")
+        v.start()
+        self.addCleanup(v.stop)
+        tmp = tempfile.mkdtemp(dir=v.dir)
+        sent = subprocess.Popen([SENTINEL, "--url", v.url("ingest", "/sentinel"), "--name",
+                                 "filler", "--count", "6", "--size", "320x180", "--bitrate",
+                                 "2000", "--quiet", "--state", tmp + "/id"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(sent.stderr.close)
+        self.addCleanup(lambda: sent.poll() is None and sent.kill())
+        # The floor is reached: the oldest ended sessions go, in order.
+        t0 = time.monotonic()
+        st = wait_for(lambda: (lambda s: s if s["minFreeDeleted"] >= 2 else None)(
+            self.stats(v)), 120, "two sessions deleted for archive.min_free")
+        reached = time.monotonic() - t0
+        sent.send_signal(signal.SIGTERM)
+        self.assertEqual(sent.wait(30), 0, sent.stderr.read()[-3000:])
+        st = self.stats(v)
+        self.assertEqual(st["minFreeBytes"], 10 << 20)
+        self.assertGreater(st["ingestBytesPerS"], 0)
+        self.assertEqual((st["enospc"], st["lost"], st["stalled"]), (0, 0, False),
+                         "writing never failed")
+        gone = [not os.path.exists(os.path.join(d, "session.json")) for d in old]
+        n = gone.count(True)
+        self.assertGreaterEqual(n, 2)
+        self.assertEqual(gone, [True] * n + [False] * (5 - n), "the oldest first")
+        self.assertEqual(st["minFreeDeleted"], n)
+        # archive removed its own files only
+        left = glob.glob(os.path.join(data, ".deleting-*", "notes.txt"))
+        self.assertEqual(len(left), 1, os.listdir(data))
+        logs = self.logs(v)
+        self.assertIn("is below archive.min_free", logs)
+        self.assertEqual(logs.count(": disk below archive.min_free"), n, logs[-3000:])
+        self.assertNotIn("DISK FULL", logs)
+        # Every live session of the filler is whole on disk.
+        live = [d for d in glob.glob(os.path.join(data, "*", "*", "session.json"))
+                if json.loads(read(d))["name"].startswith("filler-")]
+        self.assertEqual(len(live), 6)
+        for d in live:
+            self.assertGreater(len(self.check_session(os.path.dirname(d))), 0)
+        print("\nfloor test: the floor reached after %.0f s; %d sessions deleted, %d segments "
+              "written, ingest %.0f kB/s" % (reached, n, st["segmentsWritten"],
+                                             st["ingestBytesPerS"] / 1000), file=sys.stderr)
+
+    def test_health_says_when_archive_cannot_write(self):
+        v = Vigil(extra=NOAUTH[:-2] + ", tokens: [ { name: op, role: operator, token: %s } ] }\n"
+                  "archive: { min_free: 3MiB }\n" % OP, limits="max_message_bytes: 512KiB")
+        data = mount_tmpfs(self, v, "8m")
+        v.start()
+        self.addCleanup(v.stop)
+        until = wait_for
+        metrics = until(lambda: (lambda m: m if "vigil_archive_min_free_bytes %d\n" % (3 << 20)
+                                 in m else None)(self.http(v, "/metrics")[1].decode()), 20,
+                        "archive's first heartbeat in /metrics")
+        self.assertEqual(self.http(v, "/health"), (200, b"ok"))
+        self.assertIn("vigil_archive_writable 1\n", metrics)
+        self.assertIn("vigil_archive_below_min_free 0\n", metrics)
+        self.assertIn("vigil_archive_min_free_bytes %d\n" % (3 << 20), metrics)
+
+        def health(want):
+            st, body = self.http(v, "/health")
+            return json.loads(body) if st == 503 and want in body.decode() else None
+        # A file archive did not write takes the disk below the floor: nothing
+        # archive may delete brings it back.
+        fill = os.path.join(data, "filler.bin")
+        with open(fill, "wb") as f:
+            f.write(b"\0" * (6 << 20))
+        t0 = time.monotonic()
+        body = until(lambda: health("below archive.min_free"), 20, "/health below the floor")
+        self.assertEqual(body["error"], "archive's disk is below archive.min_free")
+        self.assertRegex(body["archive"], r"^\d+ bytes free, the floor is %d" % (3 << 20))
+        below_s = time.monotonic() - t0
+        metrics = self.http(v, "/metrics")[1].decode()
+        self.assertIn("vigil_archive_below_min_free 1\n", metrics)
+        self.assertIn("vigil_archive_writable 1\n", metrics)
+        st, body = self.http(v, "/api/status")
+        self.assertEqual(json.loads(body)["state"], "degraded")
+        # Then full: archive cannot write a byte.
+        with open(os.path.join(data, "filler2.bin"), "wb", buffering=0) as f:
+            try:
+                while True:
+                    f.write(b"\0" * 65536)
+            except OSError:
+                pass
+        t0 = time.monotonic()
+        body = until(lambda: health("cannot write"), 20, "/health: archive cannot write")
+        full_s = time.monotonic() - t0
+        self.assertEqual(body["error"], "archive cannot write to its disk")
+        self.assertIn("the disk is full", body["archive"])
+        self.assertIn("vigil_archive_writable 0\n", self.http(v, "/metrics")[1].decode())
+        os.unlink(fill)
+        os.unlink(os.path.join(data, "filler2.bin"))
+        until(lambda: self.http(v, "/health")[0] == 200, 20, "/health 200 again")
+        # The default, auto: 5 % of the volume while nothing streams (two hours
+        # at the ingest rate once that is more); a share; both live.
+        v.ctl("config", "set", "archive.min_free", "auto")
+        until(lambda: self.stats(v)["minFreeBytes"] == (8 << 20) // 20, 20,
+              "5 %% of 8 MiB (%s)" % self.stats(v)["minFreeBytes"])
+        v.ctl("config", "set", "archive.min_free", "12.5%")
+        until(lambda: self.stats(v)["minFreeBytes"] == (8 << 20) // 8, 20, "12.5 % of 8 MiB")
+        print("\n/health said it %.1f s after the disk went below the floor, %.1f s after "
+              "it filled" % (below_s, full_s), file=sys.stderr)
 
 
 if __name__ == "__main__":

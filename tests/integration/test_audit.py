@@ -515,6 +515,28 @@ class Unwritable(unittest.TestCase):
         self.assertEqual(len(until(refused, what="the 3 refusals kept and written")), 3)
 
 
+class Stop(unittest.TestCase):
+    """vigilctl stop is an operator's act like the others: its answer and its
+    record both outlive the stop of archive, the writer (vigild holds archive
+    until its own records are acknowledged)."""
+
+    def test_vigilctl_stop_is_answered_and_recorded(self):
+        v = Vigil(extra=AUTH)
+        v.start()
+        self.addCleanup(v.stop)
+        res = v.ctl("stop")
+        self.assertEqual((res.returncode, res.stdout.strip()), (0, "vigil stopped"),
+                         res.stderr)
+        self.assertEqual(v.proc.wait(30), 0)
+        recs = []
+        for f in sorted(glob.glob(os.path.join(v.dir, "data", "audit", "audit-*.jsonl"))):
+            with open(f) as fh:
+                recs += [json.loads(x) for x in fh if x.strip()]
+        self.assertEqual((recs[-1]["action"], recs[-1]["remote"], recs[-1].get("result")),
+                         ("shutdown", "local", "ok"), recs[-1:])
+        self.assertNotIn("not on disk yet", v.log())
+
+
 class Flood(unittest.TestCase):
     """A stranger's thousand bad tokens: bounded records, every refusal counted."""
 

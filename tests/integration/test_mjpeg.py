@@ -18,7 +18,6 @@ import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest
@@ -27,6 +26,7 @@ import uuid
 sys.path.insert(0, os.path.dirname(__file__))
 from vigil import BUILD, Vigil  # noqa: E402
 from wsclient import Client  # noqa: E402
+from recording import encode  # noqa: E402
 
 SENTINEL = os.path.join(BUILD, "deploy", "vigil-sentinel")
 PT, AT, OT, ST, RT = ("proctor-secret", "archivist-secret", "operator-secret", "sentinel-secret",
@@ -75,25 +75,7 @@ def jpeg_size(b):
 def fmp4(width, height, seconds=2):
     """An init segment and one-second keyframe segments of a test pattern, as
     tests/data/fmp4/make.sh makes the fixtures, at any size."""
-    with tempfile.TemporaryDirectory() as d:
-        out = os.path.join(d, "out.mp4")
-        subprocess.run(["gst-launch-1.0", "-q", "videotestsrc", "num-buffers=%d" % (30 * seconds),
-                        "pattern=ball", "!", "video/x-raw,format=I420,width=%d,height=%d,"
-                        "framerate=30/1" % (width, height), "!", "x264enc", "key-int-max=30",
-                        "tune=zerolatency", "speed-preset=ultrafast", "!", "h264parse", "!",
-                        "mp4mux", "fragment-duration=1000", "streamable=true", "!", "filesink",
-                        "location=" + out], check=True, timeout=60)
-        with open(out, "rb") as f:
-            data = f.read()
-    boxes, off = [], 0
-    while off < len(data):
-        size, kind = struct.unpack(">I4s", data[off:off + 8])
-        boxes.append((kind, data[off:off + size]))
-        off += size
-    init = b"".join(b for k, b in boxes if k in (b"ftyp", b"moov"))
-    segs = [boxes[i][1] + boxes[i + 1][1] for i in range(len(boxes) - 1)
-            if boxes[i][0] == b"moof" and boxes[i + 1][0] == b"mdat"]
-    return init, segs
+    return encode(seconds, width, height, fps=30, kbit=None)
 
 
 def rss_kib(pid):

@@ -446,8 +446,11 @@ class Flood(unittest.TestCase):
         c0, t0 = cpu_s(vigild), time.monotonic()
         n, elapsed = self.flood(10000, 4, probe)
         cpu = (cpu_s(vigild) - c0) / (time.monotonic() - t0)
-        self.assertGreaterEqual(n / elapsed, 9000, "the pipe held the stage back")
-        self.assertLess(max(lat), 0.25, "ctl.sock answered late during the flood")
+        # Bounds that tell a vigild that stops reading or answering (the
+        # pipe full within milliseconds, a status after the 4 s flood) from
+        # one that is slow on a shared CI machine running two suites at once.
+        self.assertGreaterEqual(n / elapsed, 5000, "the pipe held the stage back")
+        self.assertLess(max(lat), 2, "ctl.sock answered late during the flood")
 
         # As fast as the pipe takes it, with a hung relay meanwhile: its
         # missed heartbeats are seen in time.
@@ -462,8 +465,10 @@ class Flood(unittest.TestCase):
                     os.kill(pid, signal.SIGCONT)
             hang_relay.seen = time.monotonic() - t
         n_max, elapsed_max = self.flood(0, 4, hang_relay)
-        # timeouts.stage_heartbeat is 2 s; a heartbeat a second; a check a second.
-        self.assertLess(hang_relay.seen, 2 + 1 + 1, "the heartbeat watch was late")
+        # timeouts.stage_heartbeat is 2 s; a heartbeat a second; a check a
+        # second; and 2 s of slack for a loaded machine (a watch that never
+        # fires fails wait_state after 10 s).
+        self.assertLess(hang_relay.seen, 2 + 1 + 1 + 2, "the heartbeat watch was late")
         w.wait_state("relay", "running")
         rss1 = rss_kib(vigild)
 
@@ -581,7 +586,7 @@ class BusAsHttpd(unittest.TestCase):
         new = w.wait_state("relay", "running", not_pid=relay)["pid"]
         t = time.monotonic()
         v.request(cmd="status")
-        self.assertLess(time.monotonic() - t, 0.25)
+        self.assertLess(time.monotonic() - t, 2)
         h.reading(True)
         got = {"log.line": [], "log.lines": []}
         dropped = 0

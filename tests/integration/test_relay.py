@@ -28,6 +28,7 @@ AUTH = """auth:
   tokens:
     - { name: s1, role: sentinel, token: "sentinel-secret" }
     - { name: p1, role: proctor, token: "proctor-secret" }
+    - { name: a1, role: archivist, token: "archivist-secret" }
     - { name: old, role: proctor, token: "expired-secret", expires: 2020-01-01T00:00:00Z }
 """
 
@@ -134,7 +135,13 @@ class Relay(Base):
             p = self.proctor()
             ack = p.register(PTOKEN, binary=binary, version=1, name="Desk 1")
             self.assertRegex(ack["proctorId"], r"^[0-9a-f-]{36}$")
+            self.assertEqual(ack["role"], "proctor")
             p.close()
+
+    def test_register_ack_names_the_role(self):
+        # The web app offers exports only to archivists (issue 12, item 9).
+        p = self.proctor()
+        self.assertEqual(p.register("archivist-secret")["role"], "archivist")
 
     def test_refusals_with_reject_and_close_code(self):
         cases = [

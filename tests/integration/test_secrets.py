@@ -21,7 +21,7 @@ import uuid
 sys.path.insert(0, os.path.dirname(__file__))
 from proctor import Proctor  # noqa: E402
 from test_httpd import INIT, SEG0, SEG1, sha, until  # noqa: E402
-from vigil import BUILD, VIGILCTL, Vigil  # noqa: E402
+from vigil import BUILD, VIGILCTL, Vigil, http_req  # noqa: E402
 from wsclient import Client  # noqa: E402
 
 PT, AT, OT = "proctor-secret-7Hq", "archivist-secret-4Kd", "operator-secret-9Zw"
@@ -98,15 +98,7 @@ class Secrets(unittest.TestCase):
         cls.v.stop()
 
     def req(self, method, path, bearer=None, headers=None):
-        c = http.client.HTTPConnection(self.host, self.port, timeout=15)
-        h = dict(headers or {})
-        if bearer:
-            h["Authorization"] = "Bearer " + bearer
-        c.request(method, path, headers=h)
-        r = c.getresponse()
-        body = r.read()
-        c.close()
-        return r.status, {k.lower(): v for k, v in r.getheaders()}, body
+        return http_req(self.host, self.port, method, path, bearer, headers, timeout=15)
 
     def get(self, path, **kw):
         return self.req("GET", path, **kw)

@@ -7,17 +7,19 @@ import http.client
 import json
 import os
 import resource
+import shutil
 import signal
 import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from proctor import Proctor  # noqa: E402
-from vigil import BUILD, STAGES, VIGILCTL, VIGILD, Vigil, alive  # noqa: E402
+from vigil import BUILD, SOURCE, STAGES, VIGILCTL, VIGILD, Vigil, alive  # noqa: E402
 from wsclient import Client  # noqa: E402
 
 
@@ -139,6 +141,58 @@ class Supervision(unittest.TestCase):
         self.assertTrue(self.v.request(cmd="reload")["ok"])
         self.assertEqual(self.v.ctl("reload").returncode, 0)
 
+    def test_reload_and_start_say_what_they_did(self):
+        def utc(t):
+            return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+        with open(self.v.config) as f:
+            good = f.read()
+        now = time.time()
+        tokens = ("auth:\n  tokens:\n"
+                  "    - { name: gone, role: proctor, token: gone-secret-1, expires: %s }\n"
+                  "    - { name: soon, role: proctor, token: soon-secret-2, expires: %s }\n"
+                  "    - { name: later, role: proctor, token: later-secret-3, expires: %s }\n"
+                  % (utc(now - 2 * 86400), utc(now + 3 * 3600), utc(now + 9 * 86400)))
+        try:
+            with open(self.v.config, "a") as f:
+                f.write("log_level: debug\nbuffer_seconds: 30\n" + tokens)
+            self.v.note_tokens()
+            check = subprocess.run([VIGILD, "--config", self.v.config, "--check-config"],
+                                   capture_output=True, text=True, timeout=30)
+            res = self.v.ctl("reload")
+            for out in (check.stderr, res.stderr):
+                self.assertRegex(out, r"token 'gone' \(proctor\) expired 2 days ago \(\S+\): "
+                                 r"it is refused")
+                self.assertRegex(out, r"token 'soon' \(proctor\) expires in (2|3) hours")
+                self.assertNotIn("later", out)
+                self.assertNotIn("secret", out)
+            lines = res.stdout.splitlines()
+            self.assertEqual(lines[0], "reloaded " + os.path.realpath(self.v.config))
+            self.assertRegex(lines[1], r"^applied: ")
+            self.assertEqual(sorted(lines[1][9:].split(", ")), ["auth.tokens", "log_level"])
+            self.assertRegex(lines[2], r"^not applied, restart required \(.*\): buffer_seconds$")
+        finally:
+            with open(self.v.config, "w") as f:
+                f.write(good)
+        res = self.v.ctl("reload")
+        self.assertIn("applied: log_level, auth.tokens\n", res.stdout)  # back to the file
+        self.assertNotIn("restart required", res.stdout)  # as vigild started
+        self.assertEqual(res.stderr, "")
+        self.assertEqual(self.v.ctl("reload").stdout.splitlines()[1:], ["nothing changes"])
+
+        st = self.v.status()
+        res = self.v.ctl("start")
+        self.assertEqual(res.stdout, "vigil '%s' is running (vigild pid %d); every stage already "
+                         "runs\nrunning: %s\n" % (st["instance"], st["pid"], ", ".join(
+                             "%s %d" % (s["name"], s["pid"]) for s in st["stages"])))
+        w = self.v.watch()
+        self.v.ctl("stop", "httpd")
+        res = self.v.ctl("start")
+        after = self.v.pids()
+        self.assertEqual(res.stdout.splitlines(), [
+            "httpd running (pid %d)" % after["httpd"],
+            "running: " + ", ".join("%s %d" % (s, after[s]) for s in STAGES)])
+        w.close()
+
     def test_stopped_stage_socket_still_accepts(self):
         """Invariant 7: vigild holds the listening socket, so while relay is down a
         connection waits in the backlog instead of being refused."""
@@ -200,6 +254,15 @@ class Lifecycle(unittest.TestCase):
             self.assertEqual([s["state"] for s in st["stages"]], ["running"] * 4)
             with open(os.path.join(v.run_dir, "vigild.pid")) as f:
                 self.assertEqual(int(f.read()), st["pid"])
+            # The banner names the vigild that stays (not the parent that
+            # detached and exited) and the stages it started.
+            self.assertIn("is up (vigild pid %d)" % st["pid"], res.stdout)
+            self.assertIn("stages: " + ", ".join("%s %d" % (s["name"], s["pid"])
+                                                  for s in st["stages"]), res.stdout)
+            second = subprocess.run([VIGILD, "--config", v.config, "--foreground"],
+                                    capture_output=True, text=True, timeout=30)
+            self.assertEqual(second.returncode, 1)
+            self.assertIn("already running (vigild pid %d)" % st["pid"], second.stderr)
             pids = [s["pid"] for s in st["stages"]] + [st["pid"]]
             self.assertIn("vigil stopped", v.ctl("stop").stdout)
             for pid in pids:
@@ -208,6 +271,77 @@ class Lifecycle(unittest.TestCase):
             self.assertEqual(v.ctl("status", check=False).returncode, 3)
         finally:
             v.stop()
+
+    def test_the_demo_ends_with_the_page_and_its_sentinel_stays_quiet(self):
+        """deploy/demo.sh (the README's first command) on ports of its own: its
+        last line is the page with its token; the sentinel, which logs a line
+        as it connects and registers and at its end, logs nothing; Ctrl-C
+        stops the sentinel and vigil."""
+        v = Vigil(extra="auth:\n  sentinel: none\n  tokens:\n"
+                  '    - { name: p, role: proctor, token: "demo-proctor" }\n'
+                  '    - { name: a, role: archivist, token: "demo-archivist" }\n')
+        self.addCleanup(v.stop)
+        self.addCleanup(v.ctl, "stop", check=False)  # the demo's vigild, if it is still up
+        out = open(os.path.join(v.dir, "demo.out"), "w+")
+        self.addCleanup(out.close)
+        demo = subprocess.Popen(
+            [os.path.join(SOURCE, "deploy", "demo.sh")], stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, as a terminal's job
+            env=dict(os.environ, VIGIL_BUILD_DIR=BUILD, VIGIL_DEMO_CONFIG=v.config,
+                     VIGIL_DEMO_STATE=os.path.join(v.dir, "state"),
+                     # an ASan build's sentinel lists its suppressions at exit
+                     LSAN_OPTIONS=os.environ.get("LSAN_OPTIONS", "") + ":print_suppressions=0"))
+        self.addCleanup(lambda: demo.poll() is None and os.killpg(demo.pid, signal.SIGKILL))
+
+        def text():
+            out.flush()
+            with open(out.name) as f:
+                return f.read()
+        deadline = time.monotonic() + 60
+        while "Watch it live" not in text():
+            self.assertIsNone(demo.poll(), text())
+            self.assertLess(time.monotonic(), deadline, text())
+            time.sleep(0.1)
+        page = v.stage("httpd")["listen"]
+        self.assertTrue(text().endswith(
+            "\nWatch it live in a browser: http://%s/?token=demo-proctor\n" % page), text())
+        self.assertIn("is up (vigild pid %d)" % v.status()["pid"], text())
+
+        def online():
+            c = http.client.HTTPConnection(*page.rsplit(":", 1), timeout=10)
+            c.request("GET", "/api/sentinels", headers={"Authorization": "Bearer demo-proctor"})
+            body = json.loads(c.getresponse().read())
+            c.close()
+            return [s for s in body if s.get("online")]
+        while not online():
+            self.assertLess(time.monotonic(), deadline, "the demo sentinel is not online")
+            time.sleep(0.2)
+        os.killpg(demo.pid, signal.SIGINT)  # Ctrl-C
+        self.assertEqual(demo.wait(60), 0)
+        lines = text().splitlines()
+        self.assertEqual(lines[-2:], [
+            "Watch it live in a browser: http://%s/?token=demo-proctor" % page, "vigil stopped"])
+        self.assertNotIn(" sentinel[", text())  # the sentinel's log lines
+
+    def test_a_stage_that_fails_at_start_is_named_at_once(self):
+        stages = os.path.join(tempfile.mkdtemp(), "stages")
+        os.makedirs(stages)
+        self.addCleanup(shutil.rmtree, os.path.dirname(stages), True)
+        for s in ("ingest", "archive", "httpd"):
+            os.symlink(os.path.join(BUILD, s, "vigil-" + s), os.path.join(stages, "vigil-" + s))
+        with open(os.path.join(stages, "vigil-relay"), "w") as f:
+            f.write("#!/bin/sh\necho 'relay: a config error, say' >&2\nexit 2\n")
+        os.chmod(os.path.join(stages, "vigil-relay"), 0o755)
+        v = Vigil(env={"VIGIL_STAGE_DIR": stages})
+        self.addCleanup(v.stop)
+        self.addCleanup(v.ctl, "stop", check=False)
+        res = subprocess.run([VIGILCTL, "--config", v.config, "start"], capture_output=True,
+                             text=True, timeout=60, env=dict(os.environ, VIGIL_STAGE_DIR=stages))
+        self.assertEqual(res.returncode, 1)
+        pid = v.status()["pid"]
+        self.assertIn("vigil '%s' (vigild pid %d): not every stage came up: " % (
+            v.instance, pid), res.stderr)
+        self.assertIn("relay failed (exited with status 2)", res.stderr)
 
     def test_bad_config_exits_2_naming_file_line_and_key(self):
         v = Vigil()

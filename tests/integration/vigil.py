@@ -8,6 +8,7 @@ token its configurations held under $VIGIL_TEST_LOGS/tokens/<run>.json, for
 tests/check_secrets.py, which looks for each token in every log kept
 (docs/operations.md, "No secrets in logs"). $VIGIL_TEST_LOGS defaults to
 <build>/test-logs; tests/run-all.sh empties it before each build's tests."""
+import http.client
 import json
 import os
 import select
@@ -164,6 +165,10 @@ class Vigil:
                 heartbeat, ", " + self.timeouts if self.timeouts else ""))
             if self.relay_workers is not None:
                 f.write("relay: { workers: %d }\n" % self.relay_workers)
+            # The default floor (auto: two hours at the ingest rate) depends on
+            # the machine's free space: a test that is not about it keeps none.
+            if not any(line.startswith("archive:") for line in extra.splitlines()):
+                f.write("archive: { min_free: 0 }\n")
             f.write(extra)
         self.note_tokens()
 
@@ -314,3 +319,17 @@ def read_tree(top):
             except FileNotFoundError:
                 pass
     return out
+
+
+def http_req(host, port, method, path, token=None, headers=None, timeout=30):
+    """One request on its own connection: (status, {lower-case header: value}, body)."""
+    c = http.client.HTTPConnection(host, port, timeout=timeout)
+    h = dict(headers or {})
+    if token:
+        h["Authorization"] = "Bearer " + token
+    try:
+        c.request(method, path, headers=h)
+        r = c.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        c.close()

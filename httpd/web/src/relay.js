@@ -76,6 +76,7 @@ export class Relay {
         this.everOpen = true;
         this.delay = 200;
         this.proctorId = p.proctorId;
+        this.role = p.role || null; // proctor | archivist | operator (docs/protocol.md)
         this.setState('open');
         clearInterval(this.pinger);
         this.pinger = setInterval(() => this.send('proctor.ping', {}), PING_MS);
@@ -117,9 +118,16 @@ export class Relay {
     return this.state === 'open';
   }
 
-  subscribe(id) {
+  // startFrom "oldest": relay's memory buffer first (15 to 20 s), then live.
+  subscribe(id, startFrom = 'latest') {
     this.wanted.add(id);
-    if (this.open) this.send('proctor.subscribe', { sentinelIds: [id], startFrom: 'latest' });
+    if (this.open) this.send('proctor.subscribe', { sentinelIds: [id], startFrom });
+  }
+
+  // Subscribing again is a no-op for relay: a new starting point needs an unsubscribe first.
+  resubscribe(id, startFrom) {
+    if (this.open) this.send('proctor.unsubscribe', { sentinelIds: [id] });
+    this.subscribe(id, startFrom);
   }
 
   unsubscribe(id) {

@@ -1,7 +1,7 @@
 // The effective configuration (GET /api/config, operator role, secrets as
 // "***"), every key shown, the ones that can change while the server runs
-// editable: limits.*, timeouts.*, archive.retention_days, archive.max_bytes
-// and log_level. Apply sends only what changed, nested as in the file, to
+// editable: limits.*, timeouts.*, archive.retention_days, archive.max_bytes,
+// archive.min_free and log_level. Apply sends only what changed, nested as in the file, to
 // operator.config.update; the answer names what was applied and what needs a
 // restart, or the key that was refused (nothing applied then). Durations and
 // sizes are written as the file takes them ("30s", "200GiB": a bare number is
@@ -10,7 +10,8 @@
 import { el, getJSON } from './api.js';
 
 const LEVELS = ['error', 'warn', 'info', 'debug'];
-// key -> kind: int (a number), size and duration (text with a unit), level
+// key -> kind: int (a number), size and duration (text with a unit), level,
+// floor (auto, a size or a percentage)
 export const LIVE_KEYS = {
   log_level: 'level',
   'limits.max_sentinels': 'int',
@@ -24,10 +25,12 @@ export const LIVE_KEYS = {
   'timeouts.stage_heartbeat': 'duration',
   'archive.retention_days': 'int',
   'archive.max_bytes': 'size',
+  'archive.min_free': 'floor',
 };
 const SIZES = new Set(['ring.size']); // shown with a unit, read-only
-const PATTERN = { int: '\\d+', size: '\\d+\\s*(B|KiB|MiB|GiB|TiB|KB|MB|GB|TB|k|K|M|G)?', duration: '\\d+\\s*(ms|s|m|h|d)?' };
-const HINT = { size: 'bytes, or with a unit: 8MiB, 200GiB', duration: 'seconds, or with a unit: 500ms, 30s, 2m' };
+const SIZE = '\\d+\\s*(B|KiB|MiB|GiB|TiB|KB|MB|GB|TB|k|K|M|G)?';
+const PATTERN = { int: '\\d+', size: SIZE, duration: '\\d+\\s*(ms|s|m|h|d)?', floor: `auto|\\d+(\\.\\d{1,2})?%|${SIZE}` };
+const HINT = { size: 'bytes, or with a unit: 8MiB, 200GiB', duration: 'seconds, or with a unit: 500ms, 30s, 2m', floor: 'auto, a size (20GiB, 0 for none) or a share of the disk (5%)' };
 
 export function fmtDurationMs(ms) {
   for (const [u, n] of [['d', 86400000], ['h', 3600000], ['m', 60000], ['s', 1000]]) if (ms && ms % n === 0) return `${ms / n}${u}`;
@@ -42,7 +45,7 @@ export function fmtSize(b) {
 function shown(kind, v) {
   if (v == null) return '';
   if (kind === 'duration') return fmtDurationMs(v);
-  if (kind === 'size') return fmtSize(v);
+  if (kind === 'size' || (kind === 'floor' && typeof v === 'number')) return fmtSize(v);
   return String(v);
 }
 
