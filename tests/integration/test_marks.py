@@ -220,6 +220,9 @@ class Base(unittest.TestCase):
 
 
 class Marks(Base):
+    # Two relay workers: archive's answer must reach the maker's worker, and
+    # a mark the proctors of every worker.
+    vigil_args = {"workers": 2}
     extra = "buffer_seconds: %d\n" % BUFFER_S
 
     # -- proctor.mark ------------------------------------------------------------
