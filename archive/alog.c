@@ -246,10 +246,53 @@ alog_queue_acks(struct alog *al, bool ok)
 	}
 }
 
+/* An own record (alog_put) into the batch: its outcome is the batch's. */
+static int
+alog_take_own(struct alog *al, const struct alog_in *in, uint64_t *seq, char prev[65])
+{
+	char hash[65], *line;
+	size_t len;
+	int err = 0;
+
+	line = alog_line(*seq + 1, prev, in->text, in->len, hash, &len, &err);
+	if (line == NULL) {
+		log_error(err, "audit: archive's own record is malformed: %.200s", in->text);
+		return err;
+	}
+	err = alog_buf_add(al, line, len);
+	free(line);
+	if (err < 0)
+		return err;
+	(*seq)++;
+	memcpy(prev, hash, 65);
+	return 0;
+}
+
+/* The outcomes of the batch's own records, for alog_take_acks. */
+static void
+alog_queue_own(struct alog *al, struct alog_ack *own)
+{
+	struct alog_ack *last = own;
+	uint64_t one = 1;
+
+	if (own == NULL)
+		return;
+	while (last->next != NULL)
+		last = last->next;
+	pthread_mutex_lock(&al->mu);
+	*al->acks_tail = own;
+	al->acks_tail = &last->next;
+	pthread_mutex_unlock(&al->mu);
+	if (write(al->efd, &one, sizeof(one)) < 0) {
+		/* The counter is full: the loop is being woken anyway. */
+	}
+}
+
 static void
 alog_batch(struct alog *al, struct alog_in *list)
 {
 	uint64_t seq = al->seq, before = al->seq;
+	struct alog_ack *own = NULL, **own_tail = &own;
 	char prev[65];
 	struct alog_in *next;
 	int r = 0;
@@ -258,11 +301,21 @@ alog_batch(struct alog *al, struct alog_in *list)
 	al->buf_len = 0;
 	for (; list != NULL; list = next) {
 		next = list->next;
-		alog_take(al, list, &seq, prev);
+		if (list->own != NULL) {
+			list->own->status = alog_take_own(al, list, &seq, prev);
+			*own_tail = list->own;
+			own_tail = &list->own->next;
+		} else {
+			alog_take(al, list, &seq, prev);
+		}
 		free(list);
 	}
 	if (al->buf_len > 0)
 		r = alog_commit(al, proc_now_ms() / ALOG_DAY_MS);
+	for (struct alog_ack *a = own; a != NULL; a = a->next) {
+		if (a->status == 0)
+			a->status = r;
+	}
 	if (r == 0 && seq != before) {
 		al->seq = seq;
 		memcpy(al->prev, prev, 65);
@@ -285,6 +338,7 @@ alog_batch(struct alog *al, struct alog_in *list)
 	}
 	pthread_mutex_unlock(&al->mu);
 	alog_queue_acks(al, r == 0);
+	alog_queue_own(al, own);
 }
 
 static void *
@@ -422,6 +476,7 @@ alog_push(struct alog *al, const char *from, const char *src, uint64_t n, uint64
 	if (in == NULL)
 		return; /* sent again */
 	in->next = NULL;
+	in->own = NULL;
 	snprintf(in->from, sizeof(in->from), "%s", from);
 	snprintf(in->src, sizeof(in->src), "%s", src);
 	in->n = n;
@@ -443,13 +498,59 @@ alog_push(struct alog *al, const char *from, const char *src, uint64_t n, uint64
 }
 
 int
+alog_put(struct alog *al, const char *text, size_t len, void *own)
+{
+	struct alog_in *in;
+
+	/* Its answer too, so that the thread can always give it. */
+	in = calloc(1, sizeof(*in) + len + 1);
+	if (in == NULL)
+		return -ENOMEM;
+	in->own = calloc(1, sizeof(*in->own));
+	if (in->own == NULL) {
+		free(in);
+		return -ENOMEM;
+	}
+	in->own->own = own;
+	in->len = len;
+	memcpy(in->text, text, len);
+	/* Never dropped for the cap: there are as few as deletes under way. */
+	pthread_mutex_lock(&al->mu);
+	*al->in_tail = in;
+	al->in_tail = &in->next;
+	pthread_cond_signal(&al->cond);
+	pthread_mutex_unlock(&al->mu);
+	return 0;
+}
+
+bool
+alog_written(struct alog *al, const char *id)
+{
+	const char *dot = strrchr(id, '.');
+	const struct alog_src *s;
+	char src[48], *end;
+	uint64_t n;
+
+	if (dot == NULL || (size_t)(dot - id) >= sizeof(src))
+		return false;
+	errno = 0;
+	n = strtoull(dot + 1, &end, 10);
+	if (*end != '\0' || end == dot + 1 || errno != 0)
+		return false;
+	memcpy(src, id, (size_t)(dot - id));
+	src[dot - id] = '\0';
+	s = alog_src_find(al, src, false);
+	return s != NULL && n <= s->known;
+}
+
+int
 alog_fd(const struct alog *al)
 {
 	return al->efd;
 }
 
 void
-alog_take_acks(struct alog *al, alog_ack_fn fn, void *ctx)
+alog_take_acks(struct alog *al, alog_ack_fn fn, alog_own_fn own_fn, void *ctx)
 {
 	struct alog_ack *a, *next;
 	uint64_t n;
@@ -463,7 +564,10 @@ alog_take_acks(struct alog *al, alog_ack_fn fn, void *ctx)
 	pthread_mutex_unlock(&al->mu);
 	for (; a != NULL; a = next) {
 		next = a->next;
-		fn(ctx, a->to, a->src, a->n);
+		if (a->own != NULL)
+			own_fn(ctx, a->own, a->status);
+		else
+			fn(ctx, a->to, a->src, a->n);
 		free(a);
 	}
 }

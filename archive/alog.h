@@ -41,10 +41,25 @@ void alog_close(struct alog *al);
 /* Stage thread. from: the sending stage (where the ack goes). */
 void alog_push(struct alog *al, const char *from, const char *src, uint64_t n, uint64_t base,
 	       const char *text, size_t len);
+/* Stage thread: a record of archive's own that must be durable before what it
+ * records is done (a hard delete, docs/archive.md "Deletion"). Unlike a
+ * sender's, it is never sent again: it goes into the next batch, and
+ * alog_take_acks says how that batch went, once. text is copied; it carries
+ * its id, which alog_written finds after a restart. 0, or -ENOMEM (nothing
+ * queued). */
+int alog_put(struct alog *al, const char *text, size_t len, void *own);
+/* Whether the record with this id ("<src>.<n>") was in the log when it was
+ * opened: only before the first alog_push or alog_put (the writer thread owns
+ * what it reads from then on). */
+bool alog_written(struct alog *al, const char *id);
 int alog_fd(const struct alog *al);
-/* Calls fn for every ack ready: the stage `to`, the src, every n up to it durable. */
+/* Calls fn for every ack ready: the stage `to`, the src, every n up to it
+ * durable; and own_fn for every alog_put: 0 when its record is durable, else
+ * -errno, and then it is not in the log (the batch was taken back). Take
+ * them before alog_close: an own ctx not taken is not freed. */
 typedef void (*alog_ack_fn)(void *ctx, const char *to, const char *src, uint64_t n);
-void alog_take_acks(struct alog *al, alog_ack_fn fn, void *ctx);
+typedef void (*alog_own_fn)(void *ctx, void *own, int status);
+void alog_take_acks(struct alog *al, alog_ack_fn fn, alog_own_fn own_fn, void *ctx);
 void alog_set_retention(struct alog *al, int64_t retention_days);
 void alog_figures(struct alog *al, struct alog_figures *ret);
 

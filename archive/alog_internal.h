@@ -18,6 +18,7 @@
 
 struct alog_in {
 	struct alog_in *next;
+	struct alog_ack *own; /* alog_put's: its answer, made beforehand; NULL: a sender's */
 	char from[16];
 	char src[48];
 	uint64_t n, base;
@@ -27,6 +28,8 @@ struct alog_in {
 
 struct alog_ack {
 	struct alog_ack *next;
+	void *own;  /* alog_put's ctx: status is its record's outcome */
+	int status; /* 0: durable; -errno: not in the log, and never will be */
 	char to[16];
 	char src[48];
 	uint64_t n;

@@ -12,6 +12,7 @@
  *   retention.c  the catalogue of sessions on disk, retention passes, deletion
  *   mark.c       proctors' marks stored with their session (marks.jsonl)
  *   mark_bus.c   mark.add in, its audit record, mark.added out (stage thread)
+ *   delete.c     a hard delete on request, in steps around its audit record
  *   floor.c      archive.min_free: the ingest rate, the volume, the floor; a
  *                retention pass below it
  *   loop.c       the stage's thread: bus messages in, answers and heartbeats out
@@ -96,6 +97,7 @@ struct archive_sess {
 	bool meta_dirty;     /* session.json must be rewritten */
 	bool repaired;       /* the start-up repair is done: the figures below are known */
 	bool broken;         /* the repair failed: neither written to nor deleted by retention */
+	bool deleting;       /* a hard delete waits for its audit record (delete.c) */
 	uint32_t slot;       /* ring sentinel slot, UINT32_MAX: unknown */
 	int64_t last_seq;    /* last indexed sequence, -1 none */
 	int64_t batch_seq;   /* last sequence taken into the current batch */
@@ -119,6 +121,9 @@ enum archive_ev_kind {
 	ARCHIVE_EV_DELETE,
 	ARCHIVE_EV_CONFIG,
 	ARCHIVE_EV_DELETED, /* a reply, writer -> stage thread */
+	ARCHIVE_EV_RECORD,  /* a delete's record to make durable, writer -> stage thread */
+	ARCHIVE_EV_COMMIT,  /* it is durable: delete (stage thread -> writer) */
+	ARCHIVE_EV_ABORT,   /* it could not be written: undo the intent */
 	ARCHIVE_EV_MARK,    /* mark.add: store ev->mark */
 	ARCHIVE_EV_MARKED,  /* its reply: status, error, the mark stored */
 };
@@ -145,6 +150,8 @@ struct archive_ev {
 	char from[BUS_NAME_MAX];
 	int64_t deadline_ms;
 	bool dup;
+	/* ARCHIVE_EV_RECORD: the delete's audit record (JSON with its id) */
+	char record[2048];
 };
 
 struct archive_figures {
@@ -234,6 +241,8 @@ struct archive {
 	struct cfg_floor min_free;
 
 	/* The writer thread's own state. */
+	char del_src[48]; /* "archive.<boot>": the ids of the delete records (delete.c) */
+	uint64_t del_n;
 	struct archive_sess **sess;
 	size_t n_sess, cap_sess;
 	struct archive_sess **by_slot;
@@ -335,12 +344,31 @@ struct archive_sess *archive_sess_add(struct archive *ar, const uint8_t sentinel
 				      const uint8_t session[16]);
 void archive_sess_free_all(struct archive *ar);
 bool archive_tombstoned(const struct archive *ar, const uint8_t session[16]);
-/* 204, 404, 409 or 500 with a text in err. */
-int archive_delete(struct archive *ar, const uint8_t sentinel[16], const uint8_t session[16],
-		   char *err, size_t errlen);
+/* The id appended to data_dir/.deleted-sessions, durably (past twice the
+ * memory's worth, the file is rewritten with what memory holds). -errno. */
+int archive_tombs_add(struct archive *ar, const uint8_t session[16]);
+/* Removes s completely and frees it: renamed out of the way first (one
+ * atomic step that readers see), made durable, then emptied. -errno when the
+ * rename failed (s is kept). */
+int archive_sess_remove(struct archive *ar, struct archive_sess *s);
 /* A pass; enospc aims at 80 % of the archive's bytes. Below archive.min_free
  * it also deletes the oldest ended sessions until the floor is reached. */
 void archive_retention(struct archive *ar, bool enospc);
+
+/* delete.c: session.delete's steps. Writer thread: ARCHIVE_EV_DELETE becomes
+ * ARCHIVE_EV_RECORD (the intent is written) or ARCHIVE_EV_DELETED (refused:
+ * 404, 409, 500, 503); ARCHIVE_EV_COMMIT and ARCHIVE_EV_ABORT become
+ * ARCHIVE_EV_DELETED (204, 500; 503). ev->status and ev->error say how. */
+void archive_delete_begin(struct archive *ar, struct archive_ev *ev);
+void archive_delete_end(struct archive *ar, struct archive_ev *ev);
+/* Stage thread: ARCHIVE_EV_RECORD to the audit writer; its outcome (an
+ * alog_own_fn, ctx the archive) back to the writer thread. */
+void archive_delete_record(struct archive *ar, struct archive_ev *ev);
+void archive_delete_recorded(void *ctx, void *own, int status);
+/* Stage thread, at start, before the writer thread and any record: the
+ * deletes a crash interrupted are finished (their record is in the log) or
+ * undone (it is not). */
+void archive_delete_recover(struct archive *ar);
 
 /* mark.c (writer thread): stores ev->mark with its session, durably, or says
  * why not: ev->status 201 (stored now, or before: ev->dup, ev->mark the stored

@@ -31,7 +31,9 @@ archive_push(struct archive *ar, struct archive_ev *ev)
 	bool dropped = false;
 
 	pthread_mutex_lock(&ar->mu);
-	if (ar->evq_len >= LOOP_EVQ_MAX) {
+	/* A delete's second half is never dropped: its record may be durable. */
+	if (ar->evq_len >= LOOP_EVQ_MAX && ev->kind != ARCHIVE_EV_COMMIT &&
+	    ev->kind != ARCHIVE_EV_ABORT) {
 		dropped = true;
 	} else {
 		ev->next = NULL;
@@ -92,44 +94,6 @@ loop_send_deleted(struct archive *ar, const struct archive_ev *ev)
 	msgpack_sbuffer_destroy(&sb);
 }
 
-/* The delete's record is on disk: now httpd may answer 204. */
-static void
-loop_deleted_done(void *ctx, int status)
-{
-	struct archive_ev *ev = ctx;
-	struct archive *ar = (struct archive *)ev->next; /* parked there while waiting */
-
-	if (status < 0)
-		log_error(status, "audit: the record of a hard delete is not on disk yet; "
-				  "answering anyway (the session is gone)");
-	loop_send_deleted(ar, ev);
-	free(ev);
-}
-
-/* A hard delete is recorded (fsynced) before it is acknowledged (PROTOCOL.md
- * section 9): the record goes through this stage's outbox like any other. */
-static bool
-loop_audit_delete(struct archive *ar, struct archive_ev *ev)
-{
-	char sentinel[ID_STR_LEN], session[ID_STR_LEN];
-	json_t *rec;
-
-	if (ev->status != 204 || !ev->ids_ok)
-		return false;
-	id_format(ev->sentinel, sentinel);
-	id_format(ev->session, session);
-	rec = audit_record_as("delete", ev->actor[0] ? ev->actor : NULL,
-			      ev->role[0] ? ev->role : NULL, ev->remote[0] ? ev->remote : NULL);
-	if (rec != NULL && json_object_set_new(rec, "sentinelId", json_string(sentinel)) == 0 &&
-	    json_object_set_new(rec, "sessionId", json_string(session)) == 0) {
-		ev->next = (struct archive_ev *)ar;
-		audit_emit(stage_audit(ar->st), rec, 5000, loop_deleted_done, ev);
-		return true;
-	}
-	json_decref(rec);
-	return false;
-}
-
 static void
 loop_replies(struct archive *ar)
 {
@@ -149,8 +113,10 @@ loop_replies(struct archive *ar)
 			archive_mark_done(ar, ev); /* it answers and frees */
 			continue;
 		}
-		if (loop_audit_delete(ar, ev))
+		if (ev->kind == ARCHIVE_EV_RECORD) {
+			archive_delete_record(ar, ev); /* back to the writer once written */
 			continue;
+		}
 		loop_send_deleted(ar, ev);
 		free(ev);
 	}
@@ -426,6 +392,8 @@ archive_new(struct stage *st)
 		goto fail;
 	}
 	loop_audit_open(ar, cfg); /* its failure is logged and in the figures */
+	audit_src_new("archive", ar->del_src, sizeof(ar->del_src));
+	archive_delete_recover(ar); /* before any record comes in */
 	stage_on_message(st, loop_msg, ar);
 	stage_on_stats(st, loop_stats, ar);
 	r = archive_writer_start(ar);
@@ -490,7 +458,7 @@ archive_run(struct archive *ar)
 		if (pfd[2].revents & POLLIN)
 			loop_replies(ar);
 		if (pfd[3].revents & POLLIN)
-			alog_take_acks(ar->alog, loop_send_ack, ar);
+			alog_take_acks(ar->alog, loop_send_ack, archive_delete_recorded, ar);
 		stage_tick(ar->st);
 		/* The loop thread's rounds; the copying is the writer thread's. */
 		stage_loop_round(ar->st, (double)(proc_mono_us() - t0) / 1e6);
@@ -512,7 +480,7 @@ archive_free(struct archive *ar)
 	/* What the other stages sent last is written and acknowledged. */
 	if (ar->alog != NULL) {
 		alog_stop(ar->alog);
-		alog_take_acks(ar->alog, loop_send_ack, ar);
+		alog_take_acks(ar->alog, loop_send_ack, archive_delete_recorded, ar);
 		alog_close(ar->alog);
 		ar->alog = NULL;
 	}

@@ -274,10 +274,8 @@ ret_tombs_load(struct archive *ar)
 	free(ids);
 }
 
-/* Appends the id durably; past twice the memory's worth, the file is rewritten
- * with what memory holds. */
-static int
-ret_tombs_add(struct archive *ar, const uint8_t session[16])
+int
+archive_tombs_add(struct archive *ar, const uint8_t session[16])
 {
 	char line[ID_STR_LEN + 1];
 	struct stat sb;
@@ -360,10 +358,8 @@ ret_sentinel_has_sessions(const struct archive *ar, const uint8_t sentinel[16])
 	return false;
 }
 
-/* Removes a session completely: renamed out of the way first (one atomic
- * step that readers see), made durable, then emptied. */
-static int
-ret_remove(struct archive *ar, struct archive_sess *s)
+int
+archive_sess_remove(struct archive *ar, struct archive_sess *s)
 {
 	char path[2 * ID_STR_LEN + 1], hidden[sizeof(LAYOUT_DELETING) + ID_STR_LEN];
 	char uuid[ID_STR_LEN];
@@ -428,42 +424,6 @@ ret_remove(struct archive *ar, struct archive_sess *s)
 	}
 	ret_sess_free(s);
 	return 0;
-}
-
-int
-archive_delete(struct archive *ar, const uint8_t sentinel[16], const uint8_t session[16], char *err,
-	       size_t errlen)
-{
-	struct archive_sess *s = archive_sess_find(ar, sentinel, session);
-	char what[2 * ID_STR_LEN + 1];
-	uint64_t bytes;
-	int r;
-
-	if (s == NULL) {
-		snprintf(err, errlen, "no such session");
-		return 404;
-	}
-	if (s->live) {
-		snprintf(err, errlen, "the session is live");
-		return 409;
-	}
-	snprintf(what, sizeof(what), "%s/%s", s->meta.sentinel, s->meta.session);
-	bytes = s->bytes;
-	r = ret_tombs_add(ar, session);
-	if (r < 0)
-		log_warn(r,
-			 "%s not recorded in %s/" LAYOUT_DELETED ": a restart while the ring still "
-			 "holds its segments could store them again",
-			 what, ar->data_dir);
-	r = ret_remove(ar, s);
-	if (r < 0) {
-		snprintf(err, errlen, "renameat(%s): %s", what, strerror(-r));
-		log_error(r, "deletion of session %s failed", what);
-		return 500;
-	}
-	log_info("session %s deleted on request (%" PRIu64 " bytes)", what, bytes);
-	err[0] = '\0';
-	return 204;
 }
 
 static int
@@ -602,7 +562,7 @@ archive_retention(struct archive *ar, bool enospc)
 		if (w == RET_KEEP)
 			continue;
 		snprintf(what, sizeof(what), "%s/%s", c[i]->meta.sentinel, c[i]->meta.session);
-		r = ret_remove(ar, c[i]);
+		r = archive_sess_remove(ar, c[i]);
 		if (r < 0) {
 			log_error(r, "retention: removal of session %s failed", what);
 			continue;

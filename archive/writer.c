@@ -614,16 +614,14 @@ writer_events(struct archive *ar)
 			archive_sess_offline(ar, ev);
 			break;
 		case ARCHIVE_EV_DELETE:
-			if (!ev->ids_ok) {
-				ev->status = 404;
-				snprintf(ev->error, sizeof(ev->error), "no such session");
-			} else {
-				ev->status = archive_delete(ar, ev->sentinel, ev->session,
-							    ev->error, sizeof(ev->error));
-			}
-			ev->kind = ARCHIVE_EV_DELETED;
+			archive_delete_begin(ar, ev);
 			archive_reply(ar, ev);
-			continue; /* the stage thread frees it */
+			continue; /* the stage thread records it, or answers and frees it */
+		case ARCHIVE_EV_COMMIT:
+		case ARCHIVE_EV_ABORT:
+			archive_delete_end(ar, ev);
+			archive_reply(ar, ev);
+			continue; /* the stage thread answers and frees it */
 		case ARCHIVE_EV_CONFIG:
 			archive_retention(ar, false);
 			break;
@@ -634,6 +632,7 @@ writer_events(struct archive *ar)
 			continue; /* the stage thread answers and frees it */
 		case ARCHIVE_EV_DELETED:
 		case ARCHIVE_EV_MARKED:
+		case ARCHIVE_EV_RECORD:
 			break;
 		}
 		free(ev);

@@ -43,19 +43,26 @@ struct audit {
 	uint64_t suppressed; /* refusals not recorded since the last that was */
 };
 
+void
+audit_src_new(const char *who, char *buf, size_t size)
+{
+	uint32_t boot;
+
+	/* Unique per process lifetime, so that a restarted stage's n = 1 is new. */
+	if (getrandom(&boot, sizeof(boot), 0) != sizeof(boot))
+		boot = (uint32_t)proc_now_ms() ^ (uint32_t)getpid() << 16;
+	snprintf(buf, size, "%.31s.%08" PRIx32, who, boot);
+}
+
 struct audit *
 audit_new(const char *who, audit_send_fn send, void *send_ctx)
 {
 	struct audit *a;
-	uint32_t boot;
 
 	a = calloc(1, sizeof(*a));
 	if (a == NULL)
 		return NULL;
-	/* Unique per process lifetime, so that a restarted stage's n = 1 is new. */
-	if (getrandom(&boot, sizeof(boot), 0) != sizeof(boot))
-		boot = (uint32_t)proc_now_ms() ^ (uint32_t)getpid() << 16;
-	snprintf(a->src, sizeof(a->src), "%.31s.%08" PRIx32, who, boot);
+	audit_src_new(who, a->src, sizeof(a->src));
 	a->send = send;
 	a->send_ctx = send_ctx;
 	a->tail = &a->head;

@@ -47,6 +47,11 @@ struct audit_figures {
 	uint64_t dropped; /* records refused: the outbox was full */
 };
 
+/* A new "<who>.<boot>" (boot random): the ids of one process's records are
+ * "<who>.<boot>.<n>", n from 1. */
+#define AUDIT_SRC_MAX 48
+void audit_src_new(const char *who, char *buf, size_t size);
+
 /* who: the process ("relay", "vigild"...), the first part of every record's id. */
 struct audit *audit_new(const char *who, audit_send_fn send, void *send_ctx);
 void audit_free(struct audit *a);

@@ -10,6 +10,8 @@
  *     .revoked-tokens                    vigild's: SHA-256 (hex) of each revoked token and
  *                                        when, one a line (docs/operations.md)
  *     .deleting-{uuid}/                  a removal in progress: never read it
+ *     .delete-intent-{sessionId}         a hard delete waiting for its audit record:
+ *                                        {"sentinelId","sessionId","ref","id"}
  *     {sentinelId}/                      a lower-case UUID (layout_id_name)
  *       sentinel.json                    {"sentinelId","name","updated"}
  *       {sessionId}/                     a lower-case UUID
@@ -53,8 +55,9 @@
 #define LAYOUT_MARKS    "marks.jsonl"
 #define LAYOUT_DELETED  ".deleted-sessions"
 #define LAYOUT_REVOKED  ".revoked-tokens"
-#define LAYOUT_DELETING ".deleting-" /* followed by a UUID */
-#define LAYOUT_TMP      ".tmp"       /* suffix of a file being written */
+#define LAYOUT_DELETING ".deleting-"      /* followed by a UUID */
+#define LAYOUT_INTENT   ".delete-intent-" /* followed by the session's UUID */
+#define LAYOUT_TMP      ".tmp"            /* suffix of a file being written */
 
 #define LAYOUT_SHA_HEX   65           /* 64 hex digits and the NUL */
 #define LAYOUT_NAME_MAX  128          /* a sentinel's name, with its NUL */

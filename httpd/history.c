@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "archive_read.h"
 #include "forget.h"
@@ -98,10 +99,19 @@ history_delete(struct httpd *h, struct hreq *r)
 		json_object_del(h->deleted, key);
 		int status = (int)json_integer_value(json_object_get(ans, "status"));
 		const char *why = json_string_value(json_object_get(ans, "error"));
+		const char *sess = json_string_value(json_object_get(ans, "sessionId"));
 
-		if (status == 204)
+		/* A restarted archive answers the ref a crash left it (docs/archive.md
+		 * "Deletion"): one of this httpd's only if it names this session. */
+		if (sess != NULL && strcasecmp(sess, rt->session) != 0)
+			hs_error(r, 503, "the archive did not answer");
+		else if (status == 204)
 			hs_text(r, 204, "application/json", "", 0);
-		else if (status == 404 || status == 409 || status == 500)
+		else if (status == 503) {
+			hs_retry_after(r, 5);
+			hs_error(r, 503, "%s",
+				 why != NULL ? why : "the audit log is not being written");
+		} else if (status == 404 || status == 409 || status == 500)
 			hs_error(r, status, "%s",
 				 why != NULL && why[0] != '\0' ? why
 				 : status == 409               ? "the session is live"
@@ -142,25 +152,24 @@ void
 history_deleted(struct httpd *h, const struct bus_msg *msg)
 {
 	int64_t ref = -1, status = 0;
-	char key[24], why[256] = "";
+	char key[24], why[256] = "", sess[ID_STR_LEN] = "";
+	uint8_t id[16];
 
-	if (mp_get_int(msg->body, "ref", &ref) < 0 || mp_get_int(msg->body, "status", &status) < 0)
+	if (mp_get_int(msg->body, "ref", &ref) < 0 ||
+	    mp_get_int(msg->body, "status", &status) < 0 || ref < 0)
 		return;
 	mp_get_strbuf(msg->body, "error", why, sizeof(why));
-	if (status == 204) {
-		char sess[ID_STR_LEN];
-		uint8_t id[16];
-
-		/* Forgotten before any answer says 204, whoever asked. */
-		if (mp_get_strbuf(msg->body, "sessionId", sess, sizeof(sess)) == 0 &&
-		    id_parse(sess, id) == 0)
-			ar_forget(h, id);
-	}
+	if (mp_get_strbuf(msg->body, "sessionId", sess, sizeof(sess)) < 0 || id_parse(sess, id) < 0)
+		sess[0] = '\0';
+	/* Forgotten before any answer says 204, whoever asked. */
+	if (status == 204 && sess[0] != '\0')
+		ar_forget(h, id);
 	snprintf(key, sizeof(key), "%lld", (long long)ref);
 	if (h->deleted == NULL)
 		h->deleted = json_object();
 	json_object_set_new(h->deleted, key,
-			    json_pack("{s:I, s:s}", "status", (json_int_t)status, "error", why));
+			    json_pack("{s:I, s:s, s:s?}", "status", (json_int_t)status, "error",
+				      why, "sessionId", sess[0] != '\0' ? sess : NULL));
 	hs_unpark(h, HS_PARK_DELETE, (int)ref);
 	/* An answer nobody waits for any more (timed out) is dropped. */
 	json_object_del(h->deleted, key);

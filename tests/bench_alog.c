@@ -138,7 +138,7 @@ main(int argc, char **argv)
 			}
 		}
 		if (poll(&p, 1, 1000) > 0)
-			alog_take_acks(al, on_ack, &run);
+			alog_take_acks(al, on_ack, NULL, &run);
 		done = 0;
 		for (int i = 0; i < senders; i++)
 			done += run.s[i].acked;

@@ -2,7 +2,9 @@
  * line and its hash, the chain across batches and restarts, acks only after
  * the write, a record sent twice written once, a gap held back until the
  * missing one comes, a torn tail cut at start, a log shorter than head
- * continued after head (never re-using its seq), a malformed record skipped.
+ * continued after head (never re-using its seq), a malformed record skipped,
+ * archive's own records (alog_put) answered with their batch's outcome and
+ * found by id after a restart.
  * Each test gets a fresh temporary directory. */
 #include <check.h>
 #include <errno.h>
@@ -44,7 +46,19 @@ struct acks {
 	char src[48];
 	uint64_t n;
 	int count;
+	void *own; /* the last alog_put answered, and how */
+	int own_status;
 };
+
+static void
+on_own(void *ctx, void *own, int status)
+{
+	struct acks *a = ctx;
+
+	a->own = own;
+	a->own_status = status;
+	a->count++;
+}
 
 static void
 on_ack(void *ctx, const char *to, const char *src, uint64_t n)
@@ -65,7 +79,7 @@ wait_acks(struct alog *al, struct acks *a)
 	int before = a->count;
 
 	if (poll(&p, 1, 5000) > 0)
-		alog_take_acks(al, on_ack, a);
+		alog_take_acks(al, on_ack, on_own, a);
 	return a->count - before;
 }
 
@@ -330,6 +344,66 @@ START_TEST(test_write_failure_then_recovery)
 }
 END_TEST
 
+static void
+put(struct alog *al, const char *id, void *own)
+{
+	char text[256];
+
+	snprintf(text, sizeof(text),
+		 "{\"time\":1796000000000,\"actor\":\"a1\",\"role\":\"archivist\",\"remote\":"
+		 "\"127.0.0.1\",\"action\":\"delete\",\"id\":\"%s\"}",
+		 id);
+	ck_assert_int_eq(alog_put(al, text, strlen(text), own), 0);
+}
+
+/* A hard delete's record (docs/archive.md "Deletion"): answered once with
+ * its batch's outcome, never written when that failed (and never again), in
+ * the chain with the senders' records, and found by its id after a restart. */
+START_TEST(test_own_records)
+{
+	struct alog *al;
+	struct acks a = { 0 };
+	char name[64], path[160];
+	time_t now = time(NULL);
+	int tag1, tag2;
+	struct tm tm;
+	json_t *arr;
+
+	ck_assert_int_eq(alog_open(tdir, 365, &al), 0);
+	gmtime_r(&now, &tm);
+	strftime(name, sizeof(name), "audit-%Y-%m-%d.jsonl", &tm);
+	snprintf(path, sizeof(path), "%s/%s", tdir, name);
+	ck_assert_int_eq(symlink("/dev/full", path), 0);
+	put(al, "archive.0000000a.1", &tag1);
+	while (a.own == NULL)
+		ck_assert_int_ge(wait_acks(al, &a), 1);
+	ck_assert_ptr_eq(a.own, &tag1);
+	ck_assert_int_lt(a.own_status, 0);
+	ck_assert_int_eq(unlink(path), 0);
+	push(al, "relay.1", 1, 1, "a");
+	put(al, "archive.0000000a.2", &tag2);
+	a.own = NULL;
+	while (a.own == NULL || a.n < 1)
+		ck_assert_int_ge(wait_acks(al, &a), 1);
+	ck_assert_ptr_eq(a.own, &tag2);
+	ck_assert_int_eq(a.own_status, 0);
+	alog_close(al);
+	arr = lines();
+	ck_assert_uint_eq(json_array_size(arr), 2); /* the failed one is not there */
+	ck_assert_int_eq(seq_of(arr, 1), 2);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(arr, 1), "id")),
+			 "archive.0000000a.2");
+	json_decref(arr);
+	ck_assert_int_eq(alog_open(tdir, 365, &al), 0);
+	ck_assert(alog_written(al, "archive.0000000a.2"));
+	ck_assert(!alog_written(al, "archive.0000000a.3"));
+	ck_assert(!alog_written(al, "archive.0000000b.1"));
+	ck_assert(!alog_written(al, "archive.0000000a."));
+	ck_assert(!alog_written(al, "nodot"));
+	alog_close(al);
+}
+END_TEST
+
 /* Whole day files older than retention_days go at start; base keeps the
  * last removed record, so the chain still starts somewhere checkable. */
 START_TEST(test_retention)
@@ -380,6 +454,7 @@ alog_suite(void)
 	tcase_add_test(tc, test_base_and_malformed);
 	tcase_add_test(tc, test_write_failure_then_recovery);
 	tcase_add_test(tc, test_retention);
+	tcase_add_test(tc, test_own_records);
 	suite_add_tcase(s, tc);
 	return s;
 }
