@@ -3,8 +3,10 @@
 real vigild: what httpd, archive and vigild record, in order, with the
 right fields; durable before the answer for exports, manifests, deletes and
 operator acts; the chain checked by the Python of docs/audit.md; a kill -9
-of the writer loses and doubles nothing; a flood of bad tokens is bounded and
-counted; no token ever written."""
+of the writer loses and doubles nothing; a hard delete happened if and only
+if its record is in the log, whenever archive is killed and whether the log
+can be written; a flood of bad tokens is bounded and counted; no token ever
+written."""
 import atexit
 import glob
 import hashlib
@@ -17,6 +19,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -61,7 +64,7 @@ class Audit(unittest.TestCase):
         cls.data = os.path.join(cls.v.dir, "data")
         cls.audit = os.path.join(cls.data, "audit")
         # archive deletes only sessions it knows: these are there before it starts
-        cls.sessions = [write_session(cls.data, torn=False) for _ in range(3)]
+        cls.sessions = [write_session(cls.data, torn=False) for _ in range(5)]
         cls.v.start()
         cls.host, port = cls.v.stage("httpd")["listen"].rsplit(":", 1)
         cls.port = int(port)
@@ -314,6 +317,76 @@ class Audit(unittest.TestCase):
         self.check_chain()
 
 
+    def intent(self, sess):
+        return os.path.join(self.data, ".delete-intent-" + sess)
+
+    def test_8_archive_killed_between_the_record_and_the_removal(self):
+        """The worst moment: the delete's record is durable, the files are all
+        there. The restarted archive finishes the delete, and httpd hears of it."""
+        sid, sess, base = self.sessions[3]
+        tombs = os.path.join(self.data, ".deleted-sessions")
+        if os.path.exists(tombs):
+            os.rename(tombs, tombs + ".kept")
+        # The tombstone is the first step after the record: a FIFO nobody reads
+        # holds archive's writer thread there (its stage thread heartbeats on).
+        os.mkfifo(tombs)
+        pid = self.v.stage("archive")["pid"]
+        seq = self.last_seq()
+        w = self.v.watch()
+        self.addCleanup(w.close)
+        answer = {}
+        t = threading.Thread(target=lambda: answer.update(st=self.req("DELETE", base, AT)[0]))
+        t.start()
+        try:
+            rec = until(lambda: self.since(seq, "delete") or None, what="the delete's record")
+            self.assertTrue(os.path.isdir(os.path.join(self.data, sid, sess)))
+            self.assertTrue(os.path.exists(self.intent(sess)))
+        finally:
+            os.unlink(tombs)  # archive stays blocked on the FIFO it opened
+            if os.path.exists(tombs + ".kept"):
+                os.rename(tombs + ".kept", tombs)
+        os.kill(pid, signal.SIGKILL)
+        t.join(60)
+        # httpd gave up after 5 s, or heard the restarted archive's answer first
+        self.assertIn(answer.get("st"), (204, 503))
+        w.wait_state("archive", "running", timeout=30, not_pid=pid)
+        until(lambda: not os.path.exists(os.path.join(self.data, sid, sess)),
+              what="the restarted archive to finish the delete")
+        until(lambda: self.req("GET", base + "/segments", PT)[0] == 404,
+              what="httpd to forget the session")
+        self.assertEqual(self.req("GET", base + "/init.mp4", PT)[0], 404)
+        self.assertFalse(os.path.exists(self.intent(sess)))
+        with open(tombs) as f:
+            self.assertIn(sess, f.read().split())
+        self.assertIn("was recorded (%s) before archive stopped: finishing it" % rec[0]["id"],
+                      self.v.log())
+        self.expect_fields(rec[0], actor="a1", role="archivist", sentinelId=sid, sessionId=sess)
+        recs = self.check_chain()
+        self.assertEqual(len([r for r in recs if r["action"] == "delete" and
+                              r["sessionId"] == sess]), 1)
+
+    def test_9_unrecorded_intent_is_undone_at_start(self):
+        """Killed before its record was durable: the delete never happened."""
+        sid, sess, base = self.sessions[4]
+        self.v.ctl("stop", "archive")
+        try:
+            with open(self.intent(sess), "w") as f:
+                json.dump({"sentinelId": sid, "sessionId": sess, "ref": 1,
+                           "id": "archive.00000000.1"}, f)
+        finally:
+            self.v.ctl("start", "archive")
+        until(lambda: not os.path.exists(self.intent(sess)), what="the intent undone")
+        self.assertIn("the deletion of session %s was not recorded" % sess, self.v.log())
+        self.assertTrue(os.path.isdir(os.path.join(self.data, sid, sess)))
+        self.assertEqual(self.req("GET", base + "/segments/1.m4s", PT)[0], 200)
+        self.assertFalse([r for r in self.records() if r["action"] == "delete" and
+                          r["sessionId"] == sess])
+        # and nothing holds it back: deleted now, recorded once
+        self.assertEqual(self.req("DELETE", base, AT)[0], 204)
+        self.assertEqual(len([r for r in self.records() if r["action"] == "delete" and
+                              r["sessionId"] == sess]), 1)
+
+
 class Exam(unittest.TestCase):
     """The scripted exam of issue 16: 3 sentinels, 2 proctors watching and
     switching, an archivist reading, exporting and deleting, an operator
@@ -476,10 +549,12 @@ class Unwritable(unittest.TestCase):
 
     def test_recording_stops_loudly_and_loses_nothing(self):
         v = Vigil(extra=AUTH)
-        audit = os.path.join(v.dir, "data", "audit")
+        data = os.path.join(v.dir, "data")
+        audit = os.path.join(data, "audit")
         os.makedirs(audit, mode=0o700)
         day = os.path.join(audit, time.strftime("audit-%Y-%m-%d.jsonl", time.gmtime()))
         os.symlink("/dev/full", day)
+        sid, sess, base = write_session(data, torn=False)
         v.start()
         self.addCleanup(v.stop)
         host, port = v.stage("httpd")["listen"].rsplit(":", 1)
@@ -502,8 +577,26 @@ class Unwritable(unittest.TestCase):
         self.assertRegex(metrics, r"vigil_audit_failures_total [1-9]")
         self.assertRegex(metrics, r'vigil_stage_audit_queued\{stage="httpd"\} [1-9]')
         self.assertIn("recording stopped", v.log())
+
+        def delete():
+            c = http.client.HTTPConnection(host, int(port), timeout=30)
+            c.request("DELETE", base, headers={"Authorization": "Bearer " + AT})
+            r = c.getresponse()
+            body = r.read()
+            c.close()
+            return r.status, r.getheader("Retry-After"), body
+        # a delete whose record cannot be written does not happen
+        st, retry, body = delete()
+        self.assertEqual((st, retry), (503, "5"), body)
+        self.assertIn("nothing was deleted", json.loads(body)["error"])
+        self.assertEqual(get(base + "/segments/1.m4s", AT)[0], 200)
+        self.assertTrue(os.path.isdir(os.path.join(data, sid, sess)))
+        self.assertFalse(os.path.exists(os.path.join(data, ".delete-intent-" + sess)))
+        self.assertFalse(os.path.exists(os.path.join(data, ".deleted-sessions")))
         os.unlink(day)
         until(lambda: get("/health")[0] == 200, what="/health 200 again")
+        self.assertEqual(delete()[0], 204)
+        self.assertEqual(get(base + "/segments/1.m4s", AT)[0], 404)
 
         def refused():
             recs = []
@@ -513,6 +606,11 @@ class Unwritable(unittest.TestCase):
             got = [r for r in recs if r["action"] == "auth.failed"]
             return got if len(got) >= 3 else None
         self.assertEqual(len(until(refused, what="the 3 refusals kept and written")), 3)
+        recs = []
+        for f in glob.glob(os.path.join(audit, "audit-*.jsonl")):
+            with open(f) as fh:
+                recs += [json.loads(x) for x in fh if x.strip()]
+        self.assertEqual([r["sessionId"] for r in recs if r["action"] == "delete"], [sess])
 
 
 class Stop(unittest.TestCase):
