@@ -151,14 +151,20 @@ wss_conn_check_token(struct wss_conn *c, const struct tok_store *store,
 	return 0;
 }
 
-/* Closes every connection whose token is on store's revocation list. */
+bool
+wss_conn_revoked(const struct wss_conn *c, const struct tok_store *store)
+{
+	return c->has_token && tok_digest_revoked(store, c->token);
+}
+
+/* Closes every connection but spare whose token is on store's revocation list. */
 static int
-wss_close_revoked(struct wss *w, const struct tok_store *store)
+wss_close_revoked(struct wss *w, const struct tok_store *store, const struct wss_conn *spare)
 {
 	int n = 0;
 
 	for (struct wss_conn *c = w->conns; c != NULL; c = c->next) {
-		if (c->has_token && !c->closing && tok_digest_revoked(store, c->token)) {
+		if (c != spare && !c->closing && wss_conn_revoked(c, store)) {
 			wss_conn_close(c, 3004, "Token revoked");
 			n++;
 		}
@@ -169,6 +175,13 @@ wss_close_revoked(struct wss *w, const struct tok_store *store)
 int
 wss_revoke(struct wss *w, struct tok_store *store, const msgpack_object *body)
 {
+	return wss_revoke_sparing(w, store, body, NULL);
+}
+
+int
+wss_revoke_sparing(struct wss *w, struct tok_store *store, const msgpack_object *body,
+		   const struct wss_conn *spare)
+{
 	const char *secret;
 	size_t len;
 	int r, n;
@@ -178,7 +191,7 @@ wss_revoke(struct wss *w, struct tok_store *store, const msgpack_object *body)
 	r = tok_revoke(store, secret, len);
 	if (r < 0)
 		return r;
-	n = wss_close_revoked(w, store);
+	n = wss_close_revoked(w, store, spare);
 	log_info("a token was revoked: %d connection%s closed", n, n == 1 ? "" : "s");
 	return n;
 }
@@ -190,7 +203,7 @@ wss_revoke_list(struct wss *w, struct tok_store *store, const uint8_t *digests, 
 
 	if (r < 0)
 		return r;
-	r = wss_close_revoked(w, store);
+	r = wss_close_revoked(w, store, NULL);
 	if (r > 0)
 		log_info("%d connection%s of revoked tokens closed", r, r == 1 ? "" : "s");
 	return r;

@@ -278,7 +278,9 @@ con_message(void *ctx, struct wss_conn *c, const void *buf, size_t len, bool bin
 		return;
 	type = env_type(env);
 	p = env_payload(env);
-	if (!s->authed) {
+	if (s->revoked) {
+		/* Its token is revoked: nothing more is done for it. */
+	} else if (!s->authed) {
 		if (strcmp(type, "operator.auth") == 0)
 			con_auth(h, c, p);
 		else
@@ -368,6 +370,7 @@ con_tick(void *ctx)
 				  pd->kind == CON_K_STAGE    ? "operator.stage.set"
 				  : pd->kind == CON_K_LOGS   ? "operator.logs"
 				  : pd->kind == CON_K_CONFIG ? "operator.config.update"
+				  : pd->kind == CON_K_REVOKE ? "operator.token.revoke"
 							     : "operator.shutdown",
 				  "vigild did not answer in %d s", CON_RESULT_MS / 1000);
 			pd->ref = 0;

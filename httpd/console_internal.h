@@ -39,6 +39,7 @@ struct con_sess {
 	char name[64];         /* the token's configured name */
 	int64_t token_expires; /* unix s, 0: never */
 	bool expiry_warned;
+	bool revoked;         /* its own token was revoked from it: closed once answered */
 	uint32_t follow;      /* stages whose new lines are pushed (bit per stage, CON_VIGILD) */
 	enum con_level level; /* and from which level on */
 	uint64_t dropped;     /* lines that found the queue full since the last said so */
@@ -46,7 +47,7 @@ struct con_sess {
 	size_t n_backlog, cap_backlog, sent_backlog;
 };
 
-enum con_kind { CON_K_STAGE, CON_K_LOGS, CON_K_CONFIG, CON_K_SHUTDOWN };
+enum con_kind { CON_K_STAGE, CON_K_LOGS, CON_K_CONFIG, CON_K_SHUTDOWN, CON_K_REVOKE };
 
 struct con_pending {
 	int ref; /* 0: free */

@@ -28,6 +28,12 @@ con_act_go(void *ctx, int status)
 	struct con_act *a = ctx;
 	int r;
 
+	if (status == -ESHUTDOWN) {
+		log_warn(status,
+			 "audit: an operator's act dropped: httpd stops before it is recorded");
+		free(a);
+		return;
+	}
 	if (status < 0)
 		log_warn(status, "audit: an operator's act is not recorded yet; acting anyway");
 	r = stage_send(a->h->st, NULL, "vigild", a->data, a->len);
@@ -198,16 +204,54 @@ con_config_result(struct con_pending *pd, const msgpack_object *body)
 	wss_msg_send(pd->c, &m);
 }
 
+/* A revocation waiting for its record before it is answered. */
+struct con_revoking {
+	struct httpd *h;
+	int ref; /* its con_pending's */
+};
+
+/* The revocation's record is durable (or the writer did not say so in time:
+ * it is answered all the same, like the other acts go ahead): the operator
+ * hears, and a connection whose own token it was closes after the answer. */
+static void
+con_revoke_recorded(void *ctx, int status)
+{
+	struct con_revoking *w = ctx;
+	struct console *con = con_of(w->h);
+	struct con_pending *pd = NULL;
+	struct wss_msg m;
+
+	if (status < 0)
+		log_warn(status,
+			 "audit: a token's revocation is not recorded yet; answering anyway");
+	for (int i = 0; con != NULL && i < CON_PENDING_MAX; i++) {
+		if (con->pending[i].ref == w->ref && con->pending[i].kind == CON_K_REVOKE)
+			pd = &con->pending[i];
+	}
+	free(w);
+	if (pd == NULL)
+		return; /* its operator left */
+	con_result_ok(&m, "operator.token.revoke", 0);
+	wss_msg_send(pd->c, &m);
+	if (con_sess(pd->c)->revoked)
+		wss_conn_close(pd->c, 3004, "Token revoked");
+	pd->ref = 0;
+}
+
 /* Refused at once here (HTTP, live.mjpeg, this console) and, over the bus, by
- * every other stage and by vigild, which keeps it. */
+ * every other stage and by vigild, which keeps it; answered once its record
+ * is durable (PROTOCOL.md section 9). A revocation protects, so it acts
+ * first: only the answer waits. */
 void
 con_revoke(struct httpd *h, struct wss_conn *c, const msgpack_object *p)
 {
 	const char *ref = "operator.token.revoke", *tok;
 	const struct tok_info *info;
+	struct con_revoking *w;
+	struct con_pending *pd;
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
-	struct wss_msg m;
+	json_t *rec;
 	size_t len;
 	int r;
 
@@ -220,13 +264,21 @@ con_revoke(struct httpd *h, struct wss_conn *c, const msgpack_object *p)
 		con_error(c, ref, "no such token in the configuration");
 		return;
 	}
-	/* A revocation protects: it acts at once, its record follows it. */
-	audit_emit(stage_audit(h->st),
-		   con_record(c, "token.revoke",
-			      json_pack("{s:s, s:s?, s:s?}", "token", "***", "name",
-					info != NULL ? info->name : NULL, "role",
-					info != NULL ? cfg_role_name(info->role) : NULL)),
-		   0, NULL, NULL);
+	pd = con_pending_new(con_of(h), c, CON_K_REVOKE, ref);
+	if (pd == NULL)
+		return;
+	w = malloc(sizeof(*w));
+	if (w == NULL) {
+		pd->ref = 0;
+		con_error(c, ref, "out of memory");
+		return;
+	}
+	*w = (struct con_revoking){ .h = h, .ref = pd->ref };
+	/* vigild's fields for its own revocations: the secret masked, the
+	 * token's name (its role would overwrite the record's, the operator's). */
+	rec = con_record(c, "token.revoke",
+			 json_pack("{s:s, s:s?}", "token", "***", "name",
+				   info != NULL ? info->name : NULL));
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	bus_pack_begin(&pk, "token.revoke", "httpd", "*");
@@ -237,24 +289,30 @@ con_revoke(struct httpd *h, struct wss_conn *c, const msgpack_object *p)
 	r = stage_send(h->st, NULL, "*", sb.data, sb.size);
 	msgpack_sbuffer_destroy(&sb);
 	if (r < 0) {
+		json_decref(rec);
+		free(w);
+		pd->ref = 0;
 		con_error(c, ref, "the revocation could not be sent to the other stages; retry");
 		return;
 	}
 	log_info("operator %s revoked a token", con_sess(c)->name);
 	tok_revoke(h->tok, tok, len);
 	mjpeg_revoked(h);
-	/* The answer is queued before the close, should the token be this
-	 * operator's own. */
-	con_result_ok(&m, ref, 0);
-	wss_msg_send(c, &m);
-	wss_revoke(con_of(h)->wss, h->tok,
-		   &(msgpack_object){ .type = MSGPACK_OBJECT_MAP,
-				      .via.map = { 1, &(msgpack_object_kv){
-							      .key = { .type = MSGPACK_OBJECT_STR,
+	wss_revoke_sparing(
+		con_of(h)->wss, h->tok,
+		&(msgpack_object){
+			.type = MSGPACK_OBJECT_MAP,
+			.via.map = { 1, &(msgpack_object_kv){ .key = { .type = MSGPACK_OBJECT_STR,
 								       .via.str = { 5, "token" } },
 							      .val = { .type = MSGPACK_OBJECT_STR,
 								       .via.str = { (uint32_t)len,
-										    tok } } } } });
+										    tok } } } } },
+		c);
+	/* This operator's own token: it takes no request more, and closes once
+	 * it has its answer. */
+	con_sess(c)->revoked = wss_conn_revoked(c, h->tok);
+	/* Last: the answer may come at once (a record that cannot be queued). */
+	audit_emit(stage_audit(h->st), rec, CON_AUDIT_WAIT_MS, con_revoke_recorded, w);
 }
 
 void

@@ -12,6 +12,7 @@
 #include "console.h"
 #include "forget.h"
 #include "hlscap.h"
+#include "audit.h"
 #include "httpd.h"
 #include "log.h"
 #include "mjpeg.h"
@@ -138,6 +139,9 @@ httpd_free(struct httpd *h)
 {
 	if (h == NULL)
 		return;
+	/* Whoever waits for a record hears now, while what it points at is
+	 * still there: the outbox outlives h (stage_free drains it). */
+	audit_release_waiters(stage_audit(h->st), -ESHUTDOWN);
 	/* The worker threads (decoders, snapshots, export plans, the audit
 	 * log's check) wake the loop:
 	 * they stop before it goes. */

@@ -266,6 +266,15 @@ class Audit(unittest.TestCase):
         # the file's tokens again for the tests after this one
         o.send("operator.config.update", {"config": {"auth": {"tokens": None}}})
         self.assertEqual(o.result("operator.config.update", timeout=30)["status"], "OK")
+        # a revocation acts at once, and is answered once its record is durable
+        seq = self.last_seq()
+        o.send("operator.token.revoke", {"token": P2T})
+        self.assertEqual(o.result("operator.token.revoke", timeout=30)["status"], "OK")
+        rec = self.since(seq, "token.revoke")
+        self.assertEqual(len(rec), 1, rec)
+        self.expect_fields(rec[0], actor="ops", role="operator", remote="127.0.0.1",
+                           token="***", name="p2")
+        self.assertEqual(self.req("GET", "/api/status", P2T)[0], 401)
         self.no_tokens()
         self.check_chain()
 
@@ -314,6 +323,20 @@ class Audit(unittest.TestCase):
         self.assertEqual(len(upd), 1, recs)
         self.assertEqual((upd[0]["key"], upd[0]["value"]), ("limits.max_proctors", "450"))
         self.assertEqual(upd[0]["remote"], "local")
+        # a kill and a lift (of test_5's revocation), each recorded before vigilctl returns
+        user = upd[0]["actor"]
+        seq = self.last_seq()
+        self.v.ctl("kill", "ingest")
+        kill = self.since(seq, "stage.set")
+        self.assertEqual(len(kill), 1, kill)
+        self.expect_fields(kill[0], actor=user, role="operator", remote="local",
+                           stage="ingest", state="kill", result="ok")
+        seq = self.last_seq()
+        self.v.ctl("revoke", "--lift", "p2")
+        lift = self.since(seq, "token.lift")
+        self.assertEqual(len(lift), 1, lift)
+        self.expect_fields(lift[0], actor=user, role="operator", remote="local", name="p2",
+                           result="ok")
         self.check_chain()
 
 
@@ -633,6 +656,29 @@ class Stop(unittest.TestCase):
         self.assertEqual((recs[-1]["action"], recs[-1]["remote"], recs[-1].get("result")),
                          ("shutdown", "local", "ok"), recs[-1:])
         self.assertNotIn("not on disk yet", v.log())
+
+
+class ConsoleShutdown(unittest.TestCase):
+    """operator.shutdown from the console: recorded before vigild acts on it."""
+
+    def test_console_shutdown_is_recorded(self):
+        v = Vigil(extra=AUTH)
+        v.start()
+        self.addCleanup(v.stop)
+        o = Operator("ws://%s/api/ws" % v.stage("httpd")["listen"])
+        self.addCleanup(o.close)
+        o.auth(OT)
+        o.send("operator.shutdown", {"in": 0})
+        self.assertEqual(o.result("operator.shutdown", timeout=30)["status"], "OK")
+        self.assertEqual(v.proc.wait(60), 0)
+        recs = []
+        for f in sorted(glob.glob(os.path.join(v.dir, "data", "audit", "audit-*.jsonl"))):
+            with open(f) as fh:
+                recs += [json.loads(x) for x in fh if x.strip()]
+        down = [r for r in recs if r["action"] == "shutdown"]
+        self.assertEqual(len(down), 1, recs)
+        self.assertEqual({k: down[0].get(k) for k in ("actor", "role", "remote", "in")},
+                         {"actor": "ops", "role": "operator", "remote": "127.0.0.1", "in": 0})
 
 
 class Flood(unittest.TestCase):

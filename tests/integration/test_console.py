@@ -231,6 +231,12 @@ class Console(unittest.TestCase):
                 if time.monotonic() > until_ok:
                     raise
                 time.sleep(0.1)
+        # an operator who revokes their own token hears the result, then 3004
+        me = self.op(SHARED)
+        me.send("operator.token.revoke", {"token": SHARED})
+        self.assertEqual(me.result("operator.token.revoke")["status"], "OK")
+        self.assertEqual(me.expect_close(timeout=5)[0], (3004, "Token revoked"))
+        self.v.ctl("revoke", "--lift", "shared")
 
     def test_config_update_applies_live_keys_and_refuses_a_bad_one_whole(self):
         o = self.op()
