@@ -252,12 +252,14 @@ audit_forget(struct audit *a, void *ctx)
 	}
 }
 
-/* Calls every waiter whose deadline is at or before until_ms with status. */
+/* Calls every waiter (of fn, NULL: any) whose deadline is at or before
+ * until_ms with status. */
 static void
-audit_end_waits(struct audit *a, int64_t until_ms, int status)
+audit_end_waits(struct audit *a, int64_t until_ms, int status, audit_done_fn fn)
 {
 	for (struct audit_rec *r = a->head; r != NULL; r = r->next) {
-		if (r->done != NULL && until_ms >= r->deadline_ms) {
+		if (r->done != NULL && until_ms >= r->deadline_ms &&
+		    (fn == NULL || r->done == fn)) {
 			audit_done_fn done = r->done;
 
 			r->done = NULL;
@@ -327,7 +329,7 @@ audit_tick(struct audit *a)
 					    json_string("refusals over the record rate"));
 		audit_emit_refusal(a, rec);
 	}
-	audit_end_waits(a, now, -ETIMEDOUT);
+	audit_end_waits(a, now, -ETIMEDOUT, NULL);
 	/* No ack for a while: a packet may have been dropped, or the writer is
 	 * away (then this costs one refused send per interval). */
 	if (a->head != NULL && now - a->sent_ms >= AUDIT_RESEND_MS)
@@ -339,7 +341,14 @@ void
 audit_release_waiters(struct audit *a, int status)
 {
 	if (a != NULL)
-		audit_end_waits(a, INT64_MAX, status);
+		audit_end_waits(a, INT64_MAX, status, NULL);
+}
+
+void
+audit_release_fn(struct audit *a, audit_done_fn done, int status)
+{
+	if (a != NULL)
+		audit_end_waits(a, INT64_MAX, status, done);
 }
 
 bool

@@ -83,6 +83,9 @@ void audit_forget(struct audit *a, void *ctx);
 /* The process stops: every waiter is called now with status (the records
  * stay queued). */
 void audit_release_waiters(struct audit *a, int status);
+/* The same for the waiters whose callback is done only: a part of the
+ * process whose state goes before the outbox does. */
+void audit_release_fn(struct audit *a, audit_done_fn done, int status);
 
 /* audit.ack and audit.ready; true when msg was one of them. */
 bool audit_on_msg(struct audit *a, const struct bus_msg *msg);

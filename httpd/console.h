@@ -47,6 +47,9 @@ void console_status(struct httpd *h);
 /* At stop: 1012 or 1001 to every operator; how many are still open. */
 void console_close_all(struct httpd *h);
 size_t console_open_count(const struct httpd *h);
+/* The acts waiting for their record hear -ESHUTDOWN now (h is going): an
+ * act not yet recorded is dropped, a revocation answered. */
+void console_release(struct httpd *h);
 /* Operators connected and through operator.auth. */
 unsigned console_operators(const struct httpd *h);
 

@@ -366,3 +366,10 @@ con_shutdown_notice(struct console *con, const msgpack_object *body)
 	if (mp_get_int(body, "at", &at) == 0)
 		wss_shutdown_notice(con->wss, at);
 }
+
+void
+console_release(struct httpd *h)
+{
+	audit_release_fn(stage_audit(h->st), con_act_go, -ESHUTDOWN);
+	audit_release_fn(stage_audit(h->st), con_revoke_recorded, -ESHUTDOWN);
+}

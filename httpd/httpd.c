@@ -12,7 +12,6 @@
 #include "console.h"
 #include "forget.h"
 #include "hlscap.h"
-#include "audit.h"
 #include "httpd.h"
 #include "log.h"
 #include "mjpeg.h"
@@ -77,7 +76,7 @@ httpd_reload(struct httpd *h)
 }
 
 struct httpd *
-httpd_new(struct stage *st)
+httpd_new(struct stage *st, struct relay_viewlog *views)
 {
 	struct httpd *h = calloc(1, sizeof(*h));
 	const char *root = getenv("VIGIL_WEB_ROOT");
@@ -86,6 +85,7 @@ httpd_new(struct stage *st)
 	if (h == NULL)
 		return NULL;
 	h->st = st;
+	h->views = views;
 	h->cfg = stage_cfg(st);
 	h->data_fd = -1;
 	snprintf(h->web_root, sizeof(h->web_root), "%s",
@@ -140,8 +140,10 @@ httpd_free(struct httpd *h)
 	if (h == NULL)
 		return;
 	/* Whoever waits for a record hears now, while what it points at is
-	 * still there: the outbox outlives h (stage_free drains it). */
-	audit_release_waiters(stage_audit(h->st), -ESHUTDOWN);
+	 * still there: the outbox outlives h (stage_free drains it). The views'
+	 * journal is not h's: its waits go on. */
+	rec_release(h);
+	console_release(h);
 	/* The worker threads (decoders, snapshots, export plans, the audit
 	 * log's check) wake the loop:
 	 * they stop before it goes. */

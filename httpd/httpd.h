@@ -112,6 +112,8 @@ void hs_link_next(struct hreq *r, const char *target);
 void hs_unpark(struct httpd *h, enum hs_park why, int ref);
 
 /* The stage, shared by the modules. */
+struct relay_viewlog;
+
 struct httpd {
 	struct stage *st;
 	const struct cfg *cfg;
@@ -141,13 +143,14 @@ struct httpd {
 		uint64_t connections;
 		uint64_t thumbs_made, thumbs_cached; /* decoded; served from the cache */
 	} stats;
-	void *snap;              /* snap.c's state */
-	void *xplan;             /* xplan.c's state */
-	struct mjpeg *mjpeg;     /* mjpeg.c's state, made by the first live.mjpeg */
-	struct console *console; /* console.c's state */
-	struct rec *rec;         /* record.c's state */
-	struct aread *aread;     /* aread.c's state: the audit log's check */
-	struct thumb *thumb;     /* thumb.c's state: the thumbnail jobs */
+	void *snap;                  /* snap.c's state */
+	void *xplan;                 /* xplan.c's state */
+	struct mjpeg *mjpeg;         /* mjpeg.c's state, made by the first live.mjpeg */
+	struct console *console;     /* console.c's state */
+	struct rec *rec;             /* record.c's state */
+	struct relay_viewlog *views; /* live.mjpeg views until recorded (main.c's) */
+	struct aread *aread;         /* aread.c's state: the audit log's check */
+	struct thumb *thumb;         /* thumb.c's state: the thumbnail jobs */
 };
 
 #define HTTPD_MEM_BUDGET (256ull << 20)
@@ -164,8 +167,9 @@ void httpd_reload(struct httpd *h);
 /* server.c: a reload the bus asked for, now rather than at the next tick. */
 void httpd_take_reload(struct httpd *h);
 
-/* Stage sequencing for main.c. */
-struct httpd *httpd_new(struct stage *st);
+/* Stage sequencing for main.c. views: the live.mjpeg views' journal
+ * (relay/viewlog.h), which outlives h (it is closed after stage_free). */
+struct httpd *httpd_new(struct stage *st, struct relay_viewlog *views);
 int httpd_run(struct httpd *h);
 void httpd_free(struct httpd *h);
 

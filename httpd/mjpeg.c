@@ -53,6 +53,7 @@ struct mjpeg_client {
 	/* the live view the audit log records when the stream ends */
 	char sentinel[37], session[37];
 	int64_t from_ms;
+	struct relay_view *view; /* in the views' journal until it ends (record.h) */
 };
 
 struct mjpeg_width {
@@ -423,6 +424,7 @@ mjpeg_get(struct httpd *h, struct hreq *r)
 	snprintf(c->sentinel, sizeof(c->sentinel), "%s", sentinel);
 	id_format(rs.session, c->session);
 	c->from_ms = proc_now_ms();
+	c->view = rec_view_begin(h, r, c->sentinel, c->session, c->from_ms);
 	c->pace = (struct mjpeg_pace){ milli > 0 ? 1000000000 / milli : 1000000, INT64_MIN,
 				       INT64_MIN };
 	mjpeg_start(h, m, r, c);
@@ -457,7 +459,7 @@ mjpeg_closed(struct httpd *h, struct hreq *r)
 
 	mjpeg_detach(m, c);
 	/* A live view like a proctor's on relay (PROTOCOL.md section 9). */
-	rec_view(h, r, c->sentinel, c->session, c->from_ms);
+	rec_view(h, r, c->view, c->sentinel, c->session, c->from_ms);
 	*c->pprev = c->next;
 	if (c->next != NULL)
 		c->next->pprev = c->pprev;

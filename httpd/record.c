@@ -14,6 +14,7 @@
 #include "route.h"
 #include "server.h"
 #include "srv.h"
+#include "viewlog.h"
 
 #define REC_WAIT_MS   5000 /* an export waits this long for its record */
 #define REC_READS_MAX 4096 /* (token, session, minute) counted at once; more go out early */
@@ -102,6 +103,8 @@ rec_free(struct httpd *h)
 void
 rec_tick(struct httpd *h)
 {
+	if (h->views != NULL)
+		relay_viewlog_tick(h->views, proc_now_ms());
 	rec_flush(h, proc_now_ms() / REC_MINUTE_MS * REC_MINUTE_MS, NULL);
 }
 
@@ -153,6 +156,12 @@ rec_done(void *ctx, int status)
 	}
 	hs_unpark(w->h, HS_PARK_AUDIT, w->ticket);
 	free(w);
+}
+
+void
+rec_release(struct httpd *h)
+{
+	audit_release_fn(stage_audit(h->st), rec_done, -ESHUTDOWN);
 }
 
 int
@@ -268,12 +277,31 @@ rec_served(struct httpd *h, struct hreq *r, uint64_t bytes)
 	x->bytes += bytes;
 }
 
-void
-rec_view(struct httpd *h, struct hreq *r, const char *sentinel, const char *session,
-	 int64_t from_ms)
+struct relay_view *
+rec_view_begin(struct httpd *h, struct hreq *r, const char *sentinel, const char *session,
+	       int64_t from_ms)
 {
-	json_t *rec = rec_new(r, "live.view");
+	const char *name, *role, *remote = srv_conn_peer(r->sc);
 
+	/* A token the configuration does not know has null names, which the
+	 * journal cannot say: that view is recorded when it ends only. */
+	if (h->views == NULL || !rec_actor(r, &name, &role))
+		return NULL;
+	return relay_viewlog_begin(h->views, name, role, remote != NULL ? remote : "", sentinel,
+				   session, from_ms);
+}
+
+void
+rec_view(struct httpd *h, struct hreq *r, struct relay_view *v, const char *sentinel,
+	 const char *session, int64_t from_ms)
+{
+	json_t *rec;
+
+	if (v != NULL) {
+		relay_viewlog_end(h->views, v, proc_now_ms()); /* the journal's from here */
+		return;
+	}
+	rec = rec_new(r, "live.view");
 	if (rec == NULL)
 		return;
 	json_object_set_new(rec, "sentinelId", json_string(sentinel));

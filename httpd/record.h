@@ -15,10 +15,13 @@
 
 struct httpd;
 struct hreq;
+struct relay_view;
 
 int rec_init(struct httpd *h);
 /* Every read still counted goes out (the stage is stopping). */
 void rec_free(struct httpd *h);
+/* The requests waiting for a record hear -ESHUTDOWN now (h is going). */
+void rec_release(struct httpd *h);
 /* About every second: reads of a minute that has ended go out. */
 void rec_tick(struct httpd *h);
 
@@ -37,9 +40,15 @@ int rec_sync(struct httpd *h, struct hreq *r, json_t *rec);
 /* A response's headers are going out with bytes of body: a read of a
  * session's media is counted. */
 void rec_served(struct httpd *h, struct hreq *r, uint64_t bytes);
-/* A live view (live.mjpeg) of sentinel's session from from_ms ended now. */
-void rec_view(struct httpd *h, struct hreq *r, const char *sentinel, const char *session,
-	      int64_t from_ms);
+/* A live view (live.mjpeg) of sentinel's session begins at from_ms: kept in
+ * the views' journal (relay/viewlog.h) so that a killed httpd still records
+ * it when it starts again. NULL: not kept (no journal, or a token the
+ * configuration does not know); rec_view records it all the same. */
+struct relay_view *rec_view_begin(struct httpd *h, struct hreq *r, const char *sentinel,
+				  const char *session, int64_t from_ms);
+/* It ended now: its record goes out (v is the journal's from here). */
+void rec_view(struct httpd *h, struct hreq *r, struct relay_view *v, const char *sentinel,
+	      const char *session, int64_t from_ms);
 /* A request refused for its token: err as tok_check, reason the client's. */
 void rec_refused(struct httpd *h, const char *endpoint, const char *remote,
 		 const struct tok_info *info, const char *reason);

@@ -18,33 +18,13 @@
 struct relay_viewlog *
 relay_view_open(struct stage *st)
 {
-	const struct cfg *cfg = stage_cfg(st);
-	struct relay_viewlog *vl;
-	char dir[4096], name[64];
-	int r;
+	char name[64];
 
 	/* Each worker its own file (a relay of one process is worker 0): a
 	 * worker that starts again finds what it left, and no other writes it. */
 	snprintf(name, sizeof(name), "relay-%d.views",
 		 stage_worker(st) >= 0 ? stage_worker(st) : 0);
-	/* archive owns data_dir/audit and makes it 0700, and data_dir 0750
-	 * (archive/loop.c); relay may start first, so it makes them alike. */
-	if (snprintf(dir, sizeof(dir), "%s/audit", cfg->data_dir) >= (int)sizeof(dir)) {
-		r = -ENAMETOOLONG;
-		goto err;
-	}
-	r = files_mkdirs(cfg->data_dir, 0750);
-	if (r < 0)
-		goto err;
-	r = relay_viewlog_open(dir, name, stage_audit(st), proc_now_ms(), &vl);
-	if (r == 0)
-		return vl;
-err:
-	log_error(r,
-		  "audit: the views' state file under %s/audit cannot be used: a relay "
-		  "killed mid-view will not record those views",
-		  cfg->data_dir);
-	return relay_viewlog_open(NULL, name, stage_audit(st), 0, &vl) == 0 ? vl : NULL;
+	return relay_viewlog_for(st, name, NULL);
 }
 
 /* The slot's sentinel and session as the ring has them now; true when that

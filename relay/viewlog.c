@@ -15,6 +15,7 @@
 #include "id.h"
 #include "log.h"
 #include "proc.h"
+#include "stage.h"
 #include "viewlog.h"
 
 #define VIEWLOG_ALIVE_MS    1000
@@ -54,6 +55,7 @@ struct relay_viewlog {
 	uint64_t file_bytes;        /* the file's size as we wrote it */
 	uint64_t live_bytes;        /* what its live views take */
 	bool rewrite;               /* a write failed: the file may hold a torn line */
+	char via[32];               /* every record's "via" ("": none) */
 	int64_t warned_ms;
 	struct relay_viewlog_figures fig;
 };
@@ -185,11 +187,13 @@ viewlog_emit(struct relay_viewlog *vl, struct relay_view *v)
 
 	/* time: the event the record is about, the view's end (docs/audit.md);
 	 * a recovered view's is in the past. Set in place: the key order stays. */
-	if (rec != NULL && (json_object_set_new(rec, "time", json_integer(v->to)) < 0 ||
-			    json_object_set_new(rec, "sentinelId", json_string(v->sentinel)) < 0 ||
-			    json_object_set_new(rec, "sessionId", json_string(v->session)) < 0 ||
-			    json_object_set_new(rec, "from", json_integer(v->from)) < 0 ||
-			    json_object_set_new(rec, "to", json_integer(v->to)) < 0)) {
+	if (rec != NULL &&
+	    (json_object_set_new(rec, "time", json_integer(v->to)) < 0 ||
+	     json_object_set_new(rec, "sentinelId", json_string(v->sentinel)) < 0 ||
+	     json_object_set_new(rec, "sessionId", json_string(v->session)) < 0 ||
+	     json_object_set_new(rec, "from", json_integer(v->from)) < 0 ||
+	     json_object_set_new(rec, "to", json_integer(v->to)) < 0 ||
+	     (vl->via[0] != '\0' && json_object_set_new(rec, "via", json_string(vl->via)) < 0))) {
 		json_decref(rec);
 		rec = NULL;
 	}
@@ -512,12 +516,20 @@ int
 relay_viewlog_open(const char *dir, const char *name, struct audit *a, int64_t now_ms,
 		   struct relay_viewlog **ret)
 {
+	return relay_viewlog_open_via(dir, name, NULL, a, now_ms, ret);
+}
+
+int
+relay_viewlog_open_via(const char *dir, const char *name, const char *via, struct audit *a,
+		       int64_t now_ms, struct relay_viewlog **ret)
+{
 	struct relay_viewlog *vl;
 	int r;
 
 	vl = calloc(1, sizeof(*vl));
 	if (vl == NULL)
 		return -ENOMEM;
+	snprintf(vl->via, sizeof(vl->via), "%s", via != NULL ? via : "");
 	vl->audit = a;
 	vl->fd = -1;
 	vl->dirfd = -1;
@@ -551,6 +563,34 @@ err_close:
 err_free:
 	free(vl);
 	return r;
+}
+
+struct relay_viewlog *
+relay_viewlog_for(struct stage *st, const char *name, const char *via)
+{
+	const struct cfg *cfg = stage_cfg(st);
+	struct relay_viewlog *vl;
+	char dir[4096];
+	int r;
+
+	/* archive owns data_dir/audit and makes it 0700, and data_dir 0750
+	 * (archive/loop.c); this stage may start first, so it makes them alike. */
+	if (snprintf(dir, sizeof(dir), "%s/audit", cfg->data_dir) >= (int)sizeof(dir)) {
+		r = -ENAMETOOLONG;
+		goto err;
+	}
+	r = files_mkdirs(cfg->data_dir, 0750);
+	if (r < 0)
+		goto err;
+	r = relay_viewlog_open_via(dir, name, via, stage_audit(st), proc_now_ms(), &vl);
+	if (r == 0)
+		return vl;
+err:
+	log_error(r,
+		  "audit: the views' state file %s/audit/%s cannot be used: a %s killed "
+		  "mid-view will not record those views",
+		  cfg->data_dir, name, stage_name(st));
+	return relay_viewlog_open_via(NULL, name, via, stage_audit(st), 0, &vl) == 0 ? vl : NULL;
 }
 
 void

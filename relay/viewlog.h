@@ -32,8 +32,9 @@
  *             outbox refused  v  |  a second later
  *                            ENDED
  *
- * One thread: the relay's loop. One process per file (vigild runs one relay
- * per worker index, and waits for it to exit before starting another).
+ * One thread: the relay's loop (or httpd's, for its live.mjpeg views). One
+ * process per file (vigild runs one relay per worker index, and one httpd,
+ * and waits for one to exit before starting another).
  */
 #ifndef VIGIL_RELAY_VIEWLOG_H
 #define VIGIL_RELAY_VIEWLOG_H
@@ -42,6 +43,7 @@
 #include <stdint.h>
 
 #include "audit.h"
+#include "stage.h"
 
 struct relay_viewlog;
 struct relay_view;
@@ -63,6 +65,15 @@ struct relay_viewlog_figures {
  * recorded when they end, and lost with the process before that). */
 int relay_viewlog_open(const char *dir, const char *name, struct audit *a, int64_t now_ms,
 		       struct relay_viewlog **ret);
+/* The same for views served by another way than relay's socket: every record
+ * (the recovered ones too) carries { via } after "to" (httpd's "live.mjpeg").
+ * One file holds one way's views. */
+int relay_viewlog_open_via(const char *dir, const char *name, const char *via, struct audit *a,
+			   int64_t now_ms, struct relay_viewlog **ret);
+/* A stage's journal: data_dir/audit/<name>, through the stage's outbox (via
+ * as above, NULL: none); when the file cannot be used (logged), one without
+ * a file. NULL: out of memory. */
+struct relay_viewlog *relay_viewlog_for(struct stage *st, const char *name, const char *via);
 /* After the last callback the outbox may make (audit_free, or a forgotten
  * outbox): ends the file's use. An empty journal is removed; views still
  * open or waiting stay in it for the next start. */

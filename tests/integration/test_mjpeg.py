@@ -14,6 +14,7 @@ import os
 import re
 import select
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -260,17 +261,18 @@ class Base(unittest.TestCase):
 
 
 class TestStream(Base):
+    def views(self):
+        """The live.mjpeg views in the audit log."""
+        out = []
+        for f in sorted(glob.glob(os.path.join(self.v.dir, "data", "audit", "audit-*.jsonl"))):
+            with open(f) as fh:
+                out += [json.loads(x) for x in fh if x.strip()]
+        return [r for r in out if r["action"] == "live.view" and r.get("via") == "live.mjpeg"]
+
     def test_a_stream_is_a_live_view_in_the_audit_log(self):
         """PROTOCOL.md section 9: watching live.mjpeg is a live view, recorded
         with its from and to when the stream ends."""
-        audit = os.path.join(self.v.dir, "data", "audit")
-
-        def views():
-            out = []
-            for f in sorted(glob.glob(os.path.join(audit, "audit-*.jsonl"))):
-                with open(f) as fh:
-                    out += [json.loads(x) for x in fh if x.strip()]
-            return [r for r in out if r["action"] == "live.view" and r.get("via") == "live.mjpeg"]
+        views = self.views
         before = len(views())
         t0 = int(time.time() * 1000)
         s = self.open()
@@ -286,6 +288,35 @@ class TestStream(Base):
         self.assertLessEqual(t0, rec["from"])
         self.assertLessEqual(rec["from"], rec["to"])
         self.assertLessEqual(rec["to"], t1 + 2000)
+
+    def test_b_httpd_killed_mid_view_records_it_when_back(self):
+        """PROTOCOL.md section 9: a view is recorded even when the stage that
+        served it is killed: httpd's journal (docs/audit.md) has it."""
+        journal = os.path.join(self.v.dir, "data", "audit", "httpd.views")
+        before = len(self.views())
+        t0 = int(time.time() * 1000)
+        s = self.open()
+        s.part()
+        self.assertTrue(os.path.exists(journal))  # written before the first byte
+        w = self.v.watch()
+        self.addCleanup(w.close)
+        pid = self.v.stage("httpd")["pid"]
+        killed = int(time.time() * 1000)
+        os.kill(pid, signal.SIGKILL)
+        w.wait_state("httpd", "running", not_pid=pid, timeout=30)
+        rec = until(lambda: self.views()[before:] or None, what="the killed view's record")
+        self.assertEqual(len(rec), 1, rec)
+        rec = rec[0]
+        self.assertEqual((rec["actor"], rec["role"], rec["remote"]), ("p1", "proctor", "127.0.0.1"))
+        self.assertEqual((rec["sentinelId"], rec["sessionId"]),
+                         (self.cam["sentinelId"], self.cam["sessionId"]))
+        # "to" is the last time the killed process said it was alive
+        self.assertLessEqual(t0, rec["from"])
+        self.assertLessEqual(rec["from"], rec["to"])
+        self.assertLessEqual(rec["to"], killed)
+        self.assertEqual(rec["time"], rec["to"])
+        until(lambda: not os.path.exists(journal), what="the journal removed once recorded")
+        self.assertIsNotNone(self.open(fps=5).part())
 
     def test_ffprobe_reads_frames_of_the_asked_width(self):
         url = "http://%s:%d%s" % (self.host, self.port, self.path(fps=5, width=320))
