@@ -102,10 +102,14 @@ history_delete(struct httpd *h, struct hreq *r)
 		const char *sess = json_string_value(json_object_get(ans, "sessionId"));
 
 		/* A restarted archive answers the ref a crash left it (docs/archive.md
-		 * "Deletion"): one of this httpd's only if it names this session. */
-		if (sess != NULL && strcasecmp(sess, rt->session) != 0)
-			hs_error(r, 503, "the archive did not answer");
-		else if (status == 204)
+		 * "Deletion"): one of this httpd's only if it names this session;
+		 * else (an httpd before this one asked) this one waits on. */
+		if (sess != NULL && strcasecmp(sess, rt->session) != 0) {
+			json_decref(ans);
+			hs_park(r, HS_PARK_DELETE, hs_park_ref(r), HISTORY_DELETE_WAIT_MS);
+			return;
+		}
+		if (status == 204)
 			hs_text(r, 204, "application/json", "", 0);
 		else if (status == 503) {
 			hs_retry_after(r, 5);
