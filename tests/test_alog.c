@@ -300,6 +300,20 @@ START_TEST(test_base_and_malformed)
 }
 END_TEST
 
+/* Today's day file as a link, which the writer never follows: its path. */
+static void
+unwritable_today(char *path, size_t size)
+{
+	char name[64];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	strftime(name, sizeof(name), "audit-%Y-%m-%d.jsonl", &tm);
+	snprintf(path, size, "%s/%s", tdir, name);
+	ck_assert_int_eq(symlink("/dev/full", path), 0);
+}
+
 /* A disk that refuses (here: the day file is a link, which the writer never
  * follows; ENOSPC takes the same path): nothing acknowledged, recording
  * stopped loudly, and the record written once the file can be. */
@@ -308,16 +322,11 @@ START_TEST(test_write_failure_then_recovery)
 	struct alog *al;
 	struct acks a = { 0 };
 	struct alog_figures f;
-	char name[64], path[160];
-	time_t now = time(NULL);
-	struct tm tm;
+	char path[160];
 	json_t *arr;
 
 	ck_assert_int_eq(alog_open(tdir, 365, &al), 0);
-	gmtime_r(&now, &tm);
-	strftime(name, sizeof(name), "audit-%Y-%m-%d.jsonl", &tm);
-	snprintf(path, sizeof(path), "%s/%s", tdir, name);
-	ck_assert_int_eq(symlink("/dev/full", path), 0);
+	unwritable_today(path, sizeof(path));
 	push(al, "relay.1", 1, 1, "a");
 	for (int i = 0; i < 500; i++) {
 		alog_figures(al, &f);
@@ -363,17 +372,12 @@ START_TEST(test_own_records)
 {
 	struct alog *al;
 	struct acks a = { 0 };
-	char name[64], path[160];
-	time_t now = time(NULL);
+	char path[160];
 	int tag1, tag2;
-	struct tm tm;
 	json_t *arr;
 
 	ck_assert_int_eq(alog_open(tdir, 365, &al), 0);
-	gmtime_r(&now, &tm);
-	strftime(name, sizeof(name), "audit-%Y-%m-%d.jsonl", &tm);
-	snprintf(path, sizeof(path), "%s/%s", tdir, name);
-	ck_assert_int_eq(symlink("/dev/full", path), 0);
+	unwritable_today(path, sizeof(path));
 	put(al, "archive.0000000a.1", &tag1);
 	while (a.own == NULL)
 		ck_assert_int_ge(wait_acks(al, &a), 1);
