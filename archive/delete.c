@@ -126,16 +126,23 @@ archive_delete_begin(struct archive *ar, struct archive_ev *ev)
 	ev->kind = ARCHIVE_EV_RECORD;
 }
 
-/* The intent has done its work (or the delete is undone). Not fsynced: an
- * intent a crash brings back is decided again, the same way. */
+/* The intent has done its work. After a commit it need not be durable: an
+ * intent a crash brings back finds its record and commits again, to the same
+ * end. After an abort it must: the start-up check knows the newest id of
+ * each sender, and a later delete's record would vouch for this one. */
 static void
-delete_intent_drop(struct archive *ar, const uint8_t session[16])
+delete_intent_drop(struct archive *ar, const uint8_t session[16], bool sync)
 {
 	char name[DELETE_INTENT_NAME];
+	int r;
 
 	delete_intent_name(session, name);
-	if (unlinkat(ar->data_fd, name, 0) < 0 && errno != ENOENT)
+	if (unlinkat(ar->data_fd, name, 0) < 0 && errno != ENOENT) {
 		log_warn(-errno, "%s/%s not removed", ar->data_dir, name);
+		return;
+	}
+	if (sync && (r = archive_fsync_dir(ar->data_fd)) < 0)
+		log_warn(r, "fsync of %s after removing %s failed", ar->data_dir, name);
 }
 
 static void
@@ -170,7 +177,7 @@ delete_commit(struct archive *ar, struct archive_ev *ev)
 			return;
 		}
 	}
-	delete_intent_drop(ar, ev->session);
+	delete_intent_drop(ar, ev->session, false);
 	log_info("session %s deleted on request (%" PRIu64 " bytes)", what, bytes);
 	delete_status(ev, 204, "", "");
 }
@@ -187,7 +194,7 @@ archive_delete_end(struct archive *ar, struct archive_ev *ev)
 	s = archive_sess_find(ar, ev->sentinel, ev->session);
 	if (s != NULL)
 		s->deleting = false;
-	delete_intent_drop(ar, ev->session);
+	delete_intent_drop(ar, ev->session, true);
 	delete_status(ev, 503, "nothing was deleted: its audit record cannot be written: ",
 		      strerror(-ev->status));
 }
