@@ -4,7 +4,8 @@
  * time, never before their start; ended ones at their end; done ones not at
  * all; a torn line passed over) recorded once with time = to; the file kept
  * small by its compaction and still right after it; views the outbox
- * refused (full) kept and sent again; no file at all without a directory.
+ * refused (full) kept and sent again; no file at all without a directory;
+ * httpd's journal, whose records all say "via".
  * The outbox is a real common/audit.c whose sends are captured; acks are
  * handed to it as the bus would. Each test gets a fresh directory. */
 #include <check.h>
@@ -388,6 +389,46 @@ START_TEST(test_unusable_file_is_kept)
 }
 END_TEST
 
+/* httpd's journal (live.mjpeg): every record, a recovered one too, says
+ * "via" after "to". */
+START_TEST(test_via)
+{
+	struct audit *a = audit_new("httpd", capture, NULL);
+	struct relay_viewlog *vl = NULL;
+	struct relay_view *v;
+	const char *keys[] = { "time",      "actor", "role", "remote", "action", "sentinelId",
+			       "sessionId", "from",  "to",   "via",    "id" };
+	const char *key;
+	json_t *val;
+	size_t i = 0;
+	char dir[96];
+
+	put("{\"k\":3,\"actor\":\"a\",\"role\":\"proctor\",\"remote\":\"1.2.3.4\","
+	    "\"sentinelId\":\"" SID "\",\"sessionId\":\"" SES "\",\"from\":1000}\n"
+	    "{\"alive\":2000}\n");
+	snprintf(dir, sizeof(dir), "%s/audit", tdir);
+	ck_assert_int_eq(relay_viewlog_open_via(dir, "relay-0.views", "live.mjpeg", a, 9000, &vl),
+			 0);
+	v = relay_viewlog_begin(vl, "b", "proctor", "1.2.3.4", SID, SES, 9100);
+	relay_viewlog_end(vl, v, 9200);
+	ck_assert_uint_eq(n_sent, 2);
+	json_object_foreach(sent[0], key, val)
+	{
+		ck_assert_uint_lt(i, 11);
+		ck_assert_str_eq(key, keys[i++]);
+	}
+	ck_assert_uint_eq(i, 11);
+	ck_assert_int_eq(int_of(sent[0], "to"), 2000);
+	ck_assert_str_eq(str_of(sent[0], "via"), "live.mjpeg");
+	ck_assert_str_eq(str_of(sent[1], "via"), "live.mjpeg");
+	ck_assert_int_eq(int_of(sent[1], "to"), 9200);
+	ack(a, 2);
+	ck_assert_int_eq(access(path, F_OK), -1);
+	relay_viewlog_close(vl);
+	audit_free(a);
+}
+END_TEST
+
 static TCase *
 tcase(const char *name, const TTest *test)
 {
@@ -409,6 +450,7 @@ viewlog_suite(void)
 	suite_add_tcase(s, tcase("outbox_full", test_outbox_full));
 	suite_add_tcase(s, tcase("without_a_file", test_without_a_file));
 	suite_add_tcase(s, tcase("unusable_file", test_unusable_file_is_kept));
+	suite_add_tcase(s, tcase("via", test_via));
 	return s;
 }
 
