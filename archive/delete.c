@@ -279,7 +279,9 @@ archive_delete_recover(struct archive *ar)
 	DIR *d;
 	int fd;
 
-	fd = dup(ar->data_fd);
+	/* Its own offset: a dup's would leave data_fd's at the end for the
+	 * catalogue's walk. */
+	fd = openat(ar->data_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	d = fd >= 0 ? fdopendir(fd) : NULL;
 	if (d == NULL) {
 		if (fd >= 0)
