@@ -157,14 +157,21 @@ wss_conn_revoked(const struct wss_conn *c, const struct tok_store *store)
 	return c->has_token && tok_digest_revoked(store, c->token);
 }
 
-/* Closes every connection but spare whose token is on store's revocation list. */
+void
+wss_conn_hold(struct wss_conn *c)
+{
+	c->held = true;
+}
+
+/* Closes every connection (but the held ones) whose token is on store's
+ * revocation list. */
 static int
-wss_close_revoked(struct wss *w, const struct tok_store *store, const struct wss_conn *spare)
+wss_close_revoked(struct wss *w, const struct tok_store *store)
 {
 	int n = 0;
 
 	for (struct wss_conn *c = w->conns; c != NULL; c = c->next) {
-		if (c != spare && !c->closing && wss_conn_revoked(c, store)) {
+		if (!c->held && !c->closing && wss_conn_revoked(c, store)) {
 			wss_conn_close(c, 3004, "Token revoked");
 			n++;
 		}
@@ -175,13 +182,6 @@ wss_close_revoked(struct wss *w, const struct tok_store *store, const struct wss
 int
 wss_revoke(struct wss *w, struct tok_store *store, const msgpack_object *body)
 {
-	return wss_revoke_sparing(w, store, body, NULL);
-}
-
-int
-wss_revoke_sparing(struct wss *w, struct tok_store *store, const msgpack_object *body,
-		   const struct wss_conn *spare)
-{
 	const char *secret;
 	size_t len;
 	int r, n;
@@ -191,7 +191,7 @@ wss_revoke_sparing(struct wss *w, struct tok_store *store, const msgpack_object 
 	r = tok_revoke(store, secret, len);
 	if (r < 0)
 		return r;
-	n = wss_close_revoked(w, store, spare);
+	n = wss_close_revoked(w, store);
 	log_info("a token was revoked: %d connection%s closed", n, n == 1 ? "" : "s");
 	return n;
 }
@@ -203,7 +203,7 @@ wss_revoke_list(struct wss *w, struct tok_store *store, const uint8_t *digests, 
 
 	if (r < 0)
 		return r;
-	r = wss_close_revoked(w, store, NULL);
+	r = wss_close_revoked(w, store);
 	if (r > 0)
 		log_info("%d connection%s of revoked tokens closed", r, r == 1 ? "" : "s");
 	return r;

@@ -151,12 +151,11 @@ int wss_conn_check_token(struct wss_conn *c, const struct tok_store *store,
  * 3004. Returns how many were closed, -EINVAL without a token, -ENOENT for a
  * token the store does not know. */
 int wss_revoke(struct wss *w, struct tok_store *store, const msgpack_object *body);
-/* The same, but spare is left open even when it uses the token: its owner
- * closes it (the console answers the revocation on it first). */
-int wss_revoke_sparing(struct wss *w, struct tok_store *store, const msgpack_object *body,
-		       const struct wss_conn *spare);
 /* c was registered with a token on store's revocation list. */
 bool wss_conn_revoked(const struct wss_conn *c, const struct tok_store *store);
+/* From now on no revocation closes c: its owner does (the console answers
+ * an operator's revocation of their own token first). */
+void wss_conn_hold(struct wss_conn *c);
 /* vigild's "revoked" list (stage_revoked()): makes it store's whole list
  * (tok_set_revoked: the digests not on it are lifted) and closes every
  * connection registered with a token on it with 3004. Returns how many were

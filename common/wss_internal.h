@@ -83,6 +83,7 @@ struct wss_conn {
 	char close_reason[124];
 	bool registered;
 	bool has_token;
+	bool held;                        /* wss_conn_hold: a revocation leaves it to its owner */
 	uint8_t token[TOK_DIGEST_LEN];    /* digest of the token it registered with */
 	alignas(16) unsigned char data[]; /* the stage's per-connection state */
 };

@@ -297,20 +297,21 @@ con_revoke(struct httpd *h, struct wss_conn *c, const msgpack_object *p)
 	}
 	log_info("operator %s revoked a token", con_sess(c)->name);
 	tok_revoke(h->tok, tok, len);
+	/* This operator's own token: it takes no request more, and closes once
+	 * it has its answer (the revocation coming back over the bus too). */
+	if (wss_conn_revoked(c, h->tok)) {
+		con_sess(c)->revoked = true;
+		wss_conn_hold(c);
+	}
 	mjpeg_revoked(h);
-	wss_revoke_sparing(
-		con_of(h)->wss, h->tok,
-		&(msgpack_object){
-			.type = MSGPACK_OBJECT_MAP,
-			.via.map = { 1, &(msgpack_object_kv){ .key = { .type = MSGPACK_OBJECT_STR,
+	wss_revoke(con_of(h)->wss, h->tok,
+		   &(msgpack_object){ .type = MSGPACK_OBJECT_MAP,
+				      .via.map = { 1, &(msgpack_object_kv){
+							      .key = { .type = MSGPACK_OBJECT_STR,
 								       .via.str = { 5, "token" } },
 							      .val = { .type = MSGPACK_OBJECT_STR,
 								       .via.str = { (uint32_t)len,
-										    tok } } } } },
-		c);
-	/* This operator's own token: it takes no request more, and closes once
-	 * it has its answer. */
-	con_sess(c)->revoked = wss_conn_revoked(c, h->tok);
+										    tok } } } } });
 	/* Last: the answer may come at once (a record that cannot be queued). */
 	audit_emit(stage_audit(h->st), rec, CON_AUDIT_WAIT_MS, con_revoke_recorded, w);
 }
