@@ -6,9 +6,11 @@ record) and HEAD export.mp4 (the same plan, cached after the first request,
 and no record): time to the status line, p50/p90/p99 of each, and the
 difference. Then the same GETs while 5 threads make records as fast as they
 can (refused tokens, 20 records/s each stage; history reads) to show the
-batching at work. Bounded: --requests pairs (default 300). No assertion on
-timings: the figures go into docs/benchmarks.md.
-  tests/bench_audit.py [--requests 300]"""
+batching at work. Then --deletes hard deletes of sessions written by hand
+(docs/archive.md "Deletion": the intent, the record fsynced, then the
+removal), time to the 204. Bounded: --requests pairs (default 300). No
+assertion on timings: the figures go into docs/benchmarks.md.
+  tests/bench_audit.py [--requests 300] [--deletes 100]"""
 import argparse
 import http.client
 import os
@@ -68,10 +70,12 @@ def line(name, xs):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=300)
+    ap.add_argument("--deletes", type=int, default=100)
     a = ap.parse_args()
     v = Vigil(extra=AUTH)
     data = os.path.join(v.dir, "data")
     sid, sess, base = write_session(data, torn=False)
+    doomed = [write_session(data, torn=False)[2] for _ in range(a.deletes)]
     v.start()
     try:
         host, port = v.stage("httpd")["listen"].rsplit(":", 1)
@@ -102,6 +106,15 @@ def main():
             for t in threads:
                 t.join()
         print(line("GET export.mp4 beside 5 readers", get2))
+        dels = []
+        c = http.client.HTTPConnection(host, port, timeout=30)
+        for path in doomed:
+            st, t = ttfb(c, "DELETE", path, {"Authorization": "Bearer " + AT})
+            assert st == 204, st
+            dels.append(t)
+        c.close()
+        if dels:
+            print(line("DELETE (intent, record fsynced, removal)", dels))
         st = v.status()
         arch = next(s for s in st["stages"] if s["name"] == "archive")
         stats = (arch.get("heartbeat") or {}).get("stats") or {}
