@@ -140,6 +140,22 @@ str_of(json_t *rec, const char *key)
 	return s;
 }
 
+/* rec's keys are keys[0..n), in that order. */
+static void
+assert_keys(json_t *rec, const char *const *keys, size_t n)
+{
+	const char *key;
+	json_t *val;
+	size_t i = 0;
+
+	json_object_foreach(rec, key, val)
+	{
+		ck_assert_uint_lt(i, n);
+		ck_assert_str_eq(key, keys[i++]);
+	}
+	ck_assert_uint_eq(i, n);
+}
+
 static struct relay_viewlog *
 open_log(struct audit *a, int64_t now)
 {
@@ -160,9 +176,6 @@ START_TEST(test_a_view_from_begin_to_done)
 	struct stat sb;
 	const char *keys[] = { "time",       "actor",     "role", "remote", "action",
 			       "sentinelId", "sessionId", "from", "to",     "id" };
-	const char *key;
-	json_t *val;
-	size_t i = 0;
 	char *text;
 
 	ck_assert_int_eq(stat(path, &sb), -1); /* no view yet: no file */
@@ -179,12 +192,7 @@ START_TEST(test_a_view_from_begin_to_done)
 			       "{\"alive\":2500}\n"
 			       "{\"k\":1,\"to\":3000}\n");
 	ck_assert_uint_eq(n_sent, 1);
-	json_object_foreach(sent[0], key, val)
-	{
-		ck_assert_uint_lt(i, 10);
-		ck_assert_str_eq(key, keys[i++]);
-	}
-	ck_assert_uint_eq(i, 10);
+	assert_keys(sent[0], keys, 10);
 	ck_assert_int_eq(int_of(sent[0], "time"), 3000);
 	ck_assert_int_eq(int_of(sent[0], "from"), 2000);
 	ck_assert_int_eq(int_of(sent[0], "to"), 3000);
@@ -398,9 +406,6 @@ START_TEST(test_via)
 	struct relay_view *v;
 	const char *keys[] = { "time",      "actor", "role", "remote", "action", "sentinelId",
 			       "sessionId", "from",  "to",   "via",    "id" };
-	const char *key;
-	json_t *val;
-	size_t i = 0;
 	char dir[96];
 
 	put("{\"k\":3,\"actor\":\"a\",\"role\":\"proctor\",\"remote\":\"1.2.3.4\","
@@ -412,12 +417,7 @@ START_TEST(test_via)
 	v = relay_viewlog_begin(vl, "b", "proctor", "1.2.3.4", SID, SES, 9100);
 	relay_viewlog_end(vl, v, 9200);
 	ck_assert_uint_eq(n_sent, 2);
-	json_object_foreach(sent[0], key, val)
-	{
-		ck_assert_uint_lt(i, 11);
-		ck_assert_str_eq(key, keys[i++]);
-	}
-	ck_assert_uint_eq(i, 11);
+	assert_keys(sent[0], keys, 11);
 	ck_assert_int_eq(int_of(sent[0], "to"), 2000);
 	ck_assert_str_eq(str_of(sent[0], "via"), "live.mjpeg");
 	ck_assert_str_eq(str_of(sent[1], "via"), "live.mjpeg");
