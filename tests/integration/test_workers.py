@@ -64,9 +64,10 @@ def wait_for(pred, timeout, what):
         time.sleep(0.1)
 
 
-def rolling_restart(v, proctors, sentinels, tmp, restart=("restart", "relay")):
+def rolling_restart(v, proctors, sentinels, tmp, restart=("restart", "relay"), before=None):
     """Sentinels and proctors (which come back after each 1012) stream through
-    v; `vigilctl restart relay` once every proctor streams. Returns the
+    v; `vigilctl restart relay` once every proctor streams (and before() has
+    run, if given). Returns the
     proctors' and the sentinels' figures and the seconds the restart took."""
     setup_s, before_s, after_s = 8 + proctors // 100, 2, 6
     start_ms = int(time.time() * 1000) + setup_s * 1000
@@ -106,7 +107,9 @@ def rolling_restart(v, proctors, sentinels, tmp, restart=("restart", "relay")):
         # Each worker serves some, and each proctor has a segment before the restart.
         wait_for(lambda: time.time() * 1000 >= start_ms + before_s * 1000, setup_s + before_s + 5,
                  "the restart's time")
-        before = {s["name"]: s["pid"] for s in v.workers()}
+        if before is not None:
+            before()
+        pids = {s["name"]: s["pid"] for s in v.workers()}
         t0 = time.monotonic()
         res = v.ctl(*restart)
         took = time.monotonic() - t0
@@ -121,7 +124,7 @@ def rolling_restart(v, proctors, sentinels, tmp, restart=("restart", "relay")):
         pro["stderr"] = tail("proctors")[-600:]
         with open(logs["sentinels"][0]) as f:
             sen = json.load(f)
-        return pro, sen, took, before, after, res.stdout
+        return pro, sen, took, pids, after, res.stdout
     finally:
         for p in procs:
             if p.poll() is None:
@@ -141,7 +144,12 @@ class Rolling(unittest.TestCase):
         tmp = tempfile.mkdtemp(dir=v.dir)
         v.start()
         try:
-            pro, sen, took, before, after, out = rolling_restart(v, PROCTORS, SENTINELS, tmp)
+            # Once all are in, a handshake cap under each worker's share of
+            # the proctors: their 1012s all at once would be refused by the
+            # other worker; paced, none is.
+            pro, sen, took, before, after, out = rolling_restart(
+                v, PROCTORS, SENTINELS, tmp,
+                before=lambda: v.ctl("config", "set", "limits.max_handshakes", str(PROCTORS // 4)))
             refused = sum((s.get("heartbeat") or {}).get("stats", {}).get(k, 0)
                           for s in v.workers() for k in ("refusedPerIp", "refusedHandshakes"))
         finally:
