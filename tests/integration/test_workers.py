@@ -19,7 +19,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 from proctor import Closed, Proctor  # noqa: E402
-from vigil import BUILD, SOURCE, Vigil, alive  # noqa: E402
+from vigil import BUILD, SOURCE, Vigil, alive, until  # noqa: E402
 from wsclient import Client  # noqa: E402
 
 import websocket  # noqa: E402
@@ -52,17 +52,6 @@ def close_code(p, timeout=15):
         return 1012
 
 
-def wait_for(pred, timeout, what):
-    """Polls pred (a cheap look at vigild's status) until true; bounded."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = pred()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.1)
-
 
 def rolling_restart(v, proctors, sentinels, tmp, restart=("restart", "relay"), before=None):
     """Sentinels and proctors (which come back after each 1012) stream through
@@ -94,7 +83,7 @@ def rolling_restart(v, proctors, sentinels, tmp, restart=("restart", "relay"), b
                                  "--ids-out", ids, "--fixtures", FIX,
                                  "--segment-bytes", "20000"])]
     try:
-        wait_for(lambda: os.path.exists(ids) or procs[0].poll() is not None, setup_s,
+        until(lambda: os.path.exists(ids) or procs[0].poll() is not None, setup_s,
                  "the sentinels' ids")
         if procs[0].poll() is not None:
             raise AssertionError("bench_relay: " + tail("sentinels"))
@@ -102,10 +91,10 @@ def rolling_restart(v, proctors, sentinels, tmp, restart=("restart", "relay"), b
                                         "--token", PTOKEN, "--ids", ids, "--first", "0",
                                         "--count", str(proctors), "--subs", "1",
                                         "--reconnect"]))
-        wait_for(lambda: "ready" in tail("proctors") or procs[1].poll() is not None,
+        until(lambda: "ready" in tail("proctors") or procs[1].poll() is not None,
                  setup_s, "every proctor registered")
         # Each worker serves some, and each proctor has a segment before the restart.
-        wait_for(lambda: time.time() * 1000 >= start_ms + before_s * 1000, setup_s + before_s + 5,
+        until(lambda: time.time() * 1000 >= start_ms + before_s * 1000, setup_s + before_s + 5,
                  "the restart's time")
         if before is not None:
             before()
@@ -205,7 +194,7 @@ class Workers(unittest.TestCase):
                 if m:
                     return m.group(1)
             return None
-        return wait_for(look, 10, "proctor %s in relay's log" % proctor_id)
+        return until(look, 10, "proctor %s in relay's log" % proctor_id)
 
     def one_on_each(self):
         """Proctors registered until each worker has one: {worker: (proctor, id)}."""
@@ -273,12 +262,12 @@ class Workers(unittest.TestCase):
             return sum(n or 0 for n in load.values())
 
         # The four of this test, once those of the tests before are gone.
-        n = wait_for(lambda: total(self.load()) == 4 and 4, 15, "heartbeats")
+        n = until(lambda: total(self.load()) == 4 and 4, 15, "heartbeats")
         # server.status on a worker counts the other's proctors too.
         msg, _ = p0.wait(lambda m: m["type"] == "server.status" and
                          m["payload"]["proctors"] == n, 10, "server.status of every worker")
         self.assertEqual(msg["payload"]["stages"]["relay"], "running")
-        st = wait_for(lambda: (lambda j: j if j["proctors"] == n else None)(
+        st = until(lambda: (lambda j: j if j["proctors"] == n else None)(
             json.loads(self.http("/api/status"))), 10, "/api/status")
         self.assertEqual([w["name"] for w in st["stages"]["relay"]["workers"]],
                          ["relay/0", "relay/1"])
@@ -297,7 +286,7 @@ class Workers(unittest.TestCase):
         mine = self.one_on_each()
         others = [p for p, _ in mine.values()]
         # Those of the tests before are gone: one proctor on each worker.
-        wait_for(lambda: self.load() == {"relay/0": 1, "relay/1": 1}, 15, "heartbeats")
+        until(lambda: self.load() == {"relay/0": 1, "relay/1": 1}, 15, "heartbeats")
         w = self.v.watch()
         self.addCleanup(w.close)
         self.assertTrue(self.v.request(cmd="config.set", key="limits.max_proctors",
