@@ -124,6 +124,7 @@ void
 con_stage_result(struct con_pending *pd, const msgpack_object *body)
 {
 	char stage[16] = "", state[16] = "", err[256];
+	const msgpack_object *pids;
 	struct wss_msg m;
 	int64_t pid = 0;
 
@@ -134,10 +135,19 @@ con_stage_result(struct con_pending *pd, const msgpack_object *body)
 		return;
 	}
 	mp_get_int(body, "pid", &pid);
-	con_result_ok(&m, "operator.stage.set", 3);
+	/* A stage of several processes (relay's workers): pid is the first's,
+	 * pids every one's, as vigild gives them. */
+	pids = mp_map_get(body, "pids");
+	if (pids != NULL && pids->type != MSGPACK_OBJECT_ARRAY)
+		pids = NULL;
+	con_result_ok(&m, "operator.stage.set", pids != NULL ? 4 : 3);
 	mp_pack_kv_str(&m.pk, "stage", stage);
 	mp_pack_kv_str(&m.pk, "state", state);
 	mp_pack_kv_int(&m.pk, "pid", pid);
+	if (pids != NULL) {
+		mp_pack_str(&m.pk, "pids");
+		msgpack_pack_object(&m.pk, *pids);
+	}
 	wss_msg_send(pd->c, &m);
 }
 

@@ -18,6 +18,7 @@ import unittest
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
+from console_client import Operator  # noqa: E402
 from proctor import Closed, Proctor  # noqa: E402
 from vigil import BUILD, SOURCE, Vigil, alive, until  # noqa: E402
 from wsclient import Client  # noqa: E402
@@ -355,6 +356,30 @@ class Workers(unittest.TestCase):
         p0 = mine["relay/0"][0]
         p0.send("proctor.ping", {})
         p0.wait(lambda m: m["type"] == "server.pong", 10, "pong from relay/0")
+
+    def test_console_restart_is_rolling_and_names_every_pid(self):
+        mine = self.one_on_each()
+        before = {s["name"]: s["pid"] for s in self.v.workers()}
+        o = Operator("ws://%s/api/ws" % self.v.stage("httpd")["listen"])
+        self.addCleanup(o.close)
+        o.auth(OTOKEN)
+        o.send("operator.stage.set", {"stage": "relay", "state": "restart"})
+        res = o.result("operator.stage.set", timeout=30)
+        after = {s["name"]: s["pid"] for s in self.v.workers()}
+        self.assertEqual((res["stage"], res["state"]), ("relay", "restart"), res)
+        self.assertEqual(res["pids"], [after["relay/0"], after["relay/1"]], res)
+        self.assertEqual(res["pid"], after["relay/0"])
+        self.assertFalse(set(before.values()) & set(after.values()), (before, after))
+        # one at a time: relay/1 was started again only after relay/0 ran
+        lines = self.v.request(cmd="logs", stage="relay", lines=1000)["lines"]
+        started = [i for i, line in enumerate(lines) if " info: started " in line and
+                   ("[%d]" % after["relay/0"] in line or "[%d]" % after["relay/1"] in line)]
+        stopped = [i for i, line in enumerate(lines)
+                   if "[%d] info: stopped" % before["relay/1"] in line]
+        self.assertEqual(len(started), 2, lines[-20:])
+        self.assertTrue(stopped and started[0] < stopped[0] < started[1], lines[-40:])
+        for w in ("relay/0", "relay/1"):
+            self.assertEqual(close_code(mine[w][0]), 1012)
 
     def test_a_worker_down_shows_in_server_status(self):
         mine = self.one_on_each()
