@@ -467,8 +467,9 @@ class ConsoleFlood(OperatorCase):
                 if stages is not None:
                     self.assertEqual({x["stage"] for x in lines} - set(stages), set(),
                                      (name, lines))
-                relay = [x for x in lines if x["stage"] == "relay"]
-                self.assertEqual(bool(relay), name in ("every", "debug"), (name, lines))
+                if name != "every":  # every read relay's line above
+                    relay = [x for x in lines if x["stage"] == "relay"]
+                    self.assertEqual(bool(relay), name == "debug", (name, lines))
         self.both(body)
 
     def test_killed_stage_answers_once_back_with_a_new_pid(self):
@@ -574,7 +575,7 @@ class ConsoleEnd(OperatorCase):
         early.wait(lambda m: m["type"] == "server.pong", 10, "server.pong")
 
     def test_z_shutdown_tells_everyone_then_stops(self):
-        """operator.shutdown { in: 1.5 }: its answer and every operator,
+        """operator.shutdown { in: 2.5 }: its answer and every operator,
         proctor and sentinel get server.shutdown { at }, an operator who
         signs in later too; at `at` vigil stops, closing each with 1001."""
         cam = Client("ws://%s/sentinel" % self.v.stage("ingest")["listen"])
@@ -585,14 +586,14 @@ class ConsoleEnd(OperatorCase):
         p.register(PTOKEN)
         o, other = self.op(binary=True), self.op(O2TOKEN)
         t0 = time.time()
-        o.send("operator.shutdown", {"in": 1.5})
+        o.send("operator.shutdown", {"in": 2.5})
         msg, first = o.wait(lambda m: m["type"] == "server.result", 10, "operator.shutdown")
         t1 = time.time()
         res = msg["payload"]
         self.assertEqual((res["ref"], res["status"]), ("operator.shutdown", "OK"), res)
         at = res["at"]
-        # vigild's clock when it took the request, 1.5 s on
-        self.assertTrue(int(t0 * 1000) + 1500 <= at <= int(t1 * 1000) + 1501, (t0, at, t1))
+        # vigild's clock when it took the request, 2.5 s on (a fraction kept)
+        self.assertTrue(int(t0 * 1000) + 2500 <= at <= int(t1 * 1000) + 2501, (t0, at, t1))
         late = self.op()
         self.assertEqual(late.expect("server.shutdown")["at"], at)
         for who, c in (("operator", o), ("other operator", other), ("late operator", late),
