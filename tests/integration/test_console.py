@@ -425,7 +425,6 @@ class ConsoleFlood(OperatorCase):
         self.assertEqual(msg["payload"]["level"], "warn")
         self.assertEqual(self.v.stage("httpd")["pid"], pid)
 
-
     def test_console_filters_leave_out_other_stages_and_lower_levels(self):
         """Followers of archive at each level, and one of every stage: each
         gets archive's lines at or above its level, in order, and an
