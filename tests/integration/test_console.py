@@ -481,7 +481,7 @@ class ConsoleFlood(OperatorCase):
             o = self.op(binary=binary)
             old = self.v.stage("archive")["pid"]
             self.stages.hold()
-            self.addCleanup(self.stages.release)
+            self.addCleanup(self.stages.unhold)
             o.send("operator.stage.set", {"stage": "archive", "state": "kill"})
             held, seen = o.wait(lambda m: m["type"] == "server.status" and
                                 m["payload"]["stages"]["archive"] == "starting", 15,
@@ -589,7 +589,7 @@ class ConsoleEnd(OperatorCase):
         msg, first = o.wait(lambda m: m["type"] == "server.result", 10, "operator.shutdown")
         t1 = time.time()
         res = msg["payload"]
-        self.assertEqual((res["ref"], res["status"]), ("operator.shutdown", "OK"), res)
+        self.assertEqual((res["ref"], res.get("status")), ("operator.shutdown", "OK"), res)
         at = res["at"]
         # vigild's clock when it took the request, 2.5 s on (a fraction kept)
         self.assertTrue(int(t0 * 1000) + 2500 <= at <= int(t1 * 1000) + 2501, (t0, at, t1))

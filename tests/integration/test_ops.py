@@ -398,24 +398,29 @@ class StageDir:
         open(self.held, "w").close()
 
     def release(self, timeout=30):
-        """Lets a held start go on (it waits at the gate)."""
-        if not os.path.exists(self.held):
-            return
-        os.unlink(self.held)
+        """Lets a held start go on: waits (timeout) for it to open the gate,
+        then closes the gate's other end."""
         opened = []
         t = threading.Thread(target=lambda: opened.append(open(self.gate, "w").close()))
         t.start()
         t.join(timeout)
-        if not opened:  # no start waits: our own reader lets the thread go
+        os.unlink(self.held)
+        if not opened:  # nothing waits: our own reader lets the thread go
             os.close(os.open(self.gate, os.O_RDONLY | os.O_NONBLOCK))
             t.join()
             raise AssertionError("no held start of archive waited at the gate")
 
-    def remove(self):
-        try:  # a start still held (a test that failed) ends its wait
+    def unhold(self):
+        """No start is held from now on (a cleanup: lets one that waits go)."""
+        if os.path.exists(self.held):
+            os.unlink(self.held)
+        try:
             os.close(os.open(self.gate, os.O_WRONLY | os.O_NONBLOCK))
-        except OSError:
+        except OSError:  # ENXIO: none waits
             pass
+
+    def remove(self):
+        self.unhold()  # a start still held (a test that failed) ends its wait
         for name in os.listdir(self.dir):
             os.unlink(os.path.join(self.dir, name))
         os.rmdir(self.dir)
