@@ -521,7 +521,7 @@ class ConsoleEnd(OperatorCase):
         # soon: within the 60 s of warning from the start, so the test waits
         # for the expiry only; later: warned some seconds in.
         now = int(time.time())
-        cls.soon, cls.later = now + 14, now + 70
+        cls.soon, cls.later = now + 11, now + 68
         stamp = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))  # noqa: E731
         cls.v = Vigil(extra=AUTH + (
             '    - { name: soon, role: operator, token: "soon-secret", expires: %s }\n'
