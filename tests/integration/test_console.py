@@ -595,9 +595,11 @@ class ConsoleEnd(OperatorCase):
         self.assertTrue(int(t0 * 1000) + 2500 <= at <= int(t1 * 1000) + 2501, (t0, at, t1))
         late = self.op()
         self.assertEqual(late.expect("server.shutdown")["at"], at)
-        for who, c in (("operator", o), ("other operator", other), ("late operator", late),
-                       ("proctor", p), ("sentinel", cam)):
+        # in vigild's stop order: ingest, relay, httpd
+        for who, c in (("sentinel", cam), ("proctor", p), ("operator", o),
+                       ("other operator", other), ("late operator", late)):
             (code, reason), before = c.expect_close(timeout=30)
+            c.close()
             self.assertGreaterEqual(time.time() * 1000, at, who)
             self.assertEqual(code, 1001, (who, reason))
             if c is o:  # the asker's notice may come before its answer
