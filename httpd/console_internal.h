@@ -39,7 +39,7 @@ struct con_sess {
 	char name[64];         /* the token's configured name */
 	int64_t token_expires; /* unix s, 0: never */
 	bool expiry_warned;
-	uint32_t follow;      /* stages whose new lines are pushed (bit per stage, CON_VIGILD) */
+	uint32_t follow;      /* stages whose new lines are pushed (bit 1 << bus_stage_parse()) */
 	enum con_level level; /* and from which level on */
 	uint64_t dropped;     /* lines that found the queue full since the last said so */
 	struct con_out *backlog;

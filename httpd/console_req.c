@@ -267,6 +267,8 @@ con_revoke(struct httpd *h, struct wss_conn *c, const msgpack_object *p)
 										    tok } } } } });
 }
 
+/* in: a number of seconds, a fraction too (PROTOCOL.md section 7; vigilctl
+ * shutdown --in 2.5 and vigild take them). */
 void
 con_shutdown(struct httpd *h, struct wss_conn *c, const msgpack_object *p)
 {
@@ -274,9 +276,10 @@ con_shutdown(struct httpd *h, struct wss_conn *c, const msgpack_object *p)
 	struct con_pending *pd;
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
-	int64_t in;
+	double in = -1;
 
-	if (mp_get_int(p, "in", &in) < 0 || in < 0 || in > CON_SHUTDOWN_MAX_S) {
+	/* NaN fails both comparisons. */
+	if (mp_get_double(p, "in", &in) < 0 || !(in >= 0 && in <= CON_SHUTDOWN_MAX_S)) {
 		con_error(c, ref, "in must be a number of seconds from 0 to %d",
 			  CON_SHUTDOWN_MAX_S);
 		return;
@@ -285,9 +288,11 @@ con_shutdown(struct httpd *h, struct wss_conn *c, const msgpack_object *p)
 	if (pd == NULL)
 		return;
 	con_bus_begin(&sb, &pk, "shutdown.request", pd->ref, 1);
-	mp_pack_kv_int(&pk, "in", in);
-	con_bus_send_recorded(h, c, &sb, "shutdown", json_pack("{s:I}", "in", (json_int_t)in));
-	log_info("operator %s: shutdown in %lld s", con_sess(c)->name, (long long)in);
+	mp_pack_kv_double(&pk, "in", in);
+	/* The record keeps the number as the operator gave it (5, or 2.5). */
+	con_bus_send_recorded(h, c, &sb, "shutdown",
+			      json_pack("{s:o*}", "in", mp_to_json(mp_map_get(p, "in"))));
+	log_info("operator %s: shutdown in %g s", con_sess(c)->name, in);
 }
 
 /* shutdown.result: the one who asked hears when, or why not. */
