@@ -321,6 +321,47 @@ wss_close_all(struct wss *w)
 		wss_close_stopping(w, c);
 }
 
+/* A worker that restarts sends its clients to the other workers. All at
+ * once, their reconnections would meet the others' handshake cap
+ * (limits.max_handshakes counts each process's connections not yet
+ * registered, and a reconnection under load takes 100 ms or more to
+ * register): a batch every WSS_PACE_MS instead, a 32nd of the cap (1,600 a
+ * second for the default 512), the rest streaming meanwhile; at most
+ * WSS_PACE_ROUNDS of them, so that a crowded worker still stops in time.
+ * Anything else closes everyone at once. */
+static void
+wss_close_paced(struct wss *w)
+{
+	int64_t cap = w->cfg->max_handshakes, until, now;
+	size_t batch = cap >= 32 ? (size_t)(cap / 32) : 1, n;
+	bool more = true;
+
+	if (stage_worker(w->st) < 0 || !stage_restarting(w->st) || cap <= 0) {
+		wss_close_all(w);
+		return;
+	}
+	if (batch < (w->n_open + WSS_PACE_ROUNDS - 1) / WSS_PACE_ROUNDS)
+		batch = (w->n_open + WSS_PACE_ROUNDS - 1) / WSS_PACE_ROUNDS;
+	w->closing_all = true;
+	while (more) {
+		more = false;
+		n = 0;
+		for (struct wss_conn *c = w->conns; c != NULL; c = c->next) {
+			if (c->closing || c->state == WSS_C_GONE)
+				continue;
+			if (n == batch) {
+				more = true;
+				break;
+			}
+			wss_close_stopping(w, c);
+			n++;
+		}
+		until = proc_mono_ms() + WSS_PACE_MS;
+		while (more && (now = proc_mono_ms()) < until)
+			srv_once(w->srv, (int)(until - now));
+	}
+}
+
 size_t
 wss_open_count(const struct wss *w)
 {
@@ -371,7 +412,7 @@ wss_run(struct wss *w)
 	/* A connection accepted from now on would only be dropped at the exit:
 	 * it goes to another worker, or waits for the next process. */
 	srv_stop_accepting(w->srv);
-	wss_close_all(w);
+	wss_close_paced(w);
 	/* Until every close frame is out, not only queued: a connection leaves
 	 * n_open when its close is queued, and one still in srv when the stage
 	 * exits would end in a reset (1006) instead of its 1012. */

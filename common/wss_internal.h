@@ -22,6 +22,8 @@
 #define WSS_REPLIES_MAX 256          /* queued replies per connection */
 #define WSS_RX_KEEP     (1u << 20)   /* a larger receive buffer is freed after use */
 #define WSS_DRAIN_MS    2000         /* at stop: time for clients to get their close */
+#define WSS_PACE_MS     10           /* a restarting worker's 1012s: a batch this often */
+#define WSS_PACE_ROUNDS 100          /* ... in at most this many batches */
 #define WSS_LINGER_MS   2000         /* after our close: time for the client's */
 #define WSS_PREREG_MAX  (64u << 10)  /* a message before the register */
 #define WSS_BATCH_BYTES (256u << 10) /* handed to srv at once; the rest stays droppable */

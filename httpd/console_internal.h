@@ -40,7 +40,7 @@ struct con_sess {
 	int64_t token_expires; /* unix s, 0: never */
 	bool expiry_warned;
 	bool revoked;         /* its own token was revoked from it: closed once answered */
-	uint32_t follow;      /* stages whose new lines are pushed (bit per stage, CON_VIGILD) */
+	uint32_t follow;      /* stages whose new lines are pushed (bit 1 << bus_stage_parse()) */
 	enum con_level level; /* and from which level on */
 	uint64_t dropped;     /* lines that found the queue full since the last said so */
 	struct con_out *backlog;

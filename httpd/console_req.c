@@ -130,6 +130,7 @@ void
 con_stage_result(struct con_pending *pd, const msgpack_object *body)
 {
 	char stage[16] = "", state[16] = "", err[256];
+	const msgpack_object *pids;
 	struct wss_msg m;
 	int64_t pid = 0;
 
@@ -140,10 +141,19 @@ con_stage_result(struct con_pending *pd, const msgpack_object *body)
 		return;
 	}
 	mp_get_int(body, "pid", &pid);
-	con_result_ok(&m, "operator.stage.set", 3);
+	/* A stage of several processes (relay's workers): pid is the first's,
+	 * pids every one's, as vigild gives them. */
+	pids = mp_map_get(body, "pids");
+	if (pids != NULL && pids->type != MSGPACK_OBJECT_ARRAY)
+		pids = NULL;
+	con_result_ok(&m, "operator.stage.set", pids != NULL ? 4 : 3);
 	mp_pack_kv_str(&m.pk, "stage", stage);
 	mp_pack_kv_str(&m.pk, "state", state);
 	mp_pack_kv_int(&m.pk, "pid", pid);
+	if (pids != NULL) {
+		mp_pack_str(&m.pk, "pids");
+		msgpack_pack_object(&m.pk, *pids);
+	}
 	wss_msg_send(pd->c, &m);
 }
 
@@ -316,6 +326,8 @@ con_revoke(struct httpd *h, struct wss_conn *c, const msgpack_object *p)
 	audit_emit(stage_audit(h->st), rec, CON_AUDIT_WAIT_MS, con_revoke_recorded, w);
 }
 
+/* in: a number of seconds, a fraction too (PROTOCOL.md section 7; vigilctl
+ * shutdown --in 2.5 and vigild take them). */
 void
 con_shutdown(struct httpd *h, struct wss_conn *c, const msgpack_object *p)
 {
@@ -323,9 +335,10 @@ con_shutdown(struct httpd *h, struct wss_conn *c, const msgpack_object *p)
 	struct con_pending *pd;
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
-	int64_t in;
+	double in = -1;
 
-	if (mp_get_int(p, "in", &in) < 0 || in < 0 || in > CON_SHUTDOWN_MAX_S) {
+	/* NaN fails both comparisons. */
+	if (mp_get_double(p, "in", &in) < 0 || !(in >= 0 && in <= CON_SHUTDOWN_MAX_S)) {
 		con_error(c, ref, "in must be a number of seconds from 0 to %d",
 			  CON_SHUTDOWN_MAX_S);
 		return;
@@ -334,9 +347,11 @@ con_shutdown(struct httpd *h, struct wss_conn *c, const msgpack_object *p)
 	if (pd == NULL)
 		return;
 	con_bus_begin(&sb, &pk, "shutdown.request", pd->ref, 1);
-	mp_pack_kv_int(&pk, "in", in);
-	con_bus_send_recorded(h, c, &sb, "shutdown", json_pack("{s:I}", "in", (json_int_t)in));
-	log_info("operator %s: shutdown in %lld s", con_sess(c)->name, (long long)in);
+	mp_pack_kv_double(&pk, "in", in);
+	/* The record keeps the number as the operator gave it (5, or 2.5). */
+	con_bus_send_recorded(h, c, &sb, "shutdown",
+			      json_pack("{s:o*}", "in", mp_to_json(mp_map_get(p, "in"))));
+	log_info("operator %s: shutdown in %g s", con_sess(c)->name, in);
 }
 
 /* shutdown.result: the one who asked hears when, or why not. */

@@ -5,7 +5,9 @@
      (vigild answers once relay runs again with a new pid);
   2. the time from a log line written by a stage to its server.console at an
      operator: flood.py beside archive writes 1,000 lines at 200 a second, each
-     stamped (ms) when written; received minus stamped, p50/p99;
+     stamped (ms) when written (in vigil's log format, or for the one in ten
+     that is GStreamer-style, "written MS" at its end); received minus
+     stamped, p50/p99;
   3. httpd's CPU with 10 operators following the console during a flood of
      1,000 lines a second, against the same flood with none.
 No assertion on timings: the figures go into docs/benchmarks.md.
@@ -29,6 +31,7 @@ from vigil import BUILD, SOURCE, Vigil  # noqa: E402
 OTOKEN, PTOKEN = "bench-operator-secret", "bench-proctor-secret"
 SENTINELS, PROCTORS, SUBS = 20, 200, 4
 STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{3})Z")
+WRITTEN = re.compile(r" written (\d+)$")
 
 
 def pct(v, p):
@@ -40,7 +43,8 @@ def line_ms(line):
     """The unix ms a log line was stamped with (UTC, ms)."""
     m = STAMP.match(line)
     if not m:
-        return None
+        m = WRITTEN.search(line)
+        return int(m.group(1)) if m else None
     return int(time.mktime(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S")) - time.timezone) \
         * 1000 + int(m.group(2))
 
@@ -131,7 +135,7 @@ def main():
         t = follower(url, got, stop, ["archive"])
         n, _ = stages.flood(200, 5)
         deadline = time.monotonic() + 10
-        while len(got) < n * 9 // 10 and time.monotonic() < deadline:
+        while len(got) < n and time.monotonic() < deadline:
             time.sleep(0.1)
         stop.set()
         t.join()

@@ -1,19 +1,29 @@
 """An operator-side client of the console (/api/ws, PROTOCOL.md section 7),
 on the proctor client's WebSocket plumbing: operator.auth, requests, and the
 pushes (server.status, server.metrics every second) passed over unless asked
-for."""
+for. An Operator speaks one encoding: JSON text frames, or MessagePack
+binary frames with binary=True (ENCODINGS names both, for tests that run
+once per encoding); the server answers in JSON text either way."""
 from proctor import Closed, Proctor
 
-__all__ = ["Operator", "Closed", "PUSHES"]
+__all__ = ["Operator", "Closed", "PUSHES", "ENCODINGS"]
 
 PUSHES = ("server.status", "server.metrics")
+ENCODINGS = (("json", False), ("msgpack", True))
 
 
 class Operator(Proctor):
+    def __init__(self, url, binary=False, **kw):
+        super().__init__(url, **kw)
+        self.binary = binary
+
+    def send(self, type_, payload=None, binary=None):
+        super().send(type_, payload, self.binary if binary is None else binary)
+
     def expect(self, type_, timeout=10, skip=PUSHES):
         return super().expect(type_, timeout, skip)
 
-    def auth(self, token, binary=False, **extra):
+    def auth(self, token, binary=None, **extra):
         payload = dict(extra)
         if token is not None:
             payload["token"] = token

@@ -10,7 +10,10 @@ Each line read from CMD_FIFO, "RATE SECONDS" (RATE 0: as fast as the pipe
 takes them), starts one flood; when it is over, "LINES ELAPSED_S" goes to
 RESULT_FIFO. Writes block when vigild does not read: what was written is what
 vigild took. Nine lines in ten are in vigil's log format, the tenth is not;
-each says "flood RUN line N" (RUN counts the floods of this process).
+each says "flood RUN line N" (RUN counts the floods of this process), and the
+tenth ends with "written MS" (unix ms, the others' stamp) for a reader that
+times every line. "say LEVEL TEXT" writes one line of that level in vigil's
+format and answers "1 0" when it is written.
 It dies with its stage (PR_SET_PDEATHSIG)."""
 import ctypes
 import os
@@ -26,6 +29,11 @@ def die_with_parent():
         sys.exit(0)
 
 
+def log_stamp(ms):
+    """vigil's log time (common/log.c): UTC, milliseconds."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + ".%03dZ" % (ms % 1000)
+
+
 def flood(run, rate, seconds):
     pid = os.getpid()
     n = 0
@@ -36,15 +44,16 @@ def flood(run, rate, seconds):
         now = time.monotonic()
         if now >= end:
             break
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + ".%03dZ" % (
-            int(time.time() * 1000) % 1000)
+        ms = int(time.time() * 1000)
+        stamp = log_stamp(ms)
         for _ in range(batch):
             n += 1
             if n % 10:
                 line = "%s archive[%d] info: flood %d line %d %s\n" % (
                     stamp, pid, run, n, "x" * 40)
             else:
-                line = "(flood:%d): GStreamer-CRITICAL **: flood %d line %d\n" % (pid, run, n)
+                line = "(flood:%d): GStreamer-CRITICAL **: flood %d line %d written %d\n" % (
+                    pid, run, n, ms)
             os.write(2, line.encode())
         if rate:
             # Paced: the next batch when its time comes.
@@ -61,9 +70,16 @@ def main():
     while True:
         with open(cmd_fifo) as f:  # blocks until the test opens it
             for req in f:
-                rate, seconds = req.split()
-                run += 1
-                n, elapsed = flood(run, int(rate), float(seconds))
+                if req.startswith("say "):
+                    _, level, text = req.rstrip("\n").split(" ", 2)
+                    os.write(2, ("%s archive[%d] %s: %s\n" % (
+                        log_stamp(int(time.time() * 1000)), os.getpid(), level,
+                        text)).encode())
+                    n, elapsed = 1, 0.0
+                else:
+                    rate, seconds = req.split()
+                    run += 1
+                    n, elapsed = flood(run, int(rate), float(seconds))
                 with open(result_fifo, "w") as out:
                     out.write("%d %.3f\n" % (n, elapsed))
 

@@ -24,7 +24,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from vigil import BUILD, SOURCE, Vigil  # noqa: E402
+from vigil import BUILD, SOURCE, Vigil, until  # noqa: E402
 from wsclient import Client  # noqa: E402
 
 SENTINEL = os.path.join(BUILD, "deploy", "vigil-sentinel")
@@ -43,17 +43,6 @@ def sha(data):
 
 INIT, SEG0, SEG1 = (read(os.path.join(FIX, n)) for n in ("init.mp4", "seg0.m4s", "seg1.m4s"))
 
-
-def wait_for(pred, timeout, what):
-    """Polls a condition with a deadline (the condition is on disk or in a status)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = pred()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %ds waiting for %s" % (timeout, what))
-        time.sleep(0.1)
 
 
 def index(sdir):
@@ -111,11 +100,11 @@ def new_id():
 
 class Base(unittest.TestCase):
     def stats(self, v):
-        return wait_for(lambda: (v.stage("archive").get("heartbeat") or {}).get("stats"), 10,
+        return until(lambda: (v.stage("archive").get("heartbeat") or {}).get("stats"), 10,
                         "archive's heartbeat")
 
     def stat_at_least(self, v, key, n):
-        return wait_for(lambda: self.stats(v)[key] >= n, 10, "%s >= %d" % (key, n))
+        return until(lambda: self.stats(v)[key] >= n, 10, "%s >= %d" % (key, n))
 
     def logs(self, v):
         return v.ctl("logs", "archive", "--lines", "1000").stdout
@@ -125,7 +114,7 @@ class Base(unittest.TestCase):
                         body={"sentinelId": sentinel, "sessionId": session, "ref": ref})
         self.assertTrue(ans["ok"], ans)
         # The answer goes to httpd on the bus; archive logs each one as well.
-        return wait_for(lambda: [ln for ln in self.logs(v).splitlines()
+        return until(lambda: [ln for ln in self.logs(v).splitlines()
                                  if "session.delete ref %d:" % ref in ln],
                         15, "archive's answer to ref %d" % ref)[0]
 
@@ -154,7 +143,7 @@ class Base(unittest.TestCase):
                 self.assertEqual(e["keyframe"], ring_segs[e["sequence"]]["keyframe"])
         # A temporary file is there for the instant of an atomic replace (the
         # session's end rewrites session.json); one that stays is a leftover.
-        wait_for(lambda: glob.glob(os.path.join(sdir, "*.tmp")) == [], 10,
+        until(lambda: glob.glob(os.path.join(sdir, "*.tmp")) == [], 10,
                  "no temporary file left in " + sdir)
         return entries
 
@@ -186,10 +175,10 @@ class Archive(Base):
         sdir = os.path.join(self.data, sid, ses)
         # The ring's table holds a sentinel's latest init only: the first must be
         # stored before the second replaces it (docs/archive.md, "Init files").
-        wait_for(lambda: os.path.exists(os.path.join(sdir, "init.mp4")), 15, "init.mp4")
+        until(lambda: os.path.exists(os.path.join(sdir, "init.mp4")), 15, "init.mp4")
         c.send("sentinel.init", {"data": INIT + b"\0\0\0\x08free"})  # a new init generation
         c.send("sentinel.segment", {"sequence": 2, "data": SEG0})
-        wait_for(lambda: len(index(sdir)) == 3, 15, "three index lines")
+        until(lambda: len(index(sdir)) == 3, 15, "three index lines")
         meta = json.loads(read(os.path.join(sdir, "session.json")))
         self.assertEqual((meta["sentinelId"], meta["sessionId"], meta["name"], meta["endTime"],
                           meta["inits"], meta["codec"], meta["width"], meta["height"],
@@ -214,7 +203,7 @@ class Archive(Base):
         c.expect_close()
         off = w.wait(lambda e: e.get("type") == "sentinel.offline" and
                      e["body"]["sessionId"] == ses, what="offline")
-        wait_for(lambda: json.loads(read(os.path.join(sdir, "session.json")))["endTime"],
+        until(lambda: json.loads(read(os.path.join(sdir, "session.json")))["endTime"],
                  15, "endTime in session.json")
         meta = json.loads(read(os.path.join(sdir, "session.json")))
         self.assertEqual(meta["endTime"], off["body"]["endedAt"])
@@ -227,7 +216,7 @@ class Archive(Base):
         # session: it must not store it again.
         pid = self.v.pids()["archive"]
         self.v.ctl("restart", "archive")
-        wait_for(lambda: (self.v.stage("archive").get("heartbeat") or {}).get("pid") not in
+        until(lambda: (self.v.stage("archive").get("heartbeat") or {}).get("pid") not in
                  (None, pid) and self.stats(self.v)["backlog"] == 0, 20, "archive back")
         self.assertTrue(any(d["kind"] == "segment" and d["sessionId"] == ses
                             for d in self.v.ring_dump()), "the ring still has it")
@@ -255,7 +244,7 @@ class Archive(Base):
             sdir = os.path.join(self.data, ent["sentinelId"], ses)
             last = ent["lastSequence"]
             self.assertGreaterEqual(last, seconds - 3)
-            wait_for(lambda: (index(sdir) or [{"sequence": -1}])[-1]["sequence"] == last, 30,
+            until(lambda: (index(sdir) or [{"sequence": -1}])[-1]["sequence"] == last, 30,
                      "segments 0..%d of %s on disk" % (last, ent["name"]))
             ring = {d["sequence"]: d for d in dump
                     if d["kind"] == "segment" and d["sessionId"] == ses}
@@ -263,7 +252,7 @@ class Archive(Base):
             entries = self.check_session(sdir, ring)
             self.assertEqual([e["sequence"] for e in entries], list(range(last + 1)))
             self.assertEqual(sha(read(os.path.join(sdir, "init.mp4"))), ent["initSha256"])
-            meta = wait_for(lambda: (lambda m: m if m["endTime"] else None)(
+            meta = until(lambda: (lambda m: m if m["endTime"] else None)(
                 json.loads(read(os.path.join(sdir, "session.json")))), 15, "endTime")
             self.assertEqual((meta["codec"], meta["width"], meta["height"]),
                              (ent["codec"], 320, 180))
@@ -346,7 +335,7 @@ class Crash(Base):
         for ses, ent in ents.items():
             sdir = os.path.join(data, ent["sentinelId"], ses)
             last = ent["lastSequence"]
-            wait_for(lambda: (index(sdir) or [{"sequence": -1}])[-1]["sequence"] == last, 30,
+            until(lambda: (index(sdir) or [{"sequence": -1}])[-1]["sequence"] == last, 30,
                      "segments up to %d of %s" % (last, ent["name"]))
             ring = {d["sequence"]: d for d in dump
                     if d["kind"] == "segment" and d["sessionId"] == ses}
@@ -359,7 +348,7 @@ class Crash(Base):
             names = set(os.listdir(sdir))
             self.assertEqual(names - {seg_name(s) for s in range(last + 1)},
                              {"init.mp4", "index.jsonl", "session.json"})
-            meta = wait_for(lambda: json.loads(read(os.path.join(sdir, "session.json")))
+            meta = until(lambda: json.loads(read(os.path.join(sdir, "session.json")))
                             if json.loads(read(os.path.join(sdir, "session.json")))["endTime"]
                             else None, 15, "endTime of %s" % ent["name"])
             self.assertGreaterEqual(meta["endTime"], meta["startTime"])
@@ -384,7 +373,7 @@ class Repair(Base):
         for seq in range(6):
             body[seq] = SEG0 if seq % 2 == 0 else SEG1
             c.send("sentinel.segment", {"sequence": seq, "data": body[seq]})
-        wait_for(lambda: len(index(sdir)) == 6, 15, "six segments")
+        until(lambda: len(index(sdir)) == 6, 15, "six segments")
         self.assertTrue(v.request(cmd="stop", stage="archive")["ok"])
         w.wait_state("archive", "down")
         raw = read(os.path.join(sdir, "index.jsonl"))
@@ -401,7 +390,7 @@ class Repair(Base):
         c.send("sentinel.ping", {})
         c.expect("server.pong")
         self.assertTrue(v.request(cmd="start", stage="archive")["ok"])
-        wait_for(lambda: [e["sequence"] for e in index(sdir)] == list(range(8)), 20,
+        until(lambda: [e["sequence"] for e in index(sdir)] == list(range(8)), 20,
                  "segments 0..7 listed again")
         entries = self.check_session(sdir)
         self.assertEqual([(e["sequence"], e["sha256"]) for e in entries],
@@ -426,7 +415,7 @@ class Repair(Base):
         c.send("sentinel.init", {"data": INIT})
         c.send("sentinel.segment", {"sequence": 0, "data": SEG0, "startTime": 1000000,
                                     "duration": 1000})
-        wait_for(lambda: len(index(sdir)) == 1, 15, "the first segment")
+        until(lambda: len(index(sdir)) == 1, 15, "the first segment")
         self.assertTrue(v.request(cmd="stop", stage="archive")["ok"])
         w.wait_state("archive", "down")
         c.send("sentinel.segment", {"sequence": 1, "data": SEG1, "startTime": 1001000,
@@ -438,8 +427,8 @@ class Repair(Base):
         self.assertTrue(v.request(cmd="start", stage="archive")["ok"])
         # ended at once (at segment 0's end), then moved on by segment 1, which only
         # the ring had
-        wait_for(lambda: len(index(sdir)) == 2, 15, "segment 1 from the ring")
-        wait_for(lambda: json.loads(read(os.path.join(sdir, "session.json")))["endTime"] ==
+        until(lambda: len(index(sdir)) == 2, 15, "segment 1 from the ring")
+        until(lambda: json.loads(read(os.path.join(sdir, "session.json")))["endTime"] ==
                  1001000 + 999, 15, "endTime = the last segment's startTime + duration")
         self.assertEqual([e["sequence"] for e in self.check_session(sdir)], [0, 1])
 
@@ -467,10 +456,10 @@ class Retention(Base):
         c.send("sentinel.init", {"data": INIT})
         c.send("sentinel.segment", {"sequence": 0, "data": SEG0})
         live = os.path.join(data, ack["sentinelId"], ack["sessionId"])
-        wait_for(lambda: len(index(live)) == 1, 15, "the live session's segment")
+        until(lambda: len(index(live)) == 1, 15, "the live session's segment")
         # age: the 40-days-old session; size: the oldest recent one (1.2 MB + init
         # and index > 1 MiB), no more.
-        wait_for(lambda: not os.path.exists(old) and not os.path.exists(recent[0]), 20,
+        until(lambda: not os.path.exists(old) and not os.path.exists(recent[0]), 20,
                  "retention by age and size")
         logs = self.logs(v)
         # Sessions whose index did not change lately are checked after the
@@ -499,7 +488,7 @@ class Retention(Base):
                          now - (5 - i) * 3600000 + 60000, 4, 200000) for i in range(3)]
         v.start()
         self.addCleanup(v.stop)
-        wait_for(lambda: "retention stopped" in self.logs(v), 20, "the guard's log line")
+        until(lambda: "retention stopped" in self.logs(v), 20, "the guard's log line")
         for sdir in crafted:
             self.assertTrue(os.path.isdir(sdir), sdir)
         self.assertEqual(self.stats(v)["retentionDeleted"], 0)
@@ -507,7 +496,7 @@ class Retention(Base):
         v.extra = NOAUTH + "archive: { retention_days: 0, max_bytes: 2MiB, min_free: 0 }\n"
         v.write_config()
         v.ctl("reload")
-        wait_for(lambda: not os.path.exists(crafted[0]), 20, "the oldest session deleted")
+        until(lambda: not os.path.exists(crafted[0]), 20, "the oldest session deleted")
         self.assertTrue(os.path.isdir(crafted[1]) and os.path.isdir(crafted[2]))
         self.stat_at_least(v, "retentionDeleted", 1)
 
@@ -553,7 +542,7 @@ class DiskFull(Base):
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.addCleanup(sent.stderr.close)
         self.addCleanup(lambda: sent.poll() is None and sent.kill())
-        st = wait_for(lambda: (lambda s: s if s["enospc"] > 0 and s["retentionDeleted"] >= 2
+        st = until(lambda: (lambda s: s if s["enospc"] > 0 and s["retentionDeleted"] >= 2
                                and s["lost"] > 0 else None)(self.stats(v)), seconds - 5,
                       "ENOSPC, retention and lost segments")
         self.assertTrue(st["stalled"])
@@ -568,7 +557,7 @@ class DiskFull(Base):
             body = r.read()
             c.close()
             return json.loads(body) if r.status == 503 else None
-        self.assertEqual(wait_for(unhealthy, 10, "/health 503")["error"],
+        self.assertEqual(until(unhealthy, 10, "/health 503")["error"],
                          "archive cannot write to its disk")
         self.assertEqual(v.pids(), pids, "no stage restarted")
         logs = self.logs(v)
@@ -638,7 +627,7 @@ class Floor(Base):
         self.addCleanup(lambda: sent.poll() is None and sent.kill())
         # The floor is reached: the oldest ended sessions go, in order.
         t0 = time.monotonic()
-        st = wait_for(lambda: (lambda s: s if s["minFreeDeleted"] >= 2 else None)(
+        st = until(lambda: (lambda s: s if s["minFreeDeleted"] >= 2 else None)(
             self.stats(v)), 120, "two sessions deleted for archive.min_free")
         reached = time.monotonic() - t0
         sent.send_signal(signal.SIGTERM)
@@ -676,7 +665,6 @@ class Floor(Base):
         data = mount_tmpfs(self, v, "8m")
         v.start()
         self.addCleanup(v.stop)
-        until = wait_for
         metrics = until(lambda: (lambda m: m if "vigil_archive_min_free_bytes %d\n" % (3 << 20)
                                  in m else None)(self.http(v, "/metrics")[1].decode()), 20,
                         "archive's first heartbeat in /metrics")

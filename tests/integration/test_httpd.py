@@ -25,7 +25,7 @@ import uuid
 from urllib.parse import unquote
 
 sys.path.insert(0, os.path.dirname(__file__))
-from vigil import BUILD, SOURCE, Vigil  # noqa: E402
+from vigil import BUILD, SOURCE, Vigil, until  # noqa: E402
 from proctor import Proctor  # noqa: E402
 from wsclient import Client  # noqa: E402
 
@@ -55,16 +55,6 @@ INIT, SEG0, SEG1 = fixture("init.mp4"), fixture("seg0.m4s"), fixture("seg1.m4s")
 def sha(b):
     return hashlib.sha256(b).hexdigest()
 
-
-def until(pred, timeout=15, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.05)
 
 
 def rebased(data, by):

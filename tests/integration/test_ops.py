@@ -136,9 +136,12 @@ class Actions(unittest.TestCase):
 
     def test_vigilctl_usage_errors_exit_2(self):
         for args in (["restart", "nosuch"], ["kill"], ["shutdown"], ["shutdown", "--in", "3601"],
-                     ["shutdown", "--in", "-1"], ["logs", "relay", "--lines", "5000"]):
+                     ["shutdown", "--in", "-1"], ["logs", "relay", "--lines", "5000"],
+                     ["logs", "relay", "--lines", "0"]):
             res = self.v.ctl(*args, check=False)
             self.assertEqual(res.returncode, 2, (args, res.stderr))
+        # as the console's operator.logs: 1 to 1000 (0 is for --follow alone)
+        self.assertIn("from 1 to 1000", res.stderr)
         help_text = self.v.ctl("--help").stdout
         for word in ("kill", "shutdown", "logs"):
             self.assertIn(word, help_text)
@@ -336,16 +339,22 @@ FLOOD, FAKE_HTTPD = os.path.join(HERE, "flood.py"), os.path.join(HERE, "fakehttp
 
 class StageDir:
     """A VIGIL_STAGE_DIR for vigild: archive with flood.py beside it, and
-    optionally fakehttpd.py as httpd; the other stages from the build."""
+    optionally fakehttpd.py as httpd; the other stages from the build.
+    hold() makes archive's next start wait, in state starting, until
+    release()."""
 
     def __init__(self, fake_httpd=False):
         self.dir = tempfile.mkdtemp(prefix="vigil-stages-")
         self.cmd, self.res = os.path.join(self.dir, "cmd"), os.path.join(self.dir, "res")
+        self.gate, self.held = os.path.join(self.dir, "gate"), os.path.join(self.dir, "held")
         self.httpd_sock = os.path.join(self.dir, "httpd.sock")
-        os.mkfifo(self.cmd)
-        os.mkfifo(self.res)
-        self.write("vigil-archive", "/usr/bin/python3 %s %s %s &\nexec %s \"$@\"\n" % (
-            FLOOD, self.cmd, self.res, os.path.join(BUILD, "archive", "vigil-archive")))
+        for fifo in (self.cmd, self.res, self.gate):
+            os.mkfifo(fifo)
+        # Held: the start blocks opening the gate until release() opens its other end.
+        self.write("vigil-archive", "if [ -e %s ]; then cat %s >/dev/null; fi\n"
+                   "/usr/bin/python3 %s %s %s &\nexec %s \"$@\"\n" % (
+                       self.held, self.gate, FLOOD, self.cmd, self.res,
+                       os.path.join(BUILD, "archive", "vigil-archive")))
         if fake_httpd:
             self.write("vigil-httpd", "exec /usr/bin/python3 %s \"$@\"\n" % FAKE_HTTPD)
 
@@ -358,10 +367,11 @@ class StageDir:
     def env(self):
         return {"VIGIL_STAGE_DIR": self.dir, "FAKE_HTTPD_SOCK": self.httpd_sock}
 
-    def flood(self, rate, seconds, during=None):
-        """Runs a flood; during() runs meanwhile. Returns (lines, seconds)."""
+    def _ask(self, req, seconds, during=None):
+        """One request to flood.py; during() runs meanwhile. Its answer's
+        two numbers."""
         with open(self.cmd, "w") as f:
-            f.write("%d %g\n" % (rate, seconds))
+            f.write(req)
         result = []
 
         def read_result():
@@ -375,7 +385,42 @@ class StageDir:
         n, elapsed = result[0].split()
         return int(n), float(elapsed)
 
+    def flood(self, rate, seconds, during=None):
+        """Runs a flood; during() runs meanwhile. Returns (lines, seconds)."""
+        return self._ask("%d %g\n" % (rate, seconds), seconds, during)
+
+    def say(self, level, text):
+        """One line of archive's at that level ("debug" ... "error"), written
+        when this returns."""
+        self._ask("say %s %s\n" % (level, text), 0)
+
+    def hold(self):
+        open(self.held, "w").close()
+
+    def release(self, timeout=30):
+        """Lets a held start go on: waits (timeout) for it to open the gate,
+        then closes the gate's other end."""
+        opened = []
+        t = threading.Thread(target=lambda: opened.append(open(self.gate, "w").close()))
+        t.start()
+        t.join(timeout)
+        os.unlink(self.held)
+        if not opened:  # nothing waits: our own reader lets the thread go
+            os.close(os.open(self.gate, os.O_RDONLY | os.O_NONBLOCK))
+            t.join()
+            raise AssertionError("no held start of archive waited at the gate")
+
+    def unhold(self):
+        """No start is held from now on (a cleanup: lets one that waits go)."""
+        if os.path.exists(self.held):
+            os.unlink(self.held)
+        try:
+            os.close(os.open(self.gate, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:  # ENXIO: none waits
+            pass
+
     def remove(self):
+        self.unhold()  # a start still held (a test that failed) ends its wait
         for name in os.listdir(self.dir):
             os.unlink(os.path.join(self.dir, name))
         os.rmdir(self.dir)

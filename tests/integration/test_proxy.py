@@ -11,13 +11,12 @@ import json
 import os
 import socket
 import sys
-import time
 import unittest
 
 import websocket
 
 sys.path.insert(0, os.path.dirname(__file__))
-from vigil import Vigil  # noqa: E402
+from vigil import Vigil, until  # noqa: E402
 
 PROXY, OTHER = "127.0.0.2", "127.0.0.1"
 PT, OT, ST = "proctor-secret-p", "operator-secret-p", "sentinel-secret-p"
@@ -31,16 +30,6 @@ auth:
     - { name: s1, role: sentinel, token: "%s" }
 """ % (PROXY, PT, OT, ST)
 
-
-def until(pred, timeout=20, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.1)
 
 
 class Proxy(unittest.TestCase):

@@ -18,8 +18,9 @@ import unittest
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
+from console_client import Operator  # noqa: E402
 from proctor import Closed, Proctor  # noqa: E402
-from vigil import BUILD, SOURCE, Vigil, alive  # noqa: E402
+from vigil import BUILD, SOURCE, Vigil, alive, until  # noqa: E402
 from wsclient import Client  # noqa: E402
 
 import websocket  # noqa: E402
@@ -52,21 +53,11 @@ def close_code(p, timeout=15):
         return 1012
 
 
-def wait_for(pred, timeout, what):
-    """Polls pred (a cheap look at vigild's status) until true; bounded."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = pred()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.1)
 
-
-def rolling_restart(v, proctors, sentinels, tmp, restart=("restart", "relay")):
+def rolling_restart(v, proctors, sentinels, tmp, restart=("restart", "relay"), before=None):
     """Sentinels and proctors (which come back after each 1012) stream through
-    v; `vigilctl restart relay` once every proctor streams. Returns the
+    v; `vigilctl restart relay` once every proctor streams (and before() has
+    run, if given). Returns the
     proctors' and the sentinels' figures and the seconds the restart took."""
     setup_s, before_s, after_s = 8 + proctors // 100, 2, 6
     start_ms = int(time.time() * 1000) + setup_s * 1000
@@ -93,7 +84,7 @@ def rolling_restart(v, proctors, sentinels, tmp, restart=("restart", "relay")):
                                  "--ids-out", ids, "--fixtures", FIX,
                                  "--segment-bytes", "20000"])]
     try:
-        wait_for(lambda: os.path.exists(ids) or procs[0].poll() is not None, setup_s,
+        until(lambda: os.path.exists(ids) or procs[0].poll() is not None, setup_s,
                  "the sentinels' ids")
         if procs[0].poll() is not None:
             raise AssertionError("bench_relay: " + tail("sentinels"))
@@ -101,12 +92,14 @@ def rolling_restart(v, proctors, sentinels, tmp, restart=("restart", "relay")):
                                         "--token", PTOKEN, "--ids", ids, "--first", "0",
                                         "--count", str(proctors), "--subs", "1",
                                         "--reconnect"]))
-        wait_for(lambda: "ready" in tail("proctors") or procs[1].poll() is not None,
+        until(lambda: "ready" in tail("proctors") or procs[1].poll() is not None,
                  setup_s, "every proctor registered")
         # Each worker serves some, and each proctor has a segment before the restart.
-        wait_for(lambda: time.time() * 1000 >= start_ms + before_s * 1000, setup_s + before_s + 5,
+        until(lambda: time.time() * 1000 >= start_ms + before_s * 1000, setup_s + before_s + 5,
                  "the restart's time")
-        before = {s["name"]: s["pid"] for s in v.workers()}
+        if before is not None:
+            before()
+        pids = {s["name"]: s["pid"] for s in v.workers()}
         t0 = time.monotonic()
         res = v.ctl(*restart)
         took = time.monotonic() - t0
@@ -121,7 +114,7 @@ def rolling_restart(v, proctors, sentinels, tmp, restart=("restart", "relay")):
         pro["stderr"] = tail("proctors")[-600:]
         with open(logs["sentinels"][0]) as f:
             sen = json.load(f)
-        return pro, sen, took, before, after, res.stdout
+        return pro, sen, took, pids, after, res.stdout
     finally:
         for p in procs:
             if p.poll() is None:
@@ -141,7 +134,12 @@ class Rolling(unittest.TestCase):
         tmp = tempfile.mkdtemp(dir=v.dir)
         v.start()
         try:
-            pro, sen, took, before, after, out = rolling_restart(v, PROCTORS, SENTINELS, tmp)
+            # Once all are in, a handshake cap under each worker's share of
+            # the proctors: their 1012s all at once would be refused by the
+            # other worker; paced, none is.
+            pro, sen, took, before, after, out = rolling_restart(
+                v, PROCTORS, SENTINELS, tmp,
+                before=lambda: v.ctl("config", "set", "limits.max_handshakes", str(PROCTORS // 4)))
             refused = sum((s.get("heartbeat") or {}).get("stats", {}).get(k, 0)
                           for s in v.workers() for k in ("refusedPerIp", "refusedHandshakes"))
         finally:
@@ -197,7 +195,7 @@ class Workers(unittest.TestCase):
                 if m:
                     return m.group(1)
             return None
-        return wait_for(look, 10, "proctor %s in relay's log" % proctor_id)
+        return until(look, 10, "proctor %s in relay's log" % proctor_id)
 
     def one_on_each(self):
         """Proctors registered until each worker has one: {worker: (proctor, id)}."""
@@ -265,12 +263,12 @@ class Workers(unittest.TestCase):
             return sum(n or 0 for n in load.values())
 
         # The four of this test, once those of the tests before are gone.
-        n = wait_for(lambda: total(self.load()) == 4 and 4, 15, "heartbeats")
+        n = until(lambda: total(self.load()) == 4 and 4, 15, "heartbeats")
         # server.status on a worker counts the other's proctors too.
         msg, _ = p0.wait(lambda m: m["type"] == "server.status" and
                          m["payload"]["proctors"] == n, 10, "server.status of every worker")
         self.assertEqual(msg["payload"]["stages"]["relay"], "running")
-        st = wait_for(lambda: (lambda j: j if j["proctors"] == n else None)(
+        st = until(lambda: (lambda j: j if j["proctors"] == n else None)(
             json.loads(self.http("/api/status"))), 10, "/api/status")
         self.assertEqual([w["name"] for w in st["stages"]["relay"]["workers"]],
                          ["relay/0", "relay/1"])
@@ -289,7 +287,7 @@ class Workers(unittest.TestCase):
         mine = self.one_on_each()
         others = [p for p, _ in mine.values()]
         # Those of the tests before are gone: one proctor on each worker.
-        wait_for(lambda: self.load() == {"relay/0": 1, "relay/1": 1}, 15, "heartbeats")
+        until(lambda: self.load() == {"relay/0": 1, "relay/1": 1}, 15, "heartbeats")
         w = self.v.watch()
         self.addCleanup(w.close)
         self.assertTrue(self.v.request(cmd="config.set", key="limits.max_proctors",
@@ -358,6 +356,30 @@ class Workers(unittest.TestCase):
         p0 = mine["relay/0"][0]
         p0.send("proctor.ping", {})
         p0.wait(lambda m: m["type"] == "server.pong", 10, "pong from relay/0")
+
+    def test_console_restart_is_rolling_and_names_every_pid(self):
+        mine = self.one_on_each()
+        before = {s["name"]: s["pid"] for s in self.v.workers()}
+        o = Operator("ws://%s/api/ws" % self.v.stage("httpd")["listen"])
+        self.addCleanup(o.close)
+        o.auth(OTOKEN)
+        o.send("operator.stage.set", {"stage": "relay", "state": "restart"})
+        res = o.result("operator.stage.set", timeout=30)
+        after = {s["name"]: s["pid"] for s in self.v.workers()}
+        self.assertEqual((res["stage"], res["state"]), ("relay", "restart"), res)
+        self.assertEqual(res["pids"], [after["relay/0"], after["relay/1"]], res)
+        self.assertEqual(res["pid"], after["relay/0"])
+        self.assertFalse(set(before.values()) & set(after.values()), (before, after))
+        # one at a time: relay/1 was started again only after relay/0 ran
+        lines = self.v.request(cmd="logs", stage="relay", lines=1000)["lines"]
+        started = [i for i, line in enumerate(lines) if " info: started " in line and
+                   ("[%d]" % after["relay/0"] in line or "[%d]" % after["relay/1"] in line)]
+        stopped = [i for i, line in enumerate(lines)
+                   if "[%d] info: stopped" % before["relay/1"] in line]
+        self.assertEqual(len(started), 2, lines[-20:])
+        self.assertTrue(stopped and started[0] < stopped[0] < started[1], lines[-40:])
+        for w in ("relay/0", "relay/1"):
+            self.assertEqual(close_code(mine[w][0]), 1012)
 
     def test_a_worker_down_shows_in_server_status(self):
         mine = self.one_on_each()

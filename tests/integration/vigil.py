@@ -321,6 +321,19 @@ def read_tree(top):
     return out
 
 
+def until(pred, timeout=20, what="condition"):
+    """Polls pred (a cheap look at a status, a file or a log) until it holds,
+    and returns what it returned; bounded by timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = pred()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %gs waiting for %s" % (timeout, what))
+        time.sleep(0.05)
+
+
 def http_req(host, port, method, path, token=None, headers=None, timeout=30):
     """One request on its own connection: (status, {lower-case header: value}, body)."""
     c = http.client.HTTPConnection(host, port, timeout=timeout)
