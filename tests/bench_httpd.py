@@ -26,7 +26,7 @@ import uuid
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "integration"))
 sys.path.insert(0, os.path.dirname(__file__))
 from vigil import Vigil  # noqa: E402
-from benchlib import loopback_mb_s  # noqa: E402
+from benchlib import free_port, loopback_mb_s  # noqa: E402
 
 TOKEN = "bench-archivist-secret"
 MIB = 1 << 20
@@ -59,14 +59,6 @@ def write_archive(data):
                                   "duration": 1000, "bytes": MIB, "keyframe": True, "init": 0,
                                   "sha256": hashlib.sha256(seg).hexdigest()}) + "\n")
     return sid, sess, b"".join(export)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def start_nginx(tmp, root):

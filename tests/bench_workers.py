@@ -17,21 +17,12 @@ average, since the machine may be shared."""
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 import bench_relay  # noqa: E402
-from benchlib import loopback_mb_s  # noqa: E402
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+from benchlib import free_port, loopback_mb_s  # noqa: E402
 
 
 def iperf3_sender(seconds=5, length="128K"):

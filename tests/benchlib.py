@@ -6,6 +6,15 @@ import threading
 import time
 
 
+def free_port():
+    """A TCP port on 127.0.0.1 that nobody listened on a moment ago."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def loopback_mb_s(seconds=2.0):
     """One TCP stream over 127.0.0.1, 256 KiB writes: the machine's loopback bandwidth."""
     srv = socket.socket()
