@@ -144,6 +144,8 @@ int ingest_kf_init(struct ingest *ing);
 void ingest_kf_free(struct ingest *ing);
 /* A relay worker asked (bus keyframe.request) for the sentinel of slot. */
 void ingest_kf_request(struct ingest *ing, uint32_t slot);
+/* The sentinel of slot went offline: nothing waits for it any more. */
+void ingest_kf_offline(struct ingest *ing, uint32_t slot);
 /* A segment of slot entered the ring: a keyframe ends the wait for one. */
 void ingest_kf_segment(struct ingest *ing, uint32_t slot, bool keyframe, uint32_t dur_ms);
 /* Every tick: merged requests whose second is over, requests to repeat. */

@@ -67,6 +67,18 @@ ingest_kf_request(struct ingest *ing, uint32_t slot)
 }
 
 void
+ingest_kf_offline(struct ingest *ing, uint32_t slot)
+{
+	if (ing->kf == NULL || slot >= ing->n_slots)
+		return;
+	/* What was asked of the session that ended is not asked of the next one
+	 * in the slot, which starts with a join point anyway. The time of the
+	 * last request stays: it is still the same sentinel's second. */
+	ing->kf[slot].pending = false;
+	ing->kf[slot].waiting = false;
+}
+
+void
 ingest_kf_segment(struct ingest *ing, uint32_t slot, bool keyframe, uint32_t dur_ms)
 {
 	if (ing->kf == NULL || slot >= ing->n_slots)

@@ -162,6 +162,7 @@ ingest_reg_offline(struct ingest *ing, struct wss_conn *c, const char *reason)
 	if (ing->by_slot[s->slot] == c) {
 		ing->by_slot[s->slot] = NULL;
 		ing->online--;
+		ingest_kf_offline(ing, s->slot);
 	}
 	ing->last_seen_ms[s->slot] = now;
 	reg_announce(ing, "sentinel.offline", &s->entry, s->slot, reason, now);

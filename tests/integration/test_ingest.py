@@ -250,6 +250,23 @@ class Ingest(unittest.TestCase):
             x.send("sentinel.ping", {})
             x.expect("server.pong")
 
+    def test_a_request_of_an_ended_session_is_not_asked_of_the_next(self):
+        c, ack = self.registered()
+        self.v.request(cmd="send", to="ingest", type="keyframe.request",
+                       body={"sentinelId": ack["sentinelId"]})
+        self.assertEqual(c.expect("server.keyframe.request"), {})
+        # No join point follows: ingest would ask again two segment durations
+        # (2 s) later. The session ends first; the next one, in the same slot,
+        # starts with a join point of its own and is not asked.
+        c.send("sentinel.bye", {})
+        self.assertEqual(c.expect_close()[0][0], 1000)
+        c2, _ = self.registered(sentinelId=ack["sentinelId"])
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 3.5:  # past the 2 s of the re-ask
+            c2.send("sentinel.ping", {})
+            c2.expect("server.pong")  # fails on a server.keyframe.request
+            time.sleep(0.5)  # the pace of the client's pings, not synchronisation
+
     # -- into the ring ---------------------------------------------------------
 
     def test_bytes_into_the_ring_are_identical(self):
